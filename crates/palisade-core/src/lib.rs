@@ -1,0 +1,1 @@
+//! Palisade core (work in progress).

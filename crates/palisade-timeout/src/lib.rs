@@ -1,0 +1,1 @@
+//! Palisade timeout (work in progress).
