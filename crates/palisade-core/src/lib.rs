@@ -1,1 +1,74 @@
-//! Palisade core (work in progress).
+//! The shared vocabulary of Palisade's Tower middleware.
+//!
+//! Every pattern crate (timeout, retry, breaker, bulkhead, rate limit, idempotency, …)
+//! builds on these pieces instead of writing its own:
+//!
+//! - [`classify`]: is a `Result<Response, Error>` a success, a failure or ignored?
+//! - [`rejection`]: one typed error per refusal ([`Elapsed`], [`CircuitOpen`],
+//!   [`RateLimited`], …), each knowing its HTTP and gRPC answer, and
+//!   [`HandleRejectionsLayer`], which renders them so an axum `Router` stays infallible.
+//! - [`key`]: which bucket a request belongs to (header, peer IP, trusted `X-Forwarded-For`,
+//!   path, global, closure).
+//! - [`request`]: method/path/headers/extensions over `http::Request<B>` and
+//!   `reqwest::Request`.
+//! - [`event`]: typed events to listeners and `tracing`, free when nobody listens.
+//! - [`deadline`]: the request's [`Deadline`] and `grpc-timeout`.
+//! - [`config`]: [`ConfigError`], naming the bad field and the allowed range.
+//!
+//! Time is `tokio::time` throughout, so every test can run under `tokio::time::pause()`.
+//!
+//! # Example
+//!
+//! ```
+//! use palisade_core::{HandleRejectionsLayer, RateLimited};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! // A layer somewhere inside refuses the request with a typed rejection...
+//! let inner = service_fn(|_req: http::Request<()>| async {
+//!     let mut headers = http::HeaderMap::new();
+//!     headers.insert("ratelimit", http::HeaderValue::from_static("\"default\";r=0;t=5"));
+//!     Err::<http::Response<http_body_util::Full<bytes::Bytes>>, palisade_core::BoxError>(
+//!         RateLimited::new(Duration::from_secs(5), headers, vec!["default".into()]).into(),
+//!     )
+//! });
+//! // ...and HandleRejections answers it with the right status and headers.
+//! let svc = ServiceBuilder::new().layer(HandleRejectionsLayer::new()).service(inner);
+//! let res = svc.oneshot(http::Request::new(())).await.unwrap();
+//! assert_eq!(res.status(), 429);
+//! assert_eq!(res.headers()["retry-after"], "5");
+//! assert_eq!(res.headers()["ratelimit"], "\"default\";r=0;t=5");
+//! # }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod classify;
+pub mod config;
+pub mod deadline;
+pub mod event;
+pub mod grpc;
+mod handle;
+pub mod key;
+pub mod rejection;
+pub mod request;
+pub mod response;
+pub mod retry_after;
+
+/// The error type Palisade services return, as in tower: rejections are boxed into it and
+/// found again with `err.is::<T>()` / `downcast_ref` or [`rejection::find_rejection`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub use classify::{Classifier, DefaultClassifier, ErrorsAsFailures, Outcome, classify_fn};
+pub use config::ConfigError;
+pub use deadline::Deadline;
+pub use event::{Event, Listeners};
+pub use grpc::GrpcCode;
+pub use handle::{HandleRejections, HandleRejectionsLayer, RejectionBody, ResponseFuture};
+pub use key::{KeyError, KeyExtractor};
+pub use rejection::{
+    AnyRejection, BulkheadFull, CircuitOpen, Elapsed, IdempotencyConflict, IdempotencyKeyInvalid,
+    IdempotencyKeyMissing, IdempotencyMismatch, RateLimited, Rejection, StoreUnavailable,
+};
+pub use request::{RequestParts, ResponseParts};

@@ -1,0 +1,497 @@
+//! Key extraction: which bucket does a request belong to?
+//!
+//! Rate limits, keyed breakers and bulkheads, idempotency scopes, sticky traffic splits and
+//! flag targeting all partition requests by a key taken from the request. A missing or
+//! malformed input gives a typed [`KeyError`] (rendered as 400 by
+//! [`HandleRejections`](crate::HandleRejections)), never a panic.
+//!
+//! # Example
+//! ```
+//! use palisade_core::key::{ForwardedIp, HeaderKey, KeyExtractor, PeerAddr};
+//! use std::net::SocketAddr;
+//!
+//! // Only our load balancer at 10.0.0.0/8 may tell us who the client is.
+//! let ip = ForwardedIp::parse(["10.0.0.0/8"]).unwrap();
+//! let mut req = http::Request::get("/").header("x-forwarded-for", "1.2.3.4, 203.0.113.9").body(()).unwrap();
+//! req.extensions_mut().insert(PeerAddr("10.1.2.3:5000".parse::<SocketAddr>().unwrap()));
+//! assert_eq!(ip.extract(&req).unwrap().to_string(), "203.0.113.9"); // rightmost untrusted hop
+//!
+//! let api_key = HeaderKey::new(http::HeaderName::from_static("x-api-key"));
+//! assert!(api_key.extract(&req).is_err()); // missing header → KeyError (400)
+//! ```
+
+use std::fmt;
+use std::hash::Hash;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http::{HeaderName, StatusCode, header};
+use ipnet::IpNet;
+
+use crate::config::ConfigError;
+use crate::grpc::GrpcCode;
+use crate::rejection::Rejection;
+use crate::request::RequestParts;
+
+/// Extracts a partition key from a request.
+pub trait KeyExtractor<R: ?Sized>: Clone + Send + Sync + 'static {
+    /// The key type.
+    type Key: Clone + Eq + Hash + Send + Sync + fmt::Debug + 'static;
+    /// Extracts the key, or says why it cannot.
+    fn extract(&self, req: &R) -> Result<Self::Key, KeyError>;
+}
+
+/// Why a key could not be extracted. Rendered as 400 / INVALID_ARGUMENT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The input the key comes from is absent (`what` names it, e.g. `"header x-api-key"`).
+    Missing {
+        /// What was looked for.
+        what: &'static str,
+    },
+    /// The input is present but malformed.
+    Invalid {
+        /// What was malformed.
+        what: &'static str,
+    },
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing { what } => write!(f, "request has no {what}"),
+            Self::Invalid { what } => write!(f, "request has a malformed {what}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+impl Rejection for KeyError {
+    fn kind(&self) -> &'static str {
+        "bad_key"
+    }
+    fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+    fn grpc_code(&self) -> GrpcCode {
+        GrpcCode::InvalidArgument
+    }
+}
+
+/// Default longest header value accepted as a key, in bytes.
+pub const DEFAULT_MAX_KEY_LEN: usize = 256;
+
+/// The value of one request header, as a `String` (visible ASCII only, at most
+/// [`DEFAULT_MAX_KEY_LEN`] bytes unless changed, so a hostile client cannot make keys huge).
+#[derive(Debug, Clone)]
+pub struct HeaderKey {
+    name: HeaderName,
+    what: &'static str,
+    max_len: usize,
+}
+
+impl HeaderKey {
+    /// Keys requests by the header `name`.
+    pub fn new(name: HeaderName) -> Self {
+        Self {
+            name,
+            what: "key header",
+            max_len: DEFAULT_MAX_KEY_LEN,
+        }
+    }
+    /// Sets the longest accepted value in bytes.
+    #[must_use]
+    pub fn max_len(mut self, max_len: usize) -> Self {
+        self.max_len = max_len;
+        self
+    }
+}
+
+impl<R: RequestParts + ?Sized> KeyExtractor<R> for HeaderKey {
+    type Key = String;
+    fn extract(&self, req: &R) -> Result<String, KeyError> {
+        let value = req
+            .headers()
+            .get(&self.name)
+            .ok_or(KeyError::Missing { what: self.what })?;
+        let s = value
+            .to_str()
+            .map_err(|_| KeyError::Invalid { what: self.what })?
+            .trim();
+        if s.is_empty() || s.len() > self.max_len {
+            return Err(KeyError::Invalid { what: self.what });
+        }
+        Ok(s.to_owned())
+    }
+}
+
+/// The TCP peer address of a connection, as a request extension.
+///
+/// Insert it yourself in a hyper server (`req.extensions_mut().insert(PeerAddr(addr))`);
+/// axum's `ConnectInfo<SocketAddr>` and a bare `SocketAddr` extension are read too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerAddr(pub SocketAddr);
+
+fn peer_ip<R: RequestParts + ?Sized>(req: &R) -> Option<IpAddr> {
+    let ext = req.extensions()?;
+    if let Some(PeerAddr(a)) = ext.get::<PeerAddr>() {
+        return Some(a.ip());
+    }
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(a)) = ext.get::<axum::extract::ConnectInfo<SocketAddr>>()
+    {
+        return Some(a.ip());
+    }
+    ext.get::<SocketAddr>().map(SocketAddr::ip)
+}
+
+/// The peer IP of the connection (see [`PeerAddr`]). Ignores forwarding headers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerIp;
+
+impl<R: RequestParts + ?Sized> KeyExtractor<R> for PeerIp {
+    type Key = IpAddr;
+    fn extract(&self, req: &R) -> Result<IpAddr, KeyError> {
+        peer_ip(req).ok_or(KeyError::Missing {
+            what: "peer address",
+        })
+    }
+}
+
+/// Which forwarding header [`ForwardedIp`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardingHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2`.
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for="[2001:db8::1]:4711"`.
+    Forwarded,
+}
+
+/// The client IP behind trusted proxies.
+///
+/// The forwarding header is honoured only when the TCP peer is inside one of the trusted
+/// CIDRs; the hops are then walked from the right, skipping trusted proxies, and the first
+/// untrusted hop is the client. A client that forges the header from outside gets its own
+/// peer IP as key, and forged hops to the left of the real one are never reached.
+#[derive(Debug, Clone)]
+pub struct ForwardedIp {
+    trusted: Arc<[IpNet]>,
+    header: ForwardingHeader,
+}
+
+impl ForwardedIp {
+    /// Trusts the given proxy networks.
+    pub fn new(trusted: impl IntoIterator<Item = IpNet>) -> Self {
+        Self {
+            trusted: trusted.into_iter().collect(),
+            header: ForwardingHeader::default(),
+        }
+    }
+
+    /// Trusts the given CIDRs (`"10.0.0.0/8"`, `"::1/128"`; a bare address means one host).
+    pub fn parse<I, S>(cidrs: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut nets = Vec::new();
+        for c in cidrs {
+            let c = c.as_ref().trim();
+            let net = c
+                .parse::<IpNet>()
+                .or_else(|_| c.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    ConfigError::new(
+                        "trusted_proxies",
+                        format!("`{c}` is not a CIDR such as \"10.0.0.0/8\" or an IP address"),
+                    )
+                })?;
+            nets.push(net);
+        }
+        Ok(Self::new(nets))
+    }
+
+    /// Reads this header instead of `X-Forwarded-For`.
+    #[must_use]
+    pub fn header(mut self, header: ForwardingHeader) -> Self {
+        self.header = header;
+        self
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+}
+
+impl<R: RequestParts + ?Sized> KeyExtractor<R> for ForwardedIp {
+    type Key = IpAddr;
+    fn extract(&self, req: &R) -> Result<IpAddr, KeyError> {
+        let peer = peer_ip(req).ok_or(KeyError::Missing {
+            what: "peer address",
+        })?;
+        if !self.is_trusted(peer) {
+            return Ok(peer);
+        }
+        let (name, what) = match self.header {
+            ForwardingHeader::XForwardedFor => (
+                HeaderName::from_static("x-forwarded-for"),
+                "x-forwarded-for header",
+            ),
+            ForwardingHeader::Forwarded => (header::FORWARDED, "forwarded header"),
+        };
+        // Hops of all header lines, in order; walked from the right.
+        let mut hops: Vec<&str> = Vec::new();
+        for value in req.headers().get_all(&name) {
+            let s = value.to_str().map_err(|_| KeyError::Invalid { what })?;
+            match self.header {
+                ForwardingHeader::XForwardedFor => hops.extend(s.split(',').map(str::trim)),
+                ForwardingHeader::Forwarded => {
+                    for element in s.split(',') {
+                        let for_value = element.split(';').find_map(|pair| {
+                            let (k, v) = pair.split_once('=')?;
+                            k.trim().eq_ignore_ascii_case("for").then_some(v.trim())
+                        });
+                        hops.push(for_value.ok_or(KeyError::Invalid { what })?);
+                    }
+                }
+            }
+        }
+        let mut leftmost = peer;
+        for hop in hops.iter().rev() {
+            let ip = parse_hop(hop).ok_or(KeyError::Invalid { what })?;
+            if !self.is_trusted(ip) {
+                return Ok(ip);
+            }
+            leftmost = ip;
+        }
+        Ok(leftmost)
+    }
+}
+
+/// Parses `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]:80` and their quoted forms.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim().trim_matches('"');
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(sa) = hop.parse::<SocketAddr>() {
+        return Some(sa.ip());
+    }
+    hop.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .and_then(|h| h.parse::<IpAddr>().ok())
+}
+
+/// The request path (without query) as key: one bucket per raw path.
+///
+/// Prefer a route template (axum's `MatchedPath`, through [`key_fn`]) where paths carry ids,
+/// so that keys stay bounded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PathKey;
+
+impl<R: RequestParts + ?Sized> KeyExtractor<R> for PathKey {
+    type Key = String;
+    fn extract(&self, req: &R) -> Result<String, KeyError> {
+        Ok(req.path().to_owned())
+    }
+}
+
+/// One key for every request: a global bucket.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GlobalKey;
+
+impl<R: ?Sized> KeyExtractor<R> for GlobalKey {
+    type Key = ();
+    fn extract(&self, _req: &R) -> Result<(), KeyError> {
+        Ok(())
+    }
+}
+
+/// A key extractor made from a closure; see [`key_fn`].
+#[derive(Clone, Copy)]
+pub struct KeyFn<F>(F);
+
+impl<F> fmt::Debug for KeyFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyFn").finish_non_exhaustive()
+    }
+}
+
+/// Makes a [`KeyExtractor`] from a closure `Fn(&R) -> Result<K, KeyError>`.
+///
+/// ```
+/// use palisade_core::key::{key_fn, KeyError, KeyExtractor};
+/// let tenant = key_fn(|req: &http::Request<()>| {
+///     req.headers().get("x-tenant").and_then(|v| v.to_str().ok()).map(str::to_owned)
+///         .ok_or(KeyError::Missing { what: "x-tenant header" })
+/// });
+/// let req = http::Request::get("/").header("x-tenant", "acme").body(()).unwrap();
+/// assert_eq!(tenant.extract(&req).unwrap(), "acme");
+/// ```
+pub fn key_fn<F>(f: F) -> KeyFn<F> {
+    KeyFn(f)
+}
+
+impl<R: ?Sized, F, K> KeyExtractor<R> for KeyFn<F>
+where
+    F: Fn(&R) -> Result<K, KeyError> + Clone + Send + Sync + 'static,
+    K: Clone + Eq + Hash + Send + Sync + fmt::Debug + 'static,
+{
+    type Key = K;
+    fn extract(&self, req: &R) -> Result<K, KeyError> {
+        (self.0)(req)
+    }
+}
+
+/// Both keys: e.g. `(HeaderKey::new(tenant), PathKey)` for one bucket per tenant and path.
+impl<R: ?Sized, A, B> KeyExtractor<R> for (A, B)
+where
+    A: KeyExtractor<R>,
+    B: KeyExtractor<R>,
+{
+    type Key = (A::Key, B::Key);
+    fn extract(&self, req: &R) -> Result<Self::Key, KeyError> {
+        Ok((self.0.extract(req)?, self.1.extract(req)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Request;
+    use proptest::prelude::*;
+
+    fn req_from(peer: &str, xff: &[&str]) -> Request<()> {
+        let mut b = Request::get("/p?q=1");
+        for v in xff {
+            b = b.header("x-forwarded-for", *v);
+        }
+        let mut r = b.body(()).unwrap();
+        r.extensions_mut()
+            .insert(PeerAddr(format!("{peer}:1234").parse().unwrap()));
+        r
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn untrusted_peer_cannot_spoof() {
+        let x = ForwardedIp::parse(["10.0.0.0/8"]).unwrap();
+        let r = req_from("198.51.100.7", &["1.1.1.1"]);
+        assert_eq!(x.extract(&r).unwrap(), ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn rightmost_untrusted_hop_wins() {
+        let x = ForwardedIp::parse(["10.0.0.0/8", "192.168.1.1"]).unwrap();
+        // client forged "6.6.6.6"; proxy 10.0.0.5 appended the real client 203.0.113.9;
+        // inner proxy 192.168.1.1 appended 10.0.0.5.
+        let r = req_from("192.168.1.1", &["6.6.6.6, 203.0.113.9", "10.0.0.5"]);
+        assert_eq!(x.extract(&r).unwrap(), ip("203.0.113.9"));
+        // All hops trusted: the leftmost one is the client.
+        let r = req_from("10.0.0.1", &["10.0.0.2, 10.0.0.3"]);
+        assert_eq!(x.extract(&r).unwrap(), ip("10.0.0.2"));
+        // No header at all from a trusted peer: the peer itself.
+        let r = req_from("10.0.0.1", &[]);
+        assert_eq!(x.extract(&r).unwrap(), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn malformed_hops_are_400_not_panics() {
+        let x = ForwardedIp::parse(["10.0.0.0/8"]).unwrap();
+        let r = req_from("10.0.0.1", &["not-an-ip"]);
+        assert_eq!(
+            x.extract(&r).unwrap_err(),
+            KeyError::Invalid {
+                what: "x-forwarded-for header"
+            }
+        );
+        assert_eq!(x.extract(&r).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn rfc7239_forwarded() {
+        let x = ForwardedIp::parse(["10.0.0.0/8"])
+            .unwrap()
+            .header(ForwardingHeader::Forwarded);
+        let mut r = Request::get("/")
+            .header(
+                "forwarded",
+                "for=192.0.2.60;proto=http, for=\"[2001:db8:cafe::17]:4711\"",
+            )
+            .body(())
+            .unwrap();
+        r.extensions_mut()
+            .insert(PeerAddr("10.0.0.1:1".parse().unwrap()));
+        assert_eq!(x.extract(&r).unwrap(), ip("2001:db8:cafe::17"));
+    }
+
+    #[test]
+    fn bad_cidr_is_a_config_error() {
+        let err = ForwardedIp::parse(["10.0.0.0/33"]).unwrap_err();
+        assert_eq!(err.field(), "trusted_proxies");
+    }
+
+    #[test]
+    fn header_key_limits() {
+        let k = HeaderKey::new(HeaderName::from_static("x-api-key")).max_len(4);
+        let ok = Request::get("/")
+            .header("x-api-key", " ab ")
+            .body(())
+            .unwrap();
+        assert_eq!(k.extract(&ok).unwrap(), "ab");
+        let long = Request::get("/")
+            .header("x-api-key", "abcde")
+            .body(())
+            .unwrap();
+        assert!(matches!(k.extract(&long), Err(KeyError::Invalid { .. })));
+        let bin = Request::get("/")
+            .header("x-api-key", http::HeaderValue::from_bytes(b"\xff").unwrap())
+            .body(())
+            .unwrap();
+        assert!(matches!(k.extract(&bin), Err(KeyError::Invalid { .. })));
+        assert!(matches!(
+            k.extract(&Request::new(())),
+            Err(KeyError::Missing { .. })
+        ));
+    }
+
+    #[test]
+    fn peer_path_global_tuple() {
+        let r = req_from("127.0.0.1", &[]);
+        assert_eq!(PeerIp.extract(&r).unwrap(), ip("127.0.0.1"));
+        assert_eq!(PathKey.extract(&r).unwrap(), "/p");
+        assert_eq!(
+            (PeerIp, PathKey).extract(&r).unwrap(),
+            (ip("127.0.0.1"), "/p".to_owned())
+        );
+        GlobalKey.extract(&r).unwrap();
+        assert!(PeerIp.extract(&Request::new(())).is_err());
+        let mut r = Request::new(());
+        r.extensions_mut()
+            .insert("[::1]:80".parse::<SocketAddr>().unwrap());
+        assert_eq!(PeerIp.extract(&r).unwrap(), ip("::1"));
+    }
+
+    proptest! {
+        // Whatever bytes a client puts in X-Forwarded-For, extraction never panics, and from
+        // an untrusted peer the key is always the peer.
+        #[test]
+        fn never_panics_and_untrusted_is_peer(xff in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let x = ForwardedIp::parse(["10.0.0.0/8"]).unwrap();
+            if let Ok(v) = http::HeaderValue::from_bytes(&xff) {
+                let mut r = Request::get("/").header("x-forwarded-for", v.clone()).body(()).unwrap();
+                r.extensions_mut().insert(PeerAddr("8.8.8.8:1".parse().unwrap()));
+                prop_assert_eq!(x.extract(&r).unwrap(), ip("8.8.8.8"));
+                let mut r = Request::get("/").header("x-forwarded-for", v).body(()).unwrap();
+                r.extensions_mut().insert(PeerAddr("10.9.9.9:1".parse().unwrap()));
+                let _ = x.extract(&r);
+            }
+        }
+    }
+}

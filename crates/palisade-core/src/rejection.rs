@@ -1,0 +1,552 @@
+//! Typed rejections: one error type per refusal, each knowing its HTTP and gRPC answer.
+//!
+//! Layers return these boxed in a [`BoxError`](crate::BoxError), exactly like tower's
+//! `Elapsed` or `Overloaded`, so plain Tower users can match them with `err.is::<T>()`.
+//! [`HandleRejections`](crate::HandleRejections) (or [`rejection_response`](crate::response::rejection_response))
+//! turns them into responses, so an axum `Router` stays infallible.
+//!
+//! | rejection | HTTP | gRPC |
+//! |---|---|---|
+//! | [`Elapsed`] | 504 | DEADLINE_EXCEEDED |
+//! | [`CircuitOpen`] | 503 + `Retry-After` | UNAVAILABLE |
+//! | [`BulkheadFull`] | 503 + `Retry-After` | RESOURCE_EXHAUSTED |
+//! | [`RateLimited`] | 429 + `Retry-After` + RateLimit headers | RESOURCE_EXHAUSTED |
+//! | [`IdempotencyKeyMissing`], [`IdempotencyKeyInvalid`], [`KeyError`](crate::KeyError) | 400 | INVALID_ARGUMENT |
+//! | [`IdempotencyConflict`] | 409 | ABORTED |
+//! | [`IdempotencyMismatch`] | 422 | FAILED_PRECONDITION |
+//! | [`StoreUnavailable`] | 503 + `Retry-After` | UNAVAILABLE |
+//! | [`AnyRejection`] (your own) | what it says | what it says |
+//!
+//! Bodies are RFC 9457 problem details. Where no registered problem type exists the type is
+//! `about:blank` with the status phrase as title and the specifics in `detail`; rate limiting
+//! uses the IANA `quota-exceeded` type from the RateLimit draft (`../shared/SPECS.md` §2.8).
+
+use std::error::Error;
+use std::fmt;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde_json::{Map, Value};
+
+use crate::grpc::GrpcCode;
+
+/// What every Palisade refusal knows about itself.
+pub trait Rejection: Error + Send + Sync + 'static {
+    /// A stable, snake_case name for metrics and events (`"timeout"`, `"rate_limited"`).
+    fn kind(&self) -> &'static str;
+    /// The HTTP status to answer with.
+    fn status(&self) -> StatusCode;
+    /// The gRPC status code to answer with.
+    fn grpc_code(&self) -> GrpcCode;
+    /// How long the client should wait before retrying, sent as `Retry-After` (whole seconds,
+    /// rounded up) and as gRPC `grpc-retry-pushback-ms`.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+    /// Adds headers of its own (e.g. `RateLimit`) to an HTTP rejection response.
+    fn extra_headers(&self, headers: &mut HeaderMap) {
+        let _ = headers;
+    }
+    /// The problem type URI (RFC 9457 §3.1.1); `about:blank` unless a registered type fits.
+    fn problem_type(&self) -> &'static str {
+        "about:blank"
+    }
+    /// The problem title; for `about:blank` this is the status phrase (RFC 9457 §4.2.1).
+    fn title(&self) -> &'static str {
+        self.status().canonical_reason().unwrap_or("Error")
+    }
+    /// Human-readable specifics for the `detail` member; defaults to the `Display` text.
+    fn detail(&self) -> String {
+        self.to_string()
+    }
+    /// Adds extension members to the problem object (e.g. `violated-policies`).
+    fn problem_extensions(&self, members: &mut Map<String, Value>) {
+        let _ = members;
+    }
+}
+
+macro_rules! simple_error {
+    ($ty:ty, $msg:expr) => {
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str($msg)
+            }
+        }
+        impl Error for $ty {}
+    };
+}
+
+/// The request took longer than its timeout or deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Elapsed {
+    /// The timeout that fired (the configured one, or the shorter propagated deadline).
+    pub timeout: Duration,
+}
+
+impl Elapsed {
+    /// A rejection for a request that ran out of `timeout`.
+    pub const fn new(timeout: Duration) -> Self {
+        Self { timeout }
+    }
+}
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "request timed out after {:?}", self.timeout)
+    }
+}
+impl Error for Elapsed {}
+
+impl Rejection for Elapsed {
+    fn kind(&self) -> &'static str {
+        "timeout"
+    }
+    fn status(&self) -> StatusCode {
+        StatusCode::GATEWAY_TIMEOUT
+    }
+    fn grpc_code(&self) -> GrpcCode {
+        GrpcCode::DeadlineExceeded
+    }
+}
+
+/// The circuit breaker is open (or half-open with all probe slots taken).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CircuitOpen {
+    /// Time until the breaker lets a probe through, when known.
+    pub retry_after: Option<Duration>,
+}
+
+impl CircuitOpen {
+    /// A rejection telling the client to come back after `retry_after`.
+    pub const fn new(retry_after: Option<Duration>) -> Self {
+        Self { retry_after }
+    }
+}
+simple_error!(CircuitOpen, "circuit breaker is open");
+
+impl Rejection for CircuitOpen {
+    fn kind(&self) -> &'static str {
+        "circuit_open"
+    }
+    fn status(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+    fn grpc_code(&self) -> GrpcCode {
+        GrpcCode::Unavailable
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+/// The bulkhead has no free slot and its queue is full (or the queue wait ran out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BulkheadFull {
+    /// A hint for when a slot is likely to be free, when known.
+    pub retry_after: Option<Duration>,
+}
+
+impl BulkheadFull {
+    /// A rejection with an optional retry hint.
+    pub const fn new(retry_after: Option<Duration>) -> Self {
+        Self { retry_after }
+    }
+}
+simple_error!(BulkheadFull, "bulkhead is full");
+
+impl Rejection for BulkheadFull {
+    fn kind(&self) -> &'static str {
+        "bulkhead_full"
+    }
+    fn status(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+    fn grpc_code(&self) -> GrpcCode {
+        GrpcCode::ResourceExhausted
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+/// A rate limit quota is exhausted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RateLimited {
+    /// Time until the request would be admitted.
+    pub retry_after: Duration,
+    /// Headers to send with the 429 (`RateLimit-Policy`, `RateLimit`, legacy `X-RateLimit-*`).
+    pub headers: HeaderMap,
+    /// Names of the policies that refused the request (problem member `violated-policies`).
+    pub violated_policies: Vec<String>,
+}
+
+impl RateLimited {
+    /// A rejection with the given wait, headers and violated policy names.
+    pub fn new(retry_after: Duration, headers: HeaderMap, violated_policies: Vec<String>) -> Self {
+        Self {
+            retry_after,
+            headers,
+            violated_policies,
+        }
+    }
+}
+simple_error!(RateLimited, "rate limit exceeded");
+
+impl Rejection for RateLimited {
+    fn kind(&self) -> &'static str {
+        "rate_limited"
+    }
+    fn status(&self) -> StatusCode {
+        StatusCode::TOO_MANY_REQUESTS
+    }
+    fn grpc_code(&self) -> GrpcCode {
+        GrpcCode::ResourceExhausted
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        Some(self.retry_after)
+    }
+    fn extra_headers(&self, headers: &mut HeaderMap) {
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        // RFC 6585 §4: a 429 MUST NOT be stored by a cache.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    fn problem_type(&self) -> &'static str {
+        "https://iana.org/assignments/http-problem-types#quota-exceeded"
+    }
+    fn title(&self) -> &'static str {
+        "Request cannot be satisfied as assigned quota has been exceeded"
+    }
+    fn problem_extensions(&self, members: &mut Map<String, Value>) {
+        members.insert(
+            "violated-policies".to_owned(),
+            Value::Array(
+                self.violated_policies
+                    .iter()
+                    .cloned()
+                    .map(Value::String)
+                    .collect(),
+            ),
+        );
+    }
+}
+
+/// A request reused an `Idempotency-Key` whose original request is still being processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct IdempotencyConflict;
+
+impl IdempotencyConflict {
+    /// The rejection.
+    pub const fn new() -> Self {
+        Self
+    }
+}
+simple_error!(
+    IdempotencyConflict,
+    "a request is outstanding for this Idempotency-Key"
+);
+
+impl Rejection for IdempotencyConflict {
+    fn kind(&self) -> &'static str {
+        "idempotency_conflict"
+    }
+    fn status(&self) -> StatusCode {
+        StatusCode::CONFLICT
+    }
+    fn grpc_code(&self) -> GrpcCode {
+        GrpcCode::Aborted
+    }
+}
+
+/// A request reused an `Idempotency-Key` with a different payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct IdempotencyMismatch;
+
+impl IdempotencyMismatch {
+    /// The rejection.
+    pub const fn new() -> Self {
+        Self
+    }
+}
+simple_error!(
+    IdempotencyMismatch,
+    "Idempotency-Key is already used with a different payload"
+);
+
+impl Rejection for IdempotencyMismatch {
+    fn kind(&self) -> &'static str {
+        "idempotency_mismatch"
+    }
+    fn status(&self) -> StatusCode {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
+    fn grpc_code(&self) -> GrpcCode {
+        GrpcCode::FailedPrecondition
+    }
+}
+
+/// The route requires an `Idempotency-Key` and the request has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct IdempotencyKeyMissing;
+
+impl IdempotencyKeyMissing {
+    /// The rejection.
+    pub const fn new() -> Self {
+        Self
+    }
+}
+simple_error!(IdempotencyKeyMissing, "Idempotency-Key is missing");
+
+impl Rejection for IdempotencyKeyMissing {
+    fn kind(&self) -> &'static str {
+        "idempotency_key_missing"
+    }
+    fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+    fn grpc_code(&self) -> GrpcCode {
+        GrpcCode::InvalidArgument
+    }
+}
+
+/// The `Idempotency-Key` header is malformed (empty, too long, repeated, not a string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IdempotencyKeyInvalid {
+    /// What is wrong with it, e.g. `"longer than 255 characters"`.
+    pub reason: &'static str,
+}
+
+impl IdempotencyKeyInvalid {
+    /// A rejection saying what is wrong with the key.
+    pub const fn new(reason: &'static str) -> Self {
+        Self { reason }
+    }
+}
+
+impl fmt::Display for IdempotencyKeyInvalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Idempotency-Key is invalid: {}", self.reason)
+    }
+}
+impl Error for IdempotencyKeyInvalid {}
+
+impl Rejection for IdempotencyKeyInvalid {
+    fn kind(&self) -> &'static str {
+        "idempotency_key_invalid"
+    }
+    fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+    fn grpc_code(&self) -> GrpcCode {
+        GrpcCode::InvalidArgument
+    }
+}
+
+/// A shared state store (e.g. Redis) could not be reached, and the layer is configured to
+/// fail closed rather than risk doing the work twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreUnavailable {
+    /// When to try again, when known.
+    pub retry_after: Option<Duration>,
+}
+
+impl StoreUnavailable {
+    /// The rejection with an optional retry hint.
+    pub const fn new(retry_after: Option<Duration>) -> Self {
+        Self { retry_after }
+    }
+}
+simple_error!(StoreUnavailable, "state store is unavailable");
+
+impl Rejection for StoreUnavailable {
+    fn kind(&self) -> &'static str {
+        "store_unavailable"
+    }
+    fn status(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+    fn grpc_code(&self) -> GrpcCode {
+        GrpcCode::Unavailable
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+/// A rejection of your own, carried through `BoxError` so that
+/// [`HandleRejections`](crate::HandleRejections) renders it like the built-in ones.
+pub struct AnyRejection(Box<dyn Rejection>);
+
+impl AnyRejection {
+    /// Wraps any [`Rejection`].
+    pub fn new(rejection: impl Rejection) -> Self {
+        Self(Box::new(rejection))
+    }
+    /// The wrapped rejection.
+    pub fn get(&self) -> &dyn Rejection {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for AnyRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("AnyRejection")
+            .field(&format_args!("{}", self.0))
+            .finish()
+    }
+}
+impl fmt::Display for AnyRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+impl Error for AnyRejection {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Finds the first Palisade rejection in an error or its `source()` chain.
+///
+/// Knows every rejection defined in this crate and [`AnyRejection`].
+pub fn find_rejection<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a dyn Rejection> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(r) = as_rejection(e) {
+            return Some(r);
+        }
+        current = e.source();
+    }
+    None
+}
+
+fn as_rejection<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a dyn Rejection> {
+    macro_rules! try_types {
+        ($($ty:ty),*) => {
+            $(if let Some(r) = e.downcast_ref::<$ty>() { return Some(r); })*
+        };
+    }
+    try_types!(
+        Elapsed,
+        CircuitOpen,
+        BulkheadFull,
+        RateLimited,
+        IdempotencyConflict,
+        IdempotencyMismatch,
+        IdempotencyKeyMissing,
+        IdempotencyKeyInvalid,
+        StoreUnavailable,
+        crate::key::KeyError
+    );
+    e.downcast_ref::<AnyRejection>().map(AnyRejection::get)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BoxError;
+
+    #[test]
+    fn finds_rejections_in_boxes_and_chains() {
+        let err: BoxError = Box::new(CircuitOpen::new(None));
+        let r = find_rejection(&*err).unwrap();
+        assert_eq!(r.kind(), "circuit_open");
+
+        #[derive(Debug)]
+        struct Wrapper(Elapsed);
+        impl fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("wrapped")
+            }
+        }
+        impl Error for Wrapper {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err: BoxError = Box::new(Wrapper(Elapsed::new(Duration::from_secs(1))));
+        assert_eq!(find_rejection(&*err).unwrap().kind(), "timeout");
+
+        let err: BoxError = "plain".into();
+        assert!(find_rejection(&*err).is_none());
+    }
+
+    #[test]
+    fn custom_rejection_through_any() {
+        #[derive(Debug)]
+        struct Teapot;
+        simple_error!(Teapot, "short and stout");
+        impl Rejection for Teapot {
+            fn kind(&self) -> &'static str {
+                "teapot"
+            }
+            fn status(&self) -> StatusCode {
+                StatusCode::IM_A_TEAPOT
+            }
+            fn grpc_code(&self) -> GrpcCode {
+                GrpcCode::Unimplemented
+            }
+        }
+        let err: BoxError = Box::new(AnyRejection::new(Teapot));
+        let r = find_rejection(&*err).unwrap();
+        assert_eq!(r.status(), StatusCode::IM_A_TEAPOT);
+        assert_eq!(r.title(), "I'm a teapot");
+    }
+
+    #[test]
+    fn mapping_table() {
+        let table: Vec<(Box<dyn Rejection>, u16, GrpcCode)> = vec![
+            (
+                Box::new(Elapsed::new(Duration::ZERO)),
+                504,
+                GrpcCode::DeadlineExceeded,
+            ),
+            (Box::new(CircuitOpen::new(None)), 503, GrpcCode::Unavailable),
+            (
+                Box::new(BulkheadFull::new(None)),
+                503,
+                GrpcCode::ResourceExhausted,
+            ),
+            (
+                Box::new(RateLimited::new(Duration::ZERO, HeaderMap::new(), vec![])),
+                429,
+                GrpcCode::ResourceExhausted,
+            ),
+            (Box::new(IdempotencyConflict), 409, GrpcCode::Aborted),
+            (
+                Box::new(IdempotencyMismatch),
+                422,
+                GrpcCode::FailedPrecondition,
+            ),
+            (
+                Box::new(IdempotencyKeyMissing),
+                400,
+                GrpcCode::InvalidArgument,
+            ),
+            (
+                Box::new(IdempotencyKeyInvalid::new("empty")),
+                400,
+                GrpcCode::InvalidArgument,
+            ),
+            (
+                Box::new(StoreUnavailable::new(None)),
+                503,
+                GrpcCode::Unavailable,
+            ),
+        ];
+        for (r, status, code) in table {
+            assert_eq!(r.status().as_u16(), status, "{}", r.kind());
+            assert_eq!(r.grpc_code(), code, "{}", r.kind());
+        }
+    }
+}

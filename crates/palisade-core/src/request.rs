@@ -1,0 +1,115 @@
+//! Uniform access to the parts of a request or response that layers inspect.
+//!
+//! Layers are written against [`RequestParts`] and [`ResponseParts`] rather than
+//! `http::Request<B>` directly, so the same layer works in a hyper/axum/tonic server and
+//! around a `reqwest::Client` (feature `reqwest`).
+
+use http::{Extensions, HeaderMap, Method, StatusCode};
+
+/// Read (and limited write) access to a request's method, path, headers and extensions.
+pub trait RequestParts {
+    /// The request method.
+    fn method(&self) -> &Method;
+    /// The path component of the target URI (`/` when empty).
+    fn path(&self) -> &str;
+    /// The query string without the leading `?`, if any.
+    fn query(&self) -> Option<&str>;
+    /// The request headers.
+    fn headers(&self) -> &HeaderMap;
+    /// The request headers, mutably (e.g. to write an outgoing `grpc-timeout`).
+    fn headers_mut(&mut self) -> &mut HeaderMap;
+    /// The request extensions, when the request type exposes them (`reqwest::Request` does not).
+    fn extensions(&self) -> Option<&Extensions>;
+    /// The request extensions, mutably, when the request type exposes them.
+    fn extensions_mut(&mut self) -> Option<&mut Extensions>;
+}
+
+impl<B> RequestParts for http::Request<B> {
+    fn method(&self) -> &Method {
+        self.method()
+    }
+    fn path(&self) -> &str {
+        self.uri().path()
+    }
+    fn query(&self) -> Option<&str> {
+        self.uri().query()
+    }
+    fn headers(&self) -> &HeaderMap {
+        self.headers()
+    }
+    fn headers_mut(&mut self) -> &mut HeaderMap {
+        self.headers_mut()
+    }
+    fn extensions(&self) -> Option<&Extensions> {
+        Some(self.extensions())
+    }
+    fn extensions_mut(&mut self) -> Option<&mut Extensions> {
+        Some(self.extensions_mut())
+    }
+}
+
+#[cfg(feature = "reqwest")]
+impl RequestParts for reqwest::Request {
+    fn method(&self) -> &Method {
+        self.method()
+    }
+    fn path(&self) -> &str {
+        self.url().path()
+    }
+    fn query(&self) -> Option<&str> {
+        self.url().query()
+    }
+    fn headers(&self) -> &HeaderMap {
+        self.headers()
+    }
+    fn headers_mut(&mut self) -> &mut HeaderMap {
+        self.headers_mut()
+    }
+    fn extensions(&self) -> Option<&Extensions> {
+        None
+    }
+    fn extensions_mut(&mut self) -> Option<&mut Extensions> {
+        None
+    }
+}
+
+/// Read access to a response's status and headers, for failure classification.
+pub trait ResponseParts {
+    /// The response status.
+    fn status(&self) -> StatusCode;
+    /// The response headers.
+    fn headers(&self) -> &HeaderMap;
+}
+
+impl<B> ResponseParts for http::Response<B> {
+    fn status(&self) -> StatusCode {
+        self.status()
+    }
+    fn headers(&self) -> &HeaderMap {
+        self.headers()
+    }
+}
+
+#[cfg(feature = "reqwest")]
+impl ResponseParts for reqwest::Response {
+    fn status(&self) -> StatusCode {
+        self.status()
+    }
+    fn headers(&self) -> &HeaderMap {
+        self.headers()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_request_parts() {
+        let mut req = http::Request::post("http://h/a/b?x=1").body(()).unwrap();
+        assert_eq!(RequestParts::method(&req), Method::POST);
+        assert_eq!(RequestParts::path(&req), "/a/b");
+        assert_eq!(RequestParts::query(&req), Some("x=1"));
+        assert!(RequestParts::extensions_mut(&mut req).is_some());
+    }
+}
