@@ -1,1 +1,65 @@
-//! Palisade timeout (work in progress).
+//! Timeout middleware with deadline propagation.
+//!
+//! [`TimeoutLayer`] fails a request with [`Elapsed`](error::Elapsed) when it takes longer
+//! than its timeout, dropping the inner future. The effective timeout is the smallest of:
+//!
+//! - the configured timeout;
+//! - an incoming `grpc-timeout` header (1–8 digits and a unit `H M S m u n`; a malformed
+//!   one is ignored and reported as a [`TimeoutEvent::InvalidDeadlineHeader`] at DEBUG,
+//!   never a panic or a 4xx);
+//! - an optional header carrying the caller's budget in milliseconds;
+//! - a [`Deadline`](palisade_core::Deadline) an outer layer already set.
+//!
+//! The effective deadline goes into the request's extensions so inner layers (retry) never
+//! wait past it, and in [outbound](TimeoutLayer::outbound) mode it is written to the
+//! outgoing request as `grpc-timeout`.
+//!
+//! Put it outside retry (one deadline covers all attempts, as gRPC and Envoy define it) and
+//! inside [`HandleRejectionsLayer`](palisade_core::HandleRejectionsLayer), which turns
+//! `Elapsed` into 504 / DEADLINE_EXCEEDED.
+//!
+//! # Example
+//! ```
+//! use palisade_core::{Elapsed, HandleRejectionsLayer};
+//! use palisade_timeout::TimeoutLayer;
+//! use std::time::Duration;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let slow = service_fn(|_req: http::Request<()>| async {
+//!     tokio::time::sleep(Duration::from_secs(10)).await;
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+//! });
+//!
+//! // As a plain Tower service: the error is `Elapsed`.
+//! let svc = ServiceBuilder::new().layer(TimeoutLayer::new(Duration::from_secs(2))).service(slow.clone());
+//! let err = svc.oneshot(http::Request::new(())).await.unwrap_err();
+//! assert!(err.is::<Elapsed>());
+//!
+//! // In front of axum/hyper: HandleRejections answers 504, and a caller's shorter
+//! // grpc-timeout wins over the configured 2 s.
+//! let svc = ServiceBuilder::new()
+//!     .layer(HandleRejectionsLayer::new())
+//!     .layer(TimeoutLayer::new(Duration::from_secs(2)))
+//!     .service(slow);
+//! let req = http::Request::builder().header("grpc-timeout", "100m").body(()).unwrap();
+//! let started = tokio::time::Instant::now();
+//! let res = svc.oneshot(req).await.unwrap();
+//! assert_eq!(res.status(), 504);
+//! assert_eq!(started.elapsed(), Duration::from_millis(100));
+//! # }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+mod config;
+pub mod error;
+pub mod events;
+pub mod future;
+mod layer;
+mod service;
+
+pub use config::{MAX_TIMEOUT, MIN_TIMEOUT, TimeoutConfig};
+pub use events::{DeadlineSource, TimeoutEvent};
+pub use layer::TimeoutLayer;
+pub use service::Timeout;

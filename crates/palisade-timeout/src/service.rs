@@ -1,0 +1,192 @@
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::HeaderValue;
+use palisade_core::deadline::grpc_timeout;
+use palisade_core::grpc::GRPC_TIMEOUT;
+use palisade_core::{BoxError, Deadline, Elapsed, RequestParts};
+use tokio::time::Instant;
+use tower_service::Service;
+
+use crate::events::{DeadlineSource, TimeoutEvent};
+use crate::future::ResponseFuture;
+use crate::layer::Settings;
+
+/// Fails requests that take longer than a timeout, or than the caller's own deadline.
+///
+/// Differences from `tower::timeout::Timeout`:
+/// - the effective timeout is the smallest of the configured one, an incoming
+///   `grpc-timeout` (and optionally a milliseconds header), and a [`Deadline`] an outer
+///   layer already put in the request;
+/// - the effective [`Deadline`] is put in the request's extensions for inner layers;
+/// - the error is [`Elapsed`], which `HandleRejections` renders as 504 /
+///   DEADLINE_EXCEEDED;
+/// - a request whose deadline has already passed is refused without calling the service.
+///
+/// Like tower's, it drops the inner future when the time is up, and is `Clone` (clones share
+/// the configuration).
+#[derive(Debug)]
+pub struct Timeout<S> {
+    inner: S,
+    settings: Arc<Settings>,
+}
+
+impl<S: Clone> Clone for Timeout<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+}
+
+impl<S> Timeout<S> {
+    /// Wraps `inner` with a plain `timeout` and the default settings of
+    /// [`TimeoutLayer`](crate::TimeoutLayer).
+    pub fn new(inner: S, timeout: Duration) -> Self {
+        use tower_layer::Layer;
+        crate::TimeoutLayer::new(timeout).layer(inner)
+    }
+
+    pub(crate) fn from_settings(inner: S, settings: Arc<Settings>) -> Self {
+        Self { inner, settings }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Parses a whole number of milliseconds (ASCII digits only, at most 12 of them).
+fn parse_millis(v: &HeaderValue) -> Option<Duration> {
+    let b = v.as_bytes();
+    if b.is_empty() || b.len() > 12 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(b)
+        .ok()?
+        .parse()
+        .ok()
+        .map(Duration::from_millis)
+}
+
+impl<S, R> Service<R> for Timeout<S>
+where
+    S: Service<R>,
+    S::Error: Into<BoxError>,
+    R: RequestParts,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: R) -> Self::Future {
+        let s = &*self.settings;
+        let mut timeout = s.timeout;
+        let mut source = DeadlineSource::Configured;
+
+        if s.honour_grpc_timeout
+            && let Some(v) = req.headers().get(GRPC_TIMEOUT)
+        {
+            match grpc_timeout::parse(v.as_bytes()) {
+                Ok(d) if d < timeout => {
+                    timeout = d;
+                    source = DeadlineSource::GrpcTimeout;
+                }
+                Ok(_) => {}
+                Err(_) => s
+                    .listeners
+                    .emit_with(|| TimeoutEvent::InvalidDeadlineHeader {
+                        header: http::HeaderName::from_static(GRPC_TIMEOUT),
+                    }),
+            }
+        }
+        if let Some(name) = &s.deadline_header
+            && let Some(v) = req.headers().get(name)
+        {
+            match parse_millis(v) {
+                Some(d) if d < timeout => {
+                    timeout = d;
+                    source = DeadlineSource::Header;
+                }
+                Some(_) => {}
+                None => s
+                    .listeners
+                    .emit_with(|| TimeoutEvent::InvalidDeadlineHeader {
+                        header: name.clone(),
+                    }),
+            }
+        }
+
+        let now = Instant::now();
+        let mut deadline = Deadline::after(timeout);
+        let outer = Deadline::from_request(&req);
+        if let Some(o) = outer
+            && o < deadline
+        {
+            deadline = o;
+            source = DeadlineSource::Outer;
+            timeout = o.instant().saturating_duration_since(now);
+        }
+        if s.insert_deadline
+            && outer != Some(deadline)
+            && let Some(ext) = req.extensions_mut()
+        {
+            ext.insert(deadline);
+        }
+        if s.outbound {
+            let remaining = deadline.instant().saturating_duration_since(now);
+            req.headers_mut()
+                .insert(GRPC_TIMEOUT, grpc_timeout::encode(remaining));
+            if let Some(name) = &s.deadline_header {
+                // Whole milliseconds, rounded down so the next hop never gets more time.
+                let ms = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX);
+                req.headers_mut()
+                    .insert(name.clone(), HeaderValue::from(ms));
+            }
+        }
+
+        if deadline.instant() <= now {
+            s.listeners
+                .emit_with(|| TimeoutEvent::Elapsed { timeout, source });
+            return ResponseFuture::expired(Elapsed::new(timeout));
+        }
+        ResponseFuture::new(
+            self.inner.call(req),
+            tokio::time::sleep_until(deadline.instant()),
+            timeout,
+            source,
+            s.listeners.clone(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_header_parsing() {
+        assert_eq!(
+            parse_millis(&HeaderValue::from_static("250")),
+            Some(Duration::from_millis(250))
+        );
+        for bad in ["", "-1", "1.5", "12ms", "9999999999999"] {
+            assert_eq!(parse_millis(&HeaderValue::from_static(bad)), None, "{bad}");
+        }
+    }
+}
