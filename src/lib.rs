@@ -1,1 +1,91 @@
-//! Palisade facade.
+//! # Palisade
+//!
+//! Resilience and release patterns as [Tower](https://docs.rs/tower) middleware for axum,
+//! hyper and tonic servers and for reqwest/hyper clients: timeout with deadline
+//! propagation, retry, circuit breaker, bulkhead, rate limiting, idempotency keys, feature
+//! toggles and traffic splitting — each a `Layer` that stacks with `ServiceBuilder`, each
+//! `Clone` with one shared state, each answering with correct HTTP and gRPC semantics.
+//!
+//! This crate is the facade: one cargo feature per pattern re-exports its crate
+//! (`palisade::timeout` is `palisade-timeout`), [`prelude`] brings the common names in, and
+//! [`ServiceBuilderExt`] adds builder methods.
+//!
+//! # Example
+//!
+//! ```
+//! use palisade::prelude::*;
+//! use std::time::Duration;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let svc = ServiceBuilder::new()
+//!     .handle_rejections()                       // rejections → responses; infallible
+//!     .timeout_with(Duration::from_millis(250))  // → 504 / DEADLINE_EXCEEDED
+//!     .service(service_fn(|_req: http::Request<()>| async {
+//!         tokio::time::sleep(Duration::from_secs(1)).await;
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+//!     }));
+//! let res = svc.oneshot(http::Request::new(())).await.unwrap();
+//! assert_eq!(res.status(), 504);
+//! # }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+use tower::ServiceBuilder;
+use tower_layer::Stack;
+
+pub use palisade_core::{
+    BoxError, ConfigError, Deadline, HandleRejections, HandleRejectionsLayer, classify, config,
+    deadline, event, grpc, key, rejection, request, response, retry_after,
+};
+
+/// Timeout with deadline propagation (`palisade-timeout`).
+#[cfg(feature = "timeout")]
+pub use palisade_timeout as timeout;
+
+/// The names most stacks need.
+pub mod prelude {
+    pub use crate::ServiceBuilderExt;
+    pub use palisade_core::{
+        BoxError, Classifier, ConfigError, Deadline, DefaultClassifier, HandleRejectionsLayer,
+        KeyExtractor, Outcome, Rejection,
+    };
+    #[cfg(feature = "timeout")]
+    pub use palisade_timeout::{TimeoutConfig, TimeoutLayer};
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<L> Sealed for tower::ServiceBuilder<L> {}
+}
+
+/// Palisade's builder methods on [`tower::ServiceBuilder`], in the style of tower-http's
+/// `ServiceBuilderExt`. Layers apply outermost first, as with `ServiceBuilder::layer`.
+pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
+    /// Answers every error from the layers below with a response (see
+    /// [`HandleRejectionsLayer`]). Put it first (outermost).
+    fn handle_rejections(self) -> ServiceBuilder<Stack<HandleRejectionsLayer, L>>;
+
+    /// Adds a [`TimeoutLayer`](timeout::TimeoutLayer): pass a `Duration`, a configured layer,
+    /// or `TimeoutConfig::build()?`.
+    #[cfg(feature = "timeout")]
+    fn timeout_with(
+        self,
+        layer: impl Into<palisade_timeout::TimeoutLayer>,
+    ) -> ServiceBuilder<Stack<palisade_timeout::TimeoutLayer, L>>;
+}
+
+impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
+    fn handle_rejections(self) -> ServiceBuilder<Stack<HandleRejectionsLayer, L>> {
+        self.layer(HandleRejectionsLayer::new())
+    }
+
+    #[cfg(feature = "timeout")]
+    fn timeout_with(
+        self,
+        layer: impl Into<palisade_timeout::TimeoutLayer>,
+    ) -> ServiceBuilder<Stack<palisade_timeout::TimeoutLayer, L>> {
+        self.layer(layer.into())
+    }
+}

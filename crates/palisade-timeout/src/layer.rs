@@ -91,6 +91,12 @@ impl TimeoutLayer {
     }
 }
 
+impl From<Duration> for TimeoutLayer {
+    fn from(timeout: Duration) -> Self {
+        Self::new(timeout)
+    }
+}
+
 impl<S> Layer<S> for TimeoutLayer {
     type Service = Timeout<S>;
     fn layer(&self, inner: S) -> Self::Service {

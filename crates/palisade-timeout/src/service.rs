@@ -67,6 +67,10 @@ impl<S> Timeout<S> {
     }
 }
 
+const GRPC_TIMEOUT_NAME: http::HeaderName = http::HeaderName::from_static(GRPC_TIMEOUT);
+/// About 30 years: "no deadline" without overflowing an `Instant`.
+const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+
 /// Parses a whole number of milliseconds (ASCII digits only, at most 12 of them).
 fn parse_millis(v: &HeaderValue) -> Option<Duration> {
     let b = v.as_bytes();
@@ -99,41 +103,44 @@ where
         let mut timeout = s.timeout;
         let mut source = DeadlineSource::Configured;
 
-        if s.honour_grpc_timeout
-            && let Some(v) = req.headers().get(GRPC_TIMEOUT)
-        {
-            match grpc_timeout::parse(v.as_bytes()) {
-                Ok(d) if d < timeout => {
-                    timeout = d;
-                    source = DeadlineSource::GrpcTimeout;
+        // Most requests carry no deadline header: skip the lookups (and their hashing).
+        if !req.headers().is_empty() {
+            if s.honour_grpc_timeout
+                && let Some(v) = req.headers().get(&GRPC_TIMEOUT_NAME)
+            {
+                match grpc_timeout::parse(v.as_bytes()) {
+                    Ok(d) if d < timeout => {
+                        timeout = d;
+                        source = DeadlineSource::GrpcTimeout;
+                    }
+                    Ok(_) => {}
+                    Err(_) => s
+                        .listeners
+                        .emit_with(|| TimeoutEvent::InvalidDeadlineHeader {
+                            header: GRPC_TIMEOUT_NAME,
+                        }),
                 }
-                Ok(_) => {}
-                Err(_) => s
-                    .listeners
-                    .emit_with(|| TimeoutEvent::InvalidDeadlineHeader {
-                        header: http::HeaderName::from_static(GRPC_TIMEOUT),
-                    }),
             }
-        }
-        if let Some(name) = &s.deadline_header
-            && let Some(v) = req.headers().get(name)
-        {
-            match parse_millis(v) {
-                Some(d) if d < timeout => {
-                    timeout = d;
-                    source = DeadlineSource::Header;
+            if let Some(name) = &s.deadline_header
+                && let Some(v) = req.headers().get(name)
+            {
+                match parse_millis(v) {
+                    Some(d) if d < timeout => {
+                        timeout = d;
+                        source = DeadlineSource::Header;
+                    }
+                    Some(_) => {}
+                    None => s
+                        .listeners
+                        .emit_with(|| TimeoutEvent::InvalidDeadlineHeader {
+                            header: name.clone(),
+                        }),
                 }
-                Some(_) => {}
-                None => s
-                    .listeners
-                    .emit_with(|| TimeoutEvent::InvalidDeadlineHeader {
-                        header: name.clone(),
-                    }),
             }
         }
 
         let now = Instant::now();
-        let mut deadline = Deadline::after(timeout);
+        let mut deadline = Deadline::at(now.checked_add(timeout).unwrap_or(now + FAR));
         let outer = Deadline::from_request(&req);
         if let Some(o) = outer
             && o < deadline
@@ -151,7 +158,7 @@ where
         if s.outbound {
             let remaining = deadline.instant().saturating_duration_since(now);
             req.headers_mut()
-                .insert(GRPC_TIMEOUT, grpc_timeout::encode(remaining));
+                .insert(GRPC_TIMEOUT_NAME, grpc_timeout::encode(remaining));
             if let Some(name) = &s.deadline_header {
                 // Whole milliseconds, rounded down so the next hop never gets more time.
                 let ms = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX);
