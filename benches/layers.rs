@@ -33,15 +33,28 @@ fn inner()
     service_fn(|_req: Req| ready(Ok::<u32, Infallible>(7)))
 }
 
+/// A marker extension, standing in for what axum/hyper put on every request.
+#[derive(Clone, Copy)]
+struct Marker;
+
+/// A bare request, or one that already carries an extension (as every axum request does).
+fn request(with_extension: bool) -> Req {
+    let mut req = Req::new(());
+    if with_extension {
+        req.extensions_mut().insert(Marker);
+    }
+    req
+}
+
 /// One call through `svc`, polled once (the inner service is ready at once).
 #[inline]
-fn call_once<S>(svc: &mut S, cx: &mut Context<'_>)
+fn call_once<S>(svc: &mut S, cx: &mut Context<'_>, with_extension: bool)
 where
     S: Service<Req>,
     S::Error: std::fmt::Debug,
 {
     assert!(matches!(svc.poll_ready(cx), Poll::Ready(Ok(()))));
-    let fut = pin!(svc.call(Req::new(())));
+    let fut = pin!(svc.call(request(with_extension)));
     match fut.poll(cx) {
         Poll::Ready(Ok(v)) => {
             black_box(v);
@@ -50,17 +63,17 @@ where
     }
 }
 
-fn allocs_per_call<S>(name: &str, svc: &mut S)
+fn allocs_per_call<S>(name: &str, svc: &mut S, with_extension: bool)
 where
     S: Service<Req>,
     S::Error: std::fmt::Debug,
 {
     const N: usize = 10_000;
     let mut cx = Context::from_waker(Waker::noop());
-    call_once(svc, &mut cx); // warm up lazily initialised state
+    call_once(svc, &mut cx, with_extension); // warm up lazily initialised state
     let region = Region::new(GLOBAL);
     for _ in 0..N {
-        call_once(svc, &mut cx);
+        call_once(svc, &mut cx, with_extension);
     }
     let stats = region.change();
     println!(
@@ -72,15 +85,19 @@ where
 
 fn bench_one<S>(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    group_name: &str,
     name: &str,
     mut svc: S,
+    with_extension: bool,
 ) where
     S: Service<Req>,
     S::Error: std::fmt::Debug,
 {
-    allocs_per_call(&format!("{}/{name}", "timeout"), &mut svc);
+    allocs_per_call(&format!("{group_name}/{name}"), &mut svc, with_extension);
     let mut cx = Context::from_waker(Waker::noop());
-    group.bench_function(name, |b| b.iter(|| call_once(&mut svc, &mut cx)));
+    group.bench_function(name, |b| {
+        b.iter(|| call_once(&mut svc, &mut cx, with_extension));
+    });
 }
 
 fn timeout(c: &mut Criterion) {
@@ -91,33 +108,46 @@ fn timeout(c: &mut Criterion) {
     let _guard = rt.enter();
     let d = Duration::from_secs(30);
 
-    let mut group = c.benchmark_group("timeout");
-    group.throughput(Throughput::Elements(1));
-    bench_one(&mut group, "bare service_fn", inner());
-    bench_one(
-        &mut group,
-        "tower Timeout",
-        tower::timeout::TimeoutLayer::new(d).layer(inner()),
-    );
-    bench_one(
-        &mut group,
-        "palisade Timeout (no deadline extension)",
-        TimeoutLayer::new(d).insert_deadline(false).layer(inner()),
-    );
-    bench_one(
-        &mut group,
-        "palisade Timeout (default)",
-        TimeoutLayer::new(d).layer(inner()),
-    );
-    bench_one(
-        &mut group,
-        "tower-resilience TimeLimiter",
-        tower_resilience::timelimiter::TimeLimiterLayer::builder()
-            .timeout_duration(d)
-            .build()
-            .layer(inner()),
-    );
-    group.finish();
+    for (group_name, ext) in [
+        ("timeout", false),
+        ("timeout, request with extensions", true),
+    ] {
+        let mut group = c.benchmark_group(group_name);
+        group.throughput(Throughput::Elements(1));
+        bench_one(&mut group, group_name, "bare service_fn", inner(), ext);
+        bench_one(
+            &mut group,
+            group_name,
+            "tower Timeout",
+            tower::timeout::TimeoutLayer::new(d).layer(inner()),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            "palisade Timeout (insert_deadline off)",
+            TimeoutLayer::new(d).insert_deadline(false).layer(inner()),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            "palisade Timeout (default)",
+            TimeoutLayer::new(d).layer(inner()),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            "tower-resilience TimeLimiter",
+            tower_resilience::timelimiter::TimeLimiterLayer::builder()
+                .timeout_duration(d)
+                .build()
+                .layer(inner()),
+            ext,
+        );
+        group.finish();
+    }
 }
 
 criterion_group!(benches, timeout);

@@ -98,6 +98,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, mut req: R) -> Self::Future {
         let s = &*self.settings;
         let mut timeout = s.timeout;
