@@ -478,6 +478,16 @@ mod tests {
         assert_eq!(PeerIp.extract(&r).unwrap(), ip("::1"));
     }
 
+    #[cfg(feature = "axum")]
+    #[test]
+    fn axum_connect_info_is_the_peer() {
+        let mut r = Request::new(());
+        r.extensions_mut().insert(axum::extract::ConnectInfo(
+            "192.0.2.1:443".parse::<SocketAddr>().unwrap(),
+        ));
+        assert_eq!(PeerIp.extract(&r).unwrap(), ip("192.0.2.1"));
+    }
+
     proptest! {
         // Whatever bytes a client puts in X-Forwarded-For, extraction never panics, and from
         // an untrusted peer the key is always the peer.

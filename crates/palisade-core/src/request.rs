@@ -112,4 +112,21 @@ mod tests {
         assert_eq!(RequestParts::query(&req), Some("x=1"));
         assert!(RequestParts::extensions_mut(&mut req).is_some());
     }
+
+    #[cfg(feature = "reqwest")]
+    #[test]
+    fn reqwest_request_parts() {
+        let mut req = reqwest::Request::new(
+            Method::PUT,
+            "http://example.invalid/items/7?force=1".parse().unwrap(),
+        );
+        RequestParts::headers_mut(&mut req)
+            .insert("idempotency-key", http::HeaderValue::from_static("\"k\""));
+        assert_eq!(RequestParts::method(&req), Method::PUT);
+        assert_eq!(RequestParts::path(&req), "/items/7");
+        assert_eq!(RequestParts::query(&req), Some("force=1"));
+        assert_eq!(RequestParts::headers(&req)["idempotency-key"], "\"k\"");
+        // reqwest keeps its extensions private: layers must not rely on them.
+        assert!(RequestParts::extensions(&req).is_none());
+    }
 }
