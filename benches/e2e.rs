@@ -1,0 +1,132 @@
+//! End-to-end: requests/s and p99 of a bare axum hello-world vs the same behind the Palisade
+//! stack, both on 127.0.0.1, loaded by a small keep-alive hyper client in this process.
+//!
+//! ```text
+//! cargo bench --bench e2e                  # 5 s per server
+//! E2E_SECS=10 E2E_CONNS=64 cargo bench --bench e2e
+//! ```
+//!
+//! Server and load generator share the machine's cores, so absolute figures are modest; the
+//! ratio is what matters (goal: the stack keeps ≥ 95 % of bare throughput).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use palisade::prelude::*;
+use tower::ServiceBuilder;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn bare() -> Router {
+    Router::new().route("/", get(|| async { "hello" }))
+}
+
+fn stacked() -> Router {
+    Router::new().route("/", get(|| async { "hello" })).layer(
+        ServiceBuilder::new()
+            .handle_rejections()
+            .timeout_with(Duration::from_secs(5)),
+    )
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+struct Run {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
+
+async fn load(client: &HttpClient, addr: SocketAddr, secs: u64, conns: u64) -> Run {
+    let uri: http::Uri = format!("http://{addr}/").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (client, uri) = (client.clone(), uri.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(200_000);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let res = client.get(uri.clone()).await.unwrap();
+                assert_eq!(res.status(), 200);
+                res.into_body().collect().await.unwrap();
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Run {
+        rps: all.len() as f64 / secs as f64,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing useful: run short.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let secs = if quick { 1 } else { env("E2E_SECS", 5) };
+    let conns = env("E2E_CONNS", 32);
+    let bare_addr = serve(bare()).await;
+    let stacked_addr = serve(stacked()).await;
+    // One pooled client per server, warmed up so both runs reuse established connections.
+    let bare_client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let stacked_client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    load(&bare_client, bare_addr, 1, conns).await;
+    load(&stacked_client, stacked_addr, 1, conns).await;
+
+    // Alternate rounds so drift in machine load hits both alike; report each one's median round.
+    let rounds = if quick { 1 } else { env("E2E_ROUNDS", 3) };
+    let (mut bs, mut ss) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        // Flip the order every round so neither side always runs first.
+        if round % 2 == 0 {
+            bs.push(load(&bare_client, bare_addr, secs, conns).await);
+            ss.push(load(&stacked_client, stacked_addr, secs, conns).await);
+        } else {
+            ss.push(load(&stacked_client, stacked_addr, secs, conns).await);
+            bs.push(load(&bare_client, bare_addr, secs, conns).await);
+        }
+    }
+    let median = |mut v: Vec<Run>| {
+        v.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+        v.swap_remove(v.len() / 2)
+    };
+    let (b, s) = (median(bs), median(ss));
+    println!(
+        "e2e: {conns} keep-alive connections, {rounds} alternating rounds of {secs} s, median round; server and client on 127.0.0.1"
+    );
+    println!("| server | req/s | p50 | p99 |");
+    println!("|---|---:|---:|---:|");
+    println!("| bare axum | {:.0} | {:?} | {:?} |", b.rps, b.p50, b.p99);
+    println!(
+        "| axum + handle_rejections + timeout | {:.0} | {:?} | {:?} |",
+        s.rps, s.p50, s.p99
+    );
+    println!("throughput ratio (stack / bare): {:.3}", s.rps / b.rps);
+}
