@@ -1,0 +1,94 @@
+//! Overhead of the metrics layer per request: bare service vs the layer with no recorder
+//! (the `metrics` no-op) vs the layer with the Prometheus recorder.
+//!
+//! Run: `cargo bench -p palisade-metrics --features prometheus -- --warm-up-time 1 --measurement-time 3`
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use http::{Request, Response};
+use palisade_metrics::{MetricsLayer, prometheus_builder};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tower::{Layer, Service, service_fn};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
+
+fn ok(_req: Request<()>) -> Ready<Result<Response<()>, Infallible>> {
+    ready(Ok(Response::new(())))
+}
+
+/// One request through `svc`, polled to completion with a no-op waker (every future here
+/// is ready at once).
+fn once<S>(svc: &mut S)
+where
+    S: Service<Request<()>, Response = Response<()>>,
+    S::Error: std::fmt::Debug,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(svc.poll_ready(&mut cx).is_ready());
+    let fut = pin!(svc.call(Request::new(())));
+    match fut.poll(&mut cx) {
+        Poll::Ready(res) => {
+            black_box(res.unwrap());
+        }
+        Poll::Pending => unreachable!("ready service"),
+    }
+}
+
+fn allocs_per_op<S>(name: &str, svc: &mut S)
+where
+    S: Service<Request<()>, Response = Response<()>>,
+    S::Error: std::fmt::Debug,
+{
+    const N: usize = 10_000;
+    let region = Region::new(GLOBAL);
+    for _ in 0..N {
+        once(svc);
+    }
+    let change = region.change();
+    println!(
+        "{name}: allocs/op {:.3}",
+        change.allocations as f64 / N as f64
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    let mut bare = service_fn(ok);
+
+    // No recorder installed: handles are the facade's no-op.
+    let mut noop = MetricsLayer::with_route("bench").layer(service_fn(ok));
+    once(&mut noop);
+
+    // Prometheus recorder: the route's handles are registered on the first call, under
+    // the thread's default recorder, and cached.
+    let recorder = prometheus_builder().build_recorder();
+    let handle = recorder.handle();
+    let mut prom = {
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let mut svc = MetricsLayer::with_route("bench").layer(service_fn(ok));
+        once(&mut svc);
+        svc
+    };
+
+    allocs_per_op("bare", &mut bare);
+    allocs_per_op("metrics (no-op recorder)", &mut noop);
+    allocs_per_op("metrics (prometheus)", &mut prom);
+
+    let mut group = c.benchmark_group("metrics_layer");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("bare", |b| b.iter(|| once(&mut bare)));
+    group.bench_function("metrics_noop_recorder", |b| b.iter(|| once(&mut noop)));
+    group.bench_function("metrics_prometheus", |b| b.iter(|| once(&mut prom)));
+    group.finish();
+
+    let text = handle.render();
+    assert!(text.contains(r#"palisade_requests_total{route="bench",outcome="success"}"#));
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
