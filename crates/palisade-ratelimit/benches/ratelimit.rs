@@ -1,0 +1,103 @@
+//! Keyed in-memory decision over 10,000 keys: palisade vs governor's keyed limiter, plus
+//! the whole service path. Run: `cargo bench -p palisade-ratelimit -- --warm-up-time 1 --measurement-time 3`.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use http::{Request, Response};
+use http_body_util::Empty;
+use palisade_core::key::{PeerAddr, PeerIp};
+use palisade_ratelimit::{Quota, RateLimitLayer};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tower::{Layer, Service, service_fn};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
+
+const KEYS: u64 = 10_000;
+const RATE: u32 = 1_000_000;
+
+fn allocs_per_op(name: &str, n: u64, mut f: impl FnMut(u64)) {
+    let region = Region::new(GLOBAL);
+    for i in 0..n {
+        f(i);
+    }
+    let c = region.change();
+    println!("{name}: allocs/op {:.3}", c.allocations as f64 / n as f64);
+}
+
+fn keyed(c: &mut Criterion) {
+    let ours = RateLimitLayer::new(PeerIp, Quota::per_second("default", RATE).unwrap());
+    let gov =
+        governor::RateLimiter::keyed(governor::Quota::per_second(NonZeroU32::new(RATE).unwrap()));
+    for k in 0..KEYS {
+        ours.check(&k);
+        let _ = gov.check_key(&k);
+    }
+    allocs_per_op("palisade check", 100_000, |i| {
+        black_box(ours.check(&(i % KEYS)));
+    });
+    allocs_per_op("governor check_key", 100_000, |i| {
+        let _ = black_box(gov.check_key(&(i % KEYS)));
+    });
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let layer = RateLimitLayer::new(PeerIp, Quota::per_second("default", RATE).unwrap())
+        .response_headers(false);
+    let mut svc = layer.layer(service_fn(|_req: Request<()>| async {
+        Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
+    }));
+    let reqs: Vec<Request<()>> = (0..KEYS as u32)
+        .map(|i| {
+            let mut r = Request::new(());
+            r.extensions_mut().insert(PeerAddr(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
+                1,
+            )));
+            r
+        })
+        .collect();
+    let mut i = 0usize;
+    let mut call = move || {
+        i = (i + 1) % reqs.len();
+        let mut r = Request::new(());
+        *r.extensions_mut() = reqs[i].extensions().clone();
+        rt.block_on(svc.call(r)).unwrap()
+    };
+    allocs_per_op(
+        "palisade service (request building included)",
+        20_000,
+        |_| {
+            black_box(call());
+        },
+    );
+
+    let mut g = c.benchmark_group("ratelimit_keyed_10k");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0u64;
+    g.bench_function("palisade", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            black_box(ours.check(&i))
+        });
+    });
+    g.bench_function("governor", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            let _ = black_box(gov.check_key(&i));
+        });
+    });
+    g.bench_function("palisade_service", |b| b.iter(|| black_box(call())));
+    g.finish();
+}
+
+criterion_group!(benches, keyed);
+criterion_main!(benches);

@@ -1,0 +1,227 @@
+//! Formatting of the IETF `RateLimit-Policy` / `RateLimit` fields
+//! (draft-ietf-httpapi-ratelimit-headers-10) and the legacy `X-RateLimit-*` fields.
+//!
+//! Both IETF fields are Structured Field Lists: one Item per quota, the policy name as an
+//! sf-string, members separated by `", "`.
+//!
+//! ```
+//! use palisade_ratelimit::headers;
+//! let mut s = String::new();
+//! headers::write_policy_item(&mut s, "default", 100, Some(60), None);
+//! assert_eq!(s, r#""default";q=100;w=60"#);
+//! s.clear();
+//! headers::write_limit_item(&mut s, "default", 0, 5);
+//! assert_eq!(s, r#""default";r=0;t=5"#);
+//! ```
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use palisade_core::retry_after::seconds_ceil;
+
+use crate::gcra::Decision;
+use crate::quota::Quota;
+
+/// `RateLimit-Policy`.
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit`.
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+/// Legacy `X-RateLimit-Limit`.
+pub const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+/// Legacy `X-RateLimit-Remaining`.
+pub const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+/// Legacy `X-RateLimit-Reset` (delta seconds).
+pub const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// Writes `name` as an sf-string (`"` and `\` escaped). The name must be printable ASCII,
+/// which [`Quota::new`] guarantees.
+pub fn write_sf_string(out: &mut String, name: &str) {
+    out.push('"');
+    for c in name.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
+/// Writes one `RateLimit-Policy` Item: `"name";q=<quota>[;w=<window>][;palisade-burst=<b>]`.
+pub fn write_policy_item(
+    out: &mut String,
+    name: &str,
+    quota: u64,
+    window_secs: Option<u64>,
+    burst: Option<u64>,
+) {
+    write_sf_string(out, name);
+    let _ = write!(out, ";q={quota}");
+    if let Some(w) = window_secs {
+        let _ = write!(out, ";w={w}");
+    }
+    if let Some(b) = burst {
+        let _ = write!(out, ";palisade-burst={b}");
+    }
+}
+
+/// Writes one `RateLimit` Item: `"name";r=<remaining>;t=<seconds>`.
+pub fn write_limit_item(out: &mut String, name: &str, remaining: u64, reset_secs: u64) {
+    write_sf_string(out, name);
+    let _ = write!(out, ";r={remaining};t={reset_secs}");
+}
+
+/// The window in whole seconds, if it is a whole number of seconds (`w` has no
+/// sub-second precision; other windows are not advertised).
+fn window_secs(q: &Quota) -> Option<u64> {
+    let w = q.window();
+    (w.subsec_nanos() == 0 && w.as_secs() > 0).then_some(w.as_secs())
+}
+
+fn to_value(s: String) -> HeaderValue {
+    HeaderValue::try_from(s).expect("structured field output is visible ASCII")
+}
+
+/// The `RateLimit-Policy` value for a quota set.
+pub(crate) fn policy_header(quotas: &[Quota]) -> HeaderValue {
+    let mut s = String::with_capacity(32 * quotas.len());
+    for (i, q) in quotas.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        let burst = (q.burst_size() != q.limit()).then_some(u64::from(q.burst_size()));
+        write_policy_item(
+            &mut s,
+            q.name(),
+            u64::from(q.limit()),
+            window_secs(q),
+            burst,
+        );
+    }
+    to_value(s)
+}
+
+/// The `t` of one quota: for a quota that refused the request, the wait until it admits
+/// one more; otherwise the time until it is full again. Whole seconds, rounded up.
+fn t_of(d: &Decision, i: usize) -> u64 {
+    let s = d.state(i);
+    if s.wait > Duration::ZERO {
+        seconds_ceil(s.wait)
+    } else {
+        seconds_ceil(s.reset)
+    }
+}
+
+/// The `RateLimit` value for a decision over `quotas`.
+pub(crate) fn limit_header(quotas: &[Quota], d: &Decision) -> HeaderValue {
+    let mut s = String::with_capacity(24 * quotas.len());
+    for (i, q) in quotas.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        write_limit_item(&mut s, q.name(), d.state(i).remaining, t_of(d, i));
+    }
+    to_value(s)
+}
+
+/// Adds the legacy `X-RateLimit-Limit/Remaining/Reset` fields for the quota closest to
+/// exhaustion (the fewest remaining units; a refusing quota first).
+pub(crate) fn legacy_headers(quotas: &[Quota], d: &Decision, out: &mut HeaderMap) {
+    let i = (0..quotas.len())
+        .min_by_key(|&i| (d.state(i).wait == Duration::ZERO, d.state(i).remaining))
+        .unwrap_or(0);
+    out.insert(X_RATELIMIT_LIMIT, HeaderValue::from(quotas[i].limit()));
+    out.insert(
+        X_RATELIMIT_REMAINING,
+        HeaderValue::from(d.state(i).remaining),
+    );
+    out.insert(X_RATELIMIT_RESET, HeaderValue::from(t_of(d, i)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gcra::QuotaState;
+    use crate::quota::QuotaSet;
+
+    fn item_policy(name: &str, q: u64, w: Option<u64>) -> String {
+        let mut s = String::new();
+        write_policy_item(&mut s, name, q, w, None);
+        s
+    }
+
+    #[test]
+    fn spec_vector_emit() {
+        // SPECS §2 "emit": policy q=100,w=60; 40 consumed, 58 s left.
+        assert_eq!(
+            item_policy("default", 100, Some(60)),
+            "\"default\";q=100;w=60"
+        );
+        let mut s = String::new();
+        write_limit_item(&mut s, "default", 60, 58);
+        assert_eq!(s, "\"default\";r=60;t=58");
+        // "emit on rejection": RateLimit: "default";r=0;t=5
+        s.clear();
+        write_limit_item(&mut s, "default", 0, 5);
+        assert_eq!(s, "\"default\";r=0;t=5");
+    }
+
+    #[test]
+    fn spec_vector_policy_list() {
+        // The parse vector's input, emitted: "burst";q=100;w=60,"daily";q=1000;w=86400
+        let set = QuotaSet::new([
+            Quota::per_minute("burst", 100).unwrap(),
+            Quota::new("daily", 1000, Duration::from_secs(86_400)).unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(
+            set.policy_header().as_bytes(),
+            b"\"burst\";q=100;w=60, \"daily\";q=1000;w=86400"
+        );
+    }
+
+    #[test]
+    fn escapes_and_vendor_burst_and_subsecond_window() {
+        assert_eq!(item_policy("a\"b\\c", 1, None), r#""a\"b\\c";q=1"#);
+        let q = Quota::per_second("s", 10).unwrap().burst(3);
+        assert_eq!(
+            policy_header(&[q]).as_bytes(),
+            b"\"s\";q=10;w=1;palisade-burst=3"
+        );
+        let q = Quota::new("ms", 5, Duration::from_millis(1500)).unwrap();
+        assert_eq!(policy_header(&[q]).as_bytes(), b"\"ms\";q=5");
+    }
+
+    #[test]
+    fn limit_header_and_legacy_pick_closest_to_exhaustion() {
+        let quotas = [
+            Quota::per_second("sec", 10).unwrap(),
+            Quota::per_hour("hour", 1000).unwrap(),
+        ];
+        let d = Decision::for_test(
+            false,
+            Duration::from_millis(4200),
+            &[
+                QuotaState {
+                    remaining: 0,
+                    reset: Duration::from_millis(900),
+                    wait: Duration::from_millis(4200),
+                },
+                QuotaState {
+                    remaining: 990,
+                    reset: Duration::from_secs(36),
+                    wait: Duration::ZERO,
+                },
+            ],
+        );
+        assert_eq!(
+            limit_header(&quotas, &d).as_bytes(),
+            b"\"sec\";r=0;t=5, \"hour\";r=990;t=36"
+        );
+        let mut h = HeaderMap::new();
+        legacy_headers(&quotas, &d, &mut h);
+        assert_eq!(h[X_RATELIMIT_LIMIT], "10");
+        assert_eq!(h[X_RATELIMIT_REMAINING], "0");
+        assert_eq!(h[X_RATELIMIT_RESET], "5");
+    }
+}

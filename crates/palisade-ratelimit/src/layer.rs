@@ -1,0 +1,209 @@
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::Arc;
+use std::time::Duration;
+
+use palisade_core::Listeners;
+use tower_layer::Layer;
+
+use crate::events::RateLimitEvent;
+use crate::gcra::Decision;
+use crate::memory::{DEFAULT_IDLE_SWEEP, DEFAULT_MAX_KEYS, MemoryStore};
+use crate::quota::QuotaSet;
+use crate::service::RateLimit;
+
+/// What happens to a request that does not conform right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
+pub enum Mode {
+    /// Server mode: refuse it with [`RateLimited`](palisade_core::RateLimited) (429).
+    #[default]
+    Reject,
+    /// Client mode: hold it until a unit is available, at most
+    /// [`max_wait`](RateLimitLayer::max_wait) and never past the request's
+    /// [`Deadline`](palisade_core::Deadline); a longer wait is refused with `RateLimited`.
+    Wait,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Shared {
+    pub(crate) hasher: RandomState,
+    pub(crate) store: Arc<MemoryStore>,
+    pub(crate) default: QuotaSet,
+    pub(crate) tiers: HashMap<u64, QuotaSet>,
+    pub(crate) mode: Mode,
+    pub(crate) max_wait: Option<Duration>,
+    pub(crate) response_headers: bool,
+    pub(crate) legacy_headers: bool,
+    pub(crate) listeners: Listeners<RateLimitEvent>,
+    pub(crate) max_keys: usize,
+    pub(crate) idle_sweep: Duration,
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<crate::redis::RedisBackend>,
+}
+
+impl Shared {
+    pub(crate) fn quotas_for(&self, hash: u64) -> &QuotaSet {
+        if self.tiers.is_empty() {
+            &self.default
+        } else {
+            self.tiers.get(&hash).unwrap_or(&self.default)
+        }
+    }
+}
+
+/// Applies [`RateLimit`] to a service.
+///
+/// Every service made from one layer (and every clone of those) shares one limiter state:
+/// build one layer per route (or per group of routes) that should have its own limits.
+///
+/// Defaults: [`Mode::Reject`], no `max_wait` bound beyond the request's deadline, IETF
+/// headers on successful responses, no legacy `X-RateLimit-*` headers, at most 100,000
+/// tracked keys, idle keys swept every 60 s.
+#[derive(Debug, Clone)]
+pub struct RateLimitLayer<X> {
+    extractor: X,
+    shared: Arc<Shared>,
+}
+
+impl<X> RateLimitLayer<X> {
+    /// Limits requests per key (`extractor`, e.g. [`PeerIp`](palisade_core::key::PeerIp)) to
+    /// `quotas` (one [`Quota`](crate::Quota) or a [`QuotaSet`] that must all pass).
+    pub fn new(extractor: X, quotas: impl Into<QuotaSet>) -> Self {
+        Self {
+            extractor,
+            shared: Arc::new(Shared {
+                hasher: RandomState::new(),
+                store: Arc::new(MemoryStore::new(DEFAULT_MAX_KEYS, DEFAULT_IDLE_SWEEP)),
+                default: quotas.into(),
+                tiers: HashMap::new(),
+                mode: Mode::Reject,
+                max_wait: None,
+                response_headers: true,
+                legacy_headers: false,
+                listeners: Listeners::new(),
+                max_keys: DEFAULT_MAX_KEYS,
+                idle_sweep: DEFAULT_IDLE_SWEEP,
+                #[cfg(feature = "redis")]
+                redis: None,
+            }),
+        }
+    }
+
+    fn shared_mut(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.shared)
+    }
+
+    /// Gives the key `key` its own quotas (a tier, e.g. a paying API key). `key` must hash
+    /// like the extracted key (`&str` for `String` keys, an `IpAddr` for IP keys).
+    #[must_use]
+    pub fn tier<Q: Hash + ?Sized>(mut self, key: &Q, quotas: impl Into<QuotaSet>) -> Self {
+        let s = self.shared_mut();
+        let h = s.hasher.hash_one(key);
+        s.tiers.insert(h, quotas.into());
+        self
+    }
+
+    /// Reject (server, default) or wait (client).
+    #[must_use]
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.shared_mut().mode = mode;
+        self
+    }
+
+    /// In [`Mode::Wait`], the longest a request may be held back (default: only the
+    /// request's [`Deadline`](palisade_core::Deadline), if any, bounds it).
+    #[must_use]
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.shared_mut().max_wait = Some(max_wait);
+        self
+    }
+
+    /// Whether successful responses carry `RateLimit-Policy` and `RateLimit` (default
+    /// `true`; costs one small allocation per response).
+    #[must_use]
+    pub fn response_headers(mut self, yes: bool) -> Self {
+        self.shared_mut().response_headers = yes;
+        self
+    }
+
+    /// Whether to add legacy `X-RateLimit-Limit/Remaining/Reset` (delta seconds) for the
+    /// quota closest to exhaustion (default `false`).
+    #[must_use]
+    pub fn legacy_headers(mut self, yes: bool) -> Self {
+        self.shared_mut().legacy_headers = yes;
+        self
+    }
+
+    /// The most keys tracked in memory at once (default 100,000; at least 1). Resets the
+    /// state.
+    #[must_use]
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        let s = self.shared_mut();
+        s.max_keys = max_keys.max(1);
+        s.store = Arc::new(MemoryStore::new(s.max_keys, s.idle_sweep));
+        self
+    }
+
+    /// How often idle keys are swept (default 60 s). Resets the state.
+    #[must_use]
+    pub fn idle_sweep(mut self, every: Duration) -> Self {
+        let s = self.shared_mut();
+        s.idle_sweep = every;
+        s.store = Arc::new(MemoryStore::new(s.max_keys, s.idle_sweep));
+        self
+    }
+
+    /// Adds a listener for this layer's [`RateLimitEvent`]s.
+    #[must_use]
+    pub fn on_event(mut self, f: impl Fn(&RateLimitEvent) + Send + Sync + 'static) -> Self {
+        let s = self.shared_mut();
+        s.listeners = std::mem::take(&mut s.listeners).on(f);
+        self
+    }
+
+    /// Shares the limits across instances through Redis; the in-memory state then only
+    /// serves [`FailAction::Local`](crate::FailAction::Local).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    #[must_use]
+    pub fn redis(mut self, backend: crate::redis::RedisBackend) -> Self {
+        self.shared_mut().redis = Some(backend);
+        self
+    }
+
+    /// The default quotas.
+    pub fn quotas(&self) -> &QuotaSet {
+        &self.shared.default
+    }
+
+    /// Decides one request for `key` against the in-memory state, as the service does in
+    /// [`Mode::Reject`] (tiers included), consuming its units if admitted. For limiting
+    /// work that is not a Tower request.
+    pub fn check<Q: Hash + ?Sized>(&self, key: &Q) -> Decision {
+        let hash = self.shared.hasher.hash_one(key);
+        let set = self.shared.quotas_for(hash);
+        self.shared.store.decide(hash, set.quotas(), None)
+    }
+
+    /// Keys tracked in memory now.
+    pub fn tracked_keys(&self) -> usize {
+        self.shared.store.len()
+    }
+
+    /// Drops idle keys now (they would be admitted as fresh keys anyway); returns how many.
+    pub fn sweep_idle(&self) -> usize {
+        self.shared.store.sweep_idle()
+    }
+}
+
+impl<S, X: Clone> Layer<S> for RateLimitLayer<X> {
+    type Service = RateLimit<S, X>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit::from_parts(inner, self.extractor.clone(), self.shared.clone())
+    }
+}

@@ -1,0 +1,89 @@
+//! Keyed rate limiting (GCRA) for Tower services, in memory or shared through Redis.
+//!
+//! [`RateLimitLayer`] partitions requests by a key from a
+//! [`KeyExtractor`](palisade_core::KeyExtractor) (peer IP, trusted `X-Forwarded-For`, API
+//! key header, path, global, a closure) and checks each key against one or more
+//! [`Quota`]s (rate + burst). A request must pass every quota of its [`QuotaSet`]; units
+//! are only consumed when all pass. Keys can get their own quotas
+//! ([tiers](RateLimitLayer::tier)).
+//!
+//! - **Server mode** ([`Mode::Reject`], default): a request over the limit fails with
+//!   [`RateLimited`](palisade_core::RateLimited), which
+//!   [`HandleRejectionsLayer`](palisade_core::HandleRejectionsLayer) answers with 429 /
+//!   RESOURCE_EXHAUSTED, `Retry-After` and the IETF `RateLimit-Policy` / `RateLimit`
+//!   fields (draft-ietf-httpapi-ratelimit-headers-10; see [`headers`]); successful
+//!   responses carry the fields too, and legacy `X-RateLimit-*` fields are optional.
+//! - **Client mode** ([`Mode::Wait`]): a request waits for its slot instead, never past
+//!   its [`Deadline`](palisade_core::Deadline) or [`max_wait`](RateLimitLayer::max_wait).
+//! - **Bounded memory**: idle keys are dropped (losslessly: an idle GCRA key equals a new
+//!   one) and the number of tracked keys is capped ([`RateLimitLayer::max_keys`]); about
+//!   60 bytes per key.
+//! - **Redis** (feature `redis`): the same algorithm in one Lua script, one round trip,
+//!   with Redis's clock, fail-open / fail-closed / local fallback on errors.
+//!
+//! # Algorithm
+//!
+//! GCRA ([`gcra`]) keeps one timestamp per key and quota. Several quotas are checked then
+//! committed under one lock of the key's map entry (or in one Lua script), which
+//! governor's keyed limiters cannot do across quotas, and the decision reports remaining
+//! units and reset times for the headers. So the state is our own `DashMap<u64, [u64; 4]>`
+//! keyed by a random-seeded hash of the key; the benches compare it with governor.
+//!
+//! # Example
+//! ```
+//! use palisade_core::{HandleRejectionsLayer, key::GlobalKey};
+//! use palisade_ratelimit::{Quota, RateLimitLayer};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let app = service_fn(|_req: http::Request<()>| async {
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+//! });
+//! let svc = ServiceBuilder::new()
+//!     .layer(HandleRejectionsLayer::new())
+//!     .layer(RateLimitLayer::new(GlobalKey, Quota::per_minute("default", 2).unwrap()))
+//!     .service(app);
+//!
+//! let res = svc.clone().oneshot(http::Request::new(())).await.unwrap();
+//! assert_eq!(res.status(), 200);
+//! assert_eq!(res.headers()["ratelimit-policy"], "\"default\";q=2;w=60");
+//! assert_eq!(res.headers()["ratelimit"], "\"default\";r=1;t=30");
+//! svc.clone().oneshot(http::Request::new(())).await.unwrap();
+//!
+//! let res = svc.oneshot(http::Request::new(())).await.unwrap();
+//! assert_eq!(res.status(), 429);
+//! assert_eq!(res.headers()["retry-after"], "30");
+//! assert_eq!(res.headers()["ratelimit"], "\"default\";r=0;t=30");
+//! # }
+//! ```
+//!
+//! Put it inside `HandleRejectionsLayer` and outside expensive work (auth may go before
+//! it when the key is the authenticated user). Unlike `tower::limit::RateLimit` (one global
+//! window, backpressure through `poll_ready`), it is keyed, never blocks `poll_ready`, and
+//! answers over-limit requests at once (server mode).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+mod config;
+pub mod error;
+pub mod events;
+pub mod future;
+pub mod gcra;
+pub mod headers;
+mod layer;
+mod memory;
+pub mod quota;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+mod service;
+
+pub use config::{
+    ConfiguredKey, ConfiguredKeyValue, KeyConfig, QuotaConfig, RateLimitConfig, TierConfig,
+};
+pub use events::{FailAction, RateLimitEvent};
+pub use gcra::{Decision, QuotaState};
+pub use layer::{Mode, RateLimitLayer};
+pub use memory::{DEFAULT_IDLE_SWEEP, DEFAULT_MAX_KEYS};
+pub use quota::{MAX_QUOTAS, MAX_WINDOW, Quota, QuotaSet};
+pub use service::RateLimit;

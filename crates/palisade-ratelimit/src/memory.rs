@@ -1,0 +1,200 @@
+//! In-memory keyed state with bounded memory.
+//!
+//! One `DashMap` entry per key holds the TATs of its quotas (`[u64; 4]`). A key whose TATs
+//! are all in the past is indistinguishable from a key never seen, so dropping it loses
+//! nothing: such *idle* keys are swept every `idle_sweep_interval` (by whichever request
+//! inserts a new key first after the interval) and whenever the map reaches its key cap.
+//! If the cap is still reached after that sweep, the keys closest to full are dropped
+//! first (lossy: those keys get their burst back early), down to 90 % of the cap; nginx's
+//! `limit_req` drops its least recently used states in the same situation.
+//!
+//! Keys are stored as their 64-bit hash (SipHash with a per-limiter random seed, so clients
+//! cannot aim collisions at each other), whatever the key type: no key bytes live on the
+//! heap. Bytes per key: the entry `(u64, Slot)` is 8 + 32 = 40 bytes plus one control byte
+//! in a hashbrown table kept at most 7/8 full and sized in powers of two per shard, so
+//! 47 to 94 bytes per tracked key (about 60 on average; measured in `tests/memory.rs`).
+
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use tokio::time::Instant;
+
+use crate::gcra::{self, Decision};
+use crate::quota::{MAX_QUOTAS, Quota};
+
+/// The per-key state: one TAT per quota, nanoseconds since the store's start.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot {
+    tats: [u64; MAX_QUOTAS],
+}
+
+/// Default cap on tracked keys.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+/// Default interval between sweeps of idle keys.
+pub const DEFAULT_IDLE_SWEEP: Duration = Duration::from_secs(60);
+
+/// A hasher for keys that are already hashes.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The in-memory store of a limiter, keyed by key hash.
+#[derive(Debug)]
+pub(crate) struct MemoryStore {
+    map: DashMap<u64, Slot, BuildHasherDefault<IdHasher>>,
+    start: Instant,
+    len: AtomicUsize,
+    max_keys: usize,
+    sweep_every_ns: u64,
+    last_sweep_ns: AtomicU64,
+}
+
+impl MemoryStore {
+    pub(crate) fn new(max_keys: usize, idle_sweep: Duration) -> Self {
+        Self {
+            map: DashMap::default(),
+            start: Instant::now(),
+            len: AtomicUsize::new(0),
+            max_keys: max_keys.max(1),
+            sweep_every_ns: idle_sweep.as_nanos().min(u128::from(u64::MAX)) as u64,
+            last_sweep_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// Nanoseconds since the store's start, plus one so that 0 means "never".
+    fn now_ns(&self) -> u64 {
+        Instant::now()
+            .saturating_duration_since(self.start)
+            .as_nanos() as u64
+            + 1
+    }
+
+    /// Number of tracked keys.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Decides a request for `key` now.
+    pub(crate) fn decide(
+        &self,
+        key: u64,
+        quotas: &[Quota],
+        max_wait: Option<Duration>,
+    ) -> Decision {
+        let max_wait = max_wait.map(|d| d.as_nanos().min(u128::from(u64::MAX)) as u64);
+        let now = self.now_ns();
+        if let Some(mut slot) = self.map.get_mut(&key) {
+            return gcra::decide(&mut slot.tats, quotas, now, max_wait);
+        }
+        self.make_room(now);
+        match self.map.entry(key) {
+            Entry::Occupied(mut o) => gcra::decide(&mut o.get_mut().tats, quotas, now, max_wait),
+            Entry::Vacant(v) => {
+                let mut tats = [0; MAX_QUOTAS];
+                let d = gcra::decide(&mut tats, quotas, now, max_wait);
+                if d.is_allowed() {
+                    v.insert(Slot { tats });
+                    self.len.fetch_add(1, Ordering::Relaxed);
+                }
+                d
+            }
+        }
+    }
+
+    /// Before inserting a key: periodic idle sweep, and eviction at the cap.
+    fn make_room(&self, now: u64) {
+        let last = self.last_sweep_ns.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= self.sweep_every_ns
+            && self
+                .last_sweep_ns
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.evict_older_than(now);
+        }
+        if self.len() < self.max_keys {
+            return;
+        }
+        self.evict_older_than(now);
+        let target = self.max_keys - self.max_keys / 10 - 1;
+        let mut slack: u64 = 1_000_000; // 1 ms
+        while self.len() > target {
+            self.evict_older_than(now.saturating_add(slack));
+            if slack == u64::MAX {
+                break;
+            }
+            slack = slack.saturating_mul(2);
+        }
+    }
+
+    /// Drops every key whose TATs are all at or before `cutoff`.
+    fn evict_older_than(&self, cutoff: u64) -> usize {
+        let mut removed = 0;
+        self.map.retain(|_, slot| {
+            let keep = slot.tats.iter().any(|&t| t > cutoff);
+            removed += usize::from(!keep);
+            keep
+        });
+        self.len.fetch_sub(removed, Ordering::Relaxed);
+        removed
+    }
+
+    /// Sweeps idle keys now; returns how many were dropped.
+    pub(crate) fn sweep_idle(&self) -> usize {
+        self.evict_older_than(self.now_ns())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_keys_are_swept_and_cap_holds() {
+        let q = [Quota::per_second("s", 1).unwrap()];
+        let store = MemoryStore::new(100, Duration::from_secs(10));
+        for k in 0..100 {
+            assert!(store.decide(k, &q, None).is_allowed());
+        }
+        assert_eq!(store.len(), 100);
+        assert!(!store.decide(5, &q, None).is_allowed());
+        // The cap is reached: the next new key evicts the keys closest to full.
+        assert!(store.decide(1000, &q, None).is_allowed());
+        assert!(store.len() <= 100);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let n = store.len();
+        assert!(n >= 1);
+        assert_eq!(store.sweep_idle(), n);
+        assert_eq!(store.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn periodic_sweep_on_insert() {
+        let q = [Quota::per_second("s", 1).unwrap()];
+        let store = MemoryStore::new(1000, Duration::from_secs(10));
+        tokio::time::advance(Duration::from_secs(11)).await;
+        for k in 0..10 {
+            store.decide(k, &q, None);
+        }
+        assert_eq!(store.len(), 10);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        store.decide(99, &q, None);
+        assert_eq!(store.len(), 1);
+    }
+}

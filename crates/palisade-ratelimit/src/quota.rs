@@ -1,0 +1,218 @@
+//! Quotas: a rate and a burst, and the set of quotas one request must pass.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use palisade_core::ConfigError;
+
+use crate::headers;
+
+/// Most quotas one route (or one tier) may have; a request must pass all of them.
+pub const MAX_QUOTAS: usize = 4;
+
+/// One quota policy: `limit` units per `window`, refilled continuously (GCRA), with up to
+/// `burst` units available at once (default: `limit`).
+///
+/// With the default burst, `Quota::per_minute("default", 100)` behaves like "100 requests
+/// per minute" and is advertised as `RateLimit-Policy: "default";q=100;w=60`. A burst
+/// different from the limit is advertised as the vendor parameter `palisade-burst`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Quota {
+    name: Arc<str>,
+    limit: u32,
+    window: Duration,
+    burst: u32,
+}
+
+impl fmt::Debug for Quota {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Quota")
+            .field("name", &&*self.name)
+            .field("limit", &self.limit)
+            .field("window", &self.window)
+            .field("burst", &self.burst)
+            .finish()
+    }
+}
+
+/// Longest accepted quota window.
+pub const MAX_WINDOW: Duration = Duration::from_secs(86_400 * 31);
+
+impl Quota {
+    /// `limit` units per `window`, named `name` (the policy name in the headers: printable
+    /// ASCII, 1 to 64 characters). Errors name the field and the allowed range.
+    pub fn new(name: &str, limit: u32, window: Duration) -> Result<Self, ConfigError> {
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(ConfigError::new(
+                "name",
+                format!("must be 1 to 64 printable ASCII characters (got {name:?})"),
+            ));
+        }
+        if limit == 0 {
+            return Err(ConfigError::new("limit", "must be at least 1"));
+        }
+        if window < Duration::from_millis(1) || window > MAX_WINDOW {
+            return Err(ConfigError::new(
+                "window",
+                format!("must be between 1ms and {MAX_WINDOW:?} (got {window:?})"),
+            ));
+        }
+        Ok(Self {
+            name: name.into(),
+            limit,
+            window,
+            burst: limit,
+        })
+    }
+
+    /// `limit` units per second.
+    pub fn per_second(name: &str, limit: u32) -> Result<Self, ConfigError> {
+        Self::new(name, limit, Duration::from_secs(1))
+    }
+
+    /// `limit` units per minute.
+    pub fn per_minute(name: &str, limit: u32) -> Result<Self, ConfigError> {
+        Self::new(name, limit, Duration::from_secs(60))
+    }
+
+    /// `limit` units per hour.
+    pub fn per_hour(name: &str, limit: u32) -> Result<Self, ConfigError> {
+        Self::new(name, limit, Duration::from_secs(3600))
+    }
+
+    /// Sets how many units may be spent at once (at least 1; 0 is raised to 1).
+    #[must_use]
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.burst = burst.max(1);
+        self
+    }
+
+    /// The policy name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Units per window.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+    /// The window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+    /// Units available at once.
+    pub fn burst_size(&self) -> u32 {
+        self.burst
+    }
+
+    /// GCRA emission interval (time to earn one unit), in nanoseconds, at least 1.
+    pub(crate) fn emission_ns(&self) -> u64 {
+        ((self.window.as_nanos() / u128::from(self.limit)) as u64).max(1)
+    }
+
+    /// GCRA tolerance (bucket capacity in time), in nanoseconds.
+    pub(crate) fn tolerance_ns(&self) -> u64 {
+        self.emission_ns().saturating_mul(u64::from(self.burst))
+    }
+}
+
+/// The quotas one request must all pass (1 to [`MAX_QUOTAS`], distinct names), with its
+/// `RateLimit-Policy` header value computed once.
+#[derive(Clone, Debug)]
+pub struct QuotaSet {
+    pub(crate) inner: Arc<QuotaSetInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct QuotaSetInner {
+    pub(crate) quotas: Vec<Quota>,
+    pub(crate) policy_header: HeaderValue,
+    pub(crate) names: Vec<String>,
+}
+
+impl QuotaSet {
+    /// Checks the quotas: 1 to [`MAX_QUOTAS`] of them, with distinct names.
+    pub fn new(quotas: impl IntoIterator<Item = Quota>) -> Result<Self, ConfigError> {
+        let quotas: Vec<Quota> = quotas.into_iter().collect();
+        if quotas.is_empty() || quotas.len() > MAX_QUOTAS {
+            return Err(ConfigError::new(
+                "quotas",
+                format!("must hold 1 to {MAX_QUOTAS} quotas (got {})", quotas.len()),
+            ));
+        }
+        for (i, q) in quotas.iter().enumerate() {
+            if quotas[..i].iter().any(|p| p.name == q.name) {
+                return Err(ConfigError::new(
+                    "quotas",
+                    format!("policy names must be distinct (`{}` repeats)", q.name),
+                ));
+            }
+        }
+        let policy_header = headers::policy_header(&quotas);
+        let names = quotas.iter().map(|q| q.name.to_string()).collect();
+        Ok(Self {
+            inner: Arc::new(QuotaSetInner {
+                quotas,
+                policy_header,
+                names,
+            }),
+        })
+    }
+
+    /// The quotas.
+    pub fn quotas(&self) -> &[Quota] {
+        &self.inner.quotas
+    }
+
+    /// The `RateLimit-Policy` value, e.g. `"default";q=100;w=60`.
+    pub fn policy_header(&self) -> &HeaderValue {
+        &self.inner.policy_header
+    }
+}
+
+impl From<Quota> for QuotaSet {
+    fn from(q: Quota) -> Self {
+        Self::new([q]).expect("one quota is always a valid set")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_fields() {
+        assert_eq!(
+            Quota::new("", 1, Duration::from_secs(1))
+                .unwrap_err()
+                .field(),
+            "name"
+        );
+        assert_eq!(
+            Quota::new("a\n", 1, Duration::from_secs(1))
+                .unwrap_err()
+                .field(),
+            "name"
+        );
+        assert_eq!(Quota::per_second("a", 0).unwrap_err().field(), "limit");
+        assert_eq!(
+            Quota::new("a", 1, Duration::ZERO).unwrap_err().field(),
+            "window"
+        );
+        let a = Quota::per_second("a", 1).unwrap();
+        assert!(QuotaSet::new([]).is_err());
+        assert!(QuotaSet::new([a.clone(), a.clone()]).is_err());
+        assert!(QuotaSet::new(vec![a; 5]).is_err());
+    }
+
+    #[test]
+    fn gcra_parameters() {
+        let q = Quota::per_minute("m", 100).unwrap();
+        assert_eq!(q.emission_ns(), 600_000_000);
+        assert_eq!(q.tolerance_ns(), 60_000_000_000);
+        let q = Quota::per_second("s", 10).unwrap().burst(3);
+        assert_eq!(q.emission_ns(), 100_000_000);
+        assert_eq!(q.tolerance_ns(), 300_000_000);
+    }
+}

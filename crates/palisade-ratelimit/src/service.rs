@@ -1,0 +1,176 @@
+use std::hash::BuildHasher as _;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::HeaderMap;
+use palisade_core::{BoxError, Deadline, KeyExtractor, RateLimited, RequestParts};
+use tower_service::Service;
+
+use crate::events::RateLimitEvent;
+use crate::future::ResponseFuture;
+use crate::gcra::Decision;
+use crate::headers::{RATELIMIT, RATELIMIT_POLICY, legacy_headers, limit_header};
+use crate::layer::{Mode, Shared};
+use crate::quota::QuotaSet;
+
+/// Rate-limits requests per key; see the [crate docs](crate).
+#[derive(Debug, Clone)]
+pub struct RateLimit<S, X> {
+    inner: S,
+    extractor: X,
+    shared: Arc<Shared>,
+}
+
+impl<S, X> RateLimit<S, X> {
+    pub(crate) fn from_parts(inner: S, extractor: X, shared: Arc<Shared>) -> Self {
+        Self {
+            inner,
+            extractor,
+            shared,
+        }
+    }
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+    /// Keys tracked in memory now.
+    pub fn tracked_keys(&self) -> usize {
+        self.shared.store.len()
+    }
+}
+
+/// What to do with a request once decided.
+pub(crate) enum Step {
+    Call(Option<HeaderMap>),
+    Wait(Duration, Option<HeaderMap>),
+    Reject(BoxError),
+}
+
+fn rate_headers(shared: &Shared, set: &QuotaSet, d: &Decision) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(if shared.legacy_headers { 8 } else { 2 });
+    h.insert(RATELIMIT_POLICY, set.policy_header().clone());
+    h.insert(RATELIMIT, limit_header(set.quotas(), d));
+    if shared.legacy_headers {
+        legacy_headers(set.quotas(), d, &mut h);
+    }
+    h
+}
+
+/// Turns a decision into the next step, emitting its event.
+pub(crate) fn step(shared: &Shared, set: &QuotaSet, hash: u64, d: &Decision) -> Step {
+    if d.is_allowed() {
+        shared.listeners.emit_with(|| RateLimitEvent::Allowed {
+            key_hash: hash,
+            waited: d.wait(),
+        });
+        let headers = shared
+            .response_headers
+            .then(|| rate_headers(shared, set, d));
+        if d.wait().is_zero() {
+            Step::Call(headers)
+        } else {
+            Step::Wait(d.wait(), headers)
+        }
+    } else {
+        let violated: Vec<String> = d
+            .states()
+            .iter()
+            .zip(&set.inner.names)
+            .filter(|(s, _)| !s.wait.is_zero())
+            .map(|(_, n)| n.clone())
+            .collect();
+        shared.listeners.emit_with(|| RateLimitEvent::Limited {
+            key_hash: hash,
+            retry_after: d.wait(),
+            violated_policies: violated.clone(),
+        });
+        Step::Reject(Box::new(RateLimited::new(
+            d.wait(),
+            rate_headers(shared, set, d),
+            violated,
+        )))
+    }
+}
+
+/// The longest this request may wait, `None` in reject mode.
+pub(crate) fn max_wait<R: RequestParts>(shared: &Shared, req: &R) -> Option<Duration> {
+    match shared.mode {
+        Mode::Reject => None,
+        Mode::Wait => {
+            let deadline = Deadline::from_request(req).map(Deadline::remaining);
+            Some(match (shared.max_wait, deadline) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => Duration::MAX,
+            })
+        }
+    }
+}
+
+impl<S, X, Req, B> Service<Req> for RateLimit<S, X>
+where
+    Req: RequestParts + Send + 'static,
+    X: KeyExtractor<Req>,
+    S: Service<Req, Response = http::Response<B>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = http::Response<B>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, S, Req>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let key = match self.extractor.extract(&req) {
+            Ok(k) => k,
+            Err(e) => return ResponseFuture::rejected(Box::new(e)),
+        };
+        let shared = &*self.shared;
+        let hash = shared.hasher.hash_one(&key);
+        let set = shared.quotas_for(hash);
+        let max_wait = max_wait(shared, &req);
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &shared.redis {
+            let fut = redis.decide(format!("{key:?}"), set.clone(), max_wait);
+            let inner = take_ready(&mut self.inner);
+            return ResponseFuture::deciding(
+                fut,
+                crate::future::Remote {
+                    shared: self.shared.clone(),
+                    set: set.clone(),
+                    hash,
+                    max_wait,
+                    fail: redis.fail_action(),
+                },
+                inner,
+                req,
+            );
+        }
+        let d = shared.store.decide(hash, set.quotas(), max_wait);
+        match step(shared, set, hash, &d) {
+            Step::Call(headers) => ResponseFuture::called(self.inner.call(req), headers),
+            Step::Wait(wait, headers) => {
+                let inner = take_ready(&mut self.inner);
+                ResponseFuture::waiting(wait, inner, req, headers)
+            }
+            Step::Reject(e) => ResponseFuture::rejected(e),
+        }
+    }
+}
+
+/// Takes the readied inner service, leaving a clone in its place.
+fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}

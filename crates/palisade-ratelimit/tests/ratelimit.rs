@@ -1,0 +1,336 @@
+//! Service-level tests under paused time.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Empty;
+use palisade_core::key::{ForwardedIp, GlobalKey, HeaderKey, PeerAddr, PeerIp};
+use palisade_core::{Deadline, HandleRejectionsLayer, KeyError, RateLimited};
+use palisade_ratelimit::{Mode, Quota, QuotaSet, RateLimitEvent, RateLimitLayer};
+use tokio::time::{Instant, advance};
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+
+type Res = Response<Empty<Bytes>>;
+
+fn counting() -> (
+    Arc<AtomicUsize>,
+    impl Service<Request<()>, Response = Res, Error = Infallible, Future: Send> + Clone,
+) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let svc = service_fn(move |_req: Request<()>| {
+        c.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, Infallible>(Response::new(Empty::new())) }
+    });
+    (calls, svc)
+}
+
+fn from_peer(ip: &str) -> Request<()> {
+    let mut r = Request::new(());
+    r.extensions_mut().insert(PeerAddr(
+        format!("{ip}:4000").parse::<SocketAddr>().unwrap(),
+    ));
+    r
+}
+
+async fn admits<S>(svc: &mut S, n: usize, mk: impl Fn() -> Request<()>) -> usize
+where
+    S: Service<Request<()>, Response = Res, Error = palisade_core::BoxError>,
+{
+    let mut ok = 0;
+    for _ in 0..n {
+        match svc.ready().await.unwrap().call(mk()).await {
+            Ok(_) => ok += 1,
+            Err(e) => assert!(e.is::<RateLimited>(), "unexpected error {e}"),
+        }
+    }
+    ok
+}
+
+#[tokio::test(start_paused = true)]
+async fn exact_admits_for_rate_and_burst() {
+    let (calls, inner) = counting();
+    let layer = RateLimitLayer::new(
+        GlobalKey,
+        Quota::per_second("default", 10).unwrap().burst(5),
+    );
+    let mut svc = ServiceBuilder::new().layer(layer).service(inner);
+    assert_eq!(admits(&mut svc, 20, || Request::new(())).await, 5);
+    advance(Duration::from_millis(99)).await;
+    assert_eq!(admits(&mut svc, 5, || Request::new(())).await, 0);
+    advance(Duration::from_millis(1)).await;
+    assert_eq!(admits(&mut svc, 5, || Request::new(())).await, 1);
+    advance(Duration::from_secs(1)).await; // refills 10 but the bucket holds 5
+    assert_eq!(admits(&mut svc, 20, || Request::new(())).await, 5);
+    assert_eq!(calls.load(Ordering::SeqCst), 11);
+}
+
+#[tokio::test(start_paused = true)]
+async fn multiple_quotas_all_must_pass_and_refusals_consume_nothing() {
+    let (calls, inner) = counting();
+    let set = QuotaSet::new([
+        Quota::per_second("sec", 3).unwrap(),
+        Quota::per_minute("min", 5).unwrap(),
+    ])
+    .unwrap();
+    let mut svc = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(GlobalKey, set))
+        .service(inner);
+    assert_eq!(admits(&mut svc, 10, || Request::new(())).await, 3);
+    advance(Duration::from_secs(1)).await;
+    // The per-minute quota has 2 left; the per-second one 3.
+    let err = loop {
+        match svc.ready().await.unwrap().call(Request::new(())).await {
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+    };
+    let rl = err.downcast_ref::<RateLimited>().unwrap();
+    assert_eq!(rl.violated_policies, vec!["min".to_owned()]);
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    // Refusals by "min" did not spend "sec": after "min" refills one unit (12 s), one passes.
+    advance(Duration::from_secs(11)).await;
+    assert_eq!(admits(&mut svc, 3, || Request::new(())).await, 1);
+    assert_eq!(rl.headers["ratelimit"], "\"sec\";r=1;t=1, \"min\";r=0;t=11");
+}
+
+#[tokio::test(start_paused = true)]
+async fn headers_on_success_and_on_429_are_byte_exact() {
+    let (_, inner) = counting();
+    let layer = RateLimitLayer::new(PeerIp, Quota::per_minute("default", 100).unwrap())
+        .legacy_headers(true);
+    let svc = ServiceBuilder::new()
+        .layer(HandleRejectionsLayer::new())
+        .layer(layer)
+        .service(inner);
+    for _ in 0..40 {
+        svc.clone().oneshot(from_peer("192.0.2.1")).await.unwrap();
+    }
+    advance(Duration::from_secs(2)).await;
+    let res = svc.clone().oneshot(from_peer("192.0.2.1")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let h = res.headers();
+    assert_eq!(h["ratelimit-policy"].as_bytes(), b"\"default\";q=100;w=60");
+    // 41 units spent, 2 s refilled (3.33 units): 62 left, full again in 22.6 s.
+    assert_eq!(h["ratelimit"].as_bytes(), b"\"default\";r=62;t=23");
+    assert_eq!(h["x-ratelimit-limit"], "100");
+    assert_eq!(h["x-ratelimit-remaining"], "62");
+    assert_eq!(h["x-ratelimit-reset"], "23");
+    for _ in 0..62 {
+        assert_eq!(
+            svc.clone()
+                .oneshot(from_peer("192.0.2.1"))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let res = svc.clone().oneshot(from_peer("192.0.2.1")).await.unwrap();
+    assert_eq!(res.status(), 429);
+    let h = res.headers();
+    // Next unit in 0.6 s → Retry-After and t round up to 1.
+    assert_eq!(h["retry-after"], "1");
+    assert_eq!(h["ratelimit"].as_bytes(), b"\"default\";r=0;t=1");
+    assert_eq!(h["ratelimit-policy"].as_bytes(), b"\"default\";q=100;w=60");
+    assert_eq!(h["cache-control"], "no-store");
+    // Another client is unaffected.
+    assert_eq!(
+        svc.clone()
+            .oneshot(from_peer("192.0.2.2"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_value_matches_the_wait() {
+    let (_, inner) = counting();
+    let layer = RateLimitLayer::new(GlobalKey, Quota::per_minute("slow", 1).unwrap())
+        .response_headers(false);
+    let mut svc = ServiceBuilder::new().layer(layer).service(inner);
+    let ok = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
+    assert!(ok.headers().is_empty());
+    advance(Duration::from_millis(4500)).await;
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap_err();
+    let rl = err.downcast_ref::<RateLimited>().unwrap();
+    assert_eq!(rl.retry_after, Duration::from_millis(55_500));
+    assert_eq!(rl.headers["ratelimit"], "\"slow\";r=0;t=56");
+    assert_eq!(
+        palisade_core::retry_after::to_header_value(rl.retry_after),
+        "56"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn xff_from_untrusted_peer_does_not_change_the_key() {
+    let (_, inner) = counting();
+    let key = ForwardedIp::parse(["10.0.0.0/8"]).unwrap();
+    let layer = RateLimitLayer::new(key, Quota::per_minute("default", 2).unwrap());
+    let mut svc = ServiceBuilder::new().layer(layer).service(inner);
+    let spoofed = |n: u32| {
+        let mut r = from_peer("198.51.100.7");
+        r.headers_mut()
+            .insert("x-forwarded-for", format!("203.0.113.{n}").parse().unwrap());
+        r
+    };
+    // Each request claims a different client, but all come from one untrusted peer.
+    let mut ok = 0;
+    for n in 0..10 {
+        if svc.ready().await.unwrap().call(spoofed(n)).await.is_ok() {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 2);
+    // Behind the trusted proxy, the forwarded clients are distinct keys.
+    let via_proxy = |n: u32| {
+        let mut r = from_peer("10.0.0.1");
+        r.headers_mut()
+            .insert("x-forwarded-for", format!("203.0.113.{n}").parse().unwrap());
+        r
+    };
+    let mut ok = 0;
+    for n in 0..10 {
+        if svc.ready().await.unwrap().call(via_proxy(n)).await.is_ok() {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn tiers_override_quotas_per_key_and_missing_keys_are_400() {
+    let (_, inner) = counting();
+    let layer = RateLimitLayer::new(
+        HeaderKey::new(http::HeaderName::from_static("x-api-key")),
+        Quota::per_minute("free", 2).unwrap(),
+    )
+    .tier("gold", Quota::per_minute("gold", 5).unwrap());
+    let mut svc = ServiceBuilder::new().layer(layer).service(inner);
+    let with_key =
+        |k: &'static str| move || Request::get("/").header("x-api-key", k).body(()).unwrap();
+    assert_eq!(admits(&mut svc, 10, with_key("anon")).await, 2);
+    assert_eq!(admits(&mut svc, 10, with_key("gold")).await, 5);
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap_err();
+    assert!(err.is::<KeyError>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn client_mode_50_calls_at_10_per_second_take_4_seconds() {
+    let (calls, inner) = counting();
+    let layer =
+        RateLimitLayer::new(GlobalKey, Quota::per_second("out", 10).unwrap()).mode(Mode::Wait);
+    let mut svc = ServiceBuilder::new().layer(layer).service(inner);
+    let start = Instant::now();
+    for _ in 0..50 {
+        svc.ready()
+            .await
+            .unwrap()
+            .call(Request::new(()))
+            .await
+            .unwrap();
+    }
+    // 10 at once (the burst), then one every 100 ms.
+    assert_eq!(start.elapsed(), Duration::from_secs(4));
+    assert_eq!(calls.load(Ordering::SeqCst), 50);
+}
+
+#[tokio::test(start_paused = true)]
+async fn client_mode_is_bounded_by_the_deadline() {
+    let (calls, inner) = counting();
+    let layer = RateLimitLayer::new(GlobalKey, Quota::per_second("out", 1).unwrap().burst(1))
+        .mode(Mode::Wait);
+    let mut svc = ServiceBuilder::new().layer(layer).service(inner);
+    svc.ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
+    // Next slot in 1 s; a deadline 500 ms away cannot wait for it.
+    let mut req = Request::new(());
+    req.extensions_mut()
+        .insert(Deadline::after(Duration::from_millis(500)));
+    let start = Instant::now();
+    let err = svc.ready().await.unwrap().call(req).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(
+        err.downcast_ref::<RateLimited>().unwrap().retry_after,
+        Duration::from_secs(1)
+    );
+    // A deadline 2 s away waits the 1 s.
+    let mut req = Request::new(());
+    req.extensions_mut()
+        .insert(Deadline::after(Duration::from_secs(2)));
+    svc.ready().await.unwrap().call(req).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_report_allowed_and_limited_with_hashed_keys() {
+    let (_, inner) = counting();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    let layer = RateLimitLayer::new(PeerIp, Quota::per_minute("default", 1).unwrap())
+        .on_event(move |e| l.lock().unwrap().push(e.clone()));
+    let mut svc = ServiceBuilder::new().layer(layer).service(inner);
+    svc.ready()
+        .await
+        .unwrap()
+        .call(from_peer("192.0.2.1"))
+        .await
+        .unwrap();
+    svc.ready()
+        .await
+        .unwrap()
+        .call(from_peer("192.0.2.1"))
+        .await
+        .unwrap_err();
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 2);
+    let (
+        RateLimitEvent::Allowed {
+            key_hash: a,
+            waited,
+        },
+        RateLimitEvent::Limited {
+            key_hash: b,
+            retry_after,
+            violated_policies,
+        },
+    ) = (&log[0], &log[1])
+    else {
+        panic!("unexpected events {log:?}");
+    };
+    assert_eq!(a, b);
+    assert_eq!(*waited, Duration::ZERO);
+    assert_eq!(*retry_after, Duration::from_secs(60));
+    assert_eq!(violated_policies, &vec!["default".to_owned()]);
+    assert!(!format!("{log:?}").contains("192.0.2.1"));
+}
