@@ -1,0 +1,234 @@
+//! Redis backend against the machine's Redis (`REDIS_URL`, default 127.0.0.1:6379), real
+//! time, unique key prefixes. Outside CI a missing Redis skips the tests.
+#![cfg(feature = "redis")]
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Empty;
+use palisade_core::key::HeaderKey;
+use palisade_core::{BoxError, RateLimited, StoreUnavailable};
+use palisade_ratelimit::redis::RedisBackend;
+use palisade_ratelimit::{FailAction, Quota, RateLimitEvent, RateLimitLayer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+type Res = Response<Empty<Bytes>>;
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn unique_prefix(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("palisade-test:{test}:{}:{nanos}:", std::process::id())
+}
+
+async fn connect(url: &str) -> Option<RedisBackend> {
+    match tokio::time::timeout(Duration::from_secs(3), RedisBackend::connect(url)).await {
+        Ok(Ok(b)) => Some(b),
+        other => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "Redis at {url} is required under CI: {other:?}"
+            );
+            eprintln!("skipping: no Redis at {url}: {other:?}");
+            None
+        }
+    }
+}
+
+fn app(
+    calls: Arc<AtomicUsize>,
+) -> impl Service<Request<()>, Response = Res, Error = Infallible, Future: Send> + Clone {
+    service_fn(move |_req: Request<()>| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, Infallible>(Response::new(Empty::new())) }
+    })
+}
+
+fn req(key: &str) -> Request<()> {
+    Request::get("/").header("x-api-key", key).body(()).unwrap()
+}
+
+fn api_key() -> HeaderKey {
+    HeaderKey::new(http::HeaderName::from_static("x-api-key"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_quota_on_redis_clock() {
+    let url = redis_url();
+    let (Some(a), Some(b)) = (connect(&url).await, connect(&url).await) else {
+        return;
+    };
+    let prefix = unique_prefix("shared");
+    // Generous timeout and fail-closed, so a slow machine cannot inflate the count.
+    let mk = |backend: RedisBackend| {
+        RateLimitLayer::new(api_key(), Quota::per_minute("default", 100).unwrap()).redis(
+            backend
+                .prefix(&prefix)
+                .timeout(Duration::from_secs(5))
+                .on_failure(FailAction::Closed),
+        )
+    };
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut one = mk(a).layer(app(calls.clone()));
+    let mut two = mk(b).layer(app(calls.clone()));
+
+    let first = one.ready().await.unwrap().call(req("k1")).await.unwrap();
+    assert_eq!(first.headers()["ratelimit"], "\"default\";r=99;t=1");
+    let started = Instant::now();
+    let mut allowed = 1;
+    for i in 1..500 {
+        let svc = if i % 2 == 0 { &mut one } else { &mut two };
+        match svc.ready().await.unwrap().call(req("k1")).await {
+            Ok(_) => allowed += 1,
+            Err(e) => assert!(e.is::<RateLimited>(), "unexpected error: {e}"),
+        }
+    }
+    let elapsed = started.elapsed();
+    let refill = (elapsed.as_millis() / 600) as usize + 1;
+    assert!(allowed >= 100, "allowed {allowed}");
+    assert!(
+        allowed <= 100 + refill,
+        "allowed {allowed} > 100 + {refill} in {elapsed:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), allowed);
+    // Another key is independent.
+    assert!(two.ready().await.unwrap().call(req("k2")).await.is_ok());
+}
+
+async fn pump<R: AsyncReadExt + Unpin, W: AsyncWriteExt + Unpin>(
+    mut r: R,
+    mut w: W,
+    stalled: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if w.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A TCP proxy to Redis that stops forwarding while `stalled` is set.
+async fn stallable_proxy(stalled: Arc<AtomicBool>) -> String {
+    let url = redis_url();
+    let hostport = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = TcpStream::connect(&hostport).await else {
+                return;
+            };
+            let (ri, wi) = inbound.into_split();
+            let (ro, wo) = outbound.into_split();
+            tokio::spawn(pump(ri, wo, stalled.clone()));
+            tokio::spawn(pump(ro, wi, stalled.clone()));
+        }
+    });
+    format!("redis://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_redis_gives_the_fail_mode_within_the_timeout() {
+    if connect(&redis_url()).await.is_none() {
+        return;
+    }
+    let stalled = Arc::new(AtomicBool::new(false));
+    let proxy = stallable_proxy(stalled.clone()).await;
+    let backend = RedisBackend::connect(&proxy)
+        .await
+        .unwrap()
+        .prefix(&unique_prefix("stall"))
+        .timeout(Duration::from_millis(50));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let quota = Quota::per_minute("default", 1).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mk = |action: FailAction| {
+        let ev = ev.clone();
+        RateLimitLayer::new(api_key(), quota.clone())
+            .redis(backend.clone().on_failure(action))
+            .on_event(move |e| ev.lock().unwrap().push(e.clone()))
+            .layer(app(calls.clone()))
+    };
+    let (closed, open, local) = (
+        mk(FailAction::Closed),
+        mk(FailAction::Open),
+        mk(FailAction::Local),
+    );
+
+    // While Redis answers, the shared limit applies: one per minute for "k".
+    assert!(closed.clone().oneshot(req("k")).await.is_ok());
+    let err: BoxError = open.clone().oneshot(req("k")).await.unwrap_err();
+    assert!(err.is::<RateLimited>());
+
+    stalled.store(true, Ordering::SeqCst);
+    let bound = Duration::from_millis(50 + 450);
+
+    let t = Instant::now();
+    let err = closed.clone().oneshot(req("k")).await.unwrap_err();
+    assert!(err.is::<StoreUnavailable>(), "closed: {err}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(50) && t.elapsed() < bound,
+        "{:?}",
+        t.elapsed()
+    );
+
+    let t = Instant::now();
+    assert!(open.clone().oneshot(req("k")).await.is_ok(), "open admits");
+    assert!(t.elapsed() < bound, "{:?}", t.elapsed());
+
+    // Local fallback: this instance's own 1/min for "k" (fresh locally) admits once.
+    let t = Instant::now();
+    assert!(local.clone().oneshot(req("k")).await.is_ok());
+    let err = local.clone().oneshot(req("k")).await.unwrap_err();
+    assert!(err.is::<RateLimited>(), "local: {err}");
+    assert!(t.elapsed() < bound * 2, "{:?}", t.elapsed());
+
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let failures: Vec<FailAction> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            RateLimitEvent::StoreFailed { action, .. } => Some(*action),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failures,
+        vec![
+            FailAction::Closed,
+            FailAction::Open,
+            FailAction::Local,
+            FailAction::Local
+        ]
+    );
+    stalled.store(false, Ordering::SeqCst);
+}
