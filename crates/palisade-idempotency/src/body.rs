@@ -1,0 +1,192 @@
+//! Request and response bodies of [`Idempotency`](crate::Idempotency): either the original
+//! streaming body (pass-through) or a buffered one. No boxing on the pass-through path.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use palisade_core::BoxError;
+use pin_project_lite::pin_project;
+
+pin_project! {
+    /// The request body the inner service sees: the original body on pass-through, or the
+    /// body buffered for fingerprinting.
+    pub struct RequestBody<B> {
+        #[pin]
+        kind: ReqKind<B>,
+    }
+}
+
+pin_project! {
+    #[project = ReqKindProj]
+    enum ReqKind<B> {
+        Streaming { #[pin] body: B },
+        Buffered { data: Option<Bytes> },
+    }
+}
+
+impl<B> RequestBody<B> {
+    pub(crate) fn streaming(body: B) -> Self {
+        Self {
+            kind: ReqKind::Streaming { body },
+        }
+    }
+    pub(crate) fn buffered(data: Bytes) -> Self {
+        Self {
+            kind: ReqKind::Buffered {
+                data: (!data.is_empty()).then_some(data),
+            },
+        }
+    }
+    /// Whether the body was buffered by the layer.
+    pub fn is_buffered(&self) -> bool {
+        matches!(self.kind, ReqKind::Buffered { .. })
+    }
+}
+
+impl<B> fmt::Debug for RequestBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestBody")
+            .field("buffered", &self.is_buffered())
+            .finish()
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for RequestBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.project().kind.project() {
+            ReqKindProj::Streaming { body } => body.poll_frame(cx),
+            ReqKindProj::Buffered { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            ReqKind::Streaming { body } => body.is_end_stream(),
+            ReqKind::Buffered { data } => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            ReqKind::Streaming { body } => body.size_hint(),
+            ReqKind::Buffered { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The response body: the inner service's body (pass-through), a buffered or replayed
+    /// body, or, when a response was too large to store, the buffered prefix followed by the
+    /// rest of the inner body.
+    pub struct ResponseBody<B> {
+        #[pin]
+        kind: ResKind<B>,
+    }
+}
+
+pin_project! {
+    #[project = ResKindProj]
+    enum ResKind<B> {
+        Inner { #[pin] body: B },
+        Full { data: Option<Bytes> },
+        Prefixed { prefix: Option<Bytes>, rest: Pin<Box<B>> },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn inner(body: B) -> Self {
+        Self {
+            kind: ResKind::Inner { body },
+        }
+    }
+    pub(crate) fn full(data: Bytes) -> Self {
+        Self {
+            kind: ResKind::Full {
+                data: (!data.is_empty()).then_some(data),
+            },
+        }
+    }
+    pub(crate) fn prefixed(prefix: Bytes, rest: Pin<Box<B>>) -> Self {
+        Self {
+            kind: ResKind::Prefixed {
+                prefix: (!prefix.is_empty()).then_some(prefix),
+                rest,
+            },
+        }
+    }
+    /// Whether this body was buffered (stored or replayed) by the layer.
+    pub fn is_buffered(&self) -> bool {
+        matches!(self.kind, ResKind::Full { .. })
+    }
+}
+
+impl<B> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("buffered", &self.is_buffered())
+            .finish()
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project().kind.project() {
+            ResKindProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
+            ResKindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ResKindProj::Prefixed { prefix, rest } => {
+                if let Some(p) = prefix.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(p))));
+                }
+                rest.as_mut().poll_frame(cx).map_err(Into::into)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            ResKind::Inner { body } => body.is_end_stream(),
+            ResKind::Full { data } => data.is_none(),
+            ResKind::Prefixed { prefix, rest } => prefix.is_none() && rest.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            ResKind::Inner { body } => body.size_hint(),
+            ResKind::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            ResKind::Prefixed { prefix, rest } => {
+                let p = prefix.as_ref().map_or(0, |d| d.len() as u64);
+                let r = rest.size_hint();
+                let mut h = SizeHint::new();
+                h.set_lower(r.lower() + p);
+                if let Some(u) = r.upper() {
+                    h.set_upper(u + p);
+                }
+                h
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Events of the idempotency layer and inbox.
+
+use http::StatusCode;
+use palisade_core::Event;
+
+/// A decision of [`Idempotency`](crate::Idempotency) or [`Inbox`](crate::Inbox).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdempotencyEvent {
+    /// The handler ran for a new key. `stored` is false when the response was not recorded
+    /// (5xx with `store_server_errors(false)`, body over the limit, or a lost lease).
+    Executed {
+        /// The handler's status (200 for inbox messages).
+        status: StatusCode,
+        /// Whether the response is now stored for replay.
+        stored: bool,
+    },
+    /// A stored response was replayed (or, in the inbox, a duplicate acknowledged).
+    Replayed {
+        /// The replayed status.
+        status: StatusCode,
+    },
+    /// The key is held by a request still in flight: 409.
+    Conflict,
+    /// The key was used with a different payload: 422.
+    Mismatch,
+    /// A lease ran out: either this request took over an expired lock (`late_finisher:
+    /// false`), or it finished after losing its lock and its result was discarded (`true`).
+    LockExpired {
+        /// Whether this request is the late finisher.
+        late_finisher: bool,
+    },
+}
+
+impl Event for IdempotencyEvent {
+    fn layer(&self) -> &'static str {
+        "idempotency"
+    }
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Executed { .. } => "executed",
+            Self::Replayed { .. } => "replayed",
+            Self::Conflict => "conflict",
+            Self::Mismatch => "mismatch",
+            Self::LockExpired { .. } => "lock_expired",
+        }
+    }
+}

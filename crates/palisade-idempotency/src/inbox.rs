@@ -1,0 +1,274 @@
+//! Inbox mode: process each message id once (seed pattern 23).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use palisade_core::{BoxError, IdempotencyConflict, Listeners, StoreUnavailable};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::events::IdempotencyEvent;
+use crate::layer::{DEFAULT_LEASE, DEFAULT_STORE_RETRY_AFTER, DEFAULT_TTL};
+use crate::store::{Begin, Store, StoredResponse};
+
+/// What [`Inbox`] did with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboxOutcome<R> {
+    /// First delivery: the inner service processed it.
+    Processed(R),
+    /// A duplicate of a processed message: acknowledged without effect.
+    Duplicate,
+}
+
+impl<R> InboxOutcome<R> {
+    /// Whether this delivery was a duplicate.
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, Self::Duplicate)
+    }
+}
+
+struct Config<St, F> {
+    store: St,
+    id: F,
+    prefix: String,
+    ttl: Duration,
+    lease: Duration,
+    listeners: Listeners<IdempotencyEvent>,
+}
+
+/// Layer for [`Inbox`]: message consumers that process each message id once.
+///
+/// The id comes from a closure `Fn(&M) -> String`. A delivery whose id was processed
+/// within `ttl` (default 24 h) is answered [`InboxOutcome::Duplicate`] without calling the
+/// inner service. A delivery whose id is being processed right now fails with
+/// [`IdempotencyConflict`] (do not acknowledge it; the broker redelivers later). If the inner
+/// service fails, the id is released so a redelivery processes it.
+///
+/// ```
+/// use palisade_idempotency::{InboxLayer, InboxOutcome, MemoryStore};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let layer = InboxLayer::new(MemoryStore::new(), |m: &(u32, &'static str)| m.0.to_string());
+/// let svc = layer.layer(service_fn(|m: (u32, &'static str)| async move { Ok::<_, std::convert::Infallible>(m.1.len()) }));
+/// assert_eq!(svc.clone().oneshot((7, "hello")).await.unwrap(), InboxOutcome::Processed(5));
+/// assert_eq!(svc.oneshot((7, "hello")).await.unwrap(), InboxOutcome::Duplicate);
+/// # }
+/// ```
+pub struct InboxLayer<St, F> {
+    config: Arc<Config<St, F>>,
+}
+
+impl<St, F> Clone for InboxLayer<St, F> {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<St: fmt::Debug, F> fmt::Debug for InboxLayer<St, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboxLayer")
+            .field("store", &self.config.store)
+            .field("prefix", &self.config.prefix)
+            .field("ttl", &self.config.ttl)
+            .field("lease", &self.config.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<St, F> InboxLayer<St, F> {
+    /// An inbox over `store`, taking each message's id from `id`.
+    pub fn new(store: St, id: F) -> Self {
+        Self {
+            config: Arc::new(Config {
+                store,
+                id,
+                prefix: "inbox:".to_owned(),
+                ttl: DEFAULT_TTL,
+                lease: DEFAULT_LEASE,
+                listeners: Listeners::new(),
+            }),
+        }
+    }
+
+    fn map(self, f: impl FnOnce(&mut Config<St, F>)) -> Self {
+        let mut config = Arc::try_unwrap(self.config)
+            .unwrap_or_else(|_| panic!("InboxLayer is configured before it is cloned"));
+        f(&mut config);
+        Self {
+            config: Arc::new(config),
+        }
+    }
+
+    /// Prefix of the store keys (default `inbox:`), to separate consumers sharing a store.
+    #[must_use]
+    pub fn prefix(self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        self.map(|c| c.prefix = prefix)
+    }
+    /// How long processed ids are remembered (default 24 h).
+    #[must_use]
+    pub fn ttl(self, ttl: Duration) -> Self {
+        self.map(|c| c.ttl = ttl.max(Duration::from_millis(1)))
+    }
+    /// How long a crashed consumer blocks an id (default 60 s).
+    #[must_use]
+    pub fn lease(self, lease: Duration) -> Self {
+        self.map(|c| c.lease = lease.max(Duration::from_millis(1)))
+    }
+    /// Adds an event listener (`Executed`, `Replayed` for duplicates, `Conflict`).
+    #[must_use]
+    pub fn on_event(self, f: impl Fn(&IdempotencyEvent) + Send + Sync + 'static) -> Self {
+        self.map(|c| c.listeners = std::mem::take(&mut c.listeners).on(f))
+    }
+}
+
+impl<S, St, F> Layer<S> for InboxLayer<St, F> {
+    type Service = Inbox<S, St, F>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Inbox {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// A message consumer that processes each message id once; see [`InboxLayer`].
+pub struct Inbox<S, St, F> {
+    inner: S,
+    config: Arc<Config<St, F>>,
+}
+
+impl<S: Clone, St, F> Clone for Inbox<S, St, F> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, St: fmt::Debug, F> fmt::Debug for Inbox<S, St, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox")
+            .field("inner", &self.inner)
+            .field("store", &self.config.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, St, F> Inbox<S, St, F> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+struct Release<St: Store> {
+    store: St,
+    key: String,
+    token: u64,
+    armed: bool,
+}
+
+impl<St: Store> Drop for Release<St> {
+    fn drop(&mut self) {
+        if !self.armed || self.store.release_now(&self.key, self.token) {
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let store = self.store.clone();
+            let key = std::mem::take(&mut self.key);
+            let token = self.token;
+            handle.spawn(async move {
+                let _ = store.release(&key, token).await;
+            });
+        }
+    }
+}
+
+const NO_FINGERPRINT: [u8; 32] = [0; 32];
+
+impl<S, St, F, M> Service<M> for Inbox<S, St, F>
+where
+    S: Service<M> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Response: Send + 'static,
+    St: Store,
+    F: Fn(&M) -> String + Send + Sync + 'static,
+    M: Send + 'static,
+{
+    type Response = InboxOutcome<S::Response>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, msg: M) -> Self::Future {
+        let config = self.config.clone();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let key = format!("{}{}", config.prefix, (config.id)(&msg));
+        Box::pin(async move {
+            let begin = config
+                .store
+                .begin(&key, &NO_FINGERPRINT, config.lease, config.ttl)
+                .await
+                .map_err(|_| StoreUnavailable::new(Some(DEFAULT_STORE_RETRY_AFTER)))?;
+            let token = match begin {
+                Begin::Started { fencing_token, .. } => fencing_token,
+                Begin::Completed(_) | Begin::Mismatch => {
+                    config.listeners.emit_with(|| IdempotencyEvent::Replayed {
+                        status: StatusCode::OK,
+                    });
+                    return Ok(InboxOutcome::Duplicate);
+                }
+                Begin::InFlight => {
+                    config.listeners.emit_with(|| IdempotencyEvent::Conflict);
+                    return Err(IdempotencyConflict::new().into());
+                }
+            };
+            let mut guard = Release {
+                store: config.store.clone(),
+                key,
+                token,
+                armed: true,
+            };
+            let res = inner.call(msg).await.map_err(Into::into)?;
+            let done = StoredResponse {
+                status: StatusCode::OK,
+                headers: Vec::new(),
+                body: Bytes::new(),
+            };
+            let stored = config
+                .store
+                .complete(&guard.key, token, &done, config.ttl)
+                .await
+                .unwrap_or(false);
+            guard.armed = false;
+            config.listeners.emit_with(|| IdempotencyEvent::Executed {
+                status: StatusCode::OK,
+                stored,
+            });
+            Ok(InboxOutcome::Processed(res))
+        })
+    }
+}

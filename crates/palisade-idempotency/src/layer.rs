@@ -1,0 +1,244 @@
+//! [`IdempotencyLayer`] and its settings.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, Method, header};
+use palisade_core::Listeners;
+use palisade_core::key::GlobalKey;
+use tower_layer::Layer;
+
+use crate::events::IdempotencyEvent;
+use crate::key::{DEFAULT_MAX_KEY_LEN, KeyMode};
+use crate::service::{Idempotency, Shared};
+
+/// Default time a completed response is kept (24 h, as Stripe).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// Default lease of the in-flight lock (how long a crashed instance blocks the key).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+/// Default largest request body buffered for the fingerprint (1 MiB).
+pub const DEFAULT_MAX_REQUEST_BODY: usize = 1024 * 1024;
+/// Default largest response body stored for replay (1 MiB).
+pub const DEFAULT_MAX_RESPONSE_BODY: usize = 1024 * 1024;
+/// Default `Retry-After` sent with [`StoreUnavailable`](palisade_core::StoreUnavailable).
+pub const DEFAULT_STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) methods: Vec<Method>,
+    pub(crate) require_key: bool,
+    pub(crate) mode: KeyMode,
+    pub(crate) max_key_len: usize,
+    pub(crate) ttl: Duration,
+    pub(crate) lease: Duration,
+    pub(crate) max_request_body: usize,
+    pub(crate) max_response_body: usize,
+    pub(crate) store_server_errors: bool,
+    pub(crate) wait_in_flight: Option<Duration>,
+    pub(crate) stored_headers: Vec<HeaderName>,
+    pub(crate) fingerprint_headers: Vec<HeaderName>,
+    pub(crate) store_retry_after: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            methods: vec![Method::POST, Method::PATCH],
+            require_key: false,
+            mode: KeyMode::Lenient,
+            max_key_len: DEFAULT_MAX_KEY_LEN,
+            ttl: DEFAULT_TTL,
+            lease: DEFAULT_LEASE,
+            max_request_body: DEFAULT_MAX_REQUEST_BODY,
+            max_response_body: DEFAULT_MAX_RESPONSE_BODY,
+            store_server_errors: true,
+            wait_in_flight: None,
+            stored_headers: vec![
+                header::CONTENT_TYPE,
+                header::CONTENT_LANGUAGE,
+                header::CONTENT_ENCODING,
+                header::LOCATION,
+                header::ETAG,
+                header::LAST_MODIFIED,
+                header::CACHE_CONTROL,
+            ],
+            fingerprint_headers: Vec::new(),
+            store_retry_after: DEFAULT_STORE_RETRY_AFTER,
+        }
+    }
+}
+
+/// Applies [`Idempotency`] to a service: `Idempotency-Key` handling with a [`Store`](crate::Store).
+///
+/// Defaults: POST and PATCH; key optional (requests without one pass through); lenient key
+/// parsing; keys up to 255 characters; responses kept 24 h; 60 s lease; request and response
+/// bodies buffered up to 1 MiB; 5xx stored; 409 while in flight (no waiting); stored headers
+/// `content-type`, `content-language`, `content-encoding`, `location`, `etag`,
+/// `last-modified`, `cache-control`; no scope (use [`scope`](Self::scope) with a tenant or
+/// API-key extractor so tenants cannot see each other's entries).
+///
+/// Invalid values are clamped by the setters (zero durations and sizes become 1 ms / 1 byte);
+/// [`IdempotencyConfig`](crate::IdempotencyConfig) validates and names bad fields instead.
+pub struct IdempotencyLayer<St, K = GlobalKey> {
+    pub(crate) settings: Settings,
+    pub(crate) store: St,
+    pub(crate) scope: K,
+    pub(crate) listeners: Listeners<IdempotencyEvent>,
+}
+
+impl<St: Clone, K: Clone> Clone for IdempotencyLayer<St, K> {
+    fn clone(&self) -> Self {
+        Self {
+            settings: self.settings.clone(),
+            store: self.store.clone(),
+            scope: self.scope.clone(),
+            listeners: self.listeners.clone(),
+        }
+    }
+}
+
+impl<St: fmt::Debug, K: fmt::Debug> fmt::Debug for IdempotencyLayer<St, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdempotencyLayer")
+            .field("settings", &self.settings)
+            .field("store", &self.store)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<St> IdempotencyLayer<St, GlobalKey> {
+    /// A layer with default settings over `store`, unscoped.
+    pub fn new(store: St) -> Self {
+        Self {
+            settings: Settings::default(),
+            store,
+            scope: GlobalKey,
+            listeners: Listeners::new(),
+        }
+    }
+}
+
+impl<St, K> IdempotencyLayer<St, K> {
+    /// Scopes keys by `extractor` (tenant, principal, API key): the stored key is the
+    /// extracted scope plus the client's key (SPECS §1.8). An extraction error rejects the
+    /// request with [`KeyError`](palisade_core::KeyError) (400) before the store is touched.
+    pub fn scope<K2>(self, extractor: K2) -> IdempotencyLayer<St, K2> {
+        IdempotencyLayer {
+            settings: self.settings,
+            store: self.store,
+            scope: extractor,
+            listeners: self.listeners,
+        }
+    }
+    /// The methods the layer applies to (default POST, PATCH); others pass through.
+    #[must_use]
+    pub fn methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+        self.settings.methods = methods.into_iter().collect();
+        self
+    }
+    /// Whether a request without a key is refused with
+    /// [`IdempotencyKeyMissing`](palisade_core::IdempotencyKeyMissing) (400) rather than passed through.
+    #[must_use]
+    pub fn require_key(mut self, required: bool) -> Self {
+        self.settings.require_key = required;
+        self
+    }
+    /// Strict mode: only an sf-string (`"k1"`) is accepted; a bare value is 400.
+    #[must_use]
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.settings.mode = if strict {
+            KeyMode::Strict
+        } else {
+            KeyMode::Lenient
+        };
+        self
+    }
+    /// Longest accepted key in characters (default 255).
+    #[must_use]
+    pub fn max_key_len(mut self, len: usize) -> Self {
+        self.settings.max_key_len = len.max(1);
+        self
+    }
+    /// How long a completed response is replayed (default 24 h); after that the key is new.
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.settings.ttl = ttl.max(Duration::from_millis(1));
+        self
+    }
+    /// How long the in-flight lock lasts if its holder never finishes (default 60 s).
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.settings.lease = lease.max(Duration::from_millis(1));
+        self
+    }
+    /// Largest request body buffered for the fingerprint; larger requests are refused with
+    /// [`RequestBodyTooLarge`](crate::error::RequestBodyTooLarge) (413) without running the handler.
+    #[must_use]
+    pub fn max_request_body(mut self, bytes: usize) -> Self {
+        self.settings.max_request_body = bytes.max(1);
+        self
+    }
+    /// Largest response body stored. A larger response is sent to the client unchanged
+    /// (streamed) but not stored, and the key is released, so a retry runs the handler again.
+    #[must_use]
+    pub fn max_response_body(mut self, bytes: usize) -> Self {
+        self.settings.max_response_body = bytes.max(1);
+        self
+    }
+    /// Whether 5xx responses from the handler are stored and replayed (default true, as
+    /// Stripe). With false, a 5xx releases the key and a retry runs the handler again.
+    #[must_use]
+    pub fn store_server_errors(mut self, store: bool) -> Self {
+        self.settings.store_server_errors = store;
+        self
+    }
+    /// Instead of answering 409 while the original is in flight, wait up to `max` for it
+    /// to complete and replay its response (409 if it has not completed by then).
+    #[must_use]
+    pub fn wait_in_flight(mut self, max: Duration) -> Self {
+        self.settings.wait_in_flight = Some(max);
+        self
+    }
+    /// Replaces the allowlist of response headers stored and replayed.
+    #[must_use]
+    pub fn stored_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.settings.stored_headers = names.into_iter().collect();
+        self
+    }
+    /// Request headers included in the fingerprint (default none).
+    #[must_use]
+    pub fn fingerprint_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.settings.fingerprint_headers = names.into_iter().collect();
+        self
+    }
+    /// `Retry-After` sent when the store is unavailable (default 1 s).
+    #[must_use]
+    pub fn store_retry_after(mut self, after: Duration) -> Self {
+        self.settings.store_retry_after = after;
+        self
+    }
+    /// Adds an event listener.
+    #[must_use]
+    pub fn on_event(mut self, f: impl Fn(&IdempotencyEvent) + Send + Sync + 'static) -> Self {
+        self.listeners = self.listeners.on(f);
+        self
+    }
+}
+
+impl<S, St: Clone, K: Clone> Layer<S> for IdempotencyLayer<St, K> {
+    type Service = Idempotency<S, St, K>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Idempotency::from_shared(
+            inner,
+            Arc::new(Shared {
+                settings: self.settings.clone(),
+                store: self.store.clone(),
+                scope: self.scope.clone(),
+                listeners: self.listeners.clone(),
+            }),
+        )
+    }
+}
