@@ -99,5 +99,51 @@ fn keyed(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, keyed);
+#[cfg(feature = "redis")]
+fn redis(c: &mut Criterion) {
+    use palisade_ratelimit::QuotaSet;
+    use palisade_ratelimit::redis::RedisBackend;
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Ok(backend) = rt.block_on(RedisBackend::connect(&url)) else {
+        eprintln!("no Redis at {url}: skipping the Redis bench");
+        return;
+    };
+    let backend = backend
+        .prefix(&format!("palisade-bench:{}:", std::process::id()))
+        .timeout(std::time::Duration::from_secs(1));
+    let mut conn = rt.block_on(async {
+        redis::aio::ConnectionManager::new(redis::Client::open(url.as_str()).unwrap())
+            .await
+            .unwrap()
+    });
+    let quotas = QuotaSet::from(Quota::per_second("default", RATE).unwrap());
+    let mut g = c.benchmark_group("ratelimit_redis");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0u64;
+    g.bench_function("decision", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            let key = i.to_string();
+            black_box(rt.block_on(backend.check(&key, &quotas)).unwrap())
+        });
+    });
+    g.bench_function("ping", |b| {
+        b.iter(|| {
+            let pong: String = rt
+                .block_on(redis::cmd("PING").query_async(&mut conn))
+                .unwrap();
+            black_box(pong)
+        });
+    });
+    g.finish();
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis(_c: &mut Criterion) {}
+
+criterion_group!(benches, keyed, redis);
 criterion_main!(benches);

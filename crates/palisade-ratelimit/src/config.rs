@@ -173,7 +173,7 @@ impl Default for RateLimitConfig {
 /// The key extractor a [`RateLimitConfig`] builds.
 #[derive(Debug, Clone)]
 pub enum ConfiguredKey {
-    /// [`GlobalKey`].
+    /// [`GlobalKey`](palisade_core::key::GlobalKey).
     Global,
     /// [`PeerIp`].
     PeerIp,

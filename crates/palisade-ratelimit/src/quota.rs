@@ -24,6 +24,8 @@ pub struct Quota {
     limit: u32,
     window: Duration,
     burst: u32,
+    emission_ns: u64,
+    tolerance_ns: u64,
 }
 
 impl fmt::Debug for Quota {
@@ -33,7 +35,7 @@ impl fmt::Debug for Quota {
             .field("limit", &self.limit)
             .field("window", &self.window)
             .field("burst", &self.burst)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -59,11 +61,14 @@ impl Quota {
                 format!("must be between 1ms and {MAX_WINDOW:?} (got {window:?})"),
             ));
         }
+        let emission_ns = ((window.as_nanos() / u128::from(limit)) as u64).max(1);
         Ok(Self {
             name: name.into(),
             limit,
             window,
             burst: limit,
+            emission_ns,
+            tolerance_ns: emission_ns.saturating_mul(u64::from(limit)),
         })
     }
 
@@ -86,6 +91,7 @@ impl Quota {
     #[must_use]
     pub fn burst(mut self, burst: u32) -> Self {
         self.burst = burst.max(1);
+        self.tolerance_ns = self.emission_ns.saturating_mul(u64::from(self.burst));
         self
     }
 
@@ -107,13 +113,15 @@ impl Quota {
     }
 
     /// GCRA emission interval (time to earn one unit), in nanoseconds, at least 1.
+    #[inline]
     pub(crate) fn emission_ns(&self) -> u64 {
-        ((self.window.as_nanos() / u128::from(self.limit)) as u64).max(1)
+        self.emission_ns
     }
 
     /// GCRA tolerance (bucket capacity in time), in nanoseconds.
+    #[inline]
     pub(crate) fn tolerance_ns(&self) -> u64 {
-        self.emission_ns().saturating_mul(u64::from(self.burst))
+        self.tolerance_ns
     }
 }
 

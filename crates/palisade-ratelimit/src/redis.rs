@@ -103,6 +103,16 @@ impl RedisBackend {
         format!("{}{{{key}}}:{policy}", self.prefix)
     }
 
+    /// Decides one request for `key` against `quotas` in reject mode, consuming its units
+    /// if admitted: one `EVALSHA` round trip, bounded by the [timeout](Self::timeout).
+    pub async fn check(
+        &self,
+        key: &str,
+        quotas: &QuotaSet,
+    ) -> Result<Decision, palisade_core::BoxError> {
+        Ok(self.decide(key.to_owned(), quotas.clone(), None).await?)
+    }
+
     /// Decides one request for `key`.
     pub(crate) fn decide(
         &self,
