@@ -65,6 +65,30 @@ fn keyed(c: &mut Criterion) {
             r
         })
         .collect();
+    allocs_per_op(
+        "request building only (subtract from the service line)",
+        20_000,
+        |i| {
+            let mut r = Request::new(());
+            *r.extensions_mut() = reqs[i as usize % reqs.len()].extensions().clone();
+            black_box(r);
+        },
+    );
+    {
+        let layer = RateLimitLayer::new(PeerIp, Quota::per_second("default", RATE).unwrap());
+        let mut svc = layer.layer(service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
+        }));
+        allocs_per_op(
+            "palisade service with RateLimit response headers (request building included)",
+            20_000,
+            |i| {
+                let mut r = Request::new(());
+                *r.extensions_mut() = reqs[i as usize % reqs.len()].extensions().clone();
+                black_box(rt.block_on(svc.call(r)).unwrap());
+            },
+        );
+    }
     let mut i = 0usize;
     let mut call = move || {
         i = (i + 1) % reqs.len();

@@ -26,6 +26,8 @@ pub enum Mode {
     /// Client mode: hold it until a unit is available, at most
     /// [`max_wait`](RateLimitLayer::max_wait) and never past the request's
     /// [`Deadline`](palisade_core::Deadline); a longer wait is refused with `RateLimited`.
+    /// The slot is reserved when the request arrives, so a request dropped while waiting
+    /// still uses its unit.
     Wait,
 }
 

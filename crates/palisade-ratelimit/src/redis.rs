@@ -98,7 +98,9 @@ impl RedisBackend {
         self.fail
     }
 
-    /// The Redis key of one quota of one key.
+    /// The Redis key of one quota of one key: `<prefix>{<key>}:<policy>`, where `<key>` is
+    /// the extracted key's `Debug` form (`"abc"` with its quotes for a `String` key,
+    /// `10.0.0.1` for an IP address), so every instance must use the same key extractor.
     pub fn redis_key(&self, key: &str, policy: &str) -> String {
         format!("{}{{{key}}}:{policy}", self.prefix)
     }

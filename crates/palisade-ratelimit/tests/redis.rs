@@ -106,6 +106,32 @@ async fn two_instances_share_one_quota_on_redis_clock() {
     assert!(two.ready().await.unwrap().call(req("k2")).await.is_ok());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_mode_through_redis_spaces_calls() {
+    let Some(backend) = connect(&redis_url()).await else {
+        return;
+    };
+    let layer = RateLimitLayer::new(api_key(), Quota::per_second("out", 10).unwrap().burst(1))
+        .mode(palisade_ratelimit::Mode::Wait)
+        .redis(
+            backend
+                .prefix(&unique_prefix("wait"))
+                .timeout(Duration::from_secs(5))
+                .on_failure(FailAction::Closed),
+        );
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut svc = layer.layer(app(calls.clone()));
+    let started = Instant::now();
+    for _ in 0..5 {
+        svc.ready().await.unwrap().call(req("w")).await.unwrap();
+    }
+    // One now, then one every 100 ms on Redis's clock.
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(390), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+}
+
 async fn pump<R: AsyncReadExt + Unpin, W: AsyncWriteExt + Unpin>(
     mut r: R,
     mut w: W,
