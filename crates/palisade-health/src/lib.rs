@@ -49,6 +49,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod builtin;
 mod check;
 #[cfg(feature = "tonic")]
 mod grpc;
@@ -56,6 +57,9 @@ mod registry;
 mod report;
 mod service;
 
+#[cfg(feature = "redis")]
+pub use builtin::redis_check;
+pub use builtin::{CircuitState, breaker_check, saturation_check};
 pub use check::{
     Check, CheckFuture, CheckOutcome, FnCheck, Status, SyncCheck, check_fn, check_sync,
 };

@@ -86,6 +86,36 @@ fn bench(c: &mut Criterion) {
     group.bench_function("metrics_prometheus", |b| b.iter(|| once(&mut prom)));
     group.finish();
 
+    // Where the time goes: the two clock reads, the classifier, the recorder's handles.
+    let mut parts = c.benchmark_group("metrics_breakdown");
+    parts.bench_function("instant_now", |b| {
+        b.iter(|| black_box(tokio::time::Instant::now()));
+    });
+    let res = Response::new(());
+    let classifier = palisade_core::DefaultClassifier::new();
+    parts.bench_function("default_classifier", |b| {
+        b.iter(|| black_box(classifier.classify_response(black_box(&res))));
+    });
+    {
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let gauge = metrics::gauge!("bench_gauge");
+        let counter = metrics::counter!("bench_counter");
+        let histogram = metrics::histogram!("bench_histogram");
+        parts.bench_function("prometheus_gauge_inc_dec", |b| {
+            b.iter(|| {
+                gauge.increment(1.0);
+                gauge.decrement(1.0);
+            });
+        });
+        parts.bench_function("prometheus_counter_inc", |b| {
+            b.iter(|| counter.increment(1));
+        });
+        parts.bench_function("prometheus_histogram_record", |b| {
+            b.iter(|| histogram.record(black_box(0.001)));
+        });
+    }
+    parts.finish();
+
     let text = handle.render();
     assert!(text.contains(r#"palisade_requests_total{route="bench",outcome="success"}"#));
 }
