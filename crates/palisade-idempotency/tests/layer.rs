@@ -1,0 +1,631 @@
+//! The server layer against SPECS §1 vectors T1–T12 and the issue's acceptance list.
+#![allow(clippy::many_single_char_names)]
+
+mod support;
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use palisade_core::HandleRejectionsLayer;
+use palisade_core::key::{KeyError, key_fn};
+use palisade_idempotency::{
+    Begin, IdempotencyEvent, IdempotencyLayer, MemoryStore, Store, StoreError, StoreFuture,
+    StoredResponse,
+};
+use support::{Answer, Handler, is_problem, post, send, with_tenant};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+
+type Svc = tower::util::BoxCloneService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
+
+/// HandleRejections → Idempotency → handler, with bodies collected into `Full` so tests can
+/// name one type.
+fn stack<St, K>(layer: IdempotencyLayer<St, K>, h: &Handler) -> Svc
+where
+    IdempotencyLayer<St, K>: Layer<Handler>,
+    <IdempotencyLayer<St, K> as Layer<Handler>>::Service: Service<
+            Request<Full<Bytes>>,
+            Response = Response<palisade_idempotency::body::ResponseBody<Full<Bytes>>>,
+            Error = palisade_core::BoxError,
+        > + Clone
+        + Send
+        + 'static,
+    <<IdempotencyLayer<St, K> as Layer<Handler>>::Service as Service<Request<Full<Bytes>>>>::Future:
+        Send + 'static,
+{
+    use http_body_util::BodyExt;
+    let svc = ServiceBuilder::new()
+        .layer(HandleRejectionsLayer::new())
+        .layer(layer)
+        .service(h.clone());
+    tower::util::BoxCloneService::new(svc.and_then(
+        |res: Response<
+            palisade_core::RejectionBody<palisade_idempotency::body::ResponseBody<Full<Bytes>>>,
+        >| async move {
+            let (parts, body) = res.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_or_else(|_| Bytes::new(), http_body_util::Collected::to_bytes);
+            Ok(Response::from_parts(parts, Full::new(body)))
+        },
+    ))
+}
+
+fn tenant_layer(
+    store: MemoryStore,
+) -> IdempotencyLayer<
+    MemoryStore,
+    impl palisade_core::KeyExtractor<Request<Full<Bytes>>, Key = String>,
+> {
+    IdempotencyLayer::new(store).scope(key_fn(|req: &Request<Full<Bytes>>| {
+        req.headers()
+            .get("x-tenant")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or(KeyError::Missing {
+                what: "x-tenant header",
+            })
+    }))
+}
+
+fn events(
+    layer: IdempotencyLayer<MemoryStore>,
+) -> (
+    IdempotencyLayer<MemoryStore>,
+    Arc<Mutex<Vec<IdempotencyEvent>>>,
+) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    (
+        layer.on_event(move |e| l.lock().unwrap().push(e.clone())),
+        log,
+    )
+}
+
+fn original(a: &Answer) -> bool {
+    a.headers.get("idempotent-replayed").is_none() && a.headers.contains_key("x-request-n")
+}
+
+fn replayed(a: &Answer) -> bool {
+    a.headers
+        .get("idempotent-replayed")
+        .map(http::HeaderValue::as_bytes)
+        == Some(b"true")
+}
+
+async fn wait_calls(h: &Handler, n: usize) {
+    while h.calls() < n {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn t1_first_request_executes_and_stores() {
+    let h = Handler::new();
+    let store = MemoryStore::new();
+    let (layer, log) = events(IdempotencyLayer::new(store.clone()));
+    let mut svc = stack(layer, &h);
+    let a = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    assert_eq!(a.body, r#"{"id":1,"body":"A"}"#);
+    assert!(original(&a));
+    assert_eq!(h.calls(), 1);
+    assert_eq!(store.len(), 1, "entry k1 stored");
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![IdempotencyEvent::Executed {
+            status: StatusCode::CREATED,
+            stored: true
+        }]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn t2_replay_is_byte_identical() {
+    let h = Handler::new();
+    let (layer, log) = events(IdempotencyLayer::new(MemoryStore::new()));
+    let mut svc = stack(layer, &h);
+    let a = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    let b = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert_eq!(h.calls(), 1);
+    assert_eq!(b.status, a.status);
+    assert_eq!(b.body, a.body);
+    assert!(replayed(&b));
+    assert_eq!(b.headers["content-type"], a.headers["content-type"]);
+    // Only allowlisted headers are stored; the replay adds exactly the marker.
+    assert!(!b.headers.contains_key("x-request-n"));
+    let mut names: Vec<_> = b.headers.keys().map(|k| k.as_str().to_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["content-type", "idempotent-replayed"]);
+    // A third replay is identical to the second.
+    let c = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert_eq!(c, b);
+    assert_eq!(
+        log.lock().unwrap()[1],
+        IdempotencyEvent::Replayed {
+            status: StatusCode::CREATED
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn t3_in_flight_is_409() {
+    let h = Handler::new();
+    h.0.gated.store(true, Ordering::SeqCst);
+    let (layer, log) = events(IdempotencyLayer::new(MemoryStore::new()));
+    let svc = stack(layer, &h);
+    let mut first = svc.clone();
+    let t = tokio::spawn(async move { send(&mut first, post(Some("\"k1\""), "A")).await });
+    wait_calls(&h, 1).await;
+    let mut second = svc.clone();
+    let b = send(&mut second, post(Some("\"k1\""), "A")).await;
+    assert_eq!(b.status, StatusCode::CONFLICT);
+    assert!(is_problem(&b));
+    assert_eq!(h.calls(), 1);
+    h.0.gate.add_permits(1);
+    let a = t.await.unwrap();
+    assert_eq!(a.status, StatusCode::CREATED);
+    assert!(log.lock().unwrap().contains(&IdempotencyEvent::Conflict));
+    // The 409 was not stored: the next retry replays the original.
+    let c = send(&mut second, post(Some("\"k1\""), "A")).await;
+    assert!(replayed(&c));
+    assert_eq!(c.body, a.body);
+}
+
+#[tokio::test(start_paused = true)]
+async fn t4_different_payload_is_422() {
+    let h = Handler::new();
+    let (layer, log) = events(IdempotencyLayer::new(MemoryStore::new()));
+    let mut svc = stack(layer, &h);
+    send(&mut svc, post(Some("\"k1\""), "A")).await;
+    let b = send(&mut svc, post(Some("\"k1\""), "B")).await;
+    assert_eq!(b.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(is_problem(&b));
+    assert_eq!(h.calls(), 1);
+    assert_eq!(
+        *log.lock().unwrap().last().unwrap(),
+        IdempotencyEvent::Mismatch
+    );
+    // Path and query are part of the fingerprint too.
+    let other_path = Request::post("/orders?x=2")
+        .header("idempotency-key", "\"k1\"")
+        .body(Full::new(Bytes::from_static(b"A")))
+        .unwrap();
+    assert_eq!(send(&mut svc, other_path).await.status, 422);
+    // Mismatch while in flight is 422 as well.
+    h.0.gated.store(true, Ordering::SeqCst);
+    let mut first = svc.clone();
+    let t = tokio::spawn(async move { send(&mut first, post(Some("\"k2\""), "A")).await });
+    wait_calls(&h, 2).await;
+    assert_eq!(send(&mut svc, post(Some("\"k2\""), "B")).await.status, 422);
+    h.0.gate.add_permits(1);
+    assert_eq!(t.await.unwrap().status, 201);
+}
+
+#[tokio::test(start_paused = true)]
+async fn t5_missing_key_on_required_route_is_400() {
+    let h = Handler::new();
+    let mut svc = stack(
+        IdempotencyLayer::new(MemoryStore::new()).require_key(true),
+        &h,
+    );
+    let a = send(&mut svc, post(None, "A")).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(is_problem(&a));
+    assert!(String::from_utf8_lossy(&a.body).contains("Idempotency-Key is missing"));
+    assert_eq!(h.calls(), 0);
+    // Optional route (default): passes through, nothing stored, runs every time.
+    let store = MemoryStore::new();
+    let mut svc = stack(IdempotencyLayer::new(store.clone()), &h);
+    assert_eq!(send(&mut svc, post(None, "A")).await.status, 201);
+    assert_eq!(send(&mut svc, post(None, "A")).await.status, 201);
+    assert_eq!(h.calls(), 2);
+    assert!(store.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn t6_unterminated_string_is_400() {
+    let h = Handler::new();
+    let mut svc = stack(IdempotencyLayer::new(MemoryStore::new()), &h);
+    for bad in ["\"k1", "\"\"", "\"k1\" junk", "\"a\\n\""] {
+        let a = send(&mut svc, post(Some(bad), "A")).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(is_problem(&a));
+    }
+    let long = format!("\"{}\"", "a".repeat(256));
+    let req = Request::post("/orders")
+        .header("idempotency-key", long)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&mut svc, req).await.status, 400);
+    assert_eq!(h.calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn t7_repeated_header_is_400() {
+    let h = Handler::new();
+    let mut svc = stack(IdempotencyLayer::new(MemoryStore::new()), &h);
+    let req = Request::post("/orders")
+        .header("idempotency-key", "\"a\"")
+        .header("idempotency-key", "\"b\"")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let a = send(&mut svc, req).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(is_problem(&a));
+    assert_eq!(h.calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn t8_get_passes_through() {
+    let h = Handler::new();
+    let store = MemoryStore::new();
+    let mut svc = stack(IdempotencyLayer::new(store.clone()), &h);
+    for _ in 0..2 {
+        let req = Request::get("/orders")
+            .header("idempotency-key", "\"k9\"")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let a = send(&mut svc, req).await;
+        assert_eq!(a.status, 201);
+        assert!(original(&a));
+    }
+    assert_eq!(h.calls(), 2);
+    assert!(store.is_empty(), "nothing stored");
+}
+
+#[tokio::test(start_paused = true)]
+async fn t9_server_error_is_replayed_by_default() {
+    let h = Handler::new();
+    h.0.status.store(500, Ordering::SeqCst);
+    let mut svc = stack(IdempotencyLayer::new(MemoryStore::new()), &h);
+    let a = send(&mut svc, post(Some("\"k2\""), "A")).await;
+    h.0.status.store(201, Ordering::SeqCst);
+    let b = send(&mut svc, post(Some("\"k2\""), "A")).await;
+    assert_eq!(a.status, 500);
+    assert_eq!(b.status, 500);
+    assert_eq!(b.body, a.body);
+    assert!(replayed(&b));
+    assert_eq!(h.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn t9_server_error_reruns_when_not_stored() {
+    let h = Handler::new();
+    h.0.status.store(500, Ordering::SeqCst);
+    let (layer, log) = events(IdempotencyLayer::new(MemoryStore::new()).store_server_errors(false));
+    let mut svc = stack(layer, &h);
+    assert_eq!(send(&mut svc, post(Some("\"k2\""), "A")).await.status, 500);
+    h.0.status.store(201, Ordering::SeqCst);
+    let b = send(&mut svc, post(Some("\"k2\""), "A")).await;
+    assert_eq!(b.status, 201);
+    assert!(original(&b));
+    assert_eq!(h.calls(), 2);
+    assert_eq!(
+        log.lock().unwrap()[0],
+        IdempotencyEvent::Executed {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            stored: false
+        }
+    );
+    // 4xx from the handler is stored either way.
+    h.0.status.store(404, Ordering::SeqCst);
+    send(&mut svc, post(Some("\"k3\""), "A")).await;
+    assert!(replayed(&send(&mut svc, post(Some("\"k3\""), "A")).await));
+    assert_eq!(h.calls(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn t10_tenants_are_isolated() {
+    let h = Handler::new();
+    let mut svc = stack(tenant_layer(MemoryStore::new()), &h);
+    let p1 = send(&mut svc, with_tenant(post(Some("\"k1\""), "A"), "P1")).await;
+    let p2 = send(&mut svc, with_tenant(post(Some("\"k1\""), "A"), "P2")).await;
+    assert!(original(&p1) && original(&p2));
+    assert_eq!(h.calls(), 2);
+    assert_ne!(p1.body, p2.body);
+    // Each tenant replays its own entry; a different payload for P2 does not clash with P1.
+    let again = send(&mut svc, with_tenant(post(Some("\"k1\""), "A"), "P1")).await;
+    assert_eq!(again.body, p1.body);
+    assert!(replayed(&again));
+    // No tenant → KeyError 400 before the store.
+    assert_eq!(send(&mut svc, post(Some("\"k1\""), "A")).await.status, 400);
+    assert_eq!(h.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn t11_key_expires_after_ttl() {
+    let h = Handler::new();
+    let mut svc = stack(IdempotencyLayer::new(MemoryStore::new()), &h);
+    send(&mut svc, post(Some("\"k1\""), "A")).await;
+    tokio::time::advance(Duration::from_secs(24 * 3600 - 1)).await;
+    assert!(replayed(&send(&mut svc, post(Some("\"k1\""), "A")).await));
+    tokio::time::advance(Duration::from_secs(2)).await; // +24h+1s
+    let c = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert!(original(&c));
+    assert_eq!(h.calls(), 2);
+    // Expired key with another payload is simply new as well.
+    tokio::time::advance(Duration::from_secs(24 * 3600 + 1)).await;
+    assert!(original(&send(&mut svc, post(Some("\"k1\""), "B")).await));
+}
+
+#[tokio::test(start_paused = true)]
+async fn t12_bare_token_lenient_and_strict() {
+    let h = Handler::new();
+    let mut lenient = stack(IdempotencyLayer::new(MemoryStore::new()), &h);
+    let a = send(&mut lenient, post(Some("k1"), "A")).await;
+    let b = send(&mut lenient, post(Some("\"k1\""), "A")).await;
+    assert!(original(&a));
+    assert!(replayed(&b), "bare k1 is the same key as \"k1\"");
+    let mut strict = stack(IdempotencyLayer::new(MemoryStore::new()).strict(true), &h);
+    let c = send(&mut strict, post(Some("k1"), "A")).await;
+    assert_eq!(c.status, 400);
+    assert!(is_problem(&c));
+    assert_eq!(h.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thousand_concurrent_requests_execute_once() {
+    let h = Handler::new();
+    h.0.gated.store(true, Ordering::SeqCst);
+    let svc = stack(IdempotencyLayer::new(MemoryStore::new()), &h);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..1000 {
+        let mut svc = svc.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let a = send(&mut svc, post(Some("\"same\""), "pay 10")).await;
+            tx.send(a).unwrap();
+        });
+    }
+    let mut answers = Vec::new();
+    for _ in 0..500 {
+        let a = rx.recv().await.unwrap();
+        assert_eq!(
+            a.status,
+            StatusCode::CONFLICT,
+            "nothing completes while the handler is gated"
+        );
+        answers.push(a);
+    }
+    h.0.gate.add_permits(1);
+    for _ in 0..500 {
+        answers.push(rx.recv().await.unwrap());
+    }
+    assert_eq!(h.calls(), 1);
+    let originals: Vec<_> = answers.iter().filter(|a| original(a)).collect();
+    assert_eq!(originals.len(), 1);
+    let first = originals[0];
+    assert_eq!(first.status, 201);
+    for a in &answers {
+        if original(a) {
+            continue;
+        }
+        if a.status == StatusCode::CONFLICT {
+            assert!(is_problem(a));
+        } else {
+            assert!(replayed(a));
+            assert_eq!((a.status, &a.body), (first.status, &first.body));
+            assert_eq!(a.headers["content-type"], first.headers["content-type"]);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_future_releases_the_lock() {
+    let h = Handler::new();
+    h.0.gated.store(true, Ordering::SeqCst);
+    let mut svc = stack(IdempotencyLayer::new(MemoryStore::new()), &h);
+    {
+        let fut = svc.ready().await.unwrap().call(post(Some("\"k1\""), "A"));
+        let mut fut = Box::pin(fut);
+        assert!(futures_poll_once(fut.as_mut()).await.is_none());
+        assert_eq!(h.calls(), 1);
+    } // dropped mid-handler
+    h.0.gated.store(false, Ordering::SeqCst);
+    let a = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert!(original(&a));
+    assert_eq!(h.calls(), 2);
+}
+
+async fn futures_poll_once<F: std::future::Future + Unpin>(mut f: F) -> Option<F::Output> {
+    std::future::poll_fn(move |cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut f).poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn handler_error_releases_the_lock() {
+    let h = Handler::new();
+    h.0.fail_next.store(true, Ordering::SeqCst);
+    let mut svc = stack(IdempotencyLayer::new(MemoryStore::new()), &h);
+    assert_eq!(send(&mut svc, post(Some("\"k1\""), "A")).await.status, 500);
+    let b = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert!(original(&b));
+    assert_eq!(h.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn crashed_holder_lease_expires_then_one_execution() {
+    let h = Handler::new();
+    h.0.gated.store(true, Ordering::SeqCst);
+    let (layer, log) =
+        events(IdempotencyLayer::new(MemoryStore::new()).lease(Duration::from_secs(30)));
+    let mut svc = stack(layer, &h);
+    // A crash: the future is leaked, so no drop guard runs and the lock stays.
+    let mut fut = Box::pin(svc.ready().await.unwrap().call(post(Some("\"k1\""), "A")));
+    assert!(futures_poll_once(fut.as_mut()).await.is_none());
+    std::mem::forget(fut);
+    h.0.gated.store(false, Ordering::SeqCst);
+    assert_eq!(send(&mut svc, post(Some("\"k1\""), "A")).await.status, 409);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    let a = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert!(original(&a));
+    let b = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert!(replayed(&b));
+    assert_eq!(h.calls(), 2, "the crashed attempt and exactly one more");
+    assert!(
+        log.lock()
+            .unwrap()
+            .contains(&IdempotencyEvent::LockExpired {
+                late_finisher: false
+            })
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn late_finisher_cannot_overwrite_newer_result() {
+    let h = Handler::new();
+    let (layer, log) =
+        events(IdempotencyLayer::new(MemoryStore::new()).lease(Duration::from_secs(10)));
+    let svc = stack(layer, &h);
+    h.0.delay_ms.store(60_000, Ordering::SeqCst); // the first run hangs past its lease
+    let mut slow = svc.clone();
+    let t = tokio::spawn(async move { send(&mut slow, post(Some("\"k1\""), "A")).await });
+    wait_calls(&h, 1).await;
+    h.0.delay_ms.store(0, Ordering::SeqCst);
+    tokio::time::advance(Duration::from_secs(11)).await;
+    let mut fast = svc.clone();
+    let second = send(&mut fast, post(Some("\"k1\""), "A")).await;
+    assert!(original(&second));
+    assert_eq!(second.body, r#"{"id":2,"body":"A"}"#);
+    let late = t.await.unwrap(); // finishes after the takeover
+    assert_eq!(late.body, r#"{"id":1,"body":"A"}"#);
+    let replay = send(&mut fast, post(Some("\"k1\""), "A")).await;
+    assert_eq!(replay.body, second.body, "the newer result stays");
+    let log = log.lock().unwrap();
+    assert!(log.contains(&IdempotencyEvent::LockExpired {
+        late_finisher: false
+    }));
+    assert!(log.contains(&IdempotencyEvent::LockExpired {
+        late_finisher: true
+    }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_mode_replays_after_completion() {
+    let h = Handler::new();
+    h.0.delay_ms.store(500, Ordering::SeqCst);
+    let svc = stack(
+        IdempotencyLayer::new(MemoryStore::new()).wait_in_flight(Duration::from_secs(2)),
+        &h,
+    );
+    let mut a_svc = svc.clone();
+    let t = tokio::spawn(async move { send(&mut a_svc, post(Some("\"k1\""), "A")).await });
+    wait_calls(&h, 1).await;
+    let mut b_svc = svc.clone();
+    let b = send(&mut b_svc, post(Some("\"k1\""), "A")).await;
+    let a = t.await.unwrap();
+    assert!(replayed(&b));
+    assert_eq!(b.body, a.body);
+    assert_eq!(h.calls(), 1);
+    // Bounded: a handler slower than the wait still gets 409.
+    h.0.delay_ms.store(5_000, Ordering::SeqCst);
+    let mut c_svc = svc.clone();
+    let t = tokio::spawn(async move { send(&mut c_svc, post(Some("\"k2\""), "A")).await });
+    wait_calls(&h, 2).await;
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        send(&mut b_svc, post(Some("\"k2\""), "A")).await.status,
+        409
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    t.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn oversized_bodies() {
+    let h = Handler::new();
+    let mut svc = stack(
+        IdempotencyLayer::new(MemoryStore::new())
+            .max_request_body(4)
+            .max_response_body(100),
+        &h,
+    );
+    // Request over the limit: 413, handler not run.
+    let a = send(&mut svc, post(Some("\"k1\""), "12345")).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(is_problem(&a));
+    assert_eq!(h.calls(), 0);
+    // Response over the limit: sent in full, not stored, so a retry runs again.
+    h.0.body_size.store(1000, Ordering::SeqCst);
+    let b = send(&mut svc, post(Some("\"k1\""), "1234")).await;
+    assert_eq!(b.body.len(), 1000);
+    assert!(original(&b));
+    let c = send(&mut svc, post(Some("\"k1\""), "1234")).await;
+    assert!(original(&c));
+    assert_eq!(h.calls(), 2);
+}
+
+/// A store that always fails.
+#[derive(Debug, Clone)]
+struct DownStore;
+
+impl Store for DownStore {
+    fn begin<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a [u8; 32],
+        _: Duration,
+        _: Duration,
+    ) -> StoreFuture<'a, Begin> {
+        Box::pin(async { Err(StoreError::new("connection refused")) })
+    }
+    fn complete<'a>(
+        &'a self,
+        _: &'a str,
+        _: u64,
+        _: &'a StoredResponse,
+        _: Duration,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async { Err(StoreError::new("connection refused")) })
+    }
+    fn release<'a>(&'a self, _: &'a str, _: u64) -> StoreFuture<'a, bool> {
+        Box::pin(async { Err(StoreError::new("connection refused")) })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn store_down_is_503_and_handler_never_runs() {
+    let h = Handler::new();
+    let mut svc = stack(IdempotencyLayer::new(DownStore), &h);
+    let a = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(a.headers["retry-after"], "1");
+    assert!(is_problem(&a));
+    assert_eq!(h.calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fingerprint_headers_and_methods() {
+    let h = Handler::new();
+    let mut svc = stack(
+        IdempotencyLayer::new(MemoryStore::new())
+            .methods([http::Method::PUT])
+            .fingerprint_headers([http::header::HeaderName::from_static("x-amount")]),
+        &h,
+    );
+    let put = |amount: &str| {
+        Request::put("/orders/1")
+            .header("idempotency-key", "\"k\"")
+            .header("x-amount", amount)
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    assert!(original(&send(&mut svc, put("10")).await));
+    assert!(replayed(&send(&mut svc, put("10")).await));
+    assert_eq!(send(&mut svc, put("99")).await.status, 422);
+    // POST is no longer configured: passes through.
+    assert!(original(&send(&mut svc, post(Some("\"k\""), "A")).await));
+    assert!(original(&send(&mut svc, post(Some("\"k\""), "A")).await));
+    assert_eq!(h.calls(), 3);
+}
