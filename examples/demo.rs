@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, StatusCode};
 use axum::routing::get;
+use palisade::key::HeaderKey;
 use palisade::prelude::*;
 use rand::Rng;
 use tokio::time::Instant;
@@ -25,6 +26,10 @@ use tower::ServiceBuilder;
 
 /// Client concurrency.
 const WORKERS: usize = 24;
+/// Workers that share one client id (`x-client: noisy`) and so one rate limit.
+const NOISY_WORKERS: usize = 8;
+/// Per-client rate limit.
+const PER_CLIENT_PER_SEC: u32 = 40;
 /// The per-request budget the server enforces.
 const TIMEOUT: Duration = Duration::from_millis(200);
 
@@ -50,8 +55,15 @@ async fn flaky() -> (StatusCode, &'static str) {
 
 /// The Palisade stack: rejections → responses, then each pattern layer.
 fn app() -> Router {
+    let per_client = Quota::per_second("per-client", PER_CLIENT_PER_SEC)
+        .expect("valid quota")
+        .burst(PER_CLIENT_PER_SEC / 2);
     let stack = ServiceBuilder::new()
         .handle_rejections()
+        .rate_limit_with(RateLimitLayer::new(
+            HeaderKey::new(HeaderName::from_static("x-client")),
+            per_client,
+        ))
         .timeout_with(TimeoutLayer::new(TIMEOUT));
     Router::new().route("/work", get(flaky)).layer(stack)
 }
@@ -99,9 +111,11 @@ async fn main() -> Result<(), BoxError> {
     let server = tokio::spawn(async move {
         axum::serve(listener, app()).await.expect("server runs");
     });
+    println!("Palisade demo: server on http://{addr}/work");
     println!(
-        "Palisade demo: server on http://{addr}/work, stack = handle_rejections → timeout({TIMEOUT:?}) → flaky upstream"
+        "stack = handle_rejections → rate limit ({PER_CLIENT_PER_SEC}/s per x-client) → timeout({TIMEOUT:?}) → flaky upstream"
     );
+    println!("{NOISY_WORKERS} of the clients share the id `noisy`; the others have one id each.");
     println!("Driving load with {WORKERS} concurrent clients for {secs} s …\n");
 
     let counts: Arc<Mutex<BTreeMap<&'static str, u64>>> = Arc::default();
@@ -109,16 +123,25 @@ async fn main() -> Result<(), BoxError> {
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/work");
     let mut workers = Vec::new();
-    for _ in 0..WORKERS {
+    for worker in 0..WORKERS {
         let (client, url, counts, stop) =
             (client.clone(), url.clone(), counts.clone(), stop.clone());
+        let id = if worker < NOISY_WORKERS {
+            "noisy".to_owned()
+        } else {
+            format!("client-{worker}")
+        };
         workers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let key = match client.get(&url).send().await {
+                let key = match client.get(&url).header("x-client", &id).send().await {
                     Ok(res) => outcome(res.status().as_u16()),
                     Err(_) => "other",
                 };
                 *counts.lock().unwrap().entry(key).or_default() += 1;
+                if key == "rate limited" {
+                    // A polite client pauses (a real one would honour Retry-After).
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
             }
         }));
     }
@@ -150,7 +173,10 @@ async fn main() -> Result<(), BoxError> {
         }
     }
     println!(
-        "\nEvery slow upstream call was cut at {TIMEOUT:?} and answered 504 with a problem+json body."
+        "\nSlow upstream calls were cut at {TIMEOUT:?} (504, problem+json). The noisy client's excess got 429 with"
+    );
+    println!(
+        "Retry-After and RateLimit headers, while the other clients stayed under their own limits."
     );
     Ok(())
 }

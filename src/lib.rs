@@ -49,6 +49,20 @@ pub use palisade_core::{
 #[cfg(feature = "timeout")]
 pub use palisade_timeout as timeout;
 
+/// Keyed GCRA rate limiting with IETF RateLimit headers, in memory or in Redis
+/// (`palisade-ratelimit`).
+#[cfg(feature = "ratelimit")]
+pub use palisade_ratelimit as ratelimit;
+
+/// Health checks: registry, `application/health+json`, liveness/readiness, gRPC health
+/// (`palisade-health`).
+#[cfg(feature = "health")]
+pub use palisade_health as health;
+
+/// RED metrics and event counters (`palisade-metrics`).
+#[cfg(feature = "metrics")]
+pub use palisade_metrics as metrics;
+
 /// The names most stacks need.
 pub mod prelude {
     pub use crate::ServiceBuilderExt;
@@ -56,6 +70,8 @@ pub mod prelude {
         BoxError, Classifier, ConfigError, Deadline, DefaultClassifier, HandleRejectionsLayer,
         KeyExtractor, Outcome, Rejection,
     };
+    #[cfg(feature = "ratelimit")]
+    pub use palisade_ratelimit::{Quota, RateLimitConfig, RateLimitLayer};
     #[cfg(feature = "timeout")]
     pub use palisade_timeout::{TimeoutConfig, TimeoutLayer};
 }
@@ -79,6 +95,13 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
         self,
         layer: impl Into<palisade_timeout::TimeoutLayer>,
     ) -> ServiceBuilder<Stack<palisade_timeout::TimeoutLayer, L>>;
+
+    /// Adds a [`RateLimitLayer`](ratelimit::RateLimitLayer).
+    #[cfg(feature = "ratelimit")]
+    fn rate_limit_with<X>(
+        self,
+        layer: palisade_ratelimit::RateLimitLayer<X>,
+    ) -> ServiceBuilder<Stack<palisade_ratelimit::RateLimitLayer<X>, L>>;
 }
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
@@ -92,5 +115,13 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         layer: impl Into<palisade_timeout::TimeoutLayer>,
     ) -> ServiceBuilder<Stack<palisade_timeout::TimeoutLayer, L>> {
         self.layer(layer.into())
+    }
+
+    #[cfg(feature = "ratelimit")]
+    fn rate_limit_with<X>(
+        self,
+        layer: palisade_ratelimit::RateLimitLayer<X>,
+    ) -> ServiceBuilder<Stack<palisade_ratelimit::RateLimitLayer<X>, L>> {
+        self.layer(layer)
     }
 }
