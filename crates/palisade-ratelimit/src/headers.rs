@@ -4,6 +4,17 @@
 //! Both IETF fields are Structured Field Lists: one Item per quota, the policy name as an
 //! sf-string, members separated by `", "`.
 //!
+//! - `RateLimit-Policy`: `q` = the quota's limit, `w` = its window in whole seconds
+//!   (omitted for sub-second or fractional windows), and `palisade-burst` when the burst
+//!   differs from the limit. Computed once per quota set.
+//! - `RateLimit`: `r` = units that could be spent right now; `t` = for a quota that
+//!   refused the request, the seconds until it admits one more (equal to `Retry-After`,
+//!   so Retry-After never points earlier than the violated policy's `t`); for any other
+//!   quota, the seconds until it is full again (GCRA refills continuously, so this is the
+//!   sliding equivalent of a window reset). Seconds are rounded up.
+//! - Legacy `X-RateLimit-Limit/Remaining/Reset` describe the quota closest to exhaustion,
+//!   with `Reset` in delta seconds.
+//!
 //! ```
 //! use palisade_ratelimit::headers;
 //! let mut s = String::new();

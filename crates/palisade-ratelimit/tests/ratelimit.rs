@@ -334,3 +334,50 @@ async fn events_report_allowed_and_limited_with_hashed_keys() {
     assert_eq!(violated_policies, &vec!["default".to_owned()]);
     assert!(!format!("{log:?}").contains("192.0.2.1"));
 }
+
+#[tokio::test]
+async fn poll_ready_follows_the_inner_service_and_clones_share_state() {
+    let layer = RateLimitLayer::new(GlobalKey, Quota::per_hour("h", 1).unwrap());
+    let (mut svc, mut handle) = tower_test::mock::spawn_layer::<Request<()>, Res, _>(layer);
+    handle.allow(0);
+    tokio_test::assert_pending!(svc.poll_ready());
+    handle.allow(1);
+    tokio_test::assert_ready_ok!(svc.poll_ready());
+    let fut = svc.call(Request::new(()));
+    let (_req, send) = handle.next_request().await.unwrap();
+    send.send_response(Response::new(Empty::new()));
+    let res = fut.await.unwrap();
+    assert_eq!(res.headers()["ratelimit"], "\"h\";r=0;t=3600");
+    // The quota is spent for every clone: refused without reaching the inner service.
+    let mut clone = svc.clone();
+    handle.allow(1);
+    tokio_test::assert_ready_ok!(clone.poll_ready());
+    let err = clone.call(Request::new(())).await.unwrap_err();
+    assert!(err.is::<RateLimited>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_callers_get_exactly_the_burst() {
+    let (calls, inner) = counting();
+    let layer = RateLimitLayer::new(GlobalKey, Quota::per_hour("h", 50).unwrap());
+    let svc = ServiceBuilder::new().layer(layer).service(inner);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let svc = svc.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for _ in 0..100 {
+                if svc.clone().oneshot(Request::new(())).await.is_ok() {
+                    ok += 1;
+                }
+            }
+            ok
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 50);
+    assert_eq!(calls.load(Ordering::SeqCst), 50);
+}
