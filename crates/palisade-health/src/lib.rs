@@ -66,8 +66,8 @@ pub use check::{
 #[cfg(feature = "tonic")]
 pub use grpc::GrpcHealth;
 pub use registry::{
-    BackgroundTask, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, HealthCheck, HealthRegistry, PANICKED,
-    TIMED_OUT,
+    BackgroundTask, CheckConfig, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, HealthCheck, HealthRegistry,
+    PANICKED, TIMED_OUT,
 };
 pub use report::{CheckReport, HEALTH_JSON, HealthReport, PENDING, aggregate};
 pub use service::{HealthService, ResponseFuture, health_response};

@@ -88,6 +88,14 @@ impl HealthCheck {
         self.interval = interval;
         self
     }
+    /// Applies `critical`, `timeout` and `interval` from a [`CheckConfig`] (validated by
+    /// [`HealthRegistry::register`]).
+    pub fn with_config(mut self, config: &CheckConfig) -> Self {
+        self.critical = config.critical;
+        self.timeout = config.timeout;
+        self.interval = config.interval;
+        self
+    }
     /// The draft's `componentType`: `"component"`, `"datastore"` or `"system"`.
     pub fn component_type(mut self, component_type: &'static str) -> Self {
         self.component_type = Some(component_type);
@@ -124,6 +132,44 @@ impl HealthCheck {
             .within(&self.name));
         }
         Ok(())
+    }
+}
+
+/// How a check runs, as plain data (feature `serde`: `Deserialize`, durations like
+/// `"500ms"`). Apply it with [`HealthCheck::with_config`].
+///
+/// ```
+/// use palisade_health::{CheckConfig, HealthCheck, HealthRegistry, check_fn};
+/// let mut config = CheckConfig::default();
+/// config.critical = true;
+/// let registry = HealthRegistry::new();
+/// registry.register(HealthCheck::new("db", check_fn(|| async { true })).with_config(&config)).unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+pub struct CheckConfig {
+    /// Whether a failure fails the service (default `false`).
+    pub critical: bool,
+    /// Per-run timeout, greater than zero (default 1 s).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub timeout: Duration,
+    /// Result lifetime and background period, greater than zero (default 10 s).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub interval: Duration,
+}
+
+impl Default for CheckConfig {
+    fn default() -> Self {
+        Self {
+            critical: false,
+            timeout: DEFAULT_TIMEOUT,
+            interval: DEFAULT_INTERVAL,
+        }
     }
 }
 
@@ -447,5 +493,20 @@ impl Drop for BackgroundTask {
             .inner
             .background
             .store(false, Ordering::SeqCst);
+    }
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_config_deserializes() {
+        let c: CheckConfig =
+            serde_json::from_str(r#"{"critical":true,"timeout":"250ms"}"#).unwrap();
+        assert!(c.critical);
+        assert_eq!(c.timeout, Duration::from_millis(250));
+        assert_eq!(c.interval, DEFAULT_INTERVAL);
+        assert!(serde_json::from_str::<CheckConfig>(r#"{"timout":"1s"}"#).is_err());
     }
 }

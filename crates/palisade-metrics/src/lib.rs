@@ -56,6 +56,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod config;
 mod events;
 pub mod future;
 mod layer;
@@ -65,6 +66,7 @@ mod prometheus;
 mod route;
 mod service;
 
+pub use config::{MAX_ROUTES_LIMIT, MetricsConfig};
 pub use events::EventMetrics;
 pub use layer::{DEFAULT_MAX_ROUTES, MetricsLayer};
 #[cfg(feature = "prometheus")]
@@ -73,7 +75,7 @@ pub use names::{
     CANCELLED, DURATION_BUCKETS, EVENTS_TOTAL, FAILURE, IGNORED, REQUEST_DURATION_SECONDS,
     REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, SUCCESS, describe,
 };
-#[cfg(feature = "axum")]
+#[cfg(all(feature = "prometheus", feature = "axum"))]
 pub use prometheus::prometheus_router;
 #[cfg(feature = "prometheus")]
 pub use prometheus::{PrometheusService, TEXT_FORMAT, install_prometheus, prometheus_builder};
