@@ -188,7 +188,12 @@ async fn events_are_counted_by_layer_and_name() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
-    let listener = EventMetrics::new().into_listener();
+    let listener = EventMetrics::new()
+        .on(|e: &BreakerEvent| {
+            let open = matches!(e, BreakerEvent::Opened);
+            metrics::gauge!("palisade_breaker_open").set(f64::from(u8::from(open)));
+        })
+        .into_listener();
     let breaker = Listeners::new().on_any(listener.clone());
     let retry = Listeners::new().on_any(listener);
     breaker.emit_with(|| BreakerEvent::Opened);
@@ -208,6 +213,11 @@ async fn events_are_counted_by_layer_and_name() {
     assert_eq!(events("breaker", "opened"), Some(&DebugValue::Counter(2)));
     assert_eq!(events("breaker", "closed"), Some(&DebugValue::Counter(1)));
     assert_eq!(events("retry", "attempt"), Some(&DebugValue::Counter(5)));
+    // The typed hook saw only breaker events; the last one was "opened".
+    match value(&snap, "palisade_breaker_open", &[]) {
+        Some(DebugValue::Gauge(g)) => assert!((g.into_inner() - 1.0).abs() < f64::EPSILON),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
