@@ -15,7 +15,7 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Script, Value};
 use sha2::{Digest, Sha256};
 
@@ -128,13 +128,16 @@ fn int(v: &Value) -> Option<i64> {
 ///
 /// Redis errors become [`StoreError`], which the layer answers with 503 + `Retry-After`
 /// without running the handler.
+///
+/// `C` is the connection: a [`ConnectionManager`] (reconnects by itself) by default, or any
+/// cloneable [`ConnectionLike`] (e.g. a wrapper that counts round trips).
 #[derive(Clone)]
-pub struct RedisStore {
-    conn: ConnectionManager,
+pub struct RedisStore<C = ConnectionManager> {
+    conn: C,
     prefix: Arc<str>,
 }
 
-impl fmt::Debug for RedisStore {
+impl<C> fmt::Debug for RedisStore<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
@@ -142,22 +145,26 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-impl RedisStore {
+impl<C> RedisStore<C> {
     /// A store over `conn`, with keys starting with `prefix` (e.g. `"idem:"`).
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: C, prefix: impl Into<String>) -> Self {
         Self {
             conn,
             prefix: prefix.into().into(),
         }
     }
+}
 
+impl RedisStore {
     /// Connects to `url` (e.g. `redis://127.0.0.1:6379`).
     pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(|e| err(&e))?;
         let conn = ConnectionManager::new(client).await.map_err(|e| err(&e))?;
         Ok(Self::new(conn, prefix))
     }
+}
 
+impl<C> RedisStore<C> {
     /// The Redis key of a scoped idempotency key.
     pub fn redis_key(&self, key: &str) -> String {
         let digest = Sha256::digest(key.as_bytes());
@@ -173,7 +180,10 @@ impl RedisStore {
     }
 }
 
-impl Store for RedisStore {
+impl<C> Store for RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
     fn begin<'a>(
         &'a self,
         key: &'a str,
@@ -256,12 +266,12 @@ impl Store for RedisStore {
 /// A [`DistributedLock`] in Redis: `SET name token NX PX lease`, with the token from an
 /// `INCR` counter next to it (same hash tag), and compare-and-set renew and release.
 #[derive(Clone)]
-pub struct RedisLock {
-    conn: ConnectionManager,
+pub struct RedisLock<C = ConnectionManager> {
+    conn: C,
     prefix: Arc<str>,
 }
 
-impl fmt::Debug for RedisLock {
+impl<C> fmt::Debug for RedisLock<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisLock")
             .field("prefix", &self.prefix)
@@ -269,9 +279,9 @@ impl fmt::Debug for RedisLock {
     }
 }
 
-impl RedisLock {
+impl<C> RedisLock<C> {
     /// Locks over `conn`, with keys `{prefix}{name}` and `{prefix}{name}:fence`.
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: C, prefix: impl Into<String>) -> Self {
         Self {
             conn,
             prefix: prefix.into().into(),
@@ -285,7 +295,10 @@ impl RedisLock {
     }
 }
 
-impl DistributedLock for RedisLock {
+impl<C> DistributedLock for RedisLock<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
     fn acquire<'a>(&'a self, name: &'a str, lease: Duration) -> StoreFuture<'a, Option<u64>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();

@@ -302,3 +302,104 @@ async fn redis_keys_use_prefix_and_hash_tag() {
     assert_eq!(k.len(), "pfx:{}".len() + 64);
     assert_ne!(k, s.redis_key("5:\"P2\"k1"));
 }
+
+/// A connection that counts round trips (one per command or pipeline).
+#[derive(Clone)]
+struct Counting {
+    inner: ConnectionManager,
+    n: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl redis::aio::ConnectionLike for Counting {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        self.n.fetch_add(1, Ordering::SeqCst);
+        self.inner.req_packed_command(cmd)
+    }
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        self.n.fetch_add(1, Ordering::SeqCst);
+        self.inner.req_packed_commands(pipeline, offset, count)
+    }
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
+    }
+}
+
+#[tokio::test]
+async fn redis_round_trips_two_on_first_execution_one_on_replay() {
+    let Some(c) = conn().await else { return };
+    let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let store = RedisStore::new(
+        Counting {
+            inner: c,
+            n: n.clone(),
+        },
+        prefix("roundtrips"),
+    );
+    let h = Handler::new();
+    let svc = ServiceBuilder::new()
+        .layer(HandleRejectionsLayer::new())
+        .layer(IdempotencyLayer::new(store))
+        .service(h.clone());
+    // Warm up: the first use of each script may cost a NOSCRIPT + SCRIPT LOAD.
+    svc.clone()
+        .oneshot(post(Some("\"warm\""), "A"))
+        .await
+        .unwrap();
+    svc.clone()
+        .oneshot(post(Some("\"warm\""), "A"))
+        .await
+        .unwrap();
+    n.store(0, Ordering::SeqCst);
+    let first = svc
+        .clone()
+        .oneshot(post(Some("\"k1\""), "A"))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 201);
+    assert_eq!(n.swap(0, Ordering::SeqCst), 2, "begin + complete");
+    let replay = svc
+        .clone()
+        .oneshot(post(Some("\"k1\""), "A"))
+        .await
+        .unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(n.swap(0, Ordering::SeqCst), 1, "begin only");
+    let get = Request::get("/orders")
+        .header("idempotency-key", "\"k1\"")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    svc.oneshot(get).await.unwrap();
+    assert_eq!(
+        n.load(Ordering::SeqCst),
+        0,
+        "pass-through never touches Redis"
+    );
+}
+
+#[tokio::test]
+async fn redis_unreachable_is_503_and_handler_never_runs() {
+    let client = redis::Client::open("redis://127.0.0.1:1").unwrap();
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(0)
+        .set_connection_timeout(Some(Duration::from_millis(200)))
+        .set_response_timeout(Some(Duration::from_millis(200)));
+    let c = ConnectionManager::new_lazy_with_config(client, config).unwrap();
+    let h = Handler::new();
+    let mut svc = stack(
+        IdempotencyLayer::new(RedisStore::new(c, prefix("down"))),
+        &h,
+    );
+    let a = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(a.headers["retry-after"], "1");
+    assert!(is_problem(&a));
+    assert_eq!(h.calls(), 0);
+}
