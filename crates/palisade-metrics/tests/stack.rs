@@ -1,0 +1,102 @@
+//! A full stack: HandleRejections → Metrics → Timeout → handler, with the timeout layer's
+//! events counted by `EventMetrics`. Exact counts after a scripted sequence.
+
+use std::time::Duration;
+
+use http::{Request, Response};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use palisade_core::event::AnyListener;
+use palisade_core::{BoxError, HandleRejectionsLayer, RateLimited};
+use palisade_metrics::{EventMetrics, MetricsLayer};
+use palisade_timeout::TimeoutLayer;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+async fn handler(
+    req: Request<()>,
+) -> Result<Response<http_body_util::Empty<bytes::Bytes>>, BoxError> {
+    match req.uri().path() {
+        "/limited" => Err(RateLimited::new(
+            Duration::from_secs(2),
+            http::HeaderMap::new(),
+            vec!["default".into()],
+        )
+        .into()),
+        "/slow" => {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(Response::new(http_body_util::Empty::new()))
+        }
+        _ => {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Ok(Response::new(http_body_util::Empty::new()))
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn ten_ok_three_rate_limited_two_timeouts() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let events = EventMetrics::new();
+    let stack = ServiceBuilder::new()
+        .layer(HandleRejectionsLayer::new())
+        .layer(MetricsLayer::with_route("api"))
+        .layer(TimeoutLayer::new(Duration::from_millis(50)).on_event(move |e| events.on_event(e)))
+        .service(service_fn(handler));
+
+    let mut statuses = Vec::new();
+    for (path, n) in [("/ok", 10), ("/limited", 3), ("/slow", 2)] {
+        for _ in 0..n {
+            let res = stack
+                .clone()
+                .oneshot(Request::get(path).body(()).unwrap())
+                .await
+                .unwrap();
+            statuses.push(res.status().as_u16());
+        }
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10);
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3);
+    assert_eq!(statuses.iter().filter(|s| **s == 504).count(), 2);
+
+    let snap = snapshotter.snapshot().into_vec();
+    let find = |name: &str, labels: &[(&str, &str)]| {
+        snap.iter().find_map(|(k, _, _, v)| {
+            let key = k.key();
+            let got: Vec<(&str, &str)> = key.labels().map(|l| (l.key(), l.value())).collect();
+            (key.name() == name && got == labels).then_some(v)
+        })
+    };
+    let requests = |outcome| {
+        find(
+            "palisade_requests_total",
+            &[("route", "api"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(requests("success"), Some(&DebugValue::Counter(10)));
+    assert_eq!(requests("rate_limited"), Some(&DebugValue::Counter(3)));
+    assert_eq!(requests("timeout"), Some(&DebugValue::Counter(2)));
+    assert_eq!(requests("failure"), Some(&DebugValue::Counter(0)));
+    assert_eq!(
+        find(
+            "palisade_events_total",
+            &[("layer", "timeout"), ("event", "elapsed")]
+        ),
+        Some(&DebugValue::Counter(2))
+    );
+    match find("palisade_request_duration_seconds", &[("route", "api")]) {
+        Some(DebugValue::Histogram(h)) => {
+            let mut ms: Vec<u64> = h
+                .iter()
+                .map(|v| (v.into_inner() * 1000.0).round() as u64)
+                .collect();
+            ms.sort_unstable();
+            let mut want = vec![0; 3];
+            want.extend([10; 10]);
+            want.extend([50; 2]);
+            assert_eq!(ms, want);
+        }
+        other => panic!("{other:?}"),
+    }
+}
