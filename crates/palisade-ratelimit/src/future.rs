@@ -17,6 +17,7 @@ use crate::events::{FailAction, RateLimitEvent};
 use crate::gcra::Decision;
 use crate::layer::Shared;
 use crate::quota::QuotaSet;
+use crate::response::ResponseHeaders;
 use crate::service::{Step, step};
 
 /// A decision by a remote store (Redis): the decision, or the error text.
@@ -111,13 +112,14 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
     }
 }
 
-impl<F, S, Req, B, E> Future for ResponseFuture<F, S, Req>
+impl<F, S, Req, Res, E> Future for ResponseFuture<F, S, Req>
 where
-    F: Future<Output = Result<http::Response<B>, E>>,
+    F: Future<Output = Result<Res, E>>,
     S: Service<Req, Future = F, Error = E>,
+    Res: ResponseHeaders,
     E: Into<BoxError>,
 {
-    type Output = Result<http::Response<B>, BoxError>;
+    type Output = Result<Res, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();

@@ -125,8 +125,9 @@ impl<X> RateLimitLayer<X> {
         self
     }
 
-    /// Whether successful responses carry `RateLimit-Policy` and `RateLimit` (default
-    /// `true`; costs one small allocation per response).
+    /// Whether successful responses carry `RateLimit-Policy` and `RateLimit` in
+    /// [`Mode::Reject`] (default `true`; costs a few small allocations per response). Client
+    /// mode never writes them into upstream responses.
     #[must_use]
     pub fn response_headers(mut self, yes: bool) -> Self {
         self.shared_mut().response_headers = yes;

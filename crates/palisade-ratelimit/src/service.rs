@@ -13,6 +13,7 @@ use crate::gcra::Decision;
 use crate::headers::{RATELIMIT, RATELIMIT_POLICY, legacy_headers, limit_header};
 use crate::layer::{Mode, Shared};
 use crate::quota::QuotaSet;
+use crate::response::ResponseHeaders;
 
 /// Rate-limits requests per key; see the [crate docs](crate).
 #[derive(Debug, Clone)]
@@ -72,8 +73,8 @@ pub(crate) fn step(shared: &Shared, set: &QuotaSet, hash: u64, d: &Decision) -> 
             key_hash: hash,
             waited: d.wait(),
         });
-        let headers = shared
-            .response_headers
+        // Client mode never writes the fields into upstream responses.
+        let headers = (shared.response_headers && shared.mode == Mode::Reject)
             .then(|| rate_headers(shared, set, d));
         if d.wait().is_zero() {
             Step::Call(headers)
@@ -116,14 +117,15 @@ pub(crate) fn max_wait<R: RequestParts>(shared: &Shared, req: &R) -> Option<Dura
     }
 }
 
-impl<S, X, Req, B> Service<Req> for RateLimit<S, X>
+impl<S, X, Req> Service<Req> for RateLimit<S, X>
 where
     Req: RequestParts + Send + 'static,
     X: KeyExtractor<Req>,
-    S: Service<Req, Response = http::Response<B>> + Clone,
+    S: Service<Req> + Clone,
+    S::Response: ResponseHeaders,
     S::Error: Into<BoxError>,
 {
-    type Response = http::Response<B>;
+    type Response = S::Response;
     type Error = BoxError;
     type Future = ResponseFuture<S::Future, S, Req>;
 

@@ -381,3 +381,30 @@ async fn concurrent_callers_get_exactly_the_burst() {
     assert_eq!(total, 50);
     assert_eq!(calls.load(Ordering::SeqCst), 50);
 }
+
+#[cfg(feature = "reqwest")]
+#[tokio::test(start_paused = true)]
+async fn client_mode_in_front_of_a_reqwest_style_service() {
+    let upstream = service_fn(|_req: reqwest::Request| async {
+        let res = Response::builder()
+            .header("ratelimit", "\"upstream\";r=7;t=1")
+            .body("ok")
+            .unwrap();
+        Ok::<_, Infallible>(reqwest::Response::from(res))
+    });
+    let layer = RateLimitLayer::new(GlobalKey, Quota::per_second("out", 10).unwrap().burst(1))
+        .mode(Mode::Wait);
+    let mut svc = ServiceBuilder::new().layer(layer).service(upstream);
+    let start = Instant::now();
+    for _ in 0..5 {
+        let req = reqwest::Request::new(
+            http::Method::GET,
+            "http://example.invalid/".parse().unwrap(),
+        );
+        let res = svc.ready().await.unwrap().call(req).await.unwrap();
+        // The upstream's own fields are left alone in client mode.
+        assert_eq!(res.headers()["ratelimit"], "\"upstream\";r=7;t=1");
+        assert!(res.headers().get("ratelimit-policy").is_none());
+    }
+    assert_eq!(start.elapsed(), Duration::from_millis(400));
+}
