@@ -104,6 +104,26 @@ async fn two_instances_share_one_quota_on_redis_clock() {
     assert_eq!(calls.load(Ordering::SeqCst), allowed);
     // Another key is independent.
     assert!(two.ready().await.unwrap().call(req("k2")).await.is_ok());
+
+    // One key per quota, hash-tagged, expiring once the quota would be full again.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{prefix}{{\"k2\"}}:default");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 1_600, "{key} ttl {ttl} ms");
+    let tat: i64 = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        tat > 1_700_000_000_000_000,
+        "TAT in microseconds of Redis time: {tat}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,23 +216,26 @@ async fn stalled_redis_gives_the_fail_mode_within_the_timeout() {
     let ev = events.clone();
     let quota = Quota::per_minute("default", 1).unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
-    let mk = |action: FailAction| {
+    let mk = |action: FailAction, timeout: Duration| {
         let ev = ev.clone();
         RateLimitLayer::new(api_key(), quota.clone())
-            .redis(backend.clone().on_failure(action))
+            .redis(backend.clone().on_failure(action).timeout(timeout))
             .on_event(move |e| ev.lock().unwrap().push(e.clone()))
             .layer(app(calls.clone()))
     };
+    let fast = Duration::from_millis(50);
     let (closed, open, local) = (
-        mk(FailAction::Closed),
-        mk(FailAction::Open),
-        mk(FailAction::Local),
+        mk(FailAction::Closed, fast),
+        mk(FailAction::Open, fast),
+        mk(FailAction::Local, fast),
     );
 
-    // While Redis answers, the shared limit applies: one per minute for "k".
-    assert!(closed.clone().oneshot(req("k")).await.is_ok());
-    let err: BoxError = open.clone().oneshot(req("k")).await.unwrap_err();
-    assert!(err.is::<RateLimited>());
+    // While Redis answers, the shared limit applies: one per minute for "k" (a patient
+    // instance, so a loaded machine cannot turn these into store failures).
+    let patient = mk(FailAction::Closed, Duration::from_secs(5));
+    assert!(patient.clone().oneshot(req("k")).await.is_ok());
+    let err: BoxError = patient.clone().oneshot(req("k")).await.unwrap_err();
+    assert!(err.is::<RateLimited>(), "{err}");
 
     stalled.store(true, Ordering::SeqCst);
     let bound = Duration::from_millis(50 + 450);
