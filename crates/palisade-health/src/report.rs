@@ -61,7 +61,7 @@ impl CheckReport {
             None if self.time.is_some() => {
                 o.insert(
                     "observedValue".into(),
-                    json_f64(self.duration.as_secs_f64() * 1000.0),
+                    json_f64(self.duration.as_micros() as f64 / 1000.0),
                 );
                 o.insert("observedUnit".into(), "ms".into());
             }
