@@ -197,5 +197,36 @@ mod tests {
             for _ in 0..burst { prop_assert!(decide(&mut fresh, &q, start, None).is_allowed()); }
             prop_assert!(!decide(&mut fresh, &q, start, None).is_allowed());
         }
+
+        // With two quotas, admits respect both bounds, and a refused request changes no TAT.
+        #[test]
+        fn multi_quota_bounds_and_atomic_refusals(
+            a in 1u32..20, b in 1u32..20, gaps in proptest::collection::vec(0u64..200_000_000, 1..200)
+        ) {
+            let q = [
+                Quota::per_second("a", a).unwrap(),
+                Quota::new("b", b, Duration::from_secs(3)).unwrap(),
+            ];
+            let mut tats = [0; MAX_QUOTAS];
+            let start = 10 * S;
+            let mut now = start;
+            let mut admitted = 0u64;
+            for g in &gaps {
+                now += g;
+                let before = tats;
+                let d = decide(&mut tats, &q, now, None);
+                if d.is_allowed() {
+                    admitted += 1;
+                } else {
+                    prop_assert_eq!(before, tats);
+                    prop_assert!(d.states().iter().any(|s| !s.wait.is_zero()));
+                    prop_assert_eq!(d.wait(), d.states().iter().map(|s| s.wait).max().unwrap());
+                }
+            }
+            for quota in &q {
+                let bound = u64::from(quota.burst_size()) + (now - start) / quota.emission_ns() + 1;
+                prop_assert!(admitted <= bound);
+            }
+        }
     }
 }

@@ -16,8 +16,9 @@
 //! - **Client mode** ([`Mode::Wait`]): a request waits for its slot instead, never past
 //!   its [`Deadline`](palisade_core::Deadline) or [`max_wait`](RateLimitLayer::max_wait).
 //! - **Bounded memory**: idle keys are dropped (losslessly: an idle GCRA key equals a new
-//!   one) and the number of tracked keys is capped ([`RateLimitLayer::max_keys`]); about
-//!   60 bytes per key.
+//!   one) and the number of tracked keys is capped ([`RateLimitLayer::max_keys`]); 47–94
+//!   bytes per tracked key whatever the key type (keys are stored as hashes), about 108
+//!   measured at peak with 1,000,000 distinct keys.
 //! - **Redis** (feature `redis`): the same algorithm in one Lua script, one round trip,
 //!   with Redis's clock, fail-open / fail-closed / local fallback on errors.
 //!
