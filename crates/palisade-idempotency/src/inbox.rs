@@ -35,7 +35,7 @@ impl<R> InboxOutcome<R> {
 
 struct Config<St, F> {
     store: St,
-    id: F,
+    id: Arc<F>,
     prefix: String,
     ttl: Duration,
     lease: Duration,
@@ -61,13 +61,23 @@ struct Config<St, F> {
 /// # }
 /// ```
 pub struct InboxLayer<St, F> {
-    config: Arc<Config<St, F>>,
+    store: St,
+    id: Arc<F>,
+    prefix: String,
+    ttl: Duration,
+    lease: Duration,
+    listeners: Listeners<IdempotencyEvent>,
 }
 
-impl<St, F> Clone for InboxLayer<St, F> {
+impl<St: Clone, F> Clone for InboxLayer<St, F> {
     fn clone(&self) -> Self {
         Self {
-            config: self.config.clone(),
+            store: self.store.clone(),
+            id: self.id.clone(),
+            prefix: self.prefix.clone(),
+            ttl: self.ttl,
+            lease: self.lease,
+            listeners: self.listeners.clone(),
         }
     }
 }
@@ -75,10 +85,10 @@ impl<St, F> Clone for InboxLayer<St, F> {
 impl<St: fmt::Debug, F> fmt::Debug for InboxLayer<St, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InboxLayer")
-            .field("store", &self.config.store)
-            .field("prefix", &self.config.prefix)
-            .field("ttl", &self.config.ttl)
-            .field("lease", &self.config.lease)
+            .field("store", &self.store)
+            .field("prefix", &self.prefix)
+            .field("ttl", &self.ttl)
+            .field("lease", &self.lease)
             .finish_non_exhaustive()
     }
 }
@@ -87,55 +97,54 @@ impl<St, F> InboxLayer<St, F> {
     /// An inbox over `store`, taking each message's id from `id`.
     pub fn new(store: St, id: F) -> Self {
         Self {
-            config: Arc::new(Config {
-                store,
-                id,
-                prefix: "inbox:".to_owned(),
-                ttl: DEFAULT_TTL,
-                lease: DEFAULT_LEASE,
-                listeners: Listeners::new(),
-            }),
-        }
-    }
-
-    fn map(self, f: impl FnOnce(&mut Config<St, F>)) -> Self {
-        let mut config = Arc::try_unwrap(self.config)
-            .unwrap_or_else(|_| panic!("InboxLayer is configured before it is cloned"));
-        f(&mut config);
-        Self {
-            config: Arc::new(config),
+            store,
+            id: Arc::new(id),
+            prefix: "inbox:".to_owned(),
+            ttl: DEFAULT_TTL,
+            lease: DEFAULT_LEASE,
+            listeners: Listeners::new(),
         }
     }
 
     /// Prefix of the store keys (default `inbox:`), to separate consumers sharing a store.
     #[must_use]
-    pub fn prefix(self, prefix: impl Into<String>) -> Self {
-        let prefix = prefix.into();
-        self.map(|c| c.prefix = prefix)
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
     }
     /// How long processed ids are remembered (default 24 h).
     #[must_use]
-    pub fn ttl(self, ttl: Duration) -> Self {
-        self.map(|c| c.ttl = ttl.max(Duration::from_millis(1)))
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl.max(Duration::from_millis(1));
+        self
     }
     /// How long a crashed consumer blocks an id (default 60 s).
     #[must_use]
-    pub fn lease(self, lease: Duration) -> Self {
-        self.map(|c| c.lease = lease.max(Duration::from_millis(1)))
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(1));
+        self
     }
     /// Adds an event listener (`Executed`, `Replayed` for duplicates, `Conflict`).
     #[must_use]
-    pub fn on_event(self, f: impl Fn(&IdempotencyEvent) + Send + Sync + 'static) -> Self {
-        self.map(|c| c.listeners = std::mem::take(&mut c.listeners).on(f))
+    pub fn on_event(mut self, f: impl Fn(&IdempotencyEvent) + Send + Sync + 'static) -> Self {
+        self.listeners = self.listeners.on(f);
+        self
     }
 }
 
-impl<S, St, F> Layer<S> for InboxLayer<St, F> {
+impl<S, St: Clone, F> Layer<S> for InboxLayer<St, F> {
     type Service = Inbox<S, St, F>;
     fn layer(&self, inner: S) -> Self::Service {
         Inbox {
             inner,
-            config: self.config.clone(),
+            config: Arc::new(Config {
+                store: self.store.clone(),
+                id: self.id.clone(),
+                prefix: self.prefix.clone(),
+                ttl: self.ttl,
+                lease: self.lease,
+                listeners: self.listeners.clone(),
+            }),
         }
     }
 }

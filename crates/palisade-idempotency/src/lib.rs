@@ -72,7 +72,7 @@
 //! problem+json. Place this layer inside authentication (the scope needs the principal) and
 //! outside anything that should not be repeated.
 //!
-//! Unlike every existing Tower middleware, nothing similar exists in tower or tower-http.
+//! Neither tower nor tower-http has an equivalent; the nearest relatives are HTTP caches, which never store POST results.
 //!
 //! # Performance
 //! Pass-through requests cost a method check and a header lookup, with no allocation. The
