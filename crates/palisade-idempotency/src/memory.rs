@@ -383,4 +383,116 @@ mod tests {
         // "a" was the evicted one: asking again finds a full store of locks.
         assert!(s.begin_now("a", &FP_A, LEASE, TTL).is_err());
     }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Begin { key: u8, fp: u8 },
+        Complete { key: u8, which: u8 },
+        Release { key: u8, which: u8 },
+        Advance { secs: u8 },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..3, 0u8..2).prop_map(|(key, fp)| Op::Begin { key, fp }),
+            (0u8..3, 0u8..3).prop_map(|(key, which)| Op::Complete { key, which }),
+            (0u8..3, 0u8..3).prop_map(|(key, which)| Op::Release { key, which }),
+            (0u8..15).prop_map(|secs| Op::Advance { secs }),
+        ]
+    }
+
+    /// Reference model of one key.
+    #[derive(Debug, Clone, Copy)]
+    enum Model {
+        Locked {
+            fp: u8,
+            token: u64,
+            lease_until: u64,
+            expires: u64,
+        },
+        Done {
+            fp: u8,
+            expires: u64,
+        },
+    }
+
+    proptest::proptest! {
+        /// The store agrees with a simple model under random operations and clock jumps:
+        /// one live holder per key, growing tokens, compare-and-set completion, expiry.
+        #[test]
+        fn agrees_with_model(ops in proptest::collection::vec(op(), 1..60)) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let s = MemoryStore::new();
+                let (lease, ttl) = (10u64, 30u64);
+                let mut now = 0u64;
+                let mut model: [Option<Model>; 3] = [None; 3];
+                let mut tokens: [Vec<u64>; 3] = Default::default();
+                let mut last_token = 0;
+                for op in ops {
+                    match op {
+                        Op::Advance { secs } => {
+                            tokio::time::advance(Duration::from_secs(u64::from(secs))).await;
+                            now += u64::from(secs);
+                        }
+                        Op::Begin { key, fp } => {
+                            let k = key.to_string();
+                            let got = s.begin_now(&k, &[fp; 32], Duration::from_secs(lease), Duration::from_secs(ttl)).unwrap();
+                            let m = &mut model[key as usize];
+                            let live = m.filter(|m| match *m {
+                                Model::Locked { expires, .. } | Model::Done { expires, .. } => expires > now,
+                            });
+                            match (live, &got) {
+                                (Some(Model::Done { fp: f, .. }), Begin::Completed(_)) => assert_eq!(f, fp),
+                                (Some(Model::Done { fp: f, .. } | Model::Locked { fp: f, .. }), Begin::Mismatch) => assert_ne!(f, fp),
+                                (Some(Model::Locked { fp: f, lease_until, .. }), Begin::InFlight) => {
+                                    assert_eq!(f, fp);
+                                    assert!(lease_until > now);
+                                }
+                                (prev, Begin::Started { fencing_token, took_over_expired }) => {
+                                    match prev {
+                                        None => assert!(!took_over_expired),
+                                        Some(Model::Locked { lease_until, .. }) => {
+                                            assert!(lease_until <= now, "two live holders");
+                                            assert!(took_over_expired);
+                                        }
+                                        Some(Model::Done { .. }) => panic!("started over a live record"),
+                                    }
+                                    assert!(*fencing_token > last_token, "tokens grow");
+                                    last_token = *fencing_token;
+                                    tokens[key as usize].push(*fencing_token);
+                                    *m = Some(Model::Locked { fp, token: *fencing_token, lease_until: now + lease, expires: now + ttl });
+                                }
+                                (prev, other) => panic!("model {prev:?} but store said {other:?}"),
+                            }
+                        }
+                        Op::Complete { key, which } | Op::Release { key, which } => {
+                            let Some(&token) = tokens[key as usize].iter().rev().nth(which as usize) else { continue };
+                            let k = key.to_string();
+                            let m = &mut model[key as usize];
+                            let holds = matches!(*m, Some(Model::Locked { token: t, expires, .. }) if t == token && expires > now);
+                            if matches!(op, Op::Complete { .. }) {
+                                assert_eq!(s.complete_now(&k, token, &res("r"), Duration::from_secs(ttl)), holds);
+                                if holds {
+                                    let Some(Model::Locked { fp, .. }) = *m else { unreachable!() };
+                                    *m = Some(Model::Done { fp, expires: now + ttl });
+                                }
+                            } else {
+                                let holds_any = matches!(*m, Some(Model::Locked { token: t, .. }) if t == token);
+                                assert_eq!(s.release_sync(&k, token), holds_any);
+                                if holds_any {
+                                    *m = None;
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    }
 }
