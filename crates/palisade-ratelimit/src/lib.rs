@@ -73,6 +73,7 @@ pub mod gcra;
 pub mod headers;
 mod layer;
 mod memory;
+pub mod parse;
 pub mod quota;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
