@@ -135,6 +135,7 @@ impl IdempotencyConfig {
             },
             fingerprint_headers: header_names("fingerprint_headers", &self.fingerprint_headers)?,
             store_retry_after: defaults.store_retry_after,
+            renew_lease: defaults.renew_lease,
         };
         let mut layer = IdempotencyLayer::new(store);
         layer.settings = settings;

@@ -39,6 +39,7 @@ pub(crate) struct Settings {
     pub(crate) stored_headers: Vec<HeaderName>,
     pub(crate) fingerprint_headers: Vec<HeaderName>,
     pub(crate) store_retry_after: Duration,
+    pub(crate) renew_lease: bool,
 }
 
 impl Default for Settings {
@@ -65,6 +66,7 @@ impl Default for Settings {
             ],
             fingerprint_headers: Vec::new(),
             store_retry_after: DEFAULT_STORE_RETRY_AFTER,
+            renew_lease: true,
         }
     }
 }
@@ -211,6 +213,15 @@ impl<St, K> IdempotencyLayer<St, K> {
     #[must_use]
     pub fn fingerprint_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
         self.settings.fingerprint_headers = names.into_iter().collect();
+        self
+    }
+    /// Whether the lease is renewed every third of its length while the handler runs
+    /// (default true), so handlers slower than the lease are not run twice. Without it,
+    /// a handler outliving its lease lets a retry run concurrently (its result then loses the
+    /// fencing-token race and is not stored).
+    #[must_use]
+    pub fn renew_lease(mut self, renew: bool) -> Self {
+        self.settings.renew_lease = renew;
         self
     }
     /// `Retry-After` sent when the store is unavailable (default 1 s).

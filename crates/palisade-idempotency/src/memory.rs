@@ -220,8 +220,8 @@ impl MemoryStore {
         holds
     }
 
-    /// Extends a held lock's lease (for [`DistributedLock`](crate::DistributedLock)).
-    pub(crate) fn renew_now(&self, key: &str, fencing_token: u64, lease: Duration) -> bool {
+    /// Synchronous [`Store::renew`].
+    pub fn renew_now(&self, key: &str, fencing_token: u64, lease: Duration) -> bool {
         let now = Instant::now();
         let mut map = self.lock();
         match map.get_mut(key) {
@@ -264,6 +264,16 @@ impl Store for MemoryStore {
 
     fn release<'a>(&'a self, key: &'a str, fencing_token: u64) -> StoreFuture<'a, bool> {
         let r = self.release_sync(key, fencing_token);
+        Box::pin(std::future::ready(Ok(r)))
+    }
+
+    fn renew<'a>(
+        &'a self,
+        key: &'a str,
+        fencing_token: u64,
+        lease: Duration,
+    ) -> StoreFuture<'a, bool> {
+        let r = self.renew_now(key, fencing_token, lease);
         Box::pin(std::future::ready(Ok(r)))
     }
 

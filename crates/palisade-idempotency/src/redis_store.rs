@@ -76,6 +76,21 @@ return 1
     )
 });
 
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rec = redis.call('HMGET', KEYS[1], 'st', 'tok', 'until')
+if rec[1] ~= 'L' or rec[2] ~= ARGV[1] or tonumber(rec[3]) <= now_ms then return 0 end
+local until_ms = now_ms + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'until', string.format('%.0f', until_ms))
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+",
+    )
+});
+
 static LOCK_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -242,6 +257,25 @@ where
                 .arg(fencing_token.to_string())
                 .arg(response.encode())
                 .arg(millis(ttl))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| err(&e))?;
+            Ok(v == 1)
+        })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        key: &'a str,
+        fencing_token: u64,
+        lease: Duration,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let v: i64 = RENEW
+                .key(self.redis_key(key))
+                .arg(fencing_token.to_string())
+                .arg(millis(lease))
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| err(&e))?;

@@ -217,6 +217,49 @@ pub(crate) fn replay<B>(record: &StoredResponse) -> Response<ResponseBody<B>> {
     res
 }
 
+/// Polls `call` to completion, renewing the lease every third of its length meanwhile.
+/// The renewal runs concurrently with the handler; a failed or refused renewal is logged and
+/// not retried before the next tick (the fencing token still protects the result).
+pub(crate) async fn with_renewal<F, St: Store>(
+    call: F,
+    store: &St,
+    key: &str,
+    token: u64,
+    lease: std::time::Duration,
+) -> F::Output
+where
+    F: std::future::Future,
+{
+    let every = (lease / 3).max(std::time::Duration::from_millis(1));
+    let mut call = std::pin::pin!(call);
+    let mut tick = std::pin::pin!(tokio::time::sleep(every));
+    let mut renewing: Option<crate::store::StoreFuture<'_, bool>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = call.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        loop {
+            if let Some(fut) = renewing.as_mut() {
+                match fut.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(r) => {
+                        renewing = None;
+                        if !matches!(r, Ok(true)) {
+                            tracing::warn!(target: "palisade", ok = ?r.as_ref().ok(), "idempotency: lease renewal failed");
+                        }
+                    }
+                }
+            }
+            if tick.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            tick.as_mut().reset(Instant::now() + every);
+            renewing = Some(store.renew(key, token, lease));
+        }
+    })
+    .await
+}
+
 enum Buffered<B> {
     Complete(Bytes),
     TooLarge(Bytes, Pin<Box<B>>),
@@ -331,7 +374,13 @@ where
         armed: true,
     };
     let req = Request::from_parts(parts, RequestBody::buffered(body));
-    let res = inner.call(req).await.map_err(Into::into)?;
+    let call = inner.call(req);
+    let res = if settings.renew_lease {
+        with_renewal(call, store, &guard.key, token, settings.lease).await
+    } else {
+        call.await
+    }
+    .map_err(Into::into)?;
     let (parts, body) = res.into_parts();
     let status = parts.status;
     let body = match buffer_response(body, settings.max_response_body).await? {

@@ -153,6 +153,16 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Drops the lock if `fencing_token` still holds it, so the key can be retried.
     fn release<'a>(&'a self, key: &'a str, fencing_token: u64) -> StoreFuture<'a, bool>;
 
+    /// Extends the lease of a held lock to `lease` from now if `fencing_token` still holds
+    /// it and its lease has not run out. The layer calls this while the handler runs, so a
+    /// short lease only bounds how long a *crashed* holder blocks the key.
+    fn renew<'a>(
+        &'a self,
+        key: &'a str,
+        fencing_token: u64,
+        lease: Duration,
+    ) -> StoreFuture<'a, bool>;
+
     /// Releases synchronously if the store can (memory can; Redis cannot). Called from drop
     /// guards; returns `false` when the caller must spawn [`release`](Self::release).
     fn release_now(&self, key: &str, fencing_token: u64) -> bool {

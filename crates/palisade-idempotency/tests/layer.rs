@@ -485,8 +485,12 @@ async fn crashed_holder_lease_expires_then_one_execution() {
 #[tokio::test(start_paused = true)]
 async fn late_finisher_cannot_overwrite_newer_result() {
     let h = Handler::new();
-    let (layer, log) =
-        events(IdempotencyLayer::new(MemoryStore::new()).lease(Duration::from_secs(10)));
+    // A stalled instance: its heartbeat does not get through (renewal off).
+    let (layer, log) = events(
+        IdempotencyLayer::new(MemoryStore::new())
+            .lease(Duration::from_secs(10))
+            .renew_lease(false),
+    );
     let svc = stack(layer, &h);
     h.0.delay_ms.store(60_000, Ordering::SeqCst); // the first run hangs past its lease
     let mut slow = svc.clone();
@@ -509,6 +513,33 @@ async fn late_finisher_cannot_overwrite_newer_result() {
     assert!(log.contains(&IdempotencyEvent::LockExpired {
         late_finisher: true
     }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn lease_is_renewed_while_a_slow_handler_runs() {
+    let h = Handler::new();
+    h.0.delay_ms.store(120_000, Ordering::SeqCst); // 12 leases long
+    let svc = stack(
+        IdempotencyLayer::new(MemoryStore::new()).lease(Duration::from_secs(10)),
+        &h,
+    );
+    let mut slow = svc.clone();
+    let t = tokio::spawn(async move { send(&mut slow, post(Some("\"k1\""), "A")).await });
+    wait_calls(&h, 1).await;
+    h.0.delay_ms.store(0, Ordering::SeqCst);
+    let mut other = svc.clone();
+    for second in 1..120 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        if second % 10 == 0 {
+            let status = send(&mut other, post(Some("\"k1\""), "A")).await.status;
+            assert_eq!(status, 409, "at {second}s");
+        }
+    }
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let a = t.await.unwrap();
+    assert!(original(&a));
+    assert!(replayed(&send(&mut other, post(Some("\"k1\""), "A")).await));
+    assert_eq!(h.calls(), 1, "never run twice");
 }
 
 #[tokio::test(start_paused = true)]
@@ -587,6 +618,9 @@ impl Store for DownStore {
         _: &'a StoredResponse,
         _: Duration,
     ) -> StoreFuture<'a, bool> {
+        Box::pin(async { Err(StoreError::new("connection refused")) })
+    }
+    fn renew<'a>(&'a self, _: &'a str, _: u64, _: Duration) -> StoreFuture<'a, bool> {
         Box::pin(async { Err(StoreError::new("connection refused")) })
     }
     fn release<'a>(&'a self, _: &'a str, _: u64) -> StoreFuture<'a, bool> {

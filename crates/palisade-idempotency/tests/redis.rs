@@ -222,6 +222,21 @@ async fn redis_store_lease_expiry_and_fencing() {
         Begin::Completed(r) => assert_eq!(*r, record("new")),
         other => panic!("{other:?}"),
     }
+    // Renew keeps a live lock held past its original lease; a stale token cannot renew.
+    let Begin::Started {
+        fencing_token: t4, ..
+    } = s.begin("n", &fp, lease, ttl).await.unwrap()
+    else {
+        panic!()
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(s.renew("n", t4, lease).await.unwrap());
+    assert!(!s.renew("n", t4 + 1, lease).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(100)).await; // 200 ms > original 150 ms lease
+    assert_eq!(
+        s.begin("n", &fp, lease, ttl).await.unwrap(),
+        Begin::InFlight
+    );
     // Release frees a held lock.
     let Begin::Started {
         fencing_token: t3, ..
