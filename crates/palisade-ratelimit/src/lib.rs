@@ -21,6 +21,7 @@
 //!   measured at peak with 1,000,000 distinct keys.
 //! - **Redis** (feature `redis`): the same algorithm in one Lua script, one round trip,
 //!   with Redis's clock, fail-open / fail-closed / local fallback on errors.
+//! - [`parse`] reads an upstream's `RateLimit` / `RateLimit-Policy` fields.
 //!
 //! # Algorithm
 //!
