@@ -119,7 +119,7 @@ pub(crate) fn max_wait<R: RequestParts>(shared: &Shared, req: &R) -> Option<Dura
 
 impl<S, X, Req> Service<Req> for RateLimit<S, X>
 where
-    Req: RequestParts + Send + 'static,
+    Req: RequestParts,
     X: KeyExtractor<Req>,
     S: Service<Req> + Clone,
     S::Response: ResponseHeaders,
