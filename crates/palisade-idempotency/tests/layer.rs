@@ -414,6 +414,14 @@ async fn thousand_concurrent_requests_execute_once() {
             assert_eq!(a.headers["content-type"], first.headers["content-type"]);
         }
     }
+    // Once the original is done, every further request is an identical replay.
+    for _ in 0..10 {
+        let mut s = svc.clone();
+        let again = send(&mut s, post(Some("\"same\""), "pay 10")).await;
+        assert!(replayed(&again));
+        assert_eq!((again.status, &again.body), (first.status, &first.body));
+    }
+    assert_eq!(h.calls(), 1);
 }
 
 #[tokio::test(start_paused = true)]

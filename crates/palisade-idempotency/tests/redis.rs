@@ -153,6 +153,14 @@ async fn redis_thousand_concurrent_two_instances_execute_once() {
             assert_eq!((x.status, &x.body), (first.status, &first.body));
         }
     }
+    // Both instances now replay the stored response.
+    for mut s in [a.clone(), b.clone(), a, b] {
+        let again = send(&mut s, post(Some("\"same\""), "pay 10")).await;
+        assert!(replayed(&again));
+        assert_eq!((again.status, &again.body), (first.status, &first.body));
+        assert_eq!(again.headers["content-type"], first.headers["content-type"]);
+    }
+    assert_eq!(h.calls(), 1);
 }
 
 #[tokio::test]
