@@ -1,0 +1,145 @@
+//! One breaker's shared state: a state machine behind a briefly held mutex, with atomic
+//! fast paths so that CLOSED (recording aside), DISABLED, FORCED_OPEN and a still-running
+//! OPEN period take no lock to admit or reject.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use palisade_core::{CircuitOpen, Listeners};
+use tokio::time::Instant;
+
+use crate::events::BreakerEvent;
+use crate::state::{Machine, Permit, Rejected, Settings, State, Transition};
+use crate::window::Totals;
+
+#[derive(Debug)]
+pub(crate) struct Breaker {
+    name: &'static str,
+    epoch: Instant,
+    state: AtomicU8,
+    /// End of the current OPEN period, in nanoseconds since `epoch`.
+    open_until: AtomicU64,
+    machine: Mutex<Machine>,
+    pub(crate) listeners: Listeners<BreakerEvent>,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Breaker {
+    pub(crate) fn new(
+        name: &'static str,
+        settings: Settings,
+        listeners: Listeners<BreakerEvent>,
+    ) -> Self {
+        Self {
+            name,
+            epoch: Instant::now(),
+            state: AtomicU8::new(State::Closed as u8),
+            open_until: AtomicU64::new(0),
+            machine: Mutex::new(Machine::new(settings)),
+            listeners,
+        }
+    }
+
+    pub(crate) fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.epoch)
+    }
+
+    pub(crate) fn state(&self) -> State {
+        State::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Machine> {
+        // The machine stays consistent even if a listener panicked while we held the lock.
+        self.machine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn publish(&self, m: &Machine, t: Option<Transition>) {
+        self.open_until
+            .store(nanos(m.open_until()), Ordering::Release);
+        self.state.store(m.state() as u8, Ordering::Release);
+        if let Some(t) = t {
+            let name = self.name;
+            self.listeners.emit_with(|| BreakerEvent::StateChanged {
+                name,
+                from: t.from,
+                to: t.to,
+            });
+        }
+    }
+
+    fn reject(&self, r: Rejected) -> CircuitOpen {
+        let name = self.name;
+        self.listeners.emit_with(|| BreakerEvent::Rejected {
+            name,
+            state: r.state,
+            retry_after: r.retry_after,
+        });
+        CircuitOpen::new(r.retry_after)
+    }
+
+    /// Asks to make a call now.
+    pub(crate) fn acquire(&self) -> Result<Permit, CircuitOpen> {
+        match self.state() {
+            State::Closed => return Ok(Permit::Recorded),
+            State::Disabled => return Ok(Permit::Unrecorded),
+            State::ForcedOpen => {
+                return Err(self.reject(Rejected {
+                    state: State::ForcedOpen,
+                    retry_after: None,
+                }));
+            }
+            State::Open => {
+                let now = self.now();
+                let until = Duration::from_nanos(self.open_until.load(Ordering::Acquire));
+                if now < until {
+                    return Err(self.reject(Rejected {
+                        state: State::Open,
+                        retry_after: Some(until.saturating_sub(now)),
+                    }));
+                }
+            }
+            State::HalfOpen | State::MetricsOnly => {}
+        }
+        let now = self.now();
+        let mut m = self.lock();
+        let (r, t) = m.acquire(now);
+        self.publish(&m, t);
+        drop(m);
+        r.map_err(|r| self.reject(r))
+    }
+
+    /// Records a finished call; `outcome` is `Some(failed)` or `None` when ignored.
+    pub(crate) fn record(&self, permit: Permit, outcome: Option<bool>, duration: Duration) {
+        if permit == Permit::Unrecorded {
+            return;
+        }
+        let now = self.now();
+        let mut m = self.lock();
+        let t = m.record(permit, outcome, duration, now);
+        self.publish(&m, t);
+    }
+
+    /// A permitted call was dropped before finishing.
+    pub(crate) fn cancel(&self, permit: Permit) {
+        if let Permit::Probe(_) = permit {
+            self.lock().cancel(permit);
+        }
+    }
+
+    pub(crate) fn force(&self, to: State) {
+        let now = self.now();
+        let mut m = self.lock();
+        let t = m.force(to, now);
+        self.publish(&m, t);
+    }
+
+    pub(crate) fn totals(&self) -> Totals {
+        self.lock().totals()
+    }
+}

@@ -1,0 +1,205 @@
+//! Plain-data configuration, validated once into a layer.
+
+use std::time::Duration;
+
+use palisade_core::ConfigError;
+use palisade_core::config::{check_duration, check_range};
+
+use crate::state::Settings;
+use crate::window::SlidingWindow;
+
+/// Breaker settings, as in a config file (Resilience4j's names and defaults):
+///
+/// ```toml
+/// window = { count = 100 }      # or { time = 60 } (seconds)
+/// minimum_calls = 100
+/// failure_rate_threshold = 50.0
+/// slow_call_rate_threshold = 100.0
+/// slow_call_duration = "60s"
+/// wait_in_open = "60s"
+/// wait_multiplier = 1.0         # > 1 grows the wait with each consecutive opening
+/// max_wait_in_open = "60s"
+/// permitted_in_half_open = 10
+/// max_wait_in_half_open = "0s"  # 0 = wait for the probes indefinitely
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct BreakerConfig {
+    /// Count-based (last N calls, 1–10,000) or time-based (last N seconds, 1–3,600).
+    pub window: SlidingWindow,
+    /// Calls needed before rates count (1–window size for count windows). Default 100.
+    pub minimum_calls: u32,
+    /// Failure rate in percent, in (0, 100], at or above which the breaker opens. Default 50.
+    pub failure_rate_threshold: f32,
+    /// Slow-call rate in percent, in (0, 100], at or above which it opens. Default 100.
+    pub slow_call_rate_threshold: f32,
+    /// A call slower than this is slow. Default 60 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub slow_call_duration: Duration,
+    /// How long OPEN lasts before probes are let through. Default 60 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub wait_in_open: Duration,
+    /// Growth of the wait per consecutive opening, 1.0 (fixed) to 10.0. Default 1.0.
+    pub wait_multiplier: f64,
+    /// Cap of the growing wait. Default 60 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub max_wait_in_open: Duration,
+    /// Probe calls in HALF_OPEN, 1–1,000. Default 10.
+    pub permitted_in_half_open: u32,
+    /// Reopen if the probes have not decided within this time; zero waits forever. Default 0.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub max_wait_in_half_open: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            window: SlidingWindow::Count(100),
+            minimum_calls: 100,
+            failure_rate_threshold: 50.0,
+            slow_call_rate_threshold: 100.0,
+            slow_call_duration: Duration::from_secs(60),
+            wait_in_open: Duration::from_secs(60),
+            wait_multiplier: 1.0,
+            max_wait_in_open: Duration::from_secs(60),
+            permitted_in_half_open: 10,
+            max_wait_in_half_open: Duration::ZERO,
+        }
+    }
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+impl BreakerConfig {
+    pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
+        match self.window {
+            SlidingWindow::Count(n) => check_range("window.count", n, 1, 10_000)?,
+            SlidingWindow::Time(n) => check_range("window.time", n, 1, 3_600)?,
+        }
+        if let SlidingWindow::Count(n) = self.window {
+            check_range("minimum_calls", self.minimum_calls, 1, n).map_err(|e| {
+                ConfigError::new(
+                    "minimum_calls",
+                    format!(
+                        "{} (it cannot exceed the count window, or the breaker could never open)",
+                        e.problem()
+                    ),
+                )
+            })?;
+        } else {
+            check_range("minimum_calls", self.minimum_calls, 1, 1_000_000)?;
+        }
+        check_percent("failure_rate_threshold", self.failure_rate_threshold)?;
+        check_percent("slow_call_rate_threshold", self.slow_call_rate_threshold)?;
+        check_duration(
+            "slow_call_duration",
+            self.slow_call_duration,
+            Duration::from_millis(1),
+            DAY,
+        )?;
+        check_duration(
+            "wait_in_open",
+            self.wait_in_open,
+            Duration::from_millis(1),
+            DAY,
+        )?;
+        check_range("wait_multiplier", self.wait_multiplier, 1.0, 10.0)?;
+        check_duration(
+            "max_wait_in_open",
+            self.max_wait_in_open,
+            self.wait_in_open,
+            DAY,
+        )
+        .map_err(|e| {
+            ConfigError::new(
+                "max_wait_in_open",
+                format!("{} (it must be at least wait_in_open)", e.problem()),
+            )
+        })?;
+        check_range(
+            "permitted_in_half_open",
+            self.permitted_in_half_open,
+            1,
+            1_000,
+        )?;
+        check_duration(
+            "max_wait_in_half_open",
+            self.max_wait_in_half_open,
+            Duration::ZERO,
+            DAY,
+        )?;
+        Ok(Settings {
+            window: self.window,
+            minimum_calls: self.minimum_calls,
+            failure_rate: self.failure_rate_threshold,
+            slow_rate: self.slow_call_rate_threshold,
+            slow_call: self.slow_call_duration,
+            wait_in_open: self.wait_in_open,
+            wait_multiplier: self.wait_multiplier,
+            max_wait_in_open: self.max_wait_in_open,
+            permitted_in_half_open: self.permitted_in_half_open,
+            max_wait_in_half_open: (!self.max_wait_in_half_open.is_zero())
+                .then_some(self.max_wait_in_half_open),
+        })
+    }
+}
+
+fn check_percent(field: &'static str, v: f32) -> Result<(), ConfigError> {
+    if v.is_nan() || v <= 0.0 || v > 100.0 {
+        return Err(ConfigError::new(
+            field,
+            format!("must be a percentage in (0, 100] (got {v})"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_errors_name_fields() {
+        BreakerConfig::default().validate().unwrap();
+        let bad = BreakerConfig {
+            minimum_calls: 200,
+            ..BreakerConfig::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().field(), "minimum_calls");
+        let bad = BreakerConfig {
+            failure_rate_threshold: 0.0,
+            ..BreakerConfig::default()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "invalid configuration `failure_rate_threshold`: must be a percentage in (0, 100] (got 0)"
+        );
+        let bad = BreakerConfig {
+            window: SlidingWindow::Time(0),
+            ..BreakerConfig::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().field(), "window.time");
+        let bad = BreakerConfig {
+            max_wait_in_open: Duration::from_secs(1),
+            ..BreakerConfig::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().field(), "max_wait_in_open");
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn deserializes() {
+        let c: BreakerConfig = serde_json::from_str(
+            r#"{"window":{"time":30},"minimum_calls":5,"wait_in_open":"5s","max_wait_in_open":"1m","wait_multiplier":2.0}"#,
+        )
+        .unwrap();
+        assert_eq!(c.window, SlidingWindow::Time(30));
+        assert_eq!(c.wait_in_open, Duration::from_secs(5));
+        c.validate().unwrap();
+    }
+}

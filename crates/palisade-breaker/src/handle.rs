@@ -1,0 +1,63 @@
+//! [`BreakerHandle`]: read and steer a breaker from outside the request path.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::State;
+use crate::breaker::Breaker;
+use crate::window::Totals;
+
+/// A cloneable handle on one circuit breaker: its state and counts, and manual transitions
+/// (for admin endpoints, health checks and tests).
+#[derive(Clone)]
+pub struct BreakerHandle {
+    pub(crate) breaker: Arc<Breaker>,
+}
+
+impl fmt::Debug for BreakerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerHandle")
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl BreakerHandle {
+    /// The current state. A finished OPEN wait shows as OPEN until the next call moves the
+    /// breaker to HALF_OPEN (the transition is lazy, as in Resilience4j by default).
+    pub fn state(&self) -> State {
+        self.breaker.state()
+    }
+    /// Counts in the window (or of the probes, in HALF_OPEN).
+    pub fn totals(&self) -> Totals {
+        self.breaker.totals()
+    }
+    /// Failure rate in percent over [`totals`](Self::totals).
+    pub fn failure_rate(&self) -> f32 {
+        self.totals().failure_rate()
+    }
+    /// Slow-call rate in percent over [`totals`](Self::totals).
+    pub fn slow_call_rate(&self) -> f32 {
+        self.totals().slow_rate()
+    }
+    /// Rejects every call until another manual transition (FORCED_OPEN).
+    pub fn force_open(&self) {
+        self.breaker.force(State::ForcedOpen);
+    }
+    /// Permits every call and records nothing (DISABLED).
+    pub fn disable(&self) {
+        self.breaker.force(State::Disabled);
+    }
+    /// Records like CLOSED but never opens (METRICS_ONLY).
+    pub fn metrics_only(&self) {
+        self.breaker.force(State::MetricsOnly);
+    }
+    /// Opens now, for the configured wait.
+    pub fn open(&self) {
+        self.breaker.force(State::Open);
+    }
+    /// Back to CLOSED with fresh metrics.
+    pub fn reset(&self) {
+        self.breaker.force(State::Closed);
+    }
+}

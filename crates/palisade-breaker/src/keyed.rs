@@ -1,0 +1,224 @@
+//! One breaker per key (upstream host, route, tenant), with a bounded number of keys.
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use dashmap::DashMap;
+use palisade_core::{BoxError, Classifier, ConfigError, KeyExtractor, Listeners};
+use tokio::time::Instant;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::breaker::Breaker;
+use crate::config::BreakerConfig;
+use crate::events::BreakerEvent;
+use crate::future::{Guard, ResponseFuture};
+use crate::handle::BreakerHandle;
+use crate::state::{Settings, State};
+
+/// The default cap on tracked keys.
+pub const DEFAULT_MAX_KEYS: usize = 10_000;
+
+struct Registry<K> {
+    name: &'static str,
+    settings: Settings,
+    listeners: Listeners<BreakerEvent>,
+    map: DashMap<K, Arc<Breaker>>,
+    max_keys: usize,
+    /// Used for new keys once `max_keys` breakers are tracked and none can be evicted.
+    overflow: Arc<Breaker>,
+}
+
+impl<K: Hash + Eq + Clone> Registry<K> {
+    fn get(&self, key: &K) -> Arc<Breaker> {
+        if let Some(b) = self.map.get(key) {
+            return b.clone();
+        }
+        if self.map.len() >= self.max_keys {
+            // Evict a CLOSED breaker (it holds nothing worth keeping beyond its window);
+            // keys in other states stay so that an open upstream stays open.
+            let victim = self
+                .map
+                .iter()
+                .find(|e| e.value().state() == State::Closed)
+                .map(|e| e.key().clone());
+            match victim {
+                Some(v) => {
+                    self.map.remove(&v);
+                }
+                None => return self.overflow.clone(),
+            }
+        }
+        self.map
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(Breaker::new(
+                    self.name,
+                    self.settings.clone(),
+                    self.listeners.clone(),
+                ))
+            })
+            .clone()
+    }
+}
+
+/// Applies a [`KeyedCircuitBreaker`]: one breaker per key from a
+/// [`KeyExtractor`], at most `max_keys` of them.
+///
+/// ```
+/// use palisade_breaker::{BreakerConfig, KeyedCircuitBreakerLayer};
+/// use palisade_core::key::key_fn;
+/// use palisade_core::KeyError;
+///
+/// let by_host = key_fn(|r: &http::Request<()>| {
+///     r.uri().host().map(str::to_owned).ok_or(KeyError::Missing { what: "host" })
+/// });
+/// let layer = KeyedCircuitBreakerLayer::new(by_host, &BreakerConfig::default(), 1_000).unwrap();
+/// assert_eq!(layer.state_of(&"api.example.com".to_owned()), None); // not seen yet
+/// ```
+pub struct KeyedCircuitBreakerLayer<X: KeyExtractor<R>, R, C = palisade_core::DefaultClassifier> {
+    extractor: X,
+    registry: Arc<Registry<X::Key>>,
+    classifier: C,
+    _req: std::marker::PhantomData<fn(R)>,
+}
+
+impl<X: KeyExtractor<R>, R, C: Clone> Clone for KeyedCircuitBreakerLayer<X, R, C> {
+    fn clone(&self) -> Self {
+        Self {
+            extractor: self.extractor.clone(),
+            registry: self.registry.clone(),
+            classifier: self.classifier.clone(),
+            _req: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<X: KeyExtractor<R>, R, C> fmt::Debug for KeyedCircuitBreakerLayer<X, R, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedCircuitBreakerLayer")
+            .field("keys", &self.registry.map.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<X: KeyExtractor<R>, R> KeyedCircuitBreakerLayer<X, R> {
+    /// One breaker per key, each with `config`, at most `max_keys` (1–1,000,000) tracked.
+    pub fn new(extractor: X, config: &BreakerConfig, max_keys: usize) -> Result<Self, ConfigError> {
+        palisade_core::config::check_range("max_keys", max_keys, 1, 1_000_000)?;
+        let settings = config.validate()?;
+        let listeners = Listeners::new();
+        Ok(Self {
+            extractor,
+            registry: Arc::new(Registry {
+                name: "breaker",
+                overflow: Arc::new(Breaker::new(
+                    "breaker-overflow",
+                    settings.clone(),
+                    listeners.clone(),
+                )),
+                settings,
+                listeners,
+                map: DashMap::new(),
+                max_keys,
+            }),
+            classifier: palisade_core::DefaultClassifier::new(),
+            _req: std::marker::PhantomData,
+        })
+    }
+}
+
+impl<X: KeyExtractor<R>, R, C> KeyedCircuitBreakerLayer<X, R, C> {
+    /// Replaces the failure classifier.
+    pub fn classifier<C2>(self, classifier: C2) -> KeyedCircuitBreakerLayer<X, R, C2> {
+        KeyedCircuitBreakerLayer {
+            extractor: self.extractor,
+            registry: self.registry,
+            classifier,
+            _req: std::marker::PhantomData,
+        }
+    }
+    /// The state of `key`'s breaker, if it is tracked.
+    pub fn state_of(&self, key: &X::Key) -> Option<State> {
+        self.registry.map.get(key).map(|b| b.state())
+    }
+    /// A handle on `key`'s breaker, creating it if needed.
+    pub fn handle_of(&self, key: &X::Key) -> BreakerHandle {
+        BreakerHandle {
+            breaker: self.registry.get(key),
+        }
+    }
+    /// Number of tracked keys.
+    pub fn tracked_keys(&self) -> usize {
+        self.registry.map.len()
+    }
+}
+
+impl<S, X: KeyExtractor<R>, R, C: Clone> Layer<S> for KeyedCircuitBreakerLayer<X, R, C> {
+    type Service = KeyedCircuitBreaker<S, X, R, C>;
+    fn layer(&self, inner: S) -> Self::Service {
+        KeyedCircuitBreaker {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// A circuit breaker per key; see [`KeyedCircuitBreakerLayer`]. A request whose key cannot
+/// be extracted is refused with [`KeyError`](palisade_core::KeyError) (400).
+pub struct KeyedCircuitBreaker<S, X: KeyExtractor<R>, R, C> {
+    inner: S,
+    layer: KeyedCircuitBreakerLayer<X, R, C>,
+}
+
+impl<S: Clone, X: KeyExtractor<R>, R, C: Clone> Clone for KeyedCircuitBreaker<S, X, R, C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, X: KeyExtractor<R>, R, C> fmt::Debug for KeyedCircuitBreaker<S, X, R, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedCircuitBreaker")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, X, R, C> Service<R> for KeyedCircuitBreaker<S, X, R, C>
+where
+    S: Service<R>,
+    S::Error: Into<BoxError>,
+    X: KeyExtractor<R>,
+    C: Classifier<S::Response, S::Error>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = crate::future::KeyedResponseFuture<S::Future, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        let key = match self.layer.extractor.extract(&req) {
+            Ok(k) => k,
+            Err(e) => return crate::future::KeyedResponseFuture::bad_key(e),
+        };
+        let breaker = self.layer.registry.get(&key);
+        let fut = match breaker.acquire() {
+            Ok(permit) => ResponseFuture::called(
+                self.inner.call(req),
+                Guard::new(breaker, permit, Instant::now()),
+                self.layer.classifier.clone(),
+            ),
+            Err(open) => ResponseFuture::rejected(open),
+        };
+        crate::future::KeyedResponseFuture::inner(fut)
+    }
+}

@@ -1,0 +1,163 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use palisade_core::{ConfigError, DefaultClassifier, Listeners};
+use tower_layer::Layer;
+
+use crate::breaker::Breaker;
+use crate::config::BreakerConfig;
+use crate::events::BreakerEvent;
+use crate::handle::BreakerHandle;
+use crate::service::CircuitBreaker;
+use crate::window::SlidingWindow;
+
+/// Builds a [`CircuitBreakerLayer`]; every setting is checked by [`build`](Self::build).
+#[derive(Debug, Clone)]
+pub struct CircuitBreakerBuilder<C = DefaultClassifier> {
+    config: BreakerConfig,
+    classifier: C,
+    name: &'static str,
+    listeners: Listeners<BreakerEvent>,
+}
+
+impl CircuitBreakerBuilder {
+    fn new() -> Self {
+        Self {
+            config: BreakerConfig::default(),
+            classifier: DefaultClassifier::new(),
+            name: "breaker",
+            listeners: Listeners::new(),
+        }
+    }
+}
+
+impl<C> CircuitBreakerBuilder<C> {
+    /// Starts from a (deserialized) config.
+    #[must_use]
+    pub fn config(mut self, config: BreakerConfig) -> Self {
+        self.config = config;
+        self
+    }
+    /// A name for events and logs (e.g. the upstream).
+    #[must_use]
+    pub fn name(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
+    }
+    /// The sliding window (default: the last 100 calls).
+    #[must_use]
+    pub fn window(mut self, window: SlidingWindow) -> Self {
+        self.config.window = window;
+        self
+    }
+    /// Calls needed before rates count (default 100).
+    #[must_use]
+    pub fn minimum_calls(mut self, n: u32) -> Self {
+        self.config.minimum_calls = n;
+        self
+    }
+    /// Failure rate in percent that opens the breaker (default 50).
+    #[must_use]
+    pub fn failure_rate_threshold(mut self, pct: f32) -> Self {
+        self.config.failure_rate_threshold = pct;
+        self
+    }
+    /// Slow-call rate in percent that opens it (default 100) and what counts as slow
+    /// (default 60 s).
+    #[must_use]
+    pub fn slow_calls(mut self, rate_pct: f32, slower_than: Duration) -> Self {
+        self.config.slow_call_rate_threshold = rate_pct;
+        self.config.slow_call_duration = slower_than;
+        self
+    }
+    /// How long OPEN lasts (default 60 s).
+    #[must_use]
+    pub fn wait_in_open(mut self, wait: Duration) -> Self {
+        self.config.wait_in_open = wait;
+        self.config.max_wait_in_open = self.config.max_wait_in_open.max(wait);
+        self
+    }
+    /// Grows the OPEN wait by `multiplier` with each consecutive opening, up to `cap`.
+    #[must_use]
+    pub fn exponential_wait(mut self, multiplier: f64, cap: Duration) -> Self {
+        self.config.wait_multiplier = multiplier;
+        self.config.max_wait_in_open = cap;
+        self
+    }
+    /// Probe calls admitted in HALF_OPEN (default 10).
+    #[must_use]
+    pub fn permitted_in_half_open(mut self, n: u32) -> Self {
+        self.config.permitted_in_half_open = n;
+        self
+    }
+    /// Reopens when probes have not decided within `max` (default: wait forever).
+    #[must_use]
+    pub fn max_wait_in_half_open(mut self, max: Duration) -> Self {
+        self.config.max_wait_in_half_open = max;
+        self
+    }
+    /// Replaces the classifier deciding what is a failure (default: palisade-core's
+    /// [`DefaultClassifier`]; use [`ErrorsAsFailures`](palisade_core::ErrorsAsFailures) for
+    /// non-HTTP services).
+    #[must_use]
+    pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerBuilder<C2> {
+        CircuitBreakerBuilder {
+            config: self.config,
+            classifier,
+            name: self.name,
+            listeners: self.listeners,
+        }
+    }
+    /// Adds a listener for [`BreakerEvent`]s.
+    #[must_use]
+    pub fn on_event(mut self, f: impl Fn(&BreakerEvent) + Send + Sync + 'static) -> Self {
+        self.listeners = self.listeners.on(f);
+        self
+    }
+    /// Validates the settings and builds the layer (one breaker, shared by every service
+    /// the layer makes and all their clones).
+    pub fn build(self) -> Result<CircuitBreakerLayer<C>, ConfigError> {
+        let settings = self.config.validate()?;
+        Ok(CircuitBreakerLayer {
+            breaker: Arc::new(Breaker::new(self.name, settings, self.listeners)),
+            classifier: self.classifier,
+        })
+    }
+}
+
+/// Applies a [`CircuitBreaker`]. Made by [`CircuitBreakerLayer::builder`].
+#[derive(Debug, Clone)]
+pub struct CircuitBreakerLayer<C = DefaultClassifier> {
+    breaker: Arc<Breaker>,
+    classifier: C,
+}
+
+impl CircuitBreakerLayer {
+    /// A builder with Resilience4j's defaults.
+    pub fn builder() -> CircuitBreakerBuilder {
+        CircuitBreakerBuilder::new()
+    }
+}
+
+impl<C> CircuitBreakerLayer<C> {
+    /// A handle on this layer's breaker.
+    pub fn handle(&self) -> BreakerHandle {
+        BreakerHandle {
+            breaker: self.breaker.clone(),
+        }
+    }
+}
+
+impl TryFrom<BreakerConfig> for CircuitBreakerLayer {
+    type Error = ConfigError;
+    fn try_from(config: BreakerConfig) -> Result<Self, ConfigError> {
+        Self::builder().config(config).build()
+    }
+}
+
+impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
+    type Service = CircuitBreaker<S, C>;
+    fn layer(&self, inner: S) -> Self::Service {
+        CircuitBreaker::new(inner, self.breaker.clone(), self.classifier.clone())
+    }
+}

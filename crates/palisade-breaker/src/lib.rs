@@ -1,0 +1,72 @@
+//! Circuit breaker middleware with Resilience4j's feature set, as a Tower layer.
+//!
+//! - States CLOSED, OPEN, HALF_OPEN plus DISABLED, FORCED_OPEN and METRICS_ONLY, changed by
+//!   hand through a cloneable [`BreakerHandle`], which also reads state and rates.
+//! - Count-based (last N calls) or time-based (last N seconds, per-second buckets) windows;
+//!   failure-rate and slow-call thresholds; a minimum number of calls before rates count.
+//! - OPEN → HALF_OPEN after a fixed or exponentially growing wait, lazily on the next call;
+//!   HALF_OPEN admits exactly `permitted_in_half_open` concurrent probes and closes or
+//!   reopens from their outcomes; `max_wait_in_half_open` reopens if probes stall.
+//! - Failures come from palisade-core's [`Classifier`](palisade_core::Classifier): HTTP 5xx,
+//!   408, 429, gRPC statuses and errors by default; ignored outcomes count as nothing.
+//! - Rejections are [`CircuitOpen`](error::CircuitOpen) `{ retry_after }` with the remaining
+//!   OPEN time → 503 + `Retry-After` / UNAVAILABLE through `HandleRejections`.
+//! - [Keyed](KeyedCircuitBreakerLayer): one breaker per upstream or route, bounded count.
+//! - One breaker per layer, shared by every clone. Admission in CLOSED, DISABLED,
+//!   FORCED_OPEN and during an OPEN wait is a single atomic load; recording an outcome takes
+//!   a mutex for the few instructions of a window update (never across an `.await`). No
+//!   allocation per call.
+//!
+//! Put it inside retry (so a retry meets the open breaker and stops) and outside the
+//! bulkhead. The breaker does not limit concurrency (SPECS §6.8): use a bulkhead for that.
+//!
+//! # Example
+//! ```
+//! use palisade_breaker::{CircuitBreakerLayer, SlidingWindow, State};
+//! use palisade_core::{CircuitOpen, ErrorsAsFailures};
+//! use std::time::Duration;
+//! use tower::{Layer, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let layer = CircuitBreakerLayer::builder()
+//!     .window(SlidingWindow::Count(10))
+//!     .minimum_calls(5)
+//!     .wait_in_open(Duration::from_secs(30))
+//!     .classifier(ErrorsAsFailures)
+//!     .build()
+//!     .unwrap();
+//! let handle = layer.handle();
+//! let svc = layer.layer(service_fn(|_: ()| async { Err::<(), _>("upstream down") }));
+//!
+//! for _ in 0..5 {
+//!     assert!(svc.clone().oneshot(()).await.is_err());
+//! }
+//! assert_eq!(handle.state(), State::Open);
+//! let err = svc.clone().oneshot(()).await.unwrap_err();
+//! let open = err.downcast_ref::<CircuitOpen>().unwrap();
+//! assert_eq!(open.retry_after, Some(Duration::from_secs(30)));
+//! # }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+mod breaker;
+mod config;
+pub mod error;
+pub mod events;
+pub mod future;
+mod handle;
+mod keyed;
+mod layer;
+mod service;
+mod state;
+mod window;
+
+pub use config::BreakerConfig;
+pub use events::BreakerEvent;
+pub use handle::BreakerHandle;
+pub use keyed::{DEFAULT_MAX_KEYS, KeyedCircuitBreaker, KeyedCircuitBreakerLayer};
+pub use layer::{CircuitBreakerBuilder, CircuitBreakerLayer};
+pub use service::CircuitBreaker;
+pub use state::State;
+pub use window::{SlidingWindow, Totals};

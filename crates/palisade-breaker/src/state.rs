@@ -1,0 +1,541 @@
+//! The breaker's state machine, free of I/O and clocks: time comes in as the elapsed time
+//! since the breaker was built, so the same code runs under `tokio::time::pause()` and in
+//! the proptest model.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::window::{SlidingWindow, Totals, Window};
+
+/// A breaker state (Resilience4j's six, `../shared/SPECS.md` §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum State {
+    /// Calls pass; outcomes are recorded; opens when a rate crosses its threshold.
+    Closed = 0,
+    /// Calls are rejected until the wait is over.
+    Open = 1,
+    /// A limited number of probe calls decide between CLOSED and OPEN.
+    HalfOpen = 2,
+    /// Always permits, records nothing.
+    Disabled = 3,
+    /// Always rejects.
+    ForcedOpen = 4,
+    /// Permits and records like CLOSED, never opens.
+    MetricsOnly = 5,
+}
+
+impl State {
+    pub(crate) const fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Closed,
+            1 => Self::Open,
+            2 => Self::HalfOpen,
+            3 => Self::Disabled,
+            4 => Self::ForcedOpen,
+            _ => Self::MetricsOnly,
+        }
+    }
+    /// Stable snake_case name, for events and health checks.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+            Self::Disabled => "disabled",
+            Self::ForcedOpen => "forced_open",
+            Self::MetricsOnly => "metrics_only",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Validated settings.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Settings {
+    pub(crate) window: SlidingWindow,
+    pub(crate) minimum_calls: u32,
+    pub(crate) failure_rate: f32,
+    pub(crate) slow_rate: f32,
+    pub(crate) slow_call: Duration,
+    pub(crate) wait_in_open: Duration,
+    pub(crate) wait_multiplier: f64,
+    pub(crate) max_wait_in_open: Duration,
+    pub(crate) permitted_in_half_open: u32,
+    pub(crate) max_wait_in_half_open: Option<Duration>,
+}
+
+/// What a permitted call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Permit {
+    /// A call in CLOSED or METRICS_ONLY: its outcome goes into the window.
+    Recorded,
+    /// A probe in HALF_OPEN, of the half-open generation given.
+    Probe(u64),
+    /// A call in DISABLED: nothing is recorded.
+    Unrecorded,
+}
+
+/// A state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Transition {
+    pub(crate) from: State,
+    pub(crate) to: State,
+}
+
+/// A rejected call: the state it met and how long until a probe may pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rejected {
+    pub(crate) state: State,
+    pub(crate) retry_after: Option<Duration>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Machine {
+    pub(crate) settings: Settings,
+    state: State,
+    window: Window,
+    /// When OPEN ends (elapsed since epoch).
+    open_until: Duration,
+    /// OPEN periods since the last CLOSED, for the growing wait.
+    consecutive_opens: u32,
+    /// HALF_OPEN bookkeeping; `generation` tells probes of an old half-open period apart.
+    generation: u64,
+    half_open_since: Duration,
+    probes_admitted: u32,
+    probe_results: Totals,
+}
+
+impl Machine {
+    pub(crate) fn new(settings: Settings) -> Self {
+        Self {
+            window: Window::new(settings.window),
+            settings,
+            state: State::Closed,
+            open_until: Duration::ZERO,
+            consecutive_opens: 0,
+            generation: 0,
+            half_open_since: Duration::ZERO,
+            probes_admitted: 0,
+            probe_results: Totals::default(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.state
+    }
+
+    pub(crate) fn open_until(&self) -> Duration {
+        self.open_until
+    }
+
+    /// The counts the breaker decides on: the probes in HALF_OPEN, else the window.
+    pub(crate) fn totals(&self) -> Totals {
+        match self.state {
+            State::HalfOpen => self.probe_results,
+            _ => self.window.totals(),
+        }
+    }
+
+    fn set(&mut self, to: State, now: Duration, out: &mut Option<Transition>) {
+        let from = self.state;
+        if from == to {
+            return;
+        }
+        self.state = to;
+        match to {
+            State::Open => {
+                self.consecutive_opens = self.consecutive_opens.saturating_add(1);
+                let grow = self
+                    .settings
+                    .wait_multiplier
+                    .powi(self.consecutive_opens.saturating_sub(1).min(64) as i32);
+                let wait = self.settings.wait_in_open.mul_f64(grow.min(1e9)).min(
+                    self.settings
+                        .max_wait_in_open
+                        .max(self.settings.wait_in_open),
+                );
+                self.open_until = now + wait;
+            }
+            State::HalfOpen => {
+                self.generation += 1;
+                self.half_open_since = now;
+                self.probes_admitted = 0;
+                self.probe_results = Totals::default();
+            }
+            State::Closed => {
+                self.consecutive_opens = 0;
+                self.window.reset();
+            }
+            State::Disabled | State::ForcedOpen | State::MetricsOnly => {
+                self.window.reset();
+            }
+        }
+        *out = Some(Transition { from, to });
+    }
+
+    /// Lazy timers: OPEN → HALF_OPEN once the wait is over; HALF_OPEN → OPEN once
+    /// `max_wait_in_half_open` has passed.
+    fn tick(&mut self, now: Duration, out: &mut Option<Transition>) {
+        match self.state {
+            State::Open if now >= self.open_until => self.set(State::HalfOpen, now, out),
+            State::HalfOpen => {
+                if let Some(max) = self.settings.max_wait_in_half_open
+                    && now >= self.half_open_since + max
+                {
+                    self.set(State::Open, now, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Asks to make a call at `now`.
+    pub(crate) fn acquire(
+        &mut self,
+        now: Duration,
+    ) -> (Result<Permit, Rejected>, Option<Transition>) {
+        let mut t = None;
+        self.tick(now, &mut t);
+        let r = match self.state {
+            State::Closed | State::MetricsOnly => Ok(Permit::Recorded),
+            State::Disabled => Ok(Permit::Unrecorded),
+            State::ForcedOpen => Err(Rejected {
+                state: State::ForcedOpen,
+                retry_after: None,
+            }),
+            State::Open => Err(Rejected {
+                state: State::Open,
+                retry_after: Some(self.open_until.saturating_sub(now)),
+            }),
+            State::HalfOpen => {
+                if self.probes_admitted < self.settings.permitted_in_half_open {
+                    self.probes_admitted += 1;
+                    Ok(Permit::Probe(self.generation))
+                } else {
+                    Err(Rejected {
+                        state: State::HalfOpen,
+                        retry_after: None,
+                    })
+                }
+            }
+        };
+        (r, t)
+    }
+
+    fn rates_trip(&self, t: Totals) -> bool {
+        (self.settings.failure_rate <= 100.0
+            && t.calls > 0
+            && t.failure_rate() >= self.settings.failure_rate)
+            || (t.calls > 0 && t.slow_rate() >= self.settings.slow_rate)
+    }
+
+    /// Records a finished call. `outcome` is `None` for an ignored call.
+    pub(crate) fn record(
+        &mut self,
+        permit: Permit,
+        outcome: Option<bool>,
+        duration: Duration,
+        now: Duration,
+    ) -> Option<Transition> {
+        let mut t = None;
+        self.tick(now, &mut t);
+        let slow = duration > self.settings.slow_call;
+        match (permit, self.state) {
+            (Permit::Recorded, State::Closed | State::MetricsOnly) => {
+                if let Some(failed) = outcome {
+                    self.window.record(failed, slow, now);
+                } else {
+                    self.window.advance(now);
+                }
+                let totals = self.window.totals();
+                if self.state == State::Closed
+                    && totals.calls >= self.settings.minimum_calls
+                    && self.rates_trip(totals)
+                {
+                    self.set(State::Open, now, &mut t);
+                }
+            }
+            (Permit::Probe(g), State::HalfOpen) if g == self.generation => match outcome {
+                Some(failed) => {
+                    self.probe_results.add(failed, slow);
+                    if self.probe_results.calls >= self.settings.permitted_in_half_open {
+                        let to = if self.rates_trip(self.probe_results) {
+                            State::Open
+                        } else {
+                            State::Closed
+                        };
+                        self.set(to, now, &mut t);
+                    }
+                }
+                // An ignored probe gives its slot back.
+                None => self.probes_admitted = self.probes_admitted.saturating_sub(1),
+            },
+            // Calls admitted in an earlier state (or generation) no longer count.
+            _ => {}
+        }
+        t
+    }
+
+    /// A permitted call was dropped before it finished: free its probe slot.
+    pub(crate) fn cancel(&mut self, permit: Permit) {
+        if let Permit::Probe(g) = permit
+            && self.state == State::HalfOpen
+            && g == self.generation
+        {
+            self.probes_admitted = self.probes_admitted.saturating_sub(1);
+        }
+    }
+
+    /// Moves to `to` by hand (`BreakerHandle`). CLOSED starts with fresh metrics.
+    pub(crate) fn force(&mut self, to: State, now: Duration) -> Option<Transition> {
+        let mut t = None;
+        if to == State::Closed && self.state == State::Closed {
+            self.window.reset();
+        }
+        self.set(to, now, &mut t);
+        t
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::many_single_char_names)]
+mod tests {
+    //! SPECS §6 vectors CB1–CB11: COUNT_BASED, size 10, minCalls 5, failure 50%, slow 50% @ 2 s,
+    //! permitted 3, wait 60 s, lazy OPEN → HALF_OPEN.
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn specs() -> Settings {
+        Settings {
+            window: SlidingWindow::Count(10),
+            minimum_calls: 5,
+            failure_rate: 50.0,
+            slow_rate: 50.0,
+            slow_call: 2 * S,
+            wait_in_open: 60 * S,
+            wait_multiplier: 1.0,
+            max_wait_in_open: 60 * S,
+            permitted_in_half_open: 3,
+            max_wait_in_half_open: None,
+        }
+    }
+
+    fn call(m: &mut Machine, failed: bool, dur: Duration, now: Duration) {
+        let (p, _) = m.acquire(now);
+        m.record(p.expect("permitted"), Some(failed), dur, now);
+    }
+
+    fn open_machine() -> Machine {
+        let mut m = Machine::new(specs());
+        for _ in 0..5 {
+            call(&mut m, true, Duration::ZERO, Duration::ZERO);
+        }
+        assert_eq!(m.state(), State::Open);
+        m
+    }
+
+    #[test]
+    fn cb1_four_failures_stay_closed() {
+        let mut m = Machine::new(specs());
+        for _ in 0..4 {
+            call(&mut m, true, Duration::ZERO, Duration::ZERO);
+        }
+        assert_eq!(m.state(), State::Closed);
+    }
+
+    #[test]
+    fn cb2_fifth_failure_opens() {
+        open_machine();
+    }
+
+    #[test]
+    fn cb3_fifty_percent_opens_forty_does_not() {
+        let mut m = Machine::new(specs());
+        for i in 0..10 {
+            call(&mut m, i % 2 == 0 && i < 10, Duration::ZERO, Duration::ZERO);
+            if m.state() == State::Open {
+                break;
+            }
+        }
+        // 5 failures of 10 interleaved: at call 5 the rate is 3/5 = 60% → opens early.
+        assert_eq!(m.state(), State::Open);
+
+        // 4 failures in 10, all at the end so no prefix reaches 50% with ≥ 5 calls.
+        let mut m = Machine::new(specs());
+        for i in 0..10 {
+            call(&mut m, i >= 6, Duration::ZERO, Duration::ZERO);
+        }
+        assert_eq!(m.window.totals().failed, 4);
+        assert_eq!(m.state(), State::Closed);
+        // And exactly 5 of 10 at the end: 50% → OPEN.
+        let mut m = Machine::new(specs());
+        for i in 0..10 {
+            call(&mut m, i >= 5, Duration::ZERO, Duration::ZERO);
+        }
+        assert_eq!(m.state(), State::Open);
+    }
+
+    #[test]
+    fn cb4_slow_calls_open() {
+        let mut m = Machine::new(specs());
+        for i in 0..10 {
+            let d = if i >= 5 { 3 * S } else { Duration::ZERO };
+            call(&mut m, false, d, Duration::ZERO);
+        }
+        assert_eq!(m.state(), State::Open);
+        // Exactly the threshold is not slow ("greater than").
+        let mut m = Machine::new(specs());
+        for _ in 0..10 {
+            call(&mut m, false, 2 * S, Duration::ZERO);
+        }
+        assert_eq!(m.state(), State::Closed);
+    }
+
+    #[test]
+    fn cb5_cb6_lazy_half_open_after_wait() {
+        let mut m = open_machine();
+        let (r, t) = m.acquire(30 * S);
+        assert_eq!(
+            r,
+            Err(Rejected {
+                state: State::Open,
+                retry_after: Some(30 * S)
+            })
+        );
+        assert_eq!(t, None);
+        let (r, t) = m.acquire(60 * S);
+        assert_eq!(r, Ok(Permit::Probe(1)));
+        assert_eq!(
+            t,
+            Some(Transition {
+                from: State::Open,
+                to: State::HalfOpen
+            })
+        );
+    }
+
+    fn half_open_machine() -> Machine {
+        let mut m = open_machine();
+        assert!(m.acquire(60 * S).0.is_ok());
+        m.cancel(Permit::Probe(1));
+        m
+    }
+
+    #[test]
+    fn cb7_fourth_probe_rejected() {
+        let mut m = half_open_machine();
+        for _ in 0..3 {
+            assert!(m.acquire(61 * S).0.is_ok());
+        }
+        assert_eq!(m.acquire(61 * S).0.unwrap_err().state, State::HalfOpen);
+    }
+
+    #[test]
+    fn cb8_one_failure_of_three_closes_with_fresh_window() {
+        let mut m = half_open_machine();
+        let ps: Vec<_> = (0..3).map(|_| m.acquire(61 * S).0.unwrap()).collect();
+        m.record(ps[0], Some(false), Duration::ZERO, 61 * S);
+        m.record(ps[1], Some(false), Duration::ZERO, 61 * S);
+        let t = m.record(ps[2], Some(true), Duration::ZERO, 61 * S);
+        assert_eq!(t.unwrap().to, State::Closed);
+        assert_eq!(m.window.totals(), Totals::default());
+    }
+
+    #[test]
+    fn cb9_two_failures_of_three_reopen_with_new_wait() {
+        let mut m = half_open_machine();
+        let ps: Vec<_> = (0..3).map(|_| m.acquire(61 * S).0.unwrap()).collect();
+        m.record(ps[0], Some(false), Duration::ZERO, 61 * S);
+        m.record(ps[1], Some(true), Duration::ZERO, 61 * S);
+        let t = m.record(ps[2], Some(true), Duration::ZERO, 61 * S);
+        assert_eq!(t.unwrap().to, State::Open);
+        assert_eq!(m.open_until(), 121 * S);
+    }
+
+    #[test]
+    fn cb10_max_wait_in_half_open_reopens() {
+        let mut s = specs();
+        s.max_wait_in_half_open = Some(5 * S);
+        let mut m = Machine::new(s);
+        for _ in 0..5 {
+            call(&mut m, true, Duration::ZERO, Duration::ZERO);
+        }
+        let p = m.acquire(60 * S).0.unwrap();
+        let _stalled = m.acquire(60 * S).0.unwrap();
+        m.record(p, Some(false), Duration::ZERO, 62 * S);
+        assert_eq!(m.state(), State::HalfOpen);
+        let (r, t) = m.acquire(65 * S);
+        assert_eq!(t.unwrap().to, State::Open);
+        assert_eq!(r.unwrap_err().state, State::Open);
+    }
+
+    #[test]
+    fn cb11_special_states() {
+        let mut m = Machine::new(specs());
+        m.force(State::ForcedOpen, Duration::ZERO);
+        assert_eq!(m.acquire(1000 * S).0.unwrap_err().state, State::ForcedOpen);
+
+        m.force(State::Disabled, Duration::ZERO);
+        for _ in 0..20 {
+            let p = m.acquire(S).0.unwrap();
+            assert_eq!(p, Permit::Unrecorded);
+            m.record(p, Some(true), Duration::ZERO, S);
+        }
+        assert_eq!(m.state(), State::Disabled);
+        assert_eq!(m.window.totals(), Totals::default());
+
+        m.force(State::MetricsOnly, Duration::ZERO);
+        for _ in 0..10 {
+            call(&mut m, true, Duration::ZERO, S);
+        }
+        assert_eq!(m.state(), State::MetricsOnly);
+        assert_eq!(m.window.totals().failed, 10);
+    }
+
+    #[test]
+    fn exponential_wait_grows_to_the_cap_and_resets_on_close() {
+        let mut s = specs();
+        s.wait_multiplier = 2.0;
+        s.max_wait_in_open = 150 * S;
+        s.permitted_in_half_open = 1;
+        let mut m = Machine::new(s);
+        for _ in 0..5 {
+            call(&mut m, true, Duration::ZERO, Duration::ZERO);
+        }
+        assert_eq!(m.open_until(), 60 * S);
+        let p = m.acquire(60 * S).0.unwrap();
+        m.record(p, Some(true), Duration::ZERO, 60 * S);
+        assert_eq!(m.open_until(), 180 * S); // 60 + 120
+        let p = m.acquire(180 * S).0.unwrap();
+        m.record(p, Some(true), Duration::ZERO, 180 * S);
+        assert_eq!(m.open_until(), 330 * S); // 180 + min(240, 150)
+        let p = m.acquire(330 * S).0.unwrap();
+        m.record(p, Some(false), Duration::ZERO, 330 * S);
+        assert_eq!(m.state(), State::Closed);
+        for _ in 0..5 {
+            call(&mut m, true, Duration::ZERO, 331 * S);
+        }
+        assert_eq!(m.open_until(), 391 * S); // back to 60 s
+    }
+
+    #[test]
+    fn ignored_calls_do_not_count_and_free_probe_slots() {
+        let mut m = Machine::new(specs());
+        for _ in 0..10 {
+            let p = m.acquire(Duration::ZERO).0.unwrap();
+            m.record(p, None, Duration::ZERO, Duration::ZERO);
+        }
+        assert_eq!(m.window.totals().calls, 0);
+        let mut m = half_open_machine();
+        let ps: Vec<_> = (0..3).map(|_| m.acquire(61 * S).0.unwrap()).collect();
+        m.record(ps[0], None, Duration::ZERO, 61 * S);
+        assert!(m.acquire(61 * S).0.is_ok(), "slot given back");
+    }
+}
