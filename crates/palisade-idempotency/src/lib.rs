@@ -62,8 +62,12 @@
 //! - While in flight → 409 ([`IdempotencyConflict`](palisade_core::IdempotencyConflict)), or
 //!   a bounded [wait](IdempotencyLayer::wait_in_flight) then replay.
 //! - Handler error, panic or dropped future → the lock is released so the client can retry.
-//!   A crashed instance's lock expires with its lease; the fencing token keeps a late
-//!   finisher from overwriting a newer result.
+//!   The lease is renewed every third of its length while the handler runs, so a crashed
+//!   instance's lock expires quickly (60 s by default) without slow handlers running twice;
+//!   the fencing token keeps a late finisher from overwriting a newer result.
+//! - Stores: [`MemoryStore`] (bounded, TTL on `tokio::time`) and `RedisStore` (feature
+//!   `redis`: one Lua script per operation, 2 round trips on a first execution, 1 on replay).
+//!   [`DistributedLock`] ([`MemoryLock`], `RedisLock`) and [`InboxLayer`] reuse them.
 //! - Store errors → 503 + `Retry-After` ([`StoreUnavailable`](palisade_core::StoreUnavailable)),
 //!   never a second execution.
 //!
