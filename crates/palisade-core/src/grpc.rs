@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 /// Name of the header (or trailer) carrying the numeric gRPC status.
 pub const GRPC_STATUS: &str = "grpc-status";
@@ -13,6 +13,9 @@ pub const GRPC_STATUS: &str = "grpc-status";
 pub const GRPC_MESSAGE: &str = "grpc-message";
 /// Name of the request header carrying the gRPC deadline.
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
+
+/// [`GRPC_STATUS`] as a `HeaderName`: lookups with it skip re-parsing the name.
+pub const GRPC_STATUS_HEADER: HeaderName = HeaderName::from_static(GRPC_STATUS);
 
 /// A gRPC status code (`grpc/doc/statuscodes.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -92,8 +95,11 @@ impl GrpcCode {
     /// Reads `grpc-status` from a header map (a trailers-only response carries it in headers).
     /// A missing or malformed value gives `None`.
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
+        if headers.is_empty() {
+            return None;
+        }
         headers
-            .get(GRPC_STATUS)
+            .get(&GRPC_STATUS_HEADER)
             .and_then(|v| Self::from_bytes(v.as_bytes()))
     }
 
