@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use http::HeaderMap;
 use palisade_core::{BoxError, StoreUnavailable};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
@@ -15,6 +14,7 @@ use tower_service::Service;
 
 use crate::events::{FailAction, RateLimitEvent};
 use crate::gcra::Decision;
+use crate::headers::ResponseFields;
 use crate::layer::Shared;
 use crate::quota::QuotaSet;
 use crate::response::ResponseHeaders;
@@ -51,7 +51,7 @@ pin_project! {
         kind: Kind<F>,
         svc: Option<S>,
         req: Option<Req>,
-        headers: Option<HeaderMap>,
+        headers: Option<ResponseFields>,
         remote: Option<Box<Remote>>,
     }
 }
@@ -71,7 +71,7 @@ impl<F, S, Req> fmt::Debug for ResponseFuture<F, S, Req> {
 }
 
 impl<F, S, Req> ResponseFuture<F, S, Req> {
-    pub(crate) fn called(future: F, headers: Option<HeaderMap>) -> Self {
+    pub(crate) fn called(future: F, headers: Option<ResponseFields>) -> Self {
         Self {
             kind: Kind::Called { future },
             svc: None,
@@ -89,7 +89,12 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
             remote: None,
         }
     }
-    pub(crate) fn waiting(wait: Duration, svc: S, req: Req, headers: Option<HeaderMap>) -> Self {
+    pub(crate) fn waiting(
+        wait: Duration,
+        svc: S,
+        req: Req,
+        headers: Option<ResponseFields>,
+    ) -> Self {
         Self {
             kind: Kind::Waiting {
                 sleep: tokio::time::sleep(wait),
@@ -128,11 +133,7 @@ where
                 KindProj::Called { future } => {
                     let mut res = ready!(future.poll(cx)).map_err(Into::into)?;
                     if let Some(h) = this.headers.take() {
-                        for (name, value) in h {
-                            if let Some(name) = name {
-                                res.headers_mut().insert(name, value);
-                            }
-                        }
+                        h.apply(res.headers_mut());
                     }
                     return Poll::Ready(Ok(res));
                 }

@@ -123,30 +123,113 @@ fn t_of(d: &Decision, i: usize) -> u64 {
     }
 }
 
-/// The `RateLimit` value for a decision over `quotas`.
-pub(crate) fn limit_header(quotas: &[Quota], d: &Decision) -> HeaderValue {
-    let mut s = String::with_capacity(24 * quotas.len());
-    for (i, q) in quotas.iter().enumerate() {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        write_limit_item(&mut s, q.name(), d.state(i).remaining, t_of(d, i));
-    }
-    to_value(s)
+/// A stack buffer for header values, so formatting does not allocate (the value itself
+/// is one allocation); falls back to the heap for very long values.
+struct StackBuf {
+    buf: [u8; 512],
+    len: usize,
+    spill: Option<String>,
 }
 
-/// Adds the legacy `X-RateLimit-Limit/Remaining/Reset` fields for the quota closest to
+impl StackBuf {
+    fn new() -> Self {
+        Self {
+            buf: [0; 512],
+            len: 0,
+            spill: None,
+        }
+    }
+    fn value(&self) -> HeaderValue {
+        let bytes = match &self.spill {
+            Some(s) => s.as_bytes(),
+            None => &self.buf[..self.len],
+        };
+        HeaderValue::from_bytes(bytes).expect("structured field output is visible ASCII")
+    }
+}
+
+impl std::fmt::Write for StackBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if let Some(spill) = &mut self.spill {
+            spill.push_str(s);
+        } else if self.len + s.len() <= self.buf.len() {
+            self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        } else {
+            let mut spill = String::from_utf8_lossy(&self.buf[..self.len]).into_owned();
+            spill.push_str(s);
+            self.spill = Some(spill);
+        }
+        Ok(())
+    }
+}
+
+/// The `RateLimit` value for a decision over `quotas`.
+pub(crate) fn limit_header(quotas: &[Quota], d: &Decision) -> HeaderValue {
+    let mut b = StackBuf::new();
+    for (i, q) in quotas.iter().enumerate() {
+        if i > 0 {
+            let _ = b.write_str(", ");
+        }
+        let _ = b.write_char('"');
+        for c in q.name().chars() {
+            if c == '"' || c == '\\' {
+                let _ = b.write_char('\\');
+            }
+            let _ = b.write_char(c);
+        }
+        let _ = write!(b, "\";r={};t={}", d.state(i).remaining, t_of(d, i));
+    }
+    b.value()
+}
+
+/// The legacy `X-RateLimit-Limit/Remaining/Reset` values for the quota closest to
 /// exhaustion (the fewest remaining units; a refusing quota first).
-pub(crate) fn legacy_headers(quotas: &[Quota], d: &Decision, out: &mut HeaderMap) {
+fn legacy_values(quotas: &[Quota], d: &Decision) -> [HeaderValue; 3] {
     let i = (0..quotas.len())
         .min_by_key(|&i| (d.state(i).wait == Duration::ZERO, d.state(i).remaining))
         .unwrap_or(0);
-    out.insert(X_RATELIMIT_LIMIT, HeaderValue::from(quotas[i].limit()));
-    out.insert(
-        X_RATELIMIT_REMAINING,
+    [
+        HeaderValue::from(quotas[i].limit()),
         HeaderValue::from(d.state(i).remaining),
-    );
-    out.insert(X_RATELIMIT_RESET, HeaderValue::from(t_of(d, i)));
+        HeaderValue::from(t_of(d, i)),
+    ]
+}
+
+/// Adds the legacy `X-RateLimit-*` fields to `out`.
+pub(crate) fn legacy_headers(quotas: &[Quota], d: &Decision, out: &mut HeaderMap) {
+    let [limit, remaining, reset] = legacy_values(quotas, d);
+    out.insert(X_RATELIMIT_LIMIT, limit);
+    out.insert(X_RATELIMIT_REMAINING, remaining);
+    out.insert(X_RATELIMIT_RESET, reset);
+}
+
+/// The fields added to a successful response, kept without a `HeaderMap` of their own.
+#[derive(Debug)]
+pub(crate) struct ResponseFields {
+    policy: HeaderValue,
+    limit: HeaderValue,
+    legacy: Option<[HeaderValue; 3]>,
+}
+
+impl ResponseFields {
+    pub(crate) fn new(policy: HeaderValue, quotas: &[Quota], d: &Decision, legacy: bool) -> Self {
+        Self {
+            policy,
+            limit: limit_header(quotas, d),
+            legacy: legacy.then(|| legacy_values(quotas, d)),
+        }
+    }
+
+    pub(crate) fn apply(self, out: &mut HeaderMap) {
+        out.insert(RATELIMIT_POLICY, self.policy);
+        out.insert(RATELIMIT, self.limit);
+        if let Some([limit, remaining, reset]) = self.legacy {
+            out.insert(X_RATELIMIT_LIMIT, limit);
+            out.insert(X_RATELIMIT_REMAINING, remaining);
+            out.insert(X_RATELIMIT_RESET, reset);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -198,6 +281,11 @@ mod tests {
         assert_eq!(
             policy_header(&[q]).as_bytes(),
             b"\"s\";q=10;w=1;palisade-burst=3"
+        );
+        let d = Decision::for_test(true, Duration::ZERO, &[QuotaState::default()]);
+        assert_eq!(
+            limit_header(&[Quota::per_second("a\"b\\c", 1).unwrap()], &d).as_bytes(),
+            br#""a\"b\\c";r=0;t=0"#
         );
         let q = Quota::new("ms", 5, Duration::from_millis(1500)).unwrap();
         assert_eq!(policy_header(&[q]).as_bytes(), b"\"ms\";q=5");

@@ -10,7 +10,7 @@ use tower_service::Service;
 use crate::events::RateLimitEvent;
 use crate::future::ResponseFuture;
 use crate::gcra::Decision;
-use crate::headers::{RATELIMIT, RATELIMIT_POLICY, legacy_headers, limit_header};
+use crate::headers::{RATELIMIT, RATELIMIT_POLICY, ResponseFields, legacy_headers, limit_header};
 use crate::layer::{Mode, Shared};
 use crate::quota::QuotaSet;
 use crate::response::ResponseHeaders;
@@ -51,8 +51,8 @@ impl<S, X> RateLimit<S, X> {
 
 /// What to do with a request once decided.
 pub(crate) enum Step {
-    Call(Option<HeaderMap>),
-    Wait(Duration, Option<HeaderMap>),
+    Call(Option<ResponseFields>),
+    Wait(Duration, Option<ResponseFields>),
     Reject(BoxError),
 }
 
@@ -74,8 +74,14 @@ pub(crate) fn step(shared: &Shared, set: &QuotaSet, hash: u64, d: &Decision) -> 
             waited: d.wait(),
         });
         // Client mode never writes the fields into upstream responses.
-        let headers = (shared.response_headers && shared.mode == Mode::Reject)
-            .then(|| rate_headers(shared, set, d));
+        let headers = (shared.response_headers && shared.mode == Mode::Reject).then(|| {
+            ResponseFields::new(
+                set.policy_header().clone(),
+                set.quotas(),
+                d,
+                shared.legacy_headers,
+            )
+        });
         if d.wait().is_zero() {
             Step::Call(headers)
         } else {
