@@ -152,6 +152,43 @@ pub struct RateLimitConfig {
     /// Interval between idle sweeps, 1 s to 1 h. Default 60 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub idle_sweep: Duration,
+    /// Share the limits through Redis (feature `redis`). Default none (in memory).
+    #[cfg(feature = "redis")]
+    pub redis: Option<RedisConfig>,
+}
+
+/// Redis settings of a [`RateLimitConfig`].
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// Redis URL. Default `redis://127.0.0.1:6379`.
+    pub url: String,
+    /// Key prefix. Default `palisade:rl:`.
+    pub prefix: String,
+    /// Bound on one decision, 1 ms to 60 s. Default 50 ms.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub timeout: Duration,
+    /// What to do when Redis fails: `open` (default), `closed` or `local`.
+    pub on_failure: crate::FailAction,
+}
+
+#[cfg(feature = "redis")]
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: crate::redis::DEFAULT_PREFIX.into(),
+            timeout: crate::redis::DEFAULT_TIMEOUT,
+            on_failure: crate::FailAction::Open,
+        }
+    }
 }
 
 impl Default for RateLimitConfig {
@@ -166,6 +203,8 @@ impl Default for RateLimitConfig {
             legacy_headers: false,
             max_keys: crate::memory::DEFAULT_MAX_KEYS,
             idle_sweep: crate::memory::DEFAULT_IDLE_SWEEP,
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 }
@@ -210,7 +249,8 @@ impl<R: RequestParts> KeyExtractor<R> for ConfiguredKey {
 }
 
 impl RateLimitConfig {
-    /// Checks every value and builds the layer.
+    /// Checks every value and builds the layer. With a `redis` section, call it inside a
+    /// Tokio runtime (the connection is made lazily, on the first request).
     pub fn build(self) -> Result<RateLimitLayer<ConfiguredKey>, ConfigError> {
         let key = match &self.key {
             KeyConfig::Global => ConfiguredKey::Global,
@@ -241,6 +281,21 @@ impl RateLimitConfig {
             .idle_sweep(self.idle_sweep);
         if let Some(w) = self.max_wait {
             layer = layer.max_wait(w);
+        }
+        #[cfg(feature = "redis")]
+        if let Some(r) = &self.redis {
+            palisade_core::config::check_duration(
+                "redis.timeout",
+                r.timeout,
+                Duration::from_millis(1),
+                Duration::from_secs(60),
+            )?;
+            let backend = crate::redis::RedisBackend::lazy(&r.url)
+                .map_err(|e| ConfigError::new("redis.url", format!("must be a Redis URL: {e}")))?
+                .prefix(&r.prefix)
+                .timeout(r.timeout)
+                .on_failure(r.on_failure);
+            layer = layer.redis(backend);
         }
         for (i, tier) in self.tiers.iter().enumerate() {
             let set = build_set(&tier.quotas).map_err(|e| e.within(&format!("tiers.{i}")))?;

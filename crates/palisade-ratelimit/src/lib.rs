@@ -82,6 +82,8 @@ pub mod redis;
 mod response;
 mod service;
 
+#[cfg(feature = "redis")]
+pub use config::RedisConfig;
 pub use config::{
     ConfiguredKey, ConfiguredKeyValue, KeyConfig, QuotaConfig, RateLimitConfig, TierConfig,
 };

@@ -73,6 +73,15 @@ impl RedisBackend {
         Ok(Self::new(ConnectionManager::new(client).await?))
     }
 
+    /// Connects lazily to `url` on first use (a bad URL fails now). Must be called inside
+    /// a Tokio runtime.
+    pub fn lazy(url: &str) -> redis::RedisResult<Self> {
+        let client = redis::Client::open(url)?;
+        Ok(Self::new(client.get_connection_manager_lazy(
+            redis::aio::ConnectionManagerConfig::new(),
+        )?))
+    }
+
     /// Prefix of every Redis key (default `palisade:rl:`); use one per application/route.
     #[must_use]
     pub fn prefix(mut self, prefix: &str) -> Self {

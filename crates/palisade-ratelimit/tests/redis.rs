@@ -281,3 +281,28 @@ async fn stalled_redis_gives_the_fail_mode_within_the_timeout() {
     );
     stalled.store(false, Ordering::SeqCst);
 }
+
+#[cfg(feature = "serde")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_with_a_redis_section() {
+    if connect(&redis_url()).await.is_none() {
+        return;
+    }
+    let json = serde_json::json!({
+        "key": { "type": "header", "name": "x-api-key" },
+        "quotas": [{ "name": "default", "limit": 2, "window": "1m" }],
+        "redis": { "url": redis_url(), "prefix": unique_prefix("config"), "timeout": "5s", "on_failure": "closed" }
+    });
+    let config: palisade_ratelimit::RateLimitConfig = serde_json::from_value(json).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = config.build().unwrap().layer(app(calls.clone()));
+    assert!(svc.clone().oneshot(req("c")).await.is_ok());
+    assert!(svc.clone().oneshot(req("c")).await.is_ok());
+    let err = svc.clone().oneshot(req("c")).await.unwrap_err();
+    assert!(err.is::<RateLimited>(), "{err}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+    let bad: palisade_ratelimit::RateLimitConfig =
+        serde_json::from_value(serde_json::json!({ "redis": { "url": "nope://" } })).unwrap();
+    assert_eq!(bad.build().unwrap_err().field(), "redis.url");
+}
