@@ -150,5 +150,95 @@ fn timeout(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, timeout);
+/// Calls per thread in the contention run.
+const CONTENDED_CALLS: u64 = 500_000;
+
+/// Two tasks on a 2-worker tokio runtime calling clones of one service (one shared
+/// breaker) as fast as they can. Real tasks rather than a no-op waker, because a contended
+/// contender may return `Pending` (tower-resilience takes an async lock).
+fn contended<S>(name: &str, svc: S)
+where
+    S: Service<Req> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: std::fmt::Debug + Send,
+{
+    use tower::ServiceExt;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let secs = rt.block_on(async move {
+        let started = std::time::Instant::now();
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                let mut svc = svc.clone();
+                tokio::spawn(async move {
+                    for _ in 0..CONTENDED_CALLS {
+                        let v = svc.ready().await.unwrap().call(Req::new(())).await.unwrap();
+                        black_box(v);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        started.elapsed().as_secs_f64()
+    });
+    println!(
+        "2-thread  {name:<44} {:>6.2} M calls/s",
+        (2 * CONTENDED_CALLS) as f64 / secs / 1e6
+    );
+}
+
+fn breaker(c: &mut Criterion) {
+    use palisade::breaker::CircuitBreakerLayer;
+    use palisade::classify::ErrorsAsFailures;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let ours = || {
+        CircuitBreakerLayer::builder()
+            .classifier(ErrorsAsFailures)
+            .build()
+            .unwrap()
+            .layer(inner())
+    };
+    let theirs = || {
+        tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
+            .build()
+            .unwrap()
+            .layer(inner())
+    };
+
+    let group_name = "breaker (closed, success)";
+    let mut group = c.benchmark_group(group_name);
+    group.throughput(Throughput::Elements(1));
+    bench_one(&mut group, group_name, "bare service_fn", inner(), false);
+    bench_one(
+        &mut group,
+        group_name,
+        "palisade CircuitBreaker",
+        ours(),
+        false,
+    );
+    bench_one(
+        &mut group,
+        group_name,
+        "tower-resilience CircuitBreaker",
+        theirs(),
+        false,
+    );
+    group.finish();
+
+    contended("bare service_fn", inner());
+    contended("palisade CircuitBreaker", ours());
+    contended("tower-resilience CircuitBreaker", theirs());
+}
+
+criterion_group!(benches, timeout, breaker);
 criterion_main!(benches);

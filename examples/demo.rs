@@ -11,13 +11,16 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::http::{HeaderName, StatusCode};
-use axum::routing::get;
+use axum::routing::{get, post};
+use palisade::breaker::BreakerEvent;
+use palisade::idempotency::body::RequestBody;
 use palisade::key::HeaderKey;
 use palisade::prelude::*;
 use rand::Rng;
@@ -33,8 +36,17 @@ const PER_CLIENT_PER_SEC: u32 = 40;
 /// The per-request budget the server enforces.
 const TIMEOUT: Duration = Duration::from_millis(200);
 
-/// The flaky upstream: latency mostly 5–80 ms with a slow tail, ~8% errors.
+/// Whether the upstream is in an incident (90% errors), set by the load driver.
+static INCIDENT: AtomicBool = AtomicBool::new(false);
+
+/// The flaky upstream: latency mostly 5–80 ms with a slow tail, ~8% errors (90% during an
+/// incident).
 async fn flaky() -> (StatusCode, &'static str) {
+    let error_rate = if INCIDENT.load(Ordering::Relaxed) {
+        0.9
+    } else {
+        0.08
+    };
     let (delay_ms, fail) = {
         let mut rng = rand::rng();
         let slow = rng.random_bool(0.12);
@@ -43,7 +55,7 @@ async fn flaky() -> (StatusCode, &'static str) {
         } else {
             rng.random_range(5..80)
         };
-        (delay, rng.random_bool(0.08))
+        (delay, rng.random_bool(error_rate))
     };
     tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     if fail {
@@ -51,6 +63,36 @@ async fn flaky() -> (StatusCode, &'static str) {
     } else {
         (StatusCode::OK, "ok")
     }
+}
+
+/// Charges made by `/pay`: the idempotency layer keeps retried POSTs from charging twice.
+static CHARGES: AtomicUsize = AtomicUsize::new(0);
+
+async fn pay() -> (StatusCode, String) {
+    let n = CHARGES.fetch_add(1, Ordering::SeqCst) + 1;
+    (StatusCode::CREATED, format!("{{\"charge\":\"ch_{n}\"}}"))
+}
+
+/// The circuit breaker in front of the upstream, printing each state change.
+fn breaker() -> CircuitBreakerLayer {
+    let started = Instant::now();
+    CircuitBreakerLayer::builder()
+        .name("upstream")
+        .window(SlidingWindow::Count(50))
+        .minimum_calls(20)
+        .failure_rate_threshold(50.0)
+        .wait_in_open(Duration::from_millis(800))
+        .permitted_in_half_open(5)
+        .on_event(move |e| {
+            if let BreakerEvent::StateChanged { from, to, .. } = e {
+                println!(
+                    "        [{:>5.2}s] breaker {from} → {to}",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        })
+        .build()
+        .expect("valid breaker config")
 }
 
 /// The Palisade stack: rejections → responses, then each pattern layer.
@@ -64,8 +106,16 @@ fn app() -> Router {
             HeaderKey::new(HeaderName::from_static("x-client")),
             per_client,
         ))
+        .breaker_with(breaker())
         .timeout_with(TimeoutLayer::new(TIMEOUT));
-    Router::new().route("/work", get(flaky)).layer(stack)
+    let pay_stack = ServiceBuilder::new()
+        .handle_rejections()
+        .layer(IdempotencyLayer::new(MemoryStore::new()).require_key(true))
+        // axum routes take `Request<Body>`; the idempotency layer hands on its own body type.
+        .map_request(|r: http::Request<RequestBody<Body>>| r.map(Body::new));
+    Router::new()
+        .route("/work", get(flaky).route_layer(stack))
+        .route("/pay", post(pay).route_layer(pay_stack))
 }
 
 /// Names an outcome from the response the client saw.
@@ -74,7 +124,7 @@ fn outcome(status: u16) -> &'static str {
         200 => "ok",
         504 => "timed out",
         500 => "upstream error",
-        503 => "unavailable",
+        503 => "circuit open",
         429 => "rate limited",
         _ => "other",
     }
@@ -85,7 +135,7 @@ const COLUMNS: [&str; 6] = [
     "ok",
     "timed out",
     "upstream error",
-    "unavailable",
+    "circuit open",
     "rate limited",
     "other",
 ];
@@ -113,7 +163,7 @@ async fn main() -> Result<(), BoxError> {
     });
     println!("Palisade demo: server on http://{addr}/work");
     println!(
-        "stack = handle_rejections → rate limit ({PER_CLIENT_PER_SEC}/s per x-client) → timeout({TIMEOUT:?}) → flaky upstream"
+        "stack = handle_rejections → rate limit ({PER_CLIENT_PER_SEC}/s per x-client) → breaker → timeout({TIMEOUT:?}) → flaky upstream"
     );
     println!("{NOISY_WORKERS} of the clients share the id `noisy`; the others have one id each.");
     println!("Driving load with {WORKERS} concurrent clients for {secs} s …\n");
@@ -138,7 +188,7 @@ async fn main() -> Result<(), BoxError> {
                     Err(_) => "other",
                 };
                 *counts.lock().unwrap().entry(key).or_default() += 1;
-                if key == "rate limited" {
+                if key == "rate limited" || key == "circuit open" {
                     // A polite client pauses (a real one would honour Retry-After).
                     tokio::time::sleep(Duration::from_millis(25)).await;
                 }
@@ -147,13 +197,38 @@ async fn main() -> Result<(), BoxError> {
     }
 
     let started = Instant::now();
+    // An upstream incident from 30% to 60% of the run: the breaker opens, then recovers.
+    let (incident_from, incident_to) = (secs * 3 / 10, (secs * 6 / 10).max(secs * 3 / 10 + 1));
     for second in 1..=secs {
         tokio::time::sleep_until(started + Duration::from_secs(second)).await;
         println!("t={second:>2}s  {}", render(&counts.lock().unwrap()));
+        if second == incident_from {
+            INCIDENT.store(true, Ordering::Relaxed);
+            println!("        [{second:>5}s] upstream incident starts: 90% errors");
+        }
+        if second == incident_to {
+            INCIDENT.store(false, Ordering::Relaxed);
+            println!("        [{second:>5}s] upstream incident ends");
+        }
     }
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await?;
+    }
+
+    // Idempotency: a client pays once, loses the response twice and retries with the same key.
+    let key = "\"8e03978e-40d5-43e8-bc93-6894a57f9324\"";
+    let mut replays = 0;
+    for _attempt in 0..3 {
+        let res = client
+            .post(format!("http://{addr}/pay"))
+            .header("idempotency-key", key)
+            .body("amount=1000")
+            .send()
+            .await?;
+        if res.headers().contains_key("idempotent-replayed") {
+            replays += 1;
+        }
     }
     server.abort();
 
@@ -172,11 +247,17 @@ async fn main() -> Result<(), BoxError> {
             );
         }
     }
+    println!("\nWhat the layers did:");
+    println!("  timeout      slow upstream calls were cut at {TIMEOUT:?}: 504 + problem+json");
     println!(
-        "\nSlow upstream calls were cut at {TIMEOUT:?} (504, problem+json). The noisy client's excess got 429 with"
+        "  rate limit   the noisy client's excess: 429 + Retry-After + RateLimit headers; others unaffected"
     );
     println!(
-        "Retry-After and RateLimit headers, while the other clients stayed under their own limits."
+        "  breaker      during the incident it opened: fast 503 + Retry-After, then probed and closed"
+    );
+    println!(
+        "  idempotency  POST /pay sent 3 times with one Idempotency-Key: {} charge(s), {replays} replay(s)",
+        CHARGES.load(Ordering::SeqCst)
     );
     Ok(())
 }

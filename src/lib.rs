@@ -49,6 +49,14 @@ pub use palisade_core::{
 #[cfg(feature = "timeout")]
 pub use palisade_timeout as timeout;
 
+/// Circuit breaker with Resilience4j's feature set (`palisade-breaker`).
+#[cfg(feature = "breaker")]
+pub use palisade_breaker as breaker;
+
+/// Idempotency keys, distributed lock and inbox dedupe (`palisade-idempotency`).
+#[cfg(feature = "idempotency")]
+pub use palisade_idempotency as idempotency;
+
 /// Keyed GCRA rate limiting with IETF RateLimit headers, in memory or in Redis
 /// (`palisade-ratelimit`).
 #[cfg(feature = "ratelimit")]
@@ -66,10 +74,14 @@ pub use palisade_metrics as metrics;
 /// The names most stacks need.
 pub mod prelude {
     pub use crate::ServiceBuilderExt;
+    #[cfg(feature = "breaker")]
+    pub use palisade_breaker::{BreakerConfig, CircuitBreakerLayer, SlidingWindow};
     pub use palisade_core::{
         BoxError, Classifier, ConfigError, Deadline, DefaultClassifier, HandleRejectionsLayer,
         KeyExtractor, Outcome, Rejection,
     };
+    #[cfg(feature = "idempotency")]
+    pub use palisade_idempotency::{IdempotencyConfig, IdempotencyLayer, MemoryStore};
     #[cfg(feature = "ratelimit")]
     pub use palisade_ratelimit::{Quota, RateLimitConfig, RateLimitLayer};
     #[cfg(feature = "timeout")]
@@ -96,6 +108,14 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
         layer: impl Into<palisade_timeout::TimeoutLayer>,
     ) -> ServiceBuilder<Stack<palisade_timeout::TimeoutLayer, L>>;
 
+    /// Adds a [`CircuitBreakerLayer`](breaker::CircuitBreakerLayer) (build it with
+    /// `CircuitBreakerLayer::builder()…build()?`; keep `layer.handle()` to read or force it).
+    #[cfg(feature = "breaker")]
+    fn breaker_with<C>(
+        self,
+        layer: palisade_breaker::CircuitBreakerLayer<C>,
+    ) -> ServiceBuilder<Stack<palisade_breaker::CircuitBreakerLayer<C>, L>>;
+
     /// Adds a [`RateLimitLayer`](ratelimit::RateLimitLayer).
     #[cfg(feature = "ratelimit")]
     fn rate_limit_with<X>(
@@ -115,6 +135,14 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         layer: impl Into<palisade_timeout::TimeoutLayer>,
     ) -> ServiceBuilder<Stack<palisade_timeout::TimeoutLayer, L>> {
         self.layer(layer.into())
+    }
+
+    #[cfg(feature = "breaker")]
+    fn breaker_with<C>(
+        self,
+        layer: palisade_breaker::CircuitBreakerLayer<C>,
+    ) -> ServiceBuilder<Stack<palisade_breaker::CircuitBreakerLayer<C>, L>> {
+        self.layer(layer)
     }
 
     #[cfg(feature = "ratelimit")]
