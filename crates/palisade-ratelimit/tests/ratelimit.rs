@@ -408,3 +408,27 @@ async fn client_mode_in_front_of_a_reqwest_style_service() {
     }
     assert_eq!(start.elapsed(), Duration::from_millis(400));
 }
+
+#[tokio::test(start_paused = true)]
+async fn grpc_callers_get_resource_exhausted() {
+    let (calls, inner) = counting();
+    let svc = ServiceBuilder::new()
+        .layer(HandleRejectionsLayer::new())
+        .layer(RateLimitLayer::new(
+            GlobalKey,
+            Quota::per_second("rpc", 1).unwrap(),
+        ))
+        .service(inner);
+    let grpc = || {
+        Request::builder()
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap()
+    };
+    assert_eq!(svc.clone().oneshot(grpc()).await.unwrap().status(), 200);
+    let res = svc.oneshot(grpc()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["grpc-status"], "8");
+    assert_eq!(res.headers()["grpc-retry-pushback-ms"], "1000");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
