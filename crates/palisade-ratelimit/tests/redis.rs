@@ -238,8 +238,8 @@ async fn stalled_redis_gives_the_fail_mode_within_the_timeout() {
     assert!(err.is::<RateLimited>(), "{err}");
 
     stalled.store(true, Ordering::SeqCst);
-    // 50 ms timeout; the margin only absorbs scheduling on a loaded CI machine.
-    let bound = Duration::from_millis(50 + 950);
+    // A 50 ms timeout; the rest of the second only absorbs scheduling on a loaded CI machine.
+    let bound = Duration::from_secs(1);
 
     let t = Instant::now();
     let err = closed.clone().oneshot(req("k")).await.unwrap_err();
