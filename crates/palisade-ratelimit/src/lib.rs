@@ -29,7 +29,9 @@
 //! committed under one lock of the key's map entry (or in one Lua script), which
 //! governor's keyed limiters cannot do across quotas, and the decision reports remaining
 //! units and reset times for the headers. So the state is our own `DashMap<u64, [u64; 4]>`
-//! keyed by a random-seeded hash of the key; the benches compare it with governor.
+//! keyed by a random-seeded hash of the key (two keys share a bucket only on a 64-bit hash
+//! collision: about 3·10⁻⁸ for a million live keys, and not steerable by clients); the
+//! benches compare it with governor.
 //!
 //! # Example
 //! ```
