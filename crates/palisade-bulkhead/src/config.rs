@@ -1,0 +1,122 @@
+//! Plain-data configuration.
+
+use std::time::Duration;
+
+use palisade_core::ConfigError;
+use palisade_core::config::{check_duration, check_range};
+
+/// Where a request waits when no slot is free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
+pub enum Mode {
+    /// `poll_ready` is always ready; `call` takes a slot, queues (up to `max_queue`, for at
+    /// most `max_queue_wait`) or rejects at once. For servers (axum treats services as
+    /// always ready).
+    #[default]
+    Shed,
+    /// `poll_ready` waits for a slot (the Tower way), so callers feel backpressure; a full
+    /// queue makes `poll_ready` fail. For clients and pipelines.
+    Backpressure,
+}
+
+/// Bulkhead settings:
+///
+/// ```toml
+/// max_concurrent = 64
+/// max_queue = 128
+/// max_queue_wait = "250ms"
+/// mode = "shed"   # or "backpressure"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct BulkheadConfig {
+    /// Most calls inside at once, 1–1,000,000. Default 64.
+    pub max_concurrent: usize,
+    /// Most requests waiting, 0–1,000,000. Default 0.
+    pub max_queue: usize,
+    /// Longest wait in the queue, 1 ms–1 h. Default 1 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub max_queue_wait: Duration,
+    /// Shed (default) or backpressure.
+    pub mode: Mode,
+}
+
+impl Default for BulkheadConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 64,
+            max_queue: 0,
+            max_queue_wait: Duration::from_secs(1),
+            mode: Mode::Shed,
+        }
+    }
+}
+
+impl BulkheadConfig {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        check_range("max_concurrent", self.max_concurrent, 1, 1_000_000)?;
+        check_range("max_queue", self.max_queue, 0, 1_000_000)?;
+        check_duration(
+            "max_queue_wait",
+            self.max_queue_wait,
+            Duration::from_millis(1),
+            Duration::from_secs(3_600),
+        )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_field() {
+        BulkheadConfig::default().validate().unwrap();
+        let mut c = BulkheadConfig::default();
+        c.max_concurrent = 0;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid configuration `max_concurrent`: must be between 1 and 1000000 (got 0)"
+        );
+        let mut c = BulkheadConfig::default();
+        c.max_queue_wait = Duration::ZERO;
+        assert_eq!(c.validate().unwrap_err().field(), "max_queue_wait");
+    }
+
+    #[test]
+    fn reserves_are_checked_at_build() {
+        let e = crate::BulkheadLayer::builder()
+            .max_concurrent(4)
+            .priority(crate::NoPriority, vec![4, 0])
+            .build()
+            .unwrap_err();
+        assert_eq!(e.field(), "reserved[0]");
+        let e = crate::BulkheadLayer::builder()
+            .max_concurrent(4)
+            .priority(crate::NoPriority, vec![1, 2])
+            .build()
+            .unwrap_err();
+        assert_eq!(e.field(), "reserved[1]");
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn deserializes() {
+        let c: BulkheadConfig = serde_json::from_str(
+            r#"{"max_concurrent":8,"max_queue":16,"max_queue_wait":"250ms","mode":"backpressure"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.max_queue_wait, Duration::from_millis(250));
+        assert_eq!(c.mode, Mode::Backpressure);
+    }
+}

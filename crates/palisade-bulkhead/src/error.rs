@@ -1,0 +1,3 @@
+//! Error types.
+
+pub use palisade_core::BulkheadFull;

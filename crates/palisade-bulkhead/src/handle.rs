@@ -1,0 +1,31 @@
+//! [`BulkheadHandle`]: read and resize a bulkhead.
+
+use std::sync::Arc;
+
+use crate::admission::Admission;
+
+/// A cloneable handle on one bulkhead: in-flight, queued and limit, for health checks and
+/// admin endpoints.
+#[derive(Debug, Clone)]
+pub struct BulkheadHandle {
+    pub(crate) admission: Arc<Admission>,
+}
+
+impl BulkheadHandle {
+    /// Calls inside now (holding a slot).
+    pub fn in_flight(&self) -> usize {
+        self.admission.in_flight()
+    }
+    /// Requests waiting for a slot.
+    pub fn queued(&self) -> usize {
+        self.admission.queued()
+    }
+    /// The concurrency limit.
+    pub fn limit(&self) -> usize {
+        self.admission.limit()
+    }
+    /// Changes the limit at run time (at least 1); raising it admits waiters at once.
+    pub fn set_limit(&self, limit: usize) {
+        self.admission.set_limit(limit.max(1));
+    }
+}

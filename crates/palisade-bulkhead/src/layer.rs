@@ -1,0 +1,178 @@
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use palisade_core::{ConfigError, Listeners};
+use tower_layer::Layer;
+
+use crate::admission::Admission;
+use crate::config::{BulkheadConfig, Mode};
+use crate::events::BulkheadEvent;
+use crate::handle::BulkheadHandle;
+use crate::priority::NoPriority;
+use crate::release::{OnBodyEnd, OnResponse};
+use crate::service::Bulkhead;
+
+/// Builds a [`BulkheadLayer`]; [`build`](Self::build) checks every setting.
+#[derive(Debug, Clone)]
+pub struct BulkheadBuilder<P = NoPriority, Rel = OnBodyEnd> {
+    config: BulkheadConfig,
+    lanes: usize,
+    reserved: Vec<usize>,
+    priority: P,
+    listeners: Listeners<BulkheadEvent>,
+    _release: PhantomData<fn() -> Rel>,
+}
+
+impl<P, Rel> BulkheadBuilder<P, Rel> {
+    /// Starts from a (deserialized) config.
+    #[must_use]
+    pub fn config(mut self, config: BulkheadConfig) -> Self {
+        self.config = config;
+        self
+    }
+    /// Most calls inside at once (default 64).
+    #[must_use]
+    pub fn max_concurrent(mut self, n: usize) -> Self {
+        self.config.max_concurrent = n;
+        self
+    }
+    /// Most requests waiting for a slot (default 0: shed at once when full).
+    #[must_use]
+    pub fn max_queue(mut self, n: usize) -> Self {
+        self.config.max_queue = n;
+        self
+    }
+    /// Longest time a request may wait in the queue (default 1 s).
+    #[must_use]
+    pub fn max_queue_wait(mut self, d: Duration) -> Self {
+        self.config.max_queue_wait = d;
+        self
+    }
+    /// [`Mode::Shed`] (default; servers) or [`Mode::Backpressure`] (clients, pipelines).
+    #[must_use]
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.config.mode = mode;
+        self
+    }
+    /// Priority lanes: `priority` assigns each request a lane in `0..reserved.len()`;
+    /// `reserved[lane]` slots are kept out of reach of that lane for higher ones (must not
+    /// increase with the lane; the top lane's is usually 0). E.g. `[4, 0]`: low priority can
+    /// never take the last 4 slots.
+    #[must_use]
+    pub fn priority<P2>(self, priority: P2, reserved: Vec<usize>) -> BulkheadBuilder<P2, Rel> {
+        BulkheadBuilder {
+            config: self.config,
+            lanes: reserved.len(),
+            reserved,
+            priority,
+            listeners: self.listeners,
+            _release: PhantomData,
+        }
+    }
+    /// Frees the slot as soon as the response arrives instead of at the end of its body;
+    /// needed for non-HTTP services.
+    #[must_use]
+    pub fn release_on_response(self) -> BulkheadBuilder<P, OnResponse> {
+        BulkheadBuilder {
+            config: self.config,
+            lanes: self.lanes,
+            reserved: self.reserved,
+            priority: self.priority,
+            listeners: self.listeners,
+            _release: PhantomData,
+        }
+    }
+    /// Adds a listener for [`BulkheadEvent`]s.
+    #[must_use]
+    pub fn on_event(mut self, f: impl Fn(&BulkheadEvent) + Send + Sync + 'static) -> Self {
+        self.listeners = self.listeners.on(f);
+        self
+    }
+    /// Validates and builds the layer (one bulkhead shared by all its services and clones).
+    pub fn build(self) -> Result<BulkheadLayer<P, Rel>, ConfigError> {
+        self.config.validate()?;
+        palisade_core::config::check_range("lanes", self.lanes, 1, 16)?;
+        for (i, r) in self.reserved.iter().enumerate() {
+            if *r >= self.config.max_concurrent {
+                return Err(ConfigError::new(
+                    format!("reserved[{i}]"),
+                    format!(
+                        "must be below max_concurrent ({}) or lane {i} could never run (got {r})",
+                        self.config.max_concurrent
+                    ),
+                ));
+            }
+            if i > 0 && *r > self.reserved[i - 1] {
+                return Err(ConfigError::new(
+                    format!("reserved[{i}]"),
+                    "must not exceed the reserve of a lower lane (higher lanes get more slots)",
+                ));
+            }
+        }
+        Ok(BulkheadLayer {
+            admission: Arc::new(Admission::new(
+                self.config.max_concurrent,
+                self.config.max_queue,
+                self.reserved.into_boxed_slice(),
+                self.listeners,
+            )),
+            priority: self.priority,
+            mode: self.config.mode,
+            max_queue_wait: self.config.max_queue_wait,
+            _release: PhantomData,
+        })
+    }
+}
+
+/// Applies a [`Bulkhead`]; made by [`BulkheadLayer::builder`].
+#[derive(Debug)]
+pub struct BulkheadLayer<P = NoPriority, Rel = OnBodyEnd> {
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) priority: P,
+    pub(crate) mode: Mode,
+    pub(crate) max_queue_wait: Duration,
+    _release: PhantomData<fn() -> Rel>,
+}
+
+impl<P: Clone, Rel> Clone for BulkheadLayer<P, Rel> {
+    fn clone(&self) -> Self {
+        Self {
+            admission: self.admission.clone(),
+            priority: self.priority.clone(),
+            mode: self.mode,
+            max_queue_wait: self.max_queue_wait,
+            _release: PhantomData,
+        }
+    }
+}
+
+impl BulkheadLayer {
+    /// A builder: 64 slots, no queue, shed mode, slot held until the response body ends.
+    pub fn builder() -> BulkheadBuilder {
+        BulkheadBuilder {
+            config: BulkheadConfig::default(),
+            lanes: 1,
+            reserved: vec![0],
+            priority: NoPriority,
+            listeners: Listeners::new(),
+            _release: PhantomData,
+        }
+    }
+}
+
+impl<P, Rel> BulkheadLayer<P, Rel> {
+    /// A handle on the shared bulkhead.
+    pub fn handle(&self) -> BulkheadHandle {
+        BulkheadHandle {
+            admission: self.admission.clone(),
+        }
+    }
+}
+
+impl<S, P: Clone, Rel> Layer<S> for BulkheadLayer<P, Rel> {
+    type Service = Bulkhead<S, P, Rel>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Bulkhead::new(inner, self)
+    }
+}

@@ -1,0 +1,62 @@
+//! Bulkhead: a concurrency limit with a bounded priority queue, load shedding or
+//! backpressure, as a Tower layer.
+//!
+//! - At most `max_concurrent` calls inside; up to `max_queue` more wait, each for at most
+//!   `max_queue_wait`; the rest are refused at once with
+//!   [`BulkheadFull`](error::BulkheadFull) → 503 + `Retry-After` / RESOURCE_EXHAUSTED.
+//! - [`Mode::Shed`] (default) keeps `poll_ready` always ready and decides in `call`, as axum
+//!   and hyper servers need; [`Mode::Backpressure`] waits in `poll_ready`, the Tower way,
+//!   for clients and pipelines.
+//! - Priority lanes ([`HeaderPriority`], [`priority_fn`]): when a slot frees, the oldest
+//!   waiter of the highest lane gets it; per-lane reserves keep the last slots for higher
+//!   lanes.
+//! - The slot is held until the response body ends ([`OnBodyEnd`], default for HTTP) or the
+//!   response arrives ([`OnResponse`], any service), and always freed on drop or panic.
+//! - [`BulkheadHandle`] reads in-flight, queued and limit, and changes the limit at run time.
+//!
+//! Compared with `tower::limit::ConcurrencyLimit` + `LoadShed`: one layer, a queue with a
+//! time bound, priorities, body-end release and a 503 with a retry hint instead of an
+//! `Overloaded` error.
+//!
+//! # Example
+//! ```
+//! use palisade_bulkhead::BulkheadLayer;
+//! use palisade_core::BulkheadFull;
+//! use std::time::Duration;
+//! use tower::{Layer, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let layer = BulkheadLayer::builder().max_concurrent(1).release_on_response().build().unwrap();
+//! let svc = layer.layer(service_fn(|(): ()| async {
+//!     tokio::time::sleep(Duration::from_secs(1)).await;
+//!     Ok::<_, std::convert::Infallible>("done")
+//! }));
+//! let first = tokio::spawn(svc.clone().oneshot(()));
+//! tokio::task::yield_now().await; // the first call holds the only slot
+//! let err = svc.clone().oneshot(()).await.unwrap_err();
+//! assert!(err.is::<BulkheadFull>());
+//! assert_eq!(first.await.unwrap().unwrap(), "done");
+//! # }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+mod admission;
+mod config;
+pub mod error;
+pub mod events;
+pub mod future;
+mod handle;
+mod layer;
+mod priority;
+mod release;
+mod service;
+
+pub use admission::Permit;
+pub use config::{BulkheadConfig, Mode};
+pub use events::{BulkheadEvent, RejectReason};
+pub use handle::BulkheadHandle;
+pub use layer::{BulkheadBuilder, BulkheadLayer};
+pub use priority::{HeaderPriority, NoPriority, Priority, PriorityFn, priority_fn};
+pub use release::{BulkheadBody, OnBodyEnd, OnResponse, Release};
+pub use service::Bulkhead;
