@@ -240,5 +240,56 @@ fn breaker(c: &mut Criterion) {
     contended("tower-resilience CircuitBreaker", theirs());
 }
 
-criterion_group!(benches, timeout, breaker);
+fn bulkhead(c: &mut Criterion) {
+    use palisade::bulkhead::BulkheadLayer;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let ours = || {
+        BulkheadLayer::builder()
+            .max_concurrent(1_000)
+            .release_on_response()
+            .build()
+            .unwrap()
+            .layer(inner())
+    };
+    let tower_limit = || tower::limit::ConcurrencyLimitLayer::new(1_000).layer(inner());
+    let theirs = || {
+        tower_resilience::bulkhead::BulkheadLayer::builder()
+            .max_concurrent_calls(1_000)
+            .build()
+            .unwrap()
+            .layer(inner())
+    };
+
+    let group_name = "bulkhead (uncontended)";
+    let mut group = c.benchmark_group(group_name);
+    group.throughput(Throughput::Elements(1));
+    bench_one(&mut group, group_name, "bare service_fn", inner(), false);
+    bench_one(
+        &mut group,
+        group_name,
+        "tower ConcurrencyLimit",
+        tower_limit(),
+        false,
+    );
+    bench_one(&mut group, group_name, "palisade Bulkhead", ours(), false);
+    bench_one(
+        &mut group,
+        group_name,
+        "tower-resilience Bulkhead",
+        theirs(),
+        false,
+    );
+    group.finish();
+
+    contended("tower ConcurrencyLimit", tower_limit());
+    contended("palisade Bulkhead", ours());
+    contended("tower-resilience Bulkhead", theirs());
+}
+
+criterion_group!(benches, timeout, breaker, bulkhead);
 criterion_main!(benches);

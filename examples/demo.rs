@@ -33,6 +33,8 @@ const WORKERS: usize = 24;
 const NOISY_WORKERS: usize = 8;
 /// Per-client rate limit.
 const PER_CLIENT_PER_SEC: u32 = 40;
+/// Most upstream calls at once; more are shed with 503.
+const MAX_CONCURRENT: usize = 12;
 /// The per-request budget the server enforces.
 const TIMEOUT: Duration = Duration::from_millis(200);
 
@@ -107,6 +109,12 @@ fn app() -> Router {
             per_client,
         ))
         .breaker_with(breaker())
+        .bulkhead_with(
+            BulkheadLayer::builder()
+                .max_concurrent(MAX_CONCURRENT)
+                .build()
+                .expect("valid bulkhead config"),
+        )
         .timeout_with(TimeoutLayer::new(TIMEOUT));
     let pay_stack = ServiceBuilder::new()
         .handle_rejections()
@@ -124,18 +132,19 @@ fn outcome(status: u16) -> &'static str {
         200 => "ok",
         504 => "timed out",
         500 => "upstream error",
-        503 => "circuit open",
+        503 => "unavailable",
         429 => "rate limited",
         _ => "other",
     }
 }
 
 /// Columns in display order; unseen ones are left out.
-const COLUMNS: [&str; 6] = [
+const COLUMNS: [&str; 7] = [
     "ok",
     "timed out",
     "upstream error",
     "circuit open",
+    "bulkhead full",
     "rate limited",
     "other",
 ];
@@ -163,7 +172,7 @@ async fn main() -> Result<(), BoxError> {
     });
     println!("Palisade demo: server on http://{addr}/work");
     println!(
-        "stack = handle_rejections → rate limit ({PER_CLIENT_PER_SEC}/s per x-client) → breaker → timeout({TIMEOUT:?}) → flaky upstream"
+        "stack = handle_rejections → rate limit ({PER_CLIENT_PER_SEC}/s per x-client) → breaker → bulkhead ({MAX_CONCURRENT}) → timeout({TIMEOUT:?}) → flaky upstream"
     );
     println!("{NOISY_WORKERS} of the clients share the id `noisy`; the others have one id each.");
     println!("Driving load with {WORKERS} concurrent clients for {secs} s …\n");
@@ -184,11 +193,16 @@ async fn main() -> Result<(), BoxError> {
         workers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let key = match client.get(&url).header("x-client", &id).send().await {
+                    // Two layers answer 503; the problem+json detail says which.
+                    Ok(res) if res.status() == 503 => match res.text().await {
+                        Ok(body) if body.contains("bulkhead") => "bulkhead full",
+                        _ => "circuit open",
+                    },
                     Ok(res) => outcome(res.status().as_u16()),
                     Err(_) => "other",
                 };
                 *counts.lock().unwrap().entry(key).or_default() += 1;
-                if key == "rate limited" || key == "circuit open" {
+                if matches!(key, "rate limited" | "circuit open" | "bulkhead full") {
                     // A polite client pauses (a real one would honour Retry-After).
                     tokio::time::sleep(Duration::from_millis(25)).await;
                 }
@@ -254,6 +268,9 @@ async fn main() -> Result<(), BoxError> {
     );
     println!(
         "  breaker      during the incident it opened: fast 503 + Retry-After, then probed and closed"
+    );
+    println!(
+        "  bulkhead     at most {MAX_CONCURRENT} upstream calls at once; the excess was shed at once with 503"
     );
     println!(
         "  idempotency  POST /pay sent 3 times with one Idempotency-Key: {} charge(s), {replays} replay(s)",

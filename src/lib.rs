@@ -53,6 +53,10 @@ pub use palisade_timeout as timeout;
 #[cfg(feature = "breaker")]
 pub use palisade_breaker as breaker;
 
+/// Bulkhead: concurrency limit with a bounded priority queue (`palisade-bulkhead`).
+#[cfg(feature = "bulkhead")]
+pub use palisade_bulkhead as bulkhead;
+
 /// Idempotency keys, distributed lock and inbox dedupe (`palisade-idempotency`).
 #[cfg(feature = "idempotency")]
 pub use palisade_idempotency as idempotency;
@@ -80,6 +84,8 @@ pub mod prelude {
         BoxError, Classifier, ConfigError, Deadline, DefaultClassifier, HandleRejectionsLayer,
         KeyExtractor, Outcome, Rejection,
     };
+    #[cfg(feature = "bulkhead")]
+    pub use palisade_bulkhead::{BulkheadConfig, BulkheadLayer};
     #[cfg(feature = "idempotency")]
     pub use palisade_idempotency::{IdempotencyConfig, IdempotencyLayer, MemoryStore};
     #[cfg(feature = "ratelimit")]
@@ -116,6 +122,13 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
         layer: palisade_breaker::CircuitBreakerLayer<C>,
     ) -> ServiceBuilder<Stack<palisade_breaker::CircuitBreakerLayer<C>, L>>;
 
+    /// Adds a [`BulkheadLayer`](bulkhead::BulkheadLayer).
+    #[cfg(feature = "bulkhead")]
+    fn bulkhead_with<P, Rel>(
+        self,
+        layer: palisade_bulkhead::BulkheadLayer<P, Rel>,
+    ) -> ServiceBuilder<Stack<palisade_bulkhead::BulkheadLayer<P, Rel>, L>>;
+
     /// Adds a [`RateLimitLayer`](ratelimit::RateLimitLayer).
     #[cfg(feature = "ratelimit")]
     fn rate_limit_with<X>(
@@ -142,6 +155,14 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         self,
         layer: palisade_breaker::CircuitBreakerLayer<C>,
     ) -> ServiceBuilder<Stack<palisade_breaker::CircuitBreakerLayer<C>, L>> {
+        self.layer(layer)
+    }
+
+    #[cfg(feature = "bulkhead")]
+    fn bulkhead_with<P, Rel>(
+        self,
+        layer: palisade_bulkhead::BulkheadLayer<P, Rel>,
+    ) -> ServiceBuilder<Stack<palisade_bulkhead::BulkheadLayer<P, Rel>, L>> {
         self.layer(layer)
     }
 

@@ -5,7 +5,8 @@
 //!
 //! | input | outcome |
 //! |---|---|
-//! | any `Err` | [`Outcome::Failure`] |
+//! | `Err` carrying a local Palisade refusal (`BulkheadFull`, `RateLimited`, `CircuitOpen` of an inner breaker, `KeyError`, idempotency and store rejections) | [`Outcome::Ignored`]: the upstream was never called, so it says nothing about its health |
+//! | any other `Err`, including [`Elapsed`](crate::Elapsed) | [`Outcome::Failure`] |
 //! | HTTP response with a `grpc-status` header (trailers-only gRPC) | failure for UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL, UNKNOWN, DATA_LOSS; success otherwise |
 //! | HTTP response, status 5xx, 408 or 429 | failure |
 //! | any other response | success |
@@ -181,14 +182,33 @@ impl Default for DefaultClassifier {
     }
 }
 
+impl DefaultClassifier {
+    /// Classifies an error: a local Palisade refusal is [`Outcome::Ignored`], anything else
+    /// (transport errors, [`Elapsed`](crate::Elapsed)) a failure.
+    pub fn classify_error<E: 'static>(&self, err: &E) -> Outcome {
+        let any: &dyn std::any::Any = err;
+        let dyn_err: Option<&(dyn std::error::Error + 'static)> =
+            if let Some(boxed) = any.downcast_ref::<crate::BoxError>() {
+                Some(&**boxed)
+            } else {
+                None
+            };
+        match dyn_err.and_then(crate::rejection::find_rejection) {
+            Some(r) if r.kind() != "timeout" => Outcome::Ignored,
+            _ => Outcome::Failure,
+        }
+    }
+}
+
 impl<Res, E> Classifier<Res, E> for DefaultClassifier
 where
     Res: ResponseParts,
+    E: 'static,
 {
     fn classify(&self, result: Result<&Res, &E>) -> Outcome {
         match result {
             Ok(res) => self.classify_response(res),
-            Err(_) => Outcome::Failure,
+            Err(e) => self.classify_error(e),
         }
     }
 }
@@ -282,6 +302,22 @@ mod tests {
             Classifier::<_, E>::classify(&lenient, Ok(&res(500))),
             Outcome::Failure
         );
+    }
+
+    #[test]
+    fn local_refusals_are_ignored_but_timeouts_fail() {
+        use crate::BoxError;
+        let c = DefaultClassifier::new();
+        let full: BoxError = crate::BulkheadFull::new(None).into();
+        let limited: BoxError =
+            crate::RateLimited::new(std::time::Duration::ZERO, http::HeaderMap::new(), vec![]).into();
+        let elapsed: BoxError = crate::Elapsed::new(std::time::Duration::ZERO).into();
+        let io: BoxError = "connection reset".into();
+        let cls = |e: &BoxError| Classifier::<Response<()>, BoxError>::classify(&c, Err(e));
+        assert_eq!(cls(&full), Outcome::Ignored);
+        assert_eq!(cls(&limited), Outcome::Ignored);
+        assert_eq!(cls(&elapsed), Outcome::Failure);
+        assert_eq!(cls(&io), Outcome::Failure);
     }
 
     #[test]
