@@ -291,5 +291,139 @@ fn bulkhead(c: &mut Criterion) {
     contended("tower-resilience Bulkhead", theirs());
 }
 
-criterion_group!(benches, timeout, breaker, bulkhead);
+/// One call with a request of any type, polled once.
+fn call_with<S, Q>(svc: &mut S, cx: &mut Context<'_>, make: &impl Fn() -> Q)
+where
+    S: Service<Q>,
+    S::Error: std::fmt::Debug,
+{
+    assert!(matches!(svc.poll_ready(cx), Poll::Ready(Ok(()))));
+    let fut = pin!(svc.call(make()));
+    match fut.poll(cx) {
+        Poll::Ready(Ok(v)) => {
+            black_box(v);
+        }
+        _ => panic!("contender did not answer at once"),
+    }
+}
+
+fn bench_with<S, Q>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    group_name: &str,
+    name: &str,
+    mut svc: S,
+    make: impl Fn() -> Q,
+) where
+    S: Service<Q>,
+    S::Error: std::fmt::Debug,
+{
+    const N: usize = 10_000;
+    let mut cx = Context::from_waker(Waker::noop());
+    call_with(&mut svc, &mut cx, &make);
+    let region = Region::new(GLOBAL);
+    for _ in 0..N {
+        call_with(&mut svc, &mut cx, &make);
+    }
+    let stats = region.change();
+    println!(
+        "allocs/op  {group_name}/{name:<44} {:>6.2}  (bytes/op {:>7.1})",
+        stats.allocations as f64 / N as f64,
+        stats.bytes_allocated as f64 / N as f64
+    );
+    group.bench_function(name, |b| b.iter(|| call_with(&mut svc, &mut cx, &make)));
+}
+
+/// A tower retry policy that never retries (and never clones the request).
+#[derive(Clone)]
+struct NeverRetry;
+
+impl<Q, R, E> tower::retry::Policy<Q, R, E> for NeverRetry {
+    type Future = Ready<()>;
+    fn retry(&mut self, _req: &mut Q, _result: &mut Result<R, E>) -> Option<Self::Future> {
+        None
+    }
+    fn clone_request(&mut self, _req: &Q) -> Option<Q> {
+        None
+    }
+}
+
+fn retry(c: &mut Criterion) {
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use palisade::retry::{RetryBody, RetryLayer};
+    use std::sync::Arc;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    type Get = http::Request<Empty<Bytes>>;
+    let get = || -> Get {
+        http::Request::get("/items?page=2")
+            .header("accept", "application/json")
+            .body(Empty::new())
+            .unwrap()
+    };
+    let post = || -> Get {
+        http::Request::post("/items")
+            .header("accept", "application/json")
+            .body(Empty::new())
+            .unwrap()
+    };
+    let ok = || http::Response::new(());
+
+    let group_name = "retry (success, no retry)";
+    let mut group = c.benchmark_group(group_name);
+    group.throughput(Throughput::Elements(1));
+    bench_with(
+        &mut group,
+        group_name,
+        "bare service_fn",
+        service_fn(move |_: Get| ready(Ok::<_, Infallible>(ok()))),
+        get,
+    );
+    bench_with(
+        &mut group,
+        group_name,
+        "tower Retry (never-retry policy)",
+        tower::retry::RetryLayer::new(NeverRetry)
+            .layer(service_fn(move |_: Get| ready(Ok::<_, Infallible>(ok())))),
+        get,
+    );
+    let ours = || {
+        RetryLayer::builder().build().unwrap().layer(service_fn(
+            move |_: http::Request<RetryBody<Empty<Bytes>>>| ready(Ok::<_, Infallible>(ok())),
+        ))
+    };
+    bench_with(
+        &mut group,
+        group_name,
+        "palisade Retry, GET (kept for replay)",
+        ours(),
+        get,
+    );
+    bench_with(
+        &mut group,
+        group_name,
+        "palisade Retry, POST (not retryable)",
+        ours(),
+        post,
+    );
+    bench_with(
+        &mut group,
+        group_name,
+        "tower-resilience Retry (Arc'd request)",
+        tower_resilience::retry::RetryLayer::<Arc<Get>, http::Response<()>, Infallible>::builder()
+            .max_attempts(3)
+            .build()
+            .layer(service_fn(move |_: Arc<Get>| {
+                ready(Ok::<_, Infallible>(ok()))
+            })),
+        move || Arc::new(get()),
+    );
+    group.finish();
+}
+
+criterion_group!(benches, timeout, breaker, bulkhead, retry);
 criterion_main!(benches);

@@ -49,6 +49,11 @@ pub use palisade_core::{
 #[cfg(feature = "timeout")]
 pub use palisade_timeout as timeout;
 
+/// Retry: backoff with jitter, server delays, safe methods, body replay, budgets
+/// (`palisade-retry`).
+#[cfg(feature = "retry")]
+pub use palisade_retry as retry;
+
 /// Circuit breaker with Resilience4j's feature set (`palisade-breaker`).
 #[cfg(feature = "breaker")]
 pub use palisade_breaker as breaker;
@@ -80,16 +85,18 @@ pub mod prelude {
     pub use crate::ServiceBuilderExt;
     #[cfg(feature = "breaker")]
     pub use palisade_breaker::{BreakerConfig, CircuitBreakerLayer, SlidingWindow};
+    #[cfg(feature = "bulkhead")]
+    pub use palisade_bulkhead::{BulkheadConfig, BulkheadLayer};
     pub use palisade_core::{
         BoxError, Classifier, ConfigError, Deadline, DefaultClassifier, HandleRejectionsLayer,
         KeyExtractor, Outcome, Rejection,
     };
-    #[cfg(feature = "bulkhead")]
-    pub use palisade_bulkhead::{BulkheadConfig, BulkheadLayer};
     #[cfg(feature = "idempotency")]
     pub use palisade_idempotency::{IdempotencyConfig, IdempotencyLayer, MemoryStore};
     #[cfg(feature = "ratelimit")]
     pub use palisade_ratelimit::{Quota, RateLimitConfig, RateLimitLayer};
+    #[cfg(feature = "retry")]
+    pub use palisade_retry::{Backoff, RetryLayer};
     #[cfg(feature = "timeout")]
     pub use palisade_timeout::{TimeoutConfig, TimeoutLayer};
 }
@@ -113,6 +120,13 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
         self,
         layer: impl Into<palisade_timeout::TimeoutLayer>,
     ) -> ServiceBuilder<Stack<palisade_timeout::TimeoutLayer, L>>;
+
+    /// Adds a [`RetryLayer`](retry::RetryLayer).
+    #[cfg(feature = "retry")]
+    fn retry_with(
+        self,
+        layer: palisade_retry::RetryLayer,
+    ) -> ServiceBuilder<Stack<palisade_retry::RetryLayer, L>>;
 
     /// Adds a [`CircuitBreakerLayer`](breaker::CircuitBreakerLayer) (build it with
     /// `CircuitBreakerLayer::builder()…build()?`; keep `layer.handle()` to read or force it).
@@ -148,6 +162,14 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         layer: impl Into<palisade_timeout::TimeoutLayer>,
     ) -> ServiceBuilder<Stack<palisade_timeout::TimeoutLayer, L>> {
         self.layer(layer.into())
+    }
+
+    #[cfg(feature = "retry")]
+    fn retry_with(
+        self,
+        layer: palisade_retry::RetryLayer,
+    ) -> ServiceBuilder<Stack<palisade_retry::RetryLayer, L>> {
+        self.layer(layer)
     }
 
     #[cfg(feature = "breaker")]
