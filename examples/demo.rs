@@ -19,9 +19,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderName, StatusCode};
 use axum::routing::{get, post};
-use palisade::breaker::BreakerEvent;
+use palisade::breaker::{BreakerEvent, BreakerHandle};
+use palisade::bulkhead::BulkheadHandle;
 use palisade::idempotency::body::RequestBody;
 use palisade::key::HeaderKey;
+use palisade::metrics::{MetricsLayer, PrometheusHandle};
 use palisade::prelude::*;
 use rand::Rng;
 use tokio::time::Instant;
@@ -97,24 +99,53 @@ fn breaker() -> CircuitBreakerLayer {
         .expect("valid breaker config")
 }
 
+/// `/livez`, `/readyz`, `/health`: the breaker's state and the bulkhead's saturation.
+fn health(breaker: BreakerHandle, bulkhead: BulkheadHandle) -> Router {
+    use palisade::health::{
+        CircuitState, HealthCheck, HealthRegistry, breaker_check, saturation_check,
+    };
+    let registry = HealthRegistry::new();
+    registry
+        .register(HealthCheck::new(
+            "upstream-breaker:state",
+            breaker_check(move || match breaker.state() {
+                palisade::breaker::State::Open | palisade::breaker::State::ForcedOpen => {
+                    CircuitState::Open
+                }
+                palisade::breaker::State::HalfOpen => CircuitState::HalfOpen,
+                _ => CircuitState::Closed,
+            }),
+        ))
+        .and_then(|r| {
+            r.register(HealthCheck::new(
+                "upstream-bulkhead:utilization",
+                saturation_check(move || (bulkhead.in_flight(), bulkhead.limit()), 0.8, 1.0)?,
+            ))
+        })
+        .expect("valid health checks");
+    registry.router()
+}
+
 /// The Palisade stack: rejections → responses, then each pattern layer.
-fn app() -> Router {
+fn app(prometheus: PrometheusHandle) -> Router {
     let per_client = Quota::per_second("per-client", PER_CLIENT_PER_SEC)
         .expect("valid quota")
         .burst(PER_CLIENT_PER_SEC / 2);
+    let breaker = breaker();
+    let bulkhead = BulkheadLayer::builder()
+        .max_concurrent(MAX_CONCURRENT)
+        .build()
+        .expect("valid bulkhead config");
+    let health = health(breaker.handle(), bulkhead.handle());
     let stack = ServiceBuilder::new()
         .handle_rejections()
+        .layer(MetricsLayer::new())
         .rate_limit_with(RateLimitLayer::new(
             HeaderKey::new(HeaderName::from_static("x-client")),
             per_client,
         ))
-        .breaker_with(breaker())
-        .bulkhead_with(
-            BulkheadLayer::builder()
-                .max_concurrent(MAX_CONCURRENT)
-                .build()
-                .expect("valid bulkhead config"),
-        )
+        .breaker_with(breaker)
+        .bulkhead_with(bulkhead)
         .timeout_with(TimeoutLayer::new(TIMEOUT));
     let pay_stack = ServiceBuilder::new()
         .handle_rejections()
@@ -124,6 +155,8 @@ fn app() -> Router {
     Router::new()
         .route("/work", get(flaky).route_layer(stack))
         .route("/pay", post(pay).route_layer(pay_stack))
+        .merge(health)
+        .merge(palisade::metrics::prometheus_router(prometheus))
 }
 
 /// Names an outcome from the response the client saw.
@@ -157,6 +190,60 @@ fn render(counts: &BTreeMap<&'static str, u64>) -> String {
         .join("  ")
 }
 
+/// A retrying client (hyper-util behind `RetryLayer` with a budget): returns (successes,
+/// calls, attempts).
+async fn retry_phase(addr: SocketAddr) -> Result<(usize, usize, u32), BoxError> {
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use palisade::retry::{RetryBody, RetryEvent, Tps};
+    use tower::ServiceExt;
+
+    static ATTEMPTS: AtomicUsize = AtomicUsize::new(0);
+    let retry = RetryLayer::builder()
+        .max_attempts(3)
+        .backoff(
+            Backoff::FullJitter,
+            Duration::from_millis(20),
+            2.0,
+            Duration::from_secs(2),
+        )
+        .budget(Tps::new(Duration::from_secs(10), 5, 0.2)?)
+        .on_event(|e| {
+            if let RetryEvent::Attempt { .. } = e {
+                ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .build()?;
+    let client = ServiceBuilder::new()
+        .retry_with(retry)
+        .service(Client::builder(TokioExecutor::new()).build_http::<RetryBody<Empty<Bytes>>>());
+    let mut tasks = Vec::new();
+    for worker in 0..16 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for _ in 0..10 {
+                let req = http::Request::get(format!("http://{addr}/work"))
+                    .header("x-client", format!("retrying-{worker}"))
+                    .body(Empty::<Bytes>::new())
+                    .expect("valid request");
+                if matches!(client.clone().oneshot(req).await, Ok(res) if res.status() == 200) {
+                    ok += 1;
+                }
+            }
+            ok
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await?;
+    }
+    let retries = ATTEMPTS.load(Ordering::Relaxed) as u32;
+    Ok((ok, 160, 160 + retries))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let secs: u64 = std::env::args()
@@ -165,12 +252,19 @@ async fn main() -> Result<(), BoxError> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
 
+    // Install the Prometheus recorder before serving, so every route records into it.
+    let prometheus = palisade::metrics::install_prometheus()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr: SocketAddr = listener.local_addr()?;
     let server = tokio::spawn(async move {
-        axum::serve(listener, app()).await.expect("server runs");
+        axum::serve(listener, app(prometheus))
+            .await
+            .expect("server runs");
     });
     println!("Palisade demo: server on http://{addr}/work");
+    println!(
+        "  while it runs: http://{addr}/metrics (Prometheus) and http://{addr}/health (health+json)"
+    );
     println!(
         "stack = handle_rejections → rate limit ({PER_CLIENT_PER_SEC}/s per x-client) → breaker → bulkhead ({MAX_CONCURRENT}) → timeout({TIMEOUT:?}) → flaky upstream"
     );
@@ -230,6 +324,10 @@ async fn main() -> Result<(), BoxError> {
         w.await?;
     }
 
+    // Retry: a client behind RetryLayer (with a budget) makes 160 GETs; 504s and 503s are
+    // retried with backoff, so far fewer failures reach the caller.
+    let (retried_ok, retried_total, attempts) = retry_phase(addr).await?;
+
     // Idempotency: a client pays once, loses the response twice and retries with the same key.
     let key = "\"8e03978e-40d5-43e8-bc93-6894a57f9324\"";
     let mut replays = 0;
@@ -244,6 +342,15 @@ async fn main() -> Result<(), BoxError> {
             replays += 1;
         }
     }
+    let health = client.get(format!("http://{addr}/health")).send().await?;
+    let health_status = health.status();
+    let health_body = health.text().await?;
+    let metrics = client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
     server.abort();
 
     let counts = counts.lock().unwrap().clone();
@@ -270,7 +377,25 @@ async fn main() -> Result<(), BoxError> {
         "  breaker      during the incident it opened: fast 503 + Retry-After, then probed and closed"
     );
     println!(
+        "  retry        {retried_ok}/{retried_total} GETs succeeded through the retrying client ({attempts} attempts, budgeted)"
+    );
+    println!(
         "  bulkhead     at most {MAX_CONCURRENT} upstream calls at once; the excess was shed at once with 503"
+    );
+    println!(
+        "  health       GET /health → {health_status} {}",
+        health_body.chars().take(90).collect::<String>()
+    );
+    println!(
+        "  metrics      GET /metrics → {} palisade_requests_total series, e.g. {}",
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("palisade_requests_total{"))
+            .count(),
+        metrics
+            .lines()
+            .find(|l| l.starts_with("palisade_requests_total{"))
+            .unwrap_or("-")
     );
     println!(
         "  idempotency  POST /pay sent 3 times with one Idempotency-Key: {} charge(s), {replays} replay(s)",
