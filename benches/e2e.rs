@@ -32,10 +32,27 @@ fn bare() -> Router {
     Router::new().route("/", get(|| async { "hello" }))
 }
 
+/// The full default server stack, sized so that nothing is refused under the load.
 fn stacked() -> Router {
+    use palisade::key::GlobalKey;
     Router::new().route("/", get(|| async { "hello" })).layer(
         ServiceBuilder::new()
             .handle_rejections()
+            .rate_limit_with(RateLimitLayer::new(
+                GlobalKey,
+                Quota::per_second("global", 1_000_000).expect("valid quota"),
+            ))
+            .breaker_with(
+                CircuitBreakerLayer::builder()
+                    .build()
+                    .expect("valid breaker"),
+            )
+            .bulkhead_with(
+                BulkheadLayer::builder()
+                    .max_concurrent(10_000)
+                    .build()
+                    .expect("valid bulkhead"),
+            )
             .timeout_with(Duration::from_secs(5)),
     )
 }
@@ -125,7 +142,7 @@ async fn main() {
     println!("|---|---:|---:|---:|");
     println!("| bare axum | {:.0} | {:?} | {:?} |", b.rps, b.p50, b.p99);
     println!(
-        "| axum + handle_rejections + timeout | {:.0} | {:?} | {:?} |",
+        "| axum + handle_rejections + rate limit + breaker + bulkhead + timeout | {:.0} | {:?} | {:?} |",
         s.rps, s.p50, s.p99
     );
     println!("throughput ratio (stack / bare): {:.3}", s.rps / b.rps);
