@@ -123,7 +123,7 @@ fn contention(c: &mut Criterion) {
     g.throughput(Throughput::Elements(2));
     let svc = ours();
     g.bench_function("palisade", |b| {
-        b.iter_custom(|iters| two_threads(&svc, iters))
+        b.iter_custom(|iters| two_threads(&svc, iters));
     });
     let svc = theirs();
     g.bench_function("tower-resilience", |b| {

@@ -59,10 +59,15 @@ impl Breaker {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn publish(&self, m: &Machine, t: Option<Transition>) {
+    /// Publishes the machine's state to the atomics (under the lock).
+    fn publish(&self, m: &Machine) {
         self.open_until
             .store(nanos(m.open_until()), Ordering::Release);
         self.state.store(m.state() as u8, Ordering::Release);
+    }
+
+    /// Emits a state change, after the lock is released (a listener may use the handle).
+    fn announce(&self, t: Option<Transition>) {
         if let Some(t) = t {
             let name = self.name;
             self.listeners.emit_with(|| BreakerEvent::StateChanged {
@@ -109,8 +114,9 @@ impl Breaker {
         let now = self.now();
         let mut m = self.lock();
         let (r, t) = m.acquire(now);
-        self.publish(&m, t);
+        self.publish(&m);
         drop(m);
+        self.announce(t);
         r.map_err(|r| self.reject(r))
     }
 
@@ -122,7 +128,9 @@ impl Breaker {
         let now = self.now();
         let mut m = self.lock();
         let t = m.record(permit, outcome, duration, now);
-        self.publish(&m, t);
+        self.publish(&m);
+        drop(m);
+        self.announce(t);
     }
 
     /// A permitted call was dropped before finishing.
@@ -136,7 +144,9 @@ impl Breaker {
         let now = self.now();
         let mut m = self.lock();
         let t = m.force(to, now);
-        self.publish(&m, t);
+        self.publish(&m);
+        drop(m);
+        self.announce(t);
     }
 
     pub(crate) fn totals(&self) -> Totals {

@@ -1,6 +1,8 @@
 //! A proptest model: random sequences of successes, failures, slow calls and clock advances
 //! go through the real service and through a plain reference state machine written here
-//! (SPECS §6 settings); admitted calls and states must match after every step.
+//! (SPECS §6 settings); admitted calls and states must match after every step. `Burst` starts
+//! several calls at once (all admitted or rejected before any finishes), which exercises the
+//! exact half-open probe count and outcomes of calls admitted before a transition.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -8,18 +10,27 @@ use std::time::Duration;
 use palisade_breaker::{CircuitBreakerLayer, SlidingWindow, State};
 use palisade_core::{BoxError, CircuitOpen, ErrorsAsFailures};
 use proptest::prelude::*;
-use tower::{Layer, ServiceExt, service_fn};
+use tower::{Layer, Service, ServiceExt, service_fn};
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
-    Call { fail: bool, slow: bool },
+    Call {
+        fail: bool,
+        slow: bool,
+    },
     Advance(u64),
+    /// `n` concurrent instant calls; bit `i` of `fails` makes call `i` fail.
+    Burst {
+        n: usize,
+        fails: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (any::<bool>(), prop::bool::weighted(0.2)).prop_map(|(fail, slow)| Op::Call { fail, slow }),
         1 => (0u64..90).prop_map(Op::Advance),
+        1 => (1usize..8, any::<u8>()).prop_map(|(n, fails)| Op::Burst { n, fails }),
     ]
 }
 
@@ -76,6 +87,31 @@ impl Reference {
             _ => unreachable!(),
         }
     }
+
+    /// `fails.len()` calls admitted together at `now`, then finishing in order at `now`.
+    fn burst(&mut self, now: u64, fails: &[bool]) -> Vec<bool> {
+        if self.state == State::Open && now >= self.open_until {
+            self.state = State::HalfOpen;
+            self.probes.clear();
+        }
+        let admitted_in = self.state;
+        let admitted: Vec<bool> = match admitted_in {
+            State::Open => vec![false; fails.len()],
+            State::Closed => vec![true; fails.len()],
+            State::HalfOpen => {
+                let free = 3 - self.probes.len();
+                (0..fails.len()).map(|i| i < free).collect()
+            }
+            _ => unreachable!(),
+        };
+        for (&fail, _) in fails.iter().zip(&admitted).filter(|(_, a)| **a) {
+            // Outcomes of calls admitted in another state than the current one are dropped.
+            if self.state == admitted_in && self.state != State::Open {
+                self.call(now, now, fail, false);
+            }
+        }
+        admitted
+    }
 }
 
 proptest! {
@@ -106,6 +142,23 @@ proptest! {
             for (i, op) in ops.iter().enumerate() {
                 match *op {
                     Op::Advance(s) => tokio::time::advance(Duration::from_secs(s)).await,
+                    Op::Burst { n, fails } => {
+                        let fails: Vec<bool> = (0..n).map(|i| fails & (1 << i) != 0).collect();
+                        let now = start.elapsed().as_secs();
+                        let mut futures = Vec::new();
+                        for &fail in &fails {
+                            let mut s = svc.clone();
+                            s.ready().await.unwrap();
+                            futures.push(s.call((fail, false)));
+                        }
+                        let mut admitted = Vec::new();
+                        for f in futures {
+                            let res = f.await;
+                            admitted.push(!matches!(&res, Err(e) if e.is::<CircuitOpen>()));
+                        }
+                        let want = reference.burst(now, &fails);
+                        prop_assert_eq!(admitted, want, "step {} {:?}: admitted", i, op);
+                    }
                     Op::Call { fail, slow } => {
                         let now = start.elapsed().as_secs();
                         let res = svc.clone().oneshot((fail, slow)).await;
