@@ -1,0 +1,94 @@
+//! Events emitted by [`Split`](crate::Split), [`SplitHandle`](crate::SplitHandle) and
+//! [`CanaryController`](crate::CanaryController).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use palisade_core::Event;
+
+use crate::route::RouteReason;
+
+/// Why the canary was rolled back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum RollbackReason {
+    /// The canary's error rate exceeded the stable arm's by more than the threshold.
+    ErrorRate {
+        /// Canary error rate over the window (0.0..=1.0).
+        canary: f64,
+        /// Stable error rate over the window.
+        stable: f64,
+    },
+    /// The canary's p99 latency exceeded the bound.
+    Latency {
+        /// Measured p99 (histogram bucket upper bound).
+        p99: Duration,
+        /// The configured bound.
+        bound: Duration,
+    },
+}
+
+/// A traffic-splitting event.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum TrafficEvent {
+    /// A request was routed to `arm` (built only when observed).
+    Routed {
+        /// Arm name.
+        arm: Arc<str>,
+        /// How it was chosen.
+        reason: RouteReason,
+    },
+    /// The weights changed (handle or canary step).
+    WeightChanged {
+        /// New relative weights, in arm order.
+        weights: Vec<u32>,
+    },
+    /// All traffic was switched to `arm` (blue-green).
+    Switched {
+        /// Arm name.
+        arm: Arc<str>,
+    },
+    /// `arm` was drained (no new weighted, rule or override traffic).
+    Drained {
+        /// Arm name.
+        arm: Arc<str>,
+    },
+    /// The canary advanced to `percent` of traffic.
+    Advanced {
+        /// Canary arm.
+        arm: Arc<str>,
+        /// New canary share.
+        percent: u32,
+    },
+    /// The canary reached 100 %.
+    Promoted {
+        /// Canary arm.
+        arm: Arc<str>,
+    },
+    /// The canary was set back to 0 %.
+    RolledBack {
+        /// Canary arm.
+        arm: Arc<str>,
+        /// Why.
+        reason: RollbackReason,
+    },
+}
+
+impl Event for TrafficEvent {
+    fn layer(&self) -> &'static str {
+        "traffic"
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Routed { .. } => "routed",
+            Self::WeightChanged { .. } => "weight_changed",
+            Self::Switched { .. } => "switched",
+            Self::Drained { .. } => "drained",
+            Self::Advanced { .. } => "advanced",
+            Self::Promoted { .. } => "promoted",
+            Self::RolledBack { .. } => "rolled_back",
+        }
+    }
+}
