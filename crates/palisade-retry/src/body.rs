@@ -1,54 +1,69 @@
-//! The request body the inner service sees: a replayable copy, or the original stream.
+//! The request body the inner service sees: the original body, a buffered replayable copy,
+//! or (over the limit) the buffered prefix followed by the rest of the original.
 
-use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
 
-pin_project! {
-    /// Request body of a [`Retry`](crate::Retry)-wrapped service.
-    pub struct RetryBody<B> {
-        #[pin]
-        kind: Kind<B>,
-    }
+/// Request body of [`Retry`](crate::Retry)'s inner service.
+///
+/// `B` must be `Unpin` (every common body is: axum's `Body`, hyper's `Incoming`,
+/// `http_body_util::{Full, Empty, BoxBody}`).
+#[derive(Debug)]
+pub struct RetryBody<B> {
+    kind: Kind<B>,
 }
 
-pin_project! {
-    #[project = KindProj]
-    enum Kind<B> {
-        Replay { data: Option<Bytes> },
-        Stream { prefix: Option<Bytes>, #[pin] rest: B },
-    }
+#[derive(Debug)]
+enum Kind<B> {
+    /// Passed through untouched (request not retryable).
+    Original(B),
+    /// A buffered copy (cheap `Bytes` clone per attempt).
+    Replay {
+        data: Option<Bytes>,
+        trailers: Option<HeaderMap>,
+    },
+    /// Over the limit: what was read so far, then the rest.
+    Prefixed { prefix: Option<Bytes>, rest: B },
 }
 
 impl<B> RetryBody<B> {
-    pub(crate) fn replay(data: Bytes) -> Self {
+    pub(crate) const fn original(body: B) -> Self {
+        Self {
+            kind: Kind::Original(body),
+        }
+    }
+
+    pub(crate) fn replay(data: &Bytes, trailers: Option<&HeaderMap>) -> Self {
         Self {
             kind: Kind::Replay {
-                data: (!data.is_empty()).then_some(data),
+                data: (!data.is_empty()).then(|| data.clone()),
+                trailers: trailers.cloned(),
             },
         }
     }
-    pub(crate) fn stream(prefix: Option<Bytes>, rest: B) -> Self {
+
+    pub(crate) fn prefixed(prefix: Bytes, rest: B) -> Self {
         Self {
-            kind: Kind::Stream { prefix, rest },
+            kind: Kind::Prefixed {
+                prefix: (!prefix.is_empty()).then_some(prefix),
+                rest,
+            },
         }
     }
-}
 
-impl<B> fmt::Debug for RetryBody<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryBody").finish_non_exhaustive()
+    /// Whether this body is a buffered, replayable copy.
+    pub fn is_replay(&self) -> bool {
+        matches!(self.kind, Kind::Replay { .. })
     }
 }
 
 impl<B> Body for RetryBody<B>
 where
-    B: Body,
-    B::Data: Buf,
+    B: Body<Data = Bytes> + Unpin,
 {
     type Data = Bytes;
     type Error = B::Error;
@@ -57,40 +72,46 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        match self.project().kind.project() {
-            KindProj::Replay { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            KindProj::Stream { prefix, rest } => {
-                if let Some(p) = prefix.take() {
-                    return Poll::Ready(Some(Ok(Frame::data(p))));
+        match &mut self.get_mut().kind {
+            Kind::Original(b) => Pin::new(b).poll_frame(cx),
+            Kind::Replay { data, trailers } => {
+                if let Some(d) = data.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(d))));
                 }
-                rest.poll_frame(cx).map(|f| {
-                    f.map(|r| r.map(|frame| frame.map_data(|mut d| d.copy_to_bytes(d.remaining()))))
-                })
+                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+            }
+            Kind::Prefixed { prefix, rest } => {
+                if let Some(d) = prefix.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(d))));
+                }
+                Pin::new(rest).poll_frame(cx)
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Replay { data } => data.is_none(),
-            Kind::Stream { prefix, rest } => prefix.is_none() && rest.is_end_stream(),
+            Kind::Original(b) => b.is_end_stream(),
+            Kind::Replay { data, trailers } => data.is_none() && trailers.is_none(),
+            Kind::Prefixed { prefix, rest } => prefix.is_none() && rest.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Replay { data } => {
+            Kind::Original(b) => b.size_hint(),
+            Kind::Replay { data, .. } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
-            Kind::Stream { prefix, rest } => {
+            Kind::Prefixed { prefix, rest } => {
                 let p = prefix.as_ref().map_or(0, |d| d.len() as u64);
-                let r = rest.size_hint();
-                let mut h = SizeHint::new();
-                h.set_lower(r.lower() + p);
-                if let Some(u) = r.upper() {
-                    h.set_upper(u + p);
+                let h = rest.size_hint();
+                let mut out = SizeHint::new();
+                out.set_lower(h.lower() + p);
+                if let Some(u) = h.upper() {
+                    out.set_upper(u + p);
                 }
-                h
+                out
             }
         }
     }

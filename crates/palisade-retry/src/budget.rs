@@ -1,191 +1,346 @@
-//! Retry budgets, shared by every clone of the service, so retries cannot multiply an
-//! outage: a Finagle/tower TPS budget and gRPC's retryThrottling token bucket.
+//! Retry budgets shared by every clone of a [`Retry`](crate::Retry) service, so retries
+//! cannot amplify an outage.
+//!
+//! - [`TpsBudget`]: Finagle's `RetryBudget` / tower 0.5's `TpsBudget` — each request
+//!   deposits, each retry withdraws; retries ≤ `retry_percent` × requests over the last
+//!   `ttl` + `min_per_sec` × `ttl`.
+//! - [`RetryThrottle`]: gRPC `retryThrottling` (gRFC A6) — a token bucket of `max_tokens`;
+//!   a failed attempt costs 1, a success adds `token_ratio`; retries and hedges are allowed
+//!   only while tokens > `max_tokens / 2`.
+//!
+//! ```
+//! use palisade_retry::budget::{Budget, TpsBudget};
+//! use std::time::Duration;
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let budget = TpsBudget::new(Duration::from_secs(1), 5, 1.0);
+//! assert!((0..5).all(|_| budget.withdraw())); // the reserve: 5/s
+//! assert!(!budget.withdraw());
+//! budget.deposit();                            // one request → one more retry
+//! assert!(budget.withdraw());
+//! # }
+//! ```
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicIsize, Ordering};
 use std::time::Duration;
 
-use palisade_core::ConfigError;
-use palisade_core::config::{check_duration, check_range};
-use tower::retry::budget::{Budget as _, TpsBudget};
+use tokio::time::Instant;
 
-/// Decides whether another retry may be sent.
-pub trait RetryBudget: Send + Sync + 'static {
-    /// An original request (not a retry) was sent.
-    fn on_request(&self) {}
-    /// An attempt succeeded.
-    fn on_success(&self) {}
-    /// An attempt failed with a retryable outcome.
-    fn on_failure(&self) {}
-    /// May a retry be sent now? (May spend budget.)
-    fn try_retry(&self) -> bool;
+/// A retry budget. Implementations are shared (`Arc`) by all clones of the service.
+pub trait Budget: fmt::Debug + Send + Sync + 'static {
+    /// Called once per request, before its first attempt.
+    fn deposit(&self);
+    /// Called before each retry or hedge; `false` refuses it.
+    fn withdraw(&self) -> bool;
+    /// Called after each attempt the predicate classified: `true` for a success, `false`
+    /// for a retryable (or pushed-back) failure. Default: nothing.
+    fn record(&self, success: bool) {
+        let _ = success;
+    }
 }
 
-/// Finagle-style budget (`../shared/SPECS.md` §4.3): each request deposits `ratio`, each
-/// retry withdraws 1, plus a reserve of `min_per_sec` retries per second; deposits expire
-/// after `ttl`. Backed by tower's `TpsBudget` (tokio time, so it follows paused time).
-pub struct Tps {
-    inner: TpsBudget,
-    desc: (Duration, u32, f32),
+/// Finagle/tower `TpsBudget`: a windowed token bucket over `ttl` split in 10 slots.
+///
+/// `retry_percent ≤ 1`: a deposit adds 1 and a retry costs `⌊1/pct⌋`; above 1 a deposit adds
+/// 1000 and a retry costs `⌊1000/pct⌋`. The reserve is `min_per_sec · ttl_secs · cost`.
+/// A retry is allowed iff windowed sum + reserve ≥ cost.
+pub struct TpsBudget {
+    generation: Mutex<Generation>,
+    reserve: isize,
+    slots: Box<[AtomicIsize]>,
+    window: Duration,
+    writer: AtomicIsize,
+    deposit_amount: isize,
+    withdraw_amount: isize,
 }
 
-impl fmt::Debug for Tps {
+#[derive(Debug)]
+struct Generation {
+    index: usize,
+    time: Instant,
+}
+
+impl fmt::Debug for TpsBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tps")
-            .field("ttl", &self.desc.0)
-            .field("min_per_sec", &self.desc.1)
-            .field("ratio", &self.desc.2)
+        f.debug_struct("TpsBudget")
+            .field("reserve", &self.reserve)
+            .field("deposit", &self.deposit_amount)
+            .field("withdraw", &self.withdraw_amount)
+            .field("balance", &self.sum())
             .finish_non_exhaustive()
     }
 }
 
-impl Tps {
-    /// `ttl` 1–60 s, `min_per_sec` 0–100,000, `ratio` 0–1,000 (0.2 = one retry per five
-    /// requests). Finagle's default is `(10 s, 10, 0.2)`.
-    pub fn new(ttl: Duration, min_per_sec: u32, ratio: f32) -> Result<Self, ConfigError> {
-        check_duration(
-            "budget.ttl",
-            ttl,
-            Duration::from_secs(1),
-            Duration::from_secs(60),
-        )?;
-        check_range("budget.min_per_sec", min_per_sec, 0, 100_000)?;
-        check_range("budget.ratio", ratio, 0.0, 1000.0)?;
-        Ok(Self {
-            inner: TpsBudget::new(ttl, min_per_sec, ratio),
-            desc: (ttl, min_per_sec, ratio),
-        })
+impl Default for TpsBudget {
+    /// Finagle's default: 10 s, 10 retries/s, 20 %.
+    fn default() -> Self {
+        Self::new(Duration::from_secs(10), 10, 0.2)
     }
 }
 
-impl RetryBudget for Tps {
-    fn on_request(&self) {
-        self.inner.deposit();
-    }
-    fn try_retry(&self) -> bool {
-        self.inner.withdraw()
-    }
-}
+/// Bounds of [`TpsBudget::new`]'s `ttl`.
+pub const TTL_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(60));
+/// Bounds of [`TpsBudget::new`]'s `retry_percent`.
+pub const PERCENT_RANGE: (f32, f32) = (0.0, 1000.0);
 
-/// gRPC retryThrottling (gRFC A6, SPECS §3.8): tokens start at `max_tokens`; a failure
-/// costs 1, a success adds `token_ratio`; retries are allowed only while tokens exceed
-/// `max_tokens / 2`.
-#[derive(Debug)]
-pub struct GrpcThrottle {
-    /// Thousandths of a token.
-    milli: AtomicU64,
-    max: u64,
-    ratio: u64,
-}
-
-impl GrpcThrottle {
-    /// `max_tokens` in (0, 1000], `token_ratio` > 0 (truncated to 3 decimals).
-    pub fn new(max_tokens: u32, token_ratio: f32) -> Result<Self, ConfigError> {
-        check_range("budget.max_tokens", max_tokens, 1, 1000)?;
-        if !(token_ratio > 0.0 && token_ratio <= 1000.0) {
-            return Err(ConfigError::new(
-                "budget.token_ratio",
-                format!("must be in (0, 1000] (got {token_ratio})"),
-            ));
+impl TpsBudget {
+    /// A budget allowing `retry_percent` retries per request over `ttl`, plus `min_per_sec`.
+    ///
+    /// # Panics
+    /// If `ttl` is outside 1–60 s or `retry_percent` outside 0–1000 (the config validates
+    /// these first and returns a `ConfigError`).
+    pub fn new(ttl: Duration, min_per_sec: u32, retry_percent: f32) -> Self {
+        assert!(
+            ttl >= TTL_RANGE.0 && ttl <= TTL_RANGE.1,
+            "ttl must be 1-60 s"
+        );
+        assert!(
+            (PERCENT_RANGE.0..=PERCENT_RANGE.1).contains(&retry_percent),
+            "retry_percent must be 0-1000"
+        );
+        let (deposit_amount, withdraw_amount) = if retry_percent == 0.0 {
+            (0, 1)
+        } else if retry_percent <= 1.0 {
+            (1, (1.0 / retry_percent) as isize)
+        } else {
+            (1000, (1000.0 / retry_percent) as isize)
+        };
+        let reserve = (min_per_sec as isize)
+            .saturating_mul(ttl.as_secs() as isize)
+            .saturating_mul(withdraw_amount);
+        let slots = (0..10).map(|_| AtomicIsize::new(0)).collect();
+        Self {
+            generation: Mutex::new(Generation {
+                index: 0,
+                time: Instant::now(),
+            }),
+            reserve,
+            slots,
+            window: ttl / 10,
+            writer: AtomicIsize::new(0),
+            deposit_amount,
+            withdraw_amount,
         }
-        let max = u64::from(max_tokens) * 1000;
-        Ok(Self {
-            milli: AtomicU64::new(max),
-            max,
-            ratio: (f64::from(token_ratio) * 1000.0) as u64,
-        })
     }
-    /// Current tokens (for tests and metrics).
-    pub fn tokens(&self) -> f64 {
-        self.milli.load(Ordering::Acquire) as f64 / 1000.0
+
+    fn expire(&self) {
+        let mut generation = self
+            .generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let mut diff = now.saturating_duration_since(generation.time);
+        if diff < self.window {
+            return;
+        }
+        let to_commit = self.writer.swap(0, Ordering::SeqCst);
+        self.slots[generation.index].store(to_commit, Ordering::SeqCst);
+        let mut idx = (generation.index + 1) % self.slots.len();
+        let mut cleared = 0;
+        while diff > self.window && cleared < self.slots.len() {
+            self.slots[idx].store(0, Ordering::SeqCst);
+            diff -= self.window;
+            idx = (idx + 1) % self.slots.len();
+            cleared += 1;
+        }
+        generation.index = idx;
+        generation.time = now;
+    }
+
+    fn sum(&self) -> isize {
+        self.expire();
+        let windowed: isize = self
+            .slots
+            .iter()
+            .map(|s| s.load(Ordering::SeqCst))
+            .fold(0, isize::saturating_add);
+        windowed.saturating_add(self.writer.load(Ordering::SeqCst))
+    }
+
+    fn put(&self, amount: isize) {
+        self.expire();
+        self.writer.fetch_add(amount, Ordering::SeqCst);
     }
 }
 
-impl RetryBudget for GrpcThrottle {
-    fn on_success(&self) {
+impl Budget for TpsBudget {
+    fn deposit(&self) {
+        self.put(self.deposit_amount);
+    }
+
+    fn withdraw(&self) -> bool {
+        if self.sum().saturating_add(self.reserve) >= self.withdraw_amount {
+            self.put(-self.withdraw_amount);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// gRPC `retryThrottling` (gRFC A6): tokens in thousandths, starting full.
+#[derive(Debug)]
+pub struct RetryThrottle {
+    milli_tokens: AtomicI64,
+    max: i64,
+    ratio: i64,
+}
+
+/// Bounds of [`RetryThrottle::new`]'s `max_tokens`.
+pub const MAX_TOKENS_RANGE: (u32, u32) = (1, 1000);
+
+impl RetryThrottle {
+    /// `max_tokens` in 1–1000; `token_ratio` > 0, truncated to 3 decimals.
+    ///
+    /// # Panics
+    /// If either value is out of range (the config validates these first).
+    pub fn new(max_tokens: u32, token_ratio: f32) -> Self {
+        assert!(
+            (MAX_TOKENS_RANGE.0..=MAX_TOKENS_RANGE.1).contains(&max_tokens),
+            "max_tokens must be 1-1000"
+        );
+        assert!(
+            token_ratio > 0.0 && token_ratio.is_finite(),
+            "token_ratio must be > 0"
+        );
+        let max = i64::from(max_tokens) * 1000;
+        // Truncate to 3 decimals (work in f64 so 0.1f32 does not become 99).
+        let ratio = ((f64::from(token_ratio) * 1000.0) + 1e-6).floor() as i64;
+        Self {
+            milli_tokens: AtomicI64::new(max),
+            max,
+            ratio,
+        }
+    }
+
+    /// The current token count.
+    pub fn tokens(&self) -> f64 {
+        self.milli_tokens.load(Ordering::SeqCst) as f64 / 1000.0
+    }
+
+    fn add(&self, delta: i64) {
         let _ = self
-            .milli
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-                Some((t + self.ratio).min(self.max))
+            .milli_tokens
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some((t + delta).clamp(0, self.max))
             });
     }
-    fn on_failure(&self) {
-        let _ = self
-            .milli
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-                Some(t.saturating_sub(1000))
-            });
+}
+
+impl Budget for RetryThrottle {
+    fn deposit(&self) {}
+
+    fn withdraw(&self) -> bool {
+        self.milli_tokens.load(Ordering::SeqCst) * 2 > self.max
     }
-    fn try_retry(&self) -> bool {
-        self.milli.load(Ordering::Acquire) > self.max / 2
+
+    fn record(&self, success: bool) {
+        self.add(if success { self.ratio } else { -1000 });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[tokio::test(start_paused = true)]
-    async fn tps_vectors() {
-        // SPECS §4: TpsBudget(1 s, 5, 1.0): 5 withdrawals succeed with no deposits, 6th fails.
-        let b = Tps::new(Duration::from_secs(1), 5, 1.0).unwrap();
+    async fn tps_reserve() {
+        let b = TpsBudget::new(Duration::from_secs(1), 5, 1.0);
         for _ in 0..5 {
-            assert!(b.try_retry());
+            assert!(b.withdraw());
         }
-        assert!(!b.try_retry());
-        // TpsBudget(1 s, 0, 1.0): deposit, advance 3 s, withdraw → false (expired).
-        let b = Tps::new(Duration::from_secs(1), 0, 1.0).unwrap();
-        assert!(!b.try_retry());
-        b.on_request();
+        assert!(!b.withdraw());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tps_deposits_expire() {
+        let b = TpsBudget::new(Duration::from_secs(1), 0, 1.0);
+        assert!(!b.withdraw());
+        b.deposit();
         tokio::time::advance(Duration::from_secs(3)).await;
-        assert!(!b.try_retry());
-        // TpsBudget(10 s, 10, 0.2): 100 from the reserve; after 100 deposits 20 more; then no.
-        let b = Tps::new(Duration::from_secs(10), 10, 0.2).unwrap();
+        assert!(!b.withdraw());
+        b.deposit();
+        assert!(b.withdraw());
+        assert!(!b.withdraw());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tps_default_vector() {
+        let b = TpsBudget::default();
+        for i in 0..100 {
+            assert!(b.withdraw(), "reserve withdrawal {i}");
+        }
+        assert!(!b.withdraw());
         for _ in 0..100 {
-            assert!(b.try_retry());
+            b.deposit();
         }
-        assert!(!b.try_retry());
-        for _ in 0..100 {
-            b.on_request();
+        for i in 0..20 {
+            assert!(b.withdraw(), "deposit withdrawal {i}");
         }
-        for _ in 0..20 {
-            assert!(b.try_retry());
-        }
-        assert!(!b.try_retry());
+        assert!(!b.withdraw());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tps_percent_above_one() {
+        let b = TpsBudget::new(Duration::from_secs(1), 0, 2.0);
+        b.deposit();
+        assert!(b.withdraw());
+        assert!(b.withdraw());
+        assert!(!b.withdraw());
     }
 
     #[test]
-    fn grpc_throttle_vector() {
-        // SPECS §3: maxTokens 10, ratio 0.1: 5 failures → 5 (retries off); 1 OK → 5.1 (on).
-        let t = GrpcThrottle::new(10, 0.1).unwrap();
+    fn throttle_vector() {
+        let t = RetryThrottle::new(10, 0.1);
         assert!((t.tokens() - 10.0).abs() < 1e-9);
         for _ in 0..5 {
-            t.on_failure();
+            t.record(false);
         }
         assert!((t.tokens() - 5.0).abs() < 1e-9);
-        assert!(!t.try_retry());
-        t.on_success();
+        assert!(!t.withdraw());
+        t.record(true);
         assert!((t.tokens() - 5.1).abs() < 1e-9);
-        assert!(t.try_retry());
+        assert!(t.withdraw());
         for _ in 0..100 {
-            t.on_failure();
+            t.record(true);
         }
-        assert!(t.tokens().abs() < 1e-9, "never below 0");
+        assert!((t.tokens() - 10.0).abs() < 1e-9);
+        for _ in 0..100 {
+            t.record(false);
+        }
+        assert!(t.tokens().abs() < 1e-9);
     }
 
-    #[test]
-    fn validation() {
-        assert_eq!(
-            Tps::new(Duration::ZERO, 1, 0.2).unwrap_err().field(),
-            "budget.ttl"
-        );
-        assert_eq!(
-            GrpcThrottle::new(0, 0.1).unwrap_err().field(),
-            "budget.max_tokens"
-        );
-        assert_eq!(
-            GrpcThrottle::new(10, 0.0).unwrap_err().field(),
-            "budget.token_ratio"
-        );
+    proptest! {
+        #[test]
+        fn throttle_stays_in_range(max in 1u32..=1000, ratio in 0.001f32..5.0, ops in proptest::collection::vec(any::<bool>(), 0..300)) {
+            let t = RetryThrottle::new(max, ratio);
+            for ok in ops {
+                t.record(ok);
+                let v = t.tokens();
+                prop_assert!((0.0..=f64::from(max)).contains(&v));
+                prop_assert_eq!(t.withdraw(), v * 2.0 > f64::from(max));
+            }
+        }
+
+        #[test]
+        fn tps_never_exceeds_budget(min in 0u32..20, pct in 0.05f32..=1.0, requests in 0usize..500) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+            rt.block_on(async {
+                let b = TpsBudget::new(Duration::from_secs(10), min, pct);
+                let cost = (1.0 / pct) as usize;
+                let mut granted = 0usize;
+                for _ in 0..requests {
+                    b.deposit();
+                    while b.withdraw() { granted += 1; }
+                }
+                while b.withdraw() { granted += 1; }
+                let allowed = (requests + min as usize * 10 * cost) / cost;
+                prop_assert_eq!(granted, allowed);
+                Ok(())
+            })?;
+        }
     }
 }

@@ -2,32 +2,67 @@
 
 use std::time::Duration;
 
-use palisade_core::Event;
+use http::StatusCode;
+use palisade_core::{Event, GrpcCode};
+
+/// Why an attempt was considered a retryable failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryReason {
+    /// The inner service returned an error (transport error, per-attempt timeout, …).
+    Error,
+    /// A retryable HTTP status (502, 503, 504, 429).
+    Status(StatusCode),
+    /// A retryable gRPC status (UNAVAILABLE) in the response headers.
+    Grpc(GrpcCode),
+}
+
+/// Why the layer stopped retrying a request that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GiveUpReason {
+    /// The server asked for a delay (`Retry-After`, pushback) longer than the max backoff.
+    ServerDelayTooLong,
+    /// The backoff would end after the request's [`Deadline`](palisade_core::Deadline).
+    Deadline,
+    /// `grpc-retry-pushback-ms` was negative or malformed: the server said do not retry.
+    Pushback,
+}
 
 /// What the retry layer did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RetryEvent {
-    /// Attempt `n` (2 = first retry) will be sent after `delay`.
+    /// Attempt `n` (2 = first retry) starts after `delay` because of `reason`.
     Attempt {
-        /// The attempt number, counting the original as 1.
+        /// The attempt number, counting the first (so retries start at 2).
         n: u32,
         /// The wait before it.
         delay: Duration,
-        /// Why: `"backoff"` or `"server_delay"` (Retry-After / pushback).
-        reason: &'static str,
+        /// Why the previous attempt failed.
+        reason: RetryReason,
     },
-    /// All `attempts` were used; the last result is returned.
+    /// Max attempts reached; the last result is returned.
     Exhausted {
         /// Attempts made.
         attempts: u32,
     },
     /// The retry budget refused a retry; the last result is returned.
-    BudgetExhausted,
-    /// The request body was larger than the replay buffer: sent once, not retried.
+    BudgetExhausted {
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The request body exceeded the replay buffer limit: sent once, not retried.
     BodyTooLarge {
-        /// The buffer limit in bytes.
+        /// The configured limit in bytes.
         limit: usize,
+    },
+    /// Retrying stopped early; the last result is returned.
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// Why.
+        reason: GiveUpReason,
     },
 }
 
@@ -39,8 +74,9 @@ impl Event for RetryEvent {
         match self {
             Self::Attempt { .. } => "attempt",
             Self::Exhausted { .. } => "exhausted",
-            Self::BudgetExhausted => "budget_exhausted",
+            Self::BudgetExhausted { .. } => "budget_exhausted",
             Self::BodyTooLarge { .. } => "body_too_large",
+            Self::GaveUp { .. } => "gave_up",
         }
     }
 }

@@ -1,63 +1,49 @@
-//! Response future of [`Retry`](crate::Retry): a state machine over buffering, calling,
-//! deciding and sleeping. Boxes nothing.
+//! The response future of [`Retry`](crate::Retry): a named state machine, no boxing.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
-use http::{Request, Response};
+use bytes::{Bytes, BytesMut};
+use http::request::Parts;
+use http::{HeaderMap, Request};
 use http_body::Body;
 use palisade_core::{BoxError, Deadline, Elapsed};
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
+use crate::backoff::BackoffState;
 use crate::body::RetryBody;
-use crate::events::RetryEvent;
-use crate::layer::Settings;
-use crate::policy::{Verdict, default_verdict};
-
-/// Everything needed to send the request again.
-#[derive(Debug)]
-pub(crate) struct Template {
-    parts: http::request::Parts,
-    body: Bytes,
-}
-
-impl Template {
-    pub(crate) fn new(parts: http::request::Parts, body: Bytes) -> Self {
-        Self { parts, body }
-    }
-    fn build<B>(&self) -> Request<RetryBody<B>> {
-        let mut req = Request::new(RetryBody::replay(self.body.clone()));
-        *req.method_mut() = self.parts.method.clone();
-        *req.uri_mut() = self.parts.uri.clone();
-        *req.version_mut() = self.parts.version;
-        *req.headers_mut() = self.parts.headers.clone();
-        *req.extensions_mut() = self.parts.extensions.clone();
-        req
-    }
-}
+use crate::events::{GiveUpReason, RetryEvent};
+use crate::layer::Shared;
+use crate::policy::{Decision, Predicate};
 
 pin_project! {
-    /// Response future of [`Retry`](crate::Retry).
-    pub struct ResponseFuture<S, B>
+    /// Response future for [`Retry`](crate::Retry).
+    pub struct ResponseFuture<S, B, P>
     where
         S: Service<Request<RetryBody<B>>>,
     {
         #[pin]
         state: State<S::Future>,
-        svc: Option<S>,
-        template: Option<Template>,
-        buffering: Option<(http::request::Parts, B, BytesMut)>,
-        settings: Option<Arc<Settings>>,
-        deadline: Option<Deadline>,
-        attempts: u32,
-        previous_delay: Duration,
+        #[pin]
+        timer: Timer,
+        ctx: Ctx<S, B, P>,
+    }
+}
+
+impl<S, B, P> fmt::Debug for ResponseFuture<S, B, P>
+where
+    S: Service<Request<RetryBody<B>>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("attempts", &self.ctx.attempts)
+            .finish_non_exhaustive()
     }
 }
 
@@ -65,239 +51,367 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Buffering,
-        Ready,
-        Calling { #[pin] future: F, #[pin] timer: Option<Sleep> },
-        Sleeping { #[pin] sleep: Sleep },
+        Calling { #[pin] fut: F },
+        Sleeping,
+        Readying,
+        Done,
     }
 }
 
-impl<S, B> fmt::Debug for ResponseFuture<S, B>
-where
-    S: Service<Request<RetryBody<B>>>,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("attempts", &self.attempts)
-            .finish_non_exhaustive()
+pin_project! {
+    #[project = TimerProj]
+    enum Timer {
+        Off,
+        On { #[pin] sleep: Sleep },
     }
 }
 
-impl<S, B> ResponseFuture<S, B>
-where
-    S: Service<Request<RetryBody<B>>>,
-{
-    /// A request that is not retried: just the inner future.
-    pub(crate) fn once(future: S::Future) -> Self {
-        Self {
-            state: State::Calling {
-                future,
-                timer: None,
+impl Timer {
+    fn after(d: Option<Duration>) -> Self {
+        match d {
+            Some(d) => Self::On {
+                sleep: tokio::time::sleep(d),
             },
-            svc: None,
-            template: None,
-            buffering: None,
-            settings: None,
-            deadline: None,
-            attempts: 1,
-            previous_delay: Duration::ZERO,
-        }
-    }
-
-    /// A retryable request with its body already in memory: first attempt now.
-    pub(crate) fn start(
-        mut svc: S,
-        template: Template,
-        settings: Arc<Settings>,
-        deadline: Option<Deadline>,
-    ) -> Self {
-        let future = svc.call(template.build());
-        let timer = settings.attempt_timeout.map(tokio::time::sleep);
-        Self {
-            state: State::Calling { future, timer },
-            svc: Some(svc),
-            template: Some(template),
-            buffering: None,
-            settings: Some(settings),
-            deadline,
-            attempts: 1,
-            previous_delay: Duration::ZERO,
-        }
-    }
-
-    /// A retryable request whose body must be read into the replay buffer first.
-    pub(crate) fn buffer(
-        svc: S,
-        parts: http::request::Parts,
-        body: B,
-        settings: Arc<Settings>,
-        deadline: Option<Deadline>,
-    ) -> Self {
-        Self {
-            state: State::Buffering,
-            svc: Some(svc),
-            template: None,
-            buffering: Some((parts, body, BytesMut::new())),
-            settings: Some(settings),
-            deadline,
-            attempts: 0,
-            previous_delay: Duration::ZERO,
+            None => Self::Off,
         }
     }
 }
 
-impl<S, B, ResB> Future for ResponseFuture<S, B>
+enum Collected {
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Collected {
+    fn len(&self) -> usize {
+        match self {
+            Self::Empty => 0,
+            Self::One(b) => b.len(),
+            Self::Many(b) => b.len(),
+        }
+    }
+
+    fn push(&mut self, data: Bytes) {
+        *self = match std::mem::replace(self, Self::Empty) {
+            Self::Empty => Self::One(data),
+            Self::One(first) => {
+                let mut buf = BytesMut::with_capacity(first.len() + data.len());
+                buf.extend_from_slice(&first);
+                buf.extend_from_slice(&data);
+                Self::Many(buf)
+            }
+            Self::Many(mut buf) => {
+                buf.extend_from_slice(&data);
+                Self::Many(buf)
+            }
+        };
+    }
+
+    fn finish(&mut self) -> Bytes {
+        match std::mem::replace(self, Self::Empty) {
+            Self::Empty => Bytes::new(),
+            Self::One(b) => b,
+            Self::Many(b) => b.freeze(),
+        }
+    }
+}
+
+struct Ctx<S, B, P> {
+    shared: Arc<Shared<P>>,
+    /// The readied service for the first buffered attempt, then a clone per retry.
+    svc: Option<S>,
+    /// The request template; `None` means no (more) retries for this request.
+    parts: Option<Parts>,
+    body: Option<B>,
+    collected: Collected,
+    data: Bytes,
+    trailers: Option<HeaderMap>,
+    attempts: u32,
+    backoff: BackoffState,
+    deadline: Option<Deadline>,
+}
+
+enum Next<R> {
+    Return(Result<R, BoxError>),
+    Retry(Duration),
+}
+
+impl<S, B, P> Ctx<S, B, P> {
+    fn next_request(&self) -> Request<RetryBody<B>> {
+        let parts = self.parts.clone().expect("retry template");
+        Request::from_parts(parts, RetryBody::replay(&self.data, self.trailers.as_ref()))
+    }
+
+    fn give_up(&self, reason: GiveUpReason) {
+        let attempts = self.attempts;
+        self.shared
+            .listeners
+            .emit_with(|| RetryEvent::GaveUp { attempts, reason });
+    }
+
+    fn decide<R>(&mut self, result: Result<R, BoxError>) -> Next<R>
+    where
+        P: Predicate<R>,
+    {
+        let shared = &*self.shared;
+        let decision = shared.predicate.check(result.as_ref());
+        let (reason, after) = match decision {
+            Decision::Success => {
+                if let Some(b) = &shared.budget {
+                    b.record(true);
+                }
+                return Next::Return(result);
+            }
+            Decision::Return => return Next::Return(result),
+            Decision::DontRetry => {
+                if let Some(b) = &shared.budget {
+                    b.record(false);
+                }
+                if self.parts.is_some() {
+                    self.give_up(GiveUpReason::Pushback);
+                }
+                return Next::Return(result);
+            }
+            Decision::Retry { reason, after } => {
+                if let Some(b) = &shared.budget {
+                    b.record(false);
+                }
+                (reason, after)
+            }
+        };
+        if self.parts.is_none() {
+            return Next::Return(result);
+        }
+        let attempts = self.attempts;
+        if attempts >= shared.max_attempts {
+            shared
+                .listeners
+                .emit_with(|| RetryEvent::Exhausted { attempts });
+            return Next::Return(result);
+        }
+        let delay = match after {
+            Some(d) if d > shared.backoff.max() => {
+                self.give_up(GiveUpReason::ServerDelayTooLong);
+                return Next::Return(result);
+            }
+            Some(d) => {
+                self.backoff.reset();
+                d
+            }
+            None => {
+                let mut rng = shared.rng.lock().unwrap_or_else(PoisonError::into_inner);
+                self.backoff.next(&shared.backoff, &mut *rng)
+            }
+        };
+        if let Some(deadline) = self.deadline
+            && Instant::now() + delay >= deadline.instant()
+        {
+            self.give_up(GiveUpReason::Deadline);
+            return Next::Return(result);
+        }
+        if let Some(b) = &shared.budget
+            && !b.withdraw()
+        {
+            shared
+                .listeners
+                .emit_with(|| RetryEvent::BudgetExhausted { attempts });
+            return Next::Return(result);
+        }
+        shared.listeners.emit_with(|| RetryEvent::Attempt {
+            n: attempts + 1,
+            delay,
+            reason,
+        });
+        drop(result);
+        Next::Retry(delay)
+    }
+}
+
+impl<S, B, P> Ctx<S, B, P>
 where
-    S: Service<Request<RetryBody<B>>, Response = Response<ResB>>,
-    S::Error: Into<BoxError>,
-    B: Body + Unpin,
+    B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
-    type Output = Result<Response<ResB>, BoxError>;
+    /// Reads the body into the replay buffer; over the limit, gives up retrying and
+    /// returns the request with the read prefix followed by the rest.
+    fn poll_buffer(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Request<RetryBody<B>>, BoxError>> {
+        let limit = self.shared.body_limit;
+        let body = self.body.as_mut().expect("body to buffer");
+        loop {
+            match ready!(Pin::new(&mut *body).poll_frame(cx)) {
+                None => break,
+                Some(Err(e)) => return Poll::Ready(Err(e.into())),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        if self.collected.len() + data.len() > limit {
+                            self.collected.push(data);
+                            let prefix = self.collected.finish();
+                            let rest = self.body.take().expect("body");
+                            let parts = self.parts.take().expect("template");
+                            self.shared
+                                .listeners
+                                .emit_with(|| RetryEvent::BodyTooLarge { limit });
+                            return Poll::Ready(Ok(Request::from_parts(
+                                parts,
+                                RetryBody::prefixed(prefix, rest),
+                            )));
+                        }
+                        self.collected.push(data);
+                    }
+                    Err(frame) => {
+                        if let Ok(t) = frame.into_trailers() {
+                            self.trailers = Some(t);
+                        }
+                    }
+                },
+            }
+        }
+        self.body = None;
+        self.data = self.collected.finish();
+        Poll::Ready(Ok(self.next_request()))
+    }
+}
+
+impl<S, B, P> ResponseFuture<S, B, P>
+where
+    S: Service<Request<RetryBody<B>>>,
+    B: Body<Data = Bytes> + Unpin,
+{
+    fn ctx(shared: Arc<Shared<P>>) -> Ctx<S, B, P> {
+        Ctx {
+            shared,
+            svc: None,
+            parts: None,
+            body: None,
+            collected: Collected::Empty,
+            data: Bytes::new(),
+            trailers: None,
+            attempts: 0,
+            backoff: BackoffState::new(),
+            deadline: None,
+        }
+    }
+
+    /// A request that is not retried: one call, already made.
+    pub(crate) fn single(fut: S::Future, shared: Arc<Shared<P>>) -> Self {
+        let timer = Timer::after(shared.per_attempt_timeout);
+        Self {
+            state: State::Calling { fut },
+            timer,
+            ctx: Self::ctx(shared),
+        }
+    }
+
+    /// A retryable request; `svc` is the readied inner service.
+    pub(crate) fn retrying(
+        mut svc: S,
+        parts: Parts,
+        body: B,
+        deadline: Option<Deadline>,
+        shared: Arc<Shared<P>>,
+    ) -> Self {
+        let mut ctx = Self::ctx(shared);
+        ctx.deadline = deadline;
+        ctx.parts = Some(parts);
+        if body.is_end_stream() || body.size_hint().exact() == Some(0) {
+            // Nothing to buffer: call at once.
+            let req = ctx.next_request();
+            let fut = svc.call(req);
+            ctx.svc = Some(svc);
+            let timer = Timer::after(ctx.shared.per_attempt_timeout);
+            return Self {
+                state: State::Calling { fut },
+                timer,
+                ctx,
+            };
+        }
+        ctx.svc = Some(svc);
+        ctx.body = Some(body);
+        Self {
+            state: State::Buffering,
+            timer: Timer::Off,
+            ctx,
+        }
+    }
+}
+
+impl<S, B, P> Future for ResponseFuture<S, B, P>
+where
+    S: Service<Request<RetryBody<B>>>,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+    P: Predicate<S::Response>,
+{
+    type Output = Result<S::Response, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Buffering => {
-                    let settings = this.settings.as_ref().expect("retryable").clone();
-                    let (_, body, buf) = this.buffering.as_mut().expect("buffering");
-                    let done = loop {
-                        match ready!(Pin::new(&mut *body).poll_frame(cx)) {
-                            None => break true,
-                            Some(Err(e)) => return Poll::Ready(Err(e.into())),
-                            Some(Ok(frame)) => {
-                                if let Ok(mut data) = frame.into_data() {
-                                    buf.extend_from_slice(&data.copy_to_bytes(data.remaining()));
-                                }
-                                if buf.len() > settings.body_limit {
-                                    break false;
-                                }
+                StateProj::Buffering => match ready!(this.ctx.poll_buffer(cx)) {
+                    Err(e) => {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(e));
+                    }
+                    Ok(req) => {
+                        let fut = this.ctx.svc.as_mut().expect("readied service").call(req);
+                        this.state.set(State::Calling { fut });
+                        this.timer
+                            .set(Timer::after(this.ctx.shared.per_attempt_timeout));
+                    }
+                },
+                StateProj::Calling { fut } => {
+                    let result = match fut.poll(cx) {
+                        Poll::Ready(r) => r.map_err(Into::into),
+                        Poll::Pending => {
+                            let fired = match this.timer.as_mut().project() {
+                                TimerProj::On { sleep } => sleep.poll(cx).is_ready(),
+                                TimerProj::Off => false,
+                            };
+                            if !fired {
+                                return Poll::Pending;
                             }
+                            let t = this.ctx.shared.per_attempt_timeout.unwrap_or_default();
+                            Err(Elapsed::new(t).into())
                         }
                     };
-                    let (parts, body, buf) = this.buffering.take().expect("buffering");
-                    let mut svc = this.svc.take().expect("service");
-                    if done {
-                        let template = Template::new(parts, buf.freeze());
-                        let future = svc.call(template.build());
-                        *this.template = Some(template);
-                        *this.svc = Some(svc);
-                        *this.attempts = 1;
-                        let timer = settings.attempt_timeout.map(tokio::time::sleep);
-                        this.state.set(State::Calling { future, timer });
-                    } else {
-                        // Too large to replay: send what we read plus the rest, once.
-                        let limit = settings.body_limit;
-                        settings
-                            .listeners
-                            .emit_with(|| RetryEvent::BodyTooLarge { limit });
-                        let req =
-                            Request::from_parts(parts, RetryBody::stream(Some(buf.freeze()), body));
-                        let future = svc.call(req);
-                        *this.settings = None;
-                        *this.attempts = 1;
-                        this.state.set(State::Calling {
-                            future,
-                            timer: None,
-                        });
+                    // Drop the attempt (and its timer) before deciding.
+                    this.state.set(State::Done);
+                    this.timer.set(Timer::Off);
+                    this.ctx.attempts += 1;
+                    match this.ctx.decide(result) {
+                        Next::Return(r) => return Poll::Ready(r),
+                        Next::Retry(delay) => {
+                            this.state.set(State::Sleeping);
+                            this.timer.set(Timer::after(Some(delay)));
+                        }
                     }
                 }
-                StateProj::Ready => {
-                    let svc = this.svc.as_mut().expect("service");
+                StateProj::Sleeping => {
+                    if let TimerProj::On { sleep } = this.timer.as_mut().project() {
+                        ready!(sleep.poll(cx));
+                    }
+                    this.timer.set(Timer::Off);
+                    this.state.set(State::Readying);
+                }
+                StateProj::Readying => {
+                    let svc = this.ctx.svc.as_mut().expect("retry service");
                     if let Err(e) = ready!(svc.poll_ready(cx)) {
+                        this.state.set(State::Done);
                         return Poll::Ready(Err(e.into()));
                     }
-                    let req = this.template.as_ref().expect("template").build();
-                    let future = svc.call(req);
-                    *this.attempts += 1;
-                    let timer = this
-                        .settings
-                        .as_ref()
-                        .and_then(|s| s.attempt_timeout)
-                        .map(tokio::time::sleep);
-                    this.state.set(State::Calling { future, timer });
+                    let req = this.ctx.next_request();
+                    let fut = this.ctx.svc.as_mut().expect("retry service").call(req);
+                    this.state.set(State::Calling { fut });
+                    this.timer
+                        .set(Timer::after(this.ctx.shared.per_attempt_timeout));
                 }
-                StateProj::Calling { future, timer } => {
-                    let result: Result<Response<ResB>, BoxError> = match future.poll(cx) {
-                        Poll::Ready(r) => r.map_err(Into::into),
-                        Poll::Pending => match timer.as_pin_mut() {
-                            Some(t) => {
-                                if t.poll(cx).is_pending() {
-                                    return Poll::Pending;
-                                }
-                                let after = this
-                                    .settings
-                                    .as_ref()
-                                    .and_then(|s| s.attempt_timeout)
-                                    .unwrap_or_default();
-                                Err(Elapsed::new(after).into())
-                            }
-                            None => return Poll::Pending,
-                        },
-                    };
-                    let Some(settings) = this.settings.as_ref() else {
-                        return Poll::Ready(result);
-                    };
-                    let verdict = default_verdict(result.as_ref());
-                    if let Some(b) = &settings.budget {
-                        match verdict {
-                            Verdict::Done if result.is_ok() => b.on_success(),
-                            Verdict::Done => {}
-                            _ => b.on_failure(),
-                        }
-                    }
-                    let (delay, reason) = match verdict {
-                        Verdict::Done => return Poll::Ready(result),
-                        Verdict::Retry => {
-                            let mut rng = settings
-                                .rng
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner);
-                            let d = settings.schedule.delay(
-                                *this.attempts - 1,
-                                *this.previous_delay,
-                                &mut *rng,
-                            );
-                            (d, "backoff")
-                        }
-                        Verdict::RetryAfter(d) => {
-                            if d > settings.schedule.cap {
-                                // The server asks for longer than we are willing to wait.
-                                return Poll::Ready(result);
-                            }
-                            (d, "server_delay")
-                        }
-                    };
-                    if *this.attempts >= settings.max_attempts {
-                        let attempts = *this.attempts;
-                        settings
-                            .listeners
-                            .emit_with(|| RetryEvent::Exhausted { attempts });
-                        return Poll::Ready(result);
-                    }
-                    if this.deadline.is_some_and(|d| d.remaining() <= delay) {
-                        return Poll::Ready(result);
-                    }
-                    if let Some(b) = &settings.budget
-                        && !b.try_retry()
-                    {
-                        settings.listeners.emit_with(|| RetryEvent::BudgetExhausted);
-                        return Poll::Ready(result);
-                    }
-                    let n = *this.attempts + 1;
-                    settings
-                        .listeners
-                        .emit_with(|| RetryEvent::Attempt { n, delay, reason });
-                    drop(result);
-                    *this.previous_delay = delay;
-                    this.state.set(State::Sleeping {
-                        sleep: tokio::time::sleep(delay),
-                    });
-                }
-                StateProj::Sleeping { sleep } => {
-                    ready!(sleep.poll(cx));
-                    this.state.set(State::Ready);
-                }
+                StateProj::Done => panic!("retry ResponseFuture polled after completion"),
             }
         }
     }

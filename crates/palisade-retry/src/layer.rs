@@ -1,197 +1,214 @@
+//! [`RetryLayer`]: the settings, shared by every service it builds.
+
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use palisade_core::config::{check_duration, check_range};
-use palisade_core::{ConfigError, Listeners};
+use palisade_core::Listeners;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tower_layer::Layer;
 
-use crate::backoff::{Backoff, Schedule};
-use crate::budget::RetryBudget;
+use crate::backoff::Backoff;
+use crate::budget::{Budget, TpsBudget};
 use crate::events::RetryEvent;
+use crate::policy::DefaultPredicate;
 use crate::service::Retry;
 
-pub(crate) struct Settings {
+/// Default replay buffer limit: 64 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// Layer that retries failed requests; see the [crate docs](crate).
+///
+/// Defaults: 3 attempts, full-jitter backoff 100 ms × 2 capped at 10 s, a
+/// [`TpsBudget`] of (10 s, 10/s, 20 %), 64 KiB body replay buffer, no per-attempt timeout,
+/// only idempotent or `Idempotency-Key` requests retried, [`DefaultPredicate`].
+pub struct RetryLayer<P = DefaultPredicate> {
     pub(crate) max_attempts: u32,
-    pub(crate) schedule: Schedule,
-    pub(crate) unsafe_methods: bool,
-    pub(crate) body_limit: usize,
-    pub(crate) attempt_timeout: Option<Duration>,
-    pub(crate) budget: Option<Arc<dyn RetryBudget>>,
-    pub(crate) rng: Mutex<SmallRng>,
+    pub(crate) backoff: Backoff,
+    pub(crate) rng: Arc<Mutex<SmallRng>>,
+    pub(crate) budget: Option<Arc<dyn Budget>>,
     pub(crate) listeners: Listeners<RetryEvent>,
+    pub(crate) body_limit: usize,
+    pub(crate) per_attempt_timeout: Option<Duration>,
+    pub(crate) retry_unsafe: bool,
+    pub(crate) predicate: P,
 }
 
-impl fmt::Debug for Settings {
+impl<P: Clone> Clone for RetryLayer<P> {
+    fn clone(&self) -> Self {
+        Self {
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            rng: self.rng.clone(),
+            budget: self.budget.clone(),
+            listeners: self.listeners.clone(),
+            body_limit: self.body_limit,
+            per_attempt_timeout: self.per_attempt_timeout,
+            retry_unsafe: self.retry_unsafe,
+            predicate: self.predicate.clone(),
+        }
+    }
+}
+
+impl<P: fmt::Debug> fmt::Debug for RetryLayer<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
+        f.debug_struct("RetryLayer")
             .field("max_attempts", &self.max_attempts)
-            .field("schedule", &self.schedule)
-            .field("unsafe_methods", &self.unsafe_methods)
+            .field("backoff", &self.backoff)
+            .field("budget", &self.budget)
             .field("body_limit", &self.body_limit)
-            .field("attempt_timeout", &self.attempt_timeout)
-            .field("budget", &self.budget.is_some())
+            .field("per_attempt_timeout", &self.per_attempt_timeout)
+            .field("retry_unsafe", &self.retry_unsafe)
+            .field("predicate", &self.predicate)
             .finish_non_exhaustive()
     }
 }
 
-/// Builds a [`RetryLayer`]; [`build`](Self::build) checks every value.
-pub struct RetryBuilder {
-    max_attempts: u32,
-    schedule: Schedule,
-    unsafe_methods: bool,
-    body_limit: usize,
-    attempt_timeout: Option<Duration>,
-    budget: Option<Arc<dyn RetryBudget>>,
-    seed: Option<u64>,
-    listeners: Listeners<RetryEvent>,
-}
-
-impl fmt::Debug for RetryBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryBuilder")
-            .field("max_attempts", &self.max_attempts)
-            .field("schedule", &self.schedule)
-            .finish_non_exhaustive()
+impl Default for RetryLayer {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
-impl RetryBuilder {
-    /// Attempts in all, counting the original, 1–10 (default 3).
-    #[must_use]
+impl RetryLayer {
+    /// A layer with the defaults.
+    pub fn new() -> Self {
+        Self {
+            max_attempts: 3,
+            backoff: Backoff::default(),
+            rng: Arc::new(Mutex::new(SmallRng::from_rng(&mut rand::rng()))),
+            budget: Some(Arc::new(TpsBudget::default())),
+            listeners: Listeners::new(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            per_attempt_timeout: None,
+            retry_unsafe: false,
+            predicate: DefaultPredicate,
+        }
+    }
+}
+
+impl<P> RetryLayer<P> {
+    /// Attempts including the first (at least 1; 1 disables retries).
     pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n;
+        self.max_attempts = n.max(1);
         self
     }
-    /// The backoff: kind, first delay, multiplier and cap (default full jitter, 100 ms,
-    /// ×2, 5 s). A server-sent delay (`Retry-After`, pushback) above the cap gives up.
-    #[must_use]
-    pub fn backoff(
-        mut self,
-        kind: Backoff,
-        base: Duration,
-        multiplier: f64,
-        cap: Duration,
-    ) -> Self {
-        self.schedule = Schedule {
-            kind,
-            base,
-            multiplier,
-            cap,
-        };
+
+    /// The backoff between attempts.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
         self
     }
-    /// Also retry POST and PATCH without an `Idempotency-Key` (default `false`: only
-    /// idempotent methods and keyed requests are retried, RFC 9110 §9.2.2).
-    #[must_use]
-    pub fn retry_unsafe_methods(mut self, yes: bool) -> Self {
-        self.unsafe_methods = yes;
+
+    /// Seeds the jitter RNG (`SmallRng::seed_from_u64`) for reproducible delays.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.rng = Arc::new(Mutex::new(SmallRng::seed_from_u64(seed)));
         self
     }
-    /// Largest request body buffered for replay (default 64 KiB); a larger body is sent
-    /// once and not retried.
-    #[must_use]
+
+    /// The retry budget, shared by every service this layer builds and their clones.
+    pub fn budget(mut self, budget: impl Budget) -> Self {
+        self.budget = Some(Arc::new(budget));
+        self
+    }
+
+    /// A budget already shared with other layers.
+    pub fn shared_budget(mut self, budget: Arc<dyn Budget>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// No retry budget (only max attempts limit retries).
+    pub fn no_budget(mut self) -> Self {
+        self.budget = None;
+        self
+    }
+
+    /// The replay buffer limit in bytes; a larger request body is sent once, not retried.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
     }
-    /// A timeout per attempt; an attempt that runs out is retried.
-    #[must_use]
-    pub fn attempt_timeout(mut self, d: Duration) -> Self {
-        self.attempt_timeout = Some(d);
+
+    /// Fails an attempt with [`Elapsed`](palisade_core::Elapsed) after `timeout` (then
+    /// retried like any error).
+    pub fn per_attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.per_attempt_timeout = Some(timeout);
         self
     }
-    /// A budget shared by every clone ([`Tps`](crate::budget::Tps),
-    /// [`GrpcThrottle`](crate::budget::GrpcThrottle) or your own).
-    #[must_use]
-    pub fn budget(mut self, budget: impl RetryBudget) -> Self {
-        self.budget = Some(Arc::new(budget));
+
+    /// Also retry non-idempotent methods (POST, PATCH, CONNECT) without an
+    /// `Idempotency-Key`. Off by default (RFC 9110 §9.2.2).
+    pub fn retry_unsafe_methods(mut self, yes: bool) -> Self {
+        self.retry_unsafe = yes;
         self
     }
-    /// Seeds the jitter RNG (tests, reproducible runs).
-    #[must_use]
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-    /// Adds a listener for [`RetryEvent`]s.
-    #[must_use]
+
+    /// Adds an event listener.
     pub fn on_event(mut self, f: impl Fn(&RetryEvent) + Send + Sync + 'static) -> Self {
         self.listeners = self.listeners.on(f);
         self
     }
-    /// Validates and builds the layer.
-    pub fn build(self) -> Result<RetryLayer, ConfigError> {
-        check_range("max_attempts", self.max_attempts, 1, 10)?;
-        let day = Duration::from_secs(86_400);
-        check_duration(
-            "backoff.base",
-            self.schedule.base,
-            Duration::from_millis(1),
-            day,
-        )?;
-        check_duration("backoff.cap", self.schedule.cap, self.schedule.base, day)?;
-        check_range("backoff.multiplier", self.schedule.multiplier, 1.0, 10.0)?;
-        check_range("body_limit", self.body_limit, 0, 64 << 20)?;
-        if let Some(t) = self.attempt_timeout {
-            check_duration("attempt_timeout", t, Duration::from_millis(1), day)?;
+
+    /// Replaces what is retried.
+    pub fn predicate<Q>(self, predicate: Q) -> RetryLayer<Q> {
+        RetryLayer {
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            rng: self.rng,
+            budget: self.budget,
+            listeners: self.listeners,
+            body_limit: self.body_limit,
+            per_attempt_timeout: self.per_attempt_timeout,
+            retry_unsafe: self.retry_unsafe,
+            predicate,
         }
-        // Without a seed, a random one from std's randomly keyed hasher (no RNG feature).
-        let seed = self.seed.unwrap_or_else(|| {
-            use std::hash::{BuildHasher, Hasher};
-            std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish()
-        });
-        let rng = SmallRng::seed_from_u64(seed);
-        Ok(RetryLayer {
-            settings: Arc::new(Settings {
-                max_attempts: self.max_attempts,
-                schedule: self.schedule,
-                unsafe_methods: self.unsafe_methods,
-                body_limit: self.body_limit,
-                attempt_timeout: self.attempt_timeout,
-                budget: self.budget,
-                rng: Mutex::new(rng),
-                listeners: self.listeners,
-            }),
+    }
+
+    /// The configured max attempts.
+    pub fn get_max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The configured backoff.
+    pub fn get_backoff(&self) -> Backoff {
+        self.backoff
+    }
+}
+
+/// What every service built by one layer shares (one `Arc`).
+pub(crate) struct Shared<P> {
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) rng: Arc<Mutex<SmallRng>>,
+    pub(crate) budget: Option<Arc<dyn Budget>>,
+    pub(crate) listeners: Listeners<RetryEvent>,
+    pub(crate) body_limit: usize,
+    pub(crate) per_attempt_timeout: Option<Duration>,
+    pub(crate) retry_unsafe: bool,
+    pub(crate) predicate: P,
+}
+
+impl<P: Clone> RetryLayer<P> {
+    pub(crate) fn shared(&self) -> Arc<Shared<P>> {
+        Arc::new(Shared {
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            rng: self.rng.clone(),
+            budget: self.budget.clone(),
+            listeners: self.listeners.clone(),
+            body_limit: self.body_limit,
+            per_attempt_timeout: self.per_attempt_timeout,
+            retry_unsafe: self.retry_unsafe,
+            predicate: self.predicate.clone(),
         })
     }
 }
 
-/// Applies [`Retry`]; made by [`RetryLayer::builder`]. Clones share one budget.
-#[derive(Debug, Clone)]
-pub struct RetryLayer {
-    settings: Arc<Settings>,
-}
-
-impl RetryLayer {
-    /// A builder: 3 attempts, full jitter from 100 ms (×2, cap 5 s), idempotent methods and
-    /// keyed requests only, 64 KiB replay buffer, no budget.
-    pub fn builder() -> RetryBuilder {
-        RetryBuilder {
-            max_attempts: 3,
-            schedule: Schedule {
-                kind: Backoff::FullJitter,
-                base: Duration::from_millis(100),
-                multiplier: 2.0,
-                cap: Duration::from_secs(5),
-            },
-            unsafe_methods: false,
-            body_limit: 64 * 1024,
-            attempt_timeout: None,
-            budget: None,
-            seed: None,
-            listeners: Listeners::new(),
-        }
-    }
-}
-
-impl<S> Layer<S> for RetryLayer {
-    type Service = Retry<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        Retry::new(inner, self.settings.clone())
+impl<S, P: Clone> Layer<S> for RetryLayer<P> {
+    type Service = Retry<S, P>;
+    fn layer(&self, inner: S) -> Retry<S, P> {
+        Retry::from_shared(inner, self.shared())
     }
 }

@@ -1,58 +1,89 @@
-//! Retry middleware for HTTP and gRPC Tower services, safe by default.
+//! Retry middleware for HTTP clients: jittered backoff, `Retry-After` and gRPC pushback,
+//! safe-by-default methods, request body replay and a retry budget shared by all clones.
 //!
-//! Unlike tower's `Retry` (you write the policy) this comes ready: backoff with jitter
-//! ([`Backoff`], AWS formulas), server-sent delays (`Retry-After`, `grpc-retry-pushback-ms`),
-//! idempotent methods only unless a request carries an `Idempotency-Key`, request bodies
-//! buffered and replayed, the request's [`Deadline`](palisade_core::Deadline) respected,
-//! and a shared [budget](budget) so retries cannot multiply an outage.
+//! [`RetryLayer`] wraps a `Service<http::Request<RetryBody<B>>>` (hyper-util's client, an
+//! axum/tower service, …) and retries an attempt the [`Predicate`] classifies as a
+//! retryable failure. Unlike tower's `Retry` no policy has to be written, and unlike
+//! tower-resilience's retry it replays request bodies and refuses to retry unsafe methods.
 //!
-//! Put it inside the timeout (one deadline covers all attempts) and outside the breaker
-//! (a retry that meets an open breaker stops at once).
+//! - **What is retried** ([`DefaultPredicate`]): any inner error (connect refused/reset,
+//!   a per-attempt [`Elapsed`](palisade_core::Elapsed)), HTTP 502/503/504 and 429; 429 and 503
+//!   wait for `Retry-After` (seconds or HTTP-date) when present; gRPC UNAVAILABLE in response
+//!   headers, waiting exactly `grpc-retry-pushback-ms` (negative or malformed: stop). A
+//!   server-sent delay above the max backoff means give up, not wait. Replace it with
+//!   [`RetryLayer::predicate`].
+//! - **Safe by default**: only GET, HEAD, OPTIONS, TRACE, PUT and DELETE (RFC 9110
+//!   §9.2.2) and requests carrying an `Idempotency-Key` header are retried; POST/PATCH only
+//!   with [`RetryLayer::retry_unsafe_methods`]. A request that cannot be retried is passed
+//!   through untouched: its body is never buffered.
+//! - **Bodies** are buffered up to [`body_limit`](RetryLayer::body_limit) (64 KiB) and
+//!   replayed byte for byte; a larger body is sent once (streaming on from what was read)
+//!   and [`RetryEvent::BodyTooLarge`] is emitted.
+//! - **Backoff**: [`Backoff`] (constant, exponential, full/equal/decorrelated jitter), seedable.
+//! - **Deadline**: an attempt whose backoff would end at or after the request's
+//!   [`Deadline`](palisade_core::Deadline) is never started.
+//! - **Budget** ([`budget`]): Finagle/tower [`TpsBudget`](budget::TpsBudget) by default, or gRPC
+//!   [`RetryThrottle`](budget::RetryThrottle); shared by every clone.
+//!
+//! Place it inside the timeout layer (one deadline covers all attempts) and outside any
+//! per-attempt layers. The response future is a named state machine: nothing is boxed.
 //!
 //! # Example
 //! ```
-//! use palisade_retry::{Backoff, RetryLayer};
+//! use palisade_retry::{Backoff, RetryBody, RetryLayer};
 //! use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
 //! use std::time::Duration;
-//! use tower::{Layer, ServiceExt, service_fn};
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Full};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 //! let calls = Arc::new(AtomicU32::new(0));
 //! let c = calls.clone();
-//! let flaky = service_fn(move |_req: http::Request<_>| {
+//! // Fails twice with 503, then echoes the body.
+//! let upstream = service_fn(move |req: http::Request<RetryBody<Full<Bytes>>>| {
 //!     let n = c.fetch_add(1, Ordering::SeqCst);
 //!     async move {
+//!         let body = req.into_body().collect().await?.to_bytes();
 //!         let status = if n < 2 { 503 } else { 200 };
-//!         Ok::<_, std::convert::Infallible>(http::Response::builder().status(status).body(()).unwrap())
+//!         Ok::<_, palisade_core::BoxError>(http::Response::builder().status(status).body(body).unwrap())
 //!     }
 //! });
-//! let svc = RetryLayer::builder()
-//!     .max_attempts(3)
-//!     .backoff(Backoff::Exponential, Duration::from_millis(100), 2.0, Duration::from_secs(1))
-//!     .build()
-//!     .unwrap()
-//!     .layer(flaky);
-//! let req = http::Request::get("/").body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap();
-//! let res = svc.oneshot(req).await.unwrap();
-//! assert_eq!(res.status(), 200);
+//! let svc = ServiceBuilder::new()
+//!     .layer(RetryLayer::new().max_attempts(3).backoff(Backoff::constant(Duration::from_millis(10))))
+//!     .service(upstream);
+//!
+//! let req = http::Request::put("/x").body(Full::new(Bytes::from("hello"))).unwrap();
+//! let res = svc.clone().oneshot(req).await.unwrap();
+//! assert_eq!((res.status(), res.body().as_ref()), (http::StatusCode::OK, &b"hello"[..]));
 //! assert_eq!(calls.load(Ordering::SeqCst), 3);
+//!
+//! // POST without an Idempotency-Key is not retried.
+//! calls.store(0, Ordering::SeqCst);
+//! let req = http::Request::post("/x").body(Full::new(Bytes::from("pay"))).unwrap();
+//! assert_eq!(svc.oneshot(req).await.unwrap().status(), 503);
+//! assert_eq!(calls.load(Ordering::SeqCst), 1);
 //! # }
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod backoff;
-pub mod body;
+mod body;
 pub mod budget;
+mod config;
+pub mod error;
 pub mod events;
 pub mod future;
 mod layer;
 pub mod policy;
 mod service;
 
-pub use backoff::{Backoff, Schedule};
-pub use body::RetryBody;
-pub use budget::{GrpcThrottle, RetryBudget, Tps};
-pub use events::RetryEvent;
-pub use layer::{RetryBuilder, RetryLayer};
-pub use service::Retry;
+pub use self::backoff::{Backoff, BackoffKind};
+pub use self::body::RetryBody;
+pub use self::budget::{Budget, RetryThrottle, TpsBudget};
+pub use self::config::{BudgetKind, RetryConfig};
+pub use self::events::{GiveUpReason, RetryEvent, RetryReason};
+pub use self::layer::{DEFAULT_BODY_LIMIT, RetryLayer};
+pub use self::policy::{Decision, DefaultPredicate, Predicate, predicate_fn};
+pub use self::service::Retry;

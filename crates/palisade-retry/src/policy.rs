@@ -1,150 +1,258 @@
-//! What is retried, and after how long (`../shared/SPECS.md` §3.9, §5).
+//! What is retried: the [`Predicate`] and its default.
 
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, Method, StatusCode};
-use palisade_core::grpc::GrpcCode;
+use http::{HeaderName, Method, StatusCode};
 use palisade_core::rejection::find_rejection;
-use palisade_core::{BoxError, retry_after};
+use palisade_core::{BoxError, GrpcCode, ResponseParts, retry_after};
 
-/// The request header that makes a POST/PATCH safe to retry.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-/// gRPC trailer/header with the server's retry delay (gRFC A6).
-pub const GRPC_RETRY_PUSHBACK_MS: &str = "grpc-retry-pushback-ms";
+use crate::events::RetryReason;
 
-/// What to do after an attempt.
+/// The gRPC pushback trailer/header (gRFC A6).
+pub const GRPC_RETRY_PUSHBACK_MS: HeaderName = HeaderName::from_static("grpc-retry-pushback-ms");
+/// The `Idempotency-Key` request header that makes a POST/PATCH retryable.
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// The verdict on one attempt's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Return this result.
-    Done,
-    /// Retry after the computed backoff.
-    Retry,
-    /// Retry after exactly this server-sent delay (`Retry-After`, pushback).
-    RetryAfter(Duration),
+#[non_exhaustive]
+pub enum Decision {
+    /// A success: returned, and credited to the budget.
+    Success,
+    /// A retryable failure; `after` is a server-given delay that replaces the backoff.
+    Retry {
+        /// Why.
+        reason: RetryReason,
+        /// `Retry-After` / pushback delay, if the server sent one.
+        after: Option<Duration>,
+    },
+    /// A failure the server asked not to retry (negative/malformed pushback): returned, and
+    /// counted as a failure by the budget.
+    DontRetry,
+    /// Neither (e.g. 404, INVALID_ARGUMENT): returned as is.
+    Return,
 }
 
-/// Whether a request may be retried at all: idempotent methods (GET, HEAD, OPTIONS, PUT,
-/// DELETE, TRACE), or any method with an `Idempotency-Key`, or POST/PATCH when opted in.
-pub fn retry_safe(method: &Method, headers: &HeaderMap, unsafe_methods: bool) -> bool {
-    unsafe_methods
-        || matches!(
-            *method,
-            Method::GET
-                | Method::HEAD
-                | Method::OPTIONS
-                | Method::PUT
-                | Method::DELETE
-                | Method::TRACE
-        )
-        || headers.contains_key(IDEMPOTENCY_KEY)
+/// Classifies each attempt's result. Implemented by [`DefaultPredicate`] and
+/// [`predicate_fn`] closures.
+pub trait Predicate<Res>: Clone + Send + Sync + 'static {
+    /// The verdict on one attempt.
+    fn check(&self, result: Result<&Res, &BoxError>) -> Decision;
 }
 
-/// The default verdict for an HTTP/gRPC result.
+/// The default predicate, for any response with [`ResponseParts`]:
 ///
-/// - errors: transport errors and a per-attempt timeout ([`Elapsed`](palisade_core::Elapsed))
-///   are retried; other Palisade refusals from inner layers (an open breaker, a full
-///   bulkhead, a local rate limit) are not;
-/// - gRPC (a `grpc-status` header): UNAVAILABLE is retried, honouring
-///   `grpc-retry-pushback-ms` (negative or malformed: stop);
-/// - HTTP 502, 503, 504 and 429 are retried; 503 and 429 honour `Retry-After`.
-pub fn default_verdict<B>(result: Result<&http::Response<B>, &BoxError>) -> Verdict {
-    match result {
-        Err(e) => match find_rejection(&**e) {
-            Some(r) if r.kind() != "timeout" => Verdict::Done,
-            _ => Verdict::Retry,
-        },
-        Ok(res) => {
-            let headers = res.headers();
-            if let Some(code) = GrpcCode::from_headers(headers) {
-                if code != GrpcCode::Unavailable {
-                    return Verdict::Done;
-                }
-                return match headers.get(GRPC_RETRY_PUSHBACK_MS) {
-                    None => Verdict::Retry,
-                    Some(v) => match v.to_str().ok().and_then(|s| s.parse::<i64>().ok()) {
-                        Some(ms) if ms >= 0 => {
-                            Verdict::RetryAfter(Duration::from_millis(ms.unsigned_abs()))
-                        }
-                        _ => Verdict::Done,
-                    },
+/// - any `Err` (connect refused/reset, per-attempt [`Elapsed`](palisade_core::Elapsed), …)
+///   is retried (after the rejection's own `retry_after`, if it has one);
+/// - a `grpc-status` header: 0 is a success, 14 UNAVAILABLE is retried (honouring
+///   `grpc-retry-pushback-ms`: ≥ 0 waits exactly that, negative or malformed stops), any
+///   other code is returned;
+/// - HTTP 502 and 504 are retried; 429 and 503 too, after `Retry-After` (seconds or
+///   HTTP-date) if present; 1xx–3xx are successes; everything else is returned.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultPredicate;
+
+impl<Res: ResponseParts> Predicate<Res> for DefaultPredicate {
+    fn check(&self, result: Result<&Res, &BoxError>) -> Decision {
+        let res = match result {
+            Ok(res) => res,
+            Err(err) => {
+                let after = find_rejection(&**err).and_then(palisade_core::Rejection::retry_after);
+                return Decision::Retry {
+                    reason: RetryReason::Error,
+                    after,
                 };
             }
-            match res.status() {
-                StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => Verdict::Retry,
-                StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
-                    match retry_after::from_headers(headers, SystemTime::now()) {
-                        Some(d) => Verdict::RetryAfter(d),
-                        None => Verdict::Retry,
-                    }
-                }
-                _ => Verdict::Done,
-            }
+        };
+        let headers = res.headers();
+        if let Some(code) = GrpcCode::from_headers(headers) {
+            return match code {
+                GrpcCode::Ok => Decision::Success,
+                GrpcCode::Unavailable => match headers.get(&GRPC_RETRY_PUSHBACK_MS) {
+                    None => Decision::Retry {
+                        reason: RetryReason::Grpc(code),
+                        after: None,
+                    },
+                    Some(v) => match parse_pushback(v.as_bytes()) {
+                        Some(ms) => Decision::Retry {
+                            reason: RetryReason::Grpc(code),
+                            after: Some(Duration::from_millis(ms)),
+                        },
+                        None => Decision::DontRetry,
+                    },
+                },
+                _ => Decision::Return,
+            };
+        }
+        let status = res.status();
+        match status {
+            StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => Decision::Retry {
+                reason: RetryReason::Status(status),
+                after: None,
+            },
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => Decision::Retry {
+                reason: RetryReason::Status(status),
+                after: retry_after::from_headers(headers, SystemTime::now()),
+            },
+            s if s.as_u16() < 400 => Decision::Success,
+            _ => Decision::Return,
         }
     }
+}
+
+/// `grpc-retry-pushback-ms`: a non-negative 32-bit integer without leading zeros (or `0`);
+/// anything else is `None` (do not retry).
+pub fn parse_pushback(value: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(value).ok()?;
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
+    {
+        return None;
+    }
+    let v: i32 = s.parse().ok()?;
+    u64::try_from(v).ok()
+}
+
+/// A predicate from a closure.
+#[derive(Debug, Clone, Copy)]
+pub struct PredicateFn<F>(F);
+
+/// Wraps `f(Result<&Res, &BoxError>) -> Decision` as a [`Predicate`].
+pub fn predicate_fn<Res, F>(f: F) -> PredicateFn<F>
+where
+    F: Fn(Result<&Res, &BoxError>) -> Decision + Clone + Send + Sync + 'static,
+{
+    PredicateFn(f)
+}
+
+impl<Res, F> Predicate<Res> for PredicateFn<F>
+where
+    F: Fn(Result<&Res, &BoxError>) -> Decision + Clone + Send + Sync + 'static,
+{
+    fn check(&self, result: Result<&Res, &BoxError>) -> Decision {
+        (self.0)(result)
+    }
+}
+
+/// RFC 9110 §9.2.2 idempotent methods: GET, HEAD, OPTIONS, TRACE, PUT, DELETE.
+pub fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
-    fn res(status: u16, headers: &[(&'static str, &'static str)]) -> http::Response<()> {
-        let mut r = http::Response::builder().status(status).body(()).unwrap();
+    fn resp(status: u16, headers: &[(&str, &str)]) -> http::Response<()> {
+        let mut b = http::Response::builder().status(status);
         for (k, v) in headers {
-            r.headers_mut().insert(*k, HeaderValue::from_static(v));
+            b = b.header(*k, *v);
         }
-        r
+        b.body(()).unwrap()
+    }
+
+    fn check(r: &http::Response<()>) -> Decision {
+        DefaultPredicate.check(Ok(r))
     }
 
     #[test]
-    fn specs_section_5_vectors() {
-        let none = HeaderMap::new();
-        let mut keyed = HeaderMap::new();
-        keyed.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("\"k\""));
-        // POST /x → 503 (no key) → no retry; PUT → retry; POST + key → retry.
-        assert!(!retry_safe(&Method::POST, &none, false));
-        assert!(retry_safe(&Method::PUT, &none, false));
-        assert!(retry_safe(&Method::POST, &keyed, false));
-        assert!(retry_safe(&Method::PATCH, &none, true));
-        // GET → 404 → no retry.
-        assert_eq!(default_verdict(Ok(&res(404, &[]))), Verdict::Done);
-        assert_eq!(default_verdict(Ok(&res(502, &[]))), Verdict::Retry);
-        assert_eq!(default_verdict(Ok(&res(500, &[]))), Verdict::Done);
-        assert_eq!(
-            default_verdict(Ok(&res(503, &[("retry-after", "2")]))),
-            Verdict::RetryAfter(Duration::from_secs(2))
-        );
-        assert_eq!(default_verdict(Ok(&res(429, &[]))), Verdict::Retry);
-    }
-
-    #[test]
-    fn grpc_pushback() {
-        // SPECS §3: "2000" → +2000 ms; "-1" / "abc" / "" → stop; other statuses → stop.
-        let g = |p: Option<&'static str>| {
-            let mut h = vec![("grpc-status", "14")];
-            if let Some(p) = p {
-                h.push((GRPC_RETRY_PUSHBACK_MS, p));
-            }
-            default_verdict(Ok(&res(200, &h)))
+    fn statuses() {
+        let retry = |s: u16, after| Decision::Retry {
+            reason: RetryReason::Status(StatusCode::from_u16(s).unwrap()),
+            after,
         };
-        assert_eq!(g(None), Verdict::Retry);
-        assert_eq!(g(Some("2000")), Verdict::RetryAfter(Duration::from_secs(2)));
-        for bad in ["-1", "abc", ""] {
-            assert_eq!(g(Some(bad)), Verdict::Done, "{bad:?}");
-        }
+        assert_eq!(check(&resp(200, &[])), Decision::Success);
+        assert_eq!(check(&resp(404, &[])), Decision::Return);
+        assert_eq!(check(&resp(500, &[])), Decision::Return);
+        assert_eq!(check(&resp(502, &[])), retry(502, None));
+        assert_eq!(check(&resp(504, &[])), retry(504, None));
+        assert_eq!(check(&resp(503, &[])), retry(503, None));
         assert_eq!(
-            default_verdict(Ok(&res(200, &[("grpc-status", "3")]))),
-            Verdict::Done
+            check(&resp(429, &[("retry-after", "3")])),
+            retry(429, Some(Duration::from_secs(3)))
+        );
+        // HTTP-date, measured against the response's own Date header.
+        assert_eq!(
+            check(&resp(
+                503,
+                &[
+                    ("date", "Wed, 25 Nov 2026 08:00:00 GMT"),
+                    ("retry-after", "Wed, 25 Nov 2026 08:00:07 GMT")
+                ]
+            )),
+            retry(503, Some(Duration::from_secs(7)))
+        );
+        // Garbage Retry-After: plain backoff.
+        assert_eq!(
+            check(&resp(503, &[("retry-after", "soon")])),
+            retry(503, None)
         );
     }
 
     #[test]
-    fn errors() {
-        let transport: BoxError = "connection reset".into();
-        assert_eq!(default_verdict::<()>(Err(&transport)), Verdict::Retry);
-        let timeout: BoxError = palisade_core::Elapsed::new(Duration::from_secs(1)).into();
-        assert_eq!(default_verdict::<()>(Err(&timeout)), Verdict::Retry);
-        let open: BoxError = palisade_core::CircuitOpen::new(None).into();
-        assert_eq!(default_verdict::<()>(Err(&open)), Verdict::Done);
+    fn grpc_and_pushback() {
+        let unavailable = |after| Decision::Retry {
+            reason: RetryReason::Grpc(GrpcCode::Unavailable),
+            after,
+        };
+        assert_eq!(
+            check(&resp(200, &[("grpc-status", "0")])),
+            Decision::Success
+        );
+        assert_eq!(check(&resp(200, &[("grpc-status", "3")])), Decision::Return);
+        assert_eq!(
+            check(&resp(200, &[("grpc-status", "14")])),
+            unavailable(None)
+        );
+        assert_eq!(
+            check(&resp(
+                200,
+                &[("grpc-status", "14"), ("grpc-retry-pushback-ms", "2000")]
+            )),
+            unavailable(Some(Duration::from_secs(2)))
+        );
+        for bad in ["-1", "abc", "", "007", "99999999999"] {
+            assert_eq!(
+                check(&resp(
+                    200,
+                    &[("grpc-status", "14"), ("grpc-retry-pushback-ms", bad)]
+                )),
+                Decision::DontRetry,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(parse_pushback(b"0"), Some(0));
+    }
+
+    #[test]
+    fn errors_are_retried() {
+        let e: BoxError = palisade_core::Elapsed::new(Duration::from_secs(1)).into();
+        assert_eq!(
+            Predicate::<http::Response<()>>::check(&DefaultPredicate, Err(&e)),
+            Decision::Retry {
+                reason: RetryReason::Error,
+                after: None
+            }
+        );
+        let e: BoxError = palisade_core::CircuitOpen::new(Some(Duration::from_secs(2))).into();
+        assert_eq!(
+            Predicate::<http::Response<()>>::check(&DefaultPredicate, Err(&e)),
+            Decision::Retry {
+                reason: RetryReason::Error,
+                after: Some(Duration::from_secs(2))
+            }
+        );
+    }
+
+    #[test]
+    fn idempotent_methods() {
+        for m in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
+            assert!(is_idempotent(&m.parse().unwrap()), "{m}");
+        }
+        for m in ["POST", "PATCH", "CONNECT"] {
+            assert!(!is_idempotent(&m.parse().unwrap()), "{m}");
+        }
     }
 }

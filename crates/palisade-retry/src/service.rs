@@ -1,46 +1,53 @@
+//! The [`Retry`] service.
+
+use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use bytes::Bytes;
+use http::Request;
 use http_body::Body;
 use palisade_core::{BoxError, Deadline};
 use tower_service::Service;
 
 use crate::body::RetryBody;
-use crate::future::{ResponseFuture, Template};
-use crate::layer::Settings;
-use crate::policy::retry_safe;
+use crate::events::RetryEvent;
+use crate::future::ResponseFuture;
+use crate::layer::Shared;
+use crate::policy::{IDEMPOTENCY_KEY, Predicate, is_idempotent};
 
-/// Middleware that retries failed HTTP/gRPC calls, safely by default.
+/// Retries failed requests; built by [`RetryLayer`](crate::RetryLayer).
 ///
-/// - Only requests safe to repeat are retried: idempotent methods, or any method with an
-///   `Idempotency-Key` (POST/PATCH only when opted in). Others pass straight through, their
-///   body streamed, untouched.
-/// - Retried on: transport errors and per-attempt timeouts, 502/503/504 and 429 (honouring
-///   `Retry-After`), gRPC UNAVAILABLE (honouring `grpc-retry-pushback-ms`).
-/// - Request bodies up to the limit are buffered once and replayed byte for byte.
-/// - Never sleeps past the request's [`Deadline`]; draws from a shared budget.
-///
-/// Each retry calls a clone of the readied inner service (tower's rule for clones).
-#[derive(Debug)]
-pub struct Retry<S> {
+/// Clones share one state (budget, RNG, listeners). Each retry calls a clone of the
+/// *readied* inner service (tower's "be careful when cloning inner services" pattern).
+pub struct Retry<S, P> {
     inner: S,
-    settings: Arc<Settings>,
+    shared: Arc<Shared<P>>,
 }
 
-impl<S: Clone> Clone for Retry<S> {
+impl<S: Clone, P> Clone for Retry<S, P> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            settings: self.settings.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
 
-impl<S> Retry<S> {
-    pub(crate) fn new(inner: S, settings: Arc<Settings>) -> Self {
-        Self { inner, settings }
+impl<S: fmt::Debug, P> fmt::Debug for Retry<S, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("inner", &self.inner)
+            .field("max_attempts", &self.shared.max_attempts)
+            .finish_non_exhaustive()
     }
+}
+
+impl<S, P> Retry<S, P> {
+    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<P>>) -> Self {
+        Self { inner, shared }
+    }
+
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -49,47 +56,56 @@ impl<S> Retry<S> {
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
-    /// Consumes `self`, returning the inner service.
+    /// Consumes the layer, returning the inner service.
     pub fn into_inner(self) -> S {
         self.inner
     }
 }
 
-impl<S, B, ResB> Service<Request<B>> for Retry<S>
+impl<S, B, P> Service<Request<B>> for Retry<S, P>
 where
-    S: Service<Request<RetryBody<B>>, Response = Response<ResB>> + Clone,
+    S: Service<Request<RetryBody<B>>> + Clone,
     S::Error: Into<BoxError>,
-    B: Body + Unpin,
+    B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
+    P: Predicate<S::Response>,
 {
-    type Response = Response<ResB>;
+    type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S, B>;
+    type Future = ResponseFuture<S, B, P>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let s = &self.settings;
-        if s.max_attempts <= 1 || !retry_safe(req.method(), req.headers(), s.unsafe_methods) {
-            // Not retryable: no clone, no buffering, the body streams through.
-            return ResponseFuture::once(self.inner.call(req.map(|b| RetryBody::stream(None, b))));
+        let shared = self.shared.clone();
+        if let Some(b) = &shared.budget {
+            b.deposit();
         }
-        if let Some(b) = &s.budget {
-            b.on_request();
+        let mut retryable = shared.max_attempts > 1
+            && (shared.retry_unsafe
+                || is_idempotent(req.method())
+                || req.headers().contains_key(IDEMPOTENCY_KEY));
+        if retryable && req.body().size_hint().lower() > shared.body_limit as u64 {
+            let limit = shared.body_limit;
+            shared
+                .listeners
+                .emit_with(|| RetryEvent::BodyTooLarge { limit });
+            retryable = false;
+        }
+        if !retryable {
+            // Not retryable: pass the body through untouched, never buffer.
+            let (parts, body) = req.into_parts();
+            let fut = self
+                .inner
+                .call(Request::from_parts(parts, RetryBody::original(body)));
+            return ResponseFuture::single(fut, shared);
         }
         let deadline = Deadline::from_request(&req);
-        // Keep the readied service for the first attempt; retries use it again after
-        // `poll_ready`.
         let clone = self.inner.clone();
         let svc = std::mem::replace(&mut self.inner, clone);
         let (parts, body) = req.into_parts();
-        if body.is_end_stream() {
-            let template = Template::new(parts, bytes::Bytes::new());
-            ResponseFuture::start(svc, template, s.clone(), deadline)
-        } else {
-            ResponseFuture::buffer(svc, parts, body, s.clone(), deadline)
-        }
+        ResponseFuture::retrying(svc, parts, body, deadline, shared)
     }
 }

@@ -1,336 +1,576 @@
-//! Behaviour of the retry layer under paused time.
+//! Behaviour of the retry layer against scripted upstreams (paused time, seeded RNG).
+#![allow(clippy::unnecessary_wraps)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response};
+use http::{Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Empty, Full};
-use palisade_core::{BoxError, Deadline};
-use palisade_retry::{Backoff, RetryBody, RetryEvent, RetryLayer, Tps};
+use palisade_core::{BoxError, Deadline, Elapsed};
+use palisade_retry::{
+    Backoff, Decision, GiveUpReason, RetryBody, RetryEvent, RetryLayer, RetryReason, RetryThrottle,
+    TpsBudget, predicate_fn,
+};
 use tokio::time::Instant;
-use tower::{Layer, ServiceExt, service_fn};
+use tower::{Layer, Service, ServiceExt};
 
-const MS: Duration = Duration::from_millis(1);
+const MS: fn(u64) -> Duration = Duration::from_millis;
 
-/// An upstream answering with `statuses` in turn (the last one repeats), recording when it
-/// was called and with which body.
-#[derive(Clone, Default)]
+/// A body delivered in several chunks, with an unknown size.
+#[derive(Debug, Default)]
+struct Chunks(VecDeque<Bytes>);
+
+impl Chunks {
+    fn new(parts: &[&'static str]) -> Self {
+        Self(
+            parts
+                .iter()
+                .map(|p| Bytes::from_static(p.as_bytes()))
+                .collect(),
+        )
+    }
+}
+
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+    }
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::new()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    at: Instant,
+    body: Bytes,
+}
+
+/// An upstream answering from a script (the last entry repeats), recording each call.
+#[derive(Clone)]
 struct Upstream {
-    calls: Arc<Mutex<Vec<(Duration, Bytes)>>>,
+    script: Arc<Vec<fn() -> Result<Response<()>, BoxError>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    delay: Option<(usize, Duration)>,
 }
 
 impl Upstream {
-    fn service(
-        &self,
-        statuses: Vec<(u16, Vec<(&'static str, &'static str)>)>,
-    ) -> impl tower::Service<
-        Request<RetryBody<Full<Bytes>>>,
-        Response = Response<()>,
-        Error = BoxError,
-        Future = impl Future<Output = Result<Response<()>, BoxError>>,
-    > + Clone {
-        let calls = self.calls.clone();
-        let start = Instant::now();
-        service_fn(move |req: Request<RetryBody<Full<Bytes>>>| {
-            let calls = calls.clone();
-            let statuses = statuses.clone();
-            async move {
-                let body = req.into_body().collect().await?.to_bytes();
-                let n = {
-                    let mut c = calls.lock().unwrap();
-                    c.push((start.elapsed(), body));
-                    c.len() - 1
-                };
-                let (status, headers) = &statuses[n.min(statuses.len() - 1)];
-                let mut res = Response::builder().status(*status).body(()).unwrap();
-                for (k, v) in headers {
-                    res.headers_mut().insert(*k, HeaderValue::from_static(v));
-                }
-                Ok(res)
+    fn new(script: Vec<fn() -> Result<Response<()>, BoxError>>) -> Self {
+        Self {
+            script: Arc::new(script),
+            seen: Arc::default(),
+            delay: None,
+        }
+    }
+    fn calls(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+    fn gaps(&self) -> Vec<u128> {
+        let seen = self.seen.lock().unwrap();
+        seen.windows(2)
+            .map(|w| (w[1].at - w[0].at).as_millis())
+            .collect()
+    }
+    fn bodies(&self) -> Vec<Bytes> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.body.clone())
+            .collect()
+    }
+}
+
+impl<B> Service<Request<RetryBody<B>>> for Upstream
+where
+    B: Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<()>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<()>, BoxError>> + Send>>;
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, req: Request<RetryBody<B>>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let at = Instant::now();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map_err(Into::into)?
+                .to_bytes();
+            let n = {
+                let mut seen = this.seen.lock().unwrap();
+                seen.push(Seen { at, body });
+                seen.len() - 1
+            };
+            if let Some((k, d)) = this.delay
+                && n == k
+            {
+                tokio::time::sleep(d).await;
             }
+            (this.script[n.min(this.script.len() - 1)])()
         })
     }
-    fn times(&self) -> Vec<Duration> {
-        self.calls.lock().unwrap().iter().map(|c| c.0).collect()
-    }
-    fn count(&self) -> usize {
-        self.calls.lock().unwrap().len()
-    }
 }
 
-fn get() -> Request<Full<Bytes>> {
-    Request::get("/x").body(Full::new(Bytes::new())).unwrap()
+fn status(s: u16) -> Result<Response<()>, BoxError> {
+    Ok(Response::builder().status(s).body(()).unwrap())
+}
+fn ok() -> Result<Response<()>, BoxError> {
+    status(200)
+}
+fn unavailable() -> Result<Response<()>, BoxError> {
+    status(503)
 }
 
-fn layer(attempts: u32, kind: Backoff) -> RetryLayer {
-    RetryLayer::builder()
-        .max_attempts(attempts)
-        .backoff(kind, 100 * MS, 2.0, Duration::from_secs(1))
-        .seed(7)
-        .build()
-        .unwrap()
+fn events() -> (
+    Arc<Mutex<Vec<RetryEvent>>>,
+    impl Fn(&RetryEvent) + Send + Sync + 'static,
+) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    (seen, move |e: &RetryEvent| {
+        s.lock().unwrap().push(e.clone());
+    })
+}
+
+fn get() -> Request<Empty<Bytes>> {
+    Request::get("/x").body(Empty::new()).unwrap()
+}
+
+fn base() -> RetryLayer {
+    RetryLayer::new().no_budget().seed(7)
 }
 
 #[tokio::test(start_paused = true)]
-async fn exponential_delays_are_exact_and_capped() {
-    let up = Upstream::default();
-    let svc = layer(6, Backoff::Exponential).layer(up.service(vec![(503, vec![])]));
+async fn exponential_sequence_is_exact_and_capped() {
+    let up = Upstream::new(vec![unavailable]);
+    let svc = base()
+        .max_attempts(6)
+        .backoff(Backoff::exponential(MS(100), MS(500)))
+        .layer(up.clone());
     let res = svc.oneshot(get()).await.unwrap();
-    assert_eq!(res.status(), 503, "the last response is returned");
-    // 0, +100, +200, +400, +800, +1000 (cap)
+    assert_eq!(res.status(), 503);
+    assert_eq!(up.gaps(), [100, 200, 400, 500, 500]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn constant_sequence_and_events() {
+    let up = Upstream::new(vec![|| status(502), || status(504), ok]);
+    let (seen, on) = events();
+    let svc = base()
+        .max_attempts(5)
+        .backoff(Backoff::constant(MS(30)))
+        .on_event(on)
+        .layer(up.clone());
+    assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
+    assert_eq!(up.gaps(), [30, 30]);
     assert_eq!(
-        up.times(),
-        [0u32, 100, 300, 700, 1500, 2500].map(|m| m * MS)
+        *seen.lock().unwrap(),
+        [
+            RetryEvent::Attempt {
+                n: 2,
+                delay: MS(30),
+                reason: RetryReason::Status(StatusCode::BAD_GATEWAY)
+            },
+            RetryEvent::Attempt {
+                n: 3,
+                delay: MS(30),
+                reason: RetryReason::Status(StatusCode::GATEWAY_TIMEOUT)
+            },
+        ]
     );
 }
 
 #[tokio::test(start_paused = true)]
-async fn full_jitter_stays_within_bounds_and_is_seeded() {
-    let run = || async {
-        let up = Upstream::default();
-        let svc = layer(4, Backoff::FullJitter).layer(up.service(vec![(502, vec![])]));
-        svc.oneshot(get()).await.unwrap();
-        up.times()
-    };
-    let a = run().await;
-    let b = run().await;
-    assert_eq!(a, b, "same seed, same delays");
-    let gaps: Vec<_> = a.windows(2).map(|w| w[1].saturating_sub(w[0])).collect();
-    assert!(
-        gaps[0] < 100 * MS && gaps[1] < 200 * MS && gaps[2] < 400 * MS,
-        "{gaps:?}"
-    );
+async fn jittered_sequences_match_the_seeded_backoff() {
+    for backoff in [
+        Backoff::full_jitter(MS(100), MS(1000)),
+        Backoff::equal_jitter(MS(100), MS(1000)),
+        Backoff::decorrelated_jitter(MS(100), MS(1000)),
+    ] {
+        let up = Upstream::new(vec![unavailable]);
+        let (seen, on) = events();
+        let svc = base()
+            .max_attempts(6)
+            .backoff(backoff)
+            .seed(99)
+            .on_event(on)
+            .layer(up.clone());
+        let _ = svc.oneshot(get()).await.unwrap();
+        let expected: Vec<Duration> = backoff.delays(99).take(5).collect();
+        let got: Vec<Duration> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                RetryEvent::Attempt { delay, .. } => Some(*delay),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, expected, "{backoff:?}");
+        assert_eq!(
+            up.gaps(),
+            // tokio timers tick in whole milliseconds
+            expected
+                .iter()
+                .map(|d| d.as_nanos().div_ceil(1_000_000))
+                .collect::<Vec<_>>()
+        );
+        assert!(expected.iter().all(|d| *d <= MS(1000)));
+    }
 }
 
 #[tokio::test(start_paused = true)]
-async fn retry_after_seconds_http_date_and_too_long() {
-    let up = Upstream::default();
-    let svc = layer(3, Backoff::Exponential)
-        .layer(up.service(vec![(503, vec![("retry-after", "1")]), (200, vec![])]));
+async fn retry_after_seconds_and_http_date() {
+    let up = Upstream::new(vec![
+        || {
+            Ok(Response::builder()
+                .status(503)
+                .header("retry-after", "2")
+                .body(())
+                .unwrap())
+        },
+        || {
+            Ok(Response::builder()
+                .status(429)
+                .header("date", "Wed, 25 Nov 2026 08:00:00 GMT")
+                .header("retry-after", "Wed, 25 Nov 2026 08:00:03 GMT")
+                .body(())
+                .unwrap())
+        },
+        ok,
+    ]);
+    let svc = base()
+        .backoff(Backoff::constant(MS(10)).multiplier(1.0))
+        .backoff(Backoff::exponential(MS(10), Duration::from_secs(5)))
+        .layer(up.clone());
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
-    assert_eq!(up.times(), [Duration::ZERO, 1000 * MS]);
+    assert_eq!(up.gaps(), [2000, 3000]);
+}
 
-    // HTTP-date 59 s after the response's own Date, but the cap is 1 s: give up at once.
-    let up = Upstream::default();
-    let svc = layer(3, Backoff::Exponential).layer(up.service(vec![(
-        503,
-        vec![
-            ("retry-after", "Fri, 31 Dec 1999 23:59:59 GMT"),
-            ("date", "Fri, 31 Dec 1999 23:59:00 GMT"),
-        ],
-    )]));
+#[tokio::test(start_paused = true)]
+async fn server_delay_above_max_backoff_gives_up() {
+    let up = Upstream::new(vec![|| {
+        Ok(Response::builder()
+            .status(503)
+            .header("retry-after", "120")
+            .body(())
+            .unwrap())
+    }]);
+    let (seen, on) = events();
+    let svc = base()
+        .backoff(Backoff::exponential(MS(10), Duration::from_secs(5)))
+        .on_event(on)
+        .layer(up.clone());
+    let start = Instant::now();
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 503);
-    assert_eq!(up.count(), 1);
+    assert_eq!(up.calls(), 1);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [RetryEvent::GaveUp {
+            attempts: 1,
+            reason: GiveUpReason::ServerDelayTooLong
+        }]
+    );
+}
 
-    // 429 with Retry-After: 0 is retried at once.
-    let up = Upstream::default();
-    let svc = layer(3, Backoff::Exponential)
-        .layer(up.service(vec![(429, vec![("retry-after", "0")]), (200, vec![])]));
-    assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
-    assert_eq!(up.times(), [Duration::ZERO, Duration::ZERO]);
+fn grpc(pushback: Option<&'static str>) -> Result<Response<()>, BoxError> {
+    let mut b = Response::builder()
+        .status(200)
+        .header("content-type", "application/grpc")
+        .header("grpc-status", "14");
+    if let Some(p) = pushback {
+        b = b.header("grpc-retry-pushback-ms", p);
+    }
+    Ok(b.body(()).unwrap())
 }
 
 #[tokio::test(start_paused = true)]
-async fn grpc_pushback_is_exact_and_negative_stops() {
-    let up = Upstream::default();
-    let layer = RetryLayer::builder()
-        .backoff(Backoff::Exponential, 100 * MS, 2.0, Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let svc = layer.clone().layer(up.service(vec![
-        (
-            200,
-            vec![("grpc-status", "14"), ("grpc-retry-pushback-ms", "2000")],
-        ),
-        (200, vec![("grpc-status", "0")]),
-    ]));
-    svc.oneshot(get()).await.unwrap();
-    assert_eq!(up.times(), [Duration::ZERO, 2000 * MS]);
+async fn grpc_pushback() {
+    let up = Upstream::new(vec![|| grpc(Some("2000")), || grpc(None), || {
+        Ok(Response::builder()
+            .header("grpc-status", "0")
+            .body(())
+            .unwrap())
+    }]);
+    let svc = base()
+        .max_attempts(4)
+        .backoff(Backoff::exponential(MS(100), Duration::from_secs(5)))
+        .layer(up.clone());
+    let res = svc.oneshot(get()).await.unwrap();
+    assert_eq!(res.headers()["grpc-status"], "0");
+    // exactly the pushback, then backoff restarts from initial
+    assert_eq!(up.gaps(), [2000, 100]);
 
-    let up = Upstream::default();
-    let svc = layer.layer(up.service(vec![(
-        200,
-        vec![("grpc-status", "14"), ("grpc-retry-pushback-ms", "-1")],
-    )]));
-    svc.oneshot(get()).await.unwrap();
-    assert_eq!(up.count(), 1);
+    for bad in [|| grpc(Some("-1")), || grpc(Some("abc")), || grpc(Some(""))] {
+        let up = Upstream::new(vec![bad, ok]);
+        let svc = base().layer(up.clone());
+        assert_eq!(
+            svc.oneshot(get()).await.unwrap().headers()["grpc-status"],
+            "14"
+        );
+        assert_eq!(up.calls(), 1);
+    }
 }
 
 #[tokio::test(start_paused = true)]
-async fn post_is_not_retried_unless_keyed_or_opted_in() {
+async fn non_retryable_statuses_are_returned() {
+    for s in [400u16, 404, 409, 500, 501] {
+        let up = Upstream::new(vec![unavailable]);
+        let up = Upstream {
+            script: Arc::new(match s {
+                400 => vec![|| status(400)],
+                404 => vec![|| status(404)],
+                409 => vec![|| status(409)],
+                500 => vec![|| status(500)],
+                _ => vec![|| status(501)],
+            }),
+            ..up
+        };
+        let svc = base().layer(up.clone());
+        assert_eq!(svc.oneshot(get()).await.unwrap().status(), s);
+        assert_eq!(up.calls(), 1, "{s}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn unsafe_methods_need_a_key_or_opt_in() {
     let post = |key: bool| {
         let mut b = Request::post("/pay");
         if key {
             b = b.header("idempotency-key", "\"k1\"");
         }
-        b.body(Full::new(Bytes::from_static(b"amount=1"))).unwrap()
+        b.body(Full::new(Bytes::from_static(b"{}"))).unwrap()
     };
-    let up = Upstream::default();
-    let svc = layer(3, Backoff::Constant).layer(up.service(vec![(503, vec![])]));
-    svc.clone().oneshot(post(false)).await.unwrap();
-    assert_eq!(up.count(), 1, "POST without a key: sent once");
-    svc.oneshot(post(true)).await.unwrap();
-    assert_eq!(up.count(), 4, "POST with a key: 3 attempts");
-
-    let up = Upstream::default();
-    let svc = RetryLayer::builder()
+    // POST without key: sent once.
+    let up = Upstream::new(vec![unavailable, ok]);
+    let svc = base().backoff(Backoff::constant(MS(1))).layer(up.clone());
+    assert_eq!(svc.oneshot(post(false)).await.unwrap().status(), 503);
+    assert_eq!(up.calls(), 1);
+    // POST with Idempotency-Key: retried.
+    let up = Upstream::new(vec![|| status(502), ok]);
+    let svc = base().backoff(Backoff::constant(MS(1))).layer(up.clone());
+    assert_eq!(svc.oneshot(post(true)).await.unwrap().status(), 200);
+    assert_eq!(up.calls(), 2);
+    // PATCH with opt-in: retried.
+    let up = Upstream::new(vec![unavailable, ok]);
+    let svc = base()
+        .backoff(Backoff::constant(MS(1)))
         .retry_unsafe_methods(true)
-        .backoff(Backoff::Constant, MS, 1.0, MS)
-        .build()
-        .unwrap()
-        .layer(up.service(vec![(503, vec![])]));
-    svc.oneshot(post(false)).await.unwrap();
-    assert_eq!(up.count(), 3, "opted in");
+        .layer(up.clone());
+    let req = Request::patch("/x").body(Empty::<Bytes>::new()).unwrap();
+    assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
+    assert_eq!(up.calls(), 2);
+    // PUT and DELETE: retried (idempotent).
+    for m in ["PUT", "DELETE"] {
+        let up = Upstream::new(vec![unavailable, ok]);
+        let svc = base().backoff(Backoff::constant(MS(1))).layer(up.clone());
+        let req = Request::builder()
+            .method(m)
+            .uri("/x")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
+        assert_eq!(up.calls(), 2, "{m}");
+    }
 }
 
 #[tokio::test(start_paused = true)]
-async fn body_is_replayed_byte_for_byte_and_large_bodies_go_once() {
-    let up = Upstream::default();
-    let svc = layer(3, Backoff::Constant).layer(up.service(vec![(502, vec![])]));
-    let put = Request::builder()
-        .method(Method::PUT)
-        .uri("/doc")
-        .body(Full::new(Bytes::from_static(
-            b"the same bytes \x00\xff every time",
-        )))
+async fn body_bytes_identical_on_every_attempt() {
+    let up = Upstream::new(vec![unavailable, || status(502), ok]);
+    let svc = base().backoff(Backoff::constant(MS(5))).layer(up.clone());
+    let req = Request::put("/doc")
+        .body(Chunks::new(&["hello ", "chunked ", "world"]))
         .unwrap();
-    svc.oneshot(put).await.unwrap();
-    let calls = up.calls.lock().unwrap().clone();
-    assert_eq!(calls.len(), 3);
-    assert!(
-        calls
-            .iter()
-            .all(|c| c.1 == Bytes::from_static(b"the same bytes \x00\xff every time"))
-    );
-
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let e = events.clone();
-    let up = Upstream::default();
-    let svc = RetryLayer::builder()
-        .body_limit(10)
-        .on_event(move |ev| e.lock().unwrap().push(ev.clone()))
-        .build()
-        .unwrap()
-        .layer(up.service(vec![(502, vec![])]));
-    let big = vec![7u8; 100];
-    let put = Request::put("/doc")
-        .body(Full::new(Bytes::from(big.clone())))
-        .unwrap();
-    svc.oneshot(put).await.unwrap();
-    let calls = up.calls.lock().unwrap().clone();
-    assert_eq!(calls.len(), 1, "over the limit: sent once");
-    assert_eq!(calls[0].1, Bytes::from(big), "the whole body arrived");
+    assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
     assert_eq!(
-        *events.lock().unwrap(),
+        up.bodies(),
+        vec![Bytes::from_static(b"hello chunked world"); 3]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn body_over_limit_is_sent_once() {
+    // Unknown size: streamed on from the read prefix.
+    let up = Upstream::new(vec![unavailable, ok]);
+    let (seen, on) = events();
+    let svc = base()
+        .body_limit(10)
+        .backoff(Backoff::constant(MS(5)))
+        .on_event(on)
+        .layer(up.clone());
+    let req = Request::put("/doc")
+        .body(Chunks::new(&["hello ", "chunked ", "world"]))
+        .unwrap();
+    assert_eq!(svc.oneshot(req).await.unwrap().status(), 503);
+    assert_eq!(up.bodies(), [Bytes::from_static(b"hello chunked world")]);
+    assert_eq!(
+        *seen.lock().unwrap(),
         [RetryEvent::BodyTooLarge { limit: 10 }]
     );
+    // Known size above the limit: not even read first.
+    let up = Upstream::new(vec![unavailable, ok]);
+    let svc = base().body_limit(10).layer(up.clone());
+    let req = Request::put("/doc")
+        .body(Full::new(Bytes::from(vec![b'x'; 11])))
+        .unwrap();
+    assert_eq!(svc.oneshot(req).await.unwrap().status(), 503);
+    assert_eq!(up.bodies(), [Bytes::from(vec![b'x'; 11])]);
+    // Exactly at the limit: replayed.
+    let up = Upstream::new(vec![unavailable, ok]);
+    let svc = base().body_limit(10).layer(up.clone());
+    let req = Request::put("/doc")
+        .body(Full::new(Bytes::from(vec![b'y'; 10])))
+        .unwrap();
+    assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
+    assert_eq!(up.bodies(), vec![Bytes::from(vec![b'y'; 10]); 2]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn deadline_stops_retries() {
-    let up = Upstream::default();
-    let svc = layer(5, Backoff::Exponential).layer(up.service(vec![(503, vec![])]));
+    let up = Upstream::new(vec![unavailable]);
+    let (seen, on) = events();
+    let svc = base()
+        .max_attempts(10)
+        .backoff(Backoff::exponential(MS(100), Duration::from_secs(5)))
+        .on_event(on)
+        .layer(up.clone());
     let mut req = get();
-    req.extensions_mut().insert(Deadline::after(150 * MS));
-    svc.oneshot(req).await.unwrap();
-    // 0 → +100 (50 ms left) → the next 200 ms backoff would end past the deadline.
-    assert_eq!(up.times(), [Duration::ZERO, 100 * MS]);
+    req.extensions_mut().insert(Deadline::after(MS(350)));
+    let start = Instant::now();
+    assert_eq!(svc.oneshot(req).await.unwrap().status(), 503);
+    // attempts at 0, 100, 300; the next would start at 700 ≥ 350
+    assert_eq!(up.gaps(), [100, 200]);
+    assert_eq!(start.elapsed(), MS(300));
+    assert_eq!(
+        seen.lock().unwrap().last(),
+        Some(&RetryEvent::GaveUp {
+            attempts: 3,
+            reason: GiveUpReason::Deadline
+        })
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn per_attempt_timeout_is_retried() {
-    let calls = Arc::new(AtomicU32::new(0));
-    let c = calls.clone();
-    let svc = RetryLayer::builder()
-        .attempt_timeout(50 * MS)
-        .backoff(Backoff::Constant, 10 * MS, 1.0, 10 * MS)
-        .build()
-        .unwrap()
-        .layer(service_fn(move |_r: Request<RetryBody<Full<Bytes>>>| {
-            let n = c.fetch_add(1, Ordering::SeqCst);
-            async move {
-                if n == 0 {
-                    tokio::time::sleep(Duration::from_secs(10)).await;
-                }
-                Ok::<_, BoxError>(Response::new(()))
-            }
-        }));
-    let started = Instant::now();
+    let mut up = Upstream::new(vec![ok]);
+    up.delay = Some((0, Duration::from_secs(60)));
+    let svc = base()
+        .backoff(Backoff::constant(MS(10)))
+        .per_attempt_timeout(Duration::from_secs(1))
+        .layer(up.clone());
+    let start = Instant::now();
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
-    assert_eq!(started.elapsed(), 60 * MS);
+    assert_eq!(up.calls(), 2);
+    assert_eq!(start.elapsed(), MS(1010));
+
+    // Always slow: the last error is core's Elapsed.
+    let mut up = Upstream::new(vec![ok]);
+    up.delay = Some((0, Duration::from_secs(60)));
+    let svc = base()
+        .max_attempts(1)
+        .per_attempt_timeout(Duration::from_secs(1))
+        .layer(up.clone());
+    let err = svc.oneshot(get()).await.unwrap_err();
+    assert!(err.is::<Elapsed>(), "{err}");
 }
 
 #[tokio::test(start_paused = true)]
-async fn budget_bounds_attempts_against_an_always_failing_upstream() {
-    // Budget: ttl 10 s, 10 retries/s reserve, 20% of requests. 1,000 requests, 3 attempts
-    // each at most; all within one ttl. Bound: requests × (1 + ratio) + min_per_sec × ttl.
-    let up = Upstream::default();
-    let exhausted = Arc::new(AtomicU32::new(0));
-    let x = exhausted.clone();
-    let svc = RetryLayer::builder()
-        .max_attempts(3)
-        .backoff(Backoff::Constant, MS, 1.0, MS)
-        .budget(Tps::new(Duration::from_secs(10), 10, 0.2).unwrap())
-        .on_event(move |e| {
-            if *e == RetryEvent::BudgetExhausted {
-                x.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-        .build()
-        .unwrap()
-        .layer(up.service(vec![(503, vec![])]));
-    for _ in 0..1000 {
-        svc.clone().oneshot(get()).await.unwrap();
-    }
-    let attempts = up.count();
-    assert!(attempts <= 1000 + 200 + 100, "{attempts}");
+async fn transport_errors_are_retried_up_to_max_attempts() {
+    let up = Upstream::new(vec![|| Err("connection reset".into())]);
+    let (seen, on) = events();
+    let svc = base()
+        .max_attempts(4)
+        .backoff(Backoff::constant(MS(1)))
+        .on_event(on)
+        .layer(up.clone());
+    let err = svc.oneshot(get()).await.unwrap_err();
+    assert_eq!(err.to_string(), "connection reset");
+    assert_eq!(up.calls(), 4);
     assert_eq!(
-        attempts, 1300,
-        "exactly the budget: 100 from the reserve + 200 from deposits"
+        seen.lock().unwrap().last(),
+        Some(&RetryEvent::Exhausted { attempts: 4 })
     );
-    assert!(exhausted.load(Ordering::Relaxed) > 0);
 }
 
-#[tokio::test]
-async fn real_server_fails_twice_then_succeeds_through_hyper_util() {
-    use axum::Router;
-    use axum::http::StatusCode;
-    use axum::routing::get;
-    use hyper_util::client::legacy::Client;
-    use hyper_util::rt::TokioExecutor;
+#[tokio::test(start_paused = true)]
+async fn tps_budget_bounds_amplification() {
+    // 1000 requests against an always-failing upstream, within one ttl.
+    let up = Upstream::new(vec![unavailable]);
+    let (seen, on) = events();
+    let layer = RetryLayer::new()
+        .max_attempts(3)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .budget(TpsBudget::new(Duration::from_secs(10), 10, 0.2))
+        .on_event(on);
+    let svc = layer.layer(up.clone());
+    for _ in 0..1000 {
+        let res = svc.clone().oneshot(get()).await.unwrap();
+        assert_eq!(res.status(), 503);
+    }
+    // requests × (1 + ratio) + min_per_sec × ttl = 1000 × 1.2 + 10 × 10
+    assert_eq!(up.calls(), 1300);
+    let seen = seen.lock().unwrap();
+    let refused = seen
+        .iter()
+        .filter(|e| matches!(e, RetryEvent::BudgetExhausted { .. }))
+        .count();
+    let exhausted = seen
+        .iter()
+        .filter(|e| matches!(e, RetryEvent::Exhausted { attempts: 3 }))
+        .count();
+    // every request ends either by max attempts or by the budget
+    assert_eq!(refused + exhausted, 1000);
+    assert!(refused > 800, "{refused}");
+}
 
-    let hits = Arc::new(AtomicU32::new(0));
-    let h = hits.clone();
-    let app = Router::new().route(
-        "/flaky",
-        get(move || {
-            let n = h.fetch_add(1, Ordering::SeqCst);
-            async move {
-                if n < 2 {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::OK
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+#[tokio::test(start_paused = true)]
+async fn grpc_throttle_stops_retries_below_half() {
+    let up = Upstream::new(vec![|| grpc(None)]);
+    let svc = RetryLayer::new()
+        .max_attempts(3)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .budget(RetryThrottle::new(10, 0.1))
+        .layer(up.clone());
+    for _ in 0..10 {
+        svc.clone().oneshot(get()).await.unwrap();
+    }
+    // tokens 10→9 (retry) →8 (retry) →7; 6 (retry) →5 (refused); then 1 attempt each
+    assert_eq!(up.calls(), 3 + 2 + 8);
+}
 
-    let client = Client::builder(TokioExecutor::new()).build_http::<RetryBody<Empty<Bytes>>>();
-    let svc = RetryLayer::builder()
-        .backoff(Backoff::Exponential, 10 * MS, 2.0, Duration::from_secs(1))
-        .build()
-        .unwrap()
-        .layer(client);
-    let req = Request::get(format!("http://{addr}/flaky"))
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let res = svc.oneshot(req).await.unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(hits.load(Ordering::SeqCst), 3);
+#[tokio::test(start_paused = true)]
+async fn custom_predicate() {
+    let up = Upstream::new(vec![|| status(500), ok]);
+    let svc = base()
+        .backoff(Backoff::constant(MS(1)))
+        .predicate(predicate_fn(
+            |r: Result<&Response<()>, &BoxError>| match r {
+                Ok(res) if res.status() == 500 => Decision::Retry {
+                    reason: RetryReason::Status(res.status()),
+                    after: None,
+                },
+                Ok(_) => Decision::Success,
+                Err(_) => Decision::Return,
+            },
+        ))
+        .layer(up.clone());
+    assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
+    assert_eq!(up.calls(), 2);
 }

@@ -1,0 +1,122 @@
+//! No-retry success path: palisade's `Retry` vs tower's `Retry` (never-retry policy) vs
+//! tower-resilience's retry, same criterion group, plus allocations per call.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use http::{Request, Response};
+use http_body_util::Empty;
+use palisade_retry::{RetryBody, RetryLayer};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tower::{Layer, Service};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
+
+/// Polls a future that must be ready at once (all inner services here are).
+fn now<F: Future>(f: F) -> F::Output {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(f).poll(&mut cx) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("bench future not ready"),
+    }
+}
+
+fn call<S: Service<R>, R>(svc: &mut S, req: R) -> Result<S::Response, S::Error> {
+    now(std::future::poll_fn(|cx| svc.poll_ready(cx)))?;
+    now(svc.call(req))
+}
+
+#[derive(Clone, Copy)]
+struct NeverRetry;
+impl<Req, Res, E> tower::retry::Policy<Req, Res, E> for NeverRetry {
+    type Future = std::future::Ready<()>;
+    fn retry(&mut self, _req: &mut Req, _result: &mut Result<Res, E>) -> Option<Self::Future> {
+        None
+    }
+    fn clone_request(&mut self, _req: &Req) -> Option<Req> {
+        None
+    }
+}
+
+fn get() -> Request<Empty<Bytes>> {
+    Request::get("/").body(Empty::new()).unwrap()
+}
+
+fn allocs_per_op(name: &str, mut f: impl FnMut()) {
+    const N: usize = 10_000;
+    f();
+    let region = Region::new(GLOBAL);
+    for _ in 0..N {
+        f();
+    }
+    let a = region.change().allocations as f64 / N as f64;
+    println!("{name}: {a:.2} allocs/op");
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+
+    let inner_b = tower::service_fn(|_req: Request<RetryBody<Empty<Bytes>>>| {
+        std::future::ready(Ok::<_, std::convert::Infallible>(Response::new(())))
+    });
+    let inner_t = tower::service_fn(|_req: Request<Empty<Bytes>>| {
+        std::future::ready(Ok::<_, std::convert::Infallible>(Response::new(())))
+    });
+    let inner_r = tower::service_fn(|_req: &'static str| {
+        std::future::ready(Ok::<_, std::convert::Infallible>(Response::new(())))
+    });
+
+    let mut bare = inner_t;
+    let mut palisade = RetryLayer::new().layer(inner_b);
+    let mut tower_retry = tower::retry::RetryLayer::new(NeverRetry).layer(inner_t);
+    let mut resilience = tower_resilience::retry::RetryLayer::<
+        &'static str,
+        Response<()>,
+        std::convert::Infallible,
+    >::builder()
+    .max_attempts(3)
+    .retry_on(|_e: &std::convert::Infallible| false)
+    .build()
+    .layer(inner_r);
+
+    allocs_per_op("bare", || {
+        black_box(call(&mut bare, get()).unwrap());
+    });
+    allocs_per_op("palisade-retry", || {
+        black_box(call(&mut palisade, get()).unwrap());
+    });
+    allocs_per_op("tower-retry", || {
+        black_box(call(&mut tower_retry, get()).unwrap());
+    });
+    allocs_per_op("tower-resilience-retry", || {
+        black_box(call(&mut resilience, "/").unwrap());
+    });
+
+    let mut g = c.benchmark_group("retry_success_path");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("bare", |b| {
+        b.iter(|| black_box(call(&mut bare, get()).unwrap()));
+    });
+    g.bench_function("palisade-retry", |b| {
+        b.iter(|| black_box(call(&mut palisade, get()).unwrap()));
+    });
+    g.bench_function("tower-retry-never", |b| {
+        b.iter(|| black_box(call(&mut tower_retry, get()).unwrap()));
+    });
+    g.bench_function("tower-resilience-retry", |b| {
+        b.iter(|| black_box(call(&mut resilience, "/").unwrap()));
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,279 @@
+//! Plain-data configuration of the retry layer, deserializable with the `serde` feature.
+
+use std::time::Duration;
+
+use palisade_core::ConfigError;
+use palisade_core::config::{check_duration, check_range};
+
+use crate::RetryLayer;
+use crate::backoff::{Backoff, BackoffKind};
+use crate::budget::{RetryThrottle, TpsBudget};
+
+/// Which retry budget to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
+#[non_exhaustive]
+pub enum BudgetKind {
+    /// No budget.
+    None,
+    /// [`TpsBudget`] from `budget_ttl`, `budget_min_per_sec`, `budget_retry_percent`.
+    Tps,
+    /// [`RetryThrottle`] from `throttle_max_tokens`, `throttle_token_ratio`.
+    Throttle,
+}
+
+/// Configuration of a [`RetryLayer`], e.g. one route's entry in a config file:
+///
+/// ```toml
+/// max_attempts = 4
+/// backoff = "full_jitter"
+/// initial_backoff = "100ms"
+/// max_backoff = "2s"
+/// ```
+///
+/// Validated once by [`RetryConfig::build`] (or `TryFrom`), never per request.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct RetryConfig {
+    /// Attempts including the first, 1–100. Default 3.
+    pub max_attempts: u32,
+    /// Backoff kind. Default `full_jitter`.
+    pub backoff: BackoffKind,
+    /// Initial delay, 0–1 h. Default 100 ms.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub initial_backoff: Duration,
+    /// Cap, ≥ `initial_backoff`, ≤ 1 h. Default 10 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub max_backoff: Duration,
+    /// Growth factor, 1–100. Default 2.
+    pub multiplier: f64,
+    /// Replay buffer limit in bytes, ≤ 64 MiB. Default 64 KiB.
+    pub body_limit: usize,
+    /// Per-attempt timeout, 1 ms–24 h. Default none.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub per_attempt_timeout: Option<Duration>,
+    /// Retry POST/PATCH without an `Idempotency-Key`. Default `false`.
+    pub retry_unsafe_methods: bool,
+    /// Budget kind. Default `tps`.
+    pub budget: BudgetKind,
+    /// TpsBudget window, 1–60 s. Default 10 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub budget_ttl: Duration,
+    /// TpsBudget reserve per second, ≤ 1 000 000. Default 10.
+    pub budget_min_per_sec: u32,
+    /// TpsBudget retries per request, 0–1000. Default 0.2.
+    pub budget_retry_percent: f32,
+    /// Throttle bucket size, 1–1000. Default 10.
+    pub throttle_max_tokens: u32,
+    /// Throttle credit per success, 0.001–1000. Default 0.1.
+    pub throttle_token_ratio: f32,
+    /// RNG seed (tests). Default none (random).
+    pub seed: Option<u64>,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            backoff: BackoffKind::FullJitter,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            multiplier: 2.0,
+            body_limit: crate::layer::DEFAULT_BODY_LIMIT,
+            per_attempt_timeout: None,
+            retry_unsafe_methods: false,
+            budget: BudgetKind::Tps,
+            budget_ttl: Duration::from_secs(10),
+            budget_min_per_sec: 10,
+            budget_retry_percent: 0.2,
+            throttle_max_tokens: 10,
+            throttle_token_ratio: 0.1,
+            seed: None,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// Validates every value and builds the layer.
+    pub fn build(&self) -> Result<RetryLayer, ConfigError> {
+        check_range("max_attempts", self.max_attempts, 1, 100)?;
+        let hour = Duration::from_secs(3600);
+        check_duration(
+            "initial_backoff",
+            self.initial_backoff,
+            Duration::ZERO,
+            hour,
+        )?;
+        check_duration("max_backoff", self.max_backoff, self.initial_backoff, hour)?;
+        if !self.multiplier.is_finite() {
+            return Err(ConfigError::new(
+                "multiplier",
+                "must be between 1.0 and 100.0",
+            ));
+        }
+        check_range("multiplier", self.multiplier, 1.0, 100.0)?;
+        check_range("body_limit", self.body_limit, 0, 64 * 1024 * 1024)?;
+        if let Some(t) = self.per_attempt_timeout {
+            check_duration(
+                "per_attempt_timeout",
+                t,
+                Duration::from_millis(1),
+                Duration::from_secs(86_400),
+            )?;
+        }
+        let mut layer = RetryLayer::new()
+            .max_attempts(self.max_attempts)
+            .backoff(
+                Backoff::new(self.backoff, self.initial_backoff, self.max_backoff)
+                    .multiplier(self.multiplier),
+            )
+            .body_limit(self.body_limit)
+            .retry_unsafe_methods(self.retry_unsafe_methods);
+        if let Some(t) = self.per_attempt_timeout {
+            layer = layer.per_attempt_timeout(t);
+        }
+        if let Some(seed) = self.seed {
+            layer = layer.seed(seed);
+        }
+        layer = match self.budget {
+            BudgetKind::None => layer.no_budget(),
+            BudgetKind::Tps => {
+                check_duration(
+                    "budget_ttl",
+                    self.budget_ttl,
+                    Duration::from_secs(1),
+                    Duration::from_secs(60),
+                )?;
+                check_range("budget_min_per_sec", self.budget_min_per_sec, 0, 1_000_000)?;
+                if self.budget_retry_percent.is_nan() {
+                    return Err(ConfigError::new(
+                        "budget_retry_percent",
+                        "must be between 0.0 and 1000.0",
+                    ));
+                }
+                check_range(
+                    "budget_retry_percent",
+                    self.budget_retry_percent,
+                    0.0,
+                    1000.0,
+                )?;
+                layer.budget(TpsBudget::new(
+                    self.budget_ttl,
+                    self.budget_min_per_sec,
+                    self.budget_retry_percent,
+                ))
+            }
+            BudgetKind::Throttle => {
+                check_range("throttle_max_tokens", self.throttle_max_tokens, 1, 1000)?;
+                if self.throttle_token_ratio.is_nan() {
+                    return Err(ConfigError::new(
+                        "throttle_token_ratio",
+                        "must be between 0.001 and 1000.0",
+                    ));
+                }
+                check_range(
+                    "throttle_token_ratio",
+                    self.throttle_token_ratio,
+                    0.001,
+                    1000.0,
+                )?;
+                layer.budget(RetryThrottle::new(
+                    self.throttle_max_tokens,
+                    self.throttle_token_ratio,
+                ))
+            }
+        };
+        Ok(layer)
+    }
+}
+
+impl TryFrom<RetryConfig> for RetryLayer {
+    type Error = ConfigError;
+    fn try_from(cfg: RetryConfig) -> Result<Self, ConfigError> {
+        cfg.build()
+    }
+}
+
+impl TryFrom<&RetryConfig> for RetryLayer {
+    type Error = ConfigError;
+    fn try_from(cfg: &RetryConfig) -> Result<Self, ConfigError> {
+        cfg.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_field() {
+        let bad = |f: fn(&mut RetryConfig)| {
+            let mut c = RetryConfig::default();
+            f(&mut c);
+            c.build().unwrap_err().field().to_owned()
+        };
+        assert_eq!(bad(|c| c.max_attempts = 0), "max_attempts");
+        assert_eq!(bad(|c| c.max_attempts = 101), "max_attempts");
+        assert_eq!(
+            bad(|c| c.max_backoff = Duration::from_millis(50)),
+            "max_backoff"
+        );
+        assert_eq!(bad(|c| c.multiplier = 0.5), "multiplier");
+        assert_eq!(bad(|c| c.multiplier = f64::NAN), "multiplier");
+        assert_eq!(
+            bad(|c| c.budget_ttl = Duration::from_secs(61)),
+            "budget_ttl"
+        );
+        assert_eq!(
+            bad(|c| c.budget_retry_percent = -1.0),
+            "budget_retry_percent"
+        );
+        assert_eq!(
+            bad(|c| {
+                c.budget = BudgetKind::Throttle;
+                c.throttle_max_tokens = 0;
+            }),
+            "throttle_max_tokens"
+        );
+        assert_eq!(
+            bad(|c| c.per_attempt_timeout = Some(Duration::ZERO)),
+            "per_attempt_timeout"
+        );
+        let layer = RetryConfig {
+            max_attempts: 5,
+            ..RetryConfig::default()
+        }
+        .build()
+        .unwrap();
+        assert_eq!(layer.get_max_attempts(), 5);
+        assert_eq!(layer.get_backoff().kind(), BackoffKind::FullJitter);
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn deserializes_human_durations() {
+        let cfg: RetryConfig = serde_json::from_str(
+            r#"{"max_attempts":4,"backoff":"decorrelated_jitter","initial_backoff":"50ms","max_backoff":"2s","budget":"throttle"}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.max_attempts, 4);
+        assert_eq!(cfg.backoff, BackoffKind::DecorrelatedJitter);
+        assert_eq!(cfg.initial_backoff, Duration::from_millis(50));
+        assert_eq!(cfg.budget, BudgetKind::Throttle);
+        assert!(cfg.build().is_ok());
+        let err = serde_json::from_str::<RetryConfig>(r#"{"max_atempts":4}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `max_atempts`"),
+            "{err}"
+        );
+    }
+}
