@@ -18,13 +18,18 @@ use tower::{Layer, Service, service_fn};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
-/// Polls a future that completes without waiting (ready inner service, closed breaker).
-/// Outside any runtime, so `tokio::time::Instant::now()` is the plain clock.
-fn now_or_never<F: Future>(f: F) -> F::Output {
+/// Polls a future to completion on this thread. Uncontended, the futures here complete on
+/// the first poll; under contention tower-resilience's async mutex may return `Pending`, and
+/// its waiter is then polled again until it holds the lock. Outside any runtime, so
+/// `tokio::time::Instant::now()` is the plain clock.
+fn block_on<F: Future>(f: F) -> F::Output {
     let mut cx = Context::from_waker(Waker::noop());
-    match pin!(f).poll(&mut cx) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("future did not complete at once"),
+    let mut f = pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
     }
 }
 
@@ -34,7 +39,7 @@ fn call<S: Service<u64>>(svc: &mut S, i: u64) -> Result<S::Response, S::Error> {
         Poll::Ready(r) => r?,
         Poll::Pending => panic!("not ready"),
     }
-    now_or_never(svc.call(i))
+    block_on(svc.call(i))
 }
 
 fn inner() -> impl Service<u64, Response = u64, Error = Infallible, Future: Send> + Clone + Send {

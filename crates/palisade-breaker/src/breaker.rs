@@ -121,11 +121,17 @@ impl Breaker {
     }
 
     /// Records a finished call; `outcome` is `Some(failed)` or `None` when ignored.
-    pub(crate) fn record(&self, permit: Permit, outcome: Option<bool>, duration: Duration) {
+    pub(crate) fn record(
+        &self,
+        permit: Permit,
+        outcome: Option<bool>,
+        duration: Duration,
+        end: Instant,
+    ) {
         if permit == Permit::Unrecorded {
             return;
         }
-        let now = self.now();
+        let now = end.saturating_duration_since(self.epoch);
         let mut m = self.lock();
         let t = m.record(permit, outcome, duration, now);
         self.publish(&m);

@@ -32,8 +32,14 @@ impl Guard {
     }
     fn finish(&mut self, outcome: Option<bool>) {
         self.done = true;
-        self.breaker
-            .record(self.permit, outcome, self.started.elapsed());
+        // One clock read gives both the duration and the recording time.
+        let end = Instant::now();
+        self.breaker.record(
+            self.permit,
+            outcome,
+            end.saturating_duration_since(self.started),
+            end,
+        );
     }
 }
 
