@@ -66,6 +66,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod canary;
+mod config;
 pub mod events;
 pub mod future;
 mod handle;
@@ -74,6 +75,7 @@ mod split;
 mod stats;
 
 pub use canary::{CanaryConfig, CanaryController, CanaryState, Tick};
+pub use config::{RuleConfig, SplitConfig};
 pub use events::{RollbackReason, TrafficEvent};
 pub use handle::SplitHandle;
 pub use route::{BUCKETS, Match, RouteReason, Rule, bucket_of};
