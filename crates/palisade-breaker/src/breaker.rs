@@ -2,8 +2,8 @@
 //! fast paths so that CLOSED (recording aside), DISABLED, FORCED_OPEN and a still-running
 //! OPEN period take no lock to admit or reject.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use palisade_core::{CircuitOpen, Listeners};
@@ -21,6 +21,9 @@ pub(crate) struct Breaker {
     /// End of the current OPEN period, in nanoseconds since `epoch`.
     open_until: AtomicU64,
     machine: Mutex<Machine>,
+    automatic: bool,
+    /// Itself, for the eager mode's timer tasks (which must not keep it alive).
+    me: Weak<Breaker>,
     pub(crate) listeners: Listeners<BreakerEvent>,
 }
 
@@ -33,15 +36,17 @@ impl Breaker {
         name: &'static str,
         settings: Settings,
         listeners: Listeners<BreakerEvent>,
-    ) -> Self {
-        Self {
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            automatic: settings.automatic,
+            me: me.clone(),
             name,
             epoch: Instant::now(),
             state: AtomicU8::new(State::Closed as u8),
             open_until: AtomicU64::new(0),
             machine: Mutex::new(Machine::new(settings)),
             listeners,
-        }
+        })
     }
 
     pub(crate) fn now(&self) -> Duration {
@@ -66,9 +71,15 @@ impl Breaker {
         self.state.store(m.state() as u8, Ordering::Release);
     }
 
-    /// Emits a state change, after the lock is released (a listener may use the handle).
-    fn announce(&self, t: Option<Transition>) {
+    /// Emits a state change, after the lock is released (a listener may use the handle), and
+    /// in the eager mode arms the timer for the new state's deadline.
+    fn announce(&self, t: Option<Transition>, deadline: Option<Duration>) {
         if let Some(t) = t {
+            if self.automatic
+                && let Some(d) = deadline
+            {
+                self.schedule(d);
+            }
             let name = self.name;
             self.listeners.emit_with(|| BreakerEvent::StateChanged {
                 name,
@@ -76,6 +87,33 @@ impl Breaker {
                 to: t.to,
             });
         }
+    }
+
+    /// Spawns a task that applies the timer transitions at `deadline` (per transition, not
+    /// per call). Without a Tokio runtime the breaker stays lazy.
+    fn schedule(&self, deadline: Duration) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let me = self.me.clone();
+        let at = self.epoch + deadline;
+        rt.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            if let Some(b) = me.upgrade() {
+                b.poll_timers();
+            }
+        });
+    }
+
+    /// Applies due timer transitions now.
+    fn poll_timers(&self) {
+        let now = self.now();
+        let mut m = self.lock();
+        let t = m.poll_timers(now);
+        self.publish(&m);
+        let d = m.next_deadline();
+        drop(m);
+        self.announce(t, d);
     }
 
     fn reject(&self, r: Rejected) -> CircuitOpen {
@@ -115,8 +153,9 @@ impl Breaker {
         let mut m = self.lock();
         let (r, t) = m.acquire(now);
         self.publish(&m);
+        let d = m.next_deadline();
         drop(m);
-        self.announce(t);
+        self.announce(t, d);
         r.map_err(|r| self.reject(r))
     }
 
@@ -135,8 +174,9 @@ impl Breaker {
         let mut m = self.lock();
         let t = m.record(permit, outcome, duration, now);
         self.publish(&m);
+        let d = m.next_deadline();
         drop(m);
-        self.announce(t);
+        self.announce(t, d);
     }
 
     /// A permitted call was dropped before finishing.
@@ -151,8 +191,9 @@ impl Breaker {
         let mut m = self.lock();
         let t = m.force(to, now);
         self.publish(&m);
+        let d = m.next_deadline();
         drop(m);
-        self.announce(t);
+        self.announce(t, d);
     }
 
     pub(crate) fn totals(&self) -> Totals {

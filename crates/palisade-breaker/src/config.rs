@@ -21,6 +21,7 @@ use crate::window::SlidingWindow;
 /// max_wait_in_open = "60s"
 /// permitted_in_half_open = 10
 /// max_wait_in_half_open = "0s"  # 0 = wait for the probes indefinitely
+/// automatic_transition = false  # true: a timer moves OPEN → HALF_OPEN without a call
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
@@ -54,6 +55,9 @@ pub struct BreakerConfig {
     /// Reopen if the probes have not decided within this time; zero waits forever. Default 0.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_wait_in_half_open: Duration,
+    /// Move OPEN → HALF_OPEN (and a stalled HALF_OPEN → OPEN) from a timer task on the
+    /// current Tokio runtime instead of on the next call. Default false (lazy).
+    pub automatic_transition: bool,
 }
 
 impl Default for BreakerConfig {
@@ -69,6 +73,7 @@ impl Default for BreakerConfig {
             max_wait_in_open: Duration::from_secs(60),
             permitted_in_half_open: 10,
             max_wait_in_half_open: Duration::ZERO,
+            automatic_transition: false,
         }
     }
 }
@@ -145,6 +150,7 @@ impl BreakerConfig {
             permitted_in_half_open: self.permitted_in_half_open,
             max_wait_in_half_open: (!self.max_wait_in_half_open.is_zero())
                 .then_some(self.max_wait_in_half_open),
+            automatic: self.automatic_transition,
         })
     }
 }

@@ -54,11 +54,7 @@ impl<K: Hash + Eq + Clone> Registry<K> {
         self.map
             .entry(key.clone())
             .or_insert_with(|| {
-                Arc::new(Breaker::new(
-                    self.name,
-                    self.settings.clone(),
-                    self.listeners.clone(),
-                ))
+                Breaker::new(self.name, self.settings.clone(), self.listeners.clone())
             })
             .clone()
     }
@@ -114,11 +110,7 @@ impl<X: KeyExtractor<R>, R> KeyedCircuitBreakerLayer<X, R> {
             extractor,
             registry: Arc::new(Registry {
                 name: "breaker",
-                overflow: Arc::new(Breaker::new(
-                    "breaker-overflow",
-                    settings.clone(),
-                    listeners.clone(),
-                )),
+                overflow: Breaker::new("breaker-overflow", settings.clone(), listeners.clone()),
                 settings,
                 listeners,
                 map: DashMap::new(),

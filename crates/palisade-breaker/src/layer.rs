@@ -96,6 +96,15 @@ impl<C> CircuitBreakerBuilder<C> {
         self.config.max_wait_in_half_open = max;
         self
     }
+    /// Moves OPEN → HALF_OPEN (and a stalled HALF_OPEN → OPEN) when the wait ends, from a
+    /// timer task spawned on the current Tokio runtime at each such transition, instead of
+    /// on the next call (default: lazy, as Resilience4j). Without a runtime at the time of
+    /// the transition it stays lazy.
+    #[must_use]
+    pub fn automatic_transition(mut self, on: bool) -> Self {
+        self.config.automatic_transition = on;
+        self
+    }
     /// Replaces the classifier deciding what is a failure (default: palisade-core's
     /// [`DefaultClassifier`]; use [`ErrorsAsFailures`](palisade_core::ErrorsAsFailures) for
     /// non-HTTP services).
@@ -119,7 +128,7 @@ impl<C> CircuitBreakerBuilder<C> {
     pub fn build(self) -> Result<CircuitBreakerLayer<C>, ConfigError> {
         let settings = self.config.validate()?;
         Ok(CircuitBreakerLayer {
-            breaker: Arc::new(Breaker::new(self.name, settings, self.listeners)),
+            breaker: Breaker::new(self.name, settings, self.listeners),
             classifier: self.classifier,
         })
     }

@@ -68,6 +68,8 @@ pub(crate) struct Settings {
     pub(crate) max_wait_in_open: Duration,
     pub(crate) permitted_in_half_open: u32,
     pub(crate) max_wait_in_half_open: Option<Duration>,
+    /// Run the OPEN → HALF_OPEN (and half-open timeout) transitions from a timer task.
+    pub(crate) automatic: bool,
 }
 
 /// What a permitted call is.
@@ -192,6 +194,25 @@ impl Machine {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Applies due timer transitions (the eager mode's timer task).
+    pub(crate) fn poll_timers(&mut self, now: Duration) -> Option<Transition> {
+        let mut t = None;
+        self.tick(now, &mut t);
+        t
+    }
+
+    /// When the next timer transition is due, if the state has one.
+    pub(crate) fn next_deadline(&self) -> Option<Duration> {
+        match self.state {
+            State::Open => Some(self.open_until),
+            State::HalfOpen => self
+                .settings
+                .max_wait_in_half_open
+                .map(|max| self.half_open_since + max),
+            _ => None,
         }
     }
 
@@ -324,6 +345,7 @@ mod tests {
             max_wait_in_open: 60 * S,
             permitted_in_half_open: 3,
             max_wait_in_half_open: None,
+            automatic: false,
         }
     }
 

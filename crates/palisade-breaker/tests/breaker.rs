@@ -347,3 +347,48 @@ fn no_lost_or_double_transitions_under_threads() {
     }
     assert_eq!(log.last().unwrap().1, h.state());
 }
+
+/// SPECS §6.5 with `automatic_transition = true`: a timer moves OPEN → HALF_OPEN without a
+/// call, and (CB10-style) a stalled HALF_OPEN back to OPEN after `max_wait_in_half_open`.
+#[tokio::test(start_paused = true)]
+async fn automatic_transition_moves_states_without_calls() {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let layer = CircuitBreakerLayer::builder()
+        .window(SlidingWindow::Count(10))
+        .minimum_calls(5)
+        .wait_in_open(60 * S)
+        .permitted_in_half_open(3)
+        .max_wait_in_half_open(5 * S)
+        .automatic_transition(true)
+        .classifier(ErrorsAsFailures)
+        .on_event(move |e| {
+            if let BreakerEvent::StateChanged { from, to, .. } = e {
+                ev.lock().unwrap().push((*from, *to));
+            }
+        })
+        .build()
+        .unwrap();
+    let h = layer.handle();
+    let svc = layer.layer(service_fn(svc_fn));
+    for _ in 0..5 {
+        assert!(svc.clone().oneshot((true, Duration::ZERO)).await.is_err());
+    }
+    assert_eq!(h.state(), State::Open);
+    tokio::time::sleep(59 * S).await;
+    assert_eq!(h.state(), State::Open, "not before the wait ends");
+    tokio::time::sleep(S).await;
+    tokio::task::yield_now().await;
+    assert_eq!(h.state(), State::HalfOpen, "no call needed");
+    tokio::time::sleep(5 * S).await;
+    tokio::task::yield_now().await;
+    assert_eq!(h.state(), State::Open, "no probe within 5 s");
+    assert_eq!(
+        *events.lock().unwrap(),
+        [
+            (State::Closed, State::Open),
+            (State::Open, State::HalfOpen),
+            (State::HalfOpen, State::Open),
+        ]
+    );
+}
