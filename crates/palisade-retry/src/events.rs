@@ -57,6 +57,11 @@ pub enum RetryEvent {
         /// The configured limit in bytes.
         limit: usize,
     },
+    /// A hedged attempt was sent (`n` = attempts in flight or done, counting the first).
+    Hedged {
+        /// The attempt number of the hedge (2 = first hedge).
+        n: u32,
+    },
     /// Retrying stopped early; the last result is returned.
     GaveUp {
         /// Attempts made.
@@ -77,6 +82,7 @@ impl Event for RetryEvent {
             Self::BudgetExhausted { .. } => "budget_exhausted",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::GaveUp { .. } => "gave_up",
+            Self::Hedged { .. } => "hedged",
         }
     }
 }

@@ -60,14 +60,14 @@ pin_project! {
 
 pin_project! {
     #[project = TimerProj]
-    enum Timer {
+    pub(crate) enum Timer {
         Off,
         On { #[pin] sleep: Sleep },
     }
 }
 
 impl Timer {
-    fn after(d: Option<Duration>) -> Self {
+    pub(crate) fn after(d: Option<Duration>) -> Self {
         match d {
             Some(d) => Self::On {
                 sleep: tokio::time::sleep(d),

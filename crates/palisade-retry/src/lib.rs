@@ -22,6 +22,8 @@
 //! - **Backoff**: [`Backoff`] (constant, exponential, full/equal/decorrelated jitter), seedable.
 //! - **Deadline**: an attempt whose backoff would end at or after the request's
 //!   [`Deadline`](palisade_core::Deadline) is never started.
+//! - **Hedging** ([`HedgeLayer`]): after a fixed delay, send another copy of a slow request;
+//!   the first acceptable answer wins, the others are dropped.
 //! - **Budget** ([`budget`]): Finagle/tower [`TpsBudget`](budget::TpsBudget) by default, or gRPC
 //!   [`RetryThrottle`](budget::RetryThrottle); shared by every clone.
 //!
@@ -75,6 +77,7 @@ mod config;
 pub mod error;
 pub mod events;
 pub mod future;
+pub mod hedge;
 mod layer;
 pub mod policy;
 mod service;
@@ -84,6 +87,7 @@ pub use self::body::RetryBody;
 pub use self::budget::{Budget, RetryThrottle, TpsBudget};
 pub use self::config::{BudgetKind, RetryConfig};
 pub use self::events::{GiveUpReason, RetryEvent, RetryReason};
+pub use self::hedge::{Hedge, HedgeLayer};
 pub use self::layer::{DEFAULT_BODY_LIMIT, RetryLayer};
 pub use self::policy::{Decision, DefaultPredicate, Predicate, predicate_fn};
 pub use self::service::Retry;
