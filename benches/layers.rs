@@ -440,6 +440,7 @@ impl tower_governor::key_extractor::KeyExtractor for ApiKey {
     }
 }
 
+#[allow(clippy::needless_borrows_for_generic_args)]
 fn ratelimit(c: &mut Criterion) {
     use palisade::key::HeaderKey;
     use palisade::ratelimit::{Quota, RateLimitLayer};
