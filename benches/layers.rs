@@ -425,5 +425,98 @@ fn retry(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, timeout, breaker, bulkhead, retry);
+/// tower_governor's key extractor for the `x-api-key` header.
+#[derive(Clone)]
+struct ApiKey;
+
+impl tower_governor::key_extractor::KeyExtractor for ApiKey {
+    type Key = String;
+    fn extract<T>(&self, req: &http::Request<T>) -> Result<String, tower_governor::GovernorError> {
+        req.headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or(tower_governor::GovernorError::UnableToExtractKey)
+    }
+}
+
+#[allow(clippy::needless_borrows_for_generic_args)]
+fn ratelimit(c: &mut Criterion) {
+    use palisade::key::HeaderKey;
+    use palisade::ratelimit::{Quota, RateLimitLayer};
+    use std::cell::Cell;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let keys: Vec<http::HeaderValue> = (0..10_000)
+        .map(|i| http::HeaderValue::from_str(&format!("key-{i}")).unwrap())
+        .collect();
+    let next = Cell::new(0usize);
+    let make = || {
+        let i = next.get();
+        next.set((i + 1) % keys.len());
+        let mut req = http::Request::new(());
+        req.headers_mut().insert("x-api-key", keys[i].clone());
+        req
+    };
+    type Res = http::Response<axum::body::Body>;
+    let ok = || -> Res { http::Response::new(axum::body::Body::empty()) };
+    let quota = || Quota::per_second("default", 1_000_000).unwrap();
+    let palisade_layer = |headers: bool| {
+        RateLimitLayer::new(
+            HeaderKey::new(http::HeaderName::from_static("x-api-key")),
+            quota(),
+        )
+        .response_headers(headers)
+        .layer(service_fn(move |_: Req| ready(Ok::<_, Infallible>(ok()))))
+    };
+    let governor = {
+        let conf = tower_governor::governor::GovernorConfigBuilder::default()
+            .per_nanosecond(1)
+            .burst_size(1_000_000)
+            .key_extractor(ApiKey)
+            .finish()
+            .unwrap();
+        tower_governor::GovernorLayer::new(conf)
+            .layer(service_fn(move |_: Req| ready(Ok::<_, Infallible>(ok()))))
+    };
+
+    let group_name = "rate limit (10,000 keys)";
+    let mut group = c.benchmark_group(group_name);
+    group.throughput(Throughput::Elements(1));
+    bench_with(
+        &mut group,
+        group_name,
+        "bare service_fn",
+        service_fn(move |_: Req| ready(Ok::<_, Infallible>(ok()))),
+        &make,
+    );
+    bench_with(
+        &mut group,
+        group_name,
+        "palisade RateLimit (no response headers)",
+        palisade_layer(false),
+        &make,
+    );
+    bench_with(
+        &mut group,
+        group_name,
+        "palisade RateLimit (default: RateLimit headers)",
+        palisade_layer(true),
+        &make,
+    );
+    bench_with(
+        &mut group,
+        group_name,
+        "tower_governor Governor",
+        governor,
+        &make,
+    );
+    group.finish();
+}
+
+criterion_group!(benches, timeout, breaker, bulkhead, retry, ratelimit);
 criterion_main!(benches);
