@@ -73,6 +73,20 @@ pub enum TrafficEvent {
         /// Why.
         reason: RollbackReason,
     },
+    /// A request was not mirrored.
+    ShadowSkipped {
+        /// Why ("concurrency limit", "body too large or unbounded").
+        reason: &'static str,
+    },
+    /// A mirrored request completed (or failed / timed out: `shadow` is `None`).
+    ShadowCompared {
+        /// Status the primary answered (`None` if it failed).
+        primary: Option<http::StatusCode>,
+        /// Status the mirror answered (`None` on error or timeout).
+        shadow: Option<http::StatusCode>,
+        /// Both answered with the same status.
+        matched: bool,
+    },
 }
 
 impl Event for TrafficEvent {
@@ -89,6 +103,8 @@ impl Event for TrafficEvent {
             Self::Advanced { .. } => "advanced",
             Self::Promoted { .. } => "promoted",
             Self::RolledBack { .. } => "rolled_back",
+            Self::ShadowSkipped { .. } => "shadow_skipped",
+            Self::ShadowCompared { .. } => "shadow_compared",
         }
     }
 }

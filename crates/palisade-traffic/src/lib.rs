@@ -57,6 +57,12 @@
 //! exceeds stable's by [`CanaryConfig::max_error_rate_increase`] over at least
 //! [`CanaryConfig::min_samples`] calls, or its p99 exceeds [`CanaryConfig::max_p99`].
 //!
+//! # Shadow traffic
+//! [`ShadowLayer`] copies requests (body buffered up to a limit, bounded concurrency) to a
+//! candidate service in a background task; its status is compared with the primary's in a
+//! [`TrafficEvent::ShadowCompared`] event and never returned. Mirroring allocates (the
+//! spawned task and the buffered body); requests that are not mirrored do not.
+//!
 //! # Where it goes
 //! `Split` is a leaf-level router: put resilience layers (timeout, breaker, retry) inside each
 //! arm so each upstream gets its own state, and rejection handling outside the split.
@@ -71,6 +77,7 @@ pub mod events;
 pub mod future;
 mod handle;
 mod route;
+pub mod shadow;
 mod split;
 mod stats;
 
@@ -79,5 +86,6 @@ pub use config::{RuleConfig, SplitConfig};
 pub use events::{RollbackReason, TrafficEvent};
 pub use handle::SplitHandle;
 pub use route::{BUCKETS, Match, RouteReason, Rule, bucket_of};
+pub use shadow::{Shadow, ShadowBody, ShadowLayer};
 pub use split::{Route, Split, SplitBuilder};
 pub use stats::ArmSnapshot;

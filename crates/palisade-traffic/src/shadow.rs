@@ -1,0 +1,394 @@
+//! Shadow traffic (mirroring): copy requests to a candidate service in the background.
+//!
+//! The candidate's response is only compared with the primary's status and reported as a
+//! [`TrafficEvent::ShadowCompared`]; it is never returned, and the primary path never waits
+//! for it. Mirroring is skipped (and the request goes to the primary untouched) when the
+//! concurrency limit is reached or the body's size hint exceeds the buffer limit. A mirrored
+//! request's body is buffered once (up to the limit) and replayed to both services, so the
+//! primary receives a [`ShadowBody`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::Collect;
+use http_body_util::{BodyExt, Full, Limited};
+use palisade_core::{BoxError, Listeners};
+use pin_project_lite::pin_project;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::events::TrafficEvent;
+
+pin_project! {
+    /// Request body seen by the primary behind [`Shadow`]: the original, or the buffered
+    /// copy when the request was mirrored.
+    #[derive(Debug)]
+    pub struct ShadowBody<B> {
+        #[pin]
+        inner: BodyInner<B>,
+    }
+}
+
+pin_project! {
+    #[project = BodyProj]
+    #[derive(Debug)]
+    enum BodyInner<B> {
+        Original { #[pin] body: B },
+        Buffered { #[pin] body: Full<Bytes> },
+    }
+}
+
+impl<B> ShadowBody<B> {
+    fn original(body: B) -> Self {
+        Self {
+            inner: BodyInner::Original { body },
+        }
+    }
+
+    fn buffered(bytes: Bytes) -> Self {
+        Self {
+            inner: BodyInner::Buffered {
+                body: Full::new(bytes),
+            },
+        }
+    }
+
+    /// Whether this request was mirrored (its body buffered).
+    pub fn is_buffered(&self) -> bool {
+        matches!(self.inner, BodyInner::Buffered { .. })
+    }
+}
+
+impl<B> Body for ShadowBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project().inner.project() {
+            BodyProj::Original { body } => body.poll_frame(cx).map_err(Into::into),
+            BodyProj::Buffered { body } => body.poll_frame(cx).map_err(|e| match e {}),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            BodyInner::Original { body } => body.is_end_stream(),
+            BodyInner::Buffered { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            BodyInner::Original { body } => body.size_hint(),
+            BodyInner::Buffered { body } => body.size_hint(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ShadowShared {
+    semaphore: Arc<Semaphore>,
+    max_body: usize,
+    timeout: Duration,
+    listeners: Listeners<TrafficEvent>,
+}
+
+/// Layer mirroring requests to `mirror`; see [`Shadow`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ShadowLayer<M> {
+    mirror: M,
+    max_concurrency: usize,
+    max_body: usize,
+    timeout: Duration,
+    listeners: Listeners<TrafficEvent>,
+}
+
+impl<M> ShadowLayer<M> {
+    /// Mirrors to `mirror` with at most 16 mirrored requests in flight, bodies up to 64 KiB,
+    /// and a 10 s mirror timeout.
+    pub fn new(mirror: M) -> Self {
+        Self {
+            mirror,
+            max_concurrency: 16,
+            max_body: 64 * 1024,
+            timeout: Duration::from_secs(10),
+            listeners: Listeners::new(),
+        }
+    }
+
+    /// Most mirrored requests in flight (further requests are not mirrored). `0` disables
+    /// mirroring.
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = n.min(Semaphore::MAX_PERMITS);
+        self
+    }
+
+    /// Largest request body (by its size hint's upper bound) that is buffered and mirrored.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Mirror calls taking longer are abandoned (reported with `shadow: None`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Calls `f` for every shadow event.
+    pub fn on_event(mut self, f: impl Fn(&TrafficEvent) + Send + Sync + 'static) -> Self {
+        self.listeners = self.listeners.on(f);
+        self
+    }
+}
+
+impl<S, M: Clone> Layer<S> for ShadowLayer<M> {
+    type Service = Shadow<S, M>;
+
+    fn layer(&self, primary: S) -> Shadow<S, M> {
+        Shadow {
+            primary,
+            mirror: self.mirror.clone(),
+            shared: Arc::new(ShadowShared {
+                semaphore: Arc::new(Semaphore::new(self.max_concurrency)),
+                max_body: self.max_body,
+                timeout: self.timeout,
+                listeners: self.listeners.clone(),
+            }),
+        }
+    }
+}
+
+/// Sends each request to the primary and, in the background, a copy to the mirror.
+///
+/// Needs a tokio runtime (the mirror call is spawned). Clones share the concurrency limit.
+#[derive(Debug, Clone)]
+pub struct Shadow<S, M> {
+    primary: S,
+    mirror: M,
+    shared: Arc<ShadowShared>,
+}
+
+impl<S, M> Shadow<S, M> {
+    /// The primary service.
+    pub fn get_ref(&self) -> &S {
+        &self.primary
+    }
+
+    /// The primary service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.primary
+    }
+
+    /// Consumes the shadow, returning the primary service.
+    pub fn into_inner(self) -> S {
+        self.primary
+    }
+}
+
+pin_project! {
+    /// Response future of [`Shadow`].
+    pub struct ShadowFuture<S, B, F>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        #[pin]
+        state: State<S, B, F>,
+        status_tx: Option<oneshot::Sender<StatusCode>>,
+    }
+}
+
+impl<S, B, F> std::fmt::Debug for ShadowFuture<S, B, F>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShadowFuture").finish_non_exhaustive()
+    }
+}
+
+type Mirror = Box<dyn FnOnce(Bytes) -> oneshot::Sender<StatusCode> + Send>;
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B, F>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        Collecting {
+            #[pin]
+            collect: Collect<Limited<B>>,
+            parts: Option<http::request::Parts>,
+            primary: Option<S>,
+            spawn_mirror: Option<Mirror>,
+        },
+        Calling { #[pin] fut: F },
+    }
+}
+
+impl<S, M, B, RB, MB> Service<Request<B>> for Shadow<S, M>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    S: Service<Request<ShadowBody<B>>, Response = Response<RB>> + Clone,
+    S::Error: Into<BoxError>,
+    M: Service<Request<Full<Bytes>>, Response = Response<MB>> + Clone + Send + 'static,
+    M::Future: Send,
+    M::Error: Into<BoxError>,
+    MB: Send + 'static,
+{
+    type Response = Response<RB>;
+    type Error = BoxError;
+    type Future = ShadowFuture<S, B, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.primary.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let fits = req
+            .body()
+            .size_hint()
+            .upper()
+            .is_some_and(|u| u <= self.shared.max_body as u64);
+        let permit = if fits {
+            Arc::clone(&self.shared.semaphore).try_acquire_owned().ok()
+        } else {
+            None
+        };
+        let Some(permit) = permit else {
+            self.shared
+                .listeners
+                .emit_with(|| TrafficEvent::ShadowSkipped {
+                    reason: if fits {
+                        "concurrency limit"
+                    } else {
+                        "body too large or unbounded"
+                    },
+                });
+            let fut = self.primary.call(req.map(ShadowBody::original));
+            return ShadowFuture {
+                state: State::Calling { fut },
+                status_tx: None,
+            };
+        };
+        // The readied primary moves into the future; a fresh clone stays here.
+        let clone = self.primary.clone();
+        let primary = std::mem::replace(&mut self.primary, clone);
+        let (parts, body) = req.into_parts();
+        let (mut mirror_head, ()) = Request::new(()).into_parts();
+        mirror_head.method = parts.method.clone();
+        mirror_head.uri = parts.uri.clone();
+        mirror_head.version = parts.version;
+        mirror_head.headers = parts.headers.clone();
+        let mirror = self.mirror.clone();
+        let shared = Arc::clone(&self.shared);
+        let spawn_mirror: Mirror = Box::new(move |bytes: Bytes| {
+            let (tx, rx) = oneshot::channel();
+            let req = Request::from_parts(mirror_head, Full::new(bytes));
+            tokio::spawn(run_mirror(mirror, req, rx, permit, shared));
+            tx
+        });
+        ShadowFuture {
+            state: State::Collecting {
+                collect: Limited::new(body, self.shared.max_body).collect(),
+                parts: Some(parts),
+                primary: Some(primary),
+                spawn_mirror: Some(spawn_mirror),
+            },
+            status_tx: None,
+        }
+    }
+}
+
+async fn run_mirror<M, MB>(
+    mut mirror: M,
+    req: Request<Full<Bytes>>,
+    primary_status: oneshot::Receiver<StatusCode>,
+    _permit: OwnedSemaphorePermit,
+    shared: Arc<ShadowShared>,
+) where
+    M: Service<Request<Full<Bytes>>, Response = Response<MB>>,
+    M::Error: Into<BoxError>,
+{
+    let call = async {
+        std::future::poll_fn(|cx| mirror.poll_ready(cx))
+            .await
+            .ok()?;
+        mirror.call(req).await.ok().map(|r| r.status())
+    };
+    let shadow = tokio::time::timeout(shared.timeout, call)
+        .await
+        .ok()
+        .flatten();
+    let primary = primary_status.await.ok();
+    shared.listeners.emit_with(|| TrafficEvent::ShadowCompared {
+        primary,
+        shadow,
+        matched: primary.is_some() && primary == shadow,
+    });
+}
+
+impl<S, B, F, RB, E> Future for ShadowFuture<S, B, F>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+    S: Service<Request<ShadowBody<B>>, Response = Response<RB>, Future = F, Error = E>,
+    F: Future<Output = Result<Response<RB>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<RB>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Collecting {
+                    collect,
+                    parts,
+                    primary,
+                    spawn_mirror,
+                } => {
+                    let collected = ready!(collect.poll(cx));
+                    let bytes = match collected {
+                        Ok(c) => c.to_bytes(),
+                        Err(e) => return Poll::Ready(Err(e)),
+                    };
+                    if let Some(spawn) = spawn_mirror.take() {
+                        *this.status_tx = Some(spawn(bytes.clone()));
+                    }
+                    let parts = parts.take().expect("polled after completion");
+                    let mut primary = primary.take().expect("polled after completion");
+                    let req = Request::from_parts(parts, ShadowBody::buffered(bytes));
+                    let fut = primary.call(req);
+                    this.state.set(State::Calling { fut });
+                }
+                StateProj::Calling { fut } => {
+                    let res = ready!(fut.poll(cx)).map_err(Into::into);
+                    if let (Some(tx), Ok(r)) = (this.status_tx.take(), &res) {
+                        let _ = tx.send(r.status());
+                    }
+                    return Poll::Ready(res);
+                }
+            }
+        }
+    }
+}
