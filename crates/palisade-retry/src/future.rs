@@ -132,7 +132,7 @@ struct Ctx<S, B, P> {
     deadline: Option<Deadline>,
 }
 
-enum Next<R> {
+pub(crate) enum Next<R> {
     Return(Result<R, BoxError>),
     Retry(Duration),
 }
@@ -143,89 +143,109 @@ impl<S, B, P> Ctx<S, B, P> {
         Request::from_parts(parts, RetryBody::replay(&self.data, self.trailers.as_ref()))
     }
 
-    fn give_up(&self, reason: GiveUpReason) {
-        let attempts = self.attempts;
-        self.shared
-            .listeners
-            .emit_with(|| RetryEvent::GaveUp { attempts, reason });
-    }
-
     fn decide<R>(&mut self, result: Result<R, BoxError>) -> Next<R>
     where
         P: Predicate<R>,
     {
-        let shared = &*self.shared;
-        let decision = shared.predicate.check(result.as_ref());
-        let (reason, after) = match decision {
-            Decision::Success => {
-                if let Some(b) = &shared.budget {
-                    b.record(true);
-                }
-                return Next::Return(result);
-            }
-            Decision::Return => return Next::Return(result),
-            Decision::DontRetry => {
-                if let Some(b) = &shared.budget {
-                    b.record(false);
-                }
-                if self.parts.is_some() {
-                    self.give_up(GiveUpReason::Pushback);
-                }
-                return Next::Return(result);
-            }
-            Decision::Retry { reason, after } => {
-                if let Some(b) = &shared.budget {
-                    b.record(false);
-                }
-                (reason, after)
-            }
-        };
-        if self.parts.is_none() {
-            return Next::Return(result);
-        }
-        let attempts = self.attempts;
-        if attempts >= shared.max_attempts {
-            shared
-                .listeners
-                .emit_with(|| RetryEvent::Exhausted { attempts });
-            return Next::Return(result);
-        }
-        let delay = match after {
-            Some(d) if d > shared.backoff.max() => {
-                self.give_up(GiveUpReason::ServerDelayTooLong);
-                return Next::Return(result);
-            }
-            Some(d) => {
-                self.backoff.reset();
-                d
-            }
-            None => {
-                let mut rng = shared.rng.lock().unwrap_or_else(PoisonError::into_inner);
-                self.backoff.next(&shared.backoff, &mut *rng)
-            }
-        };
-        if let Some(deadline) = self.deadline
-            && Instant::now() + delay >= deadline.instant()
-        {
-            self.give_up(GiveUpReason::Deadline);
-            return Next::Return(result);
-        }
-        if let Some(b) = &shared.budget
-            && !b.withdraw()
-        {
-            shared
-                .listeners
-                .emit_with(|| RetryEvent::BudgetExhausted { attempts });
-            return Next::Return(result);
-        }
-        shared.listeners.emit_with(|| RetryEvent::Attempt {
-            n: attempts + 1,
-            delay,
-            reason,
-        });
-        drop(result);
-        Next::Retry(delay)
+        decide(
+            &self.shared,
+            self.attempts,
+            &mut self.backoff,
+            self.deadline,
+            self.parts.is_some(),
+            result,
+        )
     }
+}
+
+fn give_up<P>(shared: &Shared<P>, attempts: u32, reason: GiveUpReason) {
+    shared
+        .listeners
+        .emit_with(|| RetryEvent::GaveUp { attempts, reason });
+}
+
+/// The verdict after attempt number `attempts`: return the result, or retry after a delay
+/// (budget withdrawn, event emitted).
+pub(crate) fn decide<P, R>(
+    shared: &Shared<P>,
+    attempts: u32,
+    backoff: &mut BackoffState,
+    deadline: Option<Deadline>,
+    can_retry: bool,
+    result: Result<R, BoxError>,
+) -> Next<R>
+where
+    P: Predicate<R>,
+{
+    let decision = shared.predicate.check(result.as_ref());
+    let (reason, after) = match decision {
+        Decision::Success => {
+            if let Some(b) = &shared.budget {
+                b.record(true);
+            }
+            return Next::Return(result);
+        }
+        Decision::Return => return Next::Return(result),
+        Decision::DontRetry => {
+            if let Some(b) = &shared.budget {
+                b.record(false);
+            }
+            if can_retry {
+                give_up(shared, attempts, GiveUpReason::Pushback);
+            }
+            return Next::Return(result);
+        }
+        Decision::Retry { reason, after } => {
+            if let Some(b) = &shared.budget {
+                b.record(false);
+            }
+            (reason, after)
+        }
+    };
+    if !can_retry {
+        return Next::Return(result);
+    }
+    if attempts >= shared.max_attempts {
+        shared
+            .listeners
+            .emit_with(|| RetryEvent::Exhausted { attempts });
+        return Next::Return(result);
+    }
+    let delay = match after {
+        Some(d) if d > shared.backoff.max() => {
+            give_up(shared, attempts, GiveUpReason::ServerDelayTooLong);
+            return Next::Return(result);
+        }
+        Some(d) => {
+            backoff.reset();
+            d
+        }
+        None => {
+            let mut rng = shared.rng.lock().unwrap_or_else(PoisonError::into_inner);
+            backoff.next(&shared.backoff, &mut *rng)
+        }
+    };
+    if let Some(deadline) = deadline
+        && Instant::now() + delay >= deadline.instant()
+    {
+        give_up(shared, attempts, GiveUpReason::Deadline);
+        return Next::Return(result);
+    }
+    if let Some(b) = &shared.budget
+        && !b.withdraw()
+    {
+        shared
+            .listeners
+            .emit_with(|| RetryEvent::BudgetExhausted { attempts });
+        return Next::Return(result);
+    }
+    shared.listeners.emit_with(|| RetryEvent::Attempt {
+        n: attempts + 1,
+        delay,
+        reason,
+    });
+    drop(result);
+    Next::Retry(delay)
 }
 
 impl<S, B, P> Ctx<S, B, P>

@@ -80,6 +80,9 @@ pub mod future;
 pub mod hedge;
 mod layer;
 pub mod policy;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 mod service;
 
 pub use self::backoff::{Backoff, BackoffKind};

@@ -48,6 +48,11 @@ impl<S, P> Retry<S, P> {
         Self { inner, shared }
     }
 
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) fn shared(&self) -> &Arc<Shared<P>> {
+        &self.shared
+    }
+
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner

@@ -1,0 +1,91 @@
+//! A real server on 127.0.0.1:0 that fails twice then succeeds, through `reqwest::Client`
+//! wrapped in the retry layer.
+#![cfg(feature = "reqwest")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::put;
+use http::StatusCode;
+use palisade_retry::{Backoff, RetryEvent, RetryLayer};
+use tower::{Layer, ServiceExt};
+
+async fn flaky(State(count): State<Arc<AtomicU32>>, body: Bytes) -> (StatusCode, Bytes) {
+    let n = count.fetch_add(1, Ordering::SeqCst);
+    if n < 2 {
+        (StatusCode::BAD_GATEWAY, Bytes::new())
+    } else {
+        (StatusCode::OK, body)
+    }
+}
+
+#[tokio::test]
+async fn reqwest_client_retries_a_flaky_server() {
+    let count = Arc::new(AtomicU32::new(0));
+    let app = Router::new()
+        .route("/doc", put(flaky).post(flaky))
+        .with_state(count.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let e = events.clone();
+    let client = reqwest::Client::new();
+    let svc = RetryLayer::new()
+        .max_attempts(3)
+        .body_limit(16)
+        .backoff(Backoff::constant(Duration::from_millis(1)))
+        .on_event(move |ev: &RetryEvent| e.lock().unwrap().push(ev.clone()))
+        .layer(client.clone());
+
+    let req = client
+        .put(format!("http://{addr}/doc"))
+        .body("payload")
+        .build()
+        .unwrap();
+    let res = svc.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap(), &b"payload"[..]);
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+
+    // POST without Idempotency-Key: once.
+    count.store(0, Ordering::SeqCst);
+    let req = client
+        .post(format!("http://{addr}/doc"))
+        .body("x")
+        .build()
+        .unwrap();
+    assert_eq!(svc.clone().oneshot(req).await.unwrap().status(), 502);
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+
+    // POST with Idempotency-Key: retried.
+    count.store(0, Ordering::SeqCst);
+    let req = client
+        .post(format!("http://{addr}/doc"))
+        .header("idempotency-key", "\"k\"")
+        .body("x")
+        .build()
+        .unwrap();
+    assert_eq!(svc.clone().oneshot(req).await.unwrap().status(), 200);
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+
+    // A body over the limit: sent once, event emitted.
+    count.store(0, Ordering::SeqCst);
+    events.lock().unwrap().clear();
+    let req = client
+        .put(format!("http://{addr}/doc"))
+        .body(vec![b'z'; 17])
+        .build()
+        .unwrap();
+    assert_eq!(svc.oneshot(req).await.unwrap().status(), 502);
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        *events.lock().unwrap(),
+        [RetryEvent::BodyTooLarge { limit: 16 }]
+    );
+}
