@@ -4,7 +4,8 @@
 //!   hand through a cloneable [`BreakerHandle`], which also reads state and rates.
 //! - Count-based (last N calls) or time-based (last N seconds, per-second buckets) windows;
 //!   failure-rate and slow-call thresholds; a minimum number of calls before rates count.
-//! - OPEN → HALF_OPEN after a fixed or exponentially growing wait, lazily on the next call;
+//! - OPEN → HALF_OPEN after a fixed or exponentially growing wait, lazily on the next call
+//!   (or from a timer task with [`automatic_transition`](CircuitBreakerBuilder::automatic_transition));
 //!   HALF_OPEN admits exactly `permitted_in_half_open` concurrent probes and closes or
 //!   reopens from their outcomes; `max_wait_in_half_open` reopens if probes stall.
 //! - Failures come from palisade-core's [`Classifier`](palisade_core::Classifier): HTTP 5xx,
