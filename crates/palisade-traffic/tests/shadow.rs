@@ -47,7 +47,7 @@ fn events() -> (
     let seen: Arc<Mutex<Vec<TrafficEvent>>> = Arc::default();
     let s2 = Arc::clone(&seen);
     (seen, move |e: &TrafficEvent| {
-        s2.lock().unwrap().push(e.clone())
+        s2.lock().unwrap().push(e.clone());
     })
 }
 
