@@ -8,6 +8,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use palisade_core::Listeners;
 
@@ -52,6 +55,7 @@ impl Waiter {
 #[derive(Debug)]
 struct Counters {
     limit: usize,
+    adaptive: Option<Aimd>,
     in_flight: usize,
     queued: usize,
     lanes: Box<[VecDeque<Arc<Waiter>>]>,
@@ -79,11 +83,64 @@ pub(crate) enum Acquire {
 #[derive(Debug)]
 pub struct Permit {
     admission: Arc<Admission>,
+    /// When the slot was taken; only read in adaptive mode (`None` otherwise, so the fixed
+    /// limit never reads the clock).
+    started: Option<Instant>,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.admission.release();
+        let latency = self.started.map(|t| t.elapsed());
+        self.admission.release(latency);
+    }
+}
+
+/// Adaptive concurrency limit, AIMD (additive increase, multiplicative decrease), as in
+/// Netflix concurrency-limits' `AIMDLimit`: a call that held its slot longer than
+/// `latency_threshold` multiplies the limit by `backoff` (at least `min`); a faster call adds
+/// one when at least half the limit is in use (at most `max`), so an idle service does not
+/// grow its limit. The latency measured is the slot's holding time (for [`OnBodyEnd`](crate::OnBodyEnd),
+/// until the body ends).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Aimd {
+    /// Lowest limit.
+    pub min: usize,
+    /// Highest limit.
+    pub max: usize,
+    /// Calls slower than this count as overload.
+    pub latency_threshold: Duration,
+    /// Factor applied on overload, in (0, 1).
+    pub backoff: f64,
+}
+
+impl Aimd {
+    /// Limit between `min` and `max`, overload above `latency_threshold`, backoff 0.9.
+    pub fn new(min: usize, max: usize, latency_threshold: Duration) -> Self {
+        Self {
+            min,
+            max,
+            latency_threshold,
+            backoff: 0.9,
+        }
+    }
+    /// Sets the multiplicative decrease factor (default 0.9), in (0, 1).
+    #[must_use]
+    pub fn backoff(mut self, backoff: f64) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The next limit after one call finished in `latency` with `in_flight` calls inside
+    /// (counting it).
+    pub(crate) fn next(&self, limit: usize, in_flight: usize, latency: Duration) -> usize {
+        if latency > self.latency_threshold {
+            ((limit as f64 * self.backoff) as usize).clamp(self.min, self.max)
+        } else if in_flight * 2 >= limit {
+            (limit + 1).clamp(self.min, self.max)
+        } else {
+            limit.clamp(self.min, self.max)
+        }
     }
 }
 
@@ -92,12 +149,14 @@ impl Admission {
         limit: usize,
         max_queue: usize,
         reserve: Box<[usize]>,
+        adaptive: Option<Aimd>,
         listeners: Listeners<BulkheadEvent>,
     ) -> Self {
         let lanes = (0..reserve.len()).map(|_| VecDeque::new()).collect();
         Self {
             counters: Mutex::new(Counters {
                 limit,
+                adaptive,
                 in_flight: 0,
                 queued: 0,
                 lanes,
@@ -128,8 +187,14 @@ impl Admission {
         let ahead = c.lanes[lane..].iter().any(|l| !l.is_empty());
         if !ahead && self.can_take(&c, lane) {
             c.in_flight += 1;
+            let in_flight = c.in_flight;
+            let started = c.adaptive.is_some().then(Instant::now);
+            drop(c);
+            self.listeners
+                .emit_with(|| BulkheadEvent::Admitted { lane, in_flight });
             return Acquire::Granted(Permit {
                 admission: self.clone(),
+                started,
             });
         }
         if c.queued < self.max_queue {
@@ -153,8 +218,16 @@ impl Admission {
     pub(crate) fn take_grant(self: &Arc<Self>, w: &Waiter) -> Permit {
         debug_assert!(w.is_granted());
         w.state.store(GONE, Ordering::Release);
+        let (in_flight, adaptive) = {
+            let c = self.lock();
+            (c.in_flight, c.adaptive.is_some())
+        };
+        let lane = w.lane;
+        self.listeners
+            .emit_with(|| BulkheadEvent::Admitted { lane, in_flight });
         Permit {
             admission: self.clone(),
+            started: adaptive.then(Instant::now),
         }
     }
 
@@ -183,10 +256,20 @@ impl Admission {
         }
     }
 
-    fn release(&self) {
+    fn release(&self, latency: Option<Duration>) {
         let mut c = self.lock();
+        let from = c.limit;
+        if let (Some(aimd), Some(latency)) = (c.adaptive, latency) {
+            c.limit = aimd.next(c.limit, c.in_flight, latency);
+        }
+        let to = c.limit;
         c.in_flight -= 1;
         self.dispatch(&mut c);
+        drop(c);
+        if from != to {
+            self.listeners
+                .emit_with(|| BulkheadEvent::LimitChanged { from, to });
+        }
     }
 
     /// Hands free slots to the oldest waiter of the highest lane that may take one.
@@ -229,5 +312,51 @@ impl Admission {
             self.listeners
                 .emit_with(|| BulkheadEvent::LimitChanged { from, to: limit });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn aimd_stays_in_range_and_moves_the_right_way(
+            min in 1usize..50, span in 0usize..200, limit in 0usize..400,
+            in_flight in 0usize..400, latency_ms in 0u64..400, backoff in 0.05f64..0.95,
+        ) {
+            let a = Aimd::new(min, min + span, Duration::from_millis(200)).backoff(backoff);
+            let next = a.next(limit, in_flight, Duration::from_millis(latency_ms));
+            prop_assert!(next >= a.min && next <= a.max);
+            let clamped = limit.clamp(a.min, a.max);
+            if latency_ms > 200 {
+                prop_assert!(next <= clamped);
+            } else {
+                prop_assert!(next >= clamped && next <= clamped + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn queue_is_bounded_and_fifo_per_lane() {
+        let a = Arc::new(Admission::new(1, 2, vec![0].into(), None, Listeners::new()));
+        let Acquire::Granted(p) = a.acquire(0) else {
+            panic!("free slot")
+        };
+        let Acquire::Queued(w1) = a.acquire(0) else {
+            panic!("queued")
+        };
+        let Acquire::Queued(w2) = a.acquire(0) else {
+            panic!("queued")
+        };
+        assert!(matches!(a.acquire(0), Acquire::Full));
+        drop(p);
+        assert!(w1.is_granted() && !w2.is_granted());
+        assert_eq!((a.in_flight(), a.queued()), (1, 1));
+        assert!(a.abandon(&w1), "a granted slot is passed on");
+        assert!(w2.is_granted());
+        assert!(a.abandon(&w2));
+        assert_eq!((a.in_flight(), a.queued()), (0, 0));
     }
 }

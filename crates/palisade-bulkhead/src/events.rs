@@ -15,6 +15,13 @@ pub enum RejectReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BulkheadEvent {
+    /// A request got a slot (at once or after queueing).
+    Admitted {
+        /// Its priority lane.
+        lane: usize,
+        /// Calls inside after admitting it.
+        in_flight: usize,
+    },
     /// A request was queued; `depth` is the queue length after it.
     Queued {
         /// Its priority lane.
@@ -29,7 +36,7 @@ pub enum BulkheadEvent {
         /// Why.
         reason: RejectReason,
     },
-    /// The concurrency limit changed (through the handle).
+    /// The concurrency limit changed (through the handle or the adaptive limit).
     LimitChanged {
         /// Old limit.
         from: usize,
@@ -44,6 +51,7 @@ impl Event for BulkheadEvent {
     }
     fn name(&self) -> &'static str {
         match self {
+            Self::Admitted { .. } => "admitted",
             Self::Queued { .. } => "queued",
             Self::Rejected { .. } => "rejected",
             Self::LimitChanged { .. } => "limit_changed",

@@ -5,7 +5,7 @@ use std::time::Duration;
 use palisade_core::{ConfigError, Listeners};
 use tower_layer::Layer;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Aimd};
 use crate::config::{BulkheadConfig, Mode};
 use crate::events::BulkheadEvent;
 use crate::handle::BulkheadHandle;
@@ -20,6 +20,7 @@ pub struct BulkheadBuilder<P = NoPriority, Rel = OnBodyEnd> {
     lanes: usize,
     reserved: Vec<usize>,
     priority: P,
+    adaptive: Option<Aimd>,
     listeners: Listeners<BulkheadEvent>,
     _release: PhantomData<fn() -> Rel>,
 }
@@ -66,6 +67,7 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
             lanes: reserved.len(),
             reserved,
             priority,
+            adaptive: self.adaptive,
             listeners: self.listeners,
             _release: PhantomData,
         }
@@ -79,9 +81,18 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
             lanes: self.lanes,
             reserved: self.reserved,
             priority: self.priority,
+            adaptive: self.adaptive,
             listeners: self.listeners,
             _release: PhantomData,
         }
+    }
+    /// Adapts the limit to observed latency ([`Aimd`]) between `aimd.min` and `aimd.max`,
+    /// starting from `max_concurrent` (clamped into that range). Each slot then reads the
+    /// clock twice.
+    #[must_use]
+    pub fn adaptive(mut self, aimd: Aimd) -> Self {
+        self.adaptive = Some(aimd);
+        self
     }
     /// Adds a listener for [`BulkheadEvent`]s.
     #[must_use]
@@ -110,11 +121,36 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
                 ));
             }
         }
+        let mut limit = self.config.max_concurrent;
+        if let Some(a) = &self.adaptive {
+            palisade_core::config::check_range("adaptive.min", a.min, 1, 1_000_000)?;
+            palisade_core::config::check_range("adaptive.max", a.max, a.min, 1_000_000)?;
+            if !(a.backoff > 0.0 && a.backoff < 1.0) {
+                return Err(ConfigError::new(
+                    "adaptive.backoff",
+                    format!("must be between 0 and 1, exclusive (got {})", a.backoff),
+                ));
+            }
+            if a.latency_threshold.is_zero() {
+                return Err(ConfigError::new(
+                    "adaptive.latency_threshold",
+                    "must be above zero",
+                ));
+            }
+            if let Some(r) = self.reserved.iter().max().filter(|r| **r >= a.min) {
+                return Err(ConfigError::new(
+                    "adaptive.min",
+                    format!("must be above every lane reserve ({r}) or a lane could starve"),
+                ));
+            }
+            limit = limit.clamp(a.min, a.max);
+        }
         Ok(BulkheadLayer {
             admission: Arc::new(Admission::new(
-                self.config.max_concurrent,
+                limit,
                 self.config.max_queue,
                 self.reserved.into_boxed_slice(),
+                self.adaptive,
                 self.listeners,
             )),
             priority: self.priority,
@@ -155,6 +191,7 @@ impl BulkheadLayer {
             lanes: 1,
             reserved: vec![0],
             priority: NoPriority,
+            adaptive: None,
             listeners: Listeners::new(),
             _release: PhantomData,
         }

@@ -12,6 +12,8 @@
 //!   lanes.
 //! - The slot is held until the response body ends ([`OnBodyEnd`], default for HTTP) or the
 //!   response arrives ([`OnResponse`], any service), and always freed on drop or panic.
+//! - Adaptive limit ([`Aimd`]): the limit shrinks when calls get slow and grows back when
+//!   they are fast again, between a min and a max.
 //! - [`BulkheadHandle`] reads in-flight, queued and limit, and changes the limit at run time.
 //!
 //! Compared with `tower::limit::ConcurrencyLimit` + `LoadShed`: one layer, a queue with a
@@ -52,7 +54,7 @@ mod priority;
 mod release;
 mod service;
 
-pub use admission::Permit;
+pub use admission::{Aimd, Permit};
 pub use config::{BulkheadConfig, Mode};
 pub use events::{BulkheadEvent, RejectReason};
 pub use handle::BulkheadHandle;

@@ -1,0 +1,97 @@
+//! Adaptive (AIMD) limit under paused time.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use palisade_bulkhead::{Aimd, BulkheadEvent, BulkheadLayer};
+use palisade_core::BoxError;
+use tower::{Layer, ServiceExt, service_fn};
+
+#[tokio::test(start_paused = true)]
+async fn limit_falls_when_latency_rises_and_recovers_when_it_falls() {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let layer = BulkheadLayer::builder()
+        .max_concurrent(20)
+        .max_queue(1_000)
+        .max_queue_wait(Duration::from_secs(600))
+        .adaptive(Aimd::new(2, 20, Duration::from_millis(100)).backoff(0.5))
+        .release_on_response()
+        .on_event(move |e| {
+            if let BulkheadEvent::LimitChanged { from, to } = e {
+                ev.lock().unwrap().push((*from, *to));
+            }
+        })
+        .build()
+        .unwrap();
+    let h = layer.handle();
+    assert_eq!(h.limit(), 20);
+    let latency_ms = Arc::new(AtomicU64::new(200));
+    let l = latency_ms.clone();
+    let svc = layer.layer(service_fn(move |(): ()| {
+        let ms = l.load(Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, BoxError>(())
+        }
+    }));
+    let round = |n: usize| {
+        let tasks: Vec<_> = (0..n)
+            .map(|_| tokio::spawn(svc.clone().oneshot(())))
+            .collect();
+        async move {
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+        }
+    };
+
+    // Slow calls: multiplicative decrease down to the minimum.
+    round(40).await;
+    assert_eq!(h.limit(), 2);
+    {
+        let ev = events.lock().unwrap();
+        assert_eq!(ev[0], (20, 10));
+        assert!(ev.iter().all(|(from, to)| to < from));
+    }
+    assert_eq!((h.in_flight(), h.queued()), (0, 0));
+
+    // Fast calls again: additive increase back to the maximum, never beyond.
+    events.lock().unwrap().clear();
+    latency_ms.store(10, Ordering::SeqCst);
+    round(60).await;
+    assert_eq!(h.limit(), 20);
+    {
+        let ev = events.lock().unwrap();
+        assert_eq!(ev[0], (2, 3));
+        assert!(ev.iter().all(|(from, to)| *to == from + 1));
+    }
+    round(60).await;
+    assert_eq!(h.limit(), 20);
+    assert_eq!((h.in_flight(), h.queued()), (0, 0));
+}
+
+#[test]
+fn adaptive_settings_are_checked() {
+    let e = BulkheadLayer::builder()
+        .adaptive(Aimd::new(5, 4, Duration::from_millis(10)))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.field(), "adaptive.max");
+    let e = BulkheadLayer::builder()
+        .adaptive(Aimd::new(1, 4, Duration::from_millis(10)).backoff(1.0))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.field(), "adaptive.backoff");
+    let l = BulkheadLayer::builder()
+        .max_concurrent(64)
+        .adaptive(Aimd::new(1, 8, Duration::from_millis(10)))
+        .build()
+        .unwrap();
+    assert_eq!(
+        l.handle().limit(),
+        8,
+        "initial limit clamped into [min, max]"
+    );
+}
