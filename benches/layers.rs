@@ -392,7 +392,7 @@ fn retry(c: &mut Criterion) {
         get,
     );
     let ours = || {
-        RetryLayer::builder().build().unwrap().layer(service_fn(
+        RetryLayer::new().layer(service_fn(
             move |_: http::Request<RetryBody<Empty<Bytes>>>| ready(Ok::<_, Infallible>(ok())),
         ))
     };

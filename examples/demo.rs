@@ -197,25 +197,22 @@ async fn retry_phase(addr: SocketAddr) -> Result<(usize, usize, u32), BoxError> 
     use http_body_util::Empty;
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
-    use palisade::retry::{RetryBody, RetryEvent, Tps};
+    use palisade::retry::{RetryBody, RetryEvent, TpsBudget};
     use tower::ServiceExt;
 
     static ATTEMPTS: AtomicUsize = AtomicUsize::new(0);
-    let retry = RetryLayer::builder()
+    let retry = RetryLayer::new()
         .max_attempts(3)
-        .backoff(
-            Backoff::FullJitter,
+        .backoff(Backoff::full_jitter(
             Duration::from_millis(20),
-            2.0,
             Duration::from_secs(2),
-        )
-        .budget(Tps::new(Duration::from_secs(10), 5, 0.2)?)
+        ))
+        .budget(TpsBudget::new(Duration::from_secs(10), 5, 0.2))
         .on_event(|e| {
             if let RetryEvent::Attempt { .. } = e {
                 ATTEMPTS.fetch_add(1, Ordering::Relaxed);
             }
-        })
-        .build()?;
+        });
     let client = ServiceBuilder::new()
         .retry_with(retry)
         .service(Client::builder(TokioExecutor::new()).build_http::<RetryBody<Empty<Bytes>>>());
