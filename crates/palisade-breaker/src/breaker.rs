@@ -71,8 +71,9 @@ impl Breaker {
         self.state.store(m.state() as u8, Ordering::Release);
     }
 
-    /// Emits a state change, after the lock is released (a listener may use the handle), and
-    /// in the eager mode arms the timer for the new state's deadline.
+    /// Emits a state change and, in the eager mode, arms the timer for the new state's
+    /// deadline. Called with the machine locked, so that listeners see the transitions in
+    /// the order they happened.
     fn announce(&self, t: Option<Transition>, deadline: Option<Duration>) {
         if let Some(t) = t {
             if self.automatic
@@ -111,9 +112,8 @@ impl Breaker {
         let mut m = self.lock();
         let t = m.poll_timers(now);
         self.publish(&m);
-        let d = m.next_deadline();
-        drop(m);
-        self.announce(t, d);
+        // Announced under the lock, so listeners see transitions in order.
+        self.announce(t, m.next_deadline());
     }
 
     fn reject(&self, r: Rejected) -> CircuitOpen {
@@ -153,9 +153,9 @@ impl Breaker {
         let mut m = self.lock();
         let (r, t) = m.acquire(now);
         self.publish(&m);
-        let d = m.next_deadline();
+        // Announced under the lock, so listeners see transitions in order.
+        self.announce(t, m.next_deadline());
         drop(m);
-        self.announce(t, d);
         r.map_err(|r| self.reject(r))
     }
 
@@ -174,9 +174,8 @@ impl Breaker {
         let mut m = self.lock();
         let t = m.record(permit, outcome, duration, now);
         self.publish(&m);
-        let d = m.next_deadline();
-        drop(m);
-        self.announce(t, d);
+        // Announced under the lock, so listeners see transitions in order.
+        self.announce(t, m.next_deadline());
     }
 
     /// A permitted call was dropped before finishing.
@@ -191,9 +190,8 @@ impl Breaker {
         let mut m = self.lock();
         let t = m.force(to, now);
         self.publish(&m);
-        let d = m.next_deadline();
-        drop(m);
-        self.announce(t, d);
+        // Announced under the lock, so listeners see transitions in order.
+        self.announce(t, m.next_deadline());
     }
 
     pub(crate) fn totals(&self) -> Totals {

@@ -118,6 +118,10 @@ impl<C> CircuitBreakerBuilder<C> {
         }
     }
     /// Adds a listener for [`BreakerEvent`]s.
+    ///
+    /// State changes are delivered synchronously, in the order they happen, while the
+    /// breaker's internal lock is held: a listener may read [`BreakerHandle::state`] but must
+    /// not call the handle's other methods (they take the same lock), and should be quick.
     #[must_use]
     pub fn on_event(mut self, f: impl Fn(&BreakerEvent) + Send + Sync + 'static) -> Self {
         self.listeners = self.listeners.on(f);
