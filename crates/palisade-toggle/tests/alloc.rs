@@ -40,21 +40,27 @@ fn boolean_evaluation_with_cached_context_does_not_allocate() {
     let flags = Flags::with_context(&provider, ctx);
     // Warm up lazies.
     assert!(flags.is_enabled("plain"));
-    let region = Region::new(GLOBAL);
-    let mut on = 0;
-    for _ in 0..1000 {
-        on += usize::from(black_box(&flags).is_enabled(black_box("plain")));
-        on += usize::from(black_box(&flags).is_enabled(black_box("targeted")));
-        on += usize::from(black_box(&flags).is_enabled(black_box("rollout")));
-        on += usize::from(black_box(&flags).is_enabled(black_box("missing")));
-        let handle = black_box(Flags::with_context(
-            &provider,
-            Arc::new(EvaluationContext::new()),
-        ));
-        drop(handle);
+    // The allocator is process-wide: the test harness may allocate on another thread while
+    // we measure, so take the quietest of several rounds.
+    let mut fewest = usize::MAX;
+    for _ in 0..5 {
+        let region = Region::new(GLOBAL);
+        let mut on = 0;
+        for _ in 0..1000 {
+            on += usize::from(black_box(&flags).is_enabled(black_box("plain")));
+            on += usize::from(black_box(&flags).is_enabled(black_box("targeted")));
+            on += usize::from(black_box(&flags).is_enabled(black_box("rollout")));
+            on += usize::from(black_box(&flags).is_enabled(black_box("missing")));
+            let handle = black_box(Flags::with_context(
+                &provider,
+                Arc::new(EvaluationContext::new()),
+            ));
+            drop(handle);
+        }
+        let stats = region.change();
+        assert_eq!(on, 3000);
+        fewest = fewest.min(stats.allocations);
     }
-    let stats = region.change();
-    assert_eq!(on, 3000);
     // Only the per-iteration `Arc::new(context)` allocates (HashMap::new does not).
-    assert_eq!(stats.allocations, 1000, "{stats:?}");
+    assert_eq!(fewest, 1000);
 }
