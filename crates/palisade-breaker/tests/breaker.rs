@@ -392,3 +392,40 @@ async fn automatic_transition_moves_states_without_calls() {
         ]
     );
 }
+
+/// SPECS §6.1 TIME_BASED: calls older than the window's seconds stop counting, so failures
+/// spread thinly over time do not open the breaker, and the handle reads the live counts.
+#[tokio::test(start_paused = true)]
+async fn time_window_forgets_old_failures() {
+    let layer = CircuitBreakerLayer::builder()
+        .window(SlidingWindow::Time(10))
+        .minimum_calls(5)
+        .failure_rate_threshold(50.0)
+        .classifier(ErrorsAsFailures)
+        .build()
+        .unwrap();
+    let h = layer.handle();
+    let svc = layer.layer(service_fn(svc_fn));
+    for _ in 0..4 {
+        assert!(svc.clone().oneshot((true, Duration::ZERO)).await.is_err());
+    }
+    assert_eq!(h.totals().failed, 4);
+    tokio::time::advance(11 * S).await;
+    for _ in 0..4 {
+        assert!(svc.clone().oneshot((true, Duration::ZERO)).await.is_err());
+    }
+    assert_eq!(
+        h.state(),
+        State::Closed,
+        "the first 4 failures left the window"
+    );
+    assert_eq!(h.totals().calls, 4);
+    assert!((h.failure_rate() - 100.0).abs() < f32::EPSILON);
+    tokio::time::advance(5 * S).await;
+    svc.clone().oneshot((false, Duration::ZERO)).await.unwrap();
+    assert_eq!(
+        h.state(),
+        State::Open,
+        "4 failures of 5 calls in 10 s (80%)"
+    );
+}
