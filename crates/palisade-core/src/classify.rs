@@ -310,7 +310,8 @@ mod tests {
         let c = DefaultClassifier::new();
         let full: BoxError = crate::BulkheadFull::new(None).into();
         let limited: BoxError =
-            crate::RateLimited::new(std::time::Duration::ZERO, http::HeaderMap::new(), vec![]).into();
+            crate::RateLimited::new(std::time::Duration::ZERO, http::HeaderMap::new(), vec![])
+                .into();
         let elapsed: BoxError = crate::Elapsed::new(std::time::Duration::ZERO).into();
         let io: BoxError = "connection reset".into();
         let cls = |e: &BoxError| Classifier::<Response<()>, BoxError>::classify(&c, Err(e));
