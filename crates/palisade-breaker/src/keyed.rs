@@ -132,6 +132,24 @@ impl<X: KeyExtractor<R>, R, C> KeyedCircuitBreakerLayer<X, R, C> {
             _req: std::marker::PhantomData,
         }
     }
+    /// Adds a listener for the [`BreakerEvent`]s of every key's breaker (events do not
+    /// carry the key). Call it while configuring, before the layer is used: it starts a
+    /// fresh, empty set of breakers. Same delivery rules as
+    /// [`CircuitBreakerBuilder::on_event`](crate::CircuitBreakerBuilder::on_event).
+    #[must_use]
+    pub fn on_event(mut self, f: impl Fn(&BreakerEvent) + Send + Sync + 'static) -> Self {
+        let r = &self.registry;
+        let listeners = r.listeners.clone().on(f);
+        self.registry = Arc::new(Registry {
+            name: r.name,
+            overflow: Breaker::new("breaker-overflow", r.settings.clone(), listeners.clone()),
+            settings: r.settings.clone(),
+            listeners,
+            map: DashMap::new(),
+            max_keys: r.max_keys,
+        });
+        self
+    }
     /// The state of `key`'s breaker, if it is tracked.
     pub fn state_of(&self, key: &X::Key) -> Option<State> {
         self.registry.map.get(key).map(|b| b.state())

@@ -245,9 +245,22 @@ async fn keyed_breakers_are_isolated_and_bounded() {
     let mut cfg = BreakerConfig::default();
     cfg.window = SlidingWindow::Count(5);
     cfg.minimum_calls = 2;
+    let opened = Arc::new(AtomicUsize::new(0));
+    let o = opened.clone();
     let layer = KeyedCircuitBreakerLayer::new(by_key, &cfg, 2)
         .unwrap()
-        .classifier(ErrorsAsFailures);
+        .classifier(ErrorsAsFailures)
+        .on_event(move |e| {
+            if matches!(
+                e,
+                BreakerEvent::StateChanged {
+                    to: State::Open,
+                    ..
+                }
+            ) {
+                o.fetch_add(1, Ordering::SeqCst);
+            }
+        });
     let svc = layer
         .clone()
         .layer(service_fn(|r: (&'static str, bool)| async move {
@@ -261,6 +274,11 @@ async fn keyed_breakers_are_isolated_and_bounded() {
         assert!(svc.clone().oneshot(("a", true)).await.is_err());
     }
     assert_eq!(layer.state_of(&"a"), Some(State::Open));
+    assert_eq!(
+        opened.load(Ordering::SeqCst),
+        1,
+        "keyed listeners see the opening"
+    );
     svc.clone().oneshot(("b", false)).await.unwrap();
     assert_eq!(layer.state_of(&"b"), Some(State::Closed));
     assert!(
