@@ -40,6 +40,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod config;
 mod context;
 mod details;
 mod events;
@@ -51,6 +52,7 @@ pub mod murmur;
 mod provider;
 mod semver;
 
+pub use config::{BuiltToggle, OptionalKey, ToggleConfig};
 pub use context::{AttrValue, EvaluationContext, TARGETING_KEY};
 pub use details::{ErrorCode, FlagType, Reason, ResolutionDetails};
 pub use events::ToggleEvent;

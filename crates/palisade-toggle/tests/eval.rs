@@ -378,3 +378,52 @@ fn split_shares_within_one_percent_over_100k_random_keys() {
         assert!((share - want).abs() < 0.01, "{counts:?}");
     }
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any split picks a variant with a positive weight, for any key, and never panics.
+        #[test]
+        fn split_picks_a_weighted_variant(
+            weights in proptest::collection::vec(0u32..1000, 1..6),
+            key in ".{0,40}",
+        ) {
+            prop_assume!(weights.iter().sum::<u32>() > 0);
+            let names: Vec<String> = (0..weights.len()).map(|i| format!("v{i}")).collect();
+            let flag = Flag::new(
+                names.iter().map(|n| (n.clone(), FlagValue::String(n.clone()))),
+                "v0",
+            )
+            .rule(Rule::fractional(
+                Condition::Always,
+                Fractional::new(names.iter().cloned().zip(weights.iter().copied())),
+            ));
+            let set = FlagSet::new().with("f", flag);
+            let d = set.evaluate("f", String::new(), &user(&key));
+            prop_assert_eq!(d.reason, Reason::Split);
+            let i = names.iter().position(|n| *n == d.value).unwrap();
+            prop_assert!(weights[i] > 0);
+        }
+
+        /// Growing one variant's weight (others fixed, it listed first) never moves a key
+        /// out of it.
+        #[test]
+        fn growing_first_weight_is_sticky(key in ".{0,40}", w1 in 0u32..100, extra in 1u32..100) {
+            let split = |w: u32| Fractional::new([("on", w), ("off", 100)]);
+            let mk = |w| FlagSet::new().with("f", Flag::boolean(false).rule(Rule::fractional(Condition::Always, split(w))));
+            let before = mk(w1).evaluate("f", false, &user(&key)).value;
+            let after = mk(w1 + extra).evaluate("f", false, &user(&key)).value;
+            prop_assert!(!before || after);
+        }
+
+        /// Arbitrary JSON never panics the parser; valid sets never panic evaluation.
+        #[test]
+        fn arbitrary_input_never_panics(json in ".{0,200}", attr in ".{0,10}") {
+            if let Ok(set) = FlagSet::from_json(&json) {
+                let _ = set.evaluate("f", false, &EvaluationContext::new().with(attr, 1_i64));
+            }
+        }
+    }
+}
