@@ -9,6 +9,8 @@ pub enum RejectReason {
     Full,
     /// It waited in the queue for the longest allowed time.
     QueueTimeout,
+    /// Keyed bulkhead: a new key, and `max_keys` keys all busy.
+    TooManyKeys,
 }
 
 /// What a bulkhead did.

@@ -79,7 +79,7 @@ pin_project! {
             lane: usize,
             wait: Duration,
         },
-        Rejected { error: Option<BulkheadFull> },
+        Rejected { error: Option<BoxError> },
     }
 }
 
@@ -113,7 +113,7 @@ impl<S: Service<R>, R, Rel> ResponseFuture<S, R, Rel> {
             _release: std::marker::PhantomData,
         }
     }
-    pub(crate) fn rejected(error: BulkheadFull) -> Self {
+    pub(crate) fn rejected(error: BoxError) -> Self {
         Self {
             kind: Kind::Rejected { error: Some(error) },
             _release: std::marker::PhantomData,
@@ -186,7 +186,7 @@ where
                     });
                 }
                 KindProj::Rejected { error } => {
-                    return Poll::Ready(Err(error.take().expect("polled after completion").into()));
+                    return Poll::Ready(Err(error.take().expect("polled after completion")));
                 }
             }
         }

@@ -9,6 +9,7 @@ use crate::admission::{Admission, Aimd};
 use crate::config::{BulkheadConfig, Mode};
 use crate::events::BulkheadEvent;
 use crate::handle::BulkheadHandle;
+use crate::keyed::{KeyedBulkheadLayer, KeyedShared, Template};
 use crate::priority::NoPriority;
 use crate::release::{OnBodyEnd, OnResponse};
 use crate::service::Bulkhead;
@@ -102,6 +103,59 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
     }
     /// Validates and builds the layer (one bulkhead shared by all its services and clones).
     pub fn build(self) -> Result<BulkheadLayer<P, Rel>, ConfigError> {
+        let limit = self.validate()?;
+        Ok(BulkheadLayer {
+            admission: Arc::new(Admission::new(
+                limit,
+                self.config.max_queue,
+                self.reserved.into_boxed_slice(),
+                self.adaptive,
+                self.listeners,
+            )),
+            priority: self.priority,
+            mode: self.config.mode,
+            max_queue_wait: self.config.max_queue_wait,
+            _release: PhantomData,
+        })
+    }
+
+    /// Validates and builds a per-key layer: one bulkhead with these settings per key that
+    /// `extractor` finds (e.g. per tenant), at most `max_keys` keys at once. A new key beyond
+    /// `max_keys` evicts idle keys (nothing in flight or queued); if none is idle, the request
+    /// is refused with `BulkheadFull`. Shed mode only (the key is known only in `call`).
+    pub fn build_keyed<K>(
+        self,
+        extractor: K,
+        max_keys: usize,
+    ) -> Result<KeyedBulkheadLayer<K, P, Rel>, ConfigError> {
+        let limit = self.validate()?;
+        palisade_core::config::check_range("max_keys", max_keys, 1, 10_000_000)?;
+        if self.config.mode != Mode::Shed {
+            return Err(ConfigError::new(
+                "mode",
+                "a keyed bulkhead must use `shed` (the key is only known in `call`)",
+            ));
+        }
+        Ok(KeyedBulkheadLayer {
+            shared: Arc::new(KeyedShared::new(
+                Template {
+                    limit,
+                    max_queue: self.config.max_queue,
+                    reserve: self.reserved.into_boxed_slice(),
+                    adaptive: self.adaptive,
+                    listeners: self.listeners,
+                },
+                max_keys,
+            )),
+            extractor,
+            priority: self.priority,
+            max_queue_wait: self.config.max_queue_wait,
+            _release: PhantomData,
+        })
+    }
+
+    /// Checks every setting; returns the initial limit.
+    fn validate(&self) -> Result<usize, ConfigError> {
         self.config.validate()?;
         palisade_core::config::check_range("lanes", self.lanes, 1, 16)?;
         for (i, r) in self.reserved.iter().enumerate() {
@@ -145,19 +199,7 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
             }
             limit = limit.clamp(a.min, a.max);
         }
-        Ok(BulkheadLayer {
-            admission: Arc::new(Admission::new(
-                limit,
-                self.config.max_queue,
-                self.reserved.into_boxed_slice(),
-                self.adaptive,
-                self.listeners,
-            )),
-            priority: self.priority,
-            mode: self.config.mode,
-            max_queue_wait: self.config.max_queue_wait,
-            _release: PhantomData,
-        })
+        Ok(limit)
     }
 }
 

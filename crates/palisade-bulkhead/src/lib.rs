@@ -12,6 +12,8 @@
 //!   lanes.
 //! - The slot is held until the response body ends ([`OnBodyEnd`], default for HTTP) or the
 //!   response arrives ([`OnResponse`], any service), and always freed on drop or panic.
+//! - Per-key bulkheads ([`BulkheadBuilder::build_keyed`]): one per tenant from a core
+//!   `KeyExtractor`, at most `max_keys` at once.
 //! - Adaptive limit ([`Aimd`]): the limit shrinks when calls get slow and grows back when
 //!   they are fast again, between a min and a max.
 //! - [`BulkheadHandle`] reads in-flight, queued and limit, and changes the limit at run time.
@@ -49,6 +51,7 @@ pub mod error;
 pub mod events;
 pub mod future;
 mod handle;
+mod keyed;
 mod layer;
 mod priority;
 mod release;
@@ -58,6 +61,7 @@ pub use admission::{Aimd, Permit};
 pub use config::{BulkheadConfig, Mode};
 pub use events::{BulkheadEvent, RejectReason};
 pub use handle::BulkheadHandle;
+pub use keyed::{KeyedBulkhead, KeyedBulkheadLayer};
 pub use layer::{BulkheadBuilder, BulkheadLayer};
 pub use priority::{HeaderPriority, NoPriority, Priority, PriorityFn, priority_fn};
 pub use release::{BulkheadBody, OnBodyEnd, OnResponse, Release};

@@ -88,10 +88,7 @@ impl<S, P, Rel> Bulkhead<S, P, Rel> {
     }
 
     fn rejected(&self, lane: usize, reason: RejectReason) -> BulkheadFull {
-        self.admission
-            .listeners
-            .emit_with(|| BulkheadEvent::Rejected { lane, reason });
-        BulkheadFull::new(Some(self.max_queue_wait))
+        reject(&self.admission, lane, reason, self.max_queue_wait)
     }
 
     /// Backpressure: get a slot for the next call, waiting in lane 0.
@@ -145,23 +142,62 @@ where
         if let Some(permit) = self.reserved.take() {
             return ResponseFuture::running(self.inner.call(req), permit);
         }
-        let lane = self.priority.lane(&req).min(self.admission.lanes() - 1);
-        match self.admission.acquire(lane) {
-            Acquire::Granted(permit) => ResponseFuture::running(self.inner.call(req), permit),
-            Acquire::Queued(w) => {
-                // Call the readied service later: move it out, leave a fresh clone behind.
-                let clone = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::waiting(
-                    WaitGuard::new(self.admission.clone(), w),
-                    tokio::time::sleep(self.max_queue_wait),
-                    inner,
-                    req,
-                    lane,
-                    self.max_queue_wait,
-                )
-            }
-            Acquire::Full => ResponseFuture::rejected(self.rejected(lane, RejectReason::Full)),
-        }
+        let lane = self.priority.lane(&req);
+        admit(
+            &self.admission,
+            &mut self.inner,
+            req,
+            lane,
+            self.max_queue_wait,
+        )
     }
+}
+
+/// Takes a slot in `lane` for `req`, queues it, or rejects it (shed path).
+pub(crate) fn admit<S, R, Rel>(
+    admission: &Arc<Admission>,
+    inner: &mut S,
+    req: R,
+    lane: usize,
+    max_queue_wait: Duration,
+) -> ResponseFuture<S, R, Rel>
+where
+    S: Service<R> + Clone,
+{
+    let lane = lane.min(admission.lanes() - 1);
+    match admission.acquire(lane) {
+        Acquire::Granted(permit) => ResponseFuture::running(inner.call(req), permit),
+        Acquire::Queued(w) => {
+            // Call the readied service later: move it out, leave a fresh clone behind.
+            let clone = inner.clone();
+            let inner = std::mem::replace(inner, clone);
+            ResponseFuture::waiting(
+                WaitGuard::new(admission.clone(), w),
+                tokio::time::sleep(max_queue_wait),
+                inner,
+                req,
+                lane,
+                max_queue_wait,
+            )
+        }
+        Acquire::Full => ResponseFuture::rejected(Box::new(reject(
+            admission,
+            lane,
+            RejectReason::Full,
+            max_queue_wait,
+        ))),
+    }
+}
+
+/// Emits the rejection event and builds the error.
+pub(crate) fn reject(
+    admission: &Admission,
+    lane: usize,
+    reason: RejectReason,
+    max_queue_wait: Duration,
+) -> BulkheadFull {
+    admission
+        .listeners
+        .emit_with(|| BulkheadEvent::Rejected { lane, reason });
+    BulkheadFull::new(Some(max_queue_wait))
 }
