@@ -89,7 +89,7 @@ impl EvaluationContext {
         self.targeting_key.as_deref()
     }
 
-    /// An attribute by name (`targetingKey` is not an attribute; see [`Self::lookup`]).
+    /// An attribute by name (the targeting key is not an attribute; see [`Self::targeting_key`]).
     pub fn attribute(&self, name: &str) -> Option<&AttrValue> {
         self.attributes.get(name)
     }

@@ -282,7 +282,7 @@ impl Flag {
         }
     }
 
-    /// A boolean flag with variants `on`/`off`, defaulting to `on` when `enabled`.
+    /// A boolean flag with variants `on`/`off`, defaulting to `on` when `on` is true.
     pub fn boolean(on: bool) -> Self {
         Self::new(
             [
