@@ -184,7 +184,7 @@ impl Admission {
         let lane = lane.min(self.lanes() - 1);
         let mut c = self.lock();
         // FIFO: nobody overtakes a waiter of the same or a higher lane.
-        let ahead = c.lanes[lane..].iter().any(|l| !l.is_empty());
+        let ahead = c.queued != 0 && c.lanes[lane..].iter().any(|l| !l.is_empty());
         if !ahead && self.can_take(&c, lane) {
             c.in_flight += 1;
             let in_flight = c.in_flight;
@@ -273,7 +273,11 @@ impl Admission {
     }
 
     /// Hands free slots to the oldest waiter of the highest lane that may take one.
+    #[inline]
     fn dispatch(&self, c: &mut Counters) {
+        if c.queued == 0 {
+            return;
+        }
         'outer: loop {
             for lane in (0..c.lanes.len()).rev() {
                 if c.lanes[lane].is_empty() {
