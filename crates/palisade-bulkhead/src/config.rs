@@ -31,7 +31,7 @@ pub enum Mode {
 /// max_queue_wait = "250ms"
 /// mode = "shed"   # or "backpressure"
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
     derive(serde::Deserialize),
@@ -48,6 +48,53 @@ pub struct BulkheadConfig {
     pub max_queue_wait: Duration,
     /// Shed (default) or backpressure.
     pub mode: Mode,
+    /// Adaptive (AIMD) limit; `max_concurrent` is then the starting limit. Default: off.
+    pub adaptive: Option<AdaptiveConfig>,
+}
+
+/// Adaptive (AIMD) limit settings, see [`Aimd`](crate::Aimd):
+///
+/// ```toml
+/// [adaptive]
+/// min = 4
+/// max = 256
+/// latency_threshold = "200ms"
+/// backoff = 0.9
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct AdaptiveConfig {
+    /// Lowest limit, at least 1. Default 1.
+    pub min: usize,
+    /// Highest limit, at least `min`. Default 1,000.
+    pub max: usize,
+    /// Calls holding their slot longer than this count as overload. Default 1 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub latency_threshold: Duration,
+    /// Multiplicative decrease, in (0, 1). Default 0.9.
+    pub backoff: f64,
+}
+
+impl Default for AdaptiveConfig {
+    fn default() -> Self {
+        Self {
+            min: 1,
+            max: 1_000,
+            latency_threshold: Duration::from_secs(1),
+            backoff: 0.9,
+        }
+    }
+}
+
+impl From<&AdaptiveConfig> for crate::Aimd {
+    fn from(c: &AdaptiveConfig) -> Self {
+        crate::Aimd::new(c.min, c.max, c.latency_threshold).backoff(c.backoff)
+    }
 }
 
 impl Default for BulkheadConfig {
@@ -57,7 +104,22 @@ impl Default for BulkheadConfig {
             max_queue: 0,
             max_queue_wait: Duration::from_secs(1),
             mode: Mode::Shed,
+            adaptive: None,
         }
+    }
+}
+
+impl BulkheadConfig {
+    /// Validates and builds the layer (slot held until the response body ends).
+    pub fn build(self) -> Result<crate::BulkheadLayer, ConfigError> {
+        crate::BulkheadLayer::builder().config(self).build()
+    }
+}
+
+impl TryFrom<BulkheadConfig> for crate::BulkheadLayer {
+    type Error = ConfigError;
+    fn try_from(config: BulkheadConfig) -> Result<Self, ConfigError> {
+        config.build()
     }
 }
 
@@ -118,5 +180,26 @@ mod tests {
         .unwrap();
         assert_eq!(c.max_queue_wait, Duration::from_millis(250));
         assert_eq!(c.mode, Mode::Backpressure);
+        let c: BulkheadConfig = serde_json::from_str(
+            r#"{"max_concurrent":8,"adaptive":{"min":2,"max":16,"latency_threshold":"50ms"}}"#,
+        )
+        .unwrap();
+        let layer = crate::BulkheadLayer::try_from(c).unwrap();
+        assert_eq!(layer.handle().limit(), 8);
+        let e = serde_json::from_str::<BulkheadConfig>(r#"{"max_concurent":8}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn build_checks_the_adaptive_section() {
+        let mut c = BulkheadConfig::default();
+        c.adaptive = Some(AdaptiveConfig {
+            min: 0,
+            ..AdaptiveConfig::default()
+        });
+        assert_eq!(c.build().unwrap_err().field(), "adaptive.min");
+        let mut c = BulkheadConfig::default();
+        c.adaptive = Some(AdaptiveConfig::default());
+        assert_eq!(c.build().unwrap().handle().limit(), 64);
     }
 }

@@ -30,6 +30,9 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
     /// Starts from a (deserialized) config.
     #[must_use]
     pub fn config(mut self, config: BulkheadConfig) -> Self {
+        if let Some(a) = &config.adaptive {
+            self.adaptive = Some(a.into());
+        }
         self.config = config;
         self
     }

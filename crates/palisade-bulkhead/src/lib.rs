@@ -58,7 +58,7 @@ mod release;
 mod service;
 
 pub use admission::{Aimd, Permit};
-pub use config::{BulkheadConfig, Mode};
+pub use config::{AdaptiveConfig, BulkheadConfig, Mode};
 pub use events::{BulkheadEvent, RejectReason};
 pub use handle::BulkheadHandle;
 pub use keyed::{KeyedBulkhead, KeyedBulkheadLayer};
