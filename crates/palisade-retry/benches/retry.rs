@@ -79,6 +79,7 @@ fn bench(c: &mut Criterion) {
     let mut bare = inner_t;
     let mut palisade = RetryLayer::new().layer(inner_b);
     let mut palisade_nb = RetryLayer::new().no_budget().layer(inner_b);
+    let mut palisade_single = RetryLayer::new().no_budget().max_attempts(1).layer(inner_b);
     let mut tower_retry = tower::retry::RetryLayer::new(NeverRetry).layer(inner_t);
     let mut resilience = tower_resilience::retry::RetryLayer::<
         &'static str,
@@ -127,6 +128,13 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             get,
             |req| call(&mut palisade_nb, req).unwrap(),
+            BatchSize::SmallInput,
+        );
+    });
+    g.bench_function("palisade-retry-max-attempts-1", |b| {
+        b.iter_batched(
+            get,
+            |req| call(&mut palisade_single, req).unwrap(),
             BatchSize::SmallInput,
         );
     });

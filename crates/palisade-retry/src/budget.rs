@@ -22,7 +22,7 @@
 
 use std::fmt;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicIsize, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -47,6 +47,10 @@ pub trait Budget: fmt::Debug + Send + Sync + 'static {
 /// A retry is allowed iff windowed sum + reserve ≥ cost.
 pub struct TpsBudget {
     generation: Mutex<Generation>,
+    /// When the budget was made; `rotated` is measured from it.
+    base: Instant,
+    /// Nanoseconds from `base` to the last rotation (lock-free fast path of `expire`).
+    rotated: AtomicU64,
     reserve: isize,
     slots: Box<[AtomicIsize]>,
     window: Duration,
@@ -110,11 +114,14 @@ impl TpsBudget {
             .saturating_mul(ttl.as_secs() as isize)
             .saturating_mul(withdraw_amount);
         let slots = (0..10).map(|_| AtomicIsize::new(0)).collect();
+        let base = Instant::now();
         Self {
             generation: Mutex::new(Generation {
                 index: 0,
-                time: Instant::now(),
+                time: base,
             }),
+            base,
+            rotated: AtomicU64::new(0),
             reserve,
             slots,
             window: ttl / 10,
@@ -125,11 +132,16 @@ impl TpsBudget {
     }
 
     fn expire(&self) {
+        let now = Instant::now();
+        let since_base = nanos(now.saturating_duration_since(self.base));
+        let window = nanos(self.window);
+        if since_base.saturating_sub(self.rotated.load(Ordering::Acquire)) < window {
+            return; // same window: no lock
+        }
         let mut generation = self
             .generation
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
         let mut diff = now.saturating_duration_since(generation.time);
         if diff < self.window {
             return;
@@ -146,6 +158,7 @@ impl TpsBudget {
         }
         generation.index = idx;
         generation.time = now;
+        self.rotated.store(since_base, Ordering::Release);
     }
 
     fn sum(&self) -> isize {
@@ -177,6 +190,10 @@ impl Budget for TpsBudget {
             false
         }
     }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// gRPC `retryThrottling` (gRFC A6): tokens in thousandths, starting full.

@@ -30,8 +30,7 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        #[pin]
-        timer: Timer,
+        timer: BoxTimer,
         ctx: Ctx<S, B, P>,
     }
 }
@@ -74,6 +73,49 @@ impl Timer {
             },
             None => Self::Off,
         }
+    }
+}
+
+/// A lazily boxed timer for backoff and per-attempt timeouts: nothing is allocated (and
+/// the future stays small) unless a retry or a per-attempt timeout needs it; the box is
+/// reused across attempts.
+#[derive(Debug, Default)]
+pub(crate) struct BoxTimer {
+    sleep: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl BoxTimer {
+    pub(crate) fn new(d: Option<Duration>) -> Self {
+        let mut t = Self::default();
+        t.arm(d);
+        t
+    }
+
+    /// Arms the timer `d` from now (`None` disarms it).
+    pub(crate) fn arm(&mut self, d: Option<Duration>) {
+        let Some(d) = d else {
+            self.armed = false;
+            return;
+        };
+        match &mut self.sleep {
+            Some(s) => s.as_mut().reset(Instant::now() + d),
+            None => self.sleep = Some(Box::pin(tokio::time::sleep(d))),
+        }
+        self.armed = true;
+    }
+
+    /// Ready once an armed timer fires (immediately if disarmed).
+    pub(crate) fn poll_sleep(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match (&mut self.sleep, self.armed) {
+            (Some(s), true) => s.as_mut().poll(cx),
+            _ => Poll::Ready(()),
+        }
+    }
+
+    /// Whether an armed timer has fired.
+    pub(crate) fn fired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.armed && self.poll_sleep(cx).is_ready()
     }
 }
 
@@ -318,7 +360,7 @@ where
 
     /// A request that is not retried: one call, already made.
     pub(crate) fn single(fut: S::Future, shared: Arc<Shared<P>>) -> Self {
-        let timer = Timer::after(shared.per_attempt_timeout);
+        let timer = BoxTimer::new(shared.per_attempt_timeout);
         Self {
             state: State::Calling { fut },
             timer,
@@ -342,7 +384,7 @@ where
             let req = ctx.next_request();
             let fut = svc.call(req);
             ctx.svc = Some(svc);
-            let timer = Timer::after(ctx.shared.per_attempt_timeout);
+            let timer = BoxTimer::new(ctx.shared.per_attempt_timeout);
             return Self {
                 state: State::Calling { fut },
                 timer,
@@ -353,7 +395,7 @@ where
         ctx.body = Some(body);
         Self {
             state: State::Buffering,
-            timer: Timer::Off,
+            timer: BoxTimer::default(),
             ctx,
         }
     }
@@ -381,19 +423,14 @@ where
                     Ok(req) => {
                         let fut = this.ctx.svc.as_mut().expect("readied service").call(req);
                         this.state.set(State::Calling { fut });
-                        this.timer
-                            .set(Timer::after(this.ctx.shared.per_attempt_timeout));
+                        this.timer.arm(this.ctx.shared.per_attempt_timeout);
                     }
                 },
                 StateProj::Calling { fut } => {
                     let result = match fut.poll(cx) {
                         Poll::Ready(r) => r.map_err(Into::into),
                         Poll::Pending => {
-                            let fired = match this.timer.as_mut().project() {
-                                TimerProj::On { sleep } => sleep.poll(cx).is_ready(),
-                                TimerProj::Off => false,
-                            };
-                            if !fired {
+                            if !this.timer.fired(cx) {
                                 return Poll::Pending;
                             }
                             let t = this.ctx.shared.per_attempt_timeout.unwrap_or_default();
@@ -402,21 +439,19 @@ where
                     };
                     // Drop the attempt (and its timer) before deciding.
                     this.state.set(State::Done);
-                    this.timer.set(Timer::Off);
+                    this.timer.arm(None);
                     this.ctx.attempts += 1;
                     match this.ctx.decide(result) {
                         Next::Return(r) => return Poll::Ready(r),
                         Next::Retry(delay) => {
                             this.state.set(State::Sleeping);
-                            this.timer.set(Timer::after(Some(delay)));
+                            this.timer.arm(Some(delay));
                         }
                     }
                 }
                 StateProj::Sleeping => {
-                    if let TimerProj::On { sleep } = this.timer.as_mut().project() {
-                        ready!(sleep.poll(cx));
-                    }
-                    this.timer.set(Timer::Off);
+                    ready!(this.timer.poll_sleep(cx));
+                    this.timer.arm(None);
                     this.state.set(State::Readying);
                 }
                 StateProj::Readying => {
@@ -428,8 +463,7 @@ where
                     let req = this.ctx.next_request();
                     let fut = this.ctx.svc.as_mut().expect("retry service").call(req);
                     this.state.set(State::Calling { fut });
-                    this.timer
-                        .set(Timer::after(this.ctx.shared.per_attempt_timeout));
+                    this.timer.arm(this.ctx.shared.per_attempt_timeout);
                 }
                 StateProj::Done => panic!("retry ResponseFuture polled after completion"),
             }

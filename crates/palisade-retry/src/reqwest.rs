@@ -20,7 +20,7 @@ use tower_service::Service;
 use crate::Retry;
 use crate::backoff::BackoffState;
 use crate::events::RetryEvent;
-use crate::future::{Next, Timer, TimerProj, decide};
+use crate::future::{BoxTimer, Next, decide};
 use crate::layer::Shared;
 use crate::policy::{IDEMPOTENCY_KEY, Predicate, is_idempotent};
 
@@ -60,7 +60,7 @@ where
             retryable = false;
         }
         let template = if retryable { req.try_clone() } else { None };
-        let timer = Timer::after(shared.per_attempt_timeout);
+        let timer = BoxTimer::new(shared.per_attempt_timeout);
         if template.is_none() {
             let fut = self.get_mut().call(req);
             return ReqwestFuture {
@@ -96,8 +96,7 @@ pin_project! {
     {
         #[pin]
         state: RState<S::Future>,
-        #[pin]
-        timer: Timer,
+        timer: BoxTimer,
         shared: Arc<Shared<P>>,
         svc: Option<S>,
         template: Option<reqwest::Request>,
@@ -143,11 +142,7 @@ where
                     let result = match fut.poll(cx) {
                         Poll::Ready(r) => r.map_err(Into::into),
                         Poll::Pending => {
-                            let fired = match this.timer.as_mut().project() {
-                                TimerProj::On { sleep } => sleep.poll(cx).is_ready(),
-                                TimerProj::Off => false,
-                            };
-                            if !fired {
+                            if !this.timer.fired(cx) {
                                 return Poll::Pending;
                             }
                             let t = this.shared.per_attempt_timeout.unwrap_or_default();
@@ -155,7 +150,7 @@ where
                         }
                     };
                     this.state.set(RState::Done);
-                    this.timer.set(Timer::Off);
+                    this.timer.arm(None);
                     *this.attempts += 1;
                     match decide(
                         this.shared,
@@ -168,15 +163,13 @@ where
                         Next::Return(r) => return Poll::Ready(r),
                         Next::Retry(delay) => {
                             this.state.set(RState::Sleeping);
-                            this.timer.set(Timer::after(Some(delay)));
+                            this.timer.arm(Some(delay));
                         }
                     }
                 }
                 RStateProj::Sleeping => {
-                    if let TimerProj::On { sleep } = this.timer.as_mut().project() {
-                        ready!(sleep.poll(cx));
-                    }
-                    this.timer.set(Timer::Off);
+                    ready!(this.timer.poll_sleep(cx));
+                    this.timer.arm(None);
                     this.state.set(RState::Readying);
                 }
                 RStateProj::Readying => {
@@ -192,8 +185,7 @@ where
                         .expect("replayable request");
                     let fut = svc.call(req);
                     this.state.set(RState::Calling { fut });
-                    this.timer
-                        .set(Timer::after(this.shared.per_attempt_timeout));
+                    this.timer.arm(this.shared.per_attempt_timeout);
                 }
                 RStateProj::Done => panic!("retry ReqwestFuture polled after completion"),
             }
