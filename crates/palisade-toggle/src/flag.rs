@@ -428,6 +428,18 @@ impl FlagSet {
         Ok(set)
     }
 
+    /// Parses the TOML form of [`Self::from_json`]'s document (`[flags.key]` tables).
+    #[cfg(feature = "toml")]
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let file: FlagFile = toml::from_str(text)
+            .map_err(|e| ConfigError::new("flags", format!("invalid TOML: {e}")))?;
+        let mut set = Self::new();
+        for (k, f) in file.flags {
+            set.insert(k, f)?;
+        }
+        Ok(set)
+    }
+
     /// A flag by key.
     pub fn get(&self, key: &str) -> Option<&Flag> {
         self.flags.get(key).map(|f| &**f)

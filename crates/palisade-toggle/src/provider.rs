@@ -100,7 +100,8 @@ struct FileInner {
     listeners: Listeners<ToggleEvent>,
 }
 
-/// Flags from a JSON file (`{"flags": {..}}`, see [`FlagSet::from_json`]), hot-reloaded:
+/// Flags from a JSON file (`{"flags": {..}}`, see [`FlagSet::from_json`]; `*.toml` with
+/// feature `toml`), hot-reloaded:
 /// call [`FileProvider::reload`] or let [`FileProvider::watch`] poll the modification time.
 /// A bad file keeps the last good flags (status [`ProviderStatus::Stale`]) and emits
 /// [`ToggleEvent::ReloadFailed`]. Clones share the flags.
@@ -122,6 +123,10 @@ fn read(path: &Path) -> Result<(FlagSet, Option<SystemTime>), ConfigError> {
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new("path", format!("cannot read {}: {e}", path.display())))?;
+    #[cfg(feature = "toml")]
+    if path.extension().is_some_and(|e| e == "toml") {
+        return Ok((FlagSet::from_toml(&text)?, modified));
+    }
     Ok((FlagSet::from_json(&text)?, modified))
 }
 

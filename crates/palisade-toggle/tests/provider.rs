@@ -185,3 +185,40 @@ fn not_ready_provider_returns_default_with_error_code() {
     );
     assert_eq!(d.reason, Reason::Error);
 }
+
+#[cfg(feature = "toml")]
+#[test]
+fn toml_file_loads_and_reloads() {
+    let path = temp_file("toml").with_extension("toml");
+    write(
+        &path,
+        r#"
+[flags.dark]
+defaultVariant = "on"
+variants = { on = true, off = false }
+targeting = [{ when = { equals = ["country", "FR"] }, variant = "off" }]
+
+[flags.limits]
+defaultVariant = "a"
+variants = { a = { max = 3 } }
+"#,
+        1_000,
+    );
+    let provider = FileProvider::open(&path).unwrap();
+    assert!(dark(&provider));
+    let fr = Flags::new(&provider, EvaluationContext::new().with("country", "FR"));
+    assert!(!fr.is_enabled("dark"));
+    assert_eq!(
+        fr.json("limits", serde_json::Value::Null),
+        serde_json::json!({"max": 3})
+    );
+    write(&path, "[flags.dark\n", 2_000);
+    assert!(
+        provider
+            .reload()
+            .unwrap_err()
+            .problem()
+            .contains("invalid TOML")
+    );
+    assert!(dark(&provider));
+}
