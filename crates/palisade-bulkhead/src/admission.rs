@@ -55,7 +55,7 @@ impl Waiter {
 #[derive(Debug)]
 struct Counters {
     limit: usize,
-    adaptive: Option<Aimd>,
+    adaptive: Option<Adaptive>,
     in_flight: usize,
     queued: usize,
     lanes: Box<[VecDeque<Arc<Waiter>>]>,
@@ -144,12 +144,127 @@ impl Aimd {
     }
 }
 
+/// Gradient adaptive limit, after Netflix concurrency-limits' `Gradient2Limit` (and Envoy's
+/// adaptive concurrency): compares each call's latency with a long-term average; while calls
+/// are no slower than `tolerance` × the average the limit grows by about √limit, when they
+/// get slower it shrinks by up to half, smoothed by `smoothing`. Reacts to latency *changes*,
+/// so no absolute threshold is needed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Gradient {
+    /// Lowest limit.
+    pub min: usize,
+    /// Highest limit.
+    pub max: usize,
+    /// Samples in the long-term latency average (exponential, default 100).
+    pub long_window: usize,
+    /// Latency may reach `tolerance` × the long-term average before the limit shrinks
+    /// (default 1.5, at least 1).
+    pub tolerance: f64,
+    /// Weight of each new estimate, in (0, 1] (default 0.2).
+    pub smoothing: f64,
+}
+
+impl Gradient {
+    /// Limit between `min` and `max`, window 100, tolerance 1.5, smoothing 0.2.
+    pub fn new(min: usize, max: usize) -> Self {
+        Self {
+            min,
+            max,
+            long_window: 100,
+            tolerance: 1.5,
+            smoothing: 0.2,
+        }
+    }
+    /// Samples in the long-term average.
+    #[must_use]
+    pub fn long_window(mut self, n: usize) -> Self {
+        self.long_window = n;
+        self
+    }
+    /// Latency tolerance factor (at least 1).
+    #[must_use]
+    pub fn tolerance(mut self, t: f64) -> Self {
+        self.tolerance = t;
+        self
+    }
+    /// Smoothing, in (0, 1].
+    #[must_use]
+    pub fn smoothing(mut self, s: f64) -> Self {
+        self.smoothing = s;
+        self
+    }
+}
+
+/// The adaptive algorithm and its state.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Adaptive {
+    Aimd(Aimd),
+    Gradient {
+        cfg: Gradient,
+        /// Long-term latency average, seconds (0 before the first sample).
+        long: f64,
+        /// The limit before rounding.
+        estimate: f64,
+    },
+}
+
+impl Adaptive {
+    pub(crate) fn gradient(cfg: Gradient) -> Self {
+        Self::Gradient {
+            cfg,
+            long: 0.0,
+            estimate: 0.0,
+        }
+    }
+    pub(crate) fn bounds(&self) -> (usize, usize) {
+        match self {
+            Self::Aimd(a) => (a.min, a.max),
+            Self::Gradient { cfg, .. } => (cfg.min, cfg.max),
+        }
+    }
+    fn next(&mut self, limit: usize, in_flight: usize, latency: Duration) -> usize {
+        match self {
+            Self::Aimd(a) => a.next(limit, in_flight, latency),
+            Self::Gradient {
+                cfg,
+                long,
+                estimate,
+            } => {
+                let rtt = latency.as_secs_f64().max(1e-9);
+                if *estimate == 0.0 {
+                    *estimate = limit as f64;
+                }
+                if *long == 0.0 {
+                    *long = rtt;
+                } else {
+                    let a = 2.0 / (cfg.long_window as f64 + 1.0);
+                    *long = *long * (1.0 - a) + rtt * a;
+                }
+                // After a drop in latency, let the average follow quickly.
+                if *long / rtt > 2.0 {
+                    *long *= 0.95;
+                }
+                // Application-limited: too little traffic to learn from.
+                if (in_flight as f64) < *estimate / 2.0 {
+                    return limit.clamp(cfg.min, cfg.max);
+                }
+                let gradient = (cfg.tolerance * *long / rtt).clamp(0.5, 1.0);
+                let new = *estimate * gradient + estimate.sqrt();
+                *estimate = (*estimate * (1.0 - cfg.smoothing) + new * cfg.smoothing)
+                    .clamp(cfg.min as f64, cfg.max as f64);
+                (*estimate as usize).clamp(cfg.min, cfg.max)
+            }
+        }
+    }
+}
+
 impl Admission {
     pub(crate) fn new(
         limit: usize,
         max_queue: usize,
         reserve: Box<[usize]>,
-        adaptive: Option<Aimd>,
+        adaptive: Option<Adaptive>,
         listeners: Listeners<BulkheadEvent>,
     ) -> Self {
         let lanes = (0..reserve.len()).map(|_| VecDeque::new()).collect();
@@ -259,8 +374,11 @@ impl Admission {
     fn release(&self, latency: Option<Duration>) {
         let mut c = self.lock();
         let from = c.limit;
-        if let (Some(aimd), Some(latency)) = (c.adaptive, latency) {
-            c.limit = aimd.next(c.limit, c.in_flight, latency);
+        if let Some(latency) = latency {
+            let (limit, in_flight) = (c.limit, c.in_flight);
+            if let Some(a) = &mut c.adaptive {
+                c.limit = a.next(limit, in_flight, latency);
+            }
         }
         let to = c.limit;
         c.in_flight -= 1;
@@ -338,6 +456,21 @@ mod tests {
                 prop_assert!(next <= clamped);
             } else {
                 prop_assert!(next >= clamped && next <= clamped + 1);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn gradient_stays_in_range(
+            min in 1usize..20, span in 0usize..100, start in 1usize..200,
+            samples in proptest::collection::vec((0u64..1_000, 0usize..200), 1..100),
+        ) {
+            let mut g = Adaptive::gradient(Gradient::new(min, min + span).long_window(10));
+            let mut limit = start.clamp(min, min + span);
+            for (ms, in_flight) in samples {
+                limit = g.next(limit, in_flight, Duration::from_millis(ms));
+                prop_assert!(limit >= min && limit <= min + span);
             }
         }
     }

@@ -13,7 +13,7 @@ use palisade_core::{BoxError, KeyExtractor, Listeners};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::admission::{Admission, Aimd};
+use crate::admission::{Adaptive, Admission};
 use crate::events::{BulkheadEvent, RejectReason};
 use crate::future::ResponseFuture;
 use crate::handle::BulkheadHandle;
@@ -27,7 +27,7 @@ pub(crate) struct Template {
     pub(crate) limit: usize,
     pub(crate) max_queue: usize,
     pub(crate) reserve: Box<[usize]>,
-    pub(crate) adaptive: Option<Aimd>,
+    pub(crate) adaptive: Option<Adaptive>,
     pub(crate) listeners: Listeners<BulkheadEvent>,
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use palisade_core::{ConfigError, Listeners};
 use tower_layer::Layer;
 
-use crate::admission::{Admission, Aimd};
+use crate::admission::{Adaptive, Admission, Aimd, Gradient};
 use crate::config::{BulkheadConfig, Mode};
 use crate::events::BulkheadEvent;
 use crate::handle::BulkheadHandle;
@@ -21,7 +21,7 @@ pub struct BulkheadBuilder<P = NoPriority, Rel = OnBodyEnd> {
     lanes: usize,
     reserved: Vec<usize>,
     priority: P,
-    adaptive: Option<Aimd>,
+    adaptive: Option<Adaptive>,
     listeners: Listeners<BulkheadEvent>,
     _release: PhantomData<fn() -> Rel>,
 }
@@ -31,7 +31,7 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
     #[must_use]
     pub fn config(mut self, config: BulkheadConfig) -> Self {
         if let Some(a) = &config.adaptive {
-            self.adaptive = Some(a.into());
+            self.adaptive = Some(Adaptive::Aimd(a.into()));
         }
         self.config = config;
         self
@@ -95,7 +95,14 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
     /// clock twice.
     #[must_use]
     pub fn adaptive(mut self, aimd: Aimd) -> Self {
-        self.adaptive = Some(aimd);
+        self.adaptive = Some(Adaptive::Aimd(aimd));
+        self
+    }
+    /// Adapts the limit with the [`Gradient`] algorithm between `gradient.min` and
+    /// `gradient.max`, starting from `max_concurrent` (clamped into that range).
+    #[must_use]
+    pub fn adaptive_gradient(mut self, gradient: Gradient) -> Self {
+        self.adaptive = Some(Adaptive::gradient(gradient));
         self
     }
     /// Adds a listener for [`BulkheadEvent`]s.
@@ -180,27 +187,52 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
         }
         let mut limit = self.config.max_concurrent;
         if let Some(a) = &self.adaptive {
-            palisade_core::config::check_range("adaptive.min", a.min, 1, 1_000_000)?;
-            palisade_core::config::check_range("adaptive.max", a.max, a.min, 1_000_000)?;
-            if !(a.backoff > 0.0 && a.backoff < 1.0) {
-                return Err(ConfigError::new(
-                    "adaptive.backoff",
-                    format!("must be between 0 and 1, exclusive (got {})", a.backoff),
-                ));
+            let (min, max) = a.bounds();
+            palisade_core::config::check_range("adaptive.min", min, 1, 1_000_000)?;
+            palisade_core::config::check_range("adaptive.max", max, min, 1_000_000)?;
+            match a {
+                Adaptive::Aimd(a) => {
+                    if !(a.backoff > 0.0 && a.backoff < 1.0) {
+                        return Err(ConfigError::new(
+                            "adaptive.backoff",
+                            format!("must be between 0 and 1, exclusive (got {})", a.backoff),
+                        ));
+                    }
+                    if a.latency_threshold.is_zero() {
+                        return Err(ConfigError::new(
+                            "adaptive.latency_threshold",
+                            "must be above zero",
+                        ));
+                    }
+                }
+                Adaptive::Gradient { cfg, .. } => {
+                    palisade_core::config::check_range(
+                        "adaptive.long_window",
+                        cfg.long_window,
+                        1,
+                        1_000_000,
+                    )?;
+                    if !(cfg.tolerance >= 1.0 && cfg.tolerance <= 100.0) {
+                        return Err(ConfigError::new(
+                            "adaptive.tolerance",
+                            format!("must be between 1 and 100 (got {})", cfg.tolerance),
+                        ));
+                    }
+                    if !(cfg.smoothing > 0.0 && cfg.smoothing <= 1.0) {
+                        return Err(ConfigError::new(
+                            "adaptive.smoothing",
+                            format!("must be in (0, 1] (got {})", cfg.smoothing),
+                        ));
+                    }
+                }
             }
-            if a.latency_threshold.is_zero() {
-                return Err(ConfigError::new(
-                    "adaptive.latency_threshold",
-                    "must be above zero",
-                ));
-            }
-            if let Some(r) = self.reserved.iter().max().filter(|r| **r >= a.min) {
+            if let Some(r) = self.reserved.iter().max().filter(|r| **r >= min) {
                 return Err(ConfigError::new(
                     "adaptive.min",
                     format!("must be above every lane reserve ({r}) or a lane could starve"),
                 ));
             }
-            limit = limit.clamp(a.min, a.max);
+            limit = limit.clamp(min, max);
         }
         Ok(limit)
     }

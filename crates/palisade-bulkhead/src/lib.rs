@@ -14,7 +14,7 @@
 //!   response arrives ([`OnResponse`], any service), and always freed on drop or panic.
 //! - Per-key bulkheads ([`BulkheadBuilder::build_keyed`]): one per tenant from a core
 //!   `KeyExtractor`, at most `max_keys` at once.
-//! - Adaptive limit ([`Aimd`]): the limit shrinks when calls get slow and grows back when
+//! - Adaptive limit ([`Aimd`], or [`Gradient`] as in Netflix concurrency-limits): the limit shrinks when calls get slow and grows back when
 //!   they are fast again, between a min and a max.
 //! - [`BulkheadHandle`] reads in-flight, queued and limit, and changes the limit at run time.
 //!
@@ -57,7 +57,7 @@ mod priority;
 mod release;
 mod service;
 
-pub use admission::{Aimd, Permit};
+pub use admission::{Aimd, Gradient, Permit};
 pub use config::{AdaptiveConfig, BulkheadConfig, Mode};
 pub use events::{BulkheadEvent, RejectReason};
 pub use handle::BulkheadHandle;

@@ -95,3 +95,64 @@ fn adaptive_settings_are_checked() {
         "initial limit clamped into [min, max]"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn gradient_shrinks_on_a_latency_rise_and_grows_back() {
+    let lowest = Arc::new(Mutex::new(usize::MAX));
+    let lw = lowest.clone();
+    let layer = BulkheadLayer::builder()
+        .max_concurrent(50)
+        .max_queue(1_000)
+        .max_queue_wait(Duration::from_secs(600))
+        .adaptive_gradient(palisade_bulkhead::Gradient::new(2, 50).long_window(50))
+        .release_on_response()
+        .on_event(move |e| {
+            if let BulkheadEvent::LimitChanged { to, .. } = e {
+                let mut l = lw.lock().unwrap();
+                *l = (*l).min(*to);
+            }
+        })
+        .build()
+        .unwrap();
+    let h = layer.handle();
+    let latency_ms = Arc::new(AtomicU64::new(10));
+    let l = latency_ms.clone();
+    let svc = layer.layer(service_fn(move |(): ()| {
+        let ms = l.load(Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, BoxError>(())
+        }
+    }));
+    let round = |n: usize| {
+        let tasks: Vec<_> = (0..n)
+            .map(|_| tokio::spawn(svc.clone().oneshot(())))
+            .collect();
+        async move {
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+        }
+    };
+
+    // Steady latency: the limit stays at its maximum.
+    round(200).await;
+    assert_eq!(h.limit(), 50);
+    assert_eq!(
+        *lowest.lock().unwrap(),
+        usize::MAX,
+        "no change while steady"
+    );
+
+    // Latency jumps tenfold: the limit falls well below the maximum.
+    latency_ms.store(100, Ordering::SeqCst);
+    round(200).await;
+    let low = *lowest.lock().unwrap();
+    assert!(low < 30, "limit fell to {low}");
+
+    // Latency back to normal: the limit grows back to the maximum.
+    latency_ms.store(10, Ordering::SeqCst);
+    round(400).await;
+    assert_eq!(h.limit(), 50);
+    assert_eq!((h.in_flight(), h.queued()), (0, 0));
+}
