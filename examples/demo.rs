@@ -190,6 +190,63 @@ fn render(counts: &BTreeMap<&'static str, u64>) -> String {
         .join("  ")
 }
 
+/// Canary: v2 (bad: half its answers are 500s) starts at 10% next to a healthy v1; the
+/// analysis compares error rates each interval and rolls v2 back. Returns what happened.
+async fn canary_phase() -> Result<String, BoxError> {
+    use palisade::traffic::{CanaryConfig, CanaryController, Split, Tick, TrafficEvent};
+    use tower::ServiceExt;
+
+    fn version(
+        bad: bool,
+    ) -> impl tower::Service<
+        http::Request<()>,
+        Response = http::Response<()>,
+        Error = std::convert::Infallible,
+        Future = std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>,
+    > + Clone {
+        tower::service_fn(move |_req: http::Request<()>| {
+            let fail = bad && rand::rng().random_bool(0.5);
+            let status = if fail { 500 } else { 200 };
+            std::future::ready(Ok(http::Response::builder()
+                .status(status)
+                .body(())
+                .expect("valid")))
+        })
+    }
+    let (split, handle) = Split::builder()
+        .arm("v1", version(false))
+        .arm("v2", version(true))
+        .on_event(|e| {
+            if let TrafficEvent::RolledBack { .. } = e {
+                println!("        [canary] v2 rolled back: {e:?}");
+            }
+        })
+        .build()?;
+    let mut config = CanaryConfig::default();
+    config.steps = vec![10, 50, 100];
+    config.min_samples = 20;
+    config.max_error_rate_increase = 0.05;
+    let mut controller = CanaryController::start(handle.clone(), "v1", "v2", config)?;
+    let mut served = 0;
+    for interval in 1..=5 {
+        for _ in 0..200 {
+            split.clone().oneshot(http::Request::new(())).await?;
+            served += 1;
+        }
+        let tick = controller.tick();
+        println!(
+            "        [canary] interval {interval}: {tick:?}, weights v1/v2 = {:?}",
+            handle.weights()
+        );
+        if matches!(tick, Tick::RolledBack { .. }) {
+            return Ok(format!(
+                "bad v2 rolled back to 0% after {served} requests; v1 serves 100%"
+            ));
+        }
+    }
+    Ok(format!("v2 weights now {:?}", handle.weights()))
+}
+
 /// A retrying client (hyper-util behind `RetryLayer` with a budget): returns (successes,
 /// calls, attempts).
 async fn retry_phase(addr: SocketAddr) -> Result<(usize, usize, u32), BoxError> {
@@ -321,6 +378,9 @@ async fn main() -> Result<(), BoxError> {
         w.await?;
     }
 
+    // Canary: a bad v2 is rolled back automatically.
+    let canary = canary_phase().await?;
+
     // Retry: a client behind RetryLayer (with a budget) makes 160 GETs; 504s and 503s are
     // retried with backoff, so far fewer failures reach the caller.
     let (retried_ok, retried_total, attempts) = retry_phase(addr).await?;
@@ -379,6 +439,7 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "  bulkhead     at most {MAX_CONCURRENT} upstream calls at once; the excess was shed at once with 503"
     );
+    println!("  canary       {canary}");
     println!(
         "  health       GET /health → {health_status} {}",
         health_body.chars().take(90).collect::<String>()

@@ -66,6 +66,14 @@ pub use palisade_bulkhead as bulkhead;
 #[cfg(feature = "idempotency")]
 pub use palisade_idempotency as idempotency;
 
+/// Feature flags (`palisade-toggle`).
+#[cfg(feature = "toggle")]
+pub use palisade_toggle as toggle;
+
+/// Traffic splitting and progressive delivery (`palisade-traffic`).
+#[cfg(feature = "traffic")]
+pub use palisade_traffic as traffic;
+
 /// Keyed GCRA rate limiting with IETF RateLimit headers, in memory or in Redis
 /// (`palisade-ratelimit`).
 #[cfg(feature = "ratelimit")]
