@@ -24,8 +24,8 @@
 //!   [`Deadline`](palisade_core::Deadline) is never started.
 //! - **Hedging** ([`HedgeLayer`]): after a fixed delay, send another copy of a slow request;
 //!   the first acceptable answer wins, the others are dropped.
-//! - **Budget** ([`budget`]): Finagle/tower [`TpsBudget`](budget::TpsBudget) by default, or gRPC
-//!   [`RetryThrottle`](budget::RetryThrottle); shared by every clone.
+//! - **Budget** ([`budget`]): Finagle/tower [`TpsBudget`] by default, or gRPC
+//!   [`RetryThrottle`]; shared by every clone.
 //!
 //! Place it inside the timeout layer (one deadline covers all attempts) and outside any
 //! per-attempt layers. The response future is a named state machine: nothing is boxed.
