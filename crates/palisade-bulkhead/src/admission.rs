@@ -1,11 +1,14 @@
 //! Admission: a concurrency limit with a bounded queue split into priority lanes.
 //!
-//! One mutex guards the counters and the queue; it is held for a few instructions and
-//! never across an `.await`. A request that finds a free slot takes it without allocating;
-//! one that has to queue allocates its waiter once (an `Arc` with its waker slot).
+//! The limit and the in-flight and queued counts live in one atomic word: taking a free slot
+//! when nobody waits is one compare-and-swap, giving it back one subtraction, with no lock
+//! and no allocation. The queue (one `VecDeque` per lane) sits behind a mutex taken only to
+//! queue, to hand a freed slot to a waiter, or to change the limit; it is held for a few
+//! instructions and never across an `.await`. A request that has to queue allocates its
+//! waiter once (an `Arc` holding its state and waker slot); that is the only allocation.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
@@ -52,19 +55,47 @@ impl Waiter {
     }
 }
 
+/// `limit`, `in_flight` and `queued` packed in one word (21 bits each), so the uncontended
+/// path is one compare-and-swap to take a slot and one subtraction to give it back.
+const BITS: u32 = 21;
+const MASK: u64 = (1 << BITS) - 1;
+const IN_FLIGHT: u32 = BITS;
+const QUEUED: u32 = 2 * BITS;
+/// Largest limit or queue length the packed word holds.
+pub(crate) const MAX_COUNT: usize = MASK as usize;
+
+#[derive(Debug, Clone, Copy)]
+struct State(u64);
+
+impl State {
+    fn limit(self) -> usize {
+        (self.0 & MASK) as usize
+    }
+    fn in_flight(self) -> usize {
+        ((self.0 >> IN_FLIGHT) & MASK) as usize
+    }
+    fn queued(self) -> usize {
+        ((self.0 >> QUEUED) & MASK) as usize
+    }
+    fn with_limit(self, limit: usize) -> Self {
+        Self((self.0 & !MASK) | (limit.min(MAX_COUNT) as u64))
+    }
+}
+
+/// The queue (and the adaptive state); locked only when a request must queue, a slot is
+/// freed while someone waits, or the limit changes.
 #[derive(Debug)]
-struct Counters {
-    limit: usize,
+struct Queue {
     adaptive: Option<Adaptive>,
-    in_flight: usize,
-    queued: usize,
     lanes: Box<[VecDeque<Arc<Waiter>>]>,
 }
 
 /// The shared state of one bulkhead.
 #[derive(Debug)]
 pub(crate) struct Admission {
-    counters: Mutex<Counters>,
+    state: AtomicU64,
+    queue: Mutex<Queue>,
+    adaptive: bool,
     max_queue: usize,
     /// `reserve[lane]`: slots a request of `lane` may not take (kept for higher lanes).
     reserve: Box<[usize]>,
@@ -269,101 +300,126 @@ impl Admission {
     ) -> Self {
         let lanes = (0..reserve.len()).map(|_| VecDeque::new()).collect();
         Self {
-            counters: Mutex::new(Counters {
-                limit,
-                adaptive,
-                in_flight: 0,
-                queued: 0,
-                lanes,
-            }),
-            max_queue,
+            state: AtomicU64::new(State(0).with_limit(limit).0),
+            adaptive: adaptive.is_some(),
+            queue: Mutex::new(Queue { adaptive, lanes }),
+            max_queue: max_queue.min(MAX_COUNT),
             reserve,
             listeners,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Counters> {
-        self.counters.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn load(&self) -> State {
+        State(self.state.load(Ordering::Acquire))
+    }
+
+    fn cas(&self, old: State, new: State) -> bool {
+        self.state
+            .compare_exchange_weak(old.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     pub(crate) fn lanes(&self) -> usize {
         self.reserve.len()
     }
 
-    fn can_take(&self, c: &Counters, lane: usize) -> bool {
-        c.in_flight + self.reserve[lane] < c.limit
+    fn can_take(&self, s: State, lane: usize) -> bool {
+        s.in_flight() + self.reserve[lane] < s.limit()
+    }
+
+    fn granted(self: &Arc<Self>, lane: usize, in_flight: usize) -> Acquire {
+        self.listeners
+            .emit_with(|| BulkheadEvent::Admitted { lane, in_flight });
+        Acquire::Granted(Permit {
+            admission: self.clone(),
+            started: self.adaptive.then(Instant::now),
+        })
     }
 
     /// Asks for a slot in `lane` (higher lanes are more important).
     pub(crate) fn acquire(self: &Arc<Self>, lane: usize) -> Acquire {
         let lane = lane.min(self.lanes() - 1);
-        let mut c = self.lock();
-        // FIFO: nobody overtakes a waiter of the same or a higher lane.
-        let ahead = c.queued != 0 && c.lanes[lane..].iter().any(|l| !l.is_empty());
-        if !ahead && self.can_take(&c, lane) {
-            c.in_flight += 1;
-            let in_flight = c.in_flight;
-            let started = c.adaptive.is_some().then(Instant::now);
-            drop(c);
-            self.listeners
-                .emit_with(|| BulkheadEvent::Admitted { lane, in_flight });
-            return Acquire::Granted(Permit {
-                admission: self.clone(),
-                started,
-            });
+        // Fast path: nobody waits and a slot is free.
+        loop {
+            let s = self.load();
+            if s.queued() != 0 || !self.can_take(s, lane) {
+                break;
+            }
+            if self.cas(s, State(s.0 + (1 << IN_FLIGHT))) {
+                return self.granted(lane, s.in_flight() + 1);
+            }
         }
-        if c.queued < self.max_queue {
+        let mut q = self.lock();
+        // `queued` only changes under this lock, so it matches the lanes here.
+        loop {
+            let s = self.load();
+            // FIFO: nobody overtakes a waiter of the same or a higher lane.
+            let ahead = s.queued() != 0 && q.lanes[lane..].iter().any(|l| !l.is_empty());
+            if !ahead && self.can_take(s, lane) {
+                if self.cas(s, State(s.0 + (1 << IN_FLIGHT))) {
+                    drop(q);
+                    return self.granted(lane, s.in_flight() + 1);
+                }
+                continue;
+            }
+            if s.queued() >= self.max_queue {
+                return Acquire::Full;
+            }
+            // Counted as queued in the same step that saw no free slot: a slot freed after
+            // this sees the waiter and dispatches (it needs this lock to do so).
+            if !self.cas(s, State(s.0 + (1 << QUEUED))) {
+                continue;
+            }
             let w = Arc::new(Waiter {
                 state: AtomicU8::new(WAITING),
                 lane,
                 waker: Mutex::new(None),
             });
-            c.lanes[lane].push_back(w.clone());
-            c.queued += 1;
-            let depth = c.queued;
-            drop(c);
+            q.lanes[lane].push_back(w.clone());
+            drop(q);
+            let depth = s.queued() + 1;
             self.listeners
                 .emit_with(|| BulkheadEvent::Queued { lane, depth });
             return Acquire::Queued(w);
         }
-        Acquire::Full
     }
 
     /// Turns a granted waiter into its permit.
     pub(crate) fn take_grant(self: &Arc<Self>, w: &Waiter) -> Permit {
         debug_assert!(w.is_granted());
         w.state.store(GONE, Ordering::Release);
-        let (in_flight, adaptive) = {
-            let c = self.lock();
-            (c.in_flight, c.adaptive.is_some())
-        };
+        let in_flight = self.load().in_flight();
         let lane = w.lane;
         self.listeners
             .emit_with(|| BulkheadEvent::Admitted { lane, in_flight });
         Permit {
             admission: self.clone(),
-            started: adaptive.then(Instant::now),
+            started: self.adaptive.then(Instant::now),
         }
     }
 
     /// A waiter gave up (timed out or dropped). If it was granted meanwhile, the slot is
     /// passed on; returns whether it had been granted.
     pub(crate) fn abandon(&self, w: &Waiter) -> bool {
-        let mut c = self.lock();
+        let mut q = self.lock();
         match w.state.swap(GONE, Ordering::AcqRel) {
             GRANTED => {
-                c.in_flight -= 1;
-                self.dispatch(&mut c);
+                self.state.fetch_sub(1 << IN_FLIGHT, Ordering::AcqRel);
+                self.dispatch(&mut q);
                 true
             }
             WAITING => {
-                let lane = &mut c.lanes[w.lane];
+                let lane = &mut q.lanes[w.lane];
                 if let Some(i) = lane
                     .iter()
                     .position(|x| std::ptr::eq(Arc::as_ptr(x), std::ptr::from_ref(w)))
                 {
                     lane.remove(i);
-                    c.queued -= 1;
+                    self.state.fetch_sub(1 << QUEUED, Ordering::AcqRel);
                 }
                 false
             }
@@ -372,42 +428,59 @@ impl Admission {
     }
 
     fn release(&self, latency: Option<Duration>) {
-        let mut c = self.lock();
-        let from = c.limit;
-        if let Some(latency) = latency {
-            let (limit, in_flight) = (c.limit, c.in_flight);
-            if let Some(a) = &mut c.adaptive {
-                c.limit = a.next(limit, in_flight, latency);
+        if let Some(latency) = latency.filter(|_| self.adaptive) {
+            let mut q = self.lock();
+            let s = self.load();
+            let (from, mut to) = (s.limit(), s.limit());
+            if let Some(a) = &mut q.adaptive {
+                to = a.next(from, s.in_flight(), latency);
             }
+            self.update(|s| State(s.with_limit(to).0 - (1 << IN_FLIGHT)));
+            self.dispatch(&mut q);
+            drop(q);
+            if from != to {
+                self.listeners
+                    .emit_with(|| BulkheadEvent::LimitChanged { from, to });
+            }
+            return;
         }
-        let to = c.limit;
-        c.in_flight -= 1;
-        self.dispatch(&mut c);
-        drop(c);
-        if from != to {
-            self.listeners
-                .emit_with(|| BulkheadEvent::LimitChanged { from, to });
+        let before = State(self.state.fetch_sub(1 << IN_FLIGHT, Ordering::AcqRel));
+        if before.queued() != 0 {
+            let mut q = self.lock();
+            self.dispatch(&mut q);
         }
     }
 
-    /// Hands free slots to the oldest waiter of the highest lane that may take one.
-    #[inline]
-    fn dispatch(&self, c: &mut Counters) {
-        if c.queued == 0 {
-            return;
+    fn update(&self, f: impl Fn(State) -> State) {
+        let mut s = self.load();
+        while let Err(now) =
+            self.state
+                .compare_exchange_weak(s.0, f(s).0, Ordering::AcqRel, Ordering::Acquire)
+        {
+            s = State(now);
         }
+    }
+
+    /// Hands free slots to the oldest waiter of the highest lane that may take one (under the
+    /// queue lock).
+    fn dispatch(&self, q: &mut Queue) {
         'outer: loop {
-            for lane in (0..c.lanes.len()).rev() {
-                if c.lanes[lane].is_empty() {
+            for lane in (0..q.lanes.len()).rev() {
+                if q.lanes[lane].is_empty() {
                     continue;
                 }
-                if !self.can_take(c, lane) {
-                    // Lower lanes have at least this lane's reserve: none may take it either.
-                    return;
+                loop {
+                    let s = self.load();
+                    if !self.can_take(s, lane) {
+                        // Lower lanes have at least this lane's reserve: none may take it.
+                        return;
+                    }
+                    let next = State(s.0 + (1 << IN_FLIGHT) - (1 << QUEUED));
+                    if self.cas(s, next) {
+                        break;
+                    }
                 }
-                let w = c.lanes[lane].pop_front().expect("non-empty lane");
-                c.queued -= 1;
-                c.in_flight += 1;
+                let w = q.lanes[lane].pop_front().expect("non-empty lane");
                 w.grant();
                 continue 'outer;
             }
@@ -416,20 +489,21 @@ impl Admission {
     }
 
     pub(crate) fn in_flight(&self) -> usize {
-        self.lock().in_flight
+        self.load().in_flight()
     }
     pub(crate) fn queued(&self) -> usize {
-        self.lock().queued
+        self.load().queued()
     }
     pub(crate) fn limit(&self) -> usize {
-        self.lock().limit
+        self.load().limit()
     }
     pub(crate) fn set_limit(&self, limit: usize) {
-        let mut c = self.lock();
-        let from = c.limit;
-        c.limit = limit;
-        self.dispatch(&mut c);
-        drop(c);
+        let limit = limit.min(MAX_COUNT);
+        let mut q = self.lock();
+        let from = self.limit();
+        self.update(|s| s.with_limit(limit));
+        self.dispatch(&mut q);
+        drop(q);
         if from != limit {
             self.listeners
                 .emit_with(|| BulkheadEvent::LimitChanged { from, to: limit });

@@ -265,3 +265,54 @@ async fn backpressure_waits_in_poll_ready() {
     assert_eq!((h.in_flight(), h.queued()), (0, 0));
     let _ = HeaderPriority::new(http::HeaderName::from_static("x-priority"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lanes_reserves_and_cancellation_under_contention_leak_nothing() {
+    let layer = BulkheadLayer::builder()
+        .max_concurrent(4)
+        .max_queue(64)
+        .max_queue_wait(Duration::from_millis(20))
+        .priority(priority_fn(|i: &u64| (*i % 3) as usize), vec![2, 1, 0])
+        .release_on_response()
+        .build()
+        .unwrap();
+    let h = layer.handle();
+    let inside = Arc::new(AtomicUsize::new(0));
+    let high = Arc::new(AtomicUsize::new(0));
+    let (i2, h2) = (inside.clone(), high.clone());
+    let svc = layer.layer(service_fn(move |i: u64| {
+        let (inside, high) = (i2.clone(), h2.clone());
+        async move {
+            // Counted out on drop too: a cancelled call leaves the handler mid-sleep.
+            struct Out(Arc<AtomicUsize>);
+            impl Drop for Out {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+            let _out = Out(inside);
+            high.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_micros(i % 200)).await;
+            Ok::<_, std::io::Error>(())
+        }
+    }));
+    let tasks: Vec<_> = (0..5_000u64)
+        .map(|i| {
+            let fut = svc.clone().oneshot(i);
+            tokio::spawn(async move {
+                if i % 5 == 0 {
+                    let _ = tokio::time::timeout(Duration::from_micros(i % 150), fut).await;
+                } else {
+                    let _ = fut.await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!((1..=4).contains(&high.load(Ordering::SeqCst)));
+    assert_eq!(inside.load(Ordering::SeqCst), 0);
+    assert_eq!((h.in_flight(), h.queued()), (0, 0));
+}
