@@ -119,6 +119,16 @@ impl BoxTimer {
     }
 }
 
+/// gRFC A6: sent on retries of gRPC calls.
+const GRPC_PREVIOUS_RPC_ATTEMPTS: http::HeaderName =
+    http::HeaderName::from_static("grpc-previous-rpc-attempts");
+
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
 enum Collected {
     Empty,
     One(Bytes),
@@ -181,7 +191,14 @@ pub(crate) enum Next<R> {
 
 impl<S, B, P> Ctx<S, B, P> {
     fn next_request(&self) -> Request<RetryBody<B>> {
-        let parts = self.parts.clone().expect("retry template");
+        let mut parts = self.parts.clone().expect("retry template");
+        if self.attempts > 0 && is_grpc(&parts.headers) {
+            // gRFC A6: attempts after the first say how many came before.
+            parts.headers.insert(
+                GRPC_PREVIOUS_RPC_ATTEMPTS,
+                http::HeaderValue::from(self.attempts),
+            );
+        }
         Request::from_parts(parts, RetryBody::replay(&self.data, self.trailers.as_ref()))
     }
 

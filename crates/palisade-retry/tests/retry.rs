@@ -574,3 +574,32 @@ async fn custom_predicate() {
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
     assert_eq!(up.calls(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn grpc_retries_carry_previous_attempts() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let up = tower::service_fn(move |req: Request<RetryBody<Empty<Bytes>>>| {
+        s.lock().unwrap().push(
+            req.headers()
+                .get("grpc-previous-rpc-attempts")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        );
+        let n = s.lock().unwrap().len();
+        async move { if n < 3 { grpc(None) } else { ok() } }
+    });
+    let svc = base()
+        .max_attempts(4)
+        .backoff(Backoff::constant(MS(1)))
+        .layer(up);
+    let req = Request::post("/pkg.Svc/Get")
+        .header("content-type", "application/grpc")
+        .header("idempotency-key", "\"k\"")
+        .body(Empty::new())
+        .unwrap();
+    assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [None, Some("1".to_owned()), Some("2".to_owned())]
+    );
+}
