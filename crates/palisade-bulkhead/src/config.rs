@@ -19,7 +19,9 @@ pub enum Mode {
     #[default]
     Shed,
     /// `poll_ready` waits for a slot (the Tower way), so callers feel backpressure; a full
-    /// queue makes `poll_ready` fail. For clients and pipelines.
+    /// queue makes `poll_ready` fail. For clients and pipelines. The slot is reserved in
+    /// `poll_ready` and spent by the next `call`; clones never copy it. `poll_ready` does not
+    /// see the request, so waiting happens in lane 0 (priorities apply in shed mode).
     Backpressure,
 }
 

@@ -24,7 +24,8 @@ impl BulkheadHandle {
     pub fn limit(&self) -> usize {
         self.admission.limit()
     }
-    /// Changes the limit at run time (at least 1); raising it admits waiters at once.
+    /// Changes the limit at run time (1 to 2,097,151); raising it admits waiters at once. With
+    /// an adaptive limit, the algorithm carries on from the new value.
     pub fn set_limit(&self, limit: usize) {
         self.admission.set_limit(limit.max(1));
     }
