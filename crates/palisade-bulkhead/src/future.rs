@@ -59,7 +59,8 @@ impl Drop for WaitGuard {
 
 pin_project! {
     /// Response future of [`Bulkhead`](crate::Bulkhead): running with a slot, waiting in the
-    /// queue, or rejected. Allocates only when it has to queue.
+    /// queue, or rejected. Allocates only when it has to queue (its
+    /// waiter and its boxed waiting state).
     pub struct ResponseFuture<S: Service<R>, R, Rel> {
         #[pin]
         kind: Kind<S, R>,
@@ -68,17 +69,24 @@ pin_project! {
 }
 
 pin_project! {
+    /// A queued request: boxed, so the (rare) waiting state does not make every response
+    /// future as large as a request plus a timer.
+    #[project = ParkedProj]
+    struct Parked<S, R> {
+        guard: WaitGuard,
+        #[pin] sleep: Sleep,
+        inner: Option<S>,
+        req: Option<R>,
+        lane: usize,
+        wait: Duration,
+    }
+}
+
+pin_project! {
     #[project = KindProj]
     enum Kind<S: Service<R>, R> {
         Running { #[pin] future: S::Future, permit: Option<Permit> },
-        Waiting {
-            guard: WaitGuard,
-            #[pin] sleep: Sleep,
-            inner: Option<S>,
-            req: Option<R>,
-            lane: usize,
-            wait: Duration,
-        },
+        Waiting { state: Pin<Box<Parked<S, R>>> },
         Rejected { error: Option<BoxError> },
     }
 }
@@ -103,12 +111,14 @@ impl<S: Service<R>, R, Rel> ResponseFuture<S, R, Rel> {
     ) -> Self {
         Self {
             kind: Kind::Waiting {
-                guard,
-                sleep,
-                inner: Some(inner),
-                req: Some(req),
-                lane,
-                wait,
+                state: Box::pin(Parked {
+                    guard,
+                    sleep,
+                    inner: Some(inner),
+                    req: Some(req),
+                    lane,
+                    wait,
+                }),
             },
             _release: std::marker::PhantomData,
         }
@@ -144,14 +154,15 @@ where
                     let permit = permit.take().expect("polled after completion");
                     return Poll::Ready(Ok(Rel::attach(res, permit)));
                 }
-                KindProj::Waiting {
-                    guard,
-                    sleep,
-                    inner,
-                    req,
-                    lane,
-                    wait,
-                } => {
+                KindProj::Waiting { state } => {
+                    let ParkedProj {
+                        guard,
+                        sleep,
+                        inner,
+                        req,
+                        lane,
+                        wait,
+                    } = state.as_mut().project();
                     let permit = if let Some(p) = guard.try_take() {
                         p
                     } else {
