@@ -316,3 +316,29 @@ async fn lanes_reserves_and_cancellation_under_contention_leak_nothing() {
     assert_eq!(inside.load(Ordering::SeqCst), 0);
     assert_eq!((h.in_flight(), h.queued()), (0, 0));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_does_not_copy_the_reserved_slot() {
+    let layer = BulkheadLayer::builder()
+        .max_concurrent(1)
+        .max_queue(1)
+        .mode(Mode::Backpressure)
+        .release_on_response()
+        .build()
+        .unwrap();
+    let h = layer.handle();
+    let mut a = layer.layer(service_fn(|(): ()| async { Ok::<_, BoxError>(()) }));
+    a.ready().await.unwrap(); // a holds the only slot, reserved
+    assert_eq!(h.in_flight(), 1);
+    let mut b = a.clone();
+    let mut ready_b = tokio_test::task::spawn(b.ready());
+    tokio_test::assert_pending!(ready_b.poll());
+    assert_eq!((h.in_flight(), h.queued()), (1, 1));
+    drop(a); // dropping the ready service gives its reservation to the waiter
+    assert!(ready_b.is_woken());
+    tokio_test::assert_ready_ok!(ready_b.poll());
+    drop(ready_b);
+    assert_eq!((h.in_flight(), h.queued()), (1, 0));
+    b.call(()).await.unwrap();
+    assert_eq!((h.in_flight(), h.queued()), (0, 0));
+}
