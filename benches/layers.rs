@@ -46,57 +46,20 @@ fn request(with_extension: bool) -> Req {
     req
 }
 
-/// One call through `svc`, polled once (the inner service is ready at once).
-#[inline]
-fn call_once<S>(svc: &mut S, cx: &mut Context<'_>, with_extension: bool)
-where
-    S: Service<Req>,
-    S::Error: std::fmt::Debug,
-{
-    assert!(matches!(svc.poll_ready(cx), Poll::Ready(Ok(()))));
-    let fut = pin!(svc.call(request(with_extension)));
-    match fut.poll(cx) {
-        Poll::Ready(Ok(v)) => {
-            black_box(v);
-        }
-        _ => panic!("contender did not answer at once"),
-    }
-}
-
-fn allocs_per_call<S>(name: &str, svc: &mut S, with_extension: bool)
-where
-    S: Service<Req>,
-    S::Error: std::fmt::Debug,
-{
-    const N: usize = 10_000;
-    let mut cx = Context::from_waker(Waker::noop());
-    call_once(svc, &mut cx, with_extension); // warm up lazily initialised state
-    let region = Region::new(GLOBAL);
-    for _ in 0..N {
-        call_once(svc, &mut cx, with_extension);
-    }
-    let stats = region.change();
-    println!(
-        "allocs/op  {name:<44} {:>6.2}  (bytes/op {:>7.1})",
-        stats.allocations as f64 / N as f64,
-        stats.bytes_allocated as f64 / N as f64
-    );
-}
-
+/// One contender of the `http::Request<()>` groups: `bench_with` on a bare request or one
+/// that already carries an extension.
 fn bench_one<S>(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     group_name: &str,
     name: &str,
-    mut svc: S,
+    svc: S,
     with_extension: bool,
 ) where
     S: Service<Req>,
     S::Error: std::fmt::Debug,
 {
-    allocs_per_call(&format!("{group_name}/{name}"), &mut svc, with_extension);
-    let mut cx = Context::from_waker(Waker::noop());
-    group.bench_function(name, |b| {
-        b.iter(|| call_once(&mut svc, &mut cx, with_extension));
+    bench_with(group, group_name, name, svc, move || {
+        request(with_extension)
     });
 }
 
