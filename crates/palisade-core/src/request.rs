@@ -73,12 +73,15 @@ impl RequestParts for reqwest::Request {
     }
 }
 
-/// Read access to a response's status and headers, for failure classification.
+/// Access to a response's status and headers: read for failure classification, write for
+/// layers that annotate responses (e.g. `RateLimit` fields).
 pub trait ResponseParts {
     /// The response status.
     fn status(&self) -> StatusCode;
     /// The response headers.
     fn headers(&self) -> &HeaderMap;
+    /// The response headers, mutably.
+    fn headers_mut(&mut self) -> &mut HeaderMap;
 }
 
 impl<B> ResponseParts for http::Response<B> {
@@ -87,6 +90,9 @@ impl<B> ResponseParts for http::Response<B> {
     }
     fn headers(&self) -> &HeaderMap {
         self.headers()
+    }
+    fn headers_mut(&mut self) -> &mut HeaderMap {
+        self.headers_mut()
     }
 }
 
@@ -97,6 +103,9 @@ impl ResponseParts for reqwest::Response {
     }
     fn headers(&self) -> &HeaderMap {
         self.headers()
+    }
+    fn headers_mut(&mut self) -> &mut HeaderMap {
+        self.headers_mut()
     }
 }
 

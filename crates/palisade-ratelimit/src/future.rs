@@ -17,8 +17,8 @@ use crate::gcra::Decision;
 use crate::headers::ResponseFields;
 use crate::layer::Shared;
 use crate::quota::QuotaSet;
-use crate::response::ResponseHeaders;
 use crate::service::{Step, step};
+use palisade_core::ResponseParts;
 
 /// A decision by a remote store (Redis): the decision, or the error text.
 pub(crate) type DecideFuture =
@@ -121,7 +121,7 @@ impl<F, S, Req, Res, E> Future for ResponseFuture<F, S, Req>
 where
     F: Future<Output = Result<Res, E>>,
     S: Service<Req, Future = F, Error = E>,
-    Res: ResponseHeaders,
+    Res: ResponseParts,
     E: Into<BoxError>,
 {
     type Output = Result<Res, BoxError>;

@@ -81,7 +81,6 @@ pub mod quota;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
-mod response;
 mod service;
 
 #[cfg(feature = "redis")]
@@ -94,5 +93,4 @@ pub use gcra::{Decision, QuotaState};
 pub use layer::{Mode, RateLimitLayer};
 pub use memory::{DEFAULT_IDLE_SWEEP, DEFAULT_MAX_KEYS};
 pub use quota::{MAX_QUOTAS, MAX_WINDOW, Quota, QuotaSet};
-pub use response::ResponseHeaders;
 pub use service::RateLimit;

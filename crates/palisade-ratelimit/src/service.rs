@@ -13,7 +13,7 @@ use crate::gcra::Decision;
 use crate::headers::{RATELIMIT, RATELIMIT_POLICY, ResponseFields, legacy_headers, limit_header};
 use crate::layer::{Mode, Shared};
 use crate::quota::QuotaSet;
-use crate::response::ResponseHeaders;
+use palisade_core::ResponseParts;
 
 /// Rate-limits requests per key; see the [crate docs](crate).
 #[derive(Debug, Clone)]
@@ -128,7 +128,7 @@ where
     Req: RequestParts,
     X: KeyExtractor<Req>,
     S: Service<Req> + Clone,
-    S::Response: ResponseHeaders,
+    S::Response: ResponseParts,
     S::Error: Into<BoxError>,
 {
     type Response = S::Response;
