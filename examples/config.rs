@@ -246,7 +246,7 @@ fn route(
                 .arm("v1", endpoint)
                 .arm("v2", v2)
                 .with_config(split.clone())
-                .and_then(|b| b.build())
+                .and_then(palisade::traffic::SplitBuilder::build)
                 .map_err(within("split"))?;
             MethodRouter::new().fallback_service(stack.service(split))
         }

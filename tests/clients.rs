@@ -1,72 +1,101 @@
-//! The client examples: Palisade around reqwest and hyper-util, against a real local server.
-#![cfg(all(feature = "timeout", feature = "reqwest"))]
+//! The client examples: timeout, retry with a budget, client-mode rate limit, breaker and a
+//! per-attempt timeout around reqwest and hyper-util, against a real local flaky server.
+#![cfg(all(
+    feature = "timeout",
+    feature = "retry",
+    feature = "ratelimit",
+    feature = "breaker",
+    feature = "reqwest"
+))]
+// Both examples include `examples/common/flaky.rs`, the upstream they call.
+#![allow(clippy::duplicate_mod)]
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/reqwest_client.rs"]
 mod reqwest_example;
 
-mod support;
-
-use std::time::{Duration, Instant};
-
-use palisade::rejection::Elapsed;
-use tower::ServiceExt;
-
-#[tokio::test]
-async fn reqwest_client_forwards_the_budget_and_times_out() {
-    let base = support::serve(reqwest_example::upstream()).await;
-    let client = reqwest_example::client();
-
-    let req = reqwest::Request::new(
-        reqwest::Method::GET,
-        format!("{base}/fast").parse().unwrap(),
-    );
-    let res = client.clone().oneshot(req).await.unwrap();
-    assert_eq!(res.status(), 200);
-    // 300 ms budget, encoded by the grpc-go rule (finest unit within 8 digits, rounded up).
-    assert_eq!(res.headers()["x-seen-grpc-timeout"], "300000u");
-
-    let started = Instant::now();
-    let req = reqwest::Request::new(
-        reqwest::Method::GET,
-        format!("{base}/slow").parse().unwrap(),
-    );
-    let err = client.oneshot(req).await.unwrap_err();
-    assert!(err.is::<Elapsed>(), "{err}");
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(300) && took < Duration::from_millis(1500),
-        "{took:?}"
-    );
-}
-
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/hyper_client.rs"]
 mod hyper_example;
 
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use palisade::breaker::State;
+use palisade::rejection::{CircuitOpen, Elapsed};
+use tower::ServiceExt;
+
+/// One scenario for both clients: `$req(base, path)` builds a GET.
+macro_rules! scenario {
+    ($client:expr, $breaker:expr, $hits:expr, $base:expr, $req:expr) => {{
+        let (client, breaker, hits, base) = ($client, $breaker, $hits, $base);
+
+        // The per-attempt budget (300 ms) is forwarded, encoded by the grpc-go rule.
+        let res = client.clone().oneshot($req(&base, "/fast")).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["x-seen-grpc-timeout"], "300000u");
+
+        // Two 503s are retried; the handler runs exactly 3 times.
+        let res = client.clone().oneshot($req(&base, "/flaky")).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(hits.flaky.load(Ordering::SeqCst), 3);
+
+        // Each of 3 attempts times out after 300 ms, with ≤ 200 ms backoff between them.
+        let started = Instant::now();
+        let err = client
+            .clone()
+            .oneshot($req(&base, "/slow"))
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(err.is::<Elapsed>(), "{err}");
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+
+        // 3 attempts at an upstream that is down: the 10th attempt in the window is the 8th
+        // failure, so the breaker opens...
+        assert_eq!(breaker.state(), State::Closed);
+        let res = client.clone().oneshot($req(&base, "/down")).await.unwrap();
+        assert_eq!(res.status(), 503);
+        assert_eq!(hits.down.load(Ordering::SeqCst), 3);
+        assert_eq!(breaker.state(), State::Open);
+
+        // ...and the next call fails fast without reaching the upstream (its 5 s
+        // Retry-After exceeds the retry's 200 ms max backoff, so it is not retried).
+        let err = client.oneshot($req(&base, "/down")).await.unwrap_err();
+        assert!(err.is::<CircuitOpen>(), "{err}");
+        assert_eq!(hits.down.load(Ordering::SeqCst), 3);
+    }};
+}
+
 #[tokio::test]
-async fn hyper_client_forwards_the_budget_and_times_out() {
-    use bytes::Bytes;
-    use http_body_util::Empty;
-    use hyper_util::client::legacy::Client;
-    use hyper_util::rt::TokioExecutor;
-    use palisade::prelude::*;
+async fn reqwest_client_retries_forwards_the_budget_and_breaks() {
+    let hits = Arc::new(reqwest_example::Hits::default());
+    let base = support::serve(reqwest_example::upstream(hits.clone())).await;
+    let (client, breaker) = reqwest_example::client().unwrap();
+    let req = |base: &str, path: &str| {
+        reqwest::Request::new(
+            reqwest::Method::GET,
+            format!("{base}{path}").parse().unwrap(),
+        )
+    };
+    scenario!(client, breaker, hits, base, req);
+}
 
-    let base = support::serve(hyper_example::upstream()).await;
-    let client = tower::ServiceBuilder::new()
-        .timeout_with(TimeoutLayer::new(Duration::from_millis(300)).outbound(true))
-        .service(Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
-
-    let req = http::Request::get(format!("{base}/fast"))
-        .body(Empty::new())
-        .unwrap();
-    let res = client.clone().oneshot(req).await.unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["x-seen-grpc-timeout"], "300000u");
-
-    let req = http::Request::get(format!("{base}/slow"))
-        .body(Empty::new())
-        .unwrap();
-    let err = client.oneshot(req).await.unwrap_err();
-    assert!(err.is::<Elapsed>(), "{err}");
+#[tokio::test]
+async fn hyper_client_retries_forwards_the_budget_and_breaks() {
+    let hits = Arc::new(hyper_example::Hits::default());
+    let base = support::serve(hyper_example::upstream(hits.clone())).await;
+    let (client, breaker) = hyper_example::client().unwrap();
+    let req = |base: &str, path: &str| {
+        http::Request::get(format!("{base}{path}"))
+            .body(hyper_example::Body::default())
+            .unwrap()
+    };
+    scenario!(client, breaker, hits, base, req);
 }
