@@ -8,6 +8,16 @@
 //!
 //! Server and load generator share the machine's cores, so absolute figures are modest; the
 //! ratio is what matters (goal: the stack keeps ≥ 95 % of bare throughput).
+//!
+//! Wall-clock figures drift with whatever else runs on the machine. For a count that does
+//! not, run a fixed number of requests against one server under callgrind and compare the
+//! instruction totals (client and server together, per request):
+//!
+//! ```text
+//! cargo bench --bench e2e --no-run   # prints the binary's path
+//! E2E_REQS=20000 E2E_ONLY=bare  valgrind --tool=callgrind target/release/deps/e2e-…
+//! E2E_REQS=20000 E2E_ONLY=stack valgrind --tool=callgrind target/release/deps/e2e-…
+//! ```
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -103,8 +113,64 @@ async fn load(client: &HttpClient, addr: SocketAddr, secs: u64, conns: u64) -> R
     }
 }
 
+/// A fixed number of requests to one server (`E2E_ONLY=bare|stack`), untimed: for
+/// instruction counts under callgrind.
+async fn fixed(reqs: u64, conns: u64) {
+    use palisade::key::GlobalKey;
+    let hello = || Router::new().route("/", get(|| async { "hello" }));
+    let rl = || RateLimitLayer::new(GlobalKey, Quota::per_second("global", 1_000_000).unwrap());
+    let only = ServiceBuilder::new().handle_rejections();
+    let app = match std::env::var("E2E_ONLY").as_deref() {
+        Ok("stack") => stacked(),
+        // One layer at a time, to see what each costs.
+        Ok("rejections") => hello().layer(only),
+        Ok("ratelimit") => hello().layer(only.rate_limit_with(rl())),
+        Ok("ratelimit-noheaders") => {
+            hello().layer(only.rate_limit_with(rl().response_headers(false)))
+        }
+        Ok("breaker") => {
+            hello().layer(only.breaker_with(CircuitBreakerLayer::builder().build().unwrap()))
+        }
+        Ok("bulkhead") => hello().layer(
+            only.bulkhead_with(
+                BulkheadLayer::builder()
+                    .max_concurrent(10_000)
+                    .build()
+                    .unwrap(),
+            ),
+        ),
+        Ok("timeout") => hello().layer(only.timeout_with(Duration::from_secs(5))),
+        _ => bare(),
+    };
+    let addr = serve(app).await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let uri: http::Uri = format!("http://{addr}/").parse().unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (client, uri) = (client.clone(), uri.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..reqs / conns {
+                let res = client.get(uri.clone()).await.unwrap();
+                assert_eq!(res.status(), 200);
+                res.into_body().collect().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
 #[tokio::main]
 async fn main() {
+    if let Ok(reqs) = std::env::var("E2E_REQS") {
+        fixed(
+            reqs.parse().expect("E2E_REQS: a number"),
+            env("E2E_CONNS", 32),
+        )
+        .await;
+        return;
+    }
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing useful: run short.
     let quick = !std::env::args().any(|a| a == "--bench");
     let secs = if quick { 1 } else { env("E2E_SECS", 5) };

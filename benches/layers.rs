@@ -481,5 +481,124 @@ fn ratelimit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, timeout, breaker, bulkhead, retry, ratelimit);
+/// The full default stack, outermost first: rate limit → timeout → retry → breaker →
+/// bulkhead, next to tower-resilience's equivalent (its rate limiter is global, so ours uses
+/// `GlobalKey`), on a GET that succeeds at once.
+fn stack(c: &mut Criterion) {
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use palisade::breaker::CircuitBreakerLayer;
+    use palisade::bulkhead::BulkheadLayer;
+    use palisade::key::GlobalKey;
+    use palisade::ratelimit::{Quota, RateLimitLayer};
+    use palisade::retry::{RetryBody, RetryLayer};
+    use std::sync::Arc;
+    use tower::ServiceBuilder;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    type Get = http::Request<Empty<Bytes>>;
+    type Res = http::Response<()>;
+    let get = || -> Get {
+        http::Request::get("/items?page=2")
+            .header("accept", "application/json")
+            .body(Empty::new())
+            .unwrap()
+    };
+    let d = Duration::from_secs(30);
+    let ours = |headers: bool| {
+        ServiceBuilder::new()
+            .layer(
+                RateLimitLayer::new(
+                    GlobalKey,
+                    Quota::per_second("stack", 1_000_000_000).unwrap(),
+                )
+                .response_headers(headers),
+            )
+            .layer(TimeoutLayer::new(d))
+            .layer(RetryLayer::new())
+            .layer(CircuitBreakerLayer::builder().build().unwrap())
+            .layer(
+                BulkheadLayer::builder()
+                    .max_concurrent(1_000)
+                    .release_on_response()
+                    .build()
+                    .unwrap(),
+            )
+            .service(service_fn(|_: http::Request<RetryBody<Empty<Bytes>>>| {
+                ready(Ok::<_, Infallible>(Res::new(())))
+            }))
+    };
+    let theirs = || {
+        use tower_resilience::{bulkhead, circuitbreaker, ratelimiter, retry, timelimiter};
+        ServiceBuilder::new()
+            .layer(
+                ratelimiter::RateLimiterLayer::per_second(1_000_000_000)
+                    .build()
+                    .unwrap(),
+            )
+            .layer(
+                timelimiter::TimeLimiterLayer::builder()
+                    .timeout_duration(d)
+                    .build(),
+            )
+            .layer(
+                retry::RetryLayer::<Arc<Get>, Res, _>::builder()
+                    .max_attempts(3)
+                    .build(),
+            )
+            .layer(
+                circuitbreaker::CircuitBreakerLayer::builder()
+                    .build()
+                    .unwrap(),
+            )
+            .layer(
+                bulkhead::BulkheadLayer::builder()
+                    .max_concurrent_calls(1_000)
+                    .build()
+                    .unwrap(),
+            )
+            .service(service_fn(|_: Arc<Get>| {
+                ready(Ok::<_, Infallible>(Res::new(())))
+            }))
+    };
+
+    let group_name = "full stack (GET, success)";
+    let mut group = c.benchmark_group(group_name);
+    group.throughput(Throughput::Elements(1));
+    bench_with(
+        &mut group,
+        group_name,
+        "bare service_fn",
+        service_fn(|_: Get| ready(Ok::<_, Infallible>(Res::new(())))),
+        get,
+    );
+    bench_with(
+        &mut group,
+        group_name,
+        "palisade (default: RateLimit headers)",
+        ours(true),
+        get,
+    );
+    bench_with(
+        &mut group,
+        group_name,
+        "palisade (no RateLimit headers)",
+        ours(false),
+        get,
+    );
+    bench_with(
+        &mut group,
+        group_name,
+        "tower-resilience (Arc'd request)",
+        theirs(),
+        move || Arc::new(get()),
+    );
+    group.finish();
+}
+
+criterion_group!(benches, timeout, breaker, bulkhead, retry, ratelimit, stack);
 criterion_main!(benches);

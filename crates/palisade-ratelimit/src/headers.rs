@@ -125,60 +125,58 @@ fn t_of(d: &Decision, i: usize) -> u64 {
 
 /// A stack buffer for header values, so formatting does not allocate (the value itself
 /// is one allocation); falls back to the heap for very long values.
+/// A byte buffer on the stack that spills to the heap past 256 bytes (many long-named
+/// quotas).
 struct StackBuf {
-    buf: [u8; 512],
+    buf: [u8; 256],
     len: usize,
-    spill: Option<String>,
+    spill: Vec<u8>,
 }
 
 impl StackBuf {
     fn new() -> Self {
         Self {
-            buf: [0; 512],
+            buf: [0; 256],
             len: 0,
-            spill: None,
+            spill: Vec::new(),
         }
     }
+
+    fn push(&mut self, s: &[u8]) {
+        if self.spill.is_empty() && self.len + s.len() <= self.buf.len() {
+            self.buf[self.len..self.len + s.len()].copy_from_slice(s);
+            self.len += s.len();
+        } else {
+            if self.spill.is_empty() {
+                self.spill.extend_from_slice(&self.buf[..self.len]);
+            }
+            self.spill.extend_from_slice(s);
+        }
+    }
+
     fn value(&self) -> HeaderValue {
-        let bytes = match &self.spill {
-            Some(s) => s.as_bytes(),
-            None => &self.buf[..self.len],
+        let bytes = if self.spill.is_empty() {
+            &self.buf[..self.len]
+        } else {
+            &self.spill
         };
         HeaderValue::from_bytes(bytes).expect("structured field output is visible ASCII")
     }
 }
 
-impl std::fmt::Write for StackBuf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        if let Some(spill) = &mut self.spill {
-            spill.push_str(s);
-        } else if self.len + s.len() <= self.buf.len() {
-            self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
-            self.len += s.len();
-        } else {
-            let mut spill = String::from_utf8_lossy(&self.buf[..self.len]).into_owned();
-            spill.push_str(s);
-            self.spill = Some(spill);
-        }
-        Ok(())
-    }
-}
-
-/// The `RateLimit` value for a decision over `quotas`.
+/// The `RateLimit` value for a decision over `quotas`: each quota's pre-built `"name";r=`
+/// and two integers, formatted without `core::fmt`, into one allocation (the value's).
 pub(crate) fn limit_header(quotas: &[Quota], d: &Decision) -> HeaderValue {
     let mut b = StackBuf::new();
+    let mut num = itoa::Buffer::new();
     for (i, q) in quotas.iter().enumerate() {
         if i > 0 {
-            let _ = b.write_str(", ");
+            b.push(b", ");
         }
-        let _ = b.write_char('"');
-        for c in q.name().chars() {
-            if c == '"' || c == '\\' {
-                let _ = b.write_char('\\');
-            }
-            let _ = b.write_char(c);
-        }
-        let _ = write!(b, "\";r={};t={}", d.state(i).remaining, t_of(d, i));
+        b.push(q.limit_prefix().as_bytes());
+        b.push(num.format(d.state(i).remaining).as_bytes());
+        b.push(b";t=");
+        b.push(num.format(t_of(d, i)).as_bytes());
     }
     b.value()
 }
@@ -272,6 +270,24 @@ mod tests {
             set.policy_header().as_bytes(),
             b"\"burst\";q=100;w=60, \"daily\";q=1000;w=86400"
         );
+    }
+
+    #[test]
+    fn a_long_limit_value_spills_to_the_heap_intact() {
+        // 4 quotas with 64-character names that all need escaping: > 256 bytes.
+        let names: Vec<String> = (0..4).map(|i| format!("{i}{}", "\"".repeat(63))).collect();
+        let quotas: Vec<Quota> = names
+            .iter()
+            .map(|n| Quota::per_second(n, 1).unwrap())
+            .collect();
+        let d = Decision::for_test(true, Duration::ZERO, &[QuotaState::default(); 4]);
+        let got = limit_header(&quotas, &d);
+        let want: Vec<String> = names
+            .iter()
+            .map(|n| format!("\"{}\";r=0;t=0", n.replace('"', "\\\"")))
+            .collect();
+        assert!(got.len() > 256);
+        assert_eq!(got.to_str().unwrap(), want.join(", "));
     }
 
     #[test]

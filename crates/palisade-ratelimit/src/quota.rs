@@ -21,6 +21,9 @@ pub const MAX_QUOTAS: usize = 4;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Quota {
     name: Arc<str>,
+    /// `"name";r=` with the name as an sf-string: the start of this quota's `RateLimit`
+    /// item, built once so that a response only formats two numbers.
+    limit_prefix: Arc<str>,
     limit: u32,
     window: Duration,
     burst: u32,
@@ -62,8 +65,12 @@ impl Quota {
             ));
         }
         let emission_ns = ((window.as_nanos() / u128::from(limit)) as u64).max(1);
+        let mut limit_prefix = String::with_capacity(name.len() + 6);
+        crate::headers::write_sf_string(&mut limit_prefix, name);
+        limit_prefix.push_str(";r=");
         Ok(Self {
             name: name.into(),
+            limit_prefix: limit_prefix.into(),
             limit,
             window,
             burst: limit,
@@ -98,6 +105,11 @@ impl Quota {
     /// The policy name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// `"name";r=`, the start of this quota's `RateLimit` item.
+    pub(crate) fn limit_prefix(&self) -> &str {
+        &self.limit_prefix
     }
     /// Units per window.
     pub fn limit(&self) -> u32 {
