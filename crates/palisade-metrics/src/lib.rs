@@ -3,8 +3,9 @@
 //!
 //! - [`MetricsLayer`]: `palisade_requests_total{route, outcome}`,
 //!   `palisade_request_duration_seconds{route}` and `palisade_requests_in_flight{route}`.
-//!   `outcome` is `success` / `failure` (the classifier) or the rejection kind
-//!   (`timeout`, `circuit_open`, `bulkhead_full`, `rate_limited`, …). Labels are bounded:
+//!   `outcome` is `success` / `failure` (the classifier), the rejection kind
+//!   (`timeout`, `circuit_open`, `bulkhead_full`, `rate_limited`, …) or
+//!   `idempotent_replay` (a response replayed by the idempotency layer). Labels are bounded:
 //!   route templates (axum `MatchedPath`, feature `axum`) or a fixed name, never raw paths.
 //! - [`EventMetrics`]: a listener counting every event of every layer as
 //!   `palisade_events_total{layer, event}`.
@@ -72,8 +73,8 @@ pub use layer::{DEFAULT_MAX_ROUTES, MetricsLayer};
 #[cfg(feature = "prometheus")]
 pub use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 pub use names::{
-    CANCELLED, DURATION_BUCKETS, EVENTS_TOTAL, FAILURE, IGNORED, REQUEST_DURATION_SECONDS,
-    REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, SUCCESS, describe,
+    CANCELLED, DURATION_BUCKETS, EVENTS_TOTAL, FAILURE, IDEMPOTENT_REPLAY, IGNORED,
+    REQUEST_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, SUCCESS, describe,
 };
 #[cfg(all(feature = "prometheus", feature = "axum"))]
 pub use prometheus::prometheus_router;

@@ -19,6 +19,9 @@ pub const FAILURE: &str = "failure";
 pub const IGNORED: &str = "ignored";
 /// The `outcome` of a request dropped before it finished (client went away).
 pub const CANCELLED: &str = "cancelled";
+/// The `outcome` of a response replayed by the idempotency layer (it carries
+/// `Idempotent-Replayed: true`), whatever its status.
+pub const IDEMPOTENT_REPLAY: &str = "idempotent_replay";
 
 /// Default histogram buckets (seconds) for [`REQUEST_DURATION_SECONDS`].
 pub const DURATION_BUCKETS: &[f64] = &[

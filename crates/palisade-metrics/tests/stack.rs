@@ -1,5 +1,6 @@
-//! A full stack: HandleRejections → Metrics → Timeout → handler, with the timeout layer's
-//! events counted by `EventMetrics`. Exact counts after a scripted sequence.
+//! Full stacks: HandleRejections → Metrics → Timeout → handler, with the timeout layer's
+//! events counted by `EventMetrics`; and Metrics → Idempotency. Exact counts after scripted
+//! sequences.
 
 use std::time::Duration;
 
@@ -99,4 +100,70 @@ async fn ten_ok_three_rate_limited_two_timeouts() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// A response replayed by the idempotency layer is counted as `idempotent_replay`, even a
+/// replayed 500.
+#[tokio::test]
+async fn idempotent_replays_have_their_own_outcome() {
+    use http_body_util::Full;
+    use palisade_idempotency::{IdempotencyLayer, MemoryStore};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let stack = ServiceBuilder::new()
+        .layer(MetricsLayer::with_route("charges"))
+        .layer(IdempotencyLayer::new(MemoryStore::new()))
+        .service(service_fn(
+            |req: Request<palisade_idempotency::body::RequestBody<Full<bytes::Bytes>>>| async move {
+                let status = if req.uri().path() == "/fail" {
+                    500
+                } else {
+                    201
+                };
+                Ok::<_, BoxError>(
+                    Response::builder()
+                        .status(status)
+                        .body(Full::new(bytes::Bytes::from_static(b"done")))
+                        .unwrap(),
+                )
+            },
+        ));
+    let post = |path: &str, key: &str| {
+        Request::post(path)
+            .header("idempotency-key", format!("\"{key}\""))
+            .body(Full::new(bytes::Bytes::from_static(b"amount=10")))
+            .unwrap()
+    };
+    let mut replayed = Vec::new();
+    for (path, key) in [
+        ("/charges", "a"),
+        ("/charges", "a"),
+        ("/charges", "a"),
+        ("/charges", "b"),
+        ("/fail", "c"),
+        ("/fail", "c"),
+    ] {
+        let res = stack.clone().oneshot(post(path, key)).await.unwrap();
+        replayed.push(res.headers().contains_key("idempotent-replayed"));
+    }
+    assert_eq!(replayed, [false, true, true, false, false, true]);
+    assert!(palisade_idempotency::key::IDEMPOTENT_REPLAYED == "idempotent-replayed");
+
+    let snap = snapshotter.snapshot().into_vec();
+    let requests = |outcome: &str| {
+        snap.iter().find_map(|(k, _, _, v)| {
+            let key = k.key();
+            (key.name() == "palisade_requests_total"
+                && key
+                    .labels()
+                    .any(|l| l.key() == "outcome" && l.value() == outcome))
+            .then_some(v)
+        })
+    };
+    assert_eq!(requests("success"), Some(&DebugValue::Counter(2)));
+    assert_eq!(requests("idempotent_replay"), Some(&DebugValue::Counter(3)));
+    assert_eq!(requests("failure"), Some(&DebugValue::Counter(1)));
 }
