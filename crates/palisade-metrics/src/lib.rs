@@ -11,6 +11,8 @@
 //!   `palisade_events_total{layer, event}`, and turning the breaker, retry, bulkhead,
 //!   rate-limit and canary events into typed metrics.
 //! - Feature `prometheus`: [`install_prometheus`] and [`PrometheusService`] (`/metrics`).
+//! - Feature `otel`: [`OtelRecorder`] and [`install_otel`], exporting through an
+//!   OpenTelemetry `Meter` (OTLP or any other OpenTelemetry exporter).
 //!
 //! # Metric names
 //!
@@ -84,8 +86,20 @@
 //! ```
 //!
 //!
-//! OpenTelemetry: any `metrics` recorder works, e.g. an OTLP bridge crate; a dedicated
-//! `otel` feature is left for later.
+//! # OpenTelemetry
+//!
+//! With feature `otel`, [`OtelRecorder`] maps every `metrics` counter, gauge and histogram
+//! to an instrument of an `opentelemetry` 0.33 `Meter`; labels become attributes. With the
+//! OTLP exporter (crate `opentelemetry-otlp`, not a dependency of this crate):
+//!
+//! ```ignore
+//! let exporter = opentelemetry_otlp::MetricExporter::builder().with_tonic().build()?;
+//! let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+//!     .with_periodic_exporter(exporter)
+//!     .build();
+//! palisade_metrics::install_otel(provider.meter("palisade"))?; // + describe()
+//! palisade_metrics::EventMetrics::install_global();
+//! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
@@ -94,6 +108,8 @@ mod events;
 pub mod future;
 mod layer;
 mod names;
+#[cfg(feature = "otel")]
+mod otel;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 mod route;
@@ -111,6 +127,8 @@ pub use names::{
     RATELIMIT_DECISIONS_TOTAL, REQUEST_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL,
     RETRY_ATTEMPTS_TOTAL, RETRY_BUDGET_EXHAUSTED_TOTAL, SUCCESS, describe,
 };
+#[cfg(feature = "otel")]
+pub use otel::{OtelRecorder, install_otel};
 #[cfg(all(feature = "prometheus", feature = "axum"))]
 pub use prometheus::prometheus_router;
 #[cfg(feature = "prometheus")]
