@@ -5,12 +5,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use http::HeaderName;
 use palisade_core::rejection::find_rejection;
-use palisade_core::{BoxError, Classifier, Outcome};
+use palisade_core::{BoxError, Classifier, Outcome, ResponseParts};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use crate::names::{CANCELLED, FAILURE, IGNORED, SUCCESS};
+use crate::names::{CANCELLED, FAILURE, IDEMPOTENT_REPLAY, IGNORED, SUCCESS};
 use crate::route::RouteMetrics;
 
 /// Decrements the in-flight gauge when the request ends, however it ends.
@@ -70,6 +71,9 @@ impl<F, C> ResponseFuture<F, C> {
     }
 }
 
+/// The idempotency layer's replay marker (`palisade_idempotency::key::IDEMPOTENT_REPLAYED`).
+const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
 fn label(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Success => SUCCESS,
@@ -81,6 +85,7 @@ fn label(outcome: Outcome) -> &'static str {
 impl<F, T, E, C> Future for ResponseFuture<F, C>
 where
     F: Future<Output = Result<T, E>>,
+    T: ResponseParts,
     E: Into<BoxError>,
     C: Classifier<T, BoxError>,
 {
@@ -90,6 +95,8 @@ where
         let this = self.project();
         let result = ready!(this.inner.poll(cx)).map_err(Into::into);
         let outcome = match &result {
+            // No allocation: an empty header map answers at once, others hash one name.
+            Ok(res) if res.headers().contains_key(&IDEMPOTENT_REPLAYED) => IDEMPOTENT_REPLAY,
             Ok(res) => label(this.classifier.classify(Ok(res))),
             Err(err) => match find_rejection(&**err) {
                 Some(rejection) => rejection.kind(),

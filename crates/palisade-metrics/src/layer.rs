@@ -19,7 +19,9 @@ pub const DEFAULT_MAX_ROUTES: usize = 256;
 /// `outcome` is `success` or `failure` by the classifier (default
 /// [`DefaultClassifier`]), or the [`kind`](palisade_core::Rejection::kind) of a Palisade
 /// rejection (`timeout`, `circuit_open`, `bulkhead_full`, `rate_limited`, …) found in the
-/// error, or `cancelled` when the request was dropped before it finished.
+/// error, or `idempotent_replay` for a response the idempotency layer replayed (header
+/// `Idempotent-Replayed`, whatever its status), or `cancelled` when the request was
+/// dropped before it finished.
 ///
 /// Place it *outside* the layers that reject (so it sees their typed errors) and inside
 /// [`HandleRejectionsLayer`](palisade_core::HandleRejectionsLayer).

@@ -1,14 +1,48 @@
 //! RED metrics for Tower services and for every Palisade layer's events, through the
-//! [`metrics`] facade (any recorder: Prometheus, OpenTelemetry bridges, StatsD, …).
+//! [`metrics`] facade (any recorder: Prometheus, OpenTelemetry, StatsD, …).
 //!
 //! - [`MetricsLayer`]: `palisade_requests_total{route, outcome}`,
 //!   `palisade_request_duration_seconds{route}` and `palisade_requests_in_flight{route}`.
-//!   `outcome` is `success` / `failure` (the classifier) or the rejection kind
-//!   (`timeout`, `circuit_open`, `bulkhead_full`, `rate_limited`, …). Labels are bounded:
-//!   route templates (axum `MatchedPath`, feature `axum`) or a fixed name, never raw paths.
+//!   `outcome` is `success` / `failure` (the classifier), the rejection kind (`timeout`,
+//!   `circuit_open`, `bulkhead_full`, `rate_limited`, …) or `idempotent_replay`. Labels are
+//!   bounded: route templates (axum `MatchedPath`, feature `axum`) or a fixed name, never
+//!   raw paths.
 //! - [`EventMetrics`]: a listener counting every event of every layer as
-//!   `palisade_events_total{layer, event}`.
+//!   `palisade_events_total{layer, event}`, and turning the breaker, retry, bulkhead,
+//!   rate-limit and canary events into typed metrics.
 //! - Feature `prometheus`: [`install_prometheus`] and [`PrometheusService`] (`/metrics`).
+//! - Feature `otel`: [`OtelRecorder`] and [`install_otel`], exporting through an
+//!   OpenTelemetry `Meter` (OTLP or any other OpenTelemetry exporter).
+//!
+//! # Metric names
+//!
+//! | name | type | labels | from |
+//! |---|---|---|---|
+//! | [`palisade_requests_total`](REQUESTS_TOTAL) | counter | `route`, `outcome` | [`MetricsLayer`] |
+//! | [`palisade_request_duration_seconds`](REQUEST_DURATION_SECONDS) | histogram | `route` | [`MetricsLayer`] |
+//! | [`palisade_requests_in_flight`](REQUESTS_IN_FLIGHT) | gauge | `route` | [`MetricsLayer`] |
+//! | [`palisade_events_total`](EVENTS_TOTAL) | counter | `layer`, `event` | [`EventMetrics`], every event |
+//! | [`palisade_breaker_state`](BREAKER_STATE) | gauge: 0 closed, 1 open, 2 half-open, 3 disabled, 4 forced open, 5 metrics only | `breaker` | `BreakerEvent::StateChanged` |
+//! | [`palisade_breaker_transitions_total`](BREAKER_TRANSITIONS_TOTAL) | counter | `breaker`, `from`, `to` | `BreakerEvent::StateChanged` |
+//! | [`palisade_retry_attempts_total`](RETRY_ATTEMPTS_TOTAL) | counter (retries, not first attempts) | `reason`: `error`, `status`, `grpc` | `RetryEvent::Attempt` |
+//! | [`palisade_retry_budget_exhausted_total`](RETRY_BUDGET_EXHAUSTED_TOTAL) | counter | | `RetryEvent::BudgetExhausted` |
+//! | [`palisade_bulkhead_in_flight`](BULKHEAD_IN_FLIGHT) | histogram: calls inside at each admission | | `BulkheadEvent::Admitted` |
+//! | [`palisade_bulkhead_queue_depth`](BULKHEAD_QUEUE_DEPTH) | histogram: queue length at each enqueue | | `BulkheadEvent::Queued` |
+//! | [`palisade_bulkhead_rejections_total`](BULKHEAD_REJECTIONS_TOTAL) | counter | `reason`: `full`, `queue_timeout`, `too_many_keys` | `BulkheadEvent::Rejected` |
+//! | [`palisade_ratelimit_decisions_total`](RATELIMIT_DECISIONS_TOTAL) | counter | `decision`: `allowed`, `limited` | `RateLimitEvent` |
+//! | [`palisade_canary_weight_percent`](CANARY_WEIGHT_PERCENT) | gauge | `arm` | `TrafficEvent::{Advanced, Promoted, RolledBack}` |
+//! | [`palisade_canary_rollbacks_total`](CANARY_ROLLBACKS_TOTAL) | counter | `arm`, `reason`: `error_rate`, `latency` | `TrafficEvent::RolledBack` |
+//!
+//! `outcome` values: [`success`](SUCCESS), [`failure`](FAILURE), [`ignored`](IGNORED),
+//! [`cancelled`](CANCELLED), [`idempotent_replay`](IDEMPOTENT_REPLAY), or a rejection's
+//! [`kind`](palisade_core::Rejection::kind) (`timeout`, `circuit_open`, `bulkhead_full`,
+//! `rate_limited`, `idempotency_conflict`, …). Every label value is a route template, a
+//! name fixed in code or config (breaker names are `&'static str`; canary arms are capped at
+//! 32), or one of the listed words: never a key, a path or a client address.
+//!
+//! The bulkhead's events carry its occupancy only when it grows (admission, enqueue), so
+//! occupancy is a histogram of those samples rather than a gauge; read
+//! `BulkheadHandle::in_flight()` / `queued()` for the live values.
 //!
 //! Metric handles are registered with the recorder that is installed when a route sees
 //! its first request (and cached), so install the recorder before serving.
@@ -51,8 +85,21 @@
 //! # }
 //! ```
 //!
-//! OpenTelemetry: any `metrics` recorder works, e.g. an OTLP bridge crate; a dedicated
-//! `otel` feature is left for later.
+//!
+//! # OpenTelemetry
+//!
+//! With feature `otel`, [`OtelRecorder`] maps every `metrics` counter, gauge and histogram
+//! to an instrument of an `opentelemetry` 0.33 `Meter`; labels become attributes. With the
+//! OTLP exporter (crate `opentelemetry-otlp`, not a dependency of this crate):
+//!
+//! ```ignore
+//! let exporter = opentelemetry_otlp::MetricExporter::builder().with_tonic().build()?;
+//! let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+//!     .with_periodic_exporter(exporter)
+//!     .build();
+//! palisade_metrics::install_otel(provider.meter("palisade"))?; // + describe()
+//! palisade_metrics::EventMetrics::install_global();
+//! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
@@ -61,6 +108,8 @@ mod events;
 pub mod future;
 mod layer;
 mod names;
+#[cfg(feature = "otel")]
+mod otel;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 mod route;
@@ -72,9 +121,14 @@ pub use layer::{DEFAULT_MAX_ROUTES, MetricsLayer};
 #[cfg(feature = "prometheus")]
 pub use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 pub use names::{
-    CANCELLED, DURATION_BUCKETS, EVENTS_TOTAL, FAILURE, IGNORED, REQUEST_DURATION_SECONDS,
-    REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, SUCCESS, describe,
+    BREAKER_STATE, BREAKER_TRANSITIONS_TOTAL, BULKHEAD_IN_FLIGHT, BULKHEAD_QUEUE_DEPTH,
+    BULKHEAD_REJECTIONS_TOTAL, CANARY_ROLLBACKS_TOTAL, CANARY_WEIGHT_PERCENT, CANCELLED,
+    COUNT_BUCKETS, DURATION_BUCKETS, EVENTS_TOTAL, FAILURE, IDEMPOTENT_REPLAY, IGNORED,
+    RATELIMIT_DECISIONS_TOTAL, REQUEST_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL,
+    RETRY_ATTEMPTS_TOTAL, RETRY_BUDGET_EXHAUSTED_TOTAL, SUCCESS, describe,
 };
+#[cfg(feature = "otel")]
+pub use otel::{OtelRecorder, install_otel};
 #[cfg(all(feature = "prometheus", feature = "axum"))]
 pub use prometheus::prometheus_router;
 #[cfg(feature = "prometheus")]

@@ -11,6 +11,29 @@ pub const REQUESTS_IN_FLIGHT: &str = "palisade_requests_in_flight";
 /// Counter of layer events, labels `layer` and `event`.
 pub const EVENTS_TOTAL: &str = "palisade_events_total";
 
+/// Gauge of a circuit breaker's state, label `breaker`: 0 closed, 1 open, 2 half-open,
+/// 3 disabled, 4 forced open, 5 metrics only.
+pub const BREAKER_STATE: &str = "palisade_breaker_state";
+/// Counter of circuit breaker state changes, labels `breaker`, `from` and `to` (state names).
+pub const BREAKER_TRANSITIONS_TOTAL: &str = "palisade_breaker_transitions_total";
+/// Counter of retries (attempts after the first), label `reason` (`error`, `status`, `grpc`).
+pub const RETRY_ATTEMPTS_TOTAL: &str = "palisade_retry_attempts_total";
+/// Counter of retries refused by the retry budget.
+pub const RETRY_BUDGET_EXHAUSTED_TOTAL: &str = "palisade_retry_budget_exhausted_total";
+/// Histogram of the calls inside a bulkhead at each admission (the new one included).
+pub const BULKHEAD_IN_FLIGHT: &str = "palisade_bulkhead_in_flight";
+/// Histogram of a bulkhead's queue length at each enqueue (the new one included).
+pub const BULKHEAD_QUEUE_DEPTH: &str = "palisade_bulkhead_queue_depth";
+/// Counter of requests refused by a bulkhead, label `reason` (`full`, `queue_timeout`,
+/// `too_many_keys`).
+pub const BULKHEAD_REJECTIONS_TOTAL: &str = "palisade_bulkhead_rejections_total";
+/// Counter of rate-limit decisions, label `decision` (`allowed`, `limited`).
+pub const RATELIMIT_DECISIONS_TOTAL: &str = "palisade_ratelimit_decisions_total";
+/// Gauge of a canary's share of traffic in percent, label `arm` (the canary arm's name).
+pub const CANARY_WEIGHT_PERCENT: &str = "palisade_canary_weight_percent";
+/// Counter of canary rollbacks, labels `arm` and `reason` (`error_rate`, `latency`).
+pub const CANARY_ROLLBACKS_TOTAL: &str = "palisade_canary_rollbacks_total";
+
 /// The `outcome` of a response the classifier calls a success.
 pub const SUCCESS: &str = "success";
 /// The `outcome` of a failed call that is not a Palisade rejection.
@@ -19,10 +42,18 @@ pub const FAILURE: &str = "failure";
 pub const IGNORED: &str = "ignored";
 /// The `outcome` of a request dropped before it finished (client went away).
 pub const CANCELLED: &str = "cancelled";
+/// The `outcome` of a response replayed by the idempotency layer (it carries
+/// `Idempotent-Replayed: true`), whatever its status.
+pub const IDEMPOTENT_REPLAY: &str = "idempotent_replay";
 
 /// Default histogram buckets (seconds) for [`REQUEST_DURATION_SECONDS`].
 pub const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Default histogram buckets for [`BULKHEAD_IN_FLIGHT`] and [`BULKHEAD_QUEUE_DEPTH`].
+pub const COUNT_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
 ];
 
 /// Registers units and help texts of every Palisade metric with the installed recorder
@@ -47,5 +78,54 @@ pub fn describe() {
         EVENTS_TOTAL,
         Unit::Count,
         "Events emitted by Palisade layers, by layer and event name."
+    );
+    describe_gauge!(
+        BREAKER_STATE,
+        "Circuit breaker state: 0 closed, 1 open, 2 half-open, 3 disabled, 4 forced open, 5 metrics only."
+    );
+    describe_counter!(
+        BREAKER_TRANSITIONS_TOTAL,
+        Unit::Count,
+        "Circuit breaker state changes by breaker, from and to."
+    );
+    describe_counter!(
+        RETRY_ATTEMPTS_TOTAL,
+        Unit::Count,
+        "Retries (attempts after the first) by the reason the previous attempt failed."
+    );
+    describe_counter!(
+        RETRY_BUDGET_EXHAUSTED_TOTAL,
+        Unit::Count,
+        "Retries refused by the retry budget."
+    );
+    describe_histogram!(
+        BULKHEAD_IN_FLIGHT,
+        Unit::Count,
+        "Calls inside a bulkhead at each admission."
+    );
+    describe_histogram!(
+        BULKHEAD_QUEUE_DEPTH,
+        Unit::Count,
+        "Bulkhead queue length at each enqueue."
+    );
+    describe_counter!(
+        BULKHEAD_REJECTIONS_TOTAL,
+        Unit::Count,
+        "Requests refused by a bulkhead, by reason."
+    );
+    describe_counter!(
+        RATELIMIT_DECISIONS_TOTAL,
+        Unit::Count,
+        "Rate-limit decisions (allowed, limited)."
+    );
+    describe_gauge!(
+        CANARY_WEIGHT_PERCENT,
+        Unit::Percent,
+        "Canary share of traffic in percent, by canary arm."
+    );
+    describe_counter!(
+        CANARY_ROLLBACKS_TOTAL,
+        Unit::Count,
+        "Canary rollbacks by arm and reason."
     );
 }

@@ -9,20 +9,33 @@ use http::{HeaderValue, Request, Response, header};
 use http_body_util::Full;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::names::{DURATION_BUCKETS, REQUEST_DURATION_SECONDS};
+use crate::names::{
+    BULKHEAD_IN_FLIGHT, BULKHEAD_QUEUE_DEPTH, COUNT_BUCKETS, DURATION_BUCKETS,
+    REQUEST_DURATION_SECONDS,
+};
 
 /// Content type of the Prometheus text format.
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A [`PrometheusBuilder`] with [`DURATION_BUCKETS`] for the request-duration histogram
-/// (rendered as a Prometheus histogram rather than a summary).
+/// and [`COUNT_BUCKETS`] for the bulkhead histograms (rendered as Prometheus histograms
+/// rather than summaries).
 pub fn prometheus_builder() -> PrometheusBuilder {
     PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full(REQUEST_DURATION_SECONDS.to_owned()),
             DURATION_BUCKETS,
         )
-        .expect("DURATION_BUCKETS is not empty")
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(BULKHEAD_IN_FLIGHT.to_owned()), COUNT_BUCKETS)
+        })
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full(BULKHEAD_QUEUE_DEPTH.to_owned()),
+                COUNT_BUCKETS,
+            )
+        })
+        .expect("bucket lists are not empty")
 }
 
 /// Installs the Prometheus recorder globally (with [`prometheus_builder`]), describes the

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use palisade_core::{BoxError, Classifier, RequestParts};
+use palisade_core::{BoxError, Classifier, RequestParts, ResponseParts};
 use tokio::time::Instant;
 use tower_service::Service;
 
@@ -77,6 +77,7 @@ fn matched_path<R: RequestParts>(_req: &R) -> Option<&str> {
 impl<S, C, R> Service<R> for Metrics<S, C>
 where
     S: Service<R>,
+    S::Response: ResponseParts,
     S::Error: Into<BoxError>,
     C: Classifier<S::Response, BoxError>,
     R: RequestParts,

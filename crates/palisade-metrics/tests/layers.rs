@@ -1,0 +1,365 @@
+//! Typed per-layer metrics from `EventMetrics`, driving the real layers under paused time.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use metrics::{SharedString, Unit};
+use metrics_util::CompositeKey;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use palisade_breaker::{CircuitBreakerLayer, SlidingWindow};
+use palisade_bulkhead::BulkheadLayer;
+use palisade_core::ErrorsAsFailures;
+use palisade_core::event::{Event, Listeners};
+use palisade_metrics::EventMetrics;
+use palisade_retry::{Backoff, Budget, RetryBody, RetryLayer};
+use palisade_traffic::{CanaryConfig, CanaryController, Split, Tick};
+use tower::util::BoxCloneService;
+use tower::{Layer, ServiceExt, service_fn};
+
+struct Snap(Vec<(CompositeKey, Option<Unit>, Option<SharedString>, DebugValue)>);
+
+fn take(snapshotter: &Snapshotter) -> Snap {
+    Snap(snapshotter.snapshot().into_vec())
+}
+
+impl Snap {
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<&DebugValue> {
+        self.0.iter().find_map(|(k, _, _, v)| {
+            let key = k.key();
+            let mut got: Vec<(&str, &str)> = key.labels().map(|l| (l.key(), l.value())).collect();
+            got.sort_unstable();
+            let mut want = labels.to_vec();
+            want.sort_unstable();
+            (key.name() == name && got == want).then_some(v)
+        })
+    }
+
+    fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        match self.get(name, labels) {
+            Some(DebugValue::Counter(c)) => *c,
+            None => 0,
+            Some(other) => panic!("{name} is not a counter: {other:?}"),
+        }
+    }
+
+    fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        match self.get(name, labels) {
+            Some(DebugValue::Gauge(g)) => g.into_inner(),
+            other => panic!("{name}{labels:?} is not a gauge: {other:?}"),
+        }
+    }
+
+    fn histogram(&self, name: &str) -> Vec<f64> {
+        match self.get(name, &[]) {
+            Some(DebugValue::Histogram(h)) => h.iter().map(|v| v.into_inner()).collect(),
+            other => panic!("{name} is not a histogram: {other:?}"),
+        }
+    }
+
+    /// Every series name recorded.
+    fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _, _, _)| k.key().name()).collect()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn breaker_state_gauge_and_transitions() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let events = EventMetrics::new();
+    let layer = CircuitBreakerLayer::builder()
+        .name("payments")
+        .window(SlidingWindow::Count(4))
+        .minimum_calls(2)
+        .wait_in_open(Duration::from_secs(5))
+        .permitted_in_half_open(1)
+        .classifier(ErrorsAsFailures)
+        .on_event(events.callback())
+        .build()
+        .unwrap();
+    let fail = Arc::new(AtomicU32::new(1));
+    let f = fail.clone();
+    let svc = layer.layer(service_fn(move |(): ()| {
+        let failing = f.load(Ordering::SeqCst) == 1;
+        async move {
+            if failing {
+                Err::<(), _>("down")
+            } else {
+                Ok(())
+            }
+        }
+    }));
+
+    svc.clone().oneshot(()).await.unwrap_err();
+    svc.clone().oneshot(()).await.unwrap_err(); // opens
+    svc.clone().oneshot(()).await.unwrap_err(); // rejected while open
+    // The debugging recorder swaps every value to 0 when snapshotted: each snapshot holds
+    // what changed since the previous one (and a gauge's last value).
+    let snap = take(&snapshotter);
+    let state = |s: &Snap| s.gauge("palisade_breaker_state", &[("breaker", "payments")]);
+    let transitions = |s: &Snap, from, to| {
+        s.counter(
+            "palisade_breaker_transitions_total",
+            &[("breaker", "payments"), ("from", from), ("to", to)],
+        )
+    };
+    assert!((state(&snap) - 1.0).abs() < f64::EPSILON);
+    assert_eq!(transitions(&snap, "closed", "open"), 1);
+    assert_eq!(
+        snap.counter(
+            "palisade_events_total",
+            &[("layer", "breaker"), ("event", "rejected")]
+        ),
+        1
+    );
+
+    fail.store(0, Ordering::SeqCst);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    svc.clone().oneshot(()).await.unwrap(); // half-open probe succeeds: closes
+    let snap = take(&snapshotter);
+    assert!(state(&snap).abs() < f64::EPSILON); // 2 (half-open), then 0 (closed)
+    assert_eq!(transitions(&snap, "open", "half_open"), 1);
+    assert_eq!(transitions(&snap, "half_open", "closed"), 1);
+    assert_eq!(transitions(&snap, "closed", "open"), 0);
+    assert_eq!(transitions(&snap, "half_open", "open"), 0);
+}
+
+/// Allows the first `n` retries, then refuses.
+#[derive(Debug)]
+struct Allow(AtomicU32);
+
+impl Budget for Allow {
+    fn deposit(&self) {}
+    fn withdraw(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_attempts_and_budget_exhaustion() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let events = EventMetrics::new();
+    let upstream = service_fn(|_req: Request<RetryBody<Full<Bytes>>>| async {
+        Ok::<_, Infallible>(Response::builder().status(503).body(()).unwrap())
+    });
+    let svc = RetryLayer::new()
+        .max_attempts(3)
+        .backoff(Backoff::constant(Duration::from_millis(10)))
+        .budget(Allow(AtomicU32::new(2)))
+        .on_event(events.callback())
+        .layer(upstream);
+    for _ in 0..2 {
+        let res = svc
+            .clone()
+            .oneshot(Request::get("/x").body(Full::new(Bytes::new())).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503);
+    }
+    // First request: 2 retries (budget now empty), max attempts reached.
+    // Second request: its first retry is refused by the budget.
+    let snap = take(&snapshotter);
+    let attempts = |reason| snap.counter("palisade_retry_attempts_total", &[("reason", reason)]);
+    assert_eq!(attempts("status"), 2);
+    assert_eq!(attempts("error"), 0);
+    assert_eq!(attempts("grpc"), 0);
+    assert_eq!(
+        snap.counter("palisade_retry_budget_exhausted_total", &[]),
+        1
+    );
+    assert_eq!(
+        snap.counter(
+            "palisade_events_total",
+            &[("layer", "retry"), ("event", "exhausted")]
+        ),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn bulkhead_occupancy_and_rejections() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let events = EventMetrics::new();
+    let layer = BulkheadLayer::builder()
+        .max_concurrent(1)
+        .max_queue(1)
+        .release_on_response()
+        .on_event(events.callback())
+        .build()
+        .unwrap();
+    let svc = layer.layer(service_fn(|(): ()| async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok::<_, Infallible>("done")
+    }));
+    let first = tokio::spawn(svc.clone().oneshot(()));
+    tokio::task::yield_now().await; // holds the slot
+    let second = tokio::spawn(svc.clone().oneshot(()));
+    tokio::task::yield_now().await; // waits in the queue
+    assert!(svc.clone().oneshot(()).await.is_err()); // queue full
+    assert_eq!(first.await.unwrap().unwrap(), "done");
+    assert_eq!(second.await.unwrap().unwrap(), "done");
+
+    let snap = take(&snapshotter);
+    assert_eq!(
+        snap.histogram("palisade_bulkhead_in_flight"),
+        vec![1.0, 1.0]
+    );
+    assert_eq!(snap.histogram("palisade_bulkhead_queue_depth"), vec![1.0]);
+    let rejections =
+        |reason| snap.counter("palisade_bulkhead_rejections_total", &[("reason", reason)]);
+    assert_eq!(rejections("full"), 1);
+    assert_eq!(rejections("queue_timeout"), 0);
+    assert_eq!(rejections("too_many_keys"), 0);
+}
+
+type Arm = BoxCloneService<Request<()>, Response<()>, Infallible>;
+
+/// A split of `stable` and `canary` answering 200 and `canary_status`, with a controller
+/// (steps 20, 50, 100 %) already started.
+fn canary(
+    canary: &'static str,
+    canary_status: u16,
+    events: &EventMetrics,
+) -> (Split<Arm>, CanaryController) {
+    let arm = |status: u16| -> Arm {
+        BoxCloneService::new(service_fn(move |_req: Request<()>| async move {
+            Ok(Response::builder().status(status).body(()).unwrap())
+        }))
+    };
+    let (split, handle) = Split::builder()
+        .arm("stable", arm(200))
+        .arm(canary, arm(canary_status))
+        .seed(7)
+        .on_event(events.callback())
+        .build()
+        .unwrap();
+    let mut config = CanaryConfig::default();
+    config.steps = vec![20, 50, 100];
+    config.min_samples = 10;
+    let controller = CanaryController::start(handle, "stable", canary, config).unwrap();
+    (split, controller)
+}
+
+async fn send(split: &Split<Arm>, n: usize) {
+    for _ in 0..n {
+        split.clone().oneshot(Request::new(())).await.unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn canary_weight_and_rollback() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let events = EventMetrics::new();
+    let weight = |s: &Snap, arm| s.gauge("palisade_canary_weight_percent", &[("arm", arm)]);
+
+    // Healthy: 20 % (set at start, no event), 50 %, then promoted to 100 %.
+    let (split, mut healthy) = canary("green", 200, &events);
+    send(&split, 200).await;
+    assert_eq!(healthy.tick(), Tick::Advanced { percent: 50 });
+    assert!((weight(&take(&snapshotter), "green") - 50.0).abs() < f64::EPSILON);
+    send(&split, 200).await;
+    assert_eq!(healthy.tick(), Tick::Promoted);
+    assert!((weight(&take(&snapshotter), "green") - 100.0).abs() < f64::EPSILON);
+
+    // Failing: rolled back to 0 % at the first analysis.
+    let (split, mut failing) = canary("red", 500, &events);
+    send(&split, 200).await;
+    assert!(matches!(failing.tick(), Tick::RolledBack(_)));
+    let snap = take(&snapshotter);
+    assert!(weight(&snap, "red").abs() < f64::EPSILON);
+    let rollbacks = |arm, reason| {
+        snap.counter(
+            "palisade_canary_rollbacks_total",
+            &[("arm", arm), ("reason", reason)],
+        )
+    };
+    assert_eq!(rollbacks("red", "error_rate"), 1);
+    assert_eq!(rollbacks("red", "latency"), 0);
+    assert_eq!(rollbacks("green", "error_rate"), 0);
+}
+
+#[test]
+fn canary_arm_labels_are_capped() {
+    use palisade_traffic::TrafficEvent;
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let listeners = Listeners::new().on_any(EventMetrics::new().into_listener());
+    for i in 0..40 {
+        let arm: Arc<str> = format!("arm-{i}").into();
+        listeners.emit_with(|| TrafficEvent::Advanced { arm, percent: 10 });
+    }
+    let snap = take(&snapshotter);
+    let arms: Vec<&str> = snap
+        .0
+        .iter()
+        .filter(|(k, _, _, _)| k.key().name() == "palisade_canary_weight_percent")
+        .flat_map(|(k, _, _, _)| {
+            k.key()
+                .labels()
+                .map(metrics::Label::value)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(arms.len(), 33, "{arms:?}"); // 32 names + "other"
+    assert!(arms.contains(&"other"));
+    assert!(!arms.contains(&"arm-39"));
+}
+
+#[test]
+fn layer_metrics_can_be_turned_off() {
+    #[derive(Debug)]
+    struct Custom;
+    impl Event for Custom {
+        fn layer(&self) -> &'static str {
+            "custom"
+        }
+        fn name(&self) -> &'static str {
+            "ping"
+        }
+    }
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let ratelimit =
+        Listeners::new().on_any(EventMetrics::new().without_layer_metrics().into_listener());
+    ratelimit.emit_with(|| palisade_traffic::TrafficEvent::Promoted {
+        arm: "canary".into(),
+    });
+    let custom = Listeners::new().on_any(EventMetrics::new().into_listener());
+    custom.emit_with(|| Custom);
+    let snap = take(&snapshotter);
+    assert_eq!(
+        snap.counter(
+            "palisade_events_total",
+            &[("layer", "traffic"), ("event", "promoted")]
+        ),
+        1
+    );
+    assert_eq!(
+        snap.counter(
+            "palisade_events_total",
+            &[("layer", "custom"), ("event", "ping")]
+        ),
+        1
+    );
+    assert_eq!(snap.names().len(), 2, "{:?}", snap.names());
+}
