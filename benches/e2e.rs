@@ -43,15 +43,18 @@ fn bare() -> Router {
 }
 
 /// The full default server stack, sized so that nothing is refused under the load.
-fn stacked() -> Router {
+fn stacked(ratelimit_headers: bool) -> Router {
     use palisade::key::GlobalKey;
     Router::new().route("/", get(|| async { "hello" })).layer(
         ServiceBuilder::new()
             .handle_rejections()
-            .rate_limit_with(RateLimitLayer::new(
-                GlobalKey,
-                Quota::per_second("global", 1_000_000).expect("valid quota"),
-            ))
+            .rate_limit_with(
+                RateLimitLayer::new(
+                    GlobalKey,
+                    Quota::per_second("global", 1_000_000).expect("valid quota"),
+                )
+                .response_headers(ratelimit_headers),
+            )
             .breaker_with(
                 CircuitBreakerLayer::builder()
                     .build()
@@ -121,7 +124,8 @@ async fn fixed(reqs: u64, conns: u64) {
     let rl = || RateLimitLayer::new(GlobalKey, Quota::per_second("global", 1_000_000).unwrap());
     let only = ServiceBuilder::new().handle_rejections();
     let app = match std::env::var("E2E_ONLY").as_deref() {
-        Ok("stack") => stacked(),
+        Ok("stack") => stacked(true),
+        Ok("stack-noheaders") => stacked(false),
         // One layer at a time, to see what each costs.
         Ok("rejections") => hello().layer(only),
         Ok("ratelimit") => hello().layer(only.rate_limit_with(rl())),
@@ -176,40 +180,52 @@ async fn main() {
     let secs = if quick { 1 } else { env("E2E_SECS", 5) };
     let conns = env("E2E_CONNS", 32);
     let bare_addr = serve(bare()).await;
-    let stacked_addr = serve(stacked()).await;
-    // One pooled client per server, warmed up so both runs reuse established connections.
-    let bare_client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let stacked_client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    load(&bare_client, bare_addr, 1, conns).await;
-    load(&stacked_client, stacked_addr, 1, conns).await;
+    let stacked_addr = serve(stacked(true)).await;
+    let quiet_addr = serve(stacked(false)).await;
+    // One pooled client per server, warmed up so every run reuses established connections.
+    let servers = [
+        ("bare axum", bare_addr),
+        (
+            "axum + handle_rejections + rate limit + breaker + bulkhead + timeout",
+            stacked_addr,
+        ),
+        ("the same stack, RateLimit headers off", quiet_addr),
+    ];
+    let clients: Vec<HttpClient> = servers
+        .iter()
+        .map(|_| Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>())
+        .collect();
+    for ((_, addr), client) in servers.iter().zip(&clients) {
+        load(client, *addr, 1, conns).await;
+    }
 
-    // Alternate rounds so drift in machine load hits both alike; report each one's median round.
+    // Rotate the order every round so drift in machine load hits all alike; report each
+    // server's median round.
     let rounds = if quick { 1 } else { env("E2E_ROUNDS", 3) };
-    let (mut bs, mut ss) = (Vec::new(), Vec::new());
+    let mut runs: Vec<Vec<Run>> = servers.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds {
-        // Flip the order every round so neither side always runs first.
-        if round % 2 == 0 {
-            bs.push(load(&bare_client, bare_addr, secs, conns).await);
-            ss.push(load(&stacked_client, stacked_addr, secs, conns).await);
-        } else {
-            ss.push(load(&stacked_client, stacked_addr, secs, conns).await);
-            bs.push(load(&bare_client, bare_addr, secs, conns).await);
+        for k in 0..servers.len() {
+            let i = (k + round as usize) % servers.len();
+            runs[i].push(load(&clients[i], servers[i].1, secs, conns).await);
         }
     }
     let median = |mut v: Vec<Run>| {
         v.sort_by(|a, b| a.rps.total_cmp(&b.rps));
         v.swap_remove(v.len() / 2)
     };
-    let (b, s) = (median(bs), median(ss));
+    let medians: Vec<Run> = runs.into_iter().map(median).collect();
     println!(
-        "e2e: {conns} keep-alive connections, {rounds} alternating rounds of {secs} s, median round; server and client on 127.0.0.1"
+        "e2e: {conns} keep-alive connections, {rounds} rotating rounds of {secs} s, median round; server and client on 127.0.0.1"
     );
-    println!("| server | req/s | p50 | p99 |");
-    println!("|---|---:|---:|---:|");
-    println!("| bare axum | {:.0} | {:?} | {:?} |", b.rps, b.p50, b.p99);
-    println!(
-        "| axum + handle_rejections + rate limit + breaker + bulkhead + timeout | {:.0} | {:?} | {:?} |",
-        s.rps, s.p50, s.p99
-    );
-    println!("throughput ratio (stack / bare): {:.3}", s.rps / b.rps);
+    println!("| server | req/s | p50 | p99 | vs bare |");
+    println!("|---|---:|---:|---:|---:|");
+    for ((name, _), r) in servers.iter().zip(&medians) {
+        println!(
+            "| {name} | {:.0} | {:?} | {:?} | {:.3} |",
+            r.rps,
+            r.p50,
+            r.p99,
+            r.rps / medians[0].rps
+        );
+    }
 }
