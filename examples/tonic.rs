@@ -1,21 +1,30 @@
 //! A gRPC server (tonic) behind Palisade: errors come back as gRPC statuses.
 //!
 //! The service is tonic-health's `grpc.health.v1.Health`, which ships generated code, so no
-//! `protoc` is needed. To show a deadline being enforced, a small demo layer delays any call
-//! carrying an `x-demo-delay-ms` metadata entry.
+//! `protoc` is needed. A small demo layer delays any call carrying an `x-demo-delay-ms`
+//! metadata entry (to show the deadline and the bulkhead) and fails any call carrying
+//! `x-demo-fail` with UNAVAILABLE (to open the breaker).
 //!
 //! ```text
 //! cargo run --example tonic                 # serves on 127.0.0.1:50051 until Ctrl-C
 //! cargo run --example tonic -- --selftest   # ephemeral port, calls itself, prints, exits
 //! ```
 //!
-//! Stack, outermost first: `HandleRejectionsLayer::grpc()` (rejections → trailers-only
-//! `grpc-status`) → timeout 300 ms (a shorter incoming `grpc-timeout` wins) → demo delay →
-//! the health service.
+//! Stack, outermost first, and the status each refusal becomes:
+//!
+//! | layer | refusal → gRPC status |
+//! |---|---|
+//! | `HandleRejectionsLayer::grpc()` | turns every rejection below into a trailers-only `grpc-status` |
+//! | rate limit, 20/min per `x-api-key` metadata | RESOURCE_EXHAUSTED |
+//! | breaker (opens at 50 % failures over ≥ 5 calls, for 30 s) | UNAVAILABLE |
+//! | timeout 300 ms (a shorter incoming `grpc-timeout` wins) | DEADLINE_EXCEEDED |
+//! | bulkhead, 2 calls at once, no queue | RESOURCE_EXHAUSTED |
+//! | demo delay / fail → the health service | |
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use palisade::key::key_fn;
 use palisade::prelude::*;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -27,6 +36,8 @@ use tower::ServiceBuilder;
 
 /// The server-side budget per call.
 pub(crate) const TIMEOUT: Duration = Duration::from_millis(300);
+/// Calls per minute per `x-api-key`.
+pub(crate) const RATE_PER_MINUTE: u32 = 20;
 
 mod delay {
     //! A demo-only layer: sleeps for `x-demo-delay-ms` milliseconds before calling inner.
@@ -36,9 +47,10 @@ mod delay {
     #[derive(Clone, Debug)]
     pub(crate) struct Delay<S>(pub(crate) S);
 
-    impl<S, B> Service<http::Request<B>> for Delay<S>
+    impl<S, B, ResB> Service<http::Request<B>> for Delay<S>
     where
-        S: Service<http::Request<B>> + Clone + Send + 'static,
+        S: Service<http::Request<B>, Response = http::Response<ResB>> + Clone + Send + 'static,
+        ResB: Default + Send + 'static,
         S::Future: Send,
         B: Send + 'static,
     {
@@ -54,6 +66,10 @@ mod delay {
         }
 
         fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            if req.headers().contains_key("x-demo-fail") {
+                let res = tonic::Status::unavailable("demo failure").into_http();
+                return Box::pin(async move { Ok(res) });
+            }
             let ms = req
                 .headers()
                 .get("x-demo-delay-ms")
@@ -77,7 +93,27 @@ pub(crate) async fn serve(listener: TcpListener) -> Result<(), BoxError> {
         .await;
     let stack = ServiceBuilder::new()
         .layer(HandleRejectionsLayer::grpc())
+        .rate_limit_with(RateLimitLayer::new(
+            key_fn(|req: &http::Request<tonic::body::Body>| {
+                Ok(req
+                    .headers()
+                    .get("x-api-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("anonymous")
+                    .to_owned())
+            }),
+            Quota::per_minute("calls", RATE_PER_MINUTE)?,
+        ))
+        .breaker_with(
+            CircuitBreakerLayer::builder()
+                .window(SlidingWindow::Count(10))
+                .minimum_calls(5)
+                .failure_rate_threshold(50.0)
+                .wait_in_open(Duration::from_secs(30))
+                .build()?,
+        )
         .timeout_with(TIMEOUT)
+        .bulkhead_with(BulkheadLayer::builder().max_concurrent(2).build()?)
         .layer_fn(delay::Delay);
     Server::builder()
         .layer(stack)
@@ -138,12 +174,48 @@ async fn main() -> Result<(), BoxError> {
         .insert("x-demo-delay-ms", "200".parse()?);
     budget.set_timeout(Duration::from_millis(50));
     let status = client.check(budget).await.unwrap_err();
-    // tonic's client enforces its own grpc-timeout too, so it gives up first (CANCELLED,
-    // "Timeout expired"); the server saw the same 50 ms budget and dropped the work.
+    // The server saw the 50 ms budget in `grpc-timeout` and answered DEADLINE_EXCEEDED at
+    // that moment; tonic's client enforces it too, so either side may report it first.
     println!(
         "Check, grpc-timeout 50 ms     → {:?} ({})",
         status.code(),
         status.message()
     );
+
+    for _ in 0..5 {
+        let mut fail = tonic::Request::new(HealthCheckRequest {
+            service: String::new(),
+        });
+        fail.metadata_mut().insert("x-demo-fail", "1".parse()?);
+        let _ = client.check(fail).await;
+    }
+    let status = client
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap_err();
+    println!(
+        "Check, after 5 failures       → {:?} ({})",
+        status.code(),
+        status.message()
+    );
+
+    let mut last = None;
+    for _ in 0..=RATE_PER_MINUTE {
+        let mut req = tonic::Request::new(HealthCheckRequest {
+            service: String::new(),
+        });
+        req.metadata_mut().insert("x-api-key", "selftest".parse()?);
+        last = Some(client.check(req).await);
+    }
+    if let Some(Err(status)) = last {
+        println!(
+            "Check #{} with one x-api-key  → {:?} ({})",
+            RATE_PER_MINUTE + 1,
+            status.code(),
+            status.message()
+        );
+    }
     Ok(())
 }

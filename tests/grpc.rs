@@ -1,5 +1,10 @@
 //! A tonic client calling the tonic example's server: each rejection arrives as its gRPC status.
-#![cfg(feature = "timeout")]
+#![cfg(all(
+    feature = "timeout",
+    feature = "ratelimit",
+    feature = "breaker",
+    feature = "bulkhead"
+))]
 
 #[allow(dead_code)]
 #[path = "../examples/tonic.rs"]
@@ -64,4 +69,75 @@ async fn unknown_service_is_not_found_untouched_by_palisade() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
+}
+
+fn keyed(key: &str) -> tonic::Request<HealthCheckRequest> {
+    let mut req = check(0);
+    req.metadata_mut().insert("x-api-key", key.parse().unwrap());
+    req
+}
+
+#[tokio::test]
+async fn rate_limited_is_resource_exhausted() {
+    let mut c = client().await;
+    for _ in 0..tonic_example::RATE_PER_MINUTE {
+        c.check(keyed("k-rate")).await.unwrap();
+    }
+    let status = c.check(keyed("k-rate")).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    // Another key has its own quota.
+    c.check(keyed("k-other")).await.unwrap();
+}
+
+#[tokio::test]
+async fn bulkhead_full_is_resource_exhausted() {
+    let c = client().await;
+    // 2 slow calls take both slots; the third, sent while they run, is shed at once.
+    let slow = |c: &HealthClient<Channel>| {
+        let mut c = c.clone();
+        tokio::spawn(async move { c.check(check(200)).await })
+    };
+    let (a, b) = (slow(&c), slow(&c));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    let status = c.clone().check(check(0)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(started.elapsed() < Duration::from_millis(150));
+    assert!(a.await.unwrap().is_ok() && b.await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn circuit_open_is_unavailable() {
+    let mut c = client().await;
+    let failing = || {
+        let mut req = check(0);
+        req.metadata_mut()
+            .insert("x-demo-fail", "1".parse().unwrap());
+        req
+    };
+    // 5 failures (the breaker's minimum) open it; each is the handler's own UNAVAILABLE.
+    for _ in 0..5 {
+        let status = c.check(failing()).await.unwrap_err();
+        assert_eq!(status.message(), "demo failure");
+    }
+    // Now even a healthy call is refused by the breaker, without reaching the service.
+    let status = c.check(check(0)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(status.message(), "circuit breaker is open");
+}
+
+#[tokio::test]
+async fn a_shorter_client_grpc_timeout_wins() {
+    let mut c = client().await;
+    let mut req = check(2_000);
+    req.set_timeout(Duration::from_millis(50));
+    let started = Instant::now();
+    let status = c.check(req).await.unwrap_err();
+    // tonic's client gives up at the same moment (CANCELLED) or the server answers first
+    // (DEADLINE_EXCEEDED); either way after ~50 ms, not the server's 300 ms.
+    assert!(
+        matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
+        "{status:?}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(250));
 }
