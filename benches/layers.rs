@@ -296,6 +296,18 @@ fn bench_with<S, Q>(
     group.bench_function(name, |b| b.iter(|| call_with(&mut svc, &mut cx, &make)));
 }
 
+/// The retry and stack groups' request: an API call with one header and an empty body.
+type Get = http::Request<http_body_util::Empty<bytes::Bytes>>;
+
+fn api_request(method: http::Method) -> Get {
+    http::Request::builder()
+        .method(method)
+        .uri("/items?page=2")
+        .header("accept", "application/json")
+        .body(http_body_util::Empty::new())
+        .unwrap()
+}
+
 /// A tower retry policy that never retries (and never clones the request).
 #[derive(Clone)]
 struct NeverRetry;
@@ -321,19 +333,8 @@ fn retry(c: &mut Criterion) {
         .build()
         .unwrap();
     let _guard = rt.enter();
-    type Get = http::Request<Empty<Bytes>>;
-    let get = || -> Get {
-        http::Request::get("/items?page=2")
-            .header("accept", "application/json")
-            .body(Empty::new())
-            .unwrap()
-    };
-    let post = || -> Get {
-        http::Request::post("/items")
-            .header("accept", "application/json")
-            .body(Empty::new())
-            .unwrap()
-    };
+    let get = || api_request(http::Method::GET);
+    let post = || api_request(http::Method::POST);
     let ok = || http::Response::new(());
 
     let group_name = "retry (success, no retry)";
@@ -500,14 +501,8 @@ fn stack(c: &mut Criterion) {
         .build()
         .unwrap();
     let _guard = rt.enter();
-    type Get = http::Request<Empty<Bytes>>;
     type Res = http::Response<()>;
-    let get = || -> Get {
-        http::Request::get("/items?page=2")
-            .header("accept", "application/json")
-            .body(Empty::new())
-            .unwrap()
-    };
+    let get = || api_request(http::Method::GET);
     let d = Duration::from_secs(30);
     let ours = |headers: bool| {
         ServiceBuilder::new()

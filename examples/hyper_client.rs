@@ -11,25 +11,19 @@
 //! [`RetryBody`], which replays buffered bytes on each attempt, so the client is built for
 //! `RetryBody<B>`.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use palisade::BoxError;
 use palisade::breaker::BreakerHandle;
-use palisade::key::GlobalKey;
 use palisade::prelude::*;
-use palisade::ratelimit::Mode;
-use palisade::retry::{RetryBody, TpsBudget};
-use tower::{Service, ServiceBuilder, ServiceExt};
+use palisade::retry::RetryBody;
+use tower::Service;
 
-#[path = "common/flaky.rs"]
-pub(crate) mod flaky;
-pub(crate) use flaky::{Hits, upstream};
+#[path = "common/client.rs"]
+pub(crate) mod common;
 
 /// The request body the stack accepts.
 pub(crate) type Body = Full<Bytes>;
@@ -42,86 +36,18 @@ pub(crate) fn client() -> Result<
     ),
     ConfigError,
 > {
-    let breaker = CircuitBreakerLayer::builder()
-        .name("upstream")
-        .window(SlidingWindow::Count(20))
-        .minimum_calls(10)
-        .failure_rate_threshold(50.0)
-        .wait_in_open(Duration::from_secs(5))
-        .build()?;
-    let handle = breaker.handle();
-    let svc = ServiceBuilder::new()
-        .timeout_with(Duration::from_secs(2))
-        .retry_with(
-            RetryLayer::new()
-                .max_attempts(3)
-                .backoff(Backoff::full_jitter(
-                    Duration::from_millis(10),
-                    Duration::from_millis(200),
-                ))
-                .budget(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
-        )
-        .rate_limit_with(
-            RateLimitLayer::new(GlobalKey, Quota::per_second("upstream", 100)?)
-                .mode(Mode::Wait)
-                .max_wait(Duration::from_secs(1)),
-        )
-        .breaker_with(breaker)
-        .timeout_with(TimeoutLayer::new(Duration::from_millis(300)).outbound(true))
-        .service(Client::builder(TokioExecutor::new()).build_http::<RetryBody<Body>>());
-    Ok((svc, handle))
-}
-
-fn get_req(base: &str, path: &str) -> http::Request<Body> {
-    http::Request::get(format!("{base}{path}"))
-        .body(Full::default())
-        .expect("a valid request")
+    let (layers, breaker) = common::layers()?;
+    let client = Client::builder(TokioExecutor::new()).build_http::<RetryBody<Body>>();
+    Ok((layers.service(client), breaker))
 }
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let hits = Arc::new(Hits::default());
-    let app = upstream(hits.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
     let (client, breaker) = client()?;
-    let res = client.clone().oneshot(get_req(&base, "/fast")).await?;
-    println!(
-        "GET /fast  → {} (server saw grpc-timeout {})",
-        res.status(),
-        res.headers()["x-seen-grpc-timeout"].to_str()?
-    );
-
-    let res = client.clone().oneshot(get_req(&base, "/flaky")).await?;
-    println!(
-        "GET /flaky → {} after {} upstream calls (two 503s retried)",
-        res.status(),
-        hits.flaky.load(Ordering::SeqCst)
-    );
-
-    let err = client
-        .clone()
-        .oneshot(get_req(&base, "/slow"))
-        .await
-        .unwrap_err();
-    println!(
-        "GET /slow  → error: {err} (each of 3 attempts timed out after 300 ms; is Elapsed: {})",
-        err.is::<palisade::rejection::Elapsed>()
-    );
-
-    let res = client.clone().oneshot(get_req(&base, "/down")).await?;
-    println!(
-        "GET /down  → {} after {} upstream calls; breaker {:?}",
-        res.status(),
-        hits.down.load(Ordering::SeqCst),
-        breaker.state()
-    );
-    let err = client.oneshot(get_req(&base, "/down")).await.unwrap_err();
-    println!(
-        "GET /down  → error: {err} (no call made: {} upstream calls)",
-        hits.down.load(Ordering::SeqCst)
-    );
-    Ok(())
+    common::run(client, &breaker, |url| {
+        http::Request::get(url)
+            .body(Full::default())
+            .expect("a valid request")
+    })
+    .await
 }

@@ -7,7 +7,7 @@
     feature = "breaker",
     feature = "reqwest"
 ))]
-// Both examples include `examples/common/flaky.rs`, the upstream they call.
+// Both examples include `examples/common/client.rs`, what they share.
 #![allow(clippy::duplicate_mod)]
 
 #[allow(dead_code, unreachable_pub)]
@@ -75,8 +75,8 @@ macro_rules! scenario {
 
 #[tokio::test]
 async fn reqwest_client_retries_forwards_the_budget_and_breaks() {
-    let hits = Arc::new(reqwest_example::Hits::default());
-    let base = support::serve(reqwest_example::upstream(hits.clone())).await;
+    let hits = Arc::new(reqwest_example::common::Hits::default());
+    let base = support::serve(reqwest_example::common::upstream(hits.clone())).await;
     let (client, breaker) = reqwest_example::client().unwrap();
     let req = |base: &str, path: &str| {
         reqwest::Request::new(
@@ -89,8 +89,8 @@ async fn reqwest_client_retries_forwards_the_budget_and_breaks() {
 
 #[tokio::test]
 async fn hyper_client_retries_forwards_the_budget_and_breaks() {
-    let hits = Arc::new(hyper_example::Hits::default());
-    let base = support::serve(hyper_example::upstream(hits.clone())).await;
+    let hits = Arc::new(hyper_example::common::Hits::default());
+    let base = support::serve(hyper_example::common::upstream(hits.clone())).await;
     let (client, breaker) = hyper_example::client().unwrap();
     let req = |base: &str, path: &str| {
         http::Request::get(format!("{base}{path}"))
