@@ -64,10 +64,7 @@ fn bench_one<S>(
 }
 
 fn timeout(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let _guard = rt.enter();
     let d = Duration::from_secs(30);
 
@@ -159,10 +156,7 @@ fn breaker(c: &mut Criterion) {
     use palisade::breaker::CircuitBreakerLayer;
     use palisade::classify::ErrorsAsFailures;
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let _guard = rt.enter();
     let ours = || {
         CircuitBreakerLayer::builder()
@@ -206,10 +200,7 @@ fn breaker(c: &mut Criterion) {
 fn bulkhead(c: &mut Criterion) {
     use palisade::bulkhead::BulkheadLayer;
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let _guard = rt.enter();
     let ours = || {
         BulkheadLayer::builder()
@@ -296,6 +287,14 @@ fn bench_with<S, Q>(
     group.bench_function(name, |b| b.iter(|| call_with(&mut svc, &mut cx, &make)));
 }
 
+/// A current-thread runtime with timers, entered by each group (the layers' sleeps need one).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
 /// The retry and stack groups' request: an API call with one header and an empty body.
 type Get = http::Request<http_body_util::Empty<bytes::Bytes>>;
 
@@ -328,10 +327,7 @@ fn retry(c: &mut Criterion) {
     use palisade::retry::{RetryBody, RetryLayer};
     use std::sync::Arc;
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let _guard = rt.enter();
     let get = || api_request(http::Method::GET);
     let post = || api_request(http::Method::POST);
@@ -410,10 +406,7 @@ fn ratelimit(c: &mut Criterion) {
     use palisade::ratelimit::{Quota, RateLimitLayer};
     use std::cell::Cell;
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let _guard = rt.enter();
     let keys: Vec<http::HeaderValue> = (0..10_000)
         .map(|i| http::HeaderValue::from_str(&format!("key-{i}")).unwrap())
@@ -496,10 +489,7 @@ fn stack(c: &mut Criterion) {
     use std::sync::Arc;
     use tower::ServiceBuilder;
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let _guard = rt.enter();
     type Res = http::Response<()>;
     let get = || api_request(http::Method::GET);

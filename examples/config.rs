@@ -162,20 +162,14 @@ fn route(
     rc: &RouteConfig,
     flags: Option<&FileProvider>,
 ) -> Result<MethodRouter, ConfigError> {
-    let within = |section: &str| {
-        let at = format!("routes.{path}.{section}");
-        move |e: ConfigError| e.within(&at)
-    };
-    let rate_limit = rc
-        .rate_limit
-        .clone()
-        .map(RateLimitConfig::build)
-        .transpose()
-        .map_err(within("rate_limit"))?;
+    let at = |section: &str| format!("routes.{path}.{section}");
+    let rate_limit = section(rc.rate_limit.as_ref(), &at("rate_limit"), |c| {
+        c.clone().build()
+    })?;
     let gate = match &rc.gate {
         None => None,
         Some(flag) => {
-            let at = format!("routes.{path}.gate");
+            let at = at("gate");
             let provider = flags.ok_or_else(|| {
                 ConfigError::new(at.clone(), "a gated route needs a [flags] section")
             })?;
@@ -188,44 +182,28 @@ fn route(
             Some(FlagGateLayer::new(provider.clone(), flag.as_str()))
         }
     };
-    let breaker = rc
-        .breaker
-        .clone()
-        .map(CircuitBreakerLayer::try_from)
-        .transpose()
-        .map_err(within("breaker"))?;
-    let timeout = rc
-        .timeout
-        .as_ref()
-        .map(TimeoutConfig::build)
-        .transpose()
-        .map_err(within("timeout"))?;
-    let bulkhead = rc
-        .bulkhead
-        .clone()
-        .map(BulkheadConfig::build)
-        .transpose()
-        .map_err(within("bulkhead"))?
-        .map(|layer| {
+    let breaker = section(rc.breaker.as_ref(), &at("breaker"), |c| {
+        CircuitBreakerLayer::try_from(c.clone())
+    })?;
+    let timeout = section(rc.timeout.as_ref(), &at("timeout"), TimeoutConfig::build)?;
+    // Layers that wrap bodies (the bulkhead releases its permit when the response body
+    // ends; idempotency replays the request body and records the response body) are
+    // brought back to axum's `Body`, so that both arms of an optional layer have one type.
+    let bulkhead =
+        section(rc.bulkhead.as_ref(), &at("bulkhead"), |c| c.clone().build())?.map(|layer| {
             ServiceBuilder::new()
                 .map_response(|r: Response<BulkheadBody<Body>>| r.map(Body::new))
                 .layer(layer)
         });
-    // Layers that wrap bodies (the bulkhead releases its permit when the response body
-    // ends; idempotency replays the request body and records the response body) are
-    // brought back to axum's `Body`, so that both arms of an optional layer have one type.
-    let idempotency = rc
-        .idempotency
-        .clone()
-        .map(|c| c.build(MemoryStore::new()))
-        .transpose()
-        .map_err(within("idempotency"))?
-        .map(|layer| {
-            ServiceBuilder::new()
-                .map_response(|r: Response<ResponseBody<Body>>| r.map(Body::new))
-                .layer(layer)
-                .map_request(|r: Request<RequestBody<Body>>| r.map(Body::new))
-        });
+    let idempotency = section(rc.idempotency.as_ref(), &at("idempotency"), |c| {
+        c.clone().build(MemoryStore::new())
+    })?
+    .map(|layer| {
+        ServiceBuilder::new()
+            .map_response(|r: Response<ResponseBody<Body>>| r.map(Body::new))
+            .layer(layer)
+            .map_request(|r: Request<RequestBody<Body>>| r.map(Body::new))
+    });
     // `option_layer` makes an `Either`, whose two arms must share one error type: every
     // Palisade layer fails with `BoxError`, so the handler's `Infallible` is boxed too.
     let stack = ServiceBuilder::new()
@@ -247,38 +225,34 @@ fn route(
                 .arm("v2", v2)
                 .with_config(split.clone())
                 .and_then(palisade::traffic::SplitBuilder::build)
-                .map_err(within("split"))?;
+                .map_err(|e| e.within(&at("split")))?;
             MethodRouter::new().fallback_service(stack.service(split))
         }
     })
 }
 
+/// Builds an optional section; an error's field path gets `at` in front.
+fn section<C, L>(
+    config: Option<&C>,
+    at: &str,
+    build: impl FnOnce(&C) -> Result<L, ConfigError>,
+) -> Result<Option<L>, ConfigError> {
+    config
+        .map(build)
+        .transpose()
+        .map_err(|e| e.within(at))
+}
+
 /// The outbound client: timeout → retry → breaker → rate limit → `reqwest::Client`.
 fn client(cc: &ClientConfig) -> Result<Client, ConfigError> {
-    let timeout = cc
-        .timeout
-        .as_ref()
-        .map(|t| t.build().map(|l| l.outbound(true)))
-        .transpose()
-        .map_err(|e| e.within("timeout"))?;
-    let retry = cc
-        .retry
-        .as_ref()
-        .map(RetryConfig::build)
-        .transpose()
-        .map_err(|e| e.within("retry"))?;
-    let breaker = cc
-        .breaker
-        .clone()
-        .map(CircuitBreakerLayer::try_from)
-        .transpose()
-        .map_err(|e| e.within("breaker"))?;
-    let rate_limit = cc
-        .rate_limit
-        .clone()
-        .map(RateLimitConfig::build)
-        .transpose()
-        .map_err(|e| e.within("rate_limit"))?;
+    let timeout = section(cc.timeout.as_ref(), "timeout", |t| {
+        t.build().map(|l| l.outbound(true))
+    })?;
+    let retry = section(cc.retry.as_ref(), "retry", RetryConfig::build)?;
+    let breaker = section(cc.breaker.as_ref(), "breaker", |c| {
+        CircuitBreakerLayer::try_from(c.clone())
+    })?;
+    let rate_limit = section(cc.rate_limit.as_ref(), "rate_limit", |c| c.clone().build())?;
     let stack = ServiceBuilder::new()
         .option_layer(timeout)
         .option_layer(retry)
