@@ -22,8 +22,9 @@
 //! - **Backoff**: [`Backoff`] (constant, exponential, full/equal/decorrelated jitter), seedable.
 //! - **Deadline**: an attempt whose backoff would end at or after the request's
 //!   [`Deadline`](palisade_core::Deadline) is never started.
-//! - **Hedging** ([`HedgeLayer`]): after a fixed delay, send another copy of a slow request;
-//!   the first acceptable answer wins, the others are dropped.
+//! - **Hedging** ([`HedgeLayer`]): after a fixed delay or a latency percentile learned from
+//!   recent calls, send another copy of a slow request; the first acceptable answer wins,
+//!   the others are dropped.
 //! - **Budget** ([`budget`]): Finagle/tower [`TpsBudget`] by default, or gRPC
 //!   [`RetryThrottle`]; shared by every clone.
 //!
@@ -113,6 +114,7 @@ pub mod events;
 pub mod future;
 mod head;
 pub mod hedge;
+mod latency;
 mod layer;
 pub mod policy;
 #[cfg(feature = "reqwest")]
@@ -125,7 +127,7 @@ pub use self::body::RetryBody;
 pub use self::budget::{Budget, RetryThrottle, TpsBudget};
 pub use self::config::{BudgetKind, RetryConfig};
 pub use self::events::{GiveUpReason, RetryEvent, RetryReason};
-pub use self::hedge::{Hedge, HedgeLayer};
+pub use self::hedge::{Hedge, HedgeBuilder, HedgeLayer};
 pub use self::layer::{DEFAULT_BODY_LIMIT, RetryLayer};
 pub use self::policy::{Decision, DefaultPredicate, Predicate, predicate_fn};
 pub use self::service::Retry;
