@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{Empty, Full};
-use palisade_retry::{RetryBody, RetryLayer};
+use palisade_retry::{HedgeLayer, RetryBody, RetryLayer};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::{Layer, Service, service_fn};
 
@@ -55,6 +55,7 @@ fn ok<Q>(_req: Q) -> std::future::Ready<Result<Response<()>, Infallible>> {
 fn retryable_success_path_does_not_allocate() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
+        .start_paused(true)
         .build()
         .unwrap();
     let _guard = rt.enter();
@@ -93,4 +94,21 @@ fn retryable_success_path_does_not_allocate() {
     };
     let n = allocs(&mut svc, with_ext);
     assert!(n > 0 && n <= 3 * N, "{n}");
+
+    // Hedging, a fixed or learned delay, answered before it: the head copy is pooled, the
+    // timer inline, and recording a latency is an atomic add.
+    let get = || {
+        Request::get("/items?page=2")
+            .header("accept", "application/json")
+            .body(Empty::<Bytes>::new())
+            .unwrap()
+    };
+    let mut svc = HedgeLayer::new(std::time::Duration::from_millis(50)).layer(service_fn(ok));
+    assert_eq!(allocs(&mut svc, get), 0);
+    let learned = HedgeLayer::builder().min_data_points(1).build().unwrap();
+    let mut svc = learned.layer(service_fn(ok));
+    call(&mut svc, get()); // one latency learned, usable from the next period on
+    rt.block_on(tokio::time::advance(std::time::Duration::from_secs(10)));
+    assert!(learned.current_delay().is_some());
+    assert_eq!(allocs(&mut svc, get), 0);
 }
