@@ -19,7 +19,7 @@ use tower_service::Service;
 use crate::backoff::BackoffState;
 use crate::body::RetryBody;
 use crate::events::{GiveUpReason, RetryEvent};
-use crate::head::HeadCopy;
+use crate::head::{HeadCopy, is_grpc};
 use crate::layer::Shared;
 use crate::policy::{Decision, Predicate};
 
@@ -91,6 +91,7 @@ pub(crate) struct BoxTimer {
 }
 
 impl BoxTimer {
+    #[inline]
     pub(crate) fn new(d: Option<Duration>) -> Self {
         let mut t = Self::default();
         t.arm(d);
@@ -98,6 +99,7 @@ impl BoxTimer {
     }
 
     /// Arms the timer `d` from now (`None` disarms it).
+    #[inline]
     pub(crate) fn arm(&mut self, d: Option<Duration>) {
         let Some(d) = d else {
             self.armed = false;
@@ -111,6 +113,7 @@ impl BoxTimer {
     }
 
     /// Ready once an armed timer fires (immediately if disarmed).
+    #[inline]
     pub(crate) fn poll_sleep(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match (&mut self.sleep, self.armed) {
             (Some(s), true) => s.as_mut().poll(cx),
@@ -119,6 +122,7 @@ impl BoxTimer {
     }
 
     /// Whether an armed timer has fired.
+    #[inline]
     pub(crate) fn fired(&mut self, cx: &mut Context<'_>) -> bool {
         self.armed && self.poll_sleep(cx).is_ready()
     }
@@ -243,8 +247,12 @@ struct Ctx<S, P> {
     deadline: Option<Deadline>,
 }
 
-pub(crate) enum Next<R> {
-    Return(Result<R, BoxError>),
+/// The verdict on an attempt's result (which the caller keeps: moving a response through
+/// here would copy it twice more).
+pub(crate) enum Next {
+    /// Return the result.
+    Return,
+    /// Drop it and retry after this delay.
     Retry(Duration),
 }
 
@@ -293,7 +301,7 @@ impl<S, P> Ctx<S, P> {
     fn next_request<B>(&self) -> Option<Request<RetryBody<B>>> {
         let head = self.head.as_ref()?;
         let mut req = head.rebuild(RetryBody::replay(&self.data, self.trailers.as_deref()))?;
-        if head.is_grpc() {
+        if is_grpc(req.headers()) {
             // gRFC A6: attempts after the first say how many came before.
             req.headers_mut().insert(
                 GRPC_PREVIOUS_RPC_ATTEMPTS,
@@ -303,7 +311,7 @@ impl<S, P> Ctx<S, P> {
         Some(req)
     }
 
-    fn decide<R>(&mut self, result: Result<R, BoxError>) -> Next<R>
+    fn decide<R>(&mut self, result: Result<&R, &BoxError>) -> Next
     where
         P: Predicate<R>,
     {
@@ -332,20 +340,20 @@ pub(crate) fn decide<P, R>(
     backoff: &mut BackoffState,
     deadline: Option<Deadline>,
     can_retry: bool,
-    result: Result<R, BoxError>,
-) -> Next<R>
+    result: Result<&R, &BoxError>,
+) -> Next
 where
     P: Predicate<R>,
 {
-    let decision = shared.predicate.check(result.as_ref());
+    let decision = shared.predicate.check(result);
     let (reason, after) = match decision {
         Decision::Success => {
             if let Some(b) = &shared.budget {
                 b.record(true);
             }
-            return Next::Return(result);
+            return Next::Return;
         }
-        Decision::Return => return Next::Return(result),
+        Decision::Return => return Next::Return,
         Decision::DontRetry => {
             if let Some(b) = &shared.budget {
                 b.record(false);
@@ -353,7 +361,7 @@ where
             if can_retry {
                 give_up(shared, attempts, GiveUpReason::Pushback);
             }
-            return Next::Return(result);
+            return Next::Return;
         }
         Decision::Retry { reason, after } => {
             if let Some(b) = &shared.budget {
@@ -363,18 +371,18 @@ where
         }
     };
     if !can_retry {
-        return Next::Return(result);
+        return Next::Return;
     }
     if attempts >= shared.max_attempts {
         shared
             .listeners
             .emit_with(|| RetryEvent::Exhausted { attempts });
-        return Next::Return(result);
+        return Next::Return;
     }
     let delay = match after {
         Some(d) if d > shared.backoff.max() => {
             give_up(shared, attempts, GiveUpReason::ServerDelayTooLong);
-            return Next::Return(result);
+            return Next::Return;
         }
         Some(d) => {
             backoff.reset();
@@ -389,7 +397,7 @@ where
         && Instant::now() + delay >= deadline.instant()
     {
         give_up(shared, attempts, GiveUpReason::Deadline);
-        return Next::Return(result);
+        return Next::Return;
     }
     if let Some(b) = &shared.budget
         && !b.withdraw()
@@ -397,14 +405,13 @@ where
         shared
             .listeners
             .emit_with(|| RetryEvent::BudgetExhausted { attempts });
-        return Next::Return(result);
+        return Next::Return;
     }
     shared.listeners.emit_with(|| RetryEvent::Attempt {
         n: attempts + 1,
         delay,
         reason,
     });
-    drop(result);
     Next::Retry(delay)
 }
 
@@ -579,9 +586,10 @@ where
                     this.state.set(State::Done);
                     this.timer.arm(None);
                     this.ctx.attempts += 1;
-                    match this.ctx.decide(result) {
-                        Next::Return(r) => return Poll::Ready(r),
+                    match this.ctx.decide(result.as_ref()) {
+                        Next::Return => return Poll::Ready(result),
                         Next::Retry(delay) => {
+                            drop(result);
                             this.state.set(State::Sleeping);
                             this.timer.arm(Some(delay));
                         }

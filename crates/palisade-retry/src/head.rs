@@ -58,7 +58,8 @@ fn give_back(mut buf: Vec<u8>) {
 /// A request head, copied for retries.
 ///
 /// `text` holds the URI, then for each header: the name's length and the value's length
-/// (little-endian `u32`s, the value's with [`SENSITIVE`]), the name, the value.
+/// (one little-endian `u64`: name length low, value length with [`SENSITIVE`] high), the
+/// name, the value.
 #[derive(Debug)]
 pub(crate) struct HeadCopy {
     method: Method,
@@ -67,7 +68,6 @@ pub(crate) struct HeadCopy {
     uri_len: u32,
     headers: u32,
     version: Version,
-    grpc: bool,
 }
 
 impl HeadCopy {
@@ -114,17 +114,15 @@ impl HeadCopy {
             text.extend_from_slice(pq.as_str().as_bytes());
         }
         let uri_len = text.len();
-        let mut grpc = false;
         for (name, value) in headers {
             let (name, value) = (name.as_str().as_bytes(), value);
             if name.len() >= 1 << 16 || value.len() >= 1 << 31 {
                 give_back(text);
                 return None;
             }
-            grpc |= name == b"content-type" && value.as_bytes().starts_with(b"application/grpc");
             let flag = if value.is_sensitive() { SENSITIVE } else { 0 };
-            text.extend_from_slice(&(name.len() as u32).to_le_bytes());
-            text.extend_from_slice(&(value.len() as u32 | flag).to_le_bytes());
+            let lens = u64::from(name.len() as u32) | u64::from(value.len() as u32 | flag) << 32;
+            text.extend_from_slice(&lens.to_le_bytes());
             text.extend_from_slice(name);
             text.extend_from_slice(value.as_bytes());
         }
@@ -139,13 +137,7 @@ impl HeadCopy {
             uri_len: uri_len as u32,
             headers: headers.len() as u32,
             version,
-            grpc,
         })
-    }
-
-    /// Whether the request is a gRPC call (`content-type: application/grpc…`).
-    pub(crate) fn is_grpc(&self) -> bool {
-        self.grpc
     }
 
     /// A new request with this head and `body`; `None` if the copy does not parse back,
@@ -185,6 +177,13 @@ impl Drop for HeadCopy {
     fn drop(&mut self) {
         give_back(std::mem::take(&mut self.text));
     }
+}
+
+/// Whether a request is a gRPC call (`content-type: application/grpc…`).
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 #[cfg(test)]
