@@ -351,8 +351,8 @@ fn retry(c: &mut Criterion) {
             .layer(service_fn(move |_: Get| ready(Ok::<_, Infallible>(ok())))),
         get,
     );
-    let ours = || {
-        RetryLayer::new().layer(service_fn(
+    let ours = |layer: RetryLayer| {
+        layer.layer(service_fn(
             move |_: http::Request<RetryBody<Empty<Bytes>>>| ready(Ok::<_, Infallible>(ok())),
         ))
     };
@@ -360,14 +360,22 @@ fn retry(c: &mut Criterion) {
         &mut group,
         group_name,
         "palisade Retry, GET (kept for replay)",
-        ours(),
+        ours(RetryLayer::new()),
+        get,
+    );
+    // Without the retry budget (whose deposit reads the clock), as tower-resilience.
+    bench_with(
+        &mut group,
+        group_name,
+        "palisade Retry, GET, no_budget()",
+        ours(RetryLayer::new().no_budget()),
         get,
     );
     bench_with(
         &mut group,
         group_name,
         "palisade Retry, POST (not retryable)",
-        ours(),
+        ours(RetryLayer::new()),
         post,
     );
     bench_with(

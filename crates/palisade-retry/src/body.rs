@@ -24,7 +24,8 @@ enum Kind<B> {
     /// A buffered copy (cheap `Bytes` clone per attempt).
     Replay {
         data: Option<Bytes>,
-        trailers: Option<HeaderMap>,
+        // Boxed: trailers are rare, and an inline `HeaderMap` would triple the body's size.
+        trailers: Option<Box<HeaderMap>>,
     },
     /// Over the limit: what was read so far, then the rest.
     Prefixed { prefix: Option<Bytes>, rest: B },
@@ -37,11 +38,21 @@ impl<B> RetryBody<B> {
         }
     }
 
+    /// An empty replayable body.
+    pub(crate) const fn empty() -> Self {
+        Self {
+            kind: Kind::Replay {
+                data: None,
+                trailers: None,
+            },
+        }
+    }
+
     pub(crate) fn replay(data: &Bytes, trailers: Option<&HeaderMap>) -> Self {
         Self {
             kind: Kind::Replay {
                 data: (!data.is_empty()).then(|| data.clone()),
-                trailers: trailers.cloned(),
+                trailers: trailers.map(|t| Box::new(t.clone())),
             },
         }
     }
@@ -78,7 +89,7 @@ where
                 if let Some(d) = data.take() {
                     return Poll::Ready(Some(Ok(Frame::data(d))));
                 }
-                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(*t))))
             }
             Kind::Prefixed { prefix, rest } => {
                 if let Some(d) = prefix.take() {

@@ -54,6 +54,7 @@ pub struct TpsBudget {
     reserve: isize,
     slots: Box<[AtomicIsize]>,
     window: Duration,
+    window_nanos: u64,
     writer: AtomicIsize,
     deposit_amount: isize,
     withdraw_amount: isize,
@@ -125,6 +126,7 @@ impl TpsBudget {
             reserve,
             slots,
             window: ttl / 10,
+            window_nanos: nanos(ttl / 10),
             writer: AtomicIsize::new(0),
             deposit_amount,
             withdraw_amount,
@@ -134,8 +136,7 @@ impl TpsBudget {
     fn expire(&self) {
         let now = Instant::now();
         let since_base = nanos(now.saturating_duration_since(self.base));
-        let window = nanos(self.window);
-        if since_base.saturating_sub(self.rotated.load(Ordering::Acquire)) < window {
+        if since_base.saturating_sub(self.rotated.load(Ordering::Acquire)) < self.window_nanos {
             return; // same window: no lock
         }
         let mut generation = self
@@ -193,7 +194,10 @@ impl Budget for TpsBudget {
 }
 
 fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    // Not `as_nanos` (u128): this runs on every deposit.
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
 }
 
 /// gRPC `retryThrottling` (gRFC A6): tokens in thousandths, starting full.

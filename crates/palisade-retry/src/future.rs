@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -19,6 +19,7 @@ use tower_service::Service;
 use crate::backoff::BackoffState;
 use crate::body::RetryBody;
 use crate::events::{GiveUpReason, RetryEvent};
+use crate::head::{HeadCopy, is_grpc};
 use crate::layer::Shared;
 use crate::policy::{Decision, Predicate};
 
@@ -29,9 +30,9 @@ pin_project! {
         S: Service<Request<RetryBody<B>>>,
     {
         #[pin]
-        state: State<S::Future>,
+        state: State<S::Future, B>,
         timer: BoxTimer,
-        ctx: Ctx<S, B, P>,
+        ctx: Ctx<S, P>,
     }
 }
 
@@ -48,11 +49,15 @@ where
 
 pin_project! {
     #[project = StateProj]
-    enum State<F> {
-        Buffering,
+    enum State<F, B> {
+        // Reading a body that was still streaming when `call` returned. Boxed: it holds the
+        // request head (224 bytes), which would otherwise make every future that large.
+        Buffering { buf: Box<Buffering<B>> },
         Calling { #[pin] fut: F },
         Sleeping,
         Readying,
+        // Reading the body failed in `call`.
+        Failed { err: Option<BoxError> },
         Done,
     }
 }
@@ -86,6 +91,7 @@ pub(crate) struct BoxTimer {
 }
 
 impl BoxTimer {
+    #[inline]
     pub(crate) fn new(d: Option<Duration>) -> Self {
         let mut t = Self::default();
         t.arm(d);
@@ -93,6 +99,7 @@ impl BoxTimer {
     }
 
     /// Arms the timer `d` from now (`None` disarms it).
+    #[inline]
     pub(crate) fn arm(&mut self, d: Option<Duration>) {
         let Some(d) = d else {
             self.armed = false;
@@ -106,6 +113,7 @@ impl BoxTimer {
     }
 
     /// Ready once an armed timer fires (immediately if disarmed).
+    #[inline]
     pub(crate) fn poll_sleep(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match (&mut self.sleep, self.armed) {
             (Some(s), true) => s.as_mut().poll(cx),
@@ -114,6 +122,7 @@ impl BoxTimer {
     }
 
     /// Whether an armed timer has fired.
+    #[inline]
     pub(crate) fn fired(&mut self, cx: &mut Context<'_>) -> bool {
         self.armed && self.poll_sleep(cx).is_ready()
     }
@@ -122,12 +131,6 @@ impl BoxTimer {
 /// gRFC A6: sent on retries of gRPC calls.
 const GRPC_PREVIOUS_RPC_ATTEMPTS: http::HeaderName =
     http::HeaderName::from_static("grpc-previous-rpc-attempts");
-
-fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
 
 enum Collected {
     Empty,
@@ -169,40 +172,146 @@ impl Collected {
     }
 }
 
-struct Ctx<S, B, P> {
-    shared: Arc<Shared<P>>,
-    /// The readied service for the first buffered attempt, then a clone per retry.
-    svc: Option<S>,
-    /// The request template; `None` means no (more) retries for this request.
+/// A body being read into the replay buffer, with the head it will be sent with.
+struct Buffering<B> {
     parts: Option<Parts>,
     body: Option<B>,
     collected: Collected,
-    data: Bytes,
     trailers: Option<HeaderMap>,
+}
+
+/// A body read to its end, or to just past the replay limit.
+enum Read<B> {
+    /// The whole body and its trailers.
+    Complete(Bytes, Option<HeaderMap>),
+    /// Over the limit: what was read so far, then the rest.
+    TooLarge(Bytes, B),
+}
+
+impl<B> Buffering<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    fn new(body: B) -> Self {
+        Self {
+            parts: None,
+            body: Some(body),
+            collected: Collected::Empty,
+            trailers: None,
+        }
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<Result<Read<B>, BoxError>> {
+        let body = self.body.as_mut().expect("body to read");
+        loop {
+            match ready!(Pin::new(&mut *body).poll_frame(cx)) {
+                None => break,
+                Some(Err(e)) => return Poll::Ready(Err(e.into())),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        let over = self.collected.len() + data.len() > limit;
+                        self.collected.push(data);
+                        if over {
+                            let rest = self.body.take().expect("body");
+                            return Poll::Ready(Ok(Read::TooLarge(self.collected.finish(), rest)));
+                        }
+                    }
+                    Err(frame) => {
+                        if let Ok(t) = frame.into_trailers() {
+                            self.trailers = Some(t);
+                        }
+                    }
+                },
+            }
+        }
+        self.body = None;
+        Poll::Ready(Ok(Read::Complete(
+            self.collected.finish(),
+            self.trailers.take(),
+        )))
+    }
+}
+
+struct Ctx<S, P> {
+    shared: Arc<Shared<P>>,
+    /// The readied service for the first attempt, then a clone per retry.
+    svc: Option<S>,
+    /// The copy retries are rebuilt from; `None` means no (more) retries for this request.
+    head: Option<HeadCopy>,
+    /// The replay buffer.
+    data: Bytes,
+    trailers: Option<Box<HeaderMap>>,
     attempts: u32,
     backoff: BackoffState,
     deadline: Option<Deadline>,
 }
 
-pub(crate) enum Next<R> {
-    Return(Result<R, BoxError>),
+/// The verdict on an attempt's result (which the caller keeps: moving a response through
+/// here would copy it twice more).
+pub(crate) enum Next {
+    /// Return the result.
+    Return,
+    /// Drop it and retry after this delay.
     Retry(Duration),
 }
 
-impl<S, B, P> Ctx<S, B, P> {
-    fn next_request(&self) -> Request<RetryBody<B>> {
-        let mut parts = self.parts.clone().expect("retry template");
-        if self.attempts > 0 && is_grpc(&parts.headers) {
+impl<S, P> Ctx<S, P> {
+    fn new(shared: Arc<Shared<P>>) -> Self {
+        Self {
+            shared,
+            svc: None,
+            head: None,
+            data: Bytes::new(),
+            trailers: None,
+            attempts: 0,
+            backoff: BackoffState::new(),
+            deadline: None,
+        }
+    }
+
+    /// The first attempt goes out with the original head (nothing copied is sent); a copy is
+    /// kept for retries.
+    #[inline]
+    fn send_first<B>(&mut self, svc: &mut S, parts: Parts) -> S::Future
+    where
+        S: Service<Request<RetryBody<B>>>,
+    {
+        self.head = HeadCopy::new(&parts);
+        let body = RetryBody::replay(&self.data, self.trailers.as_deref());
+        svc.call(Request::from_parts(parts, body))
+    }
+
+    /// A body over the replay limit: sent once, never retried.
+    fn send_once<B>(&mut self, svc: &mut S, parts: Parts, prefix: Bytes, rest: B) -> S::Future
+    where
+        S: Service<Request<RetryBody<B>>>,
+    {
+        let limit = self.shared.body_limit;
+        self.shared
+            .listeners
+            .emit_with(|| RetryEvent::BodyTooLarge { limit });
+        svc.call(Request::from_parts(
+            parts,
+            RetryBody::prefixed(prefix, rest),
+        ))
+    }
+
+    /// A retry, rebuilt from the copy.
+    fn next_request<B>(&self) -> Option<Request<RetryBody<B>>> {
+        let head = self.head.as_ref()?;
+        let mut req = head.rebuild(RetryBody::replay(&self.data, self.trailers.as_deref()))?;
+        if is_grpc(req.headers()) {
             // gRFC A6: attempts after the first say how many came before.
-            parts.headers.insert(
+            req.headers_mut().insert(
                 GRPC_PREVIOUS_RPC_ATTEMPTS,
                 http::HeaderValue::from(self.attempts),
             );
         }
-        Request::from_parts(parts, RetryBody::replay(&self.data, self.trailers.as_ref()))
+        Some(req)
     }
 
-    fn decide<R>(&mut self, result: Result<R, BoxError>) -> Next<R>
+    fn decide<R>(&mut self, result: Result<&R, &BoxError>) -> Next
     where
         P: Predicate<R>,
     {
@@ -211,7 +320,7 @@ impl<S, B, P> Ctx<S, B, P> {
             self.attempts,
             &mut self.backoff,
             self.deadline,
-            self.parts.is_some(),
+            self.head.is_some(),
             result,
         )
     }
@@ -231,20 +340,20 @@ pub(crate) fn decide<P, R>(
     backoff: &mut BackoffState,
     deadline: Option<Deadline>,
     can_retry: bool,
-    result: Result<R, BoxError>,
-) -> Next<R>
+    result: Result<&R, &BoxError>,
+) -> Next
 where
     P: Predicate<R>,
 {
-    let decision = shared.predicate.check(result.as_ref());
+    let decision = shared.predicate.check(result);
     let (reason, after) = match decision {
         Decision::Success => {
             if let Some(b) = &shared.budget {
                 b.record(true);
             }
-            return Next::Return(result);
+            return Next::Return;
         }
-        Decision::Return => return Next::Return(result),
+        Decision::Return => return Next::Return,
         Decision::DontRetry => {
             if let Some(b) = &shared.budget {
                 b.record(false);
@@ -252,7 +361,7 @@ where
             if can_retry {
                 give_up(shared, attempts, GiveUpReason::Pushback);
             }
-            return Next::Return(result);
+            return Next::Return;
         }
         Decision::Retry { reason, after } => {
             if let Some(b) = &shared.budget {
@@ -262,18 +371,18 @@ where
         }
     };
     if !can_retry {
-        return Next::Return(result);
+        return Next::Return;
     }
     if attempts >= shared.max_attempts {
         shared
             .listeners
             .emit_with(|| RetryEvent::Exhausted { attempts });
-        return Next::Return(result);
+        return Next::Return;
     }
     let delay = match after {
         Some(d) if d > shared.backoff.max() => {
             give_up(shared, attempts, GiveUpReason::ServerDelayTooLong);
-            return Next::Return(result);
+            return Next::Return;
         }
         Some(d) => {
             backoff.reset();
@@ -288,7 +397,7 @@ where
         && Instant::now() + delay >= deadline.instant()
     {
         give_up(shared, attempts, GiveUpReason::Deadline);
-        return Next::Return(result);
+        return Next::Return;
     }
     if let Some(b) = &shared.budget
         && !b.withdraw()
@@ -296,125 +405,127 @@ where
         shared
             .listeners
             .emit_with(|| RetryEvent::BudgetExhausted { attempts });
-        return Next::Return(result);
+        return Next::Return;
     }
     shared.listeners.emit_with(|| RetryEvent::Attempt {
         n: attempts + 1,
         delay,
         reason,
     });
-    drop(result);
     Next::Retry(delay)
-}
-
-impl<S, B, P> Ctx<S, B, P>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    /// Reads the body into the replay buffer; over the limit, gives up retrying and
-    /// returns the request with the read prefix followed by the rest.
-    fn poll_buffer(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Request<RetryBody<B>>, BoxError>> {
-        let limit = self.shared.body_limit;
-        let body = self.body.as_mut().expect("body to buffer");
-        loop {
-            match ready!(Pin::new(&mut *body).poll_frame(cx)) {
-                None => break,
-                Some(Err(e)) => return Poll::Ready(Err(e.into())),
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
-                        if self.collected.len() + data.len() > limit {
-                            self.collected.push(data);
-                            let prefix = self.collected.finish();
-                            let rest = self.body.take().expect("body");
-                            let parts = self.parts.take().expect("template");
-                            self.shared
-                                .listeners
-                                .emit_with(|| RetryEvent::BodyTooLarge { limit });
-                            return Poll::Ready(Ok(Request::from_parts(
-                                parts,
-                                RetryBody::prefixed(prefix, rest),
-                            )));
-                        }
-                        self.collected.push(data);
-                    }
-                    Err(frame) => {
-                        if let Ok(t) = frame.into_trailers() {
-                            self.trailers = Some(t);
-                        }
-                    }
-                },
-            }
-        }
-        self.body = None;
-        self.data = self.collected.finish();
-        Poll::Ready(Ok(self.next_request()))
-    }
 }
 
 impl<S, B, P> ResponseFuture<S, B, P>
 where
     S: Service<Request<RetryBody<B>>>,
     B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
 {
-    fn ctx(shared: Arc<Shared<P>>) -> Ctx<S, B, P> {
-        Ctx {
-            shared,
-            svc: None,
-            parts: None,
-            body: None,
-            collected: Collected::Empty,
-            data: Bytes::new(),
-            trailers: None,
-            attempts: 0,
-            backoff: BackoffState::new(),
-            deadline: None,
+    fn calling(fut: S::Future, ctx: Ctx<S, P>) -> Self {
+        Self {
+            state: State::Calling { fut },
+            timer: BoxTimer::new(ctx.shared.per_attempt_timeout),
+            ctx,
         }
     }
 
     /// A request that is not retried: one call, already made.
     pub(crate) fn single(fut: S::Future, shared: Arc<Shared<P>>) -> Self {
-        let timer = BoxTimer::new(shared.per_attempt_timeout);
-        Self {
-            state: State::Calling { fut },
-            timer,
-            ctx: Self::ctx(shared),
-        }
+        Self::calling(fut, Ctx::new(shared))
     }
 
-    /// A retryable request; `svc` is the readied inner service.
+    /// A retryable request; `inner` is the readied inner service.
+    ///
+    /// A body that is already complete (`Empty`, `Full`, a collected body: its frames are
+    /// ready at once) is read here and the first attempt is sent by `inner` before
+    /// returning, keeping a clone of it for retries. Only a body that is still streaming is
+    /// read by the future, which then takes the readied `inner` (leaving a clone).
+    #[inline]
     pub(crate) fn retrying(
-        mut svc: S,
-        parts: Parts,
-        body: B,
+        inner: &mut S,
+        req: Request<B>,
         deadline: Option<Deadline>,
         shared: Arc<Shared<P>>,
-    ) -> Self {
-        let mut ctx = Self::ctx(shared);
-        ctx.deadline = deadline;
-        ctx.parts = Some(parts);
+    ) -> Self
+    where
+        S: Clone,
+    {
+        let body = req.body();
         if body.is_end_stream() || body.size_hint().exact() == Some(0) {
-            // Nothing to buffer: call at once.
-            let req = ctx.next_request();
-            let fut = svc.call(req);
-            ctx.svc = Some(svc);
-            let timer = BoxTimer::new(ctx.shared.per_attempt_timeout);
+            // The common case (GET, HEAD, DELETE): nothing to read, so nothing is moved
+            // but the request itself.
+            let head = HeadCopy::of(&req);
+            let fut = inner.call(req.map(|_| RetryBody::empty()));
+            let svc = head.as_ref().map(|_| inner.clone());
             return Self {
                 state: State::Calling { fut },
-                timer,
-                ctx,
+                timer: BoxTimer::new(shared.per_attempt_timeout),
+                ctx: Ctx {
+                    shared,
+                    svc,
+                    head,
+                    data: Bytes::new(),
+                    trailers: None,
+                    attempts: 0,
+                    backoff: BackoffState::new(),
+                    deadline,
+                },
             };
         }
-        ctx.svc = Some(svc);
-        ctx.body = Some(body);
-        Self {
-            state: State::Buffering,
-            timer: BoxTimer::default(),
-            ctx,
-        }
+        Self::read_then_send(inner, req, deadline, shared)
+    }
+
+    /// A request with a body: read it (at once if its frames are ready), then send.
+    fn read_then_send(
+        inner: &mut S,
+        req: Request<B>,
+        deadline: Option<Deadline>,
+        shared: Arc<Shared<P>>,
+    ) -> Self
+    where
+        S: Clone,
+    {
+        let mut ctx = Ctx::new(shared);
+        ctx.deadline = deadline;
+        let (parts, body) = req.into_parts();
+        let mut buf = Buffering::new(body);
+        // A no-op waker: if the body is not ready, the future polls it again with its own.
+        let mut cx = Context::from_waker(Waker::noop());
+        let read = match buf.poll_read(&mut cx, ctx.shared.body_limit) {
+            Poll::Ready(Ok(read)) => read,
+            Poll::Ready(Err(err)) => {
+                return Self {
+                    state: State::Failed { err: Some(err) },
+                    timer: BoxTimer::default(),
+                    ctx,
+                };
+            }
+            Poll::Pending => {
+                // Still streaming: the future reads the rest and sends with the readied
+                // service; a clone stays behind.
+                buf.parts = Some(parts);
+                let clone = inner.clone();
+                ctx.svc = Some(std::mem::replace(inner, clone));
+                return Self {
+                    state: State::Buffering { buf: Box::new(buf) },
+                    timer: BoxTimer::default(),
+                    ctx,
+                };
+            }
+        };
+        let fut = match read {
+            Read::Complete(data, trailers) => {
+                ctx.data = data;
+                ctx.trailers = trailers.map(Box::new);
+                let fut = ctx.send_first(inner, parts);
+                if ctx.head.is_some() {
+                    ctx.svc = Some(inner.clone());
+                }
+                fut
+            }
+            Read::TooLarge(prefix, rest) => ctx.send_once(inner, parts, prefix, rest),
+        };
+        Self::calling(fut, ctx)
     }
 }
 
@@ -432,17 +543,34 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Buffering => match ready!(this.ctx.poll_buffer(cx)) {
-                    Err(e) => {
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(e));
-                    }
-                    Ok(req) => {
-                        let fut = this.ctx.svc.as_mut().expect("readied service").call(req);
-                        this.state.set(State::Calling { fut });
-                        this.timer.arm(this.ctx.shared.per_attempt_timeout);
-                    }
-                },
+                StateProj::Buffering { buf } => {
+                    let read = ready!(buf.poll_read(cx, this.ctx.shared.body_limit));
+                    let parts = buf.parts.take().expect("request head");
+                    let ctx = &mut *this.ctx;
+                    let mut svc = ctx.svc.take().expect("readied service");
+                    let fut = match read {
+                        Err(e) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(e));
+                        }
+                        Ok(Read::Complete(data, trailers)) => {
+                            ctx.data = data;
+                            ctx.trailers = trailers.map(Box::new);
+                            ctx.send_first(&mut svc, parts)
+                        }
+                        Ok(Read::TooLarge(prefix, rest)) => {
+                            ctx.send_once(&mut svc, parts, prefix, rest)
+                        }
+                    };
+                    ctx.svc = Some(svc);
+                    this.state.set(State::Calling { fut });
+                    this.timer.arm(this.ctx.shared.per_attempt_timeout);
+                }
+                StateProj::Failed { err } => {
+                    let err = err.take().expect("body error");
+                    this.state.set(State::Done);
+                    return Poll::Ready(Err(err));
+                }
                 StateProj::Calling { fut } => {
                     let result = match fut.poll(cx) {
                         Poll::Ready(r) => r.map_err(Into::into),
@@ -458,9 +586,10 @@ where
                     this.state.set(State::Done);
                     this.timer.arm(None);
                     this.ctx.attempts += 1;
-                    match this.ctx.decide(result) {
-                        Next::Return(r) => return Poll::Ready(r),
+                    match this.ctx.decide(result.as_ref()) {
+                        Next::Return => return Poll::Ready(result),
                         Next::Retry(delay) => {
+                            drop(result);
                             this.state.set(State::Sleeping);
                             this.timer.arm(Some(delay));
                         }
@@ -477,7 +606,13 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(Err(e.into()));
                     }
-                    let req = this.ctx.next_request();
+                    let Some(req) = this.ctx.next_request() else {
+                        // Unreachable: `HeadCopy::new` only keeps heads that parse back.
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(
+                            "retry: the request head could not be rebuilt".into()
+                        ));
+                    };
                     let fut = this.ctx.svc.as_mut().expect("retry service").call(req);
                     this.state.set(State::Calling { fut });
                     this.timer.arm(this.ctx.shared.per_attempt_timeout);

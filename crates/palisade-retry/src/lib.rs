@@ -22,13 +22,48 @@
 //! - **Backoff**: [`Backoff`] (constant, exponential, full/equal/decorrelated jitter), seedable.
 //! - **Deadline**: an attempt whose backoff would end at or after the request's
 //!   [`Deadline`](palisade_core::Deadline) is never started.
-//! - **Hedging** ([`HedgeLayer`]): after a fixed delay, send another copy of a slow request;
-//!   the first acceptable answer wins, the others are dropped.
+//! - **Hedging** ([`HedgeLayer`]): after a fixed delay or a latency percentile learned from
+//!   recent calls, send another copy of a slow request; the first acceptable answer wins,
+//!   the others are dropped.
 //! - **Budget** ([`budget`]): Finagle/tower [`TpsBudget`] by default, or gRPC
 //!   [`RetryThrottle`]; shared by every clone.
 //!
 //! Place it inside the timeout layer (one deadline covers all attempts) and outside any
-//! per-attempt layers. The response future is a named state machine: nothing is boxed.
+//! per-attempt layers. The response future is a named state machine.
+//!
+//! # Allocations
+//!
+//! A request that succeeds at its first attempt costs no allocation of the layer's own in
+//! the common case (a GET built from strings, a PUT with a `Full` body, no extensions;
+//! checked by `tests/allocs.rs`):
+//!
+//! - the first attempt is sent with the original request head, not a copy. What a retry
+//!   needs is copied as bytes (URI, header names and values) into a buffer reused from a
+//!   small per-thread pool; only a retry parses it back into a new head, and allocates;
+//! - a body that is already complete (`Empty`, `Full`, a collected body) is read in
+//!   `call`, so the request goes out at once; the buffered bytes are shared, not copied;
+//! - the backoff timer is boxed only when a retry needs it (and reused across retries);
+//! - events are built only when a listener is set, and only on retries and give-ups;
+//! - budget deposits are atomic adds; the inner service clone kept for retries is what
+//!   the service's `Clone` costs (hyper's and reqwest's clients: reference counts).
+//!
+//! What still allocates when no retry happens:
+//!
+//! - `http::Extensions::clone` of a request that carries extensions (as every axum or hyper
+//!   server request does): its map and one box per value. http has no way to copy
+//!   extensions into a reused buffer, and a retry must see the same extensions;
+//! - the first clone of a body chunk held in a `Vec`-backed `Bytes` (`Bytes::from(vec)`,
+//!   `Full::from(String)`): `bytes` allocates its shared header then. Static and
+//!   hyper-received bodies are already shared;
+//! - a body still streaming when `call` returns: its read state is boxed (it holds the
+//!   head, 224 bytes, which would otherwise grow every response future);
+//! - a body of several chunks: gathered into one `BytesMut`;
+//! - [`per_attempt_timeout`](RetryLayer::per_attempt_timeout), when set: one boxed
+//!   `tokio::time::Sleep` per request (reused by every attempt and backoff);
+//! - trailers (rare): copied per attempt;
+//! - a non-standard method longer than 15 bytes (`Method::clone`);
+//! - the pool's buffers, on a thread's first requests or when more requests are in
+//!   flight on a thread than it has buffers (at most 32 are kept per thread).
 //!
 //! # Example
 //! ```
@@ -77,7 +112,9 @@ mod config;
 pub mod error;
 pub mod events;
 pub mod future;
+mod head;
 pub mod hedge;
+mod latency;
 mod layer;
 pub mod policy;
 #[cfg(feature = "reqwest")]
@@ -90,7 +127,7 @@ pub use self::body::RetryBody;
 pub use self::budget::{Budget, RetryThrottle, TpsBudget};
 pub use self::config::{BudgetKind, RetryConfig};
 pub use self::events::{GiveUpReason, RetryEvent, RetryReason};
-pub use self::hedge::{Hedge, HedgeLayer};
+pub use self::hedge::{Hedge, HedgeBuilder, HedgeLayer};
 pub use self::layer::{DEFAULT_BODY_LIMIT, RetryLayer};
 pub use self::policy::{Decision, DefaultPredicate, Predicate, predicate_fn};
 pub use self::service::Retry;

@@ -158,10 +158,11 @@ where
                         this.backoff,
                         None,
                         this.template.is_some(),
-                        result,
+                        result.as_ref(),
                     ) {
-                        Next::Return(r) => return Poll::Ready(r),
+                        Next::Return => return Poll::Ready(result),
                         Next::Retry(delay) => {
+                            drop(result);
                             this.state.set(RState::Sleeping);
                             this.timer.arm(Some(delay));
                         }

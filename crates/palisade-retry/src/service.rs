@@ -18,8 +18,9 @@ use crate::policy::{IDEMPOTENCY_KEY, Predicate, is_idempotent};
 
 /// Retries failed requests; built by [`RetryLayer`](crate::RetryLayer).
 ///
-/// Clones share one state (budget, RNG, listeners). Each retry calls a clone of the
-/// *readied* inner service (tower's "be careful when cloning inner services" pattern).
+/// Clones share one state (budget, RNG, listeners). The first attempt is sent by the
+/// readied inner service; retries use a clone, made ready again before each call (tower's
+/// "be careful when cloning inner services").
 pub struct Retry<S, P> {
     inner: S,
     shared: Arc<Shared<P>>,
@@ -101,16 +102,10 @@ where
         }
         if !retryable {
             // Not retryable: pass the body through untouched, never buffer.
-            let (parts, body) = req.into_parts();
-            let fut = self
-                .inner
-                .call(Request::from_parts(parts, RetryBody::original(body)));
+            let fut = self.inner.call(req.map(RetryBody::original));
             return ResponseFuture::single(fut, shared);
         }
         let deadline = Deadline::from_request(&req);
-        let clone = self.inner.clone();
-        let svc = std::mem::replace(&mut self.inner, clone);
-        let (parts, body) = req.into_parts();
-        ResponseFuture::retrying(svc, parts, body, deadline, shared)
+        ResponseFuture::retrying(&mut self.inner, req, deadline, shared)
     }
 }

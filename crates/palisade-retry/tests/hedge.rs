@@ -116,3 +116,181 @@ async fn budget_and_method_gate_hedges() {
     assert_eq!(*svc.oneshot(req).await.unwrap().body(), 0);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+// ---- learned delay (a latency percentile) ----
+
+use palisade_retry::HedgeBuilder;
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+/// `fast` calls answering in `ms`, then one stuck call, then quick answers (the hedges).
+fn script(fast: usize, ms: u64) -> (&'static [u64], &'static [u16]) {
+    let mut waits = vec![ms; fast];
+    waits.extend([60_000, 5, 5, 5]);
+    let statuses = vec![200; waits.len()];
+    (
+        Box::leak(waits.into_boxed_slice()),
+        Box::leak(statuses.into_boxed_slice()),
+    )
+}
+
+fn learned() -> HedgeBuilder {
+    HedgeLayer::builder()
+        .percentile(95.0)
+        .min_data_points(20)
+        .period(Duration::from_secs(10))
+}
+
+#[tokio::test(start_paused = true)]
+async fn learned_delay_hedges_at_the_percentile_not_before() {
+    let (waits, statuses) = script(40, 20);
+    let (calls, _dropped, svc) = upstream(waits, statuses);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let e = events.clone();
+    let layer = learned()
+        .on_event(move |ev: &RetryEvent| e.lock().unwrap().push((Instant::now(), ev.clone())))
+        .build()
+        .unwrap();
+    let svc = layer.layer(svc);
+    // Period 0: 40 calls of 20 ms, one clone after another; nothing is learned yet.
+    for _ in 0..40 {
+        svc.clone().oneshot(Request::new(())).await.unwrap();
+    }
+    assert_eq!(layer.current_delay(), None);
+    assert!(events.lock().unwrap().is_empty());
+    // Period 1 reads period 0: p95 of 20 ms, rounded up to its bucket's top (< 1.6 %).
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let p95 = layer.current_delay().unwrap();
+    assert!(p95 >= MS(20) && p95 <= MS(20) * 1016 / 1000, "{p95:?}");
+
+    let start = Instant::now();
+    let res = svc.clone().oneshot(Request::new(())).await.unwrap();
+    assert_eq!(*res.body(), 41, "the hedge answered");
+    assert_eq!(calls.load(Ordering::SeqCst), 42);
+    // The hedge left at p95, not before (tokio's timers tick in whole milliseconds).
+    let events = events.lock().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].1, RetryEvent::Hedged { n: 2 });
+    let hedged_at = events[0].0 - start;
+    assert!(
+        hedged_at >= p95 && hedged_at <= p95 + MS(1),
+        "{hedged_at:?}"
+    );
+    assert_eq!(start.elapsed(), hedged_at + MS(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn learned_percentile_picks_the_tail() {
+    // 90 calls of 10 ms and 10 of 100 ms: p90 is 10 ms, p95 is 100 ms.
+    let mut waits = vec![10; 90];
+    waits.extend([100; 10]);
+    let waits: &'static [u64] = Box::leak(waits.into_boxed_slice());
+    let statuses: &'static [u16] = Box::leak(vec![200; 100].into_boxed_slice());
+    for (pct, expected) in [(90.0, MS(10)), (95.0, MS(100)), (100.0, MS(100))] {
+        let (_calls, _dropped, svc) = upstream(waits, statuses);
+        let layer = learned().percentile(pct).build().unwrap();
+        let svc = layer.layer(svc);
+        for _ in 0..100 {
+            svc.clone().oneshot(Request::new(())).await.unwrap();
+        }
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let d = layer.current_delay().unwrap();
+        assert!(
+            d >= expected && d <= expected * 1016 / 1000,
+            "p{pct}: {d:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn below_min_data_points_nothing_is_hedged() {
+    let (waits, statuses) = script(19, 20);
+    let (calls, _dropped, svc) = upstream(waits, statuses);
+    let layer = learned().build().unwrap();
+    let svc = layer.layer(svc);
+    for _ in 0..19 {
+        svc.clone().oneshot(Request::new(())).await.unwrap();
+    }
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(layer.current_delay(), None);
+    let start = Instant::now();
+    let res = svc.oneshot(Request::new(())).await.unwrap();
+    assert_eq!(*res.body(), 19, "the stuck call, never hedged");
+    assert_eq!(start.elapsed(), MS(60_000));
+    assert_eq!(calls.load(Ordering::SeqCst), 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_window_rotates_and_forgets() {
+    let (waits, statuses) = script(20, 20);
+    let (calls, _dropped, svc) = upstream(waits, statuses);
+    let layer = learned().build().unwrap();
+    // Two services from one layer, and clones: one histogram.
+    let a = layer.layer(svc.clone());
+    let b = layer.layer(svc);
+    for i in 0..20 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        s.oneshot(Request::new(())).await.unwrap();
+    }
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert!(layer.current_delay().is_some());
+    // The next period saw no call: after two periods the data is forgotten.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(layer.current_delay(), None);
+    let start = Instant::now();
+    let res = a.oneshot(Request::new(())).await.unwrap();
+    assert_eq!(*res.body(), 20, "not hedged");
+    assert_eq!(start.elapsed(), MS(60_000));
+    assert_eq!(calls.load(Ordering::SeqCst), 21);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_successes_and_hedgeable_requests_are_learned() {
+    // 503s (retryable failures) and POSTs (not hedgeable) teach nothing.
+    let waits: &'static [u64] = Box::leak(vec![10; 40].into_boxed_slice());
+    let mut statuses = vec![503; 20];
+    statuses.extend([200; 20]);
+    let statuses: &'static [u16] = Box::leak(statuses.into_boxed_slice());
+    let (_calls, _dropped, svc) = upstream(waits, statuses);
+    let layer = learned().build().unwrap();
+    let svc = layer.layer(svc);
+    for _ in 0..20 {
+        svc.clone().oneshot(Request::new(())).await.unwrap();
+    }
+    for _ in 0..20 {
+        let req = Request::post("/x").body(()).unwrap();
+        svc.clone().oneshot(req).await.unwrap();
+    }
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(layer.current_delay(), None);
+}
+
+#[test]
+fn learned_delay_settings_are_validated() {
+    let field = |b: HedgeBuilder| b.build().unwrap_err().field().to_owned();
+    for bad in [0.0, -1.0, 100.5, f64::NAN, f64::INFINITY] {
+        assert_eq!(field(learned().percentile(bad)), "percentile", "{bad}");
+    }
+    let err = learned().percentile(0.0).build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid configuration `percentile`: must be greater than 0 and at most 100, \
+         e.g. 95.0 for the 95th percentile (got 0)"
+    );
+    assert_eq!(field(learned().min_data_points(0)), "min_data_points");
+    assert!(
+        learned()
+            .min_data_points(0)
+            .build()
+            .unwrap_err()
+            .problem()
+            .contains("use `delay` for a fixed one")
+    );
+    assert_eq!(field(learned().period(Duration::ZERO)), "period");
+    assert_eq!(field(learned().period(Duration::from_secs(7200))), "period");
+    assert!(learned().percentile(100.0).build().is_ok());
+    assert!(learned().percentile(0.1).min_data_points(1).build().is_ok());
+    // A fixed delay set last wins, and needs no percentile.
+    let layer = learned().percentile(-3.0).delay(MS(50)).build().unwrap();
+    assert_eq!(layer.current_delay(), Some(MS(50)));
+}

@@ -21,29 +21,55 @@ use tower::{Layer, Service, ServiceExt};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
-/// A body delivered in several chunks, with an unknown size.
+/// A body delivered in several chunks, with an unknown size; `slow` ones are not ready
+/// before each chunk (so the layer reads them in its future, not in `call`), `failing` ones
+/// end with an error.
 #[derive(Debug, Default)]
-struct Chunks(VecDeque<Bytes>);
+struct Chunks {
+    parts: VecDeque<Bytes>,
+    slow: bool,
+    pended: bool,
+    failing: bool,
+}
 
 impl Chunks {
     fn new(parts: &[&'static str]) -> Self {
-        Self(
-            parts
+        Self {
+            parts: parts
                 .iter()
                 .map(|p| Bytes::from_static(p.as_bytes()))
                 .collect(),
-        )
+            ..Self::default()
+        }
+    }
+    fn slow(mut self, slow: bool) -> Self {
+        self.slow = slow;
+        self
+    }
+    fn failing(mut self) -> Self {
+        self.failing = true;
+        self
     }
 }
 
 impl Body for Chunks {
     type Data = Bytes;
-    type Error = std::convert::Infallible;
+    type Error = BoxError;
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+        if self.slow && !self.pended {
+            self.pended = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.pended = false;
+        match self.parts.pop_front() {
+            Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            None if self.failing => Poll::Ready(Some(Err("body broke".into()))),
+            None => Poll::Ready(None),
+        }
     }
     fn size_hint(&self) -> SizeHint {
         SizeHint::new()
@@ -393,37 +419,56 @@ async fn unsafe_methods_need_a_key_or_opt_in() {
 
 #[tokio::test(start_paused = true)]
 async fn body_bytes_identical_on_every_attempt() {
-    let up = Upstream::new(vec![unavailable, || status(502), ok]);
-    let svc = base().backoff(Backoff::constant(MS(5))).layer(up.clone());
-    let req = Request::put("/doc")
-        .body(Chunks::new(&["hello ", "chunked ", "world"]))
-        .unwrap();
-    assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
-    assert_eq!(
-        up.bodies(),
-        vec![Bytes::from_static(b"hello chunked world"); 3]
-    );
+    // Ready at once (read in `call`) or streaming (read by the future).
+    for slow in [false, true] {
+        let up = Upstream::new(vec![unavailable, || status(502), ok]);
+        let svc = base().backoff(Backoff::constant(MS(5))).layer(up.clone());
+        let req = Request::put("/doc")
+            .body(Chunks::new(&["hello ", "chunked ", "world"]).slow(slow))
+            .unwrap();
+        assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
+        assert_eq!(
+            up.bodies(),
+            vec![Bytes::from_static(b"hello chunked world"); 3]
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn body_read_error_is_returned_without_a_call() {
+    for slow in [false, true] {
+        let up = Upstream::new(vec![ok]);
+        let svc = base().layer(up.clone());
+        let req = Request::put("/doc")
+            .body(Chunks::new(&["partial"]).slow(slow).failing())
+            .unwrap();
+        let err = svc.oneshot(req).await.unwrap_err();
+        assert_eq!(err.to_string(), "body broke");
+        assert_eq!(up.calls(), 0);
+    }
 }
 
 #[tokio::test(start_paused = true)]
 async fn body_over_limit_is_sent_once() {
     // Unknown size: streamed on from the read prefix.
-    let up = Upstream::new(vec![unavailable, ok]);
-    let (seen, on) = events();
-    let svc = base()
-        .body_limit(10)
-        .backoff(Backoff::constant(MS(5)))
-        .on_event(on)
-        .layer(up.clone());
-    let req = Request::put("/doc")
-        .body(Chunks::new(&["hello ", "chunked ", "world"]))
-        .unwrap();
-    assert_eq!(svc.oneshot(req).await.unwrap().status(), 503);
-    assert_eq!(up.bodies(), [Bytes::from_static(b"hello chunked world")]);
-    assert_eq!(
-        *seen.lock().unwrap(),
-        [RetryEvent::BodyTooLarge { limit: 10 }]
-    );
+    for slow in [false, true] {
+        let up = Upstream::new(vec![unavailable, ok]);
+        let (seen, on) = events();
+        let svc = base()
+            .body_limit(10)
+            .backoff(Backoff::constant(MS(5)))
+            .on_event(on)
+            .layer(up.clone());
+        let req = Request::put("/doc")
+            .body(Chunks::new(&["hello ", "chunked ", "world"]).slow(slow))
+            .unwrap();
+        assert_eq!(svc.oneshot(req).await.unwrap().status(), 503);
+        assert_eq!(up.bodies(), [Bytes::from_static(b"hello chunked world")]);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [RetryEvent::BodyTooLarge { limit: 10 }]
+        );
+    }
     // Known size above the limit: not even read first.
     let up = Upstream::new(vec![unavailable, ok]);
     let svc = base().body_limit(10).layer(up.clone());
@@ -602,4 +647,56 @@ async fn grpc_retries_carry_previous_attempts() {
         *seen.lock().unwrap(),
         [None, Some("1".to_owned()), Some("2".to_owned())]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_rebuild_the_same_head() {
+    #[derive(Clone, Debug, PartialEq)]
+    struct Tenant(&'static str);
+    type Seen = (
+        http::Method,
+        http::Uri,
+        http::Version,
+        http::HeaderMap,
+        Option<Tenant>,
+        Bytes,
+    );
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let up = tower::service_fn(move |req: Request<RetryBody<Full<Bytes>>>| {
+        let s = s.clone();
+        async move {
+            let (p, body) = req.into_parts();
+            let body = body.collect().await?.to_bytes();
+            let mut seen = s.lock().unwrap();
+            let tenant = p.extensions.get::<Tenant>().cloned();
+            seen.push((p.method, p.uri, p.version, p.headers, tenant, body));
+            if seen.len() < 3 { unavailable() } else { ok() }
+        }
+    });
+    let svc = base().backoff(Backoff::constant(MS(1))).layer(up);
+    let mut secret = http::HeaderValue::from_static("Bearer t");
+    secret.set_sensitive(true);
+    let req = Request::put("https://api.example.com:8443/items/7?v=2")
+        .version(http::Version::HTTP_2)
+        .header("accept", "application/json")
+        .header("x-tag", "a")
+        .header("x-tag", "b")
+        .header("authorization", secret)
+        .extension(Tenant("acme"))
+        .body(Full::new(Bytes::from("payload")))
+        .unwrap();
+    let expected = req.headers().clone();
+    assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    for (method, uri, version, headers, tenant, body) in seen.iter() {
+        assert_eq!(method, http::Method::PUT);
+        assert_eq!(uri, "https://api.example.com:8443/items/7?v=2");
+        assert_eq!(*version, http::Version::HTTP_2);
+        assert_eq!(headers, &expected);
+        assert!(headers["authorization"].is_sensitive());
+        assert_eq!(tenant.as_ref(), Some(&Tenant("acme")));
+        assert_eq!(body, "payload");
+    }
 }
