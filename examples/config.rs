@@ -237,10 +237,7 @@ fn section<C, L>(
     at: &str,
     build: impl FnOnce(&C) -> Result<L, ConfigError>,
 ) -> Result<Option<L>, ConfigError> {
-    config
-        .map(build)
-        .transpose()
-        .map_err(|e| e.within(at))
+    config.map(build).transpose().map_err(|e| e.within(at))
 }
 
 /// The outbound client: timeout → retry → breaker → rate limit → `reqwest::Client`.

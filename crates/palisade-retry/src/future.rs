@@ -461,14 +461,10 @@ where
                 state: State::Calling { fut },
                 timer: BoxTimer::new(shared.per_attempt_timeout),
                 ctx: Ctx {
-                    shared,
                     svc,
                     head,
-                    data: Bytes::new(),
-                    trailers: None,
-                    attempts: 0,
-                    backoff: BackoffState::new(),
                     deadline,
+                    ..Ctx::new(shared)
                 },
             };
         }

@@ -516,17 +516,10 @@ where
             first,
             timer: Timer::after(Some(delay)),
             st: HedgeState {
-                shared,
                 svc,
                 template,
-                others: Vec::new(),
                 delay,
-                started,
-                first_done: false,
-                sent: 1,
-                hedge_now: false,
-                withdrawn: false,
-                last: None,
+                ..HedgeState::new(shared, started)
             },
         }
     }
@@ -568,6 +561,25 @@ struct HedgeState<S: Service<Request<B>>, B, P> {
     last: Option<Result<S::Response, BoxError>>,
 }
 
+impl<S: Service<Request<B>>, B, P> HedgeState<S, B, P> {
+    /// The state of a request sent once, with no hedge planned yet.
+    fn new(shared: Arc<HedgeShared<P>>, started: Option<Instant>) -> Self {
+        Self {
+            shared,
+            svc: None,
+            template: None,
+            others: Vec::new(),
+            delay: Duration::ZERO,
+            started,
+            first_done: false,
+            sent: 1,
+            hedge_now: false,
+            withdrawn: false,
+            last: None,
+        }
+    }
+}
+
 impl<S, B, P> HedgeFuture<S, B, P>
 where
     S: Service<Request<B>>,
@@ -577,19 +589,7 @@ where
         Self {
             first,
             timer: Timer::Off,
-            st: HedgeState {
-                shared,
-                svc: None,
-                template: None,
-                others: Vec::new(),
-                delay: Duration::ZERO,
-                started,
-                first_done: false,
-                sent: 1,
-                hedge_now: false,
-                withdrawn: false,
-                last: None,
-            },
+            st: HedgeState::new(shared, started),
         }
     }
 }
