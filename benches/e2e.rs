@@ -28,8 +28,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use palisade::HandleRejectionsLayer;
+use palisade::key::GlobalKey;
 use palisade::prelude::*;
 use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -42,32 +45,63 @@ fn bare() -> Router {
     Router::new().route("/", get(|| async { "hello" }))
 }
 
+/// The full default server stack's layers, outermost first.
+type Layers = Stack<
+    palisade::timeout::TimeoutLayer,
+    Stack<
+        BulkheadLayer,
+        Stack<
+            CircuitBreakerLayer,
+            Stack<RateLimitLayer<GlobalKey>, Stack<HandleRejectionsLayer, Identity>>,
+        >,
+    >,
+>;
+
 /// The full default server stack, sized so that nothing is refused under the load.
+fn layers(ratelimit_headers: bool) -> ServiceBuilder<Layers> {
+    ServiceBuilder::new()
+        .handle_rejections()
+        .rate_limit_with(
+            RateLimitLayer::new(
+                GlobalKey,
+                Quota::per_second("global", 1_000_000).expect("valid quota"),
+            )
+            .response_headers(ratelimit_headers),
+        )
+        .breaker_with(
+            CircuitBreakerLayer::builder()
+                .build()
+                .expect("valid breaker"),
+        )
+        .bulkhead_with(
+            BulkheadLayer::builder()
+                .max_concurrent(10_000)
+                .build()
+                .expect("valid bulkhead"),
+        )
+        .timeout_with(Duration::from_secs(5))
+}
+
+/// The stack applied with `Router::layer` (axum re-boxes the route, its future and the body).
 fn stacked(ratelimit_headers: bool) -> Router {
-    use palisade::key::GlobalKey;
-    Router::new().route("/", get(|| async { "hello" })).layer(
-        ServiceBuilder::new()
-            .handle_rejections()
-            .rate_limit_with(
-                RateLimitLayer::new(
-                    GlobalKey,
-                    Quota::per_second("global", 1_000_000).expect("valid quota"),
-                )
-                .response_headers(ratelimit_headers),
-            )
-            .breaker_with(
-                CircuitBreakerLayer::builder()
-                    .build()
-                    .expect("valid breaker"),
-            )
-            .bulkhead_with(
-                BulkheadLayer::builder()
-                    .max_concurrent(10_000)
-                    .build()
-                    .expect("valid bulkhead"),
-            )
-            .timeout_with(Duration::from_secs(5)),
-    )
+    bare().layer(layers(ratelimit_headers))
+}
+
+/// Serves the router wrapped in the stack (no `Router::layer`).
+async fn serve_wrapped(ratelimit_headers: bool) -> SocketAddr {
+    // `axum::serve` wants axum's `Body`: one box per response, as `Router::layer` does.
+    let svc = tower::ServiceBuilder::new()
+        .map_response(|r: http::Response<_>| r.map(axum::body::Body::new))
+        .layer(layers(ratelimit_headers))
+        .service(bare());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, tower::make::Shared::new(svc))
+            .await
+            .unwrap();
+    });
+    addr
 }
 
 async fn serve(app: Router) -> SocketAddr {
@@ -116,26 +150,25 @@ async fn load(client: &HttpClient, addr: SocketAddr, secs: u64, conns: u64) -> R
     }
 }
 
-/// A fixed number of requests to one server (`E2E_ONLY=bare|stack`), untimed: for
+/// A fixed number of requests to one server (`E2E_ONLY=bare`, `stack`, `wrapped`, one layer
+/// such as `timeout`, … see the match below), untimed: for
 /// instruction counts under callgrind.
 async fn fixed(reqs: u64, conns: u64) {
-    use palisade::key::GlobalKey;
-    let hello = || Router::new().route("/", get(|| async { "hello" }));
+    let hello = bare;
     let rl = || RateLimitLayer::new(GlobalKey, Quota::per_second("global", 1_000_000).unwrap());
     let only = ServiceBuilder::new().handle_rejections();
-    let app = match std::env::var("E2E_ONLY").as_deref() {
-        Ok("stack") => stacked(true),
-        Ok("stack-noheaders") => stacked(false),
+    let which = std::env::var("E2E_ONLY").unwrap_or_default();
+    let app = match which.as_str() {
+        "stack" => stacked(true),
+        "stack-noheaders" => stacked(false),
         // One layer at a time, to see what each costs.
-        Ok("rejections") => hello().layer(only),
-        Ok("ratelimit") => hello().layer(only.rate_limit_with(rl())),
-        Ok("ratelimit-noheaders") => {
-            hello().layer(only.rate_limit_with(rl().response_headers(false)))
-        }
-        Ok("breaker") => {
+        "rejections" => hello().layer(only),
+        "ratelimit" => hello().layer(only.rate_limit_with(rl())),
+        "ratelimit-noheaders" => hello().layer(only.rate_limit_with(rl().response_headers(false))),
+        "breaker" => {
             hello().layer(only.breaker_with(CircuitBreakerLayer::builder().build().unwrap()))
         }
-        Ok("bulkhead") => hello().layer(
+        "bulkhead" => hello().layer(
             only.bulkhead_with(
                 BulkheadLayer::builder()
                     .max_concurrent(10_000)
@@ -143,10 +176,15 @@ async fn fixed(reqs: u64, conns: u64) {
                     .unwrap(),
             ),
         ),
-        Ok("timeout") => hello().layer(only.timeout_with(Duration::from_secs(5))),
+        "timeout" => hello().layer(only.timeout_with(Duration::from_secs(5))),
+        // `bare`, and the `wrapped` ones (served below around a bare router).
         _ => bare(),
     };
-    let addr = serve(app).await;
+    let addr = match which.as_str() {
+        "wrapped" => serve_wrapped(true).await,
+        "wrapped-noheaders" => serve_wrapped(false).await,
+        _ => serve(app).await,
+    };
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let uri: http::Uri = format!("http://{addr}/").parse().unwrap();
     let mut tasks = Vec::new();
