@@ -65,6 +65,27 @@ pub trait Rejection: Error + Send + Sync + 'static {
     }
 }
 
+/// `impl Rejection` for a type whose kind, status and gRPC code are fixed (and whose
+/// `retry_after` is its field of that name, with `, retry_after`).
+macro_rules! rejection {
+    ($ty:ty, $kind:literal, $status:ident, $grpc:ident $(, $retry_after:ident)?) => {
+        impl Rejection for $ty {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+            fn status(&self) -> StatusCode {
+                StatusCode::$status
+            }
+            fn grpc_code(&self) -> GrpcCode {
+                GrpcCode::$grpc
+            }
+            $(fn retry_after(&self) -> Option<Duration> {
+                self.$retry_after
+            })?
+        }
+    };
+}
+
 macro_rules! simple_error {
     ($ty:ty, $msg:expr) => {
         impl fmt::Display for $ty {
@@ -98,17 +119,7 @@ impl fmt::Display for Elapsed {
 }
 impl Error for Elapsed {}
 
-impl Rejection for Elapsed {
-    fn kind(&self) -> &'static str {
-        "timeout"
-    }
-    fn status(&self) -> StatusCode {
-        StatusCode::GATEWAY_TIMEOUT
-    }
-    fn grpc_code(&self) -> GrpcCode {
-        GrpcCode::DeadlineExceeded
-    }
-}
+rejection!(Elapsed, "timeout", GATEWAY_TIMEOUT, DeadlineExceeded);
 
 /// The circuit breaker is open (or half-open with all probe slots taken).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,20 +137,13 @@ impl CircuitOpen {
 }
 simple_error!(CircuitOpen, "circuit breaker is open");
 
-impl Rejection for CircuitOpen {
-    fn kind(&self) -> &'static str {
-        "circuit_open"
-    }
-    fn status(&self) -> StatusCode {
-        StatusCode::SERVICE_UNAVAILABLE
-    }
-    fn grpc_code(&self) -> GrpcCode {
-        GrpcCode::Unavailable
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
-    }
-}
+rejection!(
+    CircuitOpen,
+    "circuit_open",
+    SERVICE_UNAVAILABLE,
+    Unavailable,
+    retry_after
+);
 
 /// The bulkhead has no free slot and its queue is full (or the queue wait ran out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,20 +161,13 @@ impl BulkheadFull {
 }
 simple_error!(BulkheadFull, "bulkhead is full");
 
-impl Rejection for BulkheadFull {
-    fn kind(&self) -> &'static str {
-        "bulkhead_full"
-    }
-    fn status(&self) -> StatusCode {
-        StatusCode::SERVICE_UNAVAILABLE
-    }
-    fn grpc_code(&self) -> GrpcCode {
-        GrpcCode::ResourceExhausted
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
-    }
-}
+rejection!(
+    BulkheadFull,
+    "bulkhead_full",
+    SERVICE_UNAVAILABLE,
+    ResourceExhausted,
+    retry_after
+);
 
 /// A rate limit quota is exhausted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,17 +249,12 @@ simple_error!(
     "a request is outstanding for this Idempotency-Key"
 );
 
-impl Rejection for IdempotencyConflict {
-    fn kind(&self) -> &'static str {
-        "idempotency_conflict"
-    }
-    fn status(&self) -> StatusCode {
-        StatusCode::CONFLICT
-    }
-    fn grpc_code(&self) -> GrpcCode {
-        GrpcCode::Aborted
-    }
-}
+rejection!(
+    IdempotencyConflict,
+    "idempotency_conflict",
+    CONFLICT,
+    Aborted
+);
 
 /// A request reused an `Idempotency-Key` with a different payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -280,17 +272,12 @@ simple_error!(
     "Idempotency-Key is already used with a different payload"
 );
 
-impl Rejection for IdempotencyMismatch {
-    fn kind(&self) -> &'static str {
-        "idempotency_mismatch"
-    }
-    fn status(&self) -> StatusCode {
-        StatusCode::UNPROCESSABLE_ENTITY
-    }
-    fn grpc_code(&self) -> GrpcCode {
-        GrpcCode::FailedPrecondition
-    }
-}
+rejection!(
+    IdempotencyMismatch,
+    "idempotency_mismatch",
+    UNPROCESSABLE_ENTITY,
+    FailedPrecondition
+);
 
 /// The route requires an `Idempotency-Key` and the request has none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -305,17 +292,12 @@ impl IdempotencyKeyMissing {
 }
 simple_error!(IdempotencyKeyMissing, "Idempotency-Key is missing");
 
-impl Rejection for IdempotencyKeyMissing {
-    fn kind(&self) -> &'static str {
-        "idempotency_key_missing"
-    }
-    fn status(&self) -> StatusCode {
-        StatusCode::BAD_REQUEST
-    }
-    fn grpc_code(&self) -> GrpcCode {
-        GrpcCode::InvalidArgument
-    }
-}
+rejection!(
+    IdempotencyKeyMissing,
+    "idempotency_key_missing",
+    BAD_REQUEST,
+    InvalidArgument
+);
 
 /// The `Idempotency-Key` header is malformed (empty, too long, repeated, not a string).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,17 +321,12 @@ impl fmt::Display for IdempotencyKeyInvalid {
 }
 impl Error for IdempotencyKeyInvalid {}
 
-impl Rejection for IdempotencyKeyInvalid {
-    fn kind(&self) -> &'static str {
-        "idempotency_key_invalid"
-    }
-    fn status(&self) -> StatusCode {
-        StatusCode::BAD_REQUEST
-    }
-    fn grpc_code(&self) -> GrpcCode {
-        GrpcCode::InvalidArgument
-    }
-}
+rejection!(
+    IdempotencyKeyInvalid,
+    "idempotency_key_invalid",
+    BAD_REQUEST,
+    InvalidArgument
+);
 
 /// A shared state store (e.g. Redis) could not be reached, and the layer is configured to
 /// fail closed rather than risk doing the work twice.
@@ -368,20 +345,13 @@ impl StoreUnavailable {
 }
 simple_error!(StoreUnavailable, "state store is unavailable");
 
-impl Rejection for StoreUnavailable {
-    fn kind(&self) -> &'static str {
-        "store_unavailable"
-    }
-    fn status(&self) -> StatusCode {
-        StatusCode::SERVICE_UNAVAILABLE
-    }
-    fn grpc_code(&self) -> GrpcCode {
-        GrpcCode::Unavailable
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
-    }
-}
+rejection!(
+    StoreUnavailable,
+    "store_unavailable",
+    SERVICE_UNAVAILABLE,
+    Unavailable,
+    retry_after
+);
 
 /// A rejection of your own, carried through `BoxError` so that
 /// [`HandleRejections`](crate::HandleRejections) renders it like the built-in ones.
