@@ -198,13 +198,14 @@ fn breaker(c: &mut Criterion) {
 }
 
 fn bulkhead(c: &mut Criterion) {
-    use palisade::bulkhead::BulkheadLayer;
+    use palisade::bulkhead::{BulkheadLayer, Mode};
 
     let rt = runtime();
     let _guard = rt.enter();
-    let ours = || {
+    let ours = |mode| {
         BulkheadLayer::builder()
             .max_concurrent(1_000)
+            .mode(mode)
             .release_on_response()
             .build()
             .unwrap()
@@ -230,7 +231,20 @@ fn bulkhead(c: &mut Criterion) {
         tower_limit(),
         false,
     );
-    bench_one(&mut group, group_name, "palisade Bulkhead", ours(), false);
+    bench_one(
+        &mut group,
+        group_name,
+        "palisade Bulkhead (shed)",
+        ours(Mode::Shed),
+        false,
+    );
+    bench_one(
+        &mut group,
+        group_name,
+        "palisade Bulkhead (backpressure)",
+        ours(Mode::Backpressure),
+        false,
+    );
     bench_one(
         &mut group,
         group_name,
@@ -241,7 +255,8 @@ fn bulkhead(c: &mut Criterion) {
     group.finish();
 
     contended("tower ConcurrencyLimit", tower_limit());
-    contended("palisade Bulkhead", ours());
+    contended("palisade Bulkhead (shed)", ours(Mode::Shed));
+    contended("palisade Bulkhead (backpressure)", ours(Mode::Backpressure));
     contended("tower-resilience Bulkhead", theirs());
 }
 
