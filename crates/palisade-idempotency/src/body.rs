@@ -10,80 +10,11 @@ use http_body::{Body, Frame, SizeHint};
 use palisade_core::BoxError;
 use pin_project_lite::pin_project;
 
-pin_project! {
-    /// The request body the inner service sees: the original body on pass-through, or the
-    /// body buffered for fingerprinting.
-    pub struct RequestBody<B> {
-        #[pin]
-        kind: ReqKind<B>,
-    }
-}
-
-pin_project! {
-    #[project = ReqKindProj]
-    enum ReqKind<B> {
-        Streaming { #[pin] body: B },
-        Buffered { data: Option<Bytes> },
-    }
-}
-
-impl<B> RequestBody<B> {
-    pub(crate) fn streaming(body: B) -> Self {
-        Self {
-            kind: ReqKind::Streaming { body },
-        }
-    }
-    pub(crate) fn buffered(data: Bytes) -> Self {
-        Self {
-            kind: ReqKind::Buffered {
-                data: (!data.is_empty()).then_some(data),
-            },
-        }
-    }
-    /// Whether the body was buffered by the layer.
-    pub fn is_buffered(&self) -> bool {
-        matches!(self.kind, ReqKind::Buffered { .. })
-    }
-}
-
-impl<B> fmt::Debug for RequestBody<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestBody")
-            .field("buffered", &self.is_buffered())
-            .finish()
-    }
-}
-
-impl<B: Body<Data = Bytes>> Body for RequestBody<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.project().kind.project() {
-            ReqKindProj::Streaming { body } => body.poll_frame(cx),
-            ReqKindProj::Buffered { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            ReqKind::Streaming { body } => body.is_end_stream(),
-            ReqKind::Buffered { data } => data.is_none(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            ReqKind::Streaming { body } => body.size_hint(),
-            ReqKind::Buffered { data } => {
-                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
-            }
-        }
-    }
-}
+/// The request body the inner service sees: the original body on pass-through, or the body
+/// buffered for fingerprinting. It is palisade-core's
+/// [`ReplayBody`](palisade_core::body::ReplayBody), shared with the other layers that read
+/// bodies.
+pub type RequestBody<B> = palisade_core::body::ReplayBody<B>;
 
 pin_project! {
     /// The response body: the inner service's body (pass-through), a buffered or replayed

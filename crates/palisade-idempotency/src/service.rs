@@ -108,7 +108,7 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let settings = &self.shared.settings;
         if !settings.methods.contains(req.method()) {
-            return ResponseFuture::pass(self.inner.call(req.map(RequestBody::streaming)));
+            return ResponseFuture::pass(self.inner.call(req.map(RequestBody::original)));
         }
         let key = match parse_key_header(req.headers(), settings.mode, settings.max_key_len) {
             Ok(Some(key)) => key,
@@ -116,7 +116,7 @@ where
                 return ResponseFuture::error(IdempotencyKeyMissing::new().into());
             }
             Ok(None) => {
-                return ResponseFuture::pass(self.inner.call(req.map(RequestBody::streaming)));
+                return ResponseFuture::pass(self.inner.call(req.map(RequestBody::original)));
             }
             Err(e) => return ResponseFuture::error(e.into()),
         };

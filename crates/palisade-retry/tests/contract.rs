@@ -24,7 +24,7 @@ async fn retry_waits_for_a_ready_clone() {
     assert_pending!(fut.poll());
     let (req, send) = handle.next_request().await.unwrap();
     assert_eq!(req.uri(), "/x");
-    assert!(req.body().is_replay());
+    assert!(req.body().is_buffered());
     send.send_response(Response::builder().status(503).body(()).unwrap());
 
     assert_pending!(fut.poll()); // backing off
@@ -64,7 +64,7 @@ async fn unretryable_request_is_not_buffered() {
     let mut fut = tokio_test::task::spawn(svc.call(Request::post("/pay").body(Stalled).unwrap()));
     assert_pending!(fut.poll());
     let (req, send) = handle.next_request().await.unwrap();
-    assert!(!req.body().is_replay());
+    assert!(!req.body().is_buffered());
     send.send_response(Response::builder().status(503).body(()).unwrap());
     assert_eq!(assert_ready_ok!(fut.poll()).status(), 503);
 

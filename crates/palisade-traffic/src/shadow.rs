@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::combinators::Collect;
 use http_body_util::{BodyExt, Full, Limited};
 use palisade_core::{BoxError, Listeners};
@@ -26,78 +26,11 @@ use tower_service::Service;
 
 use crate::events::TrafficEvent;
 
-pin_project! {
-    /// Request body seen by the primary behind [`Shadow`]: the original, or the buffered
-    /// copy when the request was mirrored.
-    #[derive(Debug)]
-    pub struct ShadowBody<B> {
-        #[pin]
-        inner: BodyInner<B>,
-    }
-}
-
-pin_project! {
-    #[project = BodyProj]
-    #[derive(Debug)]
-    enum BodyInner<B> {
-        Original { #[pin] body: B },
-        Buffered { #[pin] body: Full<Bytes> },
-    }
-}
-
-impl<B> ShadowBody<B> {
-    fn original(body: B) -> Self {
-        Self {
-            inner: BodyInner::Original { body },
-        }
-    }
-
-    fn buffered(bytes: Bytes) -> Self {
-        Self {
-            inner: BodyInner::Buffered {
-                body: Full::new(bytes),
-            },
-        }
-    }
-
-    /// Whether this request was mirrored (its body buffered).
-    pub fn is_buffered(&self) -> bool {
-        matches!(self.inner, BodyInner::Buffered { .. })
-    }
-}
-
-impl<B> Body for ShadowBody<B>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.project().inner.project() {
-            BodyProj::Original { body } => body.poll_frame(cx).map_err(Into::into),
-            BodyProj::Buffered { body } => body.poll_frame(cx).map_err(|e| match e {}),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.inner {
-            BodyInner::Original { body } => body.is_end_stream(),
-            BodyInner::Buffered { body } => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.inner {
-            BodyInner::Original { body } => body.size_hint(),
-            BodyInner::Buffered { body } => body.size_hint(),
-        }
-    }
-}
+/// The request body the primary service sees: the original body when the request is not
+/// mirrored, or the body buffered (and shared with the mirror) when it is. It is
+/// palisade-core's [`ReplayBody`](palisade_core::body::ReplayBody), shared with the other
+/// layers that read bodies.
+pub type ShadowBody<B> = palisade_core::body::ReplayBody<B>;
 
 #[derive(Debug)]
 struct ShadowShared {
