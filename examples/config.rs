@@ -316,15 +316,33 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
+/// A request to `url` with `headers` (static names; values must be valid header values).
+pub(crate) fn request(
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&'static str, &str)],
+) -> reqwest::Request {
+    let mut req = reqwest::Request::new(method, url.parse().expect("a valid URL"));
+    for (name, value) in headers {
+        req.headers_mut()
+            .insert(*name, value.parse().expect("a valid header value"));
+    }
+    req
+}
+
+/// Sends `req` through a clone of `client`.
+pub(crate) async fn send(
+    client: &Client,
+    req: reqwest::Request,
+) -> Result<reqwest::Response, BoxError> {
+    use tower::ServiceExt;
+    client.clone().oneshot(req).await
+}
+
 /// Calls every route once or twice through the configured client and prints what happened.
 pub(crate) async fn selftest_calls(client: &Client, base: &str) -> Result<(), BoxError> {
-    use tower::ServiceExt;
-    let call = |method: reqwest::Method, path: &str, headers: &[(&'static str, &str)]| {
-        let mut req = reqwest::Request::new(method, format!("{base}{path}").parse().unwrap());
-        for (k, v) in headers {
-            req.headers_mut().insert(*k, v.parse().unwrap());
-        }
-        client.clone().oneshot(req)
+    let call = |method, path: &str, headers: &[(&'static str, &str)]| {
+        send(client, request(method, &format!("{base}{path}"), headers))
     };
     let res = call(reqwest::Method::GET, "/search", &[]).await?;
     println!(

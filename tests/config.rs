@@ -23,8 +23,6 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tower::ServiceExt;
-
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
 
 fn shipped() -> String {
@@ -132,12 +130,9 @@ async fn every_route_gets_its_own_stack() {
     let loaded = config_example::load(&shipped(), Path::new(DIR)).unwrap();
     let base = support::serve(loaded.router).await;
     let client = loaded.client;
-    let call = |method: reqwest::Method, path: &str, headers: &[(&'static str, &str)]| {
-        let mut req = reqwest::Request::new(method, format!("{base}{path}").parse().unwrap());
-        for (k, v) in headers {
-            req.headers_mut().insert(*k, v.parse().unwrap());
-        }
-        client.clone().oneshot(req)
+    let call = |method, path: &str, headers: &[(&'static str, &str)]| {
+        let req = config_example::request(method, &format!("{base}{path}"), headers);
+        config_example::send(&client, req)
     };
 
     // /search: the server's 250 ms timeout answers 504; the client retries a 504 (3 attempts
