@@ -131,7 +131,9 @@ pub struct CanaryController {
 }
 
 impl CanaryController {
-    /// Validates `config` and starts the rollout: the canary gets the first step's share now.
+    /// Validates `config` and starts the rollout: the canary gets the first step's share now,
+    /// announced by [`TrafficEvent::Advanced`] (after the weights' `WeightChanged`), so
+    /// listeners see the canary's share from the start.
     pub fn start(
         handle: SplitHandle,
         stable: &str,
@@ -158,8 +160,13 @@ impl CanaryController {
             config,
             step: 0,
         };
-        this.set_percent(this.config.steps[0])?;
+        let percent = this.config.steps[0];
+        this.set_percent(percent)?;
         this.reset_baseline();
+        this.handle.emit(|| TrafficEvent::Advanced {
+            arm: this.arm_name(),
+            percent,
+        });
         Ok(this)
     }
 

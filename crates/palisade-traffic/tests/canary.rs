@@ -80,12 +80,32 @@ async fn healthy_canary_is_promoted_step_by_step() {
         names,
         [
             "weight_changed",
+            "advanced",
             "weight_changed",
             "advanced",
             "weight_changed",
             "advanced",
             "weight_changed",
             "promoted"
+        ]
+    );
+}
+
+#[test]
+fn start_announces_the_first_step() {
+    let (_split, handle, _stable, _canary, events) = setup();
+    let ctl = CanaryController::start(handle.clone(), "stable", "canary", config()).unwrap();
+    assert_eq!(ctl.state(), CanaryState::Progressing { percent: 5 });
+    assert_eq!(
+        *events.lock().unwrap(),
+        [
+            TrafficEvent::WeightChanged {
+                weights: vec![95, 5]
+            },
+            TrafficEvent::Advanced {
+                arm: "canary".into(),
+                percent: 5
+            },
         ]
     );
 }
