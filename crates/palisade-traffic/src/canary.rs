@@ -227,7 +227,8 @@ impl CanaryController {
             tracing::warn!(target: "palisade", canary = %self.arm_name(), ?reason, "canary rolled back");
             return Tick::RolledBack(reason);
         }
-        self.step += 1;
+        // A single step (`[100]`) starts at 100 %: a healthy analysis promotes it.
+        self.step = (self.step + 1).min(self.config.steps.len() - 1);
         let percent = self.config.steps[self.step];
         let _ = self.set_percent(percent);
         if percent == 100 {

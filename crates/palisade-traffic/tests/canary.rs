@@ -202,3 +202,14 @@ fn start_validates() {
         "steps"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn single_step_canary_is_promoted() {
+    let (split, handle, _stable, _canary, _) = setup();
+    let mut c = config();
+    c.steps = vec![100];
+    let mut ctl = CanaryController::start(handle.clone(), "stable", "canary", c).unwrap();
+    assert_eq!(handle.weights(), vec![0, 100]);
+    send(&split, 100).await;
+    assert_eq!(ctl.tick(), Tick::Promoted);
+}
