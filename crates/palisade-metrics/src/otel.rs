@@ -15,8 +15,8 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::Meter;
 
 use crate::names::{
-    BULKHEAD_IN_FLIGHT, BULKHEAD_QUEUE_DEPTH, COUNT_BUCKETS, DURATION_BUCKETS,
-    REQUEST_DURATION_SECONDS,
+    BULKHEAD_IN_FLIGHT_AT_ADMISSION, BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE, COUNT_BUCKETS,
+    DURATION_BUCKETS, REQUEST_DURATION_SECONDS,
 };
 
 /// A [`metrics::Recorder`] that exports through an OpenTelemetry [`Meter`]: every
@@ -125,7 +125,10 @@ impl OtelRecorder {
             REQUEST_DURATION_SECONDS.to_owned(),
             DURATION_BUCKETS.to_vec(),
         );
-        for name in [BULKHEAD_IN_FLIGHT, BULKHEAD_QUEUE_DEPTH] {
+        for name in [
+            BULKHEAD_IN_FLIGHT_AT_ADMISSION,
+            BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE,
+        ] {
             state
                 .boundaries
                 .insert(name.to_owned(), COUNT_BUCKETS.to_vec());

@@ -152,11 +152,11 @@ async fn bulkhead_occupancy_and_rejections() {
 
     let snap = recorder.snap();
     assert_eq!(
-        snap.histogram("palisade_bulkhead_in_flight", &[]),
+        snap.histogram("palisade_bulkhead_in_flight_at_admission", &[]),
         vec![1.0, 1.0]
     );
     assert_eq!(
-        snap.histogram("palisade_bulkhead_queue_depth", &[]),
+        snap.histogram("palisade_bulkhead_queue_depth_at_enqueue", &[]),
         vec![1.0]
     );
     let rejections =
