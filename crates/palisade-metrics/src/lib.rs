@@ -34,7 +34,7 @@
 //! | [`palisade_bulkhead_queue_depth_at_enqueue`](BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE) | histogram: queue length at each enqueue | | `BulkheadEvent::Queued` |
 //! | [`palisade_bulkhead_rejections_total`](BULKHEAD_REJECTIONS_TOTAL) | counter | `reason`: `full`, `queue_timeout`, `too_many_keys` | `BulkheadEvent::Rejected` |
 //! | [`palisade_ratelimit_decisions_total`](RATELIMIT_DECISIONS_TOTAL) | counter | `decision`: `allowed`, `limited` | `RateLimitEvent` |
-//! | [`palisade_canary_weight_percent`](CANARY_WEIGHT_PERCENT) | gauge | `arm` | `TrafficEvent::{Advanced, Promoted, RolledBack}` |
+//! | [`palisade_canary_weight_percent`](CANARY_WEIGHT_PERCENT) | gauge | `arm` | `TrafficEvent::{Advanced, Promoted, RolledBack}` (`Advanced` from the controller's start on) |
 //! | [`palisade_canary_rollbacks_total`](CANARY_ROLLBACKS_TOTAL) | counter | `arm`, `reason`: `error_rate`, `latency` | `TrafficEvent::RolledBack` |
 //!
 //! `outcome` values: [`success`](SUCCESS), [`failure`](FAILURE), [`ignored`](IGNORED),

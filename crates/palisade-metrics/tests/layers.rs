@@ -206,8 +206,9 @@ async fn canary_weight_and_rollback() {
     let events = EventMetrics::new();
     let weight = |s: &Snap, arm| s.gauge("palisade_canary_weight_percent", &[("arm", arm)]);
 
-    // Healthy: 20 % (set at start, no event), 50 %, then promoted to 100 %.
+    // Healthy: 20 % from the start, 50 %, then promoted to 100 %.
     let (split, mut healthy) = canary("green", 200, &events);
+    assert!((weight(&recorder.snap(), "green") - 20.0).abs() < f64::EPSILON);
     send(&split, 200).await;
     assert_eq!(healthy.tick(), Tick::Advanced { percent: 50 });
     assert!((weight(&recorder.snap(), "green") - 50.0).abs() < f64::EPSILON);
@@ -215,8 +216,9 @@ async fn canary_weight_and_rollback() {
     assert_eq!(healthy.tick(), Tick::Promoted);
     assert!((weight(&recorder.snap(), "green") - 100.0).abs() < f64::EPSILON);
 
-    // Failing: rolled back to 0 % at the first analysis.
+    // Failing: 20 % from the start, rolled back to 0 % at the first analysis.
     let (split, mut failing) = canary("red", 500, &events);
+    assert!((weight(&recorder.snap(), "red") - 20.0).abs() < f64::EPSILON);
     send(&split, 200).await;
     assert!(matches!(failing.tick(), Tick::RolledBack(_)));
     let snap = recorder.snap();
