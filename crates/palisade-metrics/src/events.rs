@@ -15,9 +15,10 @@ use palisade_retry::{RetryEvent, RetryReason};
 use palisade_traffic::{RollbackReason, TrafficEvent};
 
 use crate::names::{
-    BREAKER_STATE, BREAKER_TRANSITIONS_TOTAL, BULKHEAD_IN_FLIGHT, BULKHEAD_QUEUE_DEPTH,
-    BULKHEAD_REJECTIONS_TOTAL, CANARY_ROLLBACKS_TOTAL, CANARY_WEIGHT_PERCENT, EVENTS_TOTAL,
-    RATELIMIT_DECISIONS_TOTAL, RETRY_ATTEMPTS_TOTAL, RETRY_BUDGET_EXHAUSTED_TOTAL,
+    BREAKER_STATE, BREAKER_TRANSITIONS_TOTAL, BULKHEAD_IN_FLIGHT_AT_ADMISSION,
+    BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE, BULKHEAD_REJECTIONS_TOTAL, CANARY_ROLLBACKS_TOTAL,
+    CANARY_WEIGHT_PERCENT, EVENTS_TOTAL, RATELIMIT_DECISIONS_TOTAL, RETRY_ATTEMPTS_TOTAL,
+    RETRY_BUDGET_EXHAUSTED_TOTAL,
 };
 
 type Entries = Vec<(&'static str, &'static str, Counter)>;
@@ -190,7 +191,7 @@ impl EventMetrics {
     /// }
     ///
     /// let listener = EventMetrics::new()
-    ///     .on(|e: &QueueDepth| metrics::gauge!("palisade_bulkhead_queue_depth").set(e.0 as f64));
+    ///     .on(|e: &QueueDepth| metrics::gauge!("my_queue_depth").set(e.0 as f64));
     /// let listeners = Listeners::new().on_any(listener.into_listener());
     /// listeners.emit_with(|| QueueDepth(3));
     /// ```
@@ -300,8 +301,8 @@ impl EventMetrics {
 
     fn bulkhead(&self, event: &BulkheadEvent) {
         let h = self.cache.bulkhead.get_or_init(|| BulkheadHandles {
-            in_flight: histogram(BULKHEAD_IN_FLIGHT),
-            queue_depth: histogram(BULKHEAD_QUEUE_DEPTH),
+            in_flight: histogram(BULKHEAD_IN_FLIGHT_AT_ADMISSION),
+            queue_depth: histogram(BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE),
             rejections: labelled(BULKHEAD_REJECTIONS_TOTAL, "reason", BULKHEAD_REASONS),
         });
         match event {

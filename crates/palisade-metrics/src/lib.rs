@@ -10,6 +10,8 @@
 //! - [`EventMetrics`]: a listener counting every event of every layer as
 //!   `palisade_events_total{layer, event}`, and turning the breaker, retry, bulkhead,
 //!   rate-limit and canary events into typed metrics.
+//! - [`watch_bulkhead`] and [`watch_breaker`]: live gauges (bulkhead in flight and queued,
+//!   breaker state) sampled from the layers' handles on a tokio interval.
 //! - Feature `prometheus`: [`install_prometheus`] and [`PrometheusService`] (`/metrics`).
 //! - Feature `otel`: [`OtelRecorder`] and [`install_otel`], exporting through an
 //!   OpenTelemetry `Meter` (OTLP or any other OpenTelemetry exporter).
@@ -22,27 +24,33 @@
 //! | [`palisade_request_duration_seconds`](REQUEST_DURATION_SECONDS) | histogram | `route` | [`MetricsLayer`] |
 //! | [`palisade_requests_in_flight`](REQUESTS_IN_FLIGHT) | gauge | `route` | [`MetricsLayer`] |
 //! | [`palisade_events_total`](EVENTS_TOTAL) | counter | `layer`, `event` | [`EventMetrics`], every event |
-//! | [`palisade_breaker_state`](BREAKER_STATE) | gauge: 0 closed, 1 open, 2 half-open, 3 disabled, 4 forced open, 5 metrics only | `breaker` | `BreakerEvent::StateChanged` |
+//! | [`palisade_breaker_state`](BREAKER_STATE) | gauge: 0 closed, 1 open, 2 half-open, 3 disabled, 4 forced open, 5 metrics only | `breaker` | `BreakerEvent::StateChanged`; sampled by [`watch_breaker`] |
 //! | [`palisade_breaker_transitions_total`](BREAKER_TRANSITIONS_TOTAL) | counter | `breaker`, `from`, `to` | `BreakerEvent::StateChanged` |
 //! | [`palisade_retry_attempts_total`](RETRY_ATTEMPTS_TOTAL) | counter (retries, not first attempts) | `reason`: `error`, `status`, `grpc` | `RetryEvent::Attempt` |
 //! | [`palisade_retry_budget_exhausted_total`](RETRY_BUDGET_EXHAUSTED_TOTAL) | counter | | `RetryEvent::BudgetExhausted` |
-//! | [`palisade_bulkhead_in_flight`](BULKHEAD_IN_FLIGHT) | histogram: calls inside at each admission | | `BulkheadEvent::Admitted` |
-//! | [`palisade_bulkhead_queue_depth`](BULKHEAD_QUEUE_DEPTH) | histogram: queue length at each enqueue | | `BulkheadEvent::Queued` |
+//! | [`palisade_bulkhead_in_flight`](BULKHEAD_IN_FLIGHT) | gauge: calls inside now | `bulkhead` | sampled by [`watch_bulkhead`] |
+//! | [`palisade_bulkhead_queued`](BULKHEAD_QUEUED) | gauge: requests waiting now | `bulkhead` | sampled by [`watch_bulkhead`] |
+//! | [`palisade_bulkhead_in_flight_at_admission`](BULKHEAD_IN_FLIGHT_AT_ADMISSION) | histogram: calls inside at each admission | | `BulkheadEvent::Admitted` |
+//! | [`palisade_bulkhead_queue_depth_at_enqueue`](BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE) | histogram: queue length at each enqueue | | `BulkheadEvent::Queued` |
 //! | [`palisade_bulkhead_rejections_total`](BULKHEAD_REJECTIONS_TOTAL) | counter | `reason`: `full`, `queue_timeout`, `too_many_keys` | `BulkheadEvent::Rejected` |
 //! | [`palisade_ratelimit_decisions_total`](RATELIMIT_DECISIONS_TOTAL) | counter | `decision`: `allowed`, `limited` | `RateLimitEvent` |
-//! | [`palisade_canary_weight_percent`](CANARY_WEIGHT_PERCENT) | gauge | `arm` | `TrafficEvent::{Advanced, Promoted, RolledBack}` |
+//! | [`palisade_canary_weight_percent`](CANARY_WEIGHT_PERCENT) | gauge | `arm` | `TrafficEvent::{Advanced, Promoted, RolledBack}` (`Advanced` from the controller's start on) |
 //! | [`palisade_canary_rollbacks_total`](CANARY_ROLLBACKS_TOTAL) | counter | `arm`, `reason`: `error_rate`, `latency` | `TrafficEvent::RolledBack` |
 //!
 //! `outcome` values: [`success`](SUCCESS), [`failure`](FAILURE), [`ignored`](IGNORED),
 //! [`cancelled`](CANCELLED), [`idempotent_replay`](IDEMPOTENT_REPLAY), or a rejection's
 //! [`kind`](palisade_core::Rejection::kind) (`timeout`, `circuit_open`, `bulkhead_full`,
 //! `rate_limited`, `idempotency_conflict`, …). Every label value is a route template, a
-//! name fixed in code or config (breaker names are `&'static str`; canary arms are capped at
-//! 32), or one of the listed words: never a key, a path or a client address.
+//! name fixed in code or config (breaker and watched bulkhead names are `&'static str`;
+//! canary arms are capped at 32), or one of the listed words: never a key, a path or a
+//! client address.
 //!
-//! The bulkhead's events carry its occupancy only when it grows (admission, enqueue), so
-//! occupancy is a histogram of those samples rather than a gauge; read
-//! `BulkheadHandle::in_flight()` / `queued()` for the live values.
+//! The bulkhead's events carry its occupancy only when it grows (admission, enqueue): a
+//! release emits nothing, to keep the bulkhead's hot path free of work. So the events give
+//! the `_at_admission` / `_at_enqueue` histograms, and the live gauges come from
+//! [`watch_bulkhead`], which samples `BulkheadHandle::in_flight()` / `queued()`. Likewise
+//! `StateChanged` sets the breaker gauge only on transitions; [`watch_breaker`] also sets it
+//! before the first one.
 //!
 //! Metric handles are registered with the recorder that is installed when a route sees
 //! its first request (and cached), so install the recorder before serving.
@@ -114,6 +122,7 @@ mod otel;
 mod prometheus;
 mod route;
 mod service;
+mod watch;
 
 pub use config::{MAX_ROUTES_LIMIT, MetricsConfig};
 pub use events::EventMetrics;
@@ -121,11 +130,12 @@ pub use layer::{DEFAULT_MAX_ROUTES, MetricsLayer};
 #[cfg(feature = "prometheus")]
 pub use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 pub use names::{
-    BREAKER_STATE, BREAKER_TRANSITIONS_TOTAL, BULKHEAD_IN_FLIGHT, BULKHEAD_QUEUE_DEPTH,
-    BULKHEAD_REJECTIONS_TOTAL, CANARY_ROLLBACKS_TOTAL, CANARY_WEIGHT_PERCENT, CANCELLED,
-    COUNT_BUCKETS, DURATION_BUCKETS, EVENTS_TOTAL, FAILURE, IDEMPOTENT_REPLAY, IGNORED,
-    RATELIMIT_DECISIONS_TOTAL, REQUEST_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL,
-    RETRY_ATTEMPTS_TOTAL, RETRY_BUDGET_EXHAUSTED_TOTAL, SUCCESS, describe,
+    BREAKER_STATE, BREAKER_TRANSITIONS_TOTAL, BULKHEAD_IN_FLIGHT, BULKHEAD_IN_FLIGHT_AT_ADMISSION,
+    BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE, BULKHEAD_QUEUED, BULKHEAD_REJECTIONS_TOTAL,
+    CANARY_ROLLBACKS_TOTAL, CANARY_WEIGHT_PERCENT, CANCELLED, COUNT_BUCKETS, DURATION_BUCKETS,
+    EVENTS_TOTAL, FAILURE, IDEMPOTENT_REPLAY, IGNORED, RATELIMIT_DECISIONS_TOTAL,
+    REQUEST_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, RETRY_ATTEMPTS_TOTAL,
+    RETRY_BUDGET_EXHAUSTED_TOTAL, SUCCESS, describe,
 };
 #[cfg(feature = "otel")]
 pub use otel::{OtelRecorder, install_otel};
@@ -134,3 +144,4 @@ pub use prometheus::prometheus_router;
 #[cfg(feature = "prometheus")]
 pub use prometheus::{PrometheusService, TEXT_FORMAT, install_prometheus, prometheus_builder};
 pub use service::Metrics;
+pub use watch::{watch_breaker, watch_bulkhead};

@@ -20,10 +20,16 @@ pub const BREAKER_TRANSITIONS_TOTAL: &str = "palisade_breaker_transitions_total"
 pub const RETRY_ATTEMPTS_TOTAL: &str = "palisade_retry_attempts_total";
 /// Counter of retries refused by the retry budget.
 pub const RETRY_BUDGET_EXHAUSTED_TOTAL: &str = "palisade_retry_budget_exhausted_total";
-/// Histogram of the calls inside a bulkhead at each admission (the new one included).
+/// Gauge of the calls inside a bulkhead now, label `bulkhead`; sampled by
+/// [`watch_bulkhead`](crate::watch_bulkhead).
 pub const BULKHEAD_IN_FLIGHT: &str = "palisade_bulkhead_in_flight";
+/// Gauge of the requests waiting in a bulkhead's queue now, label `bulkhead`; sampled by
+/// [`watch_bulkhead`](crate::watch_bulkhead).
+pub const BULKHEAD_QUEUED: &str = "palisade_bulkhead_queued";
+/// Histogram of the calls inside a bulkhead at each admission (the new one included).
+pub const BULKHEAD_IN_FLIGHT_AT_ADMISSION: &str = "palisade_bulkhead_in_flight_at_admission";
 /// Histogram of a bulkhead's queue length at each enqueue (the new one included).
-pub const BULKHEAD_QUEUE_DEPTH: &str = "palisade_bulkhead_queue_depth";
+pub const BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE: &str = "palisade_bulkhead_queue_depth_at_enqueue";
 /// Counter of requests refused by a bulkhead, label `reason` (`full`, `queue_timeout`,
 /// `too_many_keys`).
 pub const BULKHEAD_REJECTIONS_TOTAL: &str = "palisade_bulkhead_rejections_total";
@@ -51,7 +57,8 @@ pub const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Default histogram buckets for [`BULKHEAD_IN_FLIGHT`] and [`BULKHEAD_QUEUE_DEPTH`].
+/// Default histogram buckets for [`BULKHEAD_IN_FLIGHT_AT_ADMISSION`] and
+/// [`BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE`].
 pub const COUNT_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
 ];
@@ -98,13 +105,23 @@ pub fn describe() {
         Unit::Count,
         "Retries refused by the retry budget."
     );
-    describe_histogram!(
+    describe_gauge!(
         BULKHEAD_IN_FLIGHT,
+        Unit::Count,
+        "Calls inside a bulkhead, by bulkhead (sampled)."
+    );
+    describe_gauge!(
+        BULKHEAD_QUEUED,
+        Unit::Count,
+        "Requests waiting in a bulkhead's queue, by bulkhead (sampled)."
+    );
+    describe_histogram!(
+        BULKHEAD_IN_FLIGHT_AT_ADMISSION,
         Unit::Count,
         "Calls inside a bulkhead at each admission."
     );
     describe_histogram!(
-        BULKHEAD_QUEUE_DEPTH,
+        BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE,
         Unit::Count,
         "Bulkhead queue length at each enqueue."
     );

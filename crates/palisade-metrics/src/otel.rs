@@ -15,8 +15,8 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::Meter;
 
 use crate::names::{
-    BULKHEAD_IN_FLIGHT, BULKHEAD_QUEUE_DEPTH, COUNT_BUCKETS, DURATION_BUCKETS,
-    REQUEST_DURATION_SECONDS,
+    BULKHEAD_IN_FLIGHT_AT_ADMISSION, BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE, COUNT_BUCKETS,
+    DURATION_BUCKETS, REQUEST_DURATION_SECONDS,
 };
 
 /// A [`metrics::Recorder`] that exports through an OpenTelemetry [`Meter`]: every
@@ -125,7 +125,10 @@ impl OtelRecorder {
             REQUEST_DURATION_SECONDS.to_owned(),
             DURATION_BUCKETS.to_vec(),
         );
-        for name in [BULKHEAD_IN_FLIGHT, BULKHEAD_QUEUE_DEPTH] {
+        for name in [
+            BULKHEAD_IN_FLIGHT_AT_ADMISSION,
+            BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE,
+        ] {
             state
                 .boundaries
                 .insert(name.to_owned(), COUNT_BUCKETS.to_vec());
@@ -246,25 +249,11 @@ impl Recorder for OtelRecorder {
     }
 
     fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
-        let mut state = self.inner.lock();
-        if let Some(series) = state.counters.get(key) {
-            return Counter::from_arc(series.clone());
-        }
-        let family = self.family(&mut state, Kind::Counter, key.name());
-        let series = family.add(key, 0);
-        state.counters.insert(key.clone(), series.clone());
-        Counter::from_arc(series)
+        Counter::from_arc(self.series(Kind::Counter, key))
     }
 
     fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
-        let mut state = self.inner.lock();
-        if let Some(series) = state.gauges.get(key) {
-            return Gauge::from_arc(series.clone());
-        }
-        let family = self.family(&mut state, Kind::Gauge, key.name());
-        let series = family.add(key, 0f64.to_bits());
-        state.gauges.insert(key.clone(), series.clone());
-        Gauge::from_arc(series)
+        Gauge::from_arc(self.series(Kind::Gauge, key))
     }
 
     fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
@@ -287,7 +276,35 @@ enum Kind {
     Gauge,
 }
 
+impl State {
+    fn families_of(&mut self, kind: Kind) -> &mut HashMap<String, Arc<Family>> {
+        match kind {
+            Kind::Counter => &mut self.counter_families,
+            Kind::Gauge => &mut self.gauge_families,
+        }
+    }
+
+    fn series_of(&mut self, kind: Kind) -> &mut HashMap<Key, Arc<Series>> {
+        match kind {
+            Kind::Counter => &mut self.counters,
+            Kind::Gauge => &mut self.gauges,
+        }
+    }
+}
+
 impl OtelRecorder {
+    /// The series of counter or gauge `key`, created (at 0: `0u64` and `0f64` share their
+    /// bits) the first time.
+    fn series(&self, kind: Kind, key: &Key) -> Arc<Series> {
+        let mut state = self.inner.lock();
+        if let Some(series) = state.series_of(kind).get(key) {
+            return series.clone();
+        }
+        let series = self.family(&mut state, kind, key.name()).add(key, 0);
+        state.series_of(kind).insert(key.clone(), series.clone());
+        series
+    }
+
     fn describe(&self, key: &KeyName, unit: Option<Unit>, description: SharedString) {
         self.inner
             .lock()
@@ -298,11 +315,7 @@ impl OtelRecorder {
     /// The series list of counter or gauge `name`, creating its observable instrument
     /// the first time.
     fn family(&self, state: &mut State, kind: Kind, name: &str) -> Arc<Family> {
-        let families = match kind {
-            Kind::Counter => &state.counter_families,
-            Kind::Gauge => &state.gauge_families,
-        };
-        if let Some(family) = families.get(name) {
+        if let Some(family) = state.families_of(kind).get(name) {
             return family.clone();
         }
         let family = Arc::new(Family::default());
@@ -322,9 +335,6 @@ impl OtelRecorder {
                 builder.unit = unit.map(Into::into);
                 builder.description = description;
                 builder.build();
-                state
-                    .counter_families
-                    .insert(name.to_owned(), family.clone());
             }
             Kind::Gauge => {
                 let mut builder =
@@ -339,9 +349,11 @@ impl OtelRecorder {
                 builder.unit = unit.map(Into::into);
                 builder.description = description;
                 builder.build();
-                state.gauge_families.insert(name.to_owned(), family.clone());
             }
         }
+        state
+            .families_of(kind)
+            .insert(name.to_owned(), family.clone());
         family
     }
 

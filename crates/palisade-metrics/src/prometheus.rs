@@ -10,8 +10,8 @@ use http_body_util::Full;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::names::{
-    BULKHEAD_IN_FLIGHT, BULKHEAD_QUEUE_DEPTH, COUNT_BUCKETS, DURATION_BUCKETS,
-    REQUEST_DURATION_SECONDS,
+    BULKHEAD_IN_FLIGHT_AT_ADMISSION, BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE, COUNT_BUCKETS,
+    DURATION_BUCKETS, REQUEST_DURATION_SECONDS,
 };
 
 /// Content type of the Prometheus text format.
@@ -27,11 +27,14 @@ pub fn prometheus_builder() -> PrometheusBuilder {
             DURATION_BUCKETS,
         )
         .and_then(|b| {
-            b.set_buckets_for_metric(Matcher::Full(BULKHEAD_IN_FLIGHT.to_owned()), COUNT_BUCKETS)
+            b.set_buckets_for_metric(
+                Matcher::Full(BULKHEAD_IN_FLIGHT_AT_ADMISSION.to_owned()),
+                COUNT_BUCKETS,
+            )
         })
         .and_then(|b| {
             b.set_buckets_for_metric(
-                Matcher::Full(BULKHEAD_QUEUE_DEPTH.to_owned()),
+                Matcher::Full(BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE.to_owned()),
                 COUNT_BUCKETS,
             )
         })

@@ -1,16 +1,16 @@
 //! Typed per-layer metrics from `EventMetrics`, driving the real layers under paused time.
 
+mod common;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::{Recording, Snap};
 use http::{Request, Response};
 use http_body_util::Full;
-use metrics::{SharedString, Unit};
-use metrics_util::CompositeKey;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use palisade_breaker::{CircuitBreakerLayer, SlidingWindow};
 use palisade_bulkhead::BulkheadLayer;
 use palisade_core::ErrorsAsFailures;
@@ -21,57 +21,9 @@ use palisade_traffic::{CanaryConfig, CanaryController, Split, Tick};
 use tower::util::BoxCloneService;
 use tower::{Layer, ServiceExt, service_fn};
 
-struct Snap(Vec<(CompositeKey, Option<Unit>, Option<SharedString>, DebugValue)>);
-
-fn take(snapshotter: &Snapshotter) -> Snap {
-    Snap(snapshotter.snapshot().into_vec())
-}
-
-impl Snap {
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<&DebugValue> {
-        self.0.iter().find_map(|(k, _, _, v)| {
-            let key = k.key();
-            let mut got: Vec<(&str, &str)> = key.labels().map(|l| (l.key(), l.value())).collect();
-            got.sort_unstable();
-            let mut want = labels.to_vec();
-            want.sort_unstable();
-            (key.name() == name && got == want).then_some(v)
-        })
-    }
-
-    fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        match self.get(name, labels) {
-            Some(DebugValue::Counter(c)) => *c,
-            None => 0,
-            Some(other) => panic!("{name} is not a counter: {other:?}"),
-        }
-    }
-
-    fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        match self.get(name, labels) {
-            Some(DebugValue::Gauge(g)) => g.into_inner(),
-            other => panic!("{name}{labels:?} is not a gauge: {other:?}"),
-        }
-    }
-
-    fn histogram(&self, name: &str) -> Vec<f64> {
-        match self.get(name, &[]) {
-            Some(DebugValue::Histogram(h)) => h.iter().map(|v| v.into_inner()).collect(),
-            other => panic!("{name} is not a histogram: {other:?}"),
-        }
-    }
-
-    /// Every series name recorded.
-    fn names(&self) -> Vec<&str> {
-        self.0.iter().map(|(k, _, _, _)| k.key().name()).collect()
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn breaker_state_gauge_and_transitions() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _guard = metrics::set_default_local_recorder(&recorder);
+    let recorder = Recording::start();
 
     let events = EventMetrics::new();
     let layer = CircuitBreakerLayer::builder()
@@ -102,7 +54,7 @@ async fn breaker_state_gauge_and_transitions() {
     svc.clone().oneshot(()).await.unwrap_err(); // rejected while open
     // The debugging recorder swaps every value to 0 when snapshotted: each snapshot holds
     // what changed since the previous one (and a gauge's last value).
-    let snap = take(&snapshotter);
+    let snap = recorder.snap();
     let state = |s: &Snap| s.gauge("palisade_breaker_state", &[("breaker", "payments")]);
     let transitions = |s: &Snap, from, to| {
         s.counter(
@@ -112,18 +64,12 @@ async fn breaker_state_gauge_and_transitions() {
     };
     assert!((state(&snap) - 1.0).abs() < f64::EPSILON);
     assert_eq!(transitions(&snap, "closed", "open"), 1);
-    assert_eq!(
-        snap.counter(
-            "palisade_events_total",
-            &[("layer", "breaker"), ("event", "rejected")]
-        ),
-        1
-    );
+    assert_eq!(snap.events("breaker", "rejected"), 1);
 
     fail.store(0, Ordering::SeqCst);
     tokio::time::advance(Duration::from_secs(5)).await;
     svc.clone().oneshot(()).await.unwrap(); // half-open probe succeeds: closes
-    let snap = take(&snapshotter);
+    let snap = recorder.snap();
     assert!(state(&snap).abs() < f64::EPSILON); // 2 (half-open), then 0 (closed)
     assert_eq!(transitions(&snap, "open", "half_open"), 1);
     assert_eq!(transitions(&snap, "half_open", "closed"), 1);
@@ -146,9 +92,7 @@ impl Budget for Allow {
 
 #[tokio::test(start_paused = true)]
 async fn retry_attempts_and_budget_exhaustion() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _guard = metrics::set_default_local_recorder(&recorder);
+    let recorder = Recording::start();
 
     let events = EventMetrics::new();
     let upstream = service_fn(|_req: Request<RetryBody<Full<Bytes>>>| async {
@@ -170,7 +114,7 @@ async fn retry_attempts_and_budget_exhaustion() {
     }
     // First request: 2 retries (budget now empty), max attempts reached.
     // Second request: its first retry is refused by the budget.
-    let snap = take(&snapshotter);
+    let snap = recorder.snap();
     let attempts = |reason| snap.counter("palisade_retry_attempts_total", &[("reason", reason)]);
     assert_eq!(attempts("status"), 2);
     assert_eq!(attempts("error"), 0);
@@ -179,20 +123,12 @@ async fn retry_attempts_and_budget_exhaustion() {
         snap.counter("palisade_retry_budget_exhausted_total", &[]),
         1
     );
-    assert_eq!(
-        snap.counter(
-            "palisade_events_total",
-            &[("layer", "retry"), ("event", "exhausted")]
-        ),
-        1
-    );
+    assert_eq!(snap.events("retry", "exhausted"), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn bulkhead_occupancy_and_rejections() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _guard = metrics::set_default_local_recorder(&recorder);
+    let recorder = Recording::start();
 
     let events = EventMetrics::new();
     let layer = BulkheadLayer::builder()
@@ -214,12 +150,15 @@ async fn bulkhead_occupancy_and_rejections() {
     assert_eq!(first.await.unwrap().unwrap(), "done");
     assert_eq!(second.await.unwrap().unwrap(), "done");
 
-    let snap = take(&snapshotter);
+    let snap = recorder.snap();
     assert_eq!(
-        snap.histogram("palisade_bulkhead_in_flight"),
+        snap.histogram("palisade_bulkhead_in_flight_at_admission", &[]),
         vec![1.0, 1.0]
     );
-    assert_eq!(snap.histogram("palisade_bulkhead_queue_depth"), vec![1.0]);
+    assert_eq!(
+        snap.histogram("palisade_bulkhead_queue_depth_at_enqueue", &[]),
+        vec![1.0]
+    );
     let rejections =
         |reason| snap.counter("palisade_bulkhead_rejections_total", &[("reason", reason)]);
     assert_eq!(rejections("full"), 1);
@@ -263,26 +202,26 @@ async fn send(split: &Split<Arm>, n: usize) {
 
 #[tokio::test(start_paused = true)]
 async fn canary_weight_and_rollback() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _guard = metrics::set_default_local_recorder(&recorder);
+    let recorder = Recording::start();
     let events = EventMetrics::new();
     let weight = |s: &Snap, arm| s.gauge("palisade_canary_weight_percent", &[("arm", arm)]);
 
-    // Healthy: 20 % (set at start, no event), 50 %, then promoted to 100 %.
+    // Healthy: 20 % from the start, 50 %, then promoted to 100 %.
     let (split, mut healthy) = canary("green", 200, &events);
+    assert!((weight(&recorder.snap(), "green") - 20.0).abs() < f64::EPSILON);
     send(&split, 200).await;
     assert_eq!(healthy.tick(), Tick::Advanced { percent: 50 });
-    assert!((weight(&take(&snapshotter), "green") - 50.0).abs() < f64::EPSILON);
+    assert!((weight(&recorder.snap(), "green") - 50.0).abs() < f64::EPSILON);
     send(&split, 200).await;
     assert_eq!(healthy.tick(), Tick::Promoted);
-    assert!((weight(&take(&snapshotter), "green") - 100.0).abs() < f64::EPSILON);
+    assert!((weight(&recorder.snap(), "green") - 100.0).abs() < f64::EPSILON);
 
-    // Failing: rolled back to 0 % at the first analysis.
+    // Failing: 20 % from the start, rolled back to 0 % at the first analysis.
     let (split, mut failing) = canary("red", 500, &events);
+    assert!((weight(&recorder.snap(), "red") - 20.0).abs() < f64::EPSILON);
     send(&split, 200).await;
     assert!(matches!(failing.tick(), Tick::RolledBack(_)));
-    let snap = take(&snapshotter);
+    let snap = recorder.snap();
     assert!(weight(&snap, "red").abs() < f64::EPSILON);
     let rollbacks = |arm, reason| {
         snap.counter(
@@ -299,26 +238,14 @@ async fn canary_weight_and_rollback() {
 fn canary_arm_labels_are_capped() {
     use palisade_traffic::TrafficEvent;
 
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _guard = metrics::set_default_local_recorder(&recorder);
+    let recorder = Recording::start();
     let listeners = Listeners::new().on_any(EventMetrics::new().into_listener());
     for i in 0..40 {
         let arm: Arc<str> = format!("arm-{i}").into();
         listeners.emit_with(|| TrafficEvent::Advanced { arm, percent: 10 });
     }
-    let snap = take(&snapshotter);
-    let arms: Vec<&str> = snap
-        .0
-        .iter()
-        .filter(|(k, _, _, _)| k.key().name() == "palisade_canary_weight_percent")
-        .flat_map(|(k, _, _, _)| {
-            k.key()
-                .labels()
-                .map(metrics::Label::value)
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let snap = recorder.snap();
+    let arms = snap.label_values("palisade_canary_weight_percent", "arm");
     assert_eq!(arms.len(), 33, "{arms:?}"); // 32 names + "other"
     assert!(arms.contains(&"other"));
     assert!(!arms.contains(&"arm-39"));
@@ -336,9 +263,7 @@ fn layer_metrics_can_be_turned_off() {
             "ping"
         }
     }
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _guard = metrics::set_default_local_recorder(&recorder);
+    let recorder = Recording::start();
     let ratelimit =
         Listeners::new().on_any(EventMetrics::new().without_layer_metrics().into_listener());
     ratelimit.emit_with(|| palisade_traffic::TrafficEvent::Promoted {
@@ -346,20 +271,8 @@ fn layer_metrics_can_be_turned_off() {
     });
     let custom = Listeners::new().on_any(EventMetrics::new().into_listener());
     custom.emit_with(|| Custom);
-    let snap = take(&snapshotter);
-    assert_eq!(
-        snap.counter(
-            "palisade_events_total",
-            &[("layer", "traffic"), ("event", "promoted")]
-        ),
-        1
-    );
-    assert_eq!(
-        snap.counter(
-            "palisade_events_total",
-            &[("layer", "custom"), ("event", "ping")]
-        ),
-        1
-    );
+    let snap = recorder.snap();
+    assert_eq!(snap.events("traffic", "promoted"), 1);
+    assert_eq!(snap.events("custom", "ping"), 1);
     assert_eq!(snap.names().len(), 2, "{:?}", snap.names());
 }

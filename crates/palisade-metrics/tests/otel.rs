@@ -2,9 +2,11 @@
 //! back from the SDK's in-memory exporter.
 #![cfg(feature = "otel")]
 
+mod common;
+
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::Request;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry_sdk::metrics::data::{
@@ -14,24 +16,8 @@ use opentelemetry_sdk::metrics::data::{
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
 use palisade_breaker::{BreakerEvent, State};
 use palisade_core::event::AnyListener;
-use palisade_core::{BoxError, Elapsed, RateLimited};
 use palisade_metrics::{DURATION_BUCKETS, EventMetrics, MetricsLayer, OtelRecorder};
 use tower::{Layer, ServiceExt, service_fn};
-
-async fn scripted(req: Request<()>) -> Result<Response<()>, BoxError> {
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    match req.uri().path() {
-        "/limited" => {
-            Err(RateLimited::new(Duration::from_secs(1), http::HeaderMap::new(), vec![]).into())
-        }
-        "/slow" => Err(Elapsed::new(Duration::from_millis(20)).into()),
-        "/replayed" => Ok(Response::builder()
-            .header("idempotent-replayed", "true")
-            .body(())
-            .unwrap()),
-        _ => Ok(Response::new(())),
-    }
-}
 
 fn metric<'a>(exported: &'a ResourceMetrics, name: &str) -> &'a Metric {
     exported
@@ -48,6 +34,29 @@ fn attrs<'a>(kvs: impl Iterator<Item = &'a KeyValue>) -> Vec<(String, String)> {
         .collect();
     v.sort();
     v
+}
+
+/// The `(attributes, value)` points of the `u64` sum `name`.
+fn sum_points(exported: &ResourceMetrics, name: &str) -> Vec<(Vec<(String, String)>, u64)> {
+    let m = metric(exported, name);
+    let AggregatedMetrics::U64(MetricData::Sum(sum)) = m.data() else {
+        panic!("{name}: {:?}", m.data());
+    };
+    assert!(sum.is_monotonic());
+    sum.data_points()
+        .map(|p| (attrs(p.attributes()), p.value()))
+        .collect()
+}
+
+/// The `(attributes, value)` points of the `f64` gauge `name`.
+fn gauge_points(exported: &ResourceMetrics, name: &str) -> Vec<(Vec<(String, String)>, f64)> {
+    let m = metric(exported, name);
+    let AggregatedMetrics::F64(MetricData::Gauge(g)) = m.data() else {
+        panic!("{name}: {:?}", m.data());
+    };
+    g.data_points()
+        .map(|p| (attrs(p.attributes()), p.value()))
+        .collect()
 }
 
 fn pairs(labels: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -69,7 +78,9 @@ async fn red_metrics_and_events_reach_the_meter() {
     let _guard = metrics::set_default_local_recorder(&recorder);
     palisade_metrics::describe();
 
-    let svc = MetricsLayer::with_route("api").layer(service_fn(scripted));
+    let svc = MetricsLayer::with_route("api").layer(service_fn(|req| {
+        common::scripted(req, Duration::from_millis(20))
+    }));
     for (path, n) in [("/ok", 10), ("/limited", 3), ("/slow", 2), ("/replayed", 1)] {
         for _ in 0..n {
             let _ = svc
@@ -90,15 +101,7 @@ async fn red_metrics_and_events_reach_the_meter() {
     let exported = exported.last().expect("one export");
 
     // Counters: cumulative monotonic sums, one data point per label set.
-    let requests = metric(exported, "palisade_requests_total");
-    let AggregatedMetrics::U64(MetricData::Sum(sum)) = requests.data() else {
-        panic!("{:?}", requests.data());
-    };
-    assert!(sum.is_monotonic());
-    let mut points: Vec<_> = sum
-        .data_points()
-        .map(|p| (attrs(p.attributes()), p.value()))
-        .collect();
+    let mut points = sum_points(exported, "palisade_requests_total");
     points.sort();
     let mut want = vec![
         (pairs(&[("route", "api"), ("outcome", "success")]), 10),
@@ -113,7 +116,7 @@ async fn red_metrics_and_events_reach_the_meter() {
     want.sort();
     assert_eq!(points, want);
     assert_eq!(
-        requests.description(),
+        metric(exported, "palisade_requests_total").description(),
         "Finished requests by route and outcome (success, failure, or the rejection kind)."
     );
 
@@ -131,35 +134,16 @@ async fn red_metrics_and_events_reach_the_meter() {
     assert!((points[0].sum() - 16.0 * 0.02).abs() < 1e-9);
 
     // Gauges: in flight back to 0; the breaker's state from the event.
-    let in_flight = metric(exported, "palisade_requests_in_flight");
-    let AggregatedMetrics::F64(MetricData::Gauge(g)) = in_flight.data() else {
-        panic!("{:?}", in_flight.data());
-    };
-    let points: Vec<_> = g
-        .data_points()
-        .map(|p| (attrs(p.attributes()), p.value()))
-        .collect();
-    assert_eq!(points, vec![(pairs(&[("route", "api")]), 0.0)]);
-    let state = metric(exported, "palisade_breaker_state");
-    let AggregatedMetrics::F64(MetricData::Gauge(g)) = state.data() else {
-        panic!("{:?}", state.data());
-    };
-    let points: Vec<_> = g
-        .data_points()
-        .map(|p| (attrs(p.attributes()), p.value()))
-        .collect();
-    assert_eq!(points, vec![(pairs(&[("breaker", "payments")]), 1.0)]);
-
-    let transitions = metric(exported, "palisade_breaker_transitions_total");
-    let AggregatedMetrics::U64(MetricData::Sum(sum)) = transitions.data() else {
-        panic!("{:?}", transitions.data());
-    };
-    let points: Vec<_> = sum
-        .data_points()
-        .map(|p| (attrs(p.attributes()), p.value()))
-        .collect();
     assert_eq!(
-        points,
+        gauge_points(exported, "palisade_requests_in_flight"),
+        vec![(pairs(&[("route", "api")]), 0.0)]
+    );
+    assert_eq!(
+        gauge_points(exported, "palisade_breaker_state"),
+        vec![(pairs(&[("breaker", "payments")]), 1.0)]
+    );
+    assert_eq!(
+        sum_points(exported, "palisade_breaker_transitions_total"),
         vec![(
             pairs(&[("breaker", "payments"), ("from", "closed"), ("to", "open")]),
             1

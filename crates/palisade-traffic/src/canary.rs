@@ -131,7 +131,9 @@ pub struct CanaryController {
 }
 
 impl CanaryController {
-    /// Validates `config` and starts the rollout: the canary gets the first step's share now.
+    /// Validates `config` and starts the rollout: the canary gets the first step's share now,
+    /// announced by [`TrafficEvent::Advanced`] (after the weights' `WeightChanged`), so
+    /// listeners see the canary's share from the start.
     pub fn start(
         handle: SplitHandle,
         stable: &str,
@@ -158,8 +160,13 @@ impl CanaryController {
             config,
             step: 0,
         };
-        this.set_percent(this.config.steps[0])?;
+        let percent = this.config.steps[0];
+        this.set_percent(percent)?;
         this.reset_baseline();
+        this.handle.emit(|| TrafficEvent::Advanced {
+            arm: this.arm_name(),
+            percent,
+        });
         Ok(this)
     }
 
@@ -220,7 +227,8 @@ impl CanaryController {
             tracing::warn!(target: "palisade", canary = %self.arm_name(), ?reason, "canary rolled back");
             return Tick::RolledBack(reason);
         }
-        self.step += 1;
+        // A single step (`[100]`) starts at 100 %: a healthy analysis promotes it.
+        self.step = (self.step + 1).min(self.config.steps.len() - 1);
         let percent = self.config.steps[self.step];
         let _ = self.set_percent(percent);
         if percent == 100 {

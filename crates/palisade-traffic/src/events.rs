@@ -54,7 +54,8 @@ pub enum TrafficEvent {
         /// Arm name.
         arm: Arc<str>,
     },
-    /// The canary advanced to `percent` of traffic.
+    /// The canary advanced to `percent` of traffic: to the first step when the
+    /// [`CanaryController`](crate::CanaryController) starts, then at each healthy analysis.
     Advanced {
         /// Canary arm.
         arm: Arc<str>,

@@ -80,12 +80,32 @@ async fn healthy_canary_is_promoted_step_by_step() {
         names,
         [
             "weight_changed",
+            "advanced",
             "weight_changed",
             "advanced",
             "weight_changed",
             "advanced",
             "weight_changed",
             "promoted"
+        ]
+    );
+}
+
+#[test]
+fn start_announces_the_first_step() {
+    let (_split, handle, _stable, _canary, events) = setup();
+    let ctl = CanaryController::start(handle.clone(), "stable", "canary", config()).unwrap();
+    assert_eq!(ctl.state(), CanaryState::Progressing { percent: 5 });
+    assert_eq!(
+        *events.lock().unwrap(),
+        [
+            TrafficEvent::WeightChanged {
+                weights: vec![95, 5]
+            },
+            TrafficEvent::Advanced {
+                arm: "canary".into(),
+                percent: 5
+            },
         ]
     );
 }
@@ -181,4 +201,15 @@ fn start_validates() {
             .field(),
         "steps"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn single_step_canary_is_promoted() {
+    let (split, handle, _stable, _canary, _) = setup();
+    let mut c = config();
+    c.steps = vec![100];
+    let mut ctl = CanaryController::start(handle.clone(), "stable", "canary", c).unwrap();
+    assert_eq!(handle.weights(), vec![0, 100]);
+    send(&split, 100).await;
+    assert_eq!(ctl.tick(), Tick::Promoted);
 }
