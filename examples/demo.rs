@@ -137,6 +137,10 @@ fn app(prometheus: PrometheusHandle) -> Router {
         .build()
         .expect("valid bulkhead config");
     let health = health(breaker.handle(), bulkhead.handle());
+    // Live gauges for /metrics: the bulkhead's occupancy and the breaker's state.
+    let every = Duration::from_millis(250);
+    palisade::metrics::watch_bulkhead("upstream", bulkhead.handle(), every);
+    palisade::metrics::watch_breaker("upstream", breaker.handle(), every);
     let stack = ServiceBuilder::new()
         .handle_rejections()
         .layer(MetricsLayer::new())
@@ -454,6 +458,18 @@ async fn main() -> Result<(), BoxError> {
             .lines()
             .find(|l| l.starts_with("palisade_requests_total{"))
             .unwrap_or("-")
+    );
+    let gauge = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or("-")
+            .to_owned()
+    };
+    println!(
+        "               live gauges: {} · {}",
+        gauge("palisade_breaker_state{"),
+        gauge("palisade_bulkhead_in_flight{")
     );
     println!(
         "  idempotency  POST /pay sent 3 times with one Idempotency-Key: {} charge(s), {replays} replay(s)",
