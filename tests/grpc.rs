@@ -92,18 +92,29 @@ async fn rate_limited_is_resource_exhausted() {
 #[tokio::test]
 async fn bulkhead_full_is_resource_exhausted() {
     let c = client().await;
-    // 2 slow calls take both slots; the third, sent while they run, is shed at once.
-    let slow = |c: &HealthClient<Channel>| {
-        let mut c = c.clone();
-        tokio::spawn(async move { c.check(check(200)).await })
-    };
-    let (a, b) = (slow(&c), slow(&c));
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let started = Instant::now();
-    let status = c.clone().check(check(0)).await.unwrap_err();
-    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert!(started.elapsed() < Duration::from_millis(150));
-    assert!(a.await.unwrap().is_ok() && b.await.unwrap().is_ok());
+    // 3 calls of 250 ms (inside the 300 ms timeout) at once, 2 slots: two run, the one that
+    // arrives third is shed at once.
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let mut c = c.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                (c.check(check(250)).await, started.elapsed())
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut shed = Vec::new();
+    for call in calls {
+        match call.await.unwrap() {
+            (Ok(_), _) => ok += 1,
+            (Err(status), took) => shed.push((status.code(), took)),
+        }
+    }
+    assert_eq!(ok, 2, "{shed:?}");
+    assert_eq!(shed.len(), 1);
+    assert_eq!(shed[0].0, Code::ResourceExhausted);
+    assert!(shed[0].1 < Duration::from_millis(200), "{shed:?}");
 }
 
 #[tokio::test]
