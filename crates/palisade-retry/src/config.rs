@@ -5,9 +5,9 @@ use std::time::Duration;
 use palisade_core::ConfigError;
 use palisade_core::config::{check_duration, check_range};
 
-use crate::RetryLayer;
 use crate::backoff::{Backoff, BackoffKind};
 use crate::budget::{RetryThrottle, TpsBudget};
+use crate::{HedgeLayer, RetryLayer};
 
 /// Which retry budget to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +196,78 @@ impl RetryConfig {
     }
 }
 
+/// Plain-data configuration of a [`HedgeLayer`](crate::HedgeLayer): a fixed `delay`, or
+/// (without one) a delay learned from a latency `percentile`.
+///
+/// ```
+/// use palisade_retry::HedgeConfig;
+/// let mut cfg = HedgeConfig::default();
+/// cfg.percentile = 250.0;
+/// assert_eq!(cfg.build().unwrap_err().field(), "percentile");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub struct HedgeConfig {
+    /// Hedge after this fixed delay (`"50ms"`; the learned-delay settings are then unused);
+    /// when absent the delay is learned.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub delay: Option<Duration>,
+    /// The learned delay's percentile of recent successful latencies, in (0, 100]. Default 95.
+    pub percentile: f64,
+    /// Successful calls needed before anything is hedged (at least 1). Default 20.
+    pub min_data_points: u64,
+    /// How long latencies are collected before they are used, 1 ms–1 h. Default 10 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub period: Duration,
+    /// Extra copies at most, 0–10 (0 disables hedging). Default 1.
+    pub max_hedged: u32,
+    /// Also hedge non-idempotent requests without an `Idempotency-Key`. Default false.
+    pub retry_unsafe_methods: bool,
+}
+
+impl Default for HedgeConfig {
+    fn default() -> Self {
+        Self {
+            delay: None,
+            percentile: 95.0,
+            min_data_points: 20,
+            period: Duration::from_secs(10),
+            max_hedged: 1,
+            retry_unsafe_methods: false,
+        }
+    }
+}
+
+impl HedgeConfig {
+    /// Validates every value and builds the layer.
+    pub fn build(&self) -> Result<HedgeLayer, ConfigError> {
+        check_range("max_hedged", self.max_hedged, 0, 10)?;
+        let mut builder = HedgeLayer::builder()
+            .percentile(self.percentile)
+            .min_data_points(self.min_data_points)
+            .period(self.period)
+            .max_hedged(self.max_hedged)
+            .retry_unsafe_methods(self.retry_unsafe_methods);
+        if let Some(d) = self.delay {
+            check_duration("delay", d, Duration::ZERO, Duration::from_secs(3600))?;
+            builder = builder.delay(d);
+        }
+        builder.build()
+    }
+}
+
+impl TryFrom<&HedgeConfig> for HedgeLayer {
+    type Error = ConfigError;
+    fn try_from(cfg: &HedgeConfig) -> Result<Self, ConfigError> {
+        cfg.build()
+    }
+}
+
 impl TryFrom<RetryConfig> for RetryLayer {
     type Error = ConfigError;
     fn try_from(cfg: RetryConfig) -> Result<Self, ConfigError> {
@@ -270,6 +342,16 @@ mod tests {
         assert_eq!(cfg.initial_backoff, Duration::from_millis(50));
         assert_eq!(cfg.budget, BudgetKind::Throttle);
         assert!(cfg.build().is_ok());
+        let hedge: HedgeConfig =
+            serde_json::from_str(r#"{"percentile":99.0,"period":"5s","max_hedged":2}"#).unwrap();
+        assert_eq!(hedge.period, Duration::from_secs(5));
+        hedge.build().unwrap();
+        let fixed: HedgeConfig = serde_json::from_str(r#"{"delay":"50ms"}"#).unwrap();
+        assert_eq!(
+            fixed.build().unwrap().current_delay(),
+            Some(Duration::from_millis(50))
+        );
+        assert!(serde_json::from_str::<HedgeConfig>(r#"{"percentil":9}"#).is_err());
         let err = serde_json::from_str::<RetryConfig>(r#"{"max_atempts":4}"#).unwrap_err();
         assert!(
             err.to_string().contains("unknown field `max_atempts`"),

@@ -125,7 +125,7 @@ mod service;
 pub use self::backoff::{Backoff, BackoffKind};
 pub use self::body::RetryBody;
 pub use self::budget::{Budget, RetryThrottle, TpsBudget};
-pub use self::config::{BudgetKind, RetryConfig};
+pub use self::config::{BudgetKind, HedgeConfig, RetryConfig};
 pub use self::events::{GiveUpReason, RetryEvent, RetryReason};
 pub use self::hedge::{Hedge, HedgeBuilder, HedgeLayer};
 pub use self::layer::{DEFAULT_BODY_LIMIT, RetryLayer};
