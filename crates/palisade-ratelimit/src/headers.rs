@@ -123,10 +123,8 @@ fn t_of(d: &Decision, i: usize) -> u64 {
     }
 }
 
-/// A stack buffer for header values, so formatting does not allocate (the value itself
-/// is one allocation); falls back to the heap for very long values.
-/// A byte buffer on the stack that spills to the heap past 256 bytes (many long-named
-/// quotas).
+/// A byte buffer on the stack for header values, so formatting does not allocate (the value
+/// itself is one allocation); spills to the heap past 256 bytes (many long-named quotas).
 struct StackBuf {
     buf: [u8; 256],
     len: usize,
