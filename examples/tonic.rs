@@ -40,7 +40,8 @@ pub(crate) const TIMEOUT: Duration = Duration::from_millis(300);
 pub(crate) const RATE_PER_MINUTE: u32 = 20;
 
 mod delay {
-    //! A demo-only layer: sleeps for `x-demo-delay-ms` milliseconds before calling inner.
+    //! A demo-only layer: answers UNAVAILABLE to a call carrying `x-demo-fail`, and sleeps for
+    //! `x-demo-delay-ms` milliseconds before calling inner.
     use std::time::Duration;
     use tower::{Service, ServiceExt};
 
