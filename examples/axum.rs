@@ -20,11 +20,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::Query;
 use axum::http::{HeaderName, StatusCode};
 use axum::routing::{get, post};
-use palisade::idempotency::body::RequestBody;
 use palisade::key::HeaderKey;
 use palisade::prelude::*;
 use palisade::toggle::{DynamicProvider, Flag, FlagGateLayer, FlagSet};
@@ -57,9 +55,8 @@ pub(crate) fn app(flags: DynamicProvider) -> Result<Router, ConfigError> {
             Quota::per_minute("pay", 5)?,
         ))
         .timeout_with(Duration::from_secs(2))
-        .layer(IdempotencyLayer::new(MemoryStore::new()).require_key(true))
-        // axum routes take `Request<Body>`; the idempotency layer hands on its own body type.
-        .map_request(|r: http::Request<RequestBody<Body>>| r.map(Body::new));
+        // The handler below still gets axum's `Body` (see `idempotency_with`).
+        .idempotency_with(IdempotencyLayer::new(MemoryStore::new()).require_key(true));
     let search_stack = ServiceBuilder::new()
         .handle_rejections()
         .breaker_with(

@@ -20,11 +20,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, Response, StatusCode};
+use axum::http::{Response, StatusCode};
 use axum::routing::{MethodRouter, get, post};
 use palisade::ConfigError;
 use palisade::bulkhead::BulkheadBody;
-use palisade::idempotency::body::{RequestBody, ResponseBody};
+use palisade::idempotency::body::ResponseBody;
 use palisade::prelude::*;
 use palisade::retry::RetryConfig;
 use palisade::toggle::{FileProvider, FlagGateLayer, Provider, ToggleConfig};
@@ -201,8 +201,7 @@ fn route(
     .map(|layer| {
         ServiceBuilder::new()
             .map_response(|r: Response<ResponseBody<Body>>| r.map(Body::new))
-            .layer(layer)
-            .map_request(|r: Request<RequestBody<Body>>| r.map(Body::new))
+            .idempotency_with(layer)
     });
     // `option_layer` makes an `Either`, whose two arms must share one error type: every
     // Palisade layer fails with `BoxError`, so the handler's `Infallible` is boxed too.

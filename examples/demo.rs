@@ -16,12 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::http::{HeaderName, StatusCode};
 use axum::routing::{get, post};
 use palisade::breaker::{BreakerEvent, BreakerHandle};
 use palisade::bulkhead::BulkheadHandle;
-use palisade::idempotency::body::RequestBody;
 use palisade::key::HeaderKey;
 use palisade::metrics::{MetricsLayer, PrometheusHandle};
 use palisade::prelude::*;
@@ -153,9 +151,8 @@ fn app(prometheus: PrometheusHandle) -> Router {
         .timeout_with(TimeoutLayer::new(TIMEOUT));
     let pay_stack = ServiceBuilder::new()
         .handle_rejections()
-        .layer(IdempotencyLayer::new(MemoryStore::new()).require_key(true))
-        // axum routes take `Request<Body>`; the idempotency layer hands on its own body type.
-        .map_request(|r: http::Request<RequestBody<Body>>| r.map(Body::new));
+        // The handler below still gets axum's `Body` (see `idempotency_with`).
+        .idempotency_with(IdempotencyLayer::new(MemoryStore::new()).require_key(true));
     Router::new()
         .route("/work", get(flaky).route_layer(stack))
         .route("/pay", post(pay).route_layer(pay_stack))

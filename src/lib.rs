@@ -41,8 +41,8 @@ use tower::ServiceBuilder;
 use tower_layer::Stack;
 
 pub use palisade_core::{
-    BoxError, ConfigError, Deadline, HandleRejections, HandleRejectionsLayer, classify, config,
-    deadline, event, grpc, key, rejection, request, response, retry_after,
+    BoxError, ConfigError, Deadline, HandleRejections, HandleRejectionsLayer, body, classify,
+    config, deadline, event, grpc, key, rejection, request, response, retry_after,
 };
 
 /// Timeout with deadline propagation (`palisade-timeout`).
@@ -157,6 +157,18 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
         self,
         layer: palisade_ratelimit::RateLimitLayer<X>,
     ) -> ServiceBuilder<Stack<palisade_ratelimit::RateLimitLayer<X>, L>>;
+
+    /// Adds an [`IdempotencyLayer`](idempotency::IdempotencyLayer) and, inside it, an
+    /// [`UnwrapReplayLayer`](body::UnwrapReplayLayer), so that the services below see the
+    /// request body type they were written for (axum's `Body` with feature `axum`) rather
+    /// than the layer's `RequestBody`.
+    #[cfg(feature = "idempotency")]
+    fn idempotency_with<St, K>(
+        self,
+        layer: palisade_idempotency::IdempotencyLayer<St, K>,
+    ) -> ServiceBuilder<
+        Stack<body::UnwrapReplayLayer, Stack<palisade_idempotency::IdempotencyLayer<St, K>, L>>,
+    >;
 }
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
@@ -202,5 +214,15 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         layer: palisade_ratelimit::RateLimitLayer<X>,
     ) -> ServiceBuilder<Stack<palisade_ratelimit::RateLimitLayer<X>, L>> {
         self.layer(layer)
+    }
+
+    #[cfg(feature = "idempotency")]
+    fn idempotency_with<St, K>(
+        self,
+        layer: palisade_idempotency::IdempotencyLayer<St, K>,
+    ) -> ServiceBuilder<
+        Stack<body::UnwrapReplayLayer, Stack<palisade_idempotency::IdempotencyLayer<St, K>, L>>,
+    > {
+        self.layer(layer).layer(body::UnwrapReplayLayer::new())
     }
 }

@@ -24,9 +24,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{HeaderMap, Request};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
 
 pin_project! {
     /// A body passed through, held in memory, or partly read then continued; see the
@@ -166,6 +168,91 @@ impl<B: Body<Data = Bytes>> Body for ReplayBody<B> {
                 out
             }
         }
+    }
+}
+
+/// A body type that a [`ReplayBody`] of itself can be turned back into, so that a handler
+/// behind a body-reading layer sees the body type it was written for.
+///
+/// Implemented for axum's `Body` (feature `axum`): the original body is handed back as it
+/// was (no allocation on pass-through); a buffered or prefixed one is wrapped with
+/// `Body::new`.
+pub trait FromReplayBody: Sized {
+    /// Turns `body` back into `Self`.
+    fn from_replay(body: ReplayBody<Self>) -> Self;
+}
+
+#[cfg(feature = "axum")]
+impl FromReplayBody for axum::body::Body {
+    fn from_replay(body: ReplayBody<Self>) -> Self {
+        match body.kind {
+            Kind::Original { body } => body,
+            kind => Self::new(ReplayBody { kind }),
+        }
+    }
+}
+
+/// Layer whose service takes `Request<ReplayBody<B>>` and calls its inner service with
+/// `Request<B>` ([`FromReplayBody`]). Put it right inside a layer that reads bodies
+/// (idempotency, shadowing) so that an axum handler gets axum's `Body` again:
+///
+/// ```
+/// # #[cfg(feature = "axum")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use axum::body::Body;
+/// use palisade_core::body::{ReplayBody, UnwrapReplayLayer};
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// let handler = service_fn(|req: http::Request<Body>| async move {
+///     Ok::<_, std::convert::Infallible>(req.into_body())
+/// });
+/// let svc = UnwrapReplayLayer::new().layer(handler);
+/// let req = http::Request::new(ReplayBody::<Body>::buffered("hi".into()));
+/// let body = svc.oneshot(req).await.unwrap();
+/// assert_eq!(axum::body::to_bytes(body, 16).await.unwrap(), "hi");
+/// # }
+/// # #[cfg(not(feature = "axum"))]
+/// # fn main() {}
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnwrapReplayLayer(());
+
+impl UnwrapReplayLayer {
+    /// The layer.
+    pub const fn new() -> Self {
+        Self(())
+    }
+}
+
+impl<S> Layer<S> for UnwrapReplayLayer {
+    type Service = UnwrapReplay<S>;
+    fn layer(&self, inner: S) -> UnwrapReplay<S> {
+        UnwrapReplay { inner }
+    }
+}
+
+/// Service of [`UnwrapReplayLayer`].
+#[derive(Debug, Clone)]
+pub struct UnwrapReplay<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<ReplayBody<B>>> for UnwrapReplay<S>
+where
+    S: Service<Request<B>>,
+    B: FromReplayBody,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReplayBody<B>>) -> S::Future {
+        self.inner.call(req.map(B::from_replay))
     }
 }
 
