@@ -138,7 +138,7 @@ fn app(prometheus: PrometheusHandle) -> Router {
     // Live gauges for /metrics: the bulkhead's occupancy and the breaker's state.
     let every = Duration::from_millis(250);
     palisade::metrics::watch_bulkhead("upstream", bulkhead.handle(), every);
-    palisade::metrics::watch_breaker("upstream", breaker.handle(), every);
+    palisade::metrics::watch_breaker(breaker.handle(), every);
     let stack = ServiceBuilder::new()
         .handle_rejections()
         .layer(MetricsLayer::new())

@@ -49,6 +49,10 @@ impl Breaker {
         })
     }
 
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
     pub(crate) fn now(&self) -> Duration {
         Instant::now().saturating_duration_since(self.epoch)
     }

@@ -23,6 +23,11 @@ impl fmt::Debug for BreakerHandle {
 }
 
 impl BreakerHandle {
+    /// The breaker's name (its builder's [`name`](crate::CircuitBreakerBuilder::name)), as
+    /// its events carry it.
+    pub fn name(&self) -> &'static str {
+        self.breaker.name()
+    }
     /// The current state. A finished OPEN wait shows as OPEN until the next call moves the
     /// breaker to HALF_OPEN (the transition is lazy, as in Resilience4j by default).
     pub fn state(&self) -> State {

@@ -58,7 +58,7 @@ pub fn watch_bulkhead(
 /// [`BreakerHandle::state`] now, then every `every` (at least 1 ms) on a spawned tokio task,
 /// so the state is exported before the first transition (and after a missed one).
 ///
-/// Give the breaker's own name (its builder's `name`): the series is then the one
+/// `name` is the breaker's own ([`BreakerHandle::name`]): the series is the one
 /// [`EventMetrics`](crate::EventMetrics) sets on each `StateChanged`, and the two agree
 /// (a sample may lag a transition by one period). A finished OPEN wait reads OPEN until the
 /// next call moves the breaker to HALF_OPEN, as [`BreakerHandle::state`] says. Same
@@ -70,13 +70,12 @@ pub fn watch_bulkhead(
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let layer = CircuitBreakerLayer::builder().name("payments").build().unwrap();
-/// let watcher =
-///     palisade_metrics::watch_breaker("payments", layer.handle(), Duration::from_secs(5));
+/// let watcher = palisade_metrics::watch_breaker(layer.handle(), Duration::from_secs(5));
 /// # watcher.abort();
 /// # }
 /// ```
-pub fn watch_breaker(name: &'static str, handle: BreakerHandle, every: Duration) -> JoinHandle<()> {
-    let state = metrics::gauge!(BREAKER_STATE, "breaker" => name);
+pub fn watch_breaker(handle: BreakerHandle, every: Duration) -> JoinHandle<()> {
+    let state = metrics::gauge!(BREAKER_STATE, "breaker" => handle.name());
     sample(every, move || state.set(f64::from(handle.state() as u8)))
 }
 

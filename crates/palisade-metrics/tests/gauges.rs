@@ -80,7 +80,7 @@ async fn breaker_state_is_exported_before_any_transition() {
         .unwrap();
     let handle = layer.handle();
     let start = Instant::now();
-    let watcher = watch_breaker("payments", handle.clone(), EVERY);
+    let watcher = watch_breaker(handle.clone(), EVERY);
     let state = |snap: &Snap| snap.gauge(BREAKER_STATE, &[("breaker", "payments")]) as u8;
     assert_eq!(state(&recorder.snap()), 0, "closed, set at once");
 
