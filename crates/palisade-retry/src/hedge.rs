@@ -462,7 +462,7 @@ impl<S, P> Hedge<S, P> {
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
-    /// Consumes the layer, returning the inner service.
+    /// Consumes the service, returning the inner one.
     pub fn into_inner(self) -> S {
         self.inner
     }
