@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use palisade_core::{BoxError, Elapsed, Listeners};
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::events::{DeadlineSource, TimeoutEvent};
 
@@ -22,13 +22,37 @@ pin_project! {
 }
 
 pin_project! {
+    /// The timer, armed only once the inner future first returns `Pending`: a call that
+    /// completes on its first poll never touches the timer wheel.
+    #[project = TimerProj]
+    enum Timer {
+        Unarmed { deadline: Instant },
+        Armed { #[pin] sleep: Sleep },
+    }
+}
+
+impl Timer {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match self.as_mut().project() {
+                TimerProj::Armed { sleep } => return sleep.poll(cx),
+                TimerProj::Unarmed { deadline } => {
+                    let sleep = tokio::time::sleep_until(*deadline);
+                    self.set(Self::Armed { sleep });
+                }
+            }
+        }
+    }
+}
+
+pin_project! {
     #[project = KindProj]
     enum Kind<F> {
         Running {
             #[pin]
             inner: F,
             #[pin]
-            sleep: Sleep,
+            timer: Timer,
             timeout: Duration,
             source: DeadlineSource,
             listeners: Listeners<TimeoutEvent>,
@@ -40,7 +64,7 @@ pin_project! {
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(
         inner: F,
-        sleep: Sleep,
+        deadline: Instant,
         timeout: Duration,
         source: DeadlineSource,
         listeners: Listeners<TimeoutEvent>,
@@ -48,7 +72,7 @@ impl<F> ResponseFuture<F> {
         Self {
             kind: Kind::Running {
                 inner,
-                sleep,
+                timer: Timer::Unarmed { deadline },
                 timeout,
                 source,
                 listeners,
@@ -83,7 +107,7 @@ where
         match self.project().kind.project() {
             KindProj::Running {
                 inner,
-                sleep,
+                timer,
                 timeout,
                 source,
                 listeners,
@@ -91,7 +115,7 @@ where
                 if let Poll::Ready(out) = inner.poll(cx) {
                     return Poll::Ready(out.map_err(Into::into));
                 }
-                match sleep.poll(cx) {
+                match timer.poll(cx) {
                     Poll::Ready(()) => {
                         let (timeout, source) = (*timeout, *source);
                         listeners.emit_with(|| TimeoutEvent::Elapsed { timeout, source });

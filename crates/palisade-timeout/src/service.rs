@@ -175,7 +175,7 @@ where
         }
         ResponseFuture::new(
             self.inner.call(req),
-            tokio::time::sleep_until(deadline.instant()),
+            deadline.instant(),
             timeout,
             source,
             s.listeners.clone(),

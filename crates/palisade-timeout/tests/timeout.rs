@@ -282,3 +282,19 @@ async fn poll_ready_errors_are_boxed() {
     let err = tokio_test::assert_ready_err!(svc.poll_ready());
     assert_eq!(err.to_string(), "not ready");
 }
+
+/// The timer is armed only when the inner future first returns `Pending`: a call that is
+/// ready at once never touches the timer wheel. A runtime without timers shows it (creating
+/// a `Sleep` there panics).
+#[test]
+fn a_call_ready_at_once_never_arms_the_timer() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let res = rt.block_on(async {
+        let svc = TimeoutLayer::new(Duration::from_secs(1))
+            .layer(service_fn(|r: Req| async move { Ok::<_, BoxError>(r.into_body()) }));
+        svc.oneshot(req("ready")).await
+    });
+    assert_eq!(res.unwrap(), "ready");
+}
