@@ -33,12 +33,56 @@ pub(crate) struct Remote {
     pub(crate) fail: FailAction,
 }
 
+/// A request held back before the inner service is called: while it waits for its turn
+/// (wait mode) or for Redis's decision. Boxed, so that the future of a request that goes
+/// straight through (the usual case) does not carry a request and a service inline.
+struct Held<S, Req> {
+    svc: S,
+    req: Req,
+    headers: Option<ResponseFields>,
+}
+
+impl<S, Req> Held<S, Req> {
+    fn call(self) -> (S::Future, Option<ResponseFields>)
+    where
+        S: Service<Req>,
+    {
+        let Held {
+            mut svc,
+            req,
+            headers,
+        } = self;
+        (svc.call(req), headers)
+    }
+}
+
+pin_project! {
+    /// A held request and its timer, in one allocation.
+    struct Parked<S, Req> {
+        #[pin]
+        sleep: Sleep,
+        held: Option<Held<S, Req>>,
+    }
+}
+
+impl<S, Req> Parked<S, Req> {
+    fn new(wait: Duration, held: Held<S, Req>) -> Pin<Box<Self>> {
+        Box::pin(Self {
+            sleep: tokio::time::sleep(wait),
+            held: Some(held),
+        })
+    }
+}
+
 pin_project! {
     #[project = KindProj]
-    enum Kind<F> {
-        Called { #[pin] future: F },
-        Waiting { #[pin] sleep: Sleep },
-        Deciding { future: DecideFuture },
+    enum Kind<F, S, Req> {
+        Called { #[pin] future: F, headers: Option<ResponseFields> },
+        Waiting { parked: Pin<Box<Parked<S, Req>>> },
+        Deciding {
+            future: DecideFuture,
+            remote: Option<Box<(Remote, Held<S, Req>)>>,
+        },
         Rejected { error: Option<BoxError> },
     }
 }
@@ -48,11 +92,7 @@ pin_project! {
     /// (wait mode), waiting for Redis, or running the inner service.
     pub struct ResponseFuture<F, S, Req> {
         #[pin]
-        kind: Kind<F>,
-        svc: Option<S>,
-        req: Option<Req>,
-        headers: Option<ResponseFields>,
-        remote: Option<Box<Remote>>,
+        kind: Kind<F, S, Req>,
     }
 }
 
@@ -73,20 +113,12 @@ impl<F, S, Req> fmt::Debug for ResponseFuture<F, S, Req> {
 impl<F, S, Req> ResponseFuture<F, S, Req> {
     pub(crate) fn called(future: F, headers: Option<ResponseFields>) -> Self {
         Self {
-            kind: Kind::Called { future },
-            svc: None,
-            req: None,
-            headers,
-            remote: None,
+            kind: Kind::Called { future, headers },
         }
     }
     pub(crate) fn rejected(error: BoxError) -> Self {
         Self {
             kind: Kind::Rejected { error: Some(error) },
-            svc: None,
-            req: None,
-            headers: None,
-            remote: None,
         }
     }
     pub(crate) fn waiting(
@@ -97,22 +129,22 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
     ) -> Self {
         Self {
             kind: Kind::Waiting {
-                sleep: tokio::time::sleep(wait),
+                parked: Parked::new(wait, Held { svc, req, headers }),
             },
-            svc: Some(svc),
-            req: Some(req),
-            headers,
-            remote: None,
         }
     }
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn deciding(future: DecideFuture, remote: Remote, svc: S, req: Req) -> Self {
-        Self {
-            kind: Kind::Deciding { future },
-            svc: Some(svc),
-            req: Some(req),
+        let held = Held {
+            svc,
+            req,
             headers: None,
-            remote: Some(Box::new(remote)),
+        };
+        Self {
+            kind: Kind::Deciding {
+                future,
+                remote: Some(Box::new((remote, held))),
+            },
         }
     }
 }
@@ -127,27 +159,26 @@ where
     type Output = Result<Res, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let mut kind = self.project().kind;
         loop {
-            match this.kind.as_mut().project() {
-                KindProj::Called { future } => {
+            match kind.as_mut().project() {
+                KindProj::Called { future, headers } => {
                     let mut res = ready!(future.poll(cx)).map_err(Into::into)?;
-                    if let Some(h) = this.headers.take() {
+                    if let Some(h) = headers.take() {
                         h.apply(res.headers_mut());
                     }
                     return Poll::Ready(Ok(res));
                 }
-                KindProj::Waiting { sleep } => {
-                    ready!(sleep.poll(cx));
-                    let future = call(this.svc, this.req);
-                    this.kind.set(Kind::Called { future });
+                KindProj::Waiting { parked } => {
+                    let parked = parked.as_mut().project();
+                    ready!(parked.sleep.poll(cx));
+                    let held = parked.held.take().expect("request held while waiting");
+                    let (future, headers) = held.call();
+                    kind.set(Kind::Called { future, headers });
                 }
-                KindProj::Deciding { future } => {
+                KindProj::Deciding { future, remote } => {
                     let result = ready!(future.as_mut().poll(cx));
-                    let r = this
-                        .remote
-                        .take()
-                        .expect("remote context set with Deciding");
+                    let (r, mut held) = *remote.take().expect("remote context set with Deciding");
                     let next = match result {
                         Ok(d) => step(&r.shared, &r.set, r.hash, &d),
                         Err(error) => {
@@ -172,14 +203,14 @@ where
                     };
                     match next {
                         Step::Call(headers) => {
-                            *this.headers = headers;
-                            let future = call(this.svc, this.req);
-                            this.kind.set(Kind::Called { future });
+                            held.headers = headers;
+                            let (future, headers) = held.call();
+                            kind.set(Kind::Called { future, headers });
                         }
                         Step::Wait(wait, headers) => {
-                            *this.headers = headers;
-                            this.kind.set(Kind::Waiting {
-                                sleep: tokio::time::sleep(wait),
+                            held.headers = headers;
+                            kind.set(Kind::Waiting {
+                                parked: Parked::new(wait, held),
                             });
                         }
                         Step::Reject(e) => return Poll::Ready(Err(e)),
@@ -191,9 +222,4 @@ where
             }
         }
     }
-}
-
-fn call<S: Service<Req>, Req>(svc: &mut Option<S>, req: &mut Option<Req>) -> S::Future {
-    let mut svc = svc.take().expect("service held while waiting");
-    svc.call(req.take().expect("request held while waiting"))
 }

@@ -25,6 +25,7 @@
 //! assert_eq!(s, r#""default";r=0;t=5"#);
 //! ```
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use palisade_core::retry_after::seconds_ceil;
 
 use crate::gcra::Decision;
-use crate::quota::Quota;
+use crate::quota::{MAX_QUOTAS, Quota, QuotaSet};
 
 /// `RateLimit-Policy`.
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -123,107 +124,148 @@ fn t_of(d: &Decision, i: usize) -> u64 {
     }
 }
 
-/// A byte buffer on the stack for header values, so formatting does not allocate (the value
-/// itself is one allocation); spills to the heap past 256 bytes (many long-named quotas).
-struct StackBuf {
-    buf: [u8; 256],
-    len: usize,
-    spill: Vec<u8>,
+/// The `r` and `t` of each quota of a decision, in order: what a `RateLimit` value says.
+type LimitNumbers = [u64; 2 * MAX_QUOTAS];
+
+fn limit_numbers(n: usize, d: &Decision) -> LimitNumbers {
+    let mut out = [0; 2 * MAX_QUOTAS];
+    for i in 0..n {
+        out[2 * i] = d.state(i).remaining;
+        out[2 * i + 1] = t_of(d, i);
+    }
+    out
 }
 
-impl StackBuf {
-    fn new() -> Self {
-        Self {
-            buf: [0; 256],
-            len: 0,
-            spill: Vec::new(),
-        }
-    }
+/// The last `RateLimit` value built on a thread: its quota set, its numbers, the value.
+struct LastLimit {
+    set: u64,
+    numbers: LimitNumbers,
+    value: HeaderValue,
+}
 
-    fn push(&mut self, s: &[u8]) {
-        if self.spill.is_empty() && self.len + s.len() <= self.buf.len() {
-            self.buf[self.len..self.len + s.len()].copy_from_slice(s);
-            self.len += s.len();
-        } else {
-            if self.spill.is_empty() {
-                self.spill.extend_from_slice(&self.buf[..self.len]);
-            }
-            self.spill.extend_from_slice(s);
-        }
-    }
+thread_local! {
+    static LAST_LIMIT: RefCell<Option<LastLimit>> = const { RefCell::new(None) };
+}
 
-    fn value(&self) -> HeaderValue {
-        let bytes = if self.spill.is_empty() {
-            &self.buf[..self.len]
-        } else {
-            &self.spill
+/// The `RateLimit` value for a decision over `set`. A key well under its quota gets the same
+/// `r` and `t` on request after request, so the value this thread built last is reused
+/// (a reference count) when its set and numbers match; otherwise it is formatted
+/// ([`limit_header`]) and remembered.
+pub(crate) fn limit_value(set: &QuotaSet, d: &Decision) -> HeaderValue {
+    let quotas = set.quotas();
+    let numbers = limit_numbers(quotas.len(), d);
+    LAST_LIMIT.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return format_limit(quotas, &numbers);
         };
-        HeaderValue::from_bytes(bytes).expect("structured field output is visible ASCII")
-    }
+        if let Some(l) = &*last
+            && l.set == set.id()
+            && l.numbers == numbers
+        {
+            return l.value.clone();
+        }
+        let value = format_limit(quotas, &numbers);
+        *last = Some(LastLimit {
+            set: set.id(),
+            numbers,
+            value: value.clone(),
+        });
+        value
+    })
 }
 
-/// The `RateLimit` value for a decision over `quotas`: each quota's pre-built `"name";r=`
-/// and two integers, formatted without `core::fmt`, into one allocation (the value's).
+/// The `RateLimit` value for a decision over `quotas`, always formatted.
+#[cfg(test)]
 pub(crate) fn limit_header(quotas: &[Quota], d: &Decision) -> HeaderValue {
-    let mut b = StackBuf::new();
+    format_limit(quotas, &limit_numbers(quotas.len(), d))
+}
+
+/// Formats each quota's pre-built `"name";r=` and two integers without `core::fmt`, into a
+/// buffer on the stack, then copies it into the value (its one allocation). Past 256 bytes
+/// (many long-named quotas) the buffer spills to the heap.
+fn format_limit(quotas: &[Quota], numbers: &LimitNumbers) -> HeaderValue {
+    let mut buf = [0u8; 256];
+    let mut len = 0;
+    let mut spill = Vec::new();
+    let mut push = |s: &[u8]| {
+        if let Some(dst) = buf.get_mut(len..len + s.len())
+            && spill.is_empty()
+        {
+            dst.copy_from_slice(s);
+            len += s.len();
+        } else {
+            if spill.is_empty() {
+                spill.extend_from_slice(&buf[..len]);
+            }
+            spill.extend_from_slice(s);
+        }
+    };
     let mut num = itoa::Buffer::new();
     for (i, q) in quotas.iter().enumerate() {
         if i > 0 {
-            b.push(b", ");
+            push(b", ");
         }
-        b.push(q.limit_prefix().as_bytes());
-        b.push(num.format(d.state(i).remaining).as_bytes());
-        b.push(b";t=");
-        b.push(num.format(t_of(d, i)).as_bytes());
+        push(q.limit_prefix().as_bytes());
+        push(num.format(numbers[2 * i]).as_bytes());
+        push(b";t=");
+        push(num.format(numbers[2 * i + 1]).as_bytes());
     }
-    b.value()
+    let bytes = if spill.is_empty() {
+        &buf[..len]
+    } else {
+        &spill
+    };
+    HeaderValue::from_bytes(bytes).expect("structured field output is visible ASCII")
 }
 
 /// The legacy `X-RateLimit-Limit/Remaining/Reset` values for the quota closest to
 /// exhaustion (the fewest remaining units; a refusing quota first).
-fn legacy_values(quotas: &[Quota], d: &Decision) -> [HeaderValue; 3] {
+fn legacy_values(quotas: &[Quota], d: &Decision) -> [u64; 3] {
     let i = (0..quotas.len())
         .min_by_key(|&i| (d.state(i).wait == Duration::ZERO, d.state(i).remaining))
         .unwrap_or(0);
     [
-        HeaderValue::from(quotas[i].limit()),
-        HeaderValue::from(d.state(i).remaining),
-        HeaderValue::from(t_of(d, i)),
+        u64::from(quotas[i].limit()),
+        d.state(i).remaining,
+        t_of(d, i),
     ]
+}
+
+/// Inserts legacy values into `out`.
+fn insert_legacy([limit, remaining, reset]: [u64; 3], out: &mut HeaderMap) {
+    out.insert(X_RATELIMIT_LIMIT, HeaderValue::from(limit));
+    out.insert(X_RATELIMIT_REMAINING, HeaderValue::from(remaining));
+    out.insert(X_RATELIMIT_RESET, HeaderValue::from(reset));
 }
 
 /// Adds the legacy `X-RateLimit-*` fields to `out`.
 pub(crate) fn legacy_headers(quotas: &[Quota], d: &Decision, out: &mut HeaderMap) {
-    let [limit, remaining, reset] = legacy_values(quotas, d);
-    out.insert(X_RATELIMIT_LIMIT, limit);
-    out.insert(X_RATELIMIT_REMAINING, remaining);
-    out.insert(X_RATELIMIT_RESET, reset);
+    insert_legacy(legacy_values(quotas, d), out);
 }
 
-/// The fields added to a successful response, kept without a `HeaderMap` of their own.
+/// The fields added to a successful response, kept without a `HeaderMap` of their own
+/// (the legacy ones as numbers, formatted when applied, to keep response futures small).
 #[derive(Debug)]
 pub(crate) struct ResponseFields {
     policy: HeaderValue,
     limit: HeaderValue,
-    legacy: Option<[HeaderValue; 3]>,
+    legacy: Option<[u64; 3]>,
 }
 
 impl ResponseFields {
-    pub(crate) fn new(policy: HeaderValue, quotas: &[Quota], d: &Decision, legacy: bool) -> Self {
+    pub(crate) fn new(set: &QuotaSet, d: &Decision, legacy: bool) -> Self {
         Self {
-            policy,
-            limit: limit_header(quotas, d),
-            legacy: legacy.then(|| legacy_values(quotas, d)),
+            policy: set.policy_header().clone(),
+            limit: limit_value(set, d),
+            legacy: legacy.then(|| legacy_values(set.quotas(), d)),
         }
     }
 
     pub(crate) fn apply(self, out: &mut HeaderMap) {
         out.insert(RATELIMIT_POLICY, self.policy);
         out.insert(RATELIMIT, self.limit);
-        if let Some([limit, remaining, reset]) = self.legacy {
-            out.insert(X_RATELIMIT_LIMIT, limit);
-            out.insert(X_RATELIMIT_REMAINING, remaining);
-            out.insert(X_RATELIMIT_RESET, reset);
+        if let Some(legacy) = self.legacy {
+            insert_legacy(legacy, out);
         }
     }
 }
@@ -336,5 +378,40 @@ mod tests {
         assert_eq!(h[X_RATELIMIT_LIMIT], "10");
         assert_eq!(h[X_RATELIMIT_REMAINING], "0");
         assert_eq!(h[X_RATELIMIT_RESET], "5");
+    }
+
+    fn allowed(remaining: u64, reset_secs: u64) -> Decision {
+        Decision::for_test(
+            true,
+            Duration::ZERO,
+            &[QuotaState {
+                remaining,
+                reset: Duration::from_secs(reset_secs),
+                wait: Duration::ZERO,
+            }],
+        )
+    }
+
+    /// The per-thread reuse of the last `RateLimit` value: same set and numbers give the
+    /// same shared bytes; other numbers, or another set with the same numbers (other names),
+    /// never get a stale value.
+    #[test]
+    fn limit_value_reuses_only_an_exact_match() {
+        let a = QuotaSet::from(Quota::per_second("a", 10).unwrap());
+        let b = QuotaSet::from(Quota::per_second("b", 10).unwrap());
+        let first = limit_value(&a, &allowed(9, 1));
+        let again = limit_value(&a, &allowed(9, 1));
+        assert_eq!(first, "\"a\";r=9;t=1");
+        assert_eq!(
+            first.as_bytes().as_ptr(),
+            again.as_bytes().as_ptr(),
+            "reused, not formatted again"
+        );
+        assert_eq!(limit_value(&a, &allowed(8, 1)), "\"a\";r=8;t=1");
+        assert_eq!(limit_value(&a, &allowed(8, 2)), "\"a\";r=8;t=2");
+        assert_eq!(limit_value(&b, &allowed(8, 2)), "\"b\";r=8;t=2");
+        // A clone of a set is the same set.
+        assert_eq!(limit_value(&b.clone(), &allowed(8, 2)), "\"b\";r=8;t=2");
+        assert_eq!(limit_value(&a, &allowed(8, 2)), "\"a\";r=8;t=2");
     }
 }

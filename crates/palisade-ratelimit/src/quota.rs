@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::HeaderValue;
@@ -146,10 +147,14 @@ pub struct QuotaSet {
 
 #[derive(Debug)]
 pub(crate) struct QuotaSetInner {
+    /// Unique per set built in this process (for caches keyed by set).
+    pub(crate) id: u64,
     pub(crate) quotas: Vec<Quota>,
     pub(crate) policy_header: HeaderValue,
     pub(crate) names: Vec<String>,
 }
+
+static NEXT_SET_ID: AtomicU64 = AtomicU64::new(0);
 
 impl QuotaSet {
     /// Checks the quotas: 1 to [`MAX_QUOTAS`] of them, with distinct names.
@@ -173,11 +178,17 @@ impl QuotaSet {
         let names = quotas.iter().map(|q| q.name.to_string()).collect();
         Ok(Self {
             inner: Arc::new(QuotaSetInner {
+                id: NEXT_SET_ID.fetch_add(1, Ordering::Relaxed),
                 quotas,
                 policy_header,
                 names,
             }),
         })
+    }
+
+    /// A number unique to this set (and its clones) in this process.
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.id
     }
 
     /// The quotas.

@@ -10,7 +10,7 @@ use tower_service::Service;
 use crate::events::RateLimitEvent;
 use crate::future::ResponseFuture;
 use crate::gcra::Decision;
-use crate::headers::{RATELIMIT, RATELIMIT_POLICY, ResponseFields, legacy_headers, limit_header};
+use crate::headers::{RATELIMIT, RATELIMIT_POLICY, ResponseFields, legacy_headers, limit_value};
 use crate::layer::{Mode, Shared};
 use crate::quota::QuotaSet;
 use palisade_core::ResponseParts;
@@ -59,7 +59,7 @@ pub(crate) enum Step {
 fn rate_headers(shared: &Shared, set: &QuotaSet, d: &Decision) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(if shared.legacy_headers { 8 } else { 2 });
     h.insert(RATELIMIT_POLICY, set.policy_header().clone());
-    h.insert(RATELIMIT, limit_header(set.quotas(), d));
+    h.insert(RATELIMIT, limit_value(set, d));
     if shared.legacy_headers {
         legacy_headers(set.quotas(), d, &mut h);
     }
@@ -74,14 +74,8 @@ pub(crate) fn step(shared: &Shared, set: &QuotaSet, hash: u64, d: &Decision) -> 
             waited: d.wait(),
         });
         // Client mode never writes the fields into upstream responses.
-        let headers = (shared.response_headers && shared.mode == Mode::Reject).then(|| {
-            ResponseFields::new(
-                set.policy_header().clone(),
-                set.quotas(),
-                d,
-                shared.legacy_headers,
-            )
-        });
+        let headers = (shared.response_headers && shared.mode == Mode::Reject)
+            .then(|| ResponseFields::new(set, d, shared.legacy_headers));
         if d.wait().is_zero() {
             Step::Call(headers)
         } else {
