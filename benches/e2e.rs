@@ -10,13 +10,15 @@
 //! ratio is what matters (goal: the stack keeps ≥ 95 % of bare throughput).
 //!
 //! Wall-clock figures drift with whatever else runs on the machine. For a count that does
-//! not, run a fixed number of requests against one server under callgrind and compare the
-//! instruction totals (client and server together, per request):
+//! not, run a fixed number of requests against one server on one connection, on a
+//! single-threaded runtime, under callgrind, and compare instruction totals (client and
+//! server together). Two request counts cancel the start-up cost: per request =
+//! (total at 6,000 − total at 2,000) / 4,000.
 //!
 //! ```text
 //! cargo bench --bench e2e --no-run   # prints the binary's path
-//! E2E_REQS=20000 E2E_ONLY=bare  valgrind --tool=callgrind target/release/deps/e2e-…
-//! E2E_REQS=20000 E2E_ONLY=stack valgrind --tool=callgrind target/release/deps/e2e-…
+//! E2E_REQS=6000 E2E_ONLY=bare  valgrind --tool=callgrind target/release/deps/e2e-…
+//! E2E_REQS=6000 E2E_ONLY=stack valgrind --tool=callgrind target/release/deps/e2e-…
 //! ```
 
 use std::net::SocketAddr;
@@ -203,16 +205,27 @@ async fn fixed(reqs: u64, conns: u64) {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     if let Ok(reqs) = std::env::var("E2E_REQS") {
-        fixed(
-            reqs.parse().expect("E2E_REQS: a number"),
-            env("E2E_CONNS", 32),
-        )
-        .await;
+        // One thread: client and server take turns in the same order on every run, so the
+        // instruction count is repeatable (no cross-thread wake-ups that vary run to run).
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(fixed(
+                reqs.parse().expect("E2E_REQS: a number"),
+                env("E2E_CONNS", 1),
+            ));
         return;
     }
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(wall_clock());
+}
+
+/// Requests/s and latency of every server, in rotating rounds.
+async fn wall_clock() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing useful: run short.
     let quick = !std::env::args().any(|a| a == "--bench");
     let secs = if quick { 1 } else { env("E2E_SECS", 5) };
@@ -220,6 +233,8 @@ async fn main() {
     let bare_addr = serve(bare()).await;
     let stacked_addr = serve(stacked(true)).await;
     let quiet_addr = serve(stacked(false)).await;
+    let wrapped_addr = serve_wrapped(true).await;
+    let wrapped_quiet_addr = serve_wrapped(false).await;
     // One pooled client per server, warmed up so every run reuses established connections.
     let servers = [
         ("bare axum", bare_addr),
@@ -228,6 +243,8 @@ async fn main() {
             stacked_addr,
         ),
         ("the same stack, RateLimit headers off", quiet_addr),
+        ("the stack around the router (no `Router::layer`)", wrapped_addr),
+        ("around the router, RateLimit headers off", wrapped_quiet_addr),
     ];
     let clients: Vec<HttpClient> = servers
         .iter()

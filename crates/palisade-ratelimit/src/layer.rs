@@ -126,8 +126,10 @@ impl<X> RateLimitLayer<X> {
     }
 
     /// Whether successful responses carry `RateLimit-Policy` and `RateLimit` in
-    /// [`Mode::Reject`] (default `true`; costs a few small allocations per response). Client
-    /// mode never writes them into upstream responses.
+    /// [`Mode::Reject`] (default `true`). Costs two header insertions per response and, when
+    /// the `r`/`t` numbers differ from the last response built on the same thread, one small
+    /// allocation for the `RateLimit` value. Client mode never writes them into upstream
+    /// responses.
     #[must_use]
     pub fn response_headers(mut self, yes: bool) -> Self {
         self.shared_mut().response_headers = yes;

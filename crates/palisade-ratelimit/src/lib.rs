@@ -15,6 +15,8 @@
 //!   responses carry the fields too, and legacy `X-RateLimit-*` fields are optional.
 //! - **Client mode** ([`Mode::Wait`]): a request waits for its slot instead, never past
 //!   its [`Deadline`](palisade_core::Deadline) or [`max_wait`](RateLimitLayer::max_wait).
+//!   A request that must wait is parked in one allocation (request, service and timer), so
+//!   that the response future of a request that goes straight through stays small.
 //! - **Bounded memory**: idle keys are dropped (losslessly: an idle GCRA key equals a new
 //!   one) and the number of tracked keys is capped ([`RateLimitLayer::max_keys`]); 47–94
 //!   bytes per tracked key whatever the key type (keys are stored as hashes), about 108
