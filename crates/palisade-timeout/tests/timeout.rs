@@ -292,8 +292,10 @@ fn a_call_ready_at_once_never_arms_the_timer() {
         .build()
         .unwrap();
     let res = rt.block_on(async {
-        let svc = TimeoutLayer::new(Duration::from_secs(1))
-            .layer(service_fn(|r: Req| async move { Ok::<_, BoxError>(r.into_body()) }));
+        let svc =
+            TimeoutLayer::new(Duration::from_secs(1)).layer(service_fn(|r: Req| async move {
+                Ok::<_, BoxError>(r.into_body())
+            }));
         svc.oneshot(req("ready")).await
     });
     assert_eq!(res.unwrap(), "ready");
