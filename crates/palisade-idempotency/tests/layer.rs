@@ -194,6 +194,7 @@ async fn t4_different_payload_is_422() {
     // Path and query are part of the fingerprint too.
     let other_path = Request::post("/orders?x=2")
         .header("idempotency-key", "\"k1\"")
+        .header("x-api-key", support::API_KEY)
         .body(Full::new(Bytes::from_static(b"A")))
         .unwrap();
     assert_eq!(send(&mut svc, other_path).await.status, 422);
@@ -424,21 +425,161 @@ async fn thousand_concurrent_requests_execute_once() {
     assert_eq!(h.calls(), 1);
 }
 
+/// Issue #15 item 1: dropping the caller's future once the handler started (client gone,
+/// outer timeout, a hedge that lost) neither stops the handler nor releases the key; the
+/// retry gets the stored response. (This test asserted the opposite before.)
 #[tokio::test(start_paused = true)]
-async fn dropped_future_releases_the_lock() {
+async fn dropped_future_keeps_executing_and_retry_replays() {
     let h = Handler::new();
     h.0.gated.store(true, Ordering::SeqCst);
-    let mut svc = stack(IdempotencyLayer::new(MemoryStore::new()), &h);
+    let (layer, log) = events(IdempotencyLayer::new(MemoryStore::new()));
+    let mut svc = stack(layer, &h);
     {
         let fut = svc.ready().await.unwrap().call(post(Some("\"k1\""), "A"));
         let mut fut = Box::pin(fut);
         assert!(futures_poll_once(fut.as_mut()).await.is_none());
-        assert_eq!(h.calls(), 1);
+        wait_calls(&h, 1).await;
     } // dropped mid-handler
-    h.0.gated.store(false, Ordering::SeqCst);
+    // Still running: a retry now is told so, and does not run the handler.
+    let b = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert_eq!(b.status, StatusCode::CONFLICT);
+    assert_eq!(h.calls(), 1);
+    h.0.gate.add_permits(1);
+    wait_stored(&log).await;
+    let c = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert!(replayed(&c));
+    assert_eq!(c.status, StatusCode::CREATED);
+    assert_eq!(c.body, r#"{"id":1,"body":"A"}"#);
+    assert_eq!(h.calls(), 1, "the handler ran once");
+}
+
+/// Waits until the detached execution has stored its response.
+async fn wait_stored(log: &Arc<Mutex<Vec<IdempotencyEvent>>>) {
+    for _ in 0..10_000 {
+        if log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, IdempotencyEvent::Executed { .. }))
+        {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("the execution never finished");
+}
+
+/// HandleRejections → Timeout → Idempotency → handler: the shipped examples' order.
+fn timeout_stack(
+    timeout: palisade_timeout::TimeoutLayer,
+    layer: IdempotencyLayer<MemoryStore>,
+    h: &Handler,
+) -> Svc {
+    use http_body_util::BodyExt;
+    let svc = ServiceBuilder::new()
+        .layer(HandleRejectionsLayer::new())
+        .layer(timeout)
+        .layer(layer)
+        .service(h.clone());
+    tower::util::BoxCloneService::new(svc.and_then(
+        |res: Response<
+            palisade_core::RejectionBody<palisade_idempotency::body::ResponseBody<Full<Bytes>>>,
+        >| async move {
+            let (parts, body) = res.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_or_else(|_| Bytes::new(), http_body_util::Collected::to_bytes);
+            Ok(Response::from_parts(parts, Full::new(body)))
+        },
+    ))
+}
+
+/// An outer timeout firing mid-handler: 504 to the caller, the handler finishes and its
+/// result is stored; the retry replays it.
+#[tokio::test(start_paused = true)]
+async fn outer_timeout_does_not_rerun_the_handler() {
+    let h = Handler::new();
+    h.0.delay_ms.store(5_000, Ordering::SeqCst);
+    let (layer, log) = events(IdempotencyLayer::new(MemoryStore::new()));
+    let mut svc = timeout_stack(
+        palisade_timeout::TimeoutLayer::new(Duration::from_secs(1)),
+        layer,
+        &h,
+    );
     let a = send(&mut svc, post(Some("\"k1\""), "A")).await;
-    assert!(original(&a));
-    assert_eq!(h.calls(), 2);
+    assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT);
+    let b = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert_eq!(b.status, StatusCode::CONFLICT, "still running");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    wait_stored(&log).await;
+    h.0.delay_ms.store(0, Ordering::SeqCst);
+    let c = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert!(replayed(&c));
+    assert_eq!(c.status, StatusCode::CREATED);
+    assert_eq!(c.body, r#"{"id":1,"body":"A"}"#);
+    assert_eq!(h.calls(), 1);
+}
+
+/// Five POSTs with one key and `grpc-timeout: 10m` (10 ms), which the timeout layer
+/// honours: the handler is charged once, not five times.
+#[tokio::test(start_paused = true)]
+async fn short_grpc_timeout_charges_once() {
+    let h = Handler::new();
+    h.0.delay_ms.store(100, Ordering::SeqCst);
+    let (layer, log) = events(IdempotencyLayer::new(MemoryStore::new()));
+    let mut svc = timeout_stack(
+        palisade_timeout::TimeoutLayer::new(Duration::from_secs(30)),
+        layer,
+        &h,
+    );
+    let charge = || {
+        let mut r = post(Some("\"k1\""), "A");
+        r.headers_mut()
+            .insert("grpc-timeout", http::HeaderValue::from_static("10m"));
+        r
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(send(&mut svc, charge()).await.status);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_stored(&log).await;
+    let last = send(&mut svc, charge()).await;
+    assert!(replayed(&last), "{statuses:?}");
+    assert_eq!(last.status, StatusCode::CREATED);
+    assert_eq!(statuses[0], StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(h.calls(), 1, "charged once, answers {statuses:?}");
+}
+
+/// A hand-rolled hedge in front: the original attempt is in flight, the hedge gets the 409
+/// (whose problem type says "in flight", not "final"), and the hedging client drops the
+/// original. The execution continues and the next retry replays it.
+#[tokio::test(start_paused = true)]
+async fn hedge_in_front_executes_once() {
+    let h = Handler::new();
+    h.0.gated.store(true, Ordering::SeqCst);
+    let (layer, log) = events(IdempotencyLayer::new(MemoryStore::new()));
+    let svc = stack(layer, &h);
+    let mut original_svc = svc.clone();
+    let original =
+        tokio::spawn(async move { send(&mut original_svc, post(Some("\"k1\""), "A")).await });
+    wait_calls(&h, 1).await;
+    let mut hedge_svc = svc.clone();
+    let hedge = send(&mut hedge_svc, post(Some("\"k1\""), "A")).await;
+    assert_eq!(hedge.status, StatusCode::CONFLICT);
+    let problem: serde_json::Value = serde_json::from_slice(&hedge.body).unwrap();
+    assert_eq!(problem["type"], "urn:palisade:problem:idempotency-conflict");
+    // The hedging client cancels the other attempt.
+    original.abort();
+    assert!(original.await.unwrap_err().is_cancelled());
+    h.0.gate.add_permits(1);
+    wait_stored(&log).await;
+    let retry = send(&mut hedge_svc, post(Some("\"k1\""), "A")).await;
+    assert!(replayed(&retry));
+    assert_eq!(retry.body, r#"{"id":1,"body":"A"}"#);
+    assert_eq!(h.calls(), 1);
 }
 
 async fn futures_poll_once<F: std::future::Future + Unpin>(mut f: F) -> Option<F::Output> {
@@ -466,14 +607,27 @@ async fn handler_error_releases_the_lock() {
 async fn crashed_holder_lease_expires_then_one_execution() {
     let h = Handler::new();
     h.0.gated.store(true, Ordering::SeqCst);
-    let (layer, log) =
-        events(IdempotencyLayer::new(MemoryStore::new()).lease(Duration::from_secs(30)));
-    let mut svc = stack(layer, &h);
-    // A crash: the future is leaked, so no drop guard runs and the lock stays.
-    let mut fut = Box::pin(svc.ready().await.unwrap().call(post(Some("\"k1\""), "A")));
+    let store = MemoryStore::new();
+    // A crashed instance: its handler never finishes and nothing renews its lease.
+    let mut crashed = stack(
+        IdempotencyLayer::new(store.clone())
+            .lease(Duration::from_secs(30))
+            .renew_lease(false),
+        &h,
+    );
+    let mut fut = Box::pin(
+        crashed
+            .ready()
+            .await
+            .unwrap()
+            .call(post(Some("\"k1\""), "A")),
+    );
     assert!(futures_poll_once(fut.as_mut()).await.is_none());
+    wait_calls(&h, 1).await;
     std::mem::forget(fut);
     h.0.gated.store(false, Ordering::SeqCst);
+    let (layer, log) = events(IdempotencyLayer::new(store).lease(Duration::from_secs(30)));
+    let mut svc = stack(layer, &h);
     assert_eq!(send(&mut svc, post(Some("\"k1\""), "A")).await.status, 409);
     tokio::time::advance(Duration::from_secs(30)).await;
     let a = send(&mut svc, post(Some("\"k1\""), "A")).await;
@@ -659,6 +813,7 @@ async fn fingerprint_headers_and_methods() {
     let put = |amount: &str| {
         Request::put("/orders/1")
             .header("idempotency-key", "\"k\"")
+            .header("x-api-key", support::API_KEY)
             .header("x-amount", amount)
             .body(Full::new(Bytes::new()))
             .unwrap()
