@@ -147,7 +147,9 @@ pub use layer::{
     DEFAULT_TTL, IdempotencyLayer, MAX_BODY, MAX_KEY_LEN, MAX_STORE_RETRY_AFTER,
 };
 pub use lock::{DistributedLock, MemoryLock};
-pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStore};
+pub use memory::{
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_IN_FLIGHT, MemoryStore, RECORD_OVERHEAD,
+};
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisLock, RedisStore};
 pub use service::{Idempotency, STORE_ATTEMPTS};

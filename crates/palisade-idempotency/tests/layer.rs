@@ -440,8 +440,14 @@ async fn dropped_future_keeps_executing_and_retry_replays() {
         assert!(futures_poll_once(fut.as_mut()).await.is_none());
         wait_calls(&h, 1).await;
     } // dropped mid-handler
-    // Still running: a retry now is told so, and does not run the handler.
-    let b = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    // Still running: a retry now is told so, and does not run the handler (bounded, so that
+    // a layer which re-runs the gated handler fails here instead of hanging).
+    let b = tokio::time::timeout(
+        Duration::from_secs(5),
+        send(&mut svc, post(Some("\"k1\""), "A")),
+    )
+    .await
+    .expect("the retry ran the handler again");
     assert_eq!(b.status, StatusCode::CONFLICT);
     assert_eq!(h.calls(), 1);
     h.0.gate.add_permits(1);
