@@ -832,3 +832,427 @@ async fn fingerprint_headers_and_methods() {
     assert!(original(&send(&mut svc, post(Some("\"k\""), "A")).await));
     assert_eq!(h.calls(), 3);
 }
+
+fn with_api_key(mut req: Request<Full<Bytes>>, api_key: &str) -> Request<Full<Bytes>> {
+    req.headers_mut()
+        .insert("x-api-key", api_key.parse().unwrap());
+    req
+}
+
+/// Issue #15 item 2: by default two API keys sending the same `Idempotency-Key` get two
+/// records; neither sees the other's response or learns that the key exists.
+#[tokio::test(start_paused = true)]
+async fn callers_are_scoped_by_credentials_by_default() {
+    let h = Handler::new();
+    let mut svc = stack(IdempotencyLayer::new(MemoryStore::new()), &h);
+    let a = send(
+        &mut svc,
+        with_api_key(post(Some("\"order-1\""), "A"), "key-a"),
+    )
+    .await;
+    let b = send(
+        &mut svc,
+        with_api_key(post(Some("\"order-1\""), "A"), "key-b"),
+    )
+    .await;
+    assert!(original(&a) && original(&b), "no replay across callers");
+    assert_ne!(a.body, b.body);
+    // Another payload from a third caller: processed, not 422.
+    let c = send(
+        &mut svc,
+        with_api_key(post(Some("\"order-1\""), "Z"), "key-c"),
+    )
+    .await;
+    assert_eq!(c.status, StatusCode::CREATED);
+    assert!(original(&c));
+    // Each caller replays its own record.
+    let a2 = send(
+        &mut svc,
+        with_api_key(post(Some("\"order-1\""), "A"), "key-a"),
+    )
+    .await;
+    assert!(replayed(&a2));
+    assert_eq!(a2.body, a.body);
+    assert_eq!(h.calls(), 3);
+    // No credentials at all: refused before the store, the handler does not run.
+    let mut anon = post(Some("\"order-1\""), "A");
+    anon.headers_mut().remove("x-api-key");
+    let d = send(&mut svc, anon).await;
+    assert_eq!(d.status, StatusCode::BAD_REQUEST);
+    assert!(is_problem(&d));
+    assert_eq!(h.calls(), 3);
+    // Opting out is explicit, and then keys are shared.
+    let mut global = stack(IdempotencyLayer::new(MemoryStore::new()).global_scope(), &h);
+    send(
+        &mut global,
+        with_api_key(post(Some("\"order-1\""), "A"), "key-a"),
+    )
+    .await;
+    let shared = send(
+        &mut global,
+        with_api_key(post(Some("\"order-1\""), "A"), "key-b"),
+    )
+    .await;
+    assert!(replayed(&shared));
+}
+
+/// Issue #15 item 7: the header is an sf-string or sf-token with parameters ignored;
+/// anything else is 400 with a problem body saying why.
+#[tokio::test(start_paused = true)]
+async fn key_syntax_is_a_structured_field() {
+    let h = Handler::new();
+    let mut svc = stack(IdempotencyLayer::new(MemoryStore::new()), &h);
+    let a = send(&mut svc, post(Some("\"k1\";x=1"), "A")).await;
+    assert!(original(&a));
+    let b = send(&mut svc, post(Some("k1;x=1"), "A")).await;
+    assert!(replayed(&b), "k1;x=1 is k1");
+    for (bad, why) in [
+        ("a b", "trailing characters after token"),
+        ("a,b", "trailing characters after token"),
+        ("@x", "not a structured-field string or token"),
+        ("1abc", "a number"),
+    ] {
+        let r = send(&mut svc, post(Some(bad), "A")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(is_problem(&r));
+        let problem: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(
+            problem["detail"].as_str().unwrap().contains(why),
+            "{bad}: {problem}"
+        );
+    }
+    assert_eq!(h.calls(), 1);
+    // Stripe-style opaque keys are an explicit option.
+    let mut lenient = stack(
+        IdempotencyLayer::new(MemoryStore::new())
+            .key_mode(palisade_idempotency::key::KeyMode::Lenient),
+        &h,
+    );
+    assert!(original(&send(&mut lenient, post(Some("a b"), "A")).await));
+}
+
+/// A store whose `complete` fails while `fail` is set (for the real response only when
+/// `marker_ok`, so the outcome-unknown marker can be written).
+#[derive(Debug, Clone)]
+struct FlakyStore {
+    inner: MemoryStore,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+    marker_ok: bool,
+    completes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Store for FlakyStore {
+    fn begin<'a>(
+        &'a self,
+        k: &'a str,
+        fp: &'a [u8; 32],
+        lease: Duration,
+        ttl: Duration,
+    ) -> StoreFuture<'a, Begin> {
+        self.inner.begin(k, fp, lease, ttl)
+    }
+    fn complete<'a>(
+        &'a self,
+        k: &'a str,
+        t: u64,
+        r: &'a StoredResponse,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        self.completes.fetch_add(1, Ordering::SeqCst);
+        let marker = r
+            .headers
+            .iter()
+            .any(|(n, _)| n.as_str() == "palisade-idempotency-outcome");
+        if self.fail.load(Ordering::SeqCst) && !(marker && self.marker_ok) {
+            return Box::pin(async { Err(StoreError::new("write failed")) });
+        }
+        self.inner.complete(k, t, r, ttl)
+    }
+    fn renew<'a>(&'a self, k: &'a str, t: u64, lease: Duration) -> StoreFuture<'a, bool> {
+        self.inner.renew(k, t, lease)
+    }
+    fn release<'a>(&'a self, k: &'a str, t: u64) -> StoreFuture<'a, bool> {
+        self.inner.release(k, t)
+    }
+}
+
+fn flaky(marker_ok: bool) -> FlakyStore {
+    FlakyStore {
+        inner: MemoryStore::new(),
+        fail: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        marker_ok,
+        completes: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    }
+}
+
+fn flaky_events(
+    store: FlakyStore,
+) -> (
+    IdempotencyLayer<FlakyStore>,
+    Arc<Mutex<Vec<IdempotencyEvent>>>,
+) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    (
+        IdempotencyLayer::new(store).on_event(move |e| l.lock().unwrap().push(e.clone())),
+        log,
+    )
+}
+
+/// Issue #15 item 3: a failed write after the handler ran keeps the key locked and is
+/// retried; once it succeeds the retry replays. Never a second execution.
+#[tokio::test(start_paused = true)]
+async fn failed_store_write_is_retried_not_reexecuted() {
+    let h = Handler::new();
+    let store = flaky(false);
+    let (layer, log) = flaky_events(store.clone());
+    let mut svc = stack(layer.lease(Duration::from_secs(3)), &h);
+    let a = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert_eq!(
+        a.status,
+        StatusCode::CREATED,
+        "the caller gets the response"
+    );
+    assert!(log.lock().unwrap().contains(&IdempotencyEvent::StoreFailed));
+    // Well past the lease: the lock is still held (renewed), so 409, not a second run.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(send(&mut svc, post(Some("\"k1\""), "A")).await.status, 409);
+    // The store recovers: the background retry stores the response.
+    store.fail.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let b = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert!(replayed(&b));
+    assert_eq!(b.body, a.body);
+    assert_eq!(h.calls(), 1);
+}
+
+/// Issue #15 item 3: if the response can never be stored, the key ends "outcome unknown":
+/// retries get a documented 500 problem instead of a second execution.
+#[tokio::test(start_paused = true)]
+async fn unstorable_response_marks_outcome_unknown() {
+    let h = Handler::new();
+    let store = flaky(true);
+    let (layer, log) = flaky_events(store.clone());
+    let mut svc = stack(layer.lease(Duration::from_secs(3)), &h);
+    assert_eq!(
+        send(&mut svc, post(Some("\"k1\""), "A")).await.status,
+        StatusCode::CREATED
+    );
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(
+        log.lock()
+            .unwrap()
+            .contains(&IdempotencyEvent::OutcomeUnknown { recorded: true })
+    );
+    let attempts = store.completes.load(Ordering::SeqCst);
+    assert!(
+        attempts >= palisade_idempotency::STORE_ATTEMPTS as usize,
+        "{attempts}"
+    );
+    let b = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert_eq!(b.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let problem: serde_json::Value = serde_json::from_slice(&b.body).unwrap();
+    assert_eq!(
+        problem["type"],
+        palisade_idempotency::error::OUTCOME_UNKNOWN_TYPE
+    );
+    assert_eq!(h.calls(), 1);
+    // And it stays so, well past any lease.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(send(&mut svc, post(Some("\"k1\""), "A")).await.status, 500);
+    assert_eq!(h.calls(), 1);
+}
+
+/// A body that yields its only frame after `delay`.
+struct SlowBody {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    done: bool,
+}
+
+impl http_body::Body for SlowBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.done {
+            return std::task::Poll::Ready(None);
+        }
+        std::task::ready!(self.sleep.as_mut().poll(cx));
+        self.done = true;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+            b"slow",
+        )))))
+    }
+}
+
+/// Issue #15 item 4: the lease is renewed while the response body is buffered, not only
+/// while the handler computes the head.
+#[tokio::test(start_paused = true)]
+async fn lease_covers_response_body_buffering() {
+    use http_body_util::BodyExt;
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = calls.clone();
+    let handler = tower::service_fn(
+        move |_req: Request<palisade_idempotency::body::RequestBody<Full<Bytes>>>| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Ok::<_, Infallible>(Response::new(SlowBody {
+                    sleep: Box::pin(tokio::time::sleep(Duration::from_secs(120))),
+                    done: false,
+                }))
+            }
+        },
+    );
+    let svc = ServiceBuilder::new()
+        .layer(HandleRejectionsLayer::new())
+        .layer(IdempotencyLayer::new(MemoryStore::new()).lease(Duration::from_secs(10)))
+        .service(handler);
+    let first = tokio::spawn(svc.clone().oneshot(post(Some("\"k1\""), "A")));
+    while calls.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..11 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let r = svc
+            .clone()
+            .oneshot(post(Some("\"k1\""), "A"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+    }
+    let res = first.await.unwrap().unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "slow");
+    let r = svc
+        .clone()
+        .oneshot(post(Some("\"k1\""), "A"))
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["idempotent-replayed"], "true");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+/// Issue #15 item 6: a refusal rendered by a Palisade layer inside (here a 429 and a 503)
+/// is never stored as the key's result, whatever `store_server_errors` says.
+#[tokio::test(start_paused = true)]
+async fn palisade_rejections_are_never_stored() {
+    use http_body_util::BodyExt;
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = calls.clone();
+    let inner = tower::service_fn(
+        move |_req: Request<palisade_idempotency::body::RequestBody<Full<Bytes>>>| {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match n {
+                    0 => Err::<Response<Full<Bytes>>, palisade_core::BoxError>(
+                        palisade_core::RateLimited::new(
+                            Duration::from_secs(1),
+                            http::HeaderMap::new(),
+                            vec!["default".into()],
+                        )
+                        .into(),
+                    ),
+                    1 => Err(palisade_core::CircuitOpen::new(Some(Duration::from_secs(1))).into()),
+                    _ => Ok(Response::builder()
+                        .status(201)
+                        .body(Full::new(Bytes::from_static(b"done")))
+                        .unwrap()),
+                }
+            }
+        },
+    );
+    let svc = ServiceBuilder::new()
+        .layer(HandleRejectionsLayer::new())
+        .layer(IdempotencyLayer::new(MemoryStore::new()).store_server_errors(true))
+        .layer(HandleRejectionsLayer::new())
+        .service(inner);
+    let r = svc
+        .clone()
+        .oneshot(post(Some("\"k1\""), "A"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let r = svc
+        .clone()
+        .oneshot(post(Some("\"k1\""), "A"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let r = svc
+        .clone()
+        .oneshot(post(Some("\"k1\""), "A"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(r.headers().get("idempotent-replayed").is_none());
+    let r = svc
+        .clone()
+        .oneshot(post(Some("\"k1\""), "A"))
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["idempotent-replayed"], "true");
+    assert_eq!(r.into_body().collect().await.unwrap().to_bytes(), "done");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+/// `poll_ready` forwards the inner service's readiness.
+#[tokio::test(start_paused = true)]
+async fn poll_ready_forwards_inner_readiness() {
+    #[derive(Clone)]
+    struct Gate(Arc<std::sync::atomic::AtomicBool>, Handler);
+    impl Service<Request<palisade_idempotency::body::RequestBody<Full<Bytes>>>> for Gate {
+        type Response = Response<Full<Bytes>>;
+        type Error = palisade_core::BoxError;
+        type Future = <Handler as Service<
+            Request<palisade_idempotency::body::RequestBody<Full<Bytes>>>,
+        >>::Future;
+        fn poll_ready(
+            &mut self,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            if self.0.load(Ordering::SeqCst) {
+                std::task::Poll::Ready(Ok(()))
+            } else {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        }
+        fn call(
+            &mut self,
+            req: Request<palisade_idempotency::body::RequestBody<Full<Bytes>>>,
+        ) -> Self::Future {
+            self.1.call(req)
+        }
+    }
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut svc =
+        IdempotencyLayer::new(MemoryStore::new()).layer(Gate(open.clone(), Handler::new()));
+    let poll = |svc: &mut _| {
+        let svc: &mut palisade_idempotency::Idempotency<Gate, MemoryStore, _> = svc;
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        Service::<Request<Full<Bytes>>>::poll_ready(svc, &mut cx).is_ready()
+    };
+    assert!(!poll(&mut svc));
+    open.store(true, Ordering::SeqCst);
+    assert!(poll(&mut svc));
+}
+
+/// `max_execution_time` abandons a handler that runs too long: 504, and the key is released.
+#[tokio::test(start_paused = true)]
+async fn max_execution_time_bounds_the_detached_handler() {
+    let h = Handler::new();
+    h.0.delay_ms.store(10_000, Ordering::SeqCst);
+    let mut svc = stack(
+        IdempotencyLayer::new(MemoryStore::new()).max_execution_time(Duration::from_secs(1)),
+        &h,
+    );
+    let started = tokio::time::Instant::now();
+    let a = send(&mut svc, post(Some("\"k1\""), "A")).await;
+    assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    h.0.delay_ms.store(0, Ordering::SeqCst);
+    assert!(original(&send(&mut svc, post(Some("\"k1\""), "A")).await));
+    assert_eq!(h.calls(), 2);
+}
