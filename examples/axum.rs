@@ -54,9 +54,17 @@ pub(crate) fn app(flags: DynamicProvider) -> Result<Router, ConfigError> {
             HeaderKey::new(HeaderName::from_static("x-api-key")),
             Quota::per_minute("pay", 5)?,
         ))
+        // The timeout sits outside idempotency: when it fires, the caller gets 504 but the
+        // payment, once started, runs to completion detached from the request and is stored,
+        // so the client's retry replays it instead of charging again.
         .timeout_with(Duration::from_secs(2))
-        // The handler below still gets axum's `Body` (see `idempotency_with`).
-        .idempotency_with(IdempotencyLayer::new(MemoryStore::new()).require_key(true));
+        // The handler below still gets axum's `Body` (see `idempotency_with`). Keys are
+        // scoped by the caller's API key: two customers' "order-1" are two payments.
+        .idempotency_with(
+            IdempotencyLayer::new(MemoryStore::new())
+                .require_key(true)
+                .scope(HeaderKey::new(HeaderName::from_static("x-api-key"))),
+        );
     let search_stack = ServiceBuilder::new()
         .handle_rejections()
         .breaker_with(

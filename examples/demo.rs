@@ -151,8 +151,13 @@ fn app(prometheus: PrometheusHandle) -> Router {
         .timeout_with(TimeoutLayer::new(TIMEOUT));
     let pay_stack = ServiceBuilder::new()
         .handle_rejections()
-        // The handler below still gets axum's `Body` (see `idempotency_with`).
-        .idempotency_with(IdempotencyLayer::new(MemoryStore::new()).require_key(true));
+        // The handler below still gets axum's `Body` (see `idempotency_with`). Keys are
+        // scoped by the caller's API key, so customers never share a record.
+        .idempotency_with(
+            IdempotencyLayer::new(MemoryStore::new())
+                .require_key(true)
+                .scope(HeaderKey::new(HeaderName::from_static("x-api-key"))),
+        );
     Router::new()
         .route("/work", get(flaky).route_layer(stack))
         .route("/pay", post(pay).route_layer(pay_stack))
@@ -392,6 +397,7 @@ async fn main() -> Result<(), BoxError> {
     for _attempt in 0..3 {
         let res = client
             .post(format!("http://{addr}/pay"))
+            .header("x-api-key", "demo-customer")
             .header("idempotency-key", key)
             .body("amount=1000")
             .send()

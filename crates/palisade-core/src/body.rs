@@ -177,6 +177,12 @@ impl<B: Body<Data = Bytes>> Body for ReplayBody<B> {
 /// Implemented for axum's `Body` (feature `axum`): the original body is handed back as it
 /// was (no allocation on pass-through); a buffered or prefixed one is wrapped with
 /// `Body::new`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be rebuilt from a `ReplayBody`: a body-reading layer (idempotency, shadowing) cannot hand the handler its own body type",
+    label = "no `FromReplayBody` for `{Self}`",
+    note = "for axum's `Body`, enable the `axum` feature (`palisade = {{ features = [\"axum\", \"idempotency\"] }}` or `palisade-core = {{ features = [\"axum\"] }}`)",
+    note = "for other body types, implement `FromReplayBody` or use the `IdempotencyLayer` without `idempotency_with`"
+)]
 pub trait FromReplayBody: Sized {
     /// Turns `body` back into `Self`.
     fn from_replay(body: ReplayBody<Self>) -> Self;

@@ -52,6 +52,7 @@ pub mod event;
 pub mod grpc;
 mod handle;
 pub mod key;
+pub mod key_config;
 pub mod rejection;
 pub mod request;
 pub mod response;
@@ -68,6 +69,7 @@ pub use event::{Event, Listeners};
 pub use grpc::GrpcCode;
 pub use handle::{HandleRejections, HandleRejectionsLayer, RejectionBody, ResponseFuture};
 pub use key::{KeyError, KeyExtractor};
+pub use key_config::{ConfiguredKey, ConfiguredKeyValue, KeyConfig};
 pub use rejection::{
     AnyRejection, BulkheadFull, CircuitOpen, Elapsed, IdempotencyConflict, IdempotencyKeyInvalid,
     IdempotencyKeyMissing, IdempotencyMismatch, RateLimited, Rejection, StoreUnavailable,

@@ -249,12 +249,46 @@ simple_error!(
     "a request is outstanding for this Idempotency-Key"
 );
 
-rejection!(
-    IdempotencyConflict,
-    "idempotency_conflict",
-    CONFLICT,
-    Aborted
-);
+/// The problem type of [`IdempotencyConflict`], so that a client (a hedging or retrying
+/// layer) can tell "the original request with this key is still running" from any other 409.
+pub const IDEMPOTENCY_CONFLICT_TYPE: &str = "urn:palisade:problem:idempotency-conflict";
+
+impl Rejection for IdempotencyConflict {
+    fn kind(&self) -> &'static str {
+        "idempotency_conflict"
+    }
+    fn status(&self) -> StatusCode {
+        StatusCode::CONFLICT
+    }
+    fn grpc_code(&self) -> GrpcCode {
+        GrpcCode::Aborted
+    }
+    fn problem_type(&self) -> &'static str {
+        IDEMPOTENCY_CONFLICT_TYPE
+    }
+    fn title(&self) -> &'static str {
+        "A request is outstanding for this Idempotency-Key"
+    }
+}
+
+/// Response extension on every response rendered from a rejection (by
+/// [`HandleRejections`](crate::HandleRejections) or [`crate::response::error_response`]), so
+/// that a layer further out can tell Palisade's own refusals (a 429 or 503 from a layer that
+/// ran before the handler) from the handler's responses. The idempotency layer never stores
+/// a response carrying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RenderedRejection {
+    /// The rejection's [`kind`](Rejection::kind).
+    pub kind: &'static str,
+}
+
+impl RenderedRejection {
+    /// The marker for a rejection of `kind`.
+    pub const fn new(kind: &'static str) -> Self {
+        Self { kind }
+    }
+}
 
 /// A request reused an `Idempotency-Key` with a different payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -70,6 +70,8 @@ pub fn rejection_response(rejection: &dyn Rejection) -> Response<Full<Bytes>> {
         headers.insert(header::RETRY_AFTER, retry_after::to_header_value(after));
     }
     rejection.extra_headers(headers);
+    res.extensions_mut()
+        .insert(crate::rejection::RenderedRejection::new(rejection.kind()));
     res
 }
 
@@ -85,6 +87,8 @@ pub fn grpc_rejection_response(rejection: &dyn Rejection) -> Response<Full<Bytes
         res.headers_mut()
             .insert(GRPC_RETRY_PUSHBACK_MS, HeaderValue::from(ms));
     }
+    res.extensions_mut()
+        .insert(crate::rejection::RenderedRejection::new(rejection.kind()));
     res
 }
 

@@ -31,7 +31,10 @@ async fn handler<B>(_req: Request<B>) -> Result<Response<Full<Bytes>>, Infallibl
 }
 
 fn request(method: http::Method, key: Option<&str>) -> Request<Full<Bytes>> {
-    let mut b = Request::builder().method(method).uri("/charges");
+    let mut b = Request::builder()
+        .method(method)
+        .uri("/charges")
+        .header("x-api-key", "customer-1");
     if let Some(k) = key {
         b = b.header("idempotency-key", k);
     }
@@ -228,5 +231,50 @@ fn redis_benches(
     });
 }
 
-criterion_group!(benches, bench);
+/// Issue #15 item 8: per-insert time of the memory store under hostile key cardinality (each
+/// key new, begin + complete with a 100-byte body), in an 8 MiB store, at 10k/100k/1M keys.
+/// Printed, not a criterion group: one pass per size is the measurement.
+fn hostile_keys(_c: &mut Criterion) {
+    use palisade_idempotency::{Begin, StoredResponse};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    for n in [10_000usize, 100_000, 1_000_000] {
+        rt.block_on(async {
+            let store = MemoryStore::with_limits(1_000_000, 8 << 20, 1_000);
+            let (lease, ttl) = (
+                std::time::Duration::from_secs(60),
+                std::time::Duration::from_secs(86_400),
+            );
+            let tail = n / 10;
+            let mut start = std::time::Instant::now();
+            for i in 0..n {
+                if i == n - tail {
+                    start = std::time::Instant::now();
+                }
+                let key = format!("hostile-{i}");
+                let Ok(Begin::Started { fencing_token, .. }) =
+                    store.begin_now(&key, &[1; 32], lease, ttl)
+                else {
+                    panic!("not started")
+                };
+                let r = StoredResponse {
+                    status: http::StatusCode::CREATED,
+                    headers: Vec::new(),
+                    body: Bytes::from(vec![b'x'; 100]),
+                };
+                store.complete_now(&key, fencing_token, &r, ttl);
+            }
+            let per = start.elapsed() / u32::try_from(tail).unwrap();
+            println!(
+                "memory store, hostile keys: {n:>9} keys, last 10%: {per:?} per insert, weighted {} B of {} B",
+                store.weighted_size(),
+                8u64 << 20
+            );
+        });
+    }
+}
+
+criterion_group!(benches, bench, hostile_keys);
 criterion_main!(benches);

@@ -5,13 +5,50 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 use palisade_core::ConfigError;
 use palisade_core::config::{check_duration, check_range};
-use palisade_core::key::GlobalKey;
+use palisade_core::key_config::KeyConfig;
 
-use crate::key::DEFAULT_MAX_KEY_LEN;
+use crate::key::{DEFAULT_MAX_KEY_LEN, KeyMode};
 use crate::layer::{
-    DEFAULT_LEASE, DEFAULT_MAX_REQUEST_BODY, DEFAULT_MAX_RESPONSE_BODY, DEFAULT_TTL,
-    IdempotencyLayer, Settings,
+    DEFAULT_LEASE, DEFAULT_MAX_REQUEST_BODY, DEFAULT_MAX_RESPONSE_BODY, DEFAULT_STORE_RETRY_AFTER,
+    DEFAULT_TTL, IdempotencyLayer, MAX_BODY, MAX_KEY_LEN, MAX_STORE_RETRY_AFTER, Settings,
 };
+use crate::scope::{ConfiguredScope, CredentialScope, DEFAULT_IDENTITY_HEADER};
+
+/// Whose keys are whose: `scope = "credentials"` (default), `scope = "global"` (explicitly
+/// unscoped), or a key extractor as the rate limit configures it
+/// (`scope = { type = "header", name = "x-tenant" }`, `{ type = "peer_ip" }`,
+/// `{ type = "forwarded_ip", trusted_proxies = [...] }`, `{ type = "path" }`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize), serde(untagged))]
+#[non_exhaustive]
+pub enum ScopeConfig {
+    /// `"credentials"` or `"global"`.
+    Named(ScopeName),
+    /// A configured key extractor.
+    Key(KeyConfig),
+}
+
+impl Default for ScopeConfig {
+    fn default() -> Self {
+        Self::Named(ScopeName::Credentials)
+    }
+}
+
+/// The named scopes of [`ScopeConfig`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
+#[non_exhaustive]
+pub enum ScopeName {
+    /// [`CredentialScope`]: `Authorization` plus `identity_header` (default).
+    #[default]
+    Credentials,
+    /// One scope for every caller (keys shared between callers).
+    Global,
+}
 
 /// Longest accepted TTL (30 days).
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -38,8 +75,15 @@ pub struct IdempotencyConfig {
     pub methods: Vec<String>,
     /// Refuse requests without a key (400).
     pub require_key: bool,
-    /// Accept only sf-strings (`"k1"`).
+    /// Accept only sf-strings (`"k1"`), not tokens.
     pub strict: bool,
+    /// Accept Stripe-style opaque keys (any printable ASCII, unquoted). Not with `strict`.
+    pub lenient: bool,
+    /// Whose keys are whose (default: the caller's credentials).
+    pub scope: ScopeConfig,
+    /// Identity header hashed with `Authorization` by the credentials scope (default
+    /// `x-api-key`).
+    pub identity_header: String,
     /// Longest key in characters, 1–4096 (default 255).
     pub max_key_len: usize,
     /// How long responses are replayed, 1 s–30 days (default 24 h).
@@ -54,9 +98,16 @@ pub struct IdempotencyConfig {
     pub max_response_body: usize,
     /// Store and replay 5xx (default true).
     pub store_server_errors: bool,
-    /// Wait this long for an in-flight original instead of 409 (default: don't wait).
+    /// Wait this long for an in-flight original instead of 409, 1 ms–lease (default: don't
+    /// wait).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub wait_in_flight: Option<Duration>,
+    /// Abandon a handler running longer than this, 1 ms–ttl (default: no limit).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub max_execution_time: Option<Duration>,
+    /// `Retry-After` when the store is unavailable, 0–1 h (default 1 s).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub store_retry_after: Duration,
     /// Response headers stored and replayed (default: the layer's allowlist).
     pub stored_headers: Option<Vec<String>>,
     /// Request headers included in the fingerprint (default none).
@@ -69,6 +120,9 @@ impl Default for IdempotencyConfig {
             methods: vec!["POST".to_owned(), "PATCH".to_owned()],
             require_key: false,
             strict: false,
+            lenient: false,
+            scope: ScopeConfig::default(),
+            identity_header: DEFAULT_IDENTITY_HEADER.as_str().to_owned(),
             max_key_len: DEFAULT_MAX_KEY_LEN,
             ttl: DEFAULT_TTL,
             lease: DEFAULT_LEASE,
@@ -76,6 +130,8 @@ impl Default for IdempotencyConfig {
             max_response_body: DEFAULT_MAX_RESPONSE_BODY,
             store_server_errors: true,
             wait_in_flight: None,
+            max_execution_time: None,
+            store_retry_after: DEFAULT_STORE_RETRY_AFTER,
             stored_headers: None,
             fingerprint_headers: Vec::new(),
         }
@@ -93,9 +149,11 @@ fn header_names(field: &'static str, names: &[String]) -> Result<Vec<HeaderName>
 }
 
 impl IdempotencyConfig {
-    /// Validates every field and builds the layer over `store` (unscoped; add
-    /// [`scope`](IdempotencyLayer::scope)).
-    pub fn build<St>(self, store: St) -> Result<IdempotencyLayer<St, GlobalKey>, ConfigError> {
+    /// Validates every field and builds the layer over `store`, scoped as `scope` says.
+    pub fn build<St>(
+        self,
+        store: St,
+    ) -> Result<IdempotencyLayer<St, ConfiguredScope>, ConfigError> {
         let methods = self
             .methods
             .iter()
@@ -105,22 +163,54 @@ impl IdempotencyConfig {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        check_range("max_key_len", self.max_key_len, 1, 4096)?;
+        if self.strict && self.lenient {
+            return Err(ConfigError::new(
+                "lenient",
+                "cannot be combined with `strict`",
+            ));
+        }
+        let identity = HeaderName::from_bytes(self.identity_header.as_bytes()).map_err(|_| {
+            ConfigError::new(
+                "identity_header",
+                format!("`{}` is not a valid header name", self.identity_header),
+            )
+        })?;
+        let scope = match &self.scope {
+            ScopeConfig::Named(ScopeName::Credentials) => {
+                ConfiguredScope::Credentials(CredentialScope::new().identity_header(identity))
+            }
+            ScopeConfig::Named(ScopeName::Global) => {
+                ConfiguredScope::Key(palisade_core::key_config::ConfiguredKey::Global)
+            }
+            ScopeConfig::Key(k) => ConfiguredScope::Key(k.build().map_err(|e| e.within("scope"))?),
+        };
+        check_range("max_key_len", self.max_key_len, 1, MAX_KEY_LEN)?;
         check_duration("ttl", self.ttl, Duration::from_secs(1), MAX_TTL)?;
         check_duration("lease", self.lease, Duration::from_millis(1), self.ttl)?;
-        check_range("max_request_body", self.max_request_body, 1, 1 << 30)?;
-        check_range("max_response_body", self.max_response_body, 1, 1 << 30)?;
+        check_range("max_request_body", self.max_request_body, 1, MAX_BODY)?;
+        check_range("max_response_body", self.max_response_body, 1, MAX_BODY)?;
         if let Some(w) = self.wait_in_flight {
             check_duration("wait_in_flight", w, Duration::from_millis(1), self.lease)?;
         }
+        if let Some(m) = self.max_execution_time {
+            check_duration("max_execution_time", m, Duration::from_millis(1), self.ttl)?;
+        }
+        check_duration(
+            "store_retry_after",
+            self.store_retry_after,
+            Duration::ZERO,
+            MAX_STORE_RETRY_AFTER,
+        )?;
         let defaults = Settings::default();
         let settings = Settings {
             methods,
             require_key: self.require_key,
             mode: if self.strict {
-                crate::key::KeyMode::Strict
+                KeyMode::Strict
+            } else if self.lenient {
+                KeyMode::Lenient
             } else {
-                crate::key::KeyMode::Lenient
+                KeyMode::Structured
             },
             max_key_len: self.max_key_len,
             ttl: self.ttl,
@@ -134,10 +224,11 @@ impl IdempotencyConfig {
                 None => defaults.stored_headers,
             },
             fingerprint_headers: header_names("fingerprint_headers", &self.fingerprint_headers)?,
-            store_retry_after: defaults.store_retry_after,
+            store_retry_after: self.store_retry_after,
             renew_lease: defaults.renew_lease,
+            max_execution_time: self.max_execution_time,
         };
-        let mut layer = IdempotencyLayer::new(store);
+        let mut layer = IdempotencyLayer::new(store).scope(scope);
         layer.settings = settings;
         Ok(layer)
     }
@@ -176,6 +267,48 @@ mod tests {
                 "fingerprint_headers",
                 Box::new(|c| c.fingerprint_headers = vec![String::new()]),
             ),
+            (
+                "ttl",
+                Box::new(|c| c.ttl = MAX_TTL + Duration::from_secs(1)),
+            ),
+            ("max_key_len", Box::new(|c| c.max_key_len = 4097)),
+            (
+                "max_request_body",
+                Box::new(|c| c.max_request_body = (1 << 30) + 1),
+            ),
+            (
+                "max_response_body",
+                Box::new(|c| c.max_response_body = (1 << 30) + 1),
+            ),
+            (
+                "max_execution_time",
+                Box::new(|c| c.max_execution_time = Some(Duration::from_secs(25 * 3600))),
+            ),
+            (
+                "max_execution_time",
+                Box::new(|c| c.max_execution_time = Some(Duration::ZERO)),
+            ),
+            (
+                "store_retry_after",
+                Box::new(|c| c.store_retry_after = Duration::from_secs(3601)),
+            ),
+            (
+                "lenient",
+                Box::new(|c| {
+                    c.strict = true;
+                    c.lenient = true;
+                }),
+            ),
+            (
+                "identity_header",
+                Box::new(|c| c.identity_header = "a b".into()),
+            ),
+            (
+                "scope.name",
+                Box::new(|c| {
+                    c.scope = ScopeConfig::Key(KeyConfig::Header { name: "a b".into() });
+                }),
+            ),
         ];
         for (field, f) in cases {
             let mut c = IdempotencyConfig::default();
@@ -196,5 +329,20 @@ mod tests {
         let layer = c.build(MemoryStore::new()).unwrap();
         assert_eq!(layer.settings.methods, vec![Method::POST]);
         assert!(serde_json::from_str::<IdempotencyConfig>(r#"{"tll":"1h"}"#).is_err());
+        let c: IdempotencyConfig = serde_json::from_str(r#"{"scope":"global"}"#).unwrap();
+        assert_eq!(c.scope, ScopeConfig::Named(ScopeName::Global));
+        let c: IdempotencyConfig =
+            serde_json::from_str(r#"{"scope":{"type":"header","name":"x-tenant"}}"#).unwrap();
+        assert_eq!(
+            c.scope,
+            ScopeConfig::Key(KeyConfig::Header {
+                name: "x-tenant".into()
+            })
+        );
+        assert_eq!(
+            IdempotencyConfig::default().scope,
+            ScopeConfig::Named(ScopeName::Credentials)
+        );
+        assert!(serde_json::from_str::<IdempotencyConfig>(r#"{"scope":"nobody"}"#).is_err());
     }
 }

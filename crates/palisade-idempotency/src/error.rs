@@ -49,3 +49,62 @@ impl Rejection for RequestBodyTooLarge {
         GrpcCode::ResourceExhausted
     }
 }
+
+/// The problem type of [`OutcomeUnknown`].
+pub const OUTCOME_UNKNOWN_TYPE: &str = "urn:palisade:problem:idempotency-outcome-unknown";
+
+/// The handler ran for this key but its response could not be stored, so the layer does not
+/// know what to replay (500, problem type [`OUTCOME_UNKNOWN_TYPE`]). The handler is never run
+/// again for the key while the marker lives (the key's TTL); reconcile out of band (look the
+/// effect up) or use a new key once you know the first attempt had no effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct OutcomeUnknown;
+
+impl OutcomeUnknown {
+    /// The rejection.
+    pub const fn new() -> Self {
+        Self
+    }
+}
+
+impl fmt::Display for OutcomeUnknown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "the request for this Idempotency-Key was executed but its outcome could not be recorded",
+        )
+    }
+}
+
+impl std::error::Error for OutcomeUnknown {}
+
+impl Rejection for OutcomeUnknown {
+    fn kind(&self) -> &'static str {
+        "idempotency_outcome_unknown"
+    }
+    fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+    fn grpc_code(&self) -> GrpcCode {
+        GrpcCode::Internal
+    }
+    fn problem_type(&self) -> &'static str {
+        OUTCOME_UNKNOWN_TYPE
+    }
+    fn title(&self) -> &'static str {
+        "Outcome of the idempotent request is unknown"
+    }
+}
+
+/// The handler's task ended without an answer (it panicked): the key was released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct HandlerAborted;
+
+impl fmt::Display for HandlerAborted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the idempotent handler's task ended without a response (panic)")
+    }
+}
+
+impl std::error::Error for HandlerAborted {}

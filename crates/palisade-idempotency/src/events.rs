@@ -30,6 +30,19 @@ pub enum IdempotencyEvent {
         /// Whether this request is the late finisher.
         late_finisher: bool,
     },
+    /// Storing the handler's response failed after it ran. The response was sent to the
+    /// caller; the layer keeps the lock (renewing its lease) and retries the write with
+    /// backoff in the background, so retries get 409 meanwhile, never a second execution.
+    StoreFailed,
+    /// The response could not be stored after [`STORE_ATTEMPTS`](crate::STORE_ATTEMPTS)
+    /// attempts: the key is marked "outcome unknown" (`recorded: true`), and retries are
+    /// answered with [`OutcomeUnknown`](crate::error::OutcomeUnknown) (500) instead of running
+    /// the handler again. `recorded: false`: not even the marker could be written before the
+    /// record's TTL; the lock then expires with its lease.
+    OutcomeUnknown {
+        /// Whether the marker was written.
+        recorded: bool,
+    },
 }
 
 impl Event for IdempotencyEvent {
@@ -43,6 +56,8 @@ impl Event for IdempotencyEvent {
             Self::Conflict => "conflict",
             Self::Mismatch => "mismatch",
             Self::LockExpired { .. } => "lock_expired",
+            Self::StoreFailed => "store_failed",
+            Self::OutcomeUnknown { .. } => "outcome_unknown",
         }
     }
 }

@@ -106,22 +106,24 @@ impl<St, F> InboxLayer<St, F> {
         }
     }
 
-    /// Prefix of the store keys (default `inbox:`), to separate consumers sharing a store.
+    /// Namespace of this consumer's ids (default `inbox:`), to separate consumers sharing a
+    /// store. The store key is `in1/` escape(prefix) `/` escape(id).
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
     }
-    /// How long processed ids are remembered (default 24 h).
+    /// How long processed ids are remembered (default 24 h; clamped to 1 ms–30 days).
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl.max(Duration::from_millis(1));
+        self.ttl = ttl.clamp(Duration::from_millis(1), crate::MAX_TTL);
         self
     }
-    /// How long a crashed consumer blocks an id (default 60 s).
+    /// How long a crashed consumer blocks an id (default 60 s; clamped to 1 ms–ttl when the
+    /// layer is applied). Renewed every third of its length while the consumer runs.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(1));
+        self.lease = lease.clamp(Duration::from_millis(1), crate::MAX_TTL);
         self
     }
     /// Adds an event listener (`Executed`, `Replayed` for duplicates, `Conflict`).
@@ -142,7 +144,7 @@ impl<S, St: Clone, F> Layer<S> for InboxLayer<St, F> {
                 id: self.id.clone(),
                 prefix: self.prefix.clone(),
                 ttl: self.ttl,
-                lease: self.lease,
+                lease: self.lease.min(self.ttl),
                 listeners: self.listeners.clone(),
             }),
         }
@@ -213,6 +215,17 @@ impl<St: Store> Drop for Release<St> {
 
 const NO_FINGERPRINT: [u8; 32] = [0; 32];
 
+/// The store key of a message id: `in1/` escape(prefix) `/` escape(id) (see
+/// [`scope`](crate::scope) for the escaping), so no prefix and id pair collides with another.
+pub(crate) fn inbox_key(prefix: &str, id: &str) -> String {
+    let mut out = String::with_capacity(8 + prefix.len() + id.len());
+    out.push_str("in1/");
+    crate::scope::escape_into(&mut out, prefix.as_bytes());
+    out.push('/');
+    crate::scope::escape_into(&mut out, id.as_bytes());
+    out
+}
+
 impl<S, St, F, M> Service<M> for Inbox<S, St, F>
 where
     S: Service<M> + Clone + Send + 'static,
@@ -235,7 +248,7 @@ where
         let config = self.config.clone();
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let key = format!("{}{}", config.prefix, (config.id)(&msg));
+        let key = inbox_key(&config.prefix, &(config.id)(&msg));
         Box::pin(async move {
             let begin = config
                 .store
@@ -261,7 +274,17 @@ where
                 token,
                 armed: true,
             };
-            let res = inner.call(msg).await.map_err(Into::into)?;
+            // The lease is renewed while the consumer runs, so a consumer slower than the
+            // lease does not let a redelivery process the message a second time.
+            let res = crate::service::with_renewal(
+                inner.call(msg),
+                &config.store,
+                &guard.key,
+                token,
+                config.lease,
+            )
+            .await
+            .map_err(Into::into)?;
             let done = StoredResponse {
                 status: StatusCode::OK,
                 headers: Vec::new(),

@@ -1,10 +1,15 @@
-//! Parsing the `Idempotency-Key` request header (SPECS §0, §1.1).
+//! Parsing the `Idempotency-Key` request header.
 //!
-//! The header is a Structured Field Item whose value must be an sf-string (RFC 8941 §3.3.3):
-//! `"` printable ASCII with only `\"` and `\\` escapes `"`, optionally followed by parameters,
-//! which are ignored. In lenient mode (the default) a value that does not start with `"` is
-//! taken as the trimmed raw value, as Stripe clients send `Idempotency-Key: abc`; strict mode
-//! refuses it.
+//! The IETF draft (draft-ietf-httpapi-idempotency-key-header §2.1) defines the field as a
+//! Structured Field Item (RFC 8941 / RFC 9651) whose value is an sf-string. By default
+//! ([`KeyMode::Structured`]) the layer accepts an sf-string (`"k1"`: printable ASCII, only
+//! `\"` and `\\` escapes) or an sf-token (`k1`: starts with a letter or `*`, then letters,
+//! digits and `!#$%&'*+-.^_`|~:/`), and ignores parameters: `"k1";x=1` and `k1;x=1` both mean
+//! `k1`. Anything else is refused with 400 and a problem body saying why: `a b` and `a,b`
+//! (trailing characters), `@x` and `1abc` (not a string or token; a leading digit makes it a
+//! number). [`KeyMode::Strict`] accepts only the sf-string. [`KeyMode::Lenient`] is the opt-in
+//! for Stripe-style opaque keys: a value not starting with `"` is taken whole (trimmed, any
+//! printable ASCII).
 
 use http::{HeaderMap, HeaderName};
 use palisade_core::IdempotencyKeyInvalid;
@@ -18,14 +23,23 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
 /// Default longest key, in characters (Stripe's limit).
 pub const DEFAULT_MAX_KEY_LEN: usize = 255;
 
-/// How the header value is parsed.
+/// How the header value is parsed; see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
+#[non_exhaustive]
 pub enum KeyMode {
-    /// sf-string, or a bare value taken trimmed (default).
+    /// An sf-string or an sf-token, parameters ignored (default).
     #[default]
-    Lenient,
-    /// sf-string only (`Idempotency-Key: "k1"`); a bare value is refused with 400.
+    Structured,
+    /// An sf-string only (`Idempotency-Key: "k1"`); a token is refused with 400.
     Strict,
+    /// Stripe-style opaque keys: an sf-string, or else the trimmed raw value (any printable
+    /// ASCII, e.g. `a b` or `@x`).
+    Lenient,
 }
 
 /// Reads the `Idempotency-Key` from `headers`.
@@ -61,22 +75,33 @@ pub fn parse_key(
     max_len: usize,
 ) -> Result<String, IdempotencyKeyInvalid> {
     let trimmed = raw.trim_ascii();
-    let key = if trimmed.first() == Some(&b'"') {
-        parse_sf_string(trimmed)?
-    } else {
-        if mode == KeyMode::Strict {
+    let key = match trimmed.first() {
+        Some(b'"') => parse_sf_string(trimmed)?,
+        _ if mode == KeyMode::Lenient => {
+            if trimmed.iter().any(|&b| !(0x20..=0x7e).contains(&b)) {
+                return Err(IdempotencyKeyInvalid::new(
+                    "contains non-printable characters",
+                ));
+            }
+            trimmed.iter().copied().map(char::from).collect()
+        }
+        _ if mode == KeyMode::Strict => {
             return Err(IdempotencyKeyInvalid::new(
                 "not a structured-field string (expected a quoted value)",
             ));
         }
-        if trimmed.iter().any(|&b| !(0x20..=0x7e).contains(&b)) {
+        None => return Err(IdempotencyKeyInvalid::new("empty")),
+        Some(c) if c.is_ascii_alphabetic() || *c == b'*' => parse_sf_token(trimmed)?,
+        Some(c) if c.is_ascii_digit() || *c == b'-' => {
             return Err(IdempotencyKeyInvalid::new(
-                "contains non-printable characters",
+                "a number, not a structured-field string or token (quote it: \"1abc\")",
             ));
         }
-        // Printable ASCII checked above, so this cannot fail.
-        String::from_utf8(trimmed.to_vec())
-            .map_err(|_| IdempotencyKeyInvalid::new("contains non-printable characters"))?
+        Some(_) => {
+            return Err(IdempotencyKeyInvalid::new(
+                "not a structured-field string or token (quote it, or start it with a letter)",
+            ));
+        }
     };
     if key.is_empty() {
         return Err(IdempotencyKeyInvalid::new("empty"));
@@ -85,6 +110,26 @@ pub fn parse_key(
         return Err(IdempotencyKeyInvalid::new("too long"));
     }
     Ok(key)
+}
+
+/// RFC 8941 §3.3.4 sf-token followed by optional parameters (ignored).
+fn parse_sf_token(input: &[u8]) -> Result<String, IdempotencyKeyInvalid> {
+    let end = input
+        .iter()
+        .position(|&c| !(is_tchar(c) || c == b':' || c == b'/'))
+        .unwrap_or(input.len());
+    let rest = &input[end..];
+    if !rest.is_empty() && !valid_params(rest) {
+        return Err(IdempotencyKeyInvalid::new(
+            "trailing characters after token (a space or comma is not allowed; quote the key)",
+        ));
+    }
+    Ok(input[..end].iter().copied().map(char::from).collect())
+}
+
+/// RFC 9110 tchar.
+fn is_tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
 }
 
 /// Parses `"..."` followed by optional parameters (`;name[=value]`), which are ignored but
@@ -193,6 +238,60 @@ mod tests {
     }
     fn strict(s: &str) -> Result<String, &'static str> {
         parse_key(s.as_bytes(), KeyMode::Strict, 255).map_err(|e| e.reason)
+    }
+    fn structured(s: &str) -> Result<String, &'static str> {
+        parse_key(s.as_bytes(), KeyMode::Structured, 255).map_err(|e| e.reason)
+    }
+
+    #[test]
+    fn structured_accepts_string_or_token_and_ignores_parameters() {
+        assert_eq!(structured(r#""k1";x=1"#).unwrap(), "k1");
+        assert_eq!(structured("k1;x=1").unwrap(), "k1");
+        assert_eq!(structured("k1").unwrap(), "k1");
+        assert_eq!(
+            structured("*a:b/c!#$%&'*+-.^_`|~9").unwrap(),
+            "*a:b/c!#$%&'*+-.^_`|~9"
+        );
+        assert_eq!(structured(r#"k1;a="x;y";b"#).unwrap(), "k1");
+        assert_eq!(structured(r#""a\"b""#).unwrap(), "a\"b");
+        for bad in ["a b", "a,b", "k1;", "k1;A=1", "k1\"x\""] {
+            assert!(
+                structured(bad)
+                    .unwrap_err()
+                    .starts_with("trailing characters after token"),
+                "{bad}"
+            );
+        }
+        assert!(
+            structured("@x")
+                .unwrap_err()
+                .starts_with("not a structured-field")
+        );
+        assert!(structured("1abc").unwrap_err().starts_with("a number"));
+        assert!(structured("-1").unwrap_err().starts_with("a number"));
+        assert_eq!(structured(""), Err("empty"));
+        assert_eq!(structured("  "), Err("empty"));
+        // Lenient takes them whole; strict refuses the token too.
+        assert_eq!(lenient("a b").unwrap(), "a b");
+        assert_eq!(lenient("@x").unwrap(), "@x");
+        assert!(strict("k1;x=1").is_err());
+        assert_eq!(structured(&"a".repeat(256)), Err("too long"));
+    }
+
+    #[test]
+    fn sf_string_escapes_exactly() {
+        // Each escape yields the escaped character and nothing else.
+        assert_eq!(strict(r#""\\""#).unwrap(), "\\");
+        assert_eq!(strict(r#""\"""#).unwrap(), "\"");
+        assert_eq!(strict(r#""a\\\"b""#).unwrap(), "a\\\"b");
+        assert_eq!(strict(r#""\x""#), Err("invalid escape in string"));
+        // An escaped quote does not end the string.
+        assert_eq!(strict(r#""a\""#), Err("unterminated string"));
+        // Escapes inside a parameter's string value are checked too.
+        assert_eq!(strict(r#""k";p="\"""#).unwrap(), "k");
+        assert!(strict(r#""k";p="\x""#).is_err());
+        assert!(strict(r#""k";p="unterminated"#).is_err());
+        assert!(strict("\"k\";p=\"a\u{1}\"").is_err());
     }
 
     #[test]

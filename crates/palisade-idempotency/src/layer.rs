@@ -9,8 +9,10 @@ use palisade_core::Listeners;
 use palisade_core::key::GlobalKey;
 use tower_layer::Layer;
 
+use crate::config::MAX_TTL;
 use crate::events::IdempotencyEvent;
 use crate::key::{DEFAULT_MAX_KEY_LEN, KeyMode};
+use crate::scope::CredentialScope;
 use crate::service::{Idempotency, Shared};
 
 /// Default time a completed response is kept (24 h, as Stripe).
@@ -23,6 +25,12 @@ pub const DEFAULT_MAX_REQUEST_BODY: usize = 1024 * 1024;
 pub const DEFAULT_MAX_RESPONSE_BODY: usize = 1024 * 1024;
 /// Default `Retry-After` sent with [`StoreUnavailable`](palisade_core::StoreUnavailable).
 pub const DEFAULT_STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Longest `Retry-After` for [`StoreUnavailable`](palisade_core::StoreUnavailable) (1 h).
+pub const MAX_STORE_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// Largest request or response body the layer buffers (1 GiB).
+pub const MAX_BODY: usize = 1 << 30;
+/// Longest accepted key setting (4096 characters).
+pub const MAX_KEY_LEN: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -40,6 +48,7 @@ pub(crate) struct Settings {
     pub(crate) fingerprint_headers: Vec<HeaderName>,
     pub(crate) store_retry_after: Duration,
     pub(crate) renew_lease: bool,
+    pub(crate) max_execution_time: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -47,7 +56,7 @@ impl Default for Settings {
         Self {
             methods: vec![Method::POST, Method::PATCH],
             require_key: false,
-            mode: KeyMode::Lenient,
+            mode: KeyMode::Structured,
             max_key_len: DEFAULT_MAX_KEY_LEN,
             ttl: DEFAULT_TTL,
             lease: DEFAULT_LEASE,
@@ -67,22 +76,28 @@ impl Default for Settings {
             fingerprint_headers: Vec::new(),
             store_retry_after: DEFAULT_STORE_RETRY_AFTER,
             renew_lease: true,
+            max_execution_time: None,
         }
     }
 }
 
 /// Applies [`Idempotency`] to a service: `Idempotency-Key` handling with a [`Store`](crate::Store).
 ///
-/// Defaults: POST and PATCH; key optional (requests without one pass through); lenient key
-/// parsing; keys up to 255 characters; responses kept 24 h; 60 s lease; request and response
-/// bodies buffered up to 1 MiB; 5xx stored; 409 while in flight (no waiting); stored headers
-/// `content-type`, `content-language`, `content-encoding`, `location`, `etag`,
-/// `last-modified`, `cache-control`; no scope (use [`scope`](Self::scope) with a tenant or
-/// API-key extractor so tenants cannot see each other's entries).
+/// Defaults: POST and PATCH; key optional (requests without one pass through); keys parsed as
+/// a structured-field string or token ([`KeyMode::Structured`]), up to 255 characters;
+/// keys scoped by the caller's credentials ([`CredentialScope`]: `Authorization` plus
+/// `x-api-key`; opt out with [`global_scope`](Self::global_scope)); responses kept 24 h; 60 s
+/// lease, renewed while the handler runs; request and response bodies buffered up to 1 MiB;
+/// 5xx from the handler stored; 409 while in flight (no waiting); no execution time limit;
+/// stored headers `content-type`, `content-language`, `content-encoding`, `location`, `etag`,
+/// `last-modified`, `cache-control`.
 ///
-/// Invalid values are clamped by the setters (zero durations and sizes become 1 ms / 1 byte);
-/// [`IdempotencyConfig`](crate::IdempotencyConfig) validates and names bad fields instead.
-pub struct IdempotencyLayer<St, K = GlobalKey> {
+/// Setters clamp out-of-range values into their documented range (zero durations and sizes
+/// become 1 ms / 1 byte; `ttl` at most [`MAX_TTL`], `lease`, `wait_in_flight` and
+/// `max_execution_time` at most the TTL, bodies at most [`MAX_BODY`], keys at most
+/// [`MAX_KEY_LEN`], `store_retry_after` at most [`MAX_STORE_RETRY_AFTER`]);
+/// [`IdempotencyConfig`](crate::IdempotencyConfig) validates instead and names the bad field.
+pub struct IdempotencyLayer<St, K = CredentialScope> {
     pub(crate) settings: Settings,
     pub(crate) store: St,
     pub(crate) scope: K,
@@ -110,13 +125,14 @@ impl<St: fmt::Debug, K: fmt::Debug> fmt::Debug for IdempotencyLayer<St, K> {
     }
 }
 
-impl<St> IdempotencyLayer<St, GlobalKey> {
-    /// A layer with default settings over `store`, unscoped.
+impl<St> IdempotencyLayer<St, CredentialScope> {
+    /// A layer with default settings over `store`, keys scoped by the caller's credentials
+    /// ([`CredentialScope`]; see [`scope`](crate::scope)).
     pub fn new(store: St) -> Self {
         Self {
             settings: Settings::default(),
             store,
-            scope: GlobalKey,
+            scope: CredentialScope::new(),
             listeners: Listeners::new(),
         }
     }
@@ -124,8 +140,11 @@ impl<St> IdempotencyLayer<St, GlobalKey> {
 
 impl<St, K> IdempotencyLayer<St, K> {
     /// Scopes keys by `extractor` (tenant, principal, API key): the stored key is the
-    /// extracted scope plus the client's key (SPECS §1.8). An extraction error rejects the
-    /// request with [`KeyError`](palisade_core::KeyError) (400) before the store is touched.
+    /// extracted scope plus the client's key (IETF draft §5: a composite key), and the scope
+    /// is part of the fingerprint. An extraction error rejects the request with
+    /// [`KeyError`](palisade_core::KeyError) (400) before the store is touched. The key type
+    /// must implement [`ScopeKey`](crate::scope::ScopeKey) (strings, IPs, integers, pairs and
+    /// palisade-core's configured keys do).
     pub fn scope<K2>(self, extractor: K2) -> IdempotencyLayer<St, K2> {
         IdempotencyLayer {
             settings: self.settings,
@@ -133,6 +152,12 @@ impl<St, K> IdempotencyLayer<St, K> {
             scope: extractor,
             listeners: self.listeners,
         }
+    }
+    /// Shares keys between all callers: two clients sending the same `Idempotency-Key` get one
+    /// record, and the second receives the first one's response. Only for single-tenant
+    /// services or keys that are unguessable per caller; it must be asked for explicitly.
+    pub fn global_scope(self) -> IdempotencyLayer<St, GlobalKey> {
+        self.scope(GlobalKey)
     }
     /// The methods the layer applies to (default POST, PATCH); others pass through.
     #[must_use]
@@ -147,50 +172,70 @@ impl<St, K> IdempotencyLayer<St, K> {
         self.settings.require_key = required;
         self
     }
-    /// Strict mode: only an sf-string (`"k1"`) is accepted; a bare value is 400.
+    /// Strict mode: only an sf-string (`"k1"`) is accepted; a token is 400. `false` restores
+    /// the default, [`KeyMode::Structured`].
     #[must_use]
     pub fn strict(mut self, strict: bool) -> Self {
         self.settings.mode = if strict {
             KeyMode::Strict
         } else {
-            KeyMode::Lenient
+            KeyMode::Structured
         };
+        self
+    }
+    /// How the `Idempotency-Key` value is parsed (default [`KeyMode::Structured`];
+    /// [`KeyMode::Lenient`] for Stripe-style opaque keys).
+    #[must_use]
+    pub fn key_mode(mut self, mode: KeyMode) -> Self {
+        self.settings.mode = mode;
         self
     }
     /// Longest accepted key in characters (default 255).
     #[must_use]
     pub fn max_key_len(mut self, len: usize) -> Self {
-        self.settings.max_key_len = len.max(1);
+        self.settings.max_key_len = len.clamp(1, MAX_KEY_LEN);
         self
     }
     /// How long a completed response is replayed (default 24 h); after that the key is new.
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.settings.ttl = ttl.max(Duration::from_millis(1));
+        self.settings.ttl = ttl.clamp(Duration::from_millis(1), MAX_TTL);
         self
     }
-    /// How long the in-flight lock lasts if its holder never finishes (default 60 s).
+    /// How long the in-flight lock lasts if its holder never finishes (default 60 s; at most
+    /// the TTL, checked when the layer is applied).
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.settings.lease = lease.max(Duration::from_millis(1));
+        self.settings.lease = lease.clamp(Duration::from_millis(1), MAX_TTL);
+        self
+    }
+    /// Longest the handler may run (call plus response body) before it is abandoned: the key
+    /// is then released (as for a handler error) and the caller gets
+    /// [`Elapsed`](palisade_core::Elapsed) (504). Default: no limit (the handler runs to
+    /// completion, detached from the caller, with its lease renewed). At most the TTL.
+    #[must_use]
+    pub fn max_execution_time(mut self, max: Duration) -> Self {
+        self.settings.max_execution_time = Some(max.clamp(Duration::from_millis(1), MAX_TTL));
         self
     }
     /// Largest request body buffered for the fingerprint; larger requests are refused with
     /// [`RequestBodyTooLarge`](crate::error::RequestBodyTooLarge) (413) without running the handler.
     #[must_use]
     pub fn max_request_body(mut self, bytes: usize) -> Self {
-        self.settings.max_request_body = bytes.max(1);
+        self.settings.max_request_body = bytes.clamp(1, MAX_BODY);
         self
     }
     /// Largest response body stored. A larger response is sent to the client unchanged
     /// (streamed) but not stored, and the key is released, so a retry runs the handler again.
     #[must_use]
     pub fn max_response_body(mut self, bytes: usize) -> Self {
-        self.settings.max_response_body = bytes.max(1);
+        self.settings.max_response_body = bytes.clamp(1, MAX_BODY);
         self
     }
     /// Whether 5xx responses from the handler are stored and replayed (default true, as
     /// Stripe). With false, a 5xx releases the key and a retry runs the handler again.
+    /// Refusals rendered by Palisade layers inside this one (a 429 or 503 carrying
+    /// [`RenderedRejection`](palisade_core::rejection::RenderedRejection)) are never stored.
     #[must_use]
     pub fn store_server_errors(mut self, store: bool) -> Self {
         self.settings.store_server_errors = store;
@@ -200,7 +245,7 @@ impl<St, K> IdempotencyLayer<St, K> {
     /// to complete and replay its response (409 if it has not completed by then).
     #[must_use]
     pub fn wait_in_flight(mut self, max: Duration) -> Self {
-        self.settings.wait_in_flight = Some(max);
+        self.settings.wait_in_flight = Some(max.clamp(Duration::from_millis(1), MAX_TTL));
         self
     }
     /// Replaces the allowlist of response headers stored and replayed.
@@ -227,7 +272,7 @@ impl<St, K> IdempotencyLayer<St, K> {
     /// `Retry-After` sent when the store is unavailable (default 1 s).
     #[must_use]
     pub fn store_retry_after(mut self, after: Duration) -> Self {
-        self.settings.store_retry_after = after;
+        self.settings.store_retry_after = after.min(MAX_STORE_RETRY_AFTER);
         self
     }
     /// Adds an event listener.
@@ -242,10 +287,15 @@ impl<S, St: Clone, K: Clone> Layer<S> for IdempotencyLayer<St, K> {
     type Service = Idempotency<S, St, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        let mut settings = self.settings.clone();
+        // Keep the durations consistent whatever order the setters ran in.
+        settings.lease = settings.lease.min(settings.ttl);
+        settings.wait_in_flight = settings.wait_in_flight.map(|w| w.min(settings.ttl));
+        settings.max_execution_time = settings.max_execution_time.map(|m| m.min(settings.ttl));
         Idempotency::from_shared(
             inner,
             Arc::new(Shared {
-                settings: self.settings.clone(),
+                settings,
                 store: self.store.clone(),
                 scope: self.scope.clone(),
                 listeners: self.listeners.clone(),

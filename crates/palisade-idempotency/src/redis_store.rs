@@ -2,8 +2,10 @@
 //!
 //! One Lua script per operation, so the first execution costs two round trips (begin,
 //! complete) and a replay one (begin). Records are hashes under `{prefix}{<sha256 of the
-//! scoped key>}`: the hash tag keeps each record in one cluster slot, and hashing bounds the
-//! key length and hides tenant names.
+//! store key>}` (the store key is the stable, escaped encoding of scope and client key
+//! documented in [`scope`](crate::scope)): the hash tag keeps each record in one cluster
+//! slot, and hashing bounds the key length and hides tenant names. Every record expires
+//! (`PEXPIRE` of the lease or TTL); the lock's fence key expires with its lock.
 //!
 //! Fields: `st` (`L` locked / `C` completed), `fp` (fingerprint), `tok` (fencing token),
 //! `until` (lease end, server ms), `res` (encoded [`StoredResponse`]). Fencing tokens come
@@ -95,8 +97,13 @@ static LOCK_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local tok = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], tok, 'NX', 'PX', ARGV[1])
+local t = redis.call('TIME')
+local tok = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
+if prev and prev >= tok then tok = prev + 1 end
+local s = string.format('%.0f', tok)
+redis.call('SET', KEYS[2], s, 'PX', ARGV[1])
+redis.call('SET', KEYS[1], s, 'NX', 'PX', ARGV[1])
 return tok
 ",
     )
@@ -107,6 +114,7 @@ static LOCK_RENEW: LazyLock<Script> = LazyLock::new(|| {
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 ",
     )
@@ -297,8 +305,15 @@ where
     }
 }
 
-/// A [`DistributedLock`] in Redis: `SET name token NX PX lease`, with the token from an
-/// `INCR` counter next to it (same hash tag), and compare-and-set renew and release.
+/// A [`DistributedLock`] in Redis: `SET lock token NX PX lease` and compare-and-set renew and
+/// release.
+///
+/// Keys: `{prefix}{<escaped name>}` for the lock and `{prefix}{<escaped name>}:fence` for the
+/// last token, both in one cluster slot (the hash tag) and both expiring with the lease, so
+/// no key outlives its lock. The name is escaped as in [`scope`](crate::scope) (every byte
+/// outside `A-Z a-z 0-9 - . _ ~` as `%XX`), so a name cannot break out of the hash tag.
+/// Tokens are the server clock in microseconds, bumped past the last token while the fence
+/// lives, so they grow across expiries without a counter that lives forever.
 #[derive(Clone)]
 pub struct RedisLock<C = ConnectionManager> {
     conn: C,
@@ -314,7 +329,8 @@ impl<C> fmt::Debug for RedisLock<C> {
 }
 
 impl<C> RedisLock<C> {
-    /// Locks over `conn`, with keys `{prefix}{name}` and `{prefix}{name}:fence`.
+    /// Locks over `conn`, with keys `{prefix}{<escaped name>}` and
+    /// `{prefix}{<escaped name>}:fence`.
     pub fn new(conn: C, prefix: impl Into<String>) -> Self {
         Self {
             conn,
@@ -322,8 +338,13 @@ impl<C> RedisLock<C> {
         }
     }
 
-    fn keys(&self, name: &str) -> (String, String) {
-        let lock = format!("{}{{{name}}}", self.prefix);
+    /// The Redis keys of the lock `name`: the lock and its fence.
+    pub fn keys(&self, name: &str) -> (String, String) {
+        let mut lock = String::with_capacity(self.prefix.len() + name.len() + 2);
+        lock.push_str(&self.prefix);
+        lock.push('{');
+        crate::scope::escape_into(&mut lock, name.as_bytes());
+        lock.push('}');
         let fence = format!("{lock}:fence");
         (lock, fence)
     }
@@ -351,8 +372,10 @@ where
     fn renew<'a>(&'a self, name: &'a str, token: u64, lease: Duration) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
+            let (lock, fence) = self.keys(name);
             let v: i64 = LOCK_RENEW
-                .key(self.keys(name).0)
+                .key(lock)
+                .key(fence)
                 .arg(token.to_string())
                 .arg(millis(lease))
                 .invoke_async(&mut conn)

@@ -1,6 +1,6 @@
 //! The [`Idempotency`] service.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -9,20 +9,22 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Method, Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use palisade_core::rejection::RenderedRejection;
 use palisade_core::{
-    AnyRejection, BoxError, IdempotencyConflict, IdempotencyKeyMissing, IdempotencyMismatch,
-    KeyExtractor, Listeners, StoreUnavailable,
+    AnyRejection, BoxError, Elapsed, IdempotencyConflict, IdempotencyKeyMissing,
+    IdempotencyMismatch, KeyExtractor, Listeners, StoreUnavailable,
 };
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::body::{RequestBody, ResponseBody};
-use crate::error::RequestBodyTooLarge;
+use crate::error::{HandlerAborted, OutcomeUnknown, RequestBodyTooLarge};
 use crate::events::IdempotencyEvent;
 use crate::future::ResponseFuture;
 use crate::key::{IDEMPOTENT_REPLAYED, parse_key_header};
 use crate::layer::Settings;
+use crate::scope::{ScopeKey, store_key};
 use crate::store::{Begin, Fingerprint, Store, StoreError, StoredResponse};
 
 /// Longest pause between two looks at an in-flight key in wait mode.
@@ -92,6 +94,7 @@ where
     S::Error: Into<BoxError>,
     St: Store,
     K: KeyExtractor<Request<ReqBody>>,
+    K::Key: ScopeKey,
     ReqBody: Body<Data = Bytes> + Send + 'static,
     ReqBody::Error: Into<BoxError>,
     ResBody: Body<Data = Bytes> + Send + 'static,
@@ -124,7 +127,7 @@ where
             Ok(scope) => scope,
             Err(e) => return ResponseFuture::error(e.into()),
         };
-        let store_key = scoped_key(&scope, &key);
+        let store_key = store_key(&scope, &key);
         // Move the readied service into the future, keep a fresh clone here.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
@@ -132,19 +135,11 @@ where
     }
 }
 
-/// The store key: the scope (by its `Debug` form, length-prefixed so no two scope/key pairs
-/// collide) followed by the client's key.
-pub(crate) fn scoped_key<T: fmt::Debug>(scope: &T, key: &str) -> String {
-    let mut scope_str = String::new();
-    let _ = write!(scope_str, "{scope:?}");
-    let mut out = String::with_capacity(scope_str.len() + key.len() + 8);
-    let _ = write!(out, "{}:{scope_str}{key}", scope_str.len());
-    out
-}
-
-/// SHA-256 over method, path and query, the selected headers and the body, each field
-/// terminated so that no two different requests share an input.
+/// SHA-256 over the store key (so the scope is part of it), method, path and query, the
+/// selected headers and the body, each field terminated so that no two different requests
+/// share an input.
 pub(crate) fn fingerprint(
+    store_key: &str,
     method: &Method,
     uri: &http::Uri,
     headers: &http::HeaderMap,
@@ -152,6 +147,8 @@ pub(crate) fn fingerprint(
     body: &[u8],
 ) -> Fingerprint {
     let mut h = Sha256::new();
+    h.update((store_key.len() as u64).to_be_bytes());
+    h.update(store_key.as_bytes());
     h.update(method.as_str().as_bytes());
     h.update([0]);
     h.update(
@@ -218,8 +215,9 @@ pub(crate) fn replay<B>(record: &StoredResponse) -> Response<ResponseBody<B>> {
 }
 
 /// Polls `call` to completion, renewing the lease every third of its length meanwhile.
-/// The renewal runs concurrently with the handler; a failed or refused renewal is logged and
-/// not retried before the next tick (the fencing token still protects the result).
+/// The renewal runs concurrently with the handler. A failed renewal (store error) is logged
+/// and tried again at the next tick; a refused one (the token no longer holds the lock) stops
+/// renewing, since another holder may own the key now.
 pub(crate) async fn with_renewal<F, St: Store>(
     call: F,
     store: &St,
@@ -234,18 +232,27 @@ where
     let mut call = std::pin::pin!(call);
     let mut tick = std::pin::pin!(tokio::time::sleep(every));
     let mut renewing: Option<crate::store::StoreFuture<'_, bool>> = None;
+    let mut lost = false;
     std::future::poll_fn(|cx| {
         if let Poll::Ready(out) = call.as_mut().poll(cx) {
             return Poll::Ready(out);
         }
-        loop {
+        while !lost {
             if let Some(fut) = renewing.as_mut() {
                 match fut.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(r) => {
                         renewing = None;
-                        if !matches!(r, Ok(true)) {
-                            tracing::warn!(target: "palisade", ok = ?r.as_ref().ok(), "idempotency: lease renewal failed");
+                        match r {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                tracing::warn!(target: "palisade", "idempotency: lease lost (another holder may run); renewal stopped");
+                                lost = true;
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::warn!(target: "palisade", error = %e, "idempotency: lease renewal failed");
+                            }
                         }
                     }
                 }
@@ -256,6 +263,7 @@ where
             tick.as_mut().reset(Instant::now() + every);
             renewing = Some(store.renew(key, token, lease));
         }
+        Poll::Pending
     })
     .await
 }
@@ -285,19 +293,52 @@ where
     Ok(Buffered::Complete(buf.freeze()))
 }
 
+/// Header marking a stored record as "outcome unknown" (see [`OutcomeUnknown`]); never
+/// taken from a handler's response.
+pub(crate) const OUTCOME_MARKER: http::HeaderName =
+    http::HeaderName::from_static("palisade-idempotency-outcome");
+
+fn is_outcome_unknown(record: &StoredResponse) -> bool {
+    record
+        .headers
+        .iter()
+        .any(|(n, v)| *n == OUTCOME_MARKER && v == "unknown")
+}
+
+fn outcome_unknown_record() -> StoredResponse {
+    StoredResponse {
+        status: http::StatusCode::INTERNAL_SERVER_ERROR,
+        headers: vec![(OUTCOME_MARKER, HeaderValue::from_static("unknown"))],
+        body: Bytes::new(),
+    }
+}
+
+/// How many times the layer tries to store a handler's response before marking the key
+/// "outcome unknown" (the marker is then retried with the same backoff until it is written,
+/// the lock is lost, or the key's TTL ends).
+pub const STORE_ATTEMPTS: u32 = 5;
+
+/// First pause between two attempts to store a response (doubling, capped at a third of
+/// the lease).
+const STORE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
+type Answer<B> = Result<Response<ResponseBody<B>>, BoxError>;
+
 async fn run<S, St, K, ReqBody, ResBody>(
     shared: Arc<Shared<St, K>>,
-    mut inner: S,
+    inner: S,
     req: Request<ReqBody>,
     store_key: String,
-) -> Result<Response<ResponseBody<ResBody>>, BoxError>
+) -> Answer<ResBody>
 where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     St: Store,
-    ReqBody: Body<Data = Bytes>,
+    K: Send + Sync + 'static,
+    ReqBody: Body<Data = Bytes> + Send + 'static,
     ReqBody::Error: Into<BoxError>,
-    ResBody: Body<Data = Bytes>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
     let settings = &shared.settings;
@@ -317,6 +358,7 @@ where
         Err(e) => return Err(e),
     };
     let fp = fingerprint(
+        &store_key,
         &parts.method,
         &parts.uri,
         &parts.headers,
@@ -341,6 +383,9 @@ where
                     });
                 }
                 break fencing_token;
+            }
+            Begin::Completed(record) if is_outcome_unknown(&record) => {
+                return Err(AnyRejection::new(OutcomeUnknown::new()).into());
             }
             Begin::Completed(record) => {
                 events.emit_with(|| IdempotencyEvent::Replayed {
@@ -367,50 +412,100 @@ where
             }
         }
     };
-    let mut guard = ReleaseGuard {
+    // From here on the handler runs to completion detached from the caller: dropping this
+    // future (client gone, outer timeout, a hedge that lost) must not abandon an execution
+    // that may already have had its effect, nor release the key for a second one.
+    let guard = ReleaseGuard {
         store: store.clone(),
         key: store_key,
         token,
         armed: true,
     };
     let req = Request::from_parts(parts, RequestBody::buffered(body));
-    let call = inner.call(req);
-    let res = if settings.renew_lease {
-        with_renewal(call, store, &guard.key, token, settings.lease).await
-    } else {
-        call.await
-    }
-    .map_err(Into::into)?;
-    let (parts, body) = res.into_parts();
-    let status = parts.status;
-    let body = match buffer_response(body, settings.max_response_body).await? {
-        Buffered::Complete(body) => body,
-        Buffered::TooLarge(prefix, rest) => {
-            // Not storable: release (via the guard) and stream the response on.
-            drop(guard);
-            events.emit_with(|| IdempotencyEvent::Executed {
-                status,
-                stored: false,
-            });
-            return Ok(Response::from_parts(
-                parts,
-                ResponseBody::prefixed(prefix, rest),
-            ));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(execute(shared.clone(), inner, req, guard, tx));
+    rx.await.unwrap_or_else(|_| Err(HandlerAborted.into()))
+}
+
+/// The detached part of a first execution: call the handler, buffer its response, store it
+/// (with retries), all under lease renewal, then hand the response to the caller if it is
+/// still there.
+async fn execute<S, St, K, ReqBody, ResBody>(
+    shared: Arc<Shared<St, K>>,
+    mut inner: S,
+    req: Request<RequestBody<ReqBody>>,
+    mut guard: ReleaseGuard<St>,
+    tx: tokio::sync::oneshot::Sender<Answer<ResBody>>,
+) where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    St: Store,
+    ResBody: Body<Data = Bytes>,
+    ResBody::Error: Into<BoxError>,
+{
+    let settings = &shared.settings;
+    let store = &shared.store;
+    let events = &shared.listeners;
+    let token = guard.token;
+    let work = async {
+        let res = inner.call(req).await.map_err(Into::into)?;
+        let (parts, body) = res.into_parts();
+        let buffered = buffer_response(body, settings.max_response_body).await?;
+        Ok::<_, BoxError>((parts, buffered))
+    };
+    let work = async {
+        match settings.max_execution_time {
+            Some(max) => tokio::time::timeout(max, work)
+                .await
+                .unwrap_or_else(|_| Err(AnyRejection::new(Elapsed::new(max)).into())),
+            None => work.await,
         }
     };
-    if status.is_server_error() && !settings.store_server_errors {
-        drop(guard);
+    let key = guard.key.clone();
+    let outcome = if settings.renew_lease {
+        with_renewal(work, store, &key, token, settings.lease).await
+    } else {
+        work.await
+    };
+    let (parts, buffered) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            drop(guard); // handler error: release so the client can retry
+            let _ = tx.send(Err(e));
+            return;
+        }
+    };
+    let status = parts.status;
+    let not_stored = |parts, body| {
         events.emit_with(|| IdempotencyEvent::Executed {
             status,
             stored: false,
         });
-        return Ok(Response::from_parts(parts, ResponseBody::full(body)));
+        Ok(Response::from_parts(parts, body))
+    };
+    let body = match buffered {
+        Buffered::Complete(body) => body,
+        Buffered::TooLarge(prefix, rest) => {
+            // Not storable: release (via the guard) and stream the response on.
+            drop(guard);
+            let _ = tx.send(not_stored(parts, ResponseBody::prefixed(prefix, rest)));
+            return;
+        }
+    };
+    // A refusal rendered by a Palisade layer inside (429, 503, …) is not the handler's
+    // result: never stored, whatever `store_server_errors` says.
+    let rejection = parts.extensions.get::<RenderedRejection>().is_some();
+    if rejection || (status.is_server_error() && !settings.store_server_errors) {
+        drop(guard);
+        let _ = tx.send(not_stored(parts, ResponseBody::full(body)));
+        return;
     }
     let record = StoredResponse {
         status,
         headers: settings
             .stored_headers
             .iter()
+            .filter(|name| **name != OUTCOME_MARKER)
             .flat_map(|name| {
                 parts
                     .headers
@@ -421,25 +516,80 @@ where
             .collect(),
         body: body.clone(),
     };
-    let stored = match store
-        .complete(&guard.key, token, &record, settings.ttl)
-        .await
-    {
-        Ok(true) => true,
-        Ok(false) => {
+    let first = store.complete(&key, token, &record, settings.ttl).await;
+    let stored = matches!(first, Ok(true));
+    if first.is_ok() {
+        guard.armed = false;
+    }
+    match &first {
+        Ok(true) => {}
+        Ok(false) => events.emit_with(|| IdempotencyEvent::LockExpired {
+            late_finisher: true,
+        }),
+        Err(e) => {
+            tracing::warn!(target: "palisade", error = %e, "idempotency: could not store response; retrying");
+            events.emit_with(|| IdempotencyEvent::StoreFailed);
+        }
+    }
+    events.emit_with(|| IdempotencyEvent::Executed { status, stored });
+    let _ = tx.send(Ok(Response::from_parts(parts, ResponseBody::full(body))));
+    if first.is_err() {
+        // Keep the lock (never release: the handler ran) and keep trying.
+        guard.armed = false;
+        persist(&shared, &key, token, &record).await;
+    }
+}
+
+/// Retries storing `record` with backoff while renewing the lease; after
+/// [`STORE_ATTEMPTS`] failures, also tries to mark the key "outcome unknown". Gives up when
+/// either is written, the lock is lost, or the key's TTL has passed.
+async fn persist<St: Store, K>(
+    shared: &Shared<St, K>,
+    key: &str,
+    token: u64,
+    record: &StoredResponse,
+) {
+    let settings = &shared.settings;
+    let store = &shared.store;
+    let events = &shared.listeners;
+    let give_up = Instant::now() + settings.ttl;
+    let cap = (settings.lease / 3).max(std::time::Duration::from_millis(1));
+    let mut pause = STORE_BACKOFF.min(cap);
+    let marker = outcome_unknown_record();
+    for attempt in 2u32.. {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(cap);
+        if Instant::now() >= give_up {
+            break;
+        }
+        if let Ok(false) = store.renew(key, token, settings.lease).await {
             events.emit_with(|| IdempotencyEvent::LockExpired {
                 late_finisher: true,
             });
-            false
+            return;
         }
-        Err(e) => {
-            // The handler ran: answer its response. The lock stays until its lease ends
-            // (retries meanwhile get 409), never a second execution because of the store.
-            tracing::warn!(target: "palisade", error = %e, "idempotency: could not store response");
-            false
+        match store.complete(key, token, record, settings.ttl).await {
+            Ok(true) => return,
+            Ok(false) => {
+                events.emit_with(|| IdempotencyEvent::LockExpired {
+                    late_finisher: true,
+                });
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(target: "palisade", error = %e, attempt, "idempotency: could not store response");
+            }
         }
-    };
-    guard.armed = false;
-    events.emit_with(|| IdempotencyEvent::Executed { status, stored });
-    Ok(Response::from_parts(parts, ResponseBody::full(body)))
+        if attempt >= STORE_ATTEMPTS {
+            match store.complete(key, token, &marker, settings.ttl).await {
+                Ok(true) => {
+                    events.emit_with(|| IdempotencyEvent::OutcomeUnknown { recorded: true });
+                    return;
+                }
+                Ok(false) => return,
+                Err(_) => {}
+            }
+        }
+    }
+    events.emit_with(|| IdempotencyEvent::OutcomeUnknown { recorded: false });
 }

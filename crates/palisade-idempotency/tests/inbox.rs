@@ -91,3 +91,39 @@ async fn failure_releases_the_id_for_redelivery() {
     assert_eq!(svc.oneshot(1).await.unwrap(), InboxOutcome::Duplicate);
     assert_eq!(*attempts.lock().unwrap(), 2);
 }
+
+/// Issue #15 item 4: the inbox renews its lease while the consumer runs, so a consumer
+/// slower than the lease does not let a redelivery process the message again.
+#[tokio::test(start_paused = true)]
+async fn slow_consumer_keeps_its_lease() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    let effects = Arc::new(AtomicUsize::new(0));
+    let e = effects.clone();
+    let handler = service_fn(move |_msg: u32| {
+        let e = e.clone();
+        async move {
+            e.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<_, std::io::Error>(())
+        }
+    });
+    let svc = InboxLayer::new(MemoryStore::new(), |m: &u32| m.to_string())
+        .lease(Duration::from_secs(10))
+        .layer(handler);
+    let first = tokio::spawn(svc.clone().oneshot(7));
+    while effects.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        let err = svc.clone().oneshot(7).await.unwrap_err();
+        assert!(err.is::<IdempotencyConflict>(), "{err}");
+    }
+    assert_eq!(first.await.unwrap().unwrap(), InboxOutcome::Processed(()));
+    assert_eq!(
+        svc.clone().oneshot(7).await.unwrap(),
+        InboxOutcome::Duplicate
+    );
+    assert_eq!(effects.load(Ordering::SeqCst), 1);
+}

@@ -426,3 +426,196 @@ async fn redis_unreachable_is_503_and_handler_never_runs() {
     assert!(is_problem(&a));
     assert_eq!(h.calls(), 0);
 }
+
+/// A TCP proxy to Redis that the test can cut (dropping every connection and refusing new
+/// ones) and restore, so a fault never touches the shared Redis itself.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, k) = (cut.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut down, _)) = listener.accept().await else {
+                    return;
+                };
+                if c.load(Ordering::SeqCst) {
+                    drop(down);
+                    continue;
+                }
+                k.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                }));
+            }
+        });
+        Self {
+            addr,
+            cut,
+            conns,
+            accept,
+        }
+    }
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for t in self.conns.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// Issue #15: the connection to Redis drops between `begin` and `complete`. The caller gets
+/// the handler's response, retries meanwhile get 503 or 409, and once Redis is reachable
+/// again the background write lands and retries replay: the handler ran once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_connection_drop_between_begin_and_complete_never_reexecutes() {
+    let Some(direct) = conn().await else { return };
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let info = redis::Client::open(url.as_str()).unwrap();
+    let upstream = match info.get_connection_info().addr() {
+        redis::ConnectionAddr::Tcp(host, port) => tokio::net::lookup_host((host.as_str(), *port))
+            .await
+            .unwrap()
+            .next()
+            .unwrap(),
+        other => panic!("needs a TCP Redis, got {other:?}"),
+    };
+    let proxy = Proxy::start(upstream).await;
+    let client = redis::Client::open(format!("redis://{}", proxy.addr)).unwrap();
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(1)
+        .set_response_timeout(Some(Duration::from_millis(500)))
+        .set_connection_timeout(Some(Duration::from_millis(500)));
+    let via_proxy = ConnectionManager::new_with_config(client, config)
+        .await
+        .unwrap();
+    let p = prefix("drop");
+    let store = RedisStore::new(via_proxy, p.clone());
+    let h = Handler::new();
+    h.0.gated.store(true, Ordering::SeqCst);
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = log.clone();
+    let layer = IdempotencyLayer::new(store.clone())
+        .global_scope()
+        .lease(Duration::from_secs(10))
+        .on_event(move |e| l.lock().unwrap().push(e.clone()));
+    let svc = ServiceBuilder::new()
+        .layer(HandleRejectionsLayer::new())
+        .layer(layer)
+        .service(h.clone());
+    let first = tokio::spawn(svc.clone().oneshot(post(Some("\"k1\""), "A")));
+    while h.calls() < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The lock is in Redis; now the connection drops before `complete`.
+    proxy.cut();
+    h.0.gate.add_permits(1);
+    let a = first.await.unwrap().unwrap();
+    assert_eq!(
+        a.status(),
+        StatusCode::CREATED,
+        "the caller gets the response"
+    );
+    assert!(
+        log.lock()
+            .unwrap()
+            .contains(&palisade_idempotency::IdempotencyEvent::StoreFailed)
+    );
+    h.0.gated.store(false, Ordering::SeqCst);
+    let during = svc
+        .clone()
+        .oneshot(post(Some("\"k1\""), "A"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(during.status().as_u16(), 503 | 409),
+        "{}",
+        during.status()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.restore();
+    let mut replayed_at = None;
+    for i in 0..100 {
+        let r = svc
+            .clone()
+            .oneshot(post(Some("\"k1\""), "A"))
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            503 | 409 => tokio::time::sleep(Duration::from_millis(100)).await,
+            201 => {
+                assert_eq!(r.headers()["idempotent-replayed"], "true");
+                replayed_at = Some(i);
+                break;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(replayed_at.is_some(), "the stored response never arrived");
+    assert_eq!(h.calls(), 1, "never a second execution");
+    let key = store.redis_key(&palisade_idempotency::scope::store_key(&(), "k1"));
+    let mut direct = direct;
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut direct)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn redis_lock_keys_are_escaped_and_fences_expire() {
+    let Some(mut c) = conn().await else { return };
+    let p = prefix("fence");
+    let lock = RedisLock::new(c.clone(), p.clone());
+    let (k, fence) = lock.keys("a}b{c");
+    assert_eq!(k, format!("{p}{{a%7Db%7Bc}}"));
+    assert_eq!(fence, format!("{k}:fence"));
+    let lease = Duration::from_millis(300);
+    let t1 = lock.acquire("a}b{c", lease).await.unwrap().unwrap();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&fence)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        pttl > 0 && pttl <= 300,
+        "fence key expires with the lease: {pttl}"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(&k)
+        .arg(&fence)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "nothing outlives the lock");
+    let t2 = lock.acquire("a}b{c", lease).await.unwrap().unwrap();
+    assert!(t2 > t1, "tokens still grow after the fence expired");
+    assert!(lock.release("a}b{c", t2).await.unwrap());
+    let _: () = redis::cmd("DEL")
+        .arg(&k)
+        .arg(&fence)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}

@@ -181,6 +181,7 @@ async fn idempotent_replays_have_their_own_outcome() {
         ));
     let post = |path: &str, key: &str| {
         Request::post(path)
+            .header("x-api-key", "client-1")
             .header("idempotency-key", format!("\"{key}\""))
             .body(Full::new(bytes::Bytes::from_static(b"amount=10")))
             .unwrap()

@@ -1,11 +1,9 @@
 //! Plain-data configuration of the rate limiter, deserializable with the `serde` feature.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
-use http::HeaderName;
-use palisade_core::key::{ForwardedIp, HeaderKey, PathKey, PeerIp};
-use palisade_core::{ConfigError, KeyError, KeyExtractor, RequestParts};
+use palisade_core::ConfigError;
+pub use palisade_core::key_config::{ConfiguredKey, ConfiguredKeyValue, KeyConfig};
 
 use crate::layer::{Mode, RateLimitLayer};
 use crate::quota::{Quota, QuotaSet};
@@ -85,34 +83,6 @@ pub struct TierConfig {
     pub keys: Vec<String>,
     /// Their quotas.
     pub quotas: Vec<QuotaConfig>,
-}
-
-/// Where the key comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Deserialize),
-    serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)
-)]
-#[non_exhaustive]
-pub enum KeyConfig {
-    /// One bucket for everyone.
-    #[default]
-    Global,
-    /// The TCP peer IP.
-    PeerIp,
-    /// The client IP behind trusted proxies (`X-Forwarded-For`).
-    ForwardedIp {
-        /// Trusted proxy CIDRs.
-        trusted_proxies: Vec<String>,
-    },
-    /// A request header, e.g. `x-api-key`.
-    Header {
-        /// The header name.
-        name: String,
-    },
-    /// The request path.
-    Path,
 }
 
 /// Configuration of a [`RateLimitLayer`], e.g. one route's entry in a config file:
@@ -209,62 +179,11 @@ impl Default for RateLimitConfig {
     }
 }
 
-/// The key extractor a [`RateLimitConfig`] builds.
-#[derive(Debug, Clone)]
-pub enum ConfiguredKey {
-    /// [`GlobalKey`](palisade_core::key::GlobalKey).
-    Global,
-    /// [`PeerIp`].
-    PeerIp,
-    /// [`ForwardedIp`].
-    ForwardedIp(ForwardedIp),
-    /// [`HeaderKey`].
-    Header(HeaderKey),
-    /// [`PathKey`].
-    Path,
-}
-
-/// A key extracted by a [`ConfiguredKey`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ConfiguredKeyValue {
-    /// The global key.
-    Global,
-    /// An IP address.
-    Ip(IpAddr),
-    /// A header value or path.
-    Str(String),
-}
-
-impl<R: RequestParts> KeyExtractor<R> for ConfiguredKey {
-    type Key = ConfiguredKeyValue;
-    fn extract(&self, req: &R) -> Result<ConfiguredKeyValue, KeyError> {
-        Ok(match self {
-            Self::Global => ConfiguredKeyValue::Global,
-            Self::PeerIp => ConfiguredKeyValue::Ip(PeerIp.extract(req)?),
-            Self::ForwardedIp(f) => ConfiguredKeyValue::Ip(f.extract(req)?),
-            Self::Header(h) => ConfiguredKeyValue::Str(h.extract(req)?),
-            Self::Path => ConfiguredKeyValue::Str(PathKey.extract(req)?),
-        })
-    }
-}
-
 impl RateLimitConfig {
     /// Checks every value and builds the layer. With a `redis` section, call it inside a
     /// Tokio runtime (the connection is made lazily, on the first request).
     pub fn build(self) -> Result<RateLimitLayer<ConfiguredKey>, ConfigError> {
-        let key = match &self.key {
-            KeyConfig::Global => ConfiguredKey::Global,
-            KeyConfig::PeerIp => ConfiguredKey::PeerIp,
-            KeyConfig::ForwardedIp { trusted_proxies } => ConfiguredKey::ForwardedIp(
-                ForwardedIp::parse(trusted_proxies).map_err(|e| e.within("key"))?,
-            ),
-            KeyConfig::Header { name } => ConfiguredKey::Header(HeaderKey::new(
-                HeaderName::try_from(name.as_str()).map_err(|_| {
-                    ConfigError::new("key.name", format!("`{name}` is not a header name"))
-                })?,
-            )),
-            KeyConfig::Path => ConfiguredKey::Path,
-        };
+        let key = self.key.build().map_err(|e| e.within("key"))?;
         palisade_core::config::check_range("max_keys", self.max_keys, 1, 100_000_000)?;
         palisade_core::config::check_duration(
             "idle_sweep",
@@ -272,7 +191,7 @@ impl RateLimitConfig {
             Duration::from_secs(1),
             Duration::from_secs(3600),
         )?;
-        let ip_keys = matches!(self.key, KeyConfig::PeerIp | KeyConfig::ForwardedIp { .. });
+        let ip_keys = self.key.is_ip();
         let mut layer = RateLimitLayer::new(key, build_set(&self.quotas)?)
             .mode(self.mode)
             .response_headers(self.response_headers)

@@ -92,8 +92,11 @@ impl tower::Service<Request<RequestBody<Full<Bytes>>>> for Handler {
     }
 }
 
+/// The API key every test request carries (the layer scopes keys by credentials).
+pub const API_KEY: &str = "client-1";
+
 pub fn post(key: Option<&str>, body: &'static str) -> Request<Full<Bytes>> {
-    let mut b = Request::post("/orders?x=1");
+    let mut b = Request::post("/orders?x=1").header("x-api-key", API_KEY);
     if let Some(k) = key {
         b = b.header("idempotency-key", k);
     }
