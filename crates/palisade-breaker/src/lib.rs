@@ -66,7 +66,9 @@ mod window;
 pub use config::BreakerConfig;
 pub use events::BreakerEvent;
 pub use handle::BreakerHandle;
-pub use keyed::{DEFAULT_MAX_KEYS, KeyedCircuitBreaker, KeyedCircuitBreakerLayer};
+pub use keyed::{
+    DEFAULT_KEY_IDLE, DEFAULT_MAX_KEYS, KeyedCircuitBreaker, KeyedCircuitBreakerLayer,
+};
 pub use layer::{CircuitBreakerBuilder, CircuitBreakerLayer};
 pub use service::CircuitBreaker;
 pub use state::State;

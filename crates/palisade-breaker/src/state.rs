@@ -228,7 +228,7 @@ impl Machine {
             State::Disabled => Ok(Permit::Unrecorded),
             State::ForcedOpen => Err(Rejected {
                 state: State::ForcedOpen,
-                retry_after: None,
+                retry_after: Some(self.settings.wait_in_open),
             }),
             State::Open => Err(Rejected {
                 state: State::Open,
@@ -241,12 +241,23 @@ impl Machine {
                 } else {
                     Err(Rejected {
                         state: State::HalfOpen,
-                        retry_after: None,
+                        retry_after: Some(self.half_open_retry_after(now)),
                     })
                 }
             }
         };
         (r, t)
+    }
+
+    /// The retry hint while every probe slot is taken: until `max_wait_in_half_open` ends
+    /// (the probes have decided by then, or the breaker reopens), or, without that bound,
+    /// `wait_in_open` (the probes' outcome is unknown; a failed probe round would keep the
+    /// breaker shut at least that long).
+    fn half_open_retry_after(&self, now: Duration) -> Duration {
+        match self.settings.max_wait_in_half_open {
+            Some(max) => (self.half_open_since + max).saturating_sub(now),
+            None => self.settings.wait_in_open,
+        }
     }
 
     fn rates_trip(&self, t: Totals) -> bool {
