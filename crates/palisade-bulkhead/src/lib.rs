@@ -62,7 +62,7 @@ pub use config::{AdaptiveConfig, BulkheadConfig, Mode};
 pub use events::{BulkheadEvent, RejectReason};
 pub use handle::BulkheadHandle;
 pub use keyed::{KeyedBulkhead, KeyedBulkheadLayer};
-pub use layer::{BulkheadBuilder, BulkheadLayer};
+pub use layer::{BulkheadBuilder, BulkheadLayer, DEFAULT_KEY_IDLE};
 pub use priority::{HeaderPriority, NoPriority, Priority, PriorityFn, priority_fn};
 pub use release::{BulkheadBody, OnBodyEnd, OnResponse, Release};
 pub use service::Bulkhead;
