@@ -558,6 +558,93 @@ mod tests {
         assert_eq!(m.open_until(), 391 * S); // back to 60 s
     }
 
+    /// Opens, stalls one probe past `max_wait_in_half_open` (back to OPEN), and half-opens
+    /// again: returns the machine (generation 2) and the stalled generation-1 probe.
+    fn second_half_open_with_a_stale_probe() -> (Machine, Permit) {
+        let mut s = specs();
+        s.max_wait_in_half_open = Some(5 * S);
+        let mut m = Machine::new(s);
+        for _ in 0..5 {
+            call(&mut m, true, Duration::ZERO, Duration::ZERO);
+        }
+        let stale = m.acquire(60 * S).0.unwrap();
+        assert_eq!(stale, Permit::Probe(1));
+        assert_eq!(m.acquire(65 * S).0.unwrap_err().state, State::Open);
+        assert_eq!(m.open_until(), 125 * S);
+        assert_eq!(m.acquire(125 * S).0.unwrap(), Permit::Probe(2));
+        (m, stale)
+    }
+
+    #[test]
+    fn outcomes_of_an_earlier_half_open_period_do_not_count() {
+        let (mut m, stale) = second_half_open_with_a_stale_probe();
+        assert_eq!(m.record(stale, Some(true), Duration::ZERO, 126 * S), None);
+        assert_eq!(m.totals(), Totals::default(), "the old probe is not counted");
+        assert_eq!(m.state(), State::HalfOpen);
+        // Nor does a CLOSED-era call finishing during HALF_OPEN.
+        m.record(Permit::Recorded, Some(true), Duration::ZERO, 126 * S);
+        assert_eq!(m.totals(), Totals::default());
+        assert_eq!(m.window.totals().calls, 5, "the window it opened on, unchanged");
+        // Nor an ignored stale probe: it frees no slot of this period.
+        m.record(stale, None, Duration::ZERO, 126 * S);
+        assert!(m.acquire(126 * S).0.is_ok());
+        assert!(m.acquire(126 * S).0.is_ok());
+        assert_eq!(m.acquire(126 * S).0.unwrap_err().state, State::HalfOpen);
+    }
+
+    #[test]
+    fn cancelling_a_stale_probe_frees_no_slot_of_the_new_period() {
+        let (mut m, stale) = second_half_open_with_a_stale_probe();
+        assert!(m.acquire(125 * S).0.is_ok());
+        assert!(m.acquire(125 * S).0.is_ok());
+        m.cancel(stale);
+        assert_eq!(m.acquire(125 * S).0.unwrap_err().state, State::HalfOpen);
+        // A current probe's cancel does free one.
+        m.cancel(Permit::Probe(2));
+        assert!(m.acquire(125 * S).0.is_ok());
+        // Cancelling outside HALF_OPEN changes nothing.
+        let mut c = Machine::new(specs());
+        c.cancel(Permit::Probe(0));
+        assert_eq!(c.probes_admitted, 0);
+    }
+
+    #[test]
+    fn half_open_rejections_carry_a_retry_hint() {
+        let (mut m, _stale) = second_half_open_with_a_stale_probe();
+        m.acquire(125 * S).0.unwrap();
+        m.acquire(125 * S).0.unwrap();
+        // Probe slots taken: until max_wait_in_half_open (5 s from 125 s) ends.
+        let r = m.acquire(127 * S).0.unwrap_err();
+        assert_eq!(r.retry_after, Some(3 * S));
+        // Without the bound: wait_in_open.
+        let mut m = half_open_machine();
+        for _ in 0..3 {
+            m.acquire(61 * S).0.unwrap();
+        }
+        assert_eq!(m.acquire(62 * S).0.unwrap_err().retry_after, Some(60 * S));
+        m.force(State::ForcedOpen, 62 * S);
+        assert_eq!(m.acquire(62 * S).0.unwrap_err().retry_after, Some(60 * S));
+    }
+
+    #[test]
+    fn forcing_closed_while_closed_starts_a_fresh_window() {
+        let mut m = Machine::new(specs());
+        for _ in 0..3 {
+            call(&mut m, true, Duration::ZERO, Duration::ZERO);
+        }
+        assert_eq!(m.force(State::Closed, S), None, "no transition");
+        assert_eq!(m.totals(), Totals::default());
+        // Forcing another state keeps the window until the state changes it.
+        for _ in 0..3 {
+            call(&mut m, true, Duration::ZERO, S);
+        }
+        let t = m.force(State::Open, S).unwrap();
+        assert_eq!((t.from, t.to), (State::Closed, State::Open));
+        assert_eq!(m.window.totals().failed, 3, "OPEN keeps the window it opened on");
+        assert_eq!(m.force(State::Open, 2 * S), None);
+        assert_eq!(m.window.totals().failed, 3);
+    }
+
     #[test]
     fn ignored_calls_do_not_count_and_free_probe_slots() {
         let mut m = Machine::new(specs());

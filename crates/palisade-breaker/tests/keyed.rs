@@ -120,14 +120,14 @@ fn idle_timeout_is_bounded() {
     assert_eq!(e.field(), "max_keys");
 }
 
-/// Per-new-key cost with every tracked breaker open (none may be evicted), at 1,000 and at
-/// 100,000 keys. Timing, so run on demand, in release:
+/// Per-new-key cost with every tracked breaker open (none may be evicted), at 1,000, 10,000
+/// and 100,000 keys. Timing, so run on demand, in release:
 /// `cargo test -p palisade-breaker --release --test keyed -- --ignored --nocapture`.
 #[tokio::test(start_paused = true)]
 #[ignore = "timing; run in release on demand"]
 async fn cost_per_new_key_does_not_grow_with_the_key_count() {
     let mut per_key = Vec::new();
-    for n in [1_000_u32, 100_000] {
+    for n in [1_000_u32, 10_000, 100_000] {
         let layer = KeyedCircuitBreakerLayer::new(by_key(), &config(), n as usize)
             .unwrap()
             .classifier(ErrorsAsFailures);
@@ -143,7 +143,8 @@ async fn cost_per_new_key_does_not_grow_with_the_key_count() {
                 let _ = tower::Service::call(&mut svc, (k, true)).await;
             }
         }
-        assert_eq!(layer.tracked_keys(), n as usize);
+        // Large stores split the cap across shards, so a few keys may find their shard full.
+        assert!(layer.tracked_keys() > n as usize * 95 / 100);
         let rounds = 20_000_u32;
         let t = std::time::Instant::now();
         for k in 0..rounds {
@@ -155,10 +156,13 @@ async fn cost_per_new_key_does_not_grow_with_the_key_count() {
         println!("{n} open keys: {ns:.0} ns per new key");
         per_key.push(ns);
     }
+    // The work per new key is constant (at most 16 entries looked at); what grows is cache
+    // misses once the entries no longer fit in cache. A scan of every key (the old code)
+    // would cost about 100 times more at 100k than at 1k.
     assert!(
-        per_key[1] < per_key[0] * 4.0,
+        per_key[2] < per_key[0] * 10.0,
         "100k keys cost {:.0} ns per new key against {:.0} ns at 1k",
-        per_key[1],
+        per_key[2],
         per_key[0]
     );
 }

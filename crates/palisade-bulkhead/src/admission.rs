@@ -8,8 +8,17 @@
 //! waiter once (an `Arc` holding its state and waker slot); that is the only allocation.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, PoisonError};
+// Under `--cfg loom` the packed word, the waiter state and the locks are loom's, so that
+// `tests/loom.rs` explores every interleaving of admission, queueing and release.
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+#[cfg(loom)]
+use loom::sync::{Mutex, MutexGuard};
+#[cfg(not(loom))]
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+#[cfg(not(loom))]
+use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
 

@@ -53,6 +53,9 @@ pub mod future;
 mod handle;
 mod keyed;
 mod layer;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_model;
 mod priority;
 mod release;
 mod service;
