@@ -187,7 +187,10 @@ impl<X: KeyExtractor<R>, R, C> KeyedCircuitBreakerLayer<X, R, C> {
     pub fn state_of(&self, key: &X::Key) -> Option<State> {
         self.registry.store.get(key).map(|b| b.state())
     }
-    /// A handle on `key`'s breaker, creating it if needed.
+    /// A handle on `key`'s breaker, creating it if needed. A breaker forced by hand
+    /// (FORCED_OPEN, DISABLED, METRICS_ONLY) stays tracked until reset. At the cap, when
+    /// no breaker may be evicted, the handle is on a breaker that is not kept (as for a
+    /// request in that case).
     pub fn handle_of(&self, key: &X::Key) -> BreakerHandle {
         BreakerHandle {
             breaker: self.registry.get(key),

@@ -260,11 +260,10 @@ impl Machine {
         }
     }
 
+    /// Whether a rate reaches its threshold. Thresholds are validated to (0, 100] and a rate
+    /// over no calls is 0, so no calls never trip.
     fn rates_trip(&self, t: Totals) -> bool {
-        (self.settings.failure_rate <= 100.0
-            && t.calls > 0
-            && t.failure_rate() >= self.settings.failure_rate)
-            || (t.calls > 0 && t.slow_rate() >= self.settings.slow_rate)
+        t.failure_rate() >= self.settings.failure_rate || t.slow_rate() >= self.settings.slow_rate
     }
 
     /// Records a finished call. `outcome` is `None` for an ignored call.
@@ -643,6 +642,23 @@ mod tests {
         assert_eq!(m.window.totals().failed, 3, "OPEN keeps the window it opened on");
         assert_eq!(m.force(State::Open, 2 * S), None);
         assert_eq!(m.window.totals().failed, 3);
+    }
+
+    #[test]
+    fn states_round_trip_through_their_byte_and_have_stable_names() {
+        let all = [
+            (State::Closed, "closed"),
+            (State::Open, "open"),
+            (State::HalfOpen, "half_open"),
+            (State::Disabled, "disabled"),
+            (State::ForcedOpen, "forced_open"),
+            (State::MetricsOnly, "metrics_only"),
+        ];
+        for (state, name) in all {
+            assert_eq!(State::from_u8(state as u8), state);
+            assert_eq!(state.as_str(), name);
+            assert_eq!(state.to_string(), name);
+        }
     }
 
     #[test]

@@ -205,8 +205,11 @@ async fn cost_per_new_key_does_not_grow_with_the_key_count() {
         let reqs: Vec<_> = (0..rounds).map(|k| req(Some(&format!("new-{k}")), 0)).collect();
         let t = std::time::Instant::now();
         for r in reqs {
-            let e = tower::Service::call(&mut svc, r).await.unwrap_err();
-            assert!(e.is::<BulkheadFull>());
+            // Refused, or (in a shard that filled up less than the others) admitted in the
+            // place of the previous new key, which is idle again.
+            if let Err(e) = tower::Service::call(&mut svc, r).await {
+                assert!(e.is::<BulkheadFull>());
+            }
         }
         let ns = t.elapsed().as_nanos() as f64 / f64::from(rounds);
         println!("{n} busy keys: {ns:.0} ns per new key");
