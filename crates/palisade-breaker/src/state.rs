@@ -578,12 +578,20 @@ mod tests {
     fn outcomes_of_an_earlier_half_open_period_do_not_count() {
         let (mut m, stale) = second_half_open_with_a_stale_probe();
         assert_eq!(m.record(stale, Some(true), Duration::ZERO, 126 * S), None);
-        assert_eq!(m.totals(), Totals::default(), "the old probe is not counted");
+        assert_eq!(
+            m.totals(),
+            Totals::default(),
+            "the old probe is not counted"
+        );
         assert_eq!(m.state(), State::HalfOpen);
         // Nor does a CLOSED-era call finishing during HALF_OPEN.
         m.record(Permit::Recorded, Some(true), Duration::ZERO, 126 * S);
         assert_eq!(m.totals(), Totals::default());
-        assert_eq!(m.window.totals().calls, 5, "the window it opened on, unchanged");
+        assert_eq!(
+            m.window.totals().calls,
+            5,
+            "the window it opened on, unchanged"
+        );
         // Nor an ignored stale probe: it frees no slot of this period.
         m.record(stale, None, Duration::ZERO, 126 * S);
         assert!(m.acquire(126 * S).0.is_ok());
@@ -639,7 +647,11 @@ mod tests {
         }
         let t = m.force(State::Open, S).unwrap();
         assert_eq!((t.from, t.to), (State::Closed, State::Open));
-        assert_eq!(m.window.totals().failed, 3, "OPEN keeps the window it opened on");
+        assert_eq!(
+            m.window.totals().failed,
+            3,
+            "OPEN keeps the window it opened on"
+        );
         assert_eq!(m.force(State::Open, 2 * S), None);
         assert_eq!(m.window.totals().failed, 3);
     }

@@ -187,22 +187,26 @@ async fn cost_per_new_key_does_not_grow_with_the_key_count() {
             .release_on_response()
             .build_keyed(HeaderKey::new(HeaderName::from_static("x-tenant")), n)
             .unwrap();
-        let mut svc =
-            layer
-                .clone()
-                .layer(service_fn(|_: Request<()>| async { Ok::<_, BoxError>(()) }));
+        let mut svc = layer
+            .clone()
+            .layer(service_fn(|_: Request<()>| async { Ok::<_, BoxError>(()) }));
         // Every key in use: a live handle counts as use.
         let mut handles = Vec::with_capacity(n);
         for k in 0..n {
             let key = k.to_string();
             // Large stores split the cap across shards: a few keys may find theirs full.
-            if tower::Service::call(&mut svc, req(Some(&key), 0)).await.is_ok() {
+            if tower::Service::call(&mut svc, req(Some(&key), 0))
+                .await
+                .is_ok()
+            {
                 handles.push(layer.handle_for(&key).unwrap().unwrap());
             }
         }
         assert!(layer.tracked_keys() > n * 95 / 100);
         let rounds = 20_000;
-        let reqs: Vec<_> = (0..rounds).map(|k| req(Some(&format!("new-{k}")), 0)).collect();
+        let reqs: Vec<_> = (0..rounds)
+            .map(|k| req(Some(&format!("new-{k}")), 0))
+            .collect();
         let t = std::time::Instant::now();
         for r in reqs {
             // Refused, or (in a shard that filled up less than the others) admitted in the

@@ -46,7 +46,10 @@ fn two_racing_acquires_and_releases_never_exceed_the_limit_nor_leak() {
                 })
             })
             .collect();
-        let left: Vec<_> = threads.into_iter().filter_map(|t| t.join().unwrap()).collect();
+        let left: Vec<_> = threads
+            .into_iter()
+            .filter_map(|t| t.join().unwrap())
+            .collect();
         for o in left {
             settle(&m, &inside, 1, o);
         }
