@@ -218,6 +218,9 @@ impl<S, K: Clone, P: Clone, Rel> Layer<S> for KeyedBulkheadLayer<K, P, Rel> {
 ///   in use is never evicted, so its in-flight count is never lost. If none of the 16 least
 ///   recently used keys is idle, the request is refused with `BulkheadFull` (503) and a
 ///   [`RejectReason::TooManyKeys`] event.
+/// - **One key type per layer.** If the same layer serves two request types whose keys
+///   differ in type, requests with the second key type fail with
+///   [`KeyTypeMismatch`] (never a panic).
 /// - **Idle keys** (unused for the builder's
 ///   [`key_idle_timeout`](crate::BulkheadBuilder::key_idle_timeout), default 1 h) are
 ///   dropped a few per request, so memory follows the active keys.

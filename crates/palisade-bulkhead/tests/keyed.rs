@@ -140,6 +140,44 @@ async fn handle_for_with_another_key_type_is_an_error_not_a_panic() {
     );
 }
 
+/// An extractor giving `String` keys for `String` requests and `u32` keys for `u32` ones.
+#[derive(Debug, Clone)]
+struct TwoKeyTypes;
+
+impl palisade_core::KeyExtractor<String> for TwoKeyTypes {
+    type Key = String;
+    fn extract(&self, req: &String) -> Result<String, KeyError> {
+        Ok(req.clone())
+    }
+}
+
+impl palisade_core::KeyExtractor<u32> for TwoKeyTypes {
+    type Key = u32;
+    fn extract(&self, req: &u32) -> Result<u32, KeyError> {
+        Ok(*req)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_layer_serving_two_key_types_refuses_the_second_instead_of_panicking() {
+    let layer = BulkheadLayer::builder()
+        .release_on_response()
+        .build_keyed(TwoKeyTypes, 10)
+        .unwrap();
+    let by_string = layer.layer(service_fn(|_: String| async { Ok::<_, BoxError>(()) }));
+    let by_number = layer.layer(service_fn(|_: u32| async { Ok::<_, BoxError>(()) }));
+    by_string.clone().oneshot("a".to_owned()).await.unwrap();
+    let e = by_number.oneshot(7).await.unwrap_err();
+    assert_eq!(
+        e.downcast_ref::<KeyTypeMismatch>(),
+        Some(&KeyTypeMismatch {
+            expected: "alloc::string::String",
+            given: "u32"
+        })
+    );
+    by_string.oneshot("a".to_owned()).await.unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn idle_keys_expire_but_busy_ones_do_not() {
     let layer = tenant_layer(100);
