@@ -526,6 +526,91 @@ mod tests {
         assert_eq!((s.max_keys(), s.shards.len()), (MAX_KEYS, MAX_SHARDS));
     }
 
+    /// A reference model: a vector from most to least recently used, expiring and evicting
+    /// from its end exactly as the store documents.
+    #[derive(Default)]
+    struct Model {
+        lru: Vec<(u32, u32, u64)>, // (key, value, last used in ms)
+    }
+
+    impl Model {
+        fn expire(&mut self, now: u64, idle: u64) {
+            for _ in 0..EXPIRY_STEPS {
+                match self.lru.last() {
+                    Some(&(_, _, used)) if now - used >= idle => {
+                        self.lru.pop();
+                    }
+                    _ => break,
+                }
+            }
+        }
+        fn touch(&mut self, i: usize, now: u64) -> u32 {
+            let mut e = self.lru.remove(i);
+            e.2 = now;
+            self.lru.insert(0, e);
+            e.1
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matches_a_reference_lru(
+            cap in 1usize..6,
+            ops in proptest::collection::vec((0u8..4, 0u32..8, 0u64..40), 1..200),
+        ) {
+            const IDLE: u64 = 50;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let s: KeyedStore<u32, u32> = KeyedStore::new(cap, Duration::from_millis(IDLE));
+                let mut m = Model::default();
+                let mut now = 0;
+                for (n, (op, key, dt)) in ops.into_iter().enumerate() {
+                    let value = n as u32;
+                    match op {
+                        0 => {
+                            m.expire(now, IDLE);
+                            let want = match m.lru.iter().position(|e| e.0 == key) {
+                                Some(i) => Some(m.touch(i, now)),
+                                None => None,
+                            };
+                            proptest::prop_assert_eq!(s.get(&key), want);
+                        }
+                        1 => {
+                            m.expire(now, IDLE);
+                            let want = if let Some(i) = m.lru.iter().position(|e| e.0 == key) {
+                                m.touch(i, now)
+                            } else {
+                                if m.lru.len() >= cap {
+                                    m.lru.pop();
+                                }
+                                m.lru.insert(0, (key, value, now));
+                                value
+                            };
+                            proptest::prop_assert_eq!(s.get_or_insert_with(&key, || value), Ok(want));
+                        }
+                        2 => {
+                            let want = m.lru.iter().position(|e| e.0 == key).map(|i| m.lru.remove(i).1);
+                            proptest::prop_assert_eq!(s.remove(&key), want);
+                        }
+                        _ => {
+                            tokio::time::advance(Duration::from_millis(dt)).await;
+                            now += dt;
+                        }
+                    }
+                    let mut want: Vec<u32> = m.lru.iter().map(|e| e.0).collect();
+                    want.sort_unstable();
+                    proptest::prop_assert_eq!(keys(&s), want);
+                    check(&s);
+                }
+                Ok(())
+            })?;
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn borrowed_lookups() {
         let s: KeyedStore<String, u8> = KeyedStore::new(4, MIN);
