@@ -47,6 +47,8 @@ impl Waiter {
     pub(crate) fn register(&self, waker: &Waker) {
         let mut w = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
         match &*w {
+            // Skips a clone when the same task polls again. Always cloning behaves the same
+            // (the `false` mutant is equivalent, excluded in `.cargo/mutants.toml`).
             Some(old) if old.will_wake(waker) => {}
             _ => *w = Some(waker.clone()),
         }
@@ -87,6 +89,8 @@ impl State {
         ((self.0 >> QUEUED) & MASK) as usize
     }
     fn with_limit(self, limit: usize) -> Self {
+        // The low bits are cleared first, so `|` and `^` agree (an equivalent mutant,
+        // excluded in `.cargo/mutants.toml`).
         Self((self.0 & !MASK) | (limit.min(MAX_COUNT) as u64))
     }
 }
@@ -556,6 +560,64 @@ mod tests {
                 prop_assert!(limit >= min && limit <= min + span);
             }
         }
+    }
+
+    #[test]
+    fn aimd_boundaries() {
+        let a = Aimd::new(1, 100, Duration::from_millis(200));
+        // Exactly the threshold is not overload ("slower than").
+        assert_eq!(a.next(10, 10, Duration::from_millis(200)), 11);
+        assert_eq!(a.next(10, 10, Duration::from_millis(201)), 9);
+        // Growth needs at least half the limit in use: 1 of 3 is not.
+        assert_eq!(a.next(3, 1, Duration::ZERO), 3);
+        assert_eq!(a.next(4, 2, Duration::ZERO), 5);
+    }
+
+    #[test]
+    fn gradient_average_follows_a_short_window_at_once() {
+        // With a window of one sample the average is the last latency: a jump in latency
+        // is not seen as a rise against the average, so a busy limit keeps growing.
+        let mut g = Adaptive::gradient(Gradient::new(1, 1_000).long_window(1));
+        let mut limit = 10;
+        for ms in [10, 100, 100, 100, 1_000, 1_000] {
+            let next = g.next(limit, limit, Duration::from_millis(ms));
+            assert!(next >= limit, "{limit} → {next} at {ms} ms");
+            limit = next;
+        }
+        assert!(limit > 10);
+    }
+
+    #[test]
+    fn a_waiter_wakes_the_waker_it_was_last_polled_with() {
+        use std::sync::atomic::AtomicUsize;
+        use std::task::Wake;
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let a = Arc::new(Admission::new(1, 1, vec![0].into(), None, Listeners::new()));
+        let Acquire::Granted(p) = a.acquire(0) else {
+            panic!("free slot")
+        };
+        let Acquire::Queued(w) = a.acquire(0) else {
+            panic!("queued")
+        };
+        let (first, second) = (
+            Arc::new(Count(AtomicUsize::new(0))),
+            Arc::new(Count(AtomicUsize::new(0))),
+        );
+        w.register(&Waker::from(first.clone()));
+        w.register(&Waker::from(first.clone()));
+        // Polled again from another task: that task must be woken.
+        w.register(&Waker::from(second.clone()));
+        drop(p);
+        assert!(w.is_granted());
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        drop(a.take_grant(&w));
+        assert_eq!((a.in_flight(), a.queued()), (0, 0));
     }
 
     #[test]
