@@ -285,7 +285,8 @@ impl Adaptive {
                     let a = 2.0 / (cfg.long_window as f64 + 1.0);
                     *long = *long * (1.0 - a) + rtt * a;
                 }
-                // After a drop in latency, let the average follow quickly.
+                // After a drop in latency, let the average follow quickly. (`>` against `>=`
+                // differs only at a ratio of exactly 2.0: excluded in `.cargo/mutants.toml`.)
                 if *long / rtt > 2.0 {
                     *long *= 0.95;
                 }
@@ -585,6 +586,21 @@ mod tests {
             limit = next;
         }
         assert!(limit > 10);
+    }
+
+    #[test]
+    fn gradient_average_follows_a_latency_drop_quickly() {
+        // 50 calls at 100 ms, 20 at 10 ms, then 60 ms: the long-term average fell with the
+        // drop (faster than its 100-sample window alone would let it), so 60 ms reads as a
+        // rise and the limit shrinks.
+        let mut g = Adaptive::gradient(Gradient::new(1, 1_000).long_window(100));
+        let mut limit = 100;
+        for ms in std::iter::repeat_n(100, 50).chain(std::iter::repeat_n(10, 20)) {
+            limit = g.next(limit, limit, Duration::from_millis(ms));
+        }
+        let before = limit;
+        let after = g.next(limit, limit, Duration::from_millis(60));
+        assert!(after < before, "{before} → {after}");
     }
 
     #[test]
