@@ -604,6 +604,19 @@ mod tests {
     }
 
     #[test]
+    fn gradient_learns_nothing_while_application_limited() {
+        let ms = Duration::from_millis;
+        // Half the estimate in use is enough to learn from: 10 + √10.
+        let mut g = Adaptive::gradient(Gradient::new(1, 1_000).smoothing(1.0));
+        assert_eq!(g.next(10, 5, ms(10)), 13);
+        // Fewer than half: the limit stays, however slow the call.
+        assert_eq!(g.next(13, 1, ms(5_000)), 13);
+        assert_eq!(g.next(13, 6, ms(5_000)), 13);
+        // Enough in use again: the slow call now shrinks it.
+        assert!(g.next(13, 13, ms(5_000)) < 13);
+    }
+
+    #[test]
     fn a_waiter_wakes_the_waker_it_was_last_polled_with() {
         use std::sync::atomic::AtomicUsize;
         use std::task::Wake;
