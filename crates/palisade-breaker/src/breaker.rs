@@ -22,6 +22,8 @@ pub(crate) struct Breaker {
     open_until: AtomicU64,
     machine: Mutex<Machine>,
     automatic: bool,
+    /// The retry hint of a FORCED_OPEN rejection (the state has no end of its own).
+    wait_in_open: Duration,
     /// Itself, for the eager mode's timer tasks (which must not keep it alive).
     me: Weak<Breaker>,
     pub(crate) listeners: Listeners<BreakerEvent>,
@@ -39,6 +41,7 @@ impl Breaker {
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             automatic: settings.automatic,
+            wait_in_open: settings.wait_in_open,
             me: me.clone(),
             name,
             epoch: Instant::now(),
@@ -59,6 +62,19 @@ impl Breaker {
 
     pub(crate) fn state(&self) -> State {
         State::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// Whether a keyed store must keep this breaker at `now` (see `keyed.rs`): OPEN with its
+    /// wait running, HALF_OPEN, or a state set by hand. Two atomic loads, no lock.
+    pub(crate) fn pinned(&self, now: Instant) -> bool {
+        match self.state() {
+            State::Closed => false,
+            State::Open => {
+                let until = Duration::from_nanos(self.open_until.load(Ordering::Acquire));
+                now.saturating_duration_since(self.epoch) < until
+            }
+            State::HalfOpen | State::Disabled | State::ForcedOpen | State::MetricsOnly => true,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Machine> {
@@ -138,7 +154,7 @@ impl Breaker {
             State::ForcedOpen => {
                 return Err(self.reject(Rejected {
                     state: State::ForcedOpen,
-                    retry_after: None,
+                    retry_after: Some(self.wait_in_open),
                 }));
             }
             State::Open => {

@@ -5,8 +5,9 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use dashmap::DashMap;
+use palisade_core::keyed::KeyedStore;
 use palisade_core::{BoxError, Classifier, ConfigError, KeyExtractor, Listeners};
+use std::time::Duration;
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -21,47 +22,74 @@ use crate::state::{Settings, State};
 /// The default cap on tracked keys.
 pub const DEFAULT_MAX_KEYS: usize = 10_000;
 
+/// The default time after which an unused key's breaker is dropped (unless pinned).
+pub const DEFAULT_KEY_IDLE: Duration = Duration::from_secs(3_600);
+
+/// Longest accepted [`idle_timeout`](KeyedCircuitBreakerLayer::idle_timeout): 7 days.
+const MAX_KEY_IDLE: Duration = Duration::from_secs(7 * 86_400);
+
+/// A key's breaker must stay tracked while it holds state worth more than a fresh one:
+/// OPEN until its wait is over, HALF_OPEN (its probes decide), and the states set by hand
+/// (FORCED_OPEN, DISABLED, METRICS_ONLY). A CLOSED breaker only loses its window.
+fn pinned(b: &Arc<Breaker>, now: Instant) -> bool {
+    b.pinned(now)
+}
+
 struct Registry<K> {
     name: &'static str,
     settings: Settings,
     listeners: Listeners<BreakerEvent>,
-    map: DashMap<K, Arc<Breaker>>,
-    max_keys: usize,
-    /// Used for new keys once `max_keys` breakers are tracked and none can be evicted.
-    overflow: Arc<Breaker>,
+    store: KeyedStore<K, Arc<Breaker>>,
 }
 
 impl<K: Hash + Eq + Clone> Registry<K> {
+    fn new(
+        settings: Settings,
+        listeners: Listeners<BreakerEvent>,
+        max_keys: usize,
+        idle: Duration,
+    ) -> Self {
+        Self {
+            name: "breaker",
+            settings,
+            listeners,
+            store: KeyedStore::new(max_keys, idle).pin_while(pinned),
+        }
+    }
+
+    fn fresh(&self) -> Arc<Breaker> {
+        Breaker::new(self.name, self.settings.clone(), self.listeners.clone())
+    }
+
+    /// The breaker of `key`, made if new. At the cap the least recently used evictable
+    /// breaker is dropped; if none is found the call gets a breaker of its own that is not
+    /// kept (it starts CLOSED, like any new key, and never affects other keys).
     fn get(&self, key: &K) -> Arc<Breaker> {
-        if let Some(b) = self.map.get(key) {
-            return b.clone();
-        }
-        if self.map.len() >= self.max_keys {
-            // Evict a CLOSED breaker (it holds nothing worth keeping beyond its window);
-            // keys in other states stay so that an open upstream stays open.
-            let victim = self
-                .map
-                .iter()
-                .find(|e| e.value().state() == State::Closed)
-                .map(|e| e.key().clone());
-            match victim {
-                Some(v) => {
-                    self.map.remove(&v);
-                }
-                None => return self.overflow.clone(),
-            }
-        }
-        self.map
-            .entry(key.clone())
-            .or_insert_with(|| {
-                Breaker::new(self.name, self.settings.clone(), self.listeners.clone())
-            })
-            .clone()
+        self.store
+            .get_or_insert_with(key, || self.fresh())
+            .unwrap_or_else(|_| self.fresh())
+    }
+
+    fn rebuilt(&self, listeners: Listeners<BreakerEvent>, max_keys: usize, idle: Duration) -> Self {
+        Self::new(self.settings.clone(), listeners, max_keys, idle)
     }
 }
 
 /// Applies a [`KeyedCircuitBreaker`]: one breaker per key from a
 /// [`KeyExtractor`], at most `max_keys` of them.
+///
+/// The breakers live in palisade-core's [`KeyedStore`]: finding a key's breaker is one hash
+/// lookup under one of up to 16 shard locks, O(1) whatever the number of keys.
+///
+/// - **At the cap** (`max_keys` tracked), a new key evicts the least recently used breaker
+///   that is CLOSED or whose OPEN wait is over. Breakers that are OPEN (wait running),
+///   HALF_OPEN or in a state set by hand are never evicted, so an upstream that is down
+///   stays cut off. If none of the oldest 16 breakers may be evicted, the new key's call
+///   goes through a fresh breaker that is not kept: it is neither refused nor affected by
+///   other keys (there is no shared overflow breaker), but that key has no memory until a
+///   slot frees.
+/// - **Idle keys** (no call for [`idle_timeout`](Self::idle_timeout), default 1 h) are
+///   dropped under the same rule, a few per call, so memory follows the active keys.
 ///
 /// ```
 /// use palisade_breaker::{BreakerConfig, KeyedCircuitBreakerLayer};
@@ -95,7 +123,7 @@ impl<X: KeyExtractor<R>, R, C: Clone> Clone for KeyedCircuitBreakerLayer<X, R, C
 impl<X: KeyExtractor<R>, R, C> fmt::Debug for KeyedCircuitBreakerLayer<X, R, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedCircuitBreakerLayer")
-            .field("keys", &self.registry.map.len())
+            .field("keys", &self.registry.store.len())
             .finish_non_exhaustive()
     }
 }
@@ -108,14 +136,12 @@ impl<X: KeyExtractor<R>, R> KeyedCircuitBreakerLayer<X, R> {
         let listeners = Listeners::new();
         Ok(Self {
             extractor,
-            registry: Arc::new(Registry {
-                name: "breaker",
-                overflow: Breaker::new("breaker-overflow", settings.clone(), listeners.clone()),
+            registry: Arc::new(Registry::new(
                 settings,
                 listeners,
-                map: DashMap::new(),
                 max_keys,
-            }),
+                DEFAULT_KEY_IDLE,
+            )),
             classifier: palisade_core::DefaultClassifier::new(),
             _req: std::marker::PhantomData,
         })
@@ -140,21 +166,31 @@ impl<X: KeyExtractor<R>, R, C> KeyedCircuitBreakerLayer<X, R, C> {
     pub fn on_event(mut self, f: impl Fn(&BreakerEvent) + Send + Sync + 'static) -> Self {
         let r = &self.registry;
         let listeners = r.listeners.clone().on(f);
-        self.registry = Arc::new(Registry {
-            name: r.name,
-            overflow: Breaker::new("breaker-overflow", r.settings.clone(), listeners.clone()),
-            settings: r.settings.clone(),
-            listeners,
-            map: DashMap::new(),
-            max_keys: r.max_keys,
-        });
+        self.registry = Arc::new(r.rebuilt(listeners, r.store.max_keys(), r.store.idle()));
         self
+    }
+    /// Drops a key's breaker after `idle` without calls (1 ms–7 days; default 1 h), unless
+    /// it is OPEN with its wait running, HALF_OPEN or in a state set by hand. Call it while
+    /// configuring: it starts a fresh, empty set of breakers.
+    pub fn idle_timeout(mut self, idle: Duration) -> Result<Self, ConfigError> {
+        palisade_core::config::check_duration(
+            "idle_timeout",
+            idle,
+            Duration::from_millis(1),
+            MAX_KEY_IDLE,
+        )?;
+        let r = &self.registry;
+        self.registry = Arc::new(r.rebuilt(r.listeners.clone(), r.store.max_keys(), idle));
+        Ok(self)
     }
     /// The state of `key`'s breaker, if it is tracked.
     pub fn state_of(&self, key: &X::Key) -> Option<State> {
-        self.registry.map.get(key).map(|b| b.state())
+        self.registry.store.get(key).map(|b| b.state())
     }
-    /// A handle on `key`'s breaker, creating it if needed.
+    /// A handle on `key`'s breaker, creating it if needed. A breaker forced by hand
+    /// (FORCED_OPEN, DISABLED, METRICS_ONLY) stays tracked until reset. At the cap, when
+    /// no breaker may be evicted, the handle is on a breaker that is not kept (as for a
+    /// request in that case).
     pub fn handle_of(&self, key: &X::Key) -> BreakerHandle {
         BreakerHandle {
             breaker: self.registry.get(key),
@@ -162,7 +198,7 @@ impl<X: KeyExtractor<R>, R, C> KeyedCircuitBreakerLayer<X, R, C> {
     }
     /// Number of tracked keys.
     pub fn tracked_keys(&self) -> usize {
-        self.registry.map.len()
+        self.registry.store.len()
     }
 }
 

@@ -10,13 +10,32 @@
 //!   reopens from their outcomes; `max_wait_in_half_open` reopens if probes stall.
 //! - Failures come from palisade-core's [`Classifier`](palisade_core::Classifier): HTTP 5xx,
 //!   408, 429, gRPC statuses and errors by default; ignored outcomes count as nothing.
-//! - Rejections are [`CircuitOpen`](error::CircuitOpen) `{ retry_after }` with the remaining
-//!   OPEN time → 503 + `Retry-After` / UNAVAILABLE through `HandleRejections`.
-//! - [Keyed](KeyedCircuitBreakerLayer): one breaker per upstream or route, bounded count.
+//! - Rejections are [`CircuitOpen`](error::CircuitOpen) `{ retry_after }` → 503 +
+//!   `Retry-After` / UNAVAILABLE through `HandleRejections`. The hint is always set: the
+//!   remaining OPEN time; in HALF_OPEN with every probe slot taken, the time left of
+//!   `max_wait_in_half_open` or, without it, `wait_in_open`; in FORCED_OPEN, `wait_in_open`.
+//! - [Keyed](KeyedCircuitBreakerLayer): one breaker per upstream or route, at most
+//!   `max_keys`, in palisade-core's bounded [`KeyedStore`](palisade_core::keyed::KeyedStore):
+//!   O(1) per call whatever the number of keys; at the cap the least recently used CLOSED
+//!   (or no longer waiting) breaker is evicted, never an OPEN or HALF_OPEN one, and there is
+//!   no shared overflow breaker; idle keys are dropped after
+//!   [`idle_timeout`](KeyedCircuitBreakerLayer::idle_timeout).
 //! - One breaker per layer, shared by every clone. Admission in CLOSED, DISABLED,
 //!   FORCED_OPEN and during an OPEN wait is a single atomic load; recording an outcome takes
 //!   a mutex for the few instructions of a window update (never across an `.await`). No
 //!   allocation per call.
+//!
+//! # Testing
+//!
+//! Beyond the unit, integration and proptest model tests, the state machine and windows are
+//! mutation-tested; no mutant of `src/state.rs` or `src/window.rs` survives except those
+//! marked equivalent in the source:
+//!
+//! ```text
+//! cargo mutants -p palisade-breaker --file crates/palisade-breaker/src/state.rs \
+//!     --file crates/palisade-breaker/src/window.rs -j 1 --timeout 120 \
+//!     -- --lib --test model --test breaker
+//! ```
 //!
 //! Put it inside retry (so a retry meets the open breaker and stops) and outside the
 //! bulkhead. The breaker does not limit concurrency (SPECS §6.8): use a bulkhead for that.
@@ -66,7 +85,9 @@ mod window;
 pub use config::BreakerConfig;
 pub use events::BreakerEvent;
 pub use handle::BreakerHandle;
-pub use keyed::{DEFAULT_MAX_KEYS, KeyedCircuitBreaker, KeyedCircuitBreakerLayer};
+pub use keyed::{
+    DEFAULT_KEY_IDLE, DEFAULT_MAX_KEYS, KeyedCircuitBreaker, KeyedCircuitBreakerLayer,
+};
 pub use layer::{CircuitBreakerBuilder, CircuitBreakerLayer};
 pub use service::CircuitBreaker;
 pub use state::State;

@@ -228,7 +228,7 @@ impl Machine {
             State::Disabled => Ok(Permit::Unrecorded),
             State::ForcedOpen => Err(Rejected {
                 state: State::ForcedOpen,
-                retry_after: None,
+                retry_after: Some(self.settings.wait_in_open),
             }),
             State::Open => Err(Rejected {
                 state: State::Open,
@@ -241,7 +241,7 @@ impl Machine {
                 } else {
                     Err(Rejected {
                         state: State::HalfOpen,
-                        retry_after: None,
+                        retry_after: Some(self.half_open_retry_after(now)),
                     })
                 }
             }
@@ -249,11 +249,21 @@ impl Machine {
         (r, t)
     }
 
+    /// The retry hint while every probe slot is taken: until `max_wait_in_half_open` ends
+    /// (the probes have decided by then, or the breaker reopens), or, without that bound,
+    /// `wait_in_open` (the probes' outcome is unknown; a failed probe round would keep the
+    /// breaker shut at least that long).
+    fn half_open_retry_after(&self, now: Duration) -> Duration {
+        match self.settings.max_wait_in_half_open {
+            Some(max) => (self.half_open_since + max).saturating_sub(now),
+            None => self.settings.wait_in_open,
+        }
+    }
+
+    /// Whether a rate reaches its threshold. Thresholds are validated to (0, 100] and a rate
+    /// over no calls is 0, so no calls never trip.
     fn rates_trip(&self, t: Totals) -> bool {
-        (self.settings.failure_rate <= 100.0
-            && t.calls > 0
-            && t.failure_rate() >= self.settings.failure_rate)
-            || (t.calls > 0 && t.slow_rate() >= self.settings.slow_rate)
+        t.failure_rate() >= self.settings.failure_rate || t.slow_rate() >= self.settings.slow_rate
     }
 
     /// Records a finished call. `outcome` is `None` for an ignored call.
@@ -545,6 +555,122 @@ mod tests {
             call(&mut m, true, Duration::ZERO, 331 * S);
         }
         assert_eq!(m.open_until(), 391 * S); // back to 60 s
+    }
+
+    /// Opens, stalls one probe past `max_wait_in_half_open` (back to OPEN), and half-opens
+    /// again: returns the machine (generation 2) and the stalled generation-1 probe.
+    fn second_half_open_with_a_stale_probe() -> (Machine, Permit) {
+        let mut s = specs();
+        s.max_wait_in_half_open = Some(5 * S);
+        let mut m = Machine::new(s);
+        for _ in 0..5 {
+            call(&mut m, true, Duration::ZERO, Duration::ZERO);
+        }
+        let stale = m.acquire(60 * S).0.unwrap();
+        assert_eq!(stale, Permit::Probe(1));
+        assert_eq!(m.acquire(65 * S).0.unwrap_err().state, State::Open);
+        assert_eq!(m.open_until(), 125 * S);
+        assert_eq!(m.acquire(125 * S).0.unwrap(), Permit::Probe(2));
+        (m, stale)
+    }
+
+    #[test]
+    fn outcomes_of_an_earlier_half_open_period_do_not_count() {
+        let (mut m, stale) = second_half_open_with_a_stale_probe();
+        assert_eq!(m.record(stale, Some(true), Duration::ZERO, 126 * S), None);
+        assert_eq!(
+            m.totals(),
+            Totals::default(),
+            "the old probe is not counted"
+        );
+        assert_eq!(m.state(), State::HalfOpen);
+        // Nor does a CLOSED-era call finishing during HALF_OPEN.
+        m.record(Permit::Recorded, Some(true), Duration::ZERO, 126 * S);
+        assert_eq!(m.totals(), Totals::default());
+        assert_eq!(
+            m.window.totals().calls,
+            5,
+            "the window it opened on, unchanged"
+        );
+        // Nor an ignored stale probe: it frees no slot of this period.
+        m.record(stale, None, Duration::ZERO, 126 * S);
+        assert!(m.acquire(126 * S).0.is_ok());
+        assert!(m.acquire(126 * S).0.is_ok());
+        assert_eq!(m.acquire(126 * S).0.unwrap_err().state, State::HalfOpen);
+    }
+
+    #[test]
+    fn cancelling_a_stale_probe_frees_no_slot_of_the_new_period() {
+        let (mut m, stale) = second_half_open_with_a_stale_probe();
+        assert!(m.acquire(125 * S).0.is_ok());
+        assert!(m.acquire(125 * S).0.is_ok());
+        m.cancel(stale);
+        assert_eq!(m.acquire(125 * S).0.unwrap_err().state, State::HalfOpen);
+        // A current probe's cancel does free one.
+        m.cancel(Permit::Probe(2));
+        assert!(m.acquire(125 * S).0.is_ok());
+        // Cancelling outside HALF_OPEN changes nothing.
+        let mut c = Machine::new(specs());
+        c.cancel(Permit::Probe(0));
+        assert_eq!(c.probes_admitted, 0);
+    }
+
+    #[test]
+    fn half_open_rejections_carry_a_retry_hint() {
+        let (mut m, _stale) = second_half_open_with_a_stale_probe();
+        m.acquire(125 * S).0.unwrap();
+        m.acquire(125 * S).0.unwrap();
+        // Probe slots taken: until max_wait_in_half_open (5 s from 125 s) ends.
+        let r = m.acquire(127 * S).0.unwrap_err();
+        assert_eq!(r.retry_after, Some(3 * S));
+        // Without the bound: wait_in_open.
+        let mut m = half_open_machine();
+        for _ in 0..3 {
+            m.acquire(61 * S).0.unwrap();
+        }
+        assert_eq!(m.acquire(62 * S).0.unwrap_err().retry_after, Some(60 * S));
+        m.force(State::ForcedOpen, 62 * S);
+        assert_eq!(m.acquire(62 * S).0.unwrap_err().retry_after, Some(60 * S));
+    }
+
+    #[test]
+    fn forcing_closed_while_closed_starts_a_fresh_window() {
+        let mut m = Machine::new(specs());
+        for _ in 0..3 {
+            call(&mut m, true, Duration::ZERO, Duration::ZERO);
+        }
+        assert_eq!(m.force(State::Closed, S), None, "no transition");
+        assert_eq!(m.totals(), Totals::default());
+        // Forcing another state keeps the window until the state changes it.
+        for _ in 0..3 {
+            call(&mut m, true, Duration::ZERO, S);
+        }
+        let t = m.force(State::Open, S).unwrap();
+        assert_eq!((t.from, t.to), (State::Closed, State::Open));
+        assert_eq!(
+            m.window.totals().failed,
+            3,
+            "OPEN keeps the window it opened on"
+        );
+        assert_eq!(m.force(State::Open, 2 * S), None);
+        assert_eq!(m.window.totals().failed, 3);
+    }
+
+    #[test]
+    fn states_round_trip_through_their_byte_and_have_stable_names() {
+        let all = [
+            (State::Closed, "closed"),
+            (State::Open, "open"),
+            (State::HalfOpen, "half_open"),
+            (State::Disabled, "disabled"),
+            (State::ForcedOpen, "forced_open"),
+            (State::MetricsOnly, "metrics_only"),
+        ];
+        for (state, name) in all {
+            assert_eq!(State::from_u8(state as u8), state);
+            assert_eq!(state.as_str(), name);
+            assert_eq!(state.to_string(), name);
+        }
     }
 
     #[test]

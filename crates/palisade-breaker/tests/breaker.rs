@@ -75,6 +75,51 @@ async fn cb5_open_rejects_without_calling_and_cb6_probes_after_wait() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn half_open_with_probe_slots_taken_still_sends_retry_after() {
+    // The breaker opens after 2 failures for 30 s and admits one probe, which takes 10 s.
+    for (max_wait, expected) in [(Duration::ZERO, "30"), (20 * S, "18")] {
+        let svc = ServiceBuilder::new()
+            .layer(HandleRejectionsLayer::new())
+            .layer(
+                CircuitBreakerLayer::builder()
+                    .window(SlidingWindow::Count(2))
+                    .minimum_calls(2)
+                    .wait_in_open(30 * S)
+                    .permitted_in_half_open(1)
+                    .max_wait_in_half_open(max_wait)
+                    .build()
+                    .unwrap(),
+            )
+            .service(service_fn(|_r: Request<()>| async {
+                tokio::time::sleep(10 * S).await;
+                let mut res = Response::new(Full::new(Bytes::from_static(b"down")));
+                *res.status_mut() = StatusCode::BAD_GATEWAY;
+                Ok::<_, BoxError>(res)
+            }));
+        for _ in 0..2 {
+            let res = svc.clone().oneshot(Request::new(())).await.unwrap();
+            assert_eq!(res.status(), 502);
+        }
+        tokio::time::advance(30 * S).await;
+        // The one probe goes in and takes 10 s.
+        let probe = tokio::spawn(svc.clone().oneshot(Request::new(())));
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_millis(2_500)).await;
+        let res = svc.clone().oneshot(Request::new(())).await.unwrap();
+        assert_eq!(res.status(), 503);
+        // Without max_wait_in_half_open: wait_in_open (30 s); with 20 s: 17.5 s left → 18.
+        assert_eq!(
+            res.headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap()),
+            Some(expected),
+            "max_wait_in_half_open {max_wait:?}"
+        );
+        drop(probe);
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn retry_after_is_exact_through_handle_rejections() {
     let layer = specs_layer();
     let h = layer.handle();
@@ -213,7 +258,11 @@ async fn forced_states_through_the_handle() {
         .oneshot((false, Duration::ZERO))
         .await
         .unwrap_err();
-    assert_eq!(err.downcast_ref::<CircuitOpen>().unwrap().retry_after, None);
+    assert_eq!(
+        err.downcast_ref::<CircuitOpen>().unwrap().retry_after,
+        Some(60 * S),
+        "FORCED_OPEN has no end of its own: the hint is wait_in_open"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     h.disable();
     for _ in 0..20 {

@@ -8,8 +8,17 @@
 //! waiter once (an `Arc` holding its state and waker slot); that is the only allocation.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, PoisonError};
+// Under `--cfg loom` the packed word, the waiter state and the locks are loom's, so that
+// `tests/loom.rs` explores every interleaving of admission, queueing and release.
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+#[cfg(loom)]
+use loom::sync::{Mutex, MutexGuard};
+#[cfg(not(loom))]
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+#[cfg(not(loom))]
+use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -38,6 +47,8 @@ impl Waiter {
     pub(crate) fn register(&self, waker: &Waker) {
         let mut w = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
         match &*w {
+            // Skips a clone when the same task polls again. Always cloning behaves the same
+            // (the `false` mutant is equivalent, excluded in `.cargo/mutants.toml`).
             Some(old) if old.will_wake(waker) => {}
             _ => *w = Some(waker.clone()),
         }
@@ -78,6 +89,8 @@ impl State {
         ((self.0 >> QUEUED) & MASK) as usize
     }
     fn with_limit(self, limit: usize) -> Self {
+        // The low bits are cleared first, so `|` and `^` agree (an equivalent mutant,
+        // excluded in `.cargo/mutants.toml`).
         Self((self.0 & !MASK) | (limit.min(MAX_COUNT) as u64))
     }
 }
@@ -272,7 +285,8 @@ impl Adaptive {
                     let a = 2.0 / (cfg.long_window as f64 + 1.0);
                     *long = *long * (1.0 - a) + rtt * a;
                 }
-                // After a drop in latency, let the average follow quickly.
+                // After a drop in latency, let the average follow quickly. (`>` against `>=`
+                // differs only at a ratio of exactly 2.0: excluded in `.cargo/mutants.toml`.)
                 if *long / rtt > 2.0 {
                     *long *= 0.95;
                 }
@@ -547,6 +561,92 @@ mod tests {
                 prop_assert!(limit >= min && limit <= min + span);
             }
         }
+    }
+
+    #[test]
+    fn aimd_boundaries() {
+        let a = Aimd::new(1, 100, Duration::from_millis(200));
+        // Exactly the threshold is not overload ("slower than").
+        assert_eq!(a.next(10, 10, Duration::from_millis(200)), 11);
+        assert_eq!(a.next(10, 10, Duration::from_millis(201)), 9);
+        // Growth needs at least half the limit in use: 1 of 3 is not.
+        assert_eq!(a.next(3, 1, Duration::ZERO), 3);
+        assert_eq!(a.next(4, 2, Duration::ZERO), 5);
+    }
+
+    #[test]
+    fn gradient_average_follows_a_short_window_at_once() {
+        // With a window of one sample the average is the last latency: a jump in latency
+        // is not seen as a rise against the average, so a busy limit keeps growing.
+        let mut g = Adaptive::gradient(Gradient::new(1, 1_000).long_window(1));
+        let mut limit = 10;
+        for ms in [10, 100, 100, 100, 1_000, 1_000] {
+            let next = g.next(limit, limit, Duration::from_millis(ms));
+            assert!(next >= limit, "{limit} → {next} at {ms} ms");
+            limit = next;
+        }
+        assert!(limit > 10);
+    }
+
+    #[test]
+    fn gradient_average_follows_a_latency_drop_quickly() {
+        // 50 calls at 100 ms, 20 at 10 ms, then 60 ms: the long-term average fell with the
+        // drop (faster than its 100-sample window alone would let it), so 60 ms reads as a
+        // rise and the limit shrinks.
+        let mut g = Adaptive::gradient(Gradient::new(1, 1_000).long_window(100));
+        let mut limit = 100;
+        for ms in std::iter::repeat_n(100, 50).chain(std::iter::repeat_n(10, 20)) {
+            limit = g.next(limit, limit, Duration::from_millis(ms));
+        }
+        let before = limit;
+        let after = g.next(limit, limit, Duration::from_millis(60));
+        assert!(after < before, "{before} → {after}");
+    }
+
+    #[test]
+    fn gradient_learns_nothing_while_application_limited() {
+        let ms = Duration::from_millis;
+        // Half the estimate in use is enough to learn from: 10 + √10.
+        let mut g = Adaptive::gradient(Gradient::new(1, 1_000).smoothing(1.0));
+        assert_eq!(g.next(10, 5, ms(10)), 13);
+        // Fewer than half: the limit stays, however slow the call.
+        assert_eq!(g.next(13, 1, ms(5_000)), 13);
+        assert_eq!(g.next(13, 6, ms(5_000)), 13);
+        // Enough in use again: the slow call now shrinks it.
+        assert!(g.next(13, 13, ms(5_000)) < 13);
+    }
+
+    #[test]
+    fn a_waiter_wakes_the_waker_it_was_last_polled_with() {
+        use std::sync::atomic::AtomicUsize;
+        use std::task::Wake;
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let a = Arc::new(Admission::new(1, 1, vec![0].into(), None, Listeners::new()));
+        let Acquire::Granted(p) = a.acquire(0) else {
+            panic!("free slot")
+        };
+        let Acquire::Queued(w) = a.acquire(0) else {
+            panic!("queued")
+        };
+        let (first, second) = (
+            Arc::new(Count(AtomicUsize::new(0))),
+            Arc::new(Count(AtomicUsize::new(0))),
+        );
+        w.register(&Waker::from(first.clone()));
+        w.register(&Waker::from(first.clone()));
+        // Polled again from another task: that task must be woken.
+        w.register(&Waker::from(second.clone()));
+        drop(p);
+        assert!(w.is_granted());
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        drop(a.take_grant(&w));
+        assert_eq!((a.in_flight(), a.queued()), (0, 0));
     }
 
     #[test]

@@ -1,19 +1,21 @@
 //! Per-key bulkheads: one bulkhead per tenant (or any key), bounded key count.
 
-use std::any::Any;
-use std::collections::HashMap;
+use std::any::{Any, type_name};
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use palisade_core::keyed::KeyedStore;
 use palisade_core::{BoxError, KeyExtractor, Listeners};
+use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::admission::{Adaptive, Admission};
+use crate::error::KeyTypeMismatch;
 use crate::events::{BulkheadEvent, RejectReason};
 use crate::future::ResponseFuture;
 use crate::handle::BulkheadHandle;
@@ -31,15 +33,45 @@ pub(crate) struct Template {
     pub(crate) listeners: Listeners<BulkheadEvent>,
 }
 
-type KeyMap<Key> = Mutex<HashMap<Key, Arc<Admission>>>;
+/// The store of one key type.
+struct Typed<Key> {
+    store: KeyedStore<Key, Arc<Admission>>,
+}
+
+/// What the layer needs from its store without knowing the key type.
+trait Erased: Send + Sync {
+    fn as_any(&self) -> &(dyn Any + Send + Sync);
+    fn key_type(&self) -> &'static str;
+    fn len(&self) -> usize;
+}
+
+impl<Key: Clone + Eq + Hash + Send + Sync + 'static> Erased for Typed<Key> {
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+    fn key_type(&self) -> &'static str {
+        type_name::<Key>()
+    }
+    fn len(&self) -> usize {
+        self.store.len()
+    }
+}
+
+/// A key's bulkhead is in use while anything besides the store holds it: a permit, a queued
+/// waiter, a request being admitted, or a [`BulkheadHandle`]. Evicting it then would lose
+/// its in-flight count (a new bulkhead for the key would admit `limit` more calls).
+fn in_use(a: &Arc<Admission>, _: Instant) -> bool {
+    Arc::strong_count(a) > 1
+}
 
 /// State shared by a keyed layer, its services and their clones.
 pub(crate) struct KeyedShared {
     template: Template,
     max_keys: usize,
-    /// A `KeyMap<Key>` for the extractor's key type, made on first use (the key type is
-    /// only known once the request type is).
-    map: OnceLock<Box<dyn Any + Send + Sync>>,
+    idle: Duration,
+    /// A `Typed<Key>` for the extractor's key type, made by the first request (the key type
+    /// is only known once the request type is).
+    map: OnceLock<Box<dyn Erased>>,
 }
 
 impl fmt::Debug for KeyedShared {
@@ -47,55 +79,63 @@ impl fmt::Debug for KeyedShared {
         f.debug_struct("KeyedShared")
             .field("template", &self.template)
             .field("max_keys", &self.max_keys)
+            .field("idle", &self.idle)
             .finish_non_exhaustive()
     }
 }
 
 impl KeyedShared {
-    pub(crate) fn new(template: Template, max_keys: usize) -> Self {
+    pub(crate) fn new(template: Template, max_keys: usize, idle: Duration) -> Self {
         Self {
             template,
             max_keys,
+            idle,
             map: OnceLock::new(),
         }
     }
 
-    fn map<Key: Eq + Hash + Send + Sync + 'static>(&self) -> &KeyMap<Key> {
-        self.map
-            .get_or_init(|| Box::new(KeyMap::<Key>::default()))
-            .downcast_ref()
-            .expect("one keyed bulkhead layer is used with one key type")
+    /// The store for `Key`, made on first use; `Err` if the layer already stores another
+    /// key type (one layer used with two extractors' key types).
+    fn store<Key: Clone + Eq + Hash + Send + Sync + 'static>(
+        &self,
+    ) -> Result<&KeyedStore<Key, Arc<Admission>>, KeyTypeMismatch> {
+        let erased = self.map.get_or_init(|| {
+            Box::new(Typed::<Key> {
+                store: KeyedStore::new(self.max_keys, self.idle).pin_while(in_use),
+            })
+        });
+        Self::downcast(&**erased)
     }
 
-    /// The bulkhead of `key`, made if new; `None` when `max_keys` busy keys exist.
+    fn downcast<Key: 'static>(
+        erased: &dyn Erased,
+    ) -> Result<&KeyedStore<Key, Arc<Admission>>, KeyTypeMismatch> {
+        erased
+            .as_any()
+            .downcast_ref::<Typed<Key>>()
+            .map(|t| &t.store)
+            .ok_or(KeyTypeMismatch {
+                expected: erased.key_type(),
+                given: type_name::<Key>(),
+            })
+    }
+
+    /// The bulkhead of `key`, made if new; `Ok(None)` when `max_keys` keys are in use.
     fn get<Key: Clone + Eq + Hash + Send + Sync + 'static>(
         &self,
         key: &Key,
-    ) -> Option<Arc<Admission>> {
-        let mut map = self
-            .map::<Key>()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(a) = map.get(key) {
-            return Some(a.clone());
-        }
-        if map.len() >= self.max_keys {
-            // Only the map holds an idle bulkhead (permits and queued waiters hold clones).
-            map.retain(|_, a| Arc::strong_count(a) > 1);
-            if map.len() >= self.max_keys {
-                return None;
-            }
-        }
+    ) -> Result<Option<Arc<Admission>>, KeyTypeMismatch> {
         let t = &self.template;
-        let a = Arc::new(Admission::new(
-            t.limit,
-            t.max_queue,
-            t.reserve.clone(),
-            t.adaptive,
-            t.listeners.clone(),
-        ));
-        map.insert(key.clone(), a.clone());
-        Some(a)
+        let made = self.store::<Key>()?.get_or_insert_with(key, || {
+            Arc::new(Admission::new(
+                t.limit,
+                t.max_queue,
+                t.reserve.clone(),
+                t.adaptive,
+                t.listeners.clone(),
+            ))
+        });
+        Ok(made.ok())
     }
 }
 
@@ -132,19 +172,26 @@ impl<K: Clone, P: Clone, Rel> Clone for KeyedBulkheadLayer<K, P, Rel> {
 }
 
 impl<K, P, Rel> KeyedBulkheadLayer<K, P, Rel> {
-    /// A handle on `key`'s bulkhead, if it exists now.
-    pub fn handle_for<Key: Eq + Hash + Send + Sync + 'static>(
+    /// A handle on `key`'s bulkhead, if it exists now. `Key` must be the key type of the
+    /// layer's extractor; another type gives [`KeyTypeMismatch`] (before the first request
+    /// the layer holds no key and cannot tell, so it answers `Ok(None)`).
+    ///
+    /// While the handle lives the key's bulkhead counts as in use: it is neither evicted at
+    /// the cap nor expired.
+    pub fn handle_for<Key: Clone + Eq + Hash + Send + Sync + 'static>(
         &self,
         key: &Key,
-    ) -> Option<BulkheadHandle> {
-        let map = self
-            .shared
-            .map::<Key>()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        map.get(key).map(|a| BulkheadHandle {
-            admission: a.clone(),
-        })
+    ) -> Result<Option<BulkheadHandle>, KeyTypeMismatch> {
+        let Some(erased) = self.shared.map.get() else {
+            return Ok(None);
+        };
+        let store = KeyedShared::downcast::<Key>(&**erased)?;
+        Ok(store.get(key).map(|admission| BulkheadHandle { admission }))
+    }
+
+    /// Keys with a bulkhead now.
+    pub fn tracked_keys(&self) -> usize {
+        self.shared.map.get().map_or(0, |erased| erased.len())
     }
 }
 
@@ -162,8 +209,21 @@ impl<S, K: Clone, P: Clone, Rel> Layer<S> for KeyedBulkheadLayer<K, P, Rel> {
 /// service's, `call` finds the key's bulkhead and takes a slot, queues or refuses. A request
 /// whose key cannot be extracted fails with the core `KeyError` (400).
 ///
-/// Per request: one key extraction, one hash-map lookup under a short lock; a new key
-/// allocates its bulkhead once.
+/// Per request: one key extraction, one hash-map lookup under one of up to 16 shard locks
+/// (palisade-core's [`KeyedStore`]), O(1) whatever the number of keys; a new key allocates
+/// its bulkhead once.
+///
+/// - **At the cap** (`max_keys` keys), a new key evicts the least recently used key whose
+///   bulkhead is idle (nothing in flight or queued, no [`BulkheadHandle`] alive). A bulkhead
+///   in use is never evicted, so its in-flight count is never lost. If none of the 16 least
+///   recently used keys is idle, the request is refused with `BulkheadFull` (503) and a
+///   [`RejectReason::TooManyKeys`] event.
+/// - **One key type per layer.** If the same layer serves two request types whose keys
+///   differ in type, requests with the second key type fail with
+///   [`KeyTypeMismatch`] (never a panic).
+/// - **Idle keys** (unused for the builder's
+///   [`key_idle_timeout`](crate::BulkheadBuilder::key_idle_timeout), default 1 h) are
+///   dropped a few per request, so memory follows the active keys.
 pub struct KeyedBulkhead<S, K, P, Rel> {
     inner: S,
     layer: KeyedBulkheadLayer<K, P, Rel>,
@@ -225,7 +285,12 @@ where
         };
         let lane = self.layer.priority.lane(&req);
         let wait = self.layer.max_queue_wait;
-        if let Some(admission) = self.layer.shared.get(&key) {
+        let admission = match self.layer.shared.get(&key) {
+            Ok(a) => a,
+            // One layer used with two key types: refuse, never panic.
+            Err(mismatch) => return ResponseFuture::rejected(Box::new(mismatch)),
+        };
+        if let Some(admission) = admission {
             admit(&admission, &mut self.inner, req, lane, wait)
         } else {
             let t = &self.layer.shared.template;

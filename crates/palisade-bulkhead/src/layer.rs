@@ -23,8 +23,16 @@ pub struct BulkheadBuilder<P = NoPriority, Rel = OnBodyEnd> {
     priority: P,
     adaptive: Option<Adaptive>,
     listeners: Listeners<BulkheadEvent>,
+    key_idle: Duration,
     _release: PhantomData<fn() -> Rel>,
 }
+
+/// Default [`key_idle_timeout`](BulkheadBuilder::key_idle_timeout): 1 hour.
+pub const DEFAULT_KEY_IDLE: Duration = Duration::from_secs(3_600);
+/// Longest accepted [`key_idle_timeout`](BulkheadBuilder::key_idle_timeout): 7 days.
+const MAX_KEY_IDLE: Duration = Duration::from_secs(7 * 86_400);
+/// Longest accepted adaptive latency threshold: 1 hour (as `max_queue_wait`).
+const MAX_LATENCY_THRESHOLD: Duration = Duration::from_secs(3_600);
 
 impl<P, Rel> BulkheadBuilder<P, Rel> {
     /// Starts from a (deserialized) config.
@@ -73,6 +81,7 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
             priority,
             adaptive: self.adaptive,
             listeners: self.listeners,
+            key_idle: self.key_idle,
             _release: PhantomData,
         }
     }
@@ -87,6 +96,7 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
             priority: self.priority,
             adaptive: self.adaptive,
             listeners: self.listeners,
+            key_idle: self.key_idle,
             _release: PhantomData,
         }
     }
@@ -103,6 +113,13 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
     #[must_use]
     pub fn adaptive_gradient(mut self, gradient: Gradient) -> Self {
         self.adaptive = Some(Adaptive::gradient(gradient));
+        self
+    }
+    /// For [`build_keyed`](Self::build_keyed): a key's bulkhead is dropped after `idle`
+    /// without requests, unless in use (1 ms–7 days, checked by `build_keyed`; default 1 h).
+    #[must_use]
+    pub fn key_idle_timeout(mut self, idle: Duration) -> Self {
+        self.key_idle = idle;
         self
     }
     /// Adds a listener for [`BulkheadEvent`]s.
@@ -130,9 +147,11 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
     }
 
     /// Validates and builds a per-key layer: one bulkhead with these settings per key that
-    /// `extractor` finds (e.g. per tenant), at most `max_keys` keys at once. A new key beyond
-    /// `max_keys` evicts idle keys (nothing in flight or queued); if none is idle, the request
-    /// is refused with `BulkheadFull`. Shed mode only (the key is known only in `call`).
+    /// `extractor` finds (e.g. per tenant), at most `max_keys` (1–10,000,000) keys at once.
+    /// A new key at `max_keys` evicts the least recently used idle key (nothing in flight
+    /// or queued); if none is idle, the request is refused with `BulkheadFull`. Keys unused
+    /// for [`key_idle_timeout`](Self::key_idle_timeout) are dropped. Shed mode only (the
+    /// key is known only in `call`). See [`KeyedBulkhead`](crate::KeyedBulkhead).
     pub fn build_keyed<K>(
         self,
         extractor: K,
@@ -140,6 +159,12 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
     ) -> Result<KeyedBulkheadLayer<K, P, Rel>, ConfigError> {
         let limit = self.validate()?;
         palisade_core::config::check_range("max_keys", max_keys, 1, 10_000_000)?;
+        palisade_core::config::check_duration(
+            "key_idle_timeout",
+            self.key_idle,
+            Duration::from_millis(1),
+            MAX_KEY_IDLE,
+        )?;
         if self.config.mode != Mode::Shed {
             return Err(ConfigError::new(
                 "mode",
@@ -156,6 +181,7 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
                     listeners: self.listeners,
                 },
                 max_keys,
+                self.key_idle,
             )),
             extractor,
             priority: self.priority,
@@ -198,12 +224,12 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
                             format!("must be between 0 and 1, exclusive (got {})", a.backoff),
                         ));
                     }
-                    if a.latency_threshold.is_zero() {
-                        return Err(ConfigError::new(
-                            "adaptive.latency_threshold",
-                            "must be above zero",
-                        ));
-                    }
+                    palisade_core::config::check_duration(
+                        "adaptive.latency_threshold",
+                        a.latency_threshold,
+                        Duration::from_nanos(1),
+                        MAX_LATENCY_THRESHOLD,
+                    )?;
                 }
                 Adaptive::Gradient { cfg, .. } => {
                     palisade_core::config::check_range(
@@ -270,6 +296,7 @@ impl BulkheadLayer {
             priority: NoPriority,
             adaptive: None,
             listeners: Listeners::new(),
+            key_idle: DEFAULT_KEY_IDLE,
             _release: PhantomData,
         }
     }

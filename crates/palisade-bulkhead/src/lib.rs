@@ -13,10 +13,28 @@
 //! - The slot is held until the response body ends ([`OnBodyEnd`], default for HTTP) or the
 //!   response arrives ([`OnResponse`], any service), and always freed on drop or panic.
 //! - Per-key bulkheads ([`BulkheadBuilder::build_keyed`]): one per tenant from a core
-//!   `KeyExtractor`, at most `max_keys` at once.
+//!   `KeyExtractor`, at most `max_keys` at once, in palisade-core's bounded
+//!   [`KeyedStore`](palisade_core::keyed::KeyedStore): O(1) per request whatever the number of
+//!   keys. At the cap a new key evicts the least recently used idle key; a key with calls in
+//!   flight or queued is never evicted (its count would be lost), so when none of the oldest
+//!   is idle the new key's request gets `BulkheadFull`. Idle keys expire after
+//!   [`key_idle_timeout`](BulkheadBuilder::key_idle_timeout).
 //! - Adaptive limit ([`Aimd`], or [`Gradient`] as in Netflix concurrency-limits): the limit shrinks when calls get slow and grows back when
 //!   they are fast again, between a min and a max.
 //! - [`BulkheadHandle`] reads in-flight, queued and limit, and changes the limit at run time.
+//!
+//! # Testing
+//!
+//! The packed-atomic admission (take, queue, release, abandon, resize) has a `loom` model,
+//! run with
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test -p palisade-bulkhead --test loom --release
+//! ```
+//!
+//! (use a separate `CARGO_TARGET_DIR` to keep the normal build's artifacts). Mutation
+//! testing of the admission: `cargo mutants -p palisade-bulkhead --file
+//! crates/palisade-bulkhead/src/admission.rs -j 1 --timeout 120`.
 //!
 //! Compared with `tower::limit::ConcurrencyLimit` + `LoadShed`: one layer, a queue with a
 //! time bound, priorities, body-end release and a 503 with a retry hint instead of an
@@ -53,6 +71,9 @@ pub mod future;
 mod handle;
 mod keyed;
 mod layer;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_model;
 mod priority;
 mod release;
 mod service;
@@ -62,7 +83,7 @@ pub use config::{AdaptiveConfig, BulkheadConfig, Mode};
 pub use events::{BulkheadEvent, RejectReason};
 pub use handle::BulkheadHandle;
 pub use keyed::{KeyedBulkhead, KeyedBulkheadLayer};
-pub use layer::{BulkheadBuilder, BulkheadLayer};
+pub use layer::{BulkheadBuilder, BulkheadLayer, DEFAULT_KEY_IDLE};
 pub use priority::{HeaderPriority, NoPriority, Priority, PriorityFn, priority_fn};
 pub use release::{BulkheadBody, OnBodyEnd, OnResponse, Release};
 pub use service::Bulkhead;

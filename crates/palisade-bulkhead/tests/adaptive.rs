@@ -84,6 +84,13 @@ fn adaptive_settings_are_checked() {
         .build()
         .unwrap_err();
     assert_eq!(e.field(), "adaptive.backoff");
+    for bad in [Duration::ZERO, Duration::from_secs(3_601)] {
+        let e = BulkheadLayer::builder()
+            .adaptive(Aimd::new(1, 4, bad))
+            .build()
+            .unwrap_err();
+        assert_eq!(e.field(), "adaptive.latency_threshold", "{bad:?}");
+    }
     let l = BulkheadLayer::builder()
         .max_concurrent(64)
         .adaptive(Aimd::new(1, 8, Duration::from_millis(10)))

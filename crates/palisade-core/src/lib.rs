@@ -14,6 +14,8 @@
 //! - [`event`]: typed events to listeners and `tracing`, free when nobody listens.
 //! - [`deadline`]: the request's [`Deadline`] and `grpc-timeout`.
 //! - [`config`]: [`ConfigError`], naming the bad field and the allowed range.
+//! - [`keyed`]: [`KeyedStore`](keyed::KeyedStore), the bounded, idle-expiring per-key map
+//!   that keyed layers keep their per-key state in.
 //!
 //! Time is `tokio::time` throughout, so every test can run under `tokio::time::pause()`.
 //!
@@ -53,6 +55,7 @@ pub mod grpc;
 mod handle;
 pub mod key;
 pub mod key_config;
+pub mod keyed;
 pub mod rejection;
 pub mod request;
 pub mod response;
