@@ -49,6 +49,7 @@ pub mod classify;
 pub mod config;
 pub mod deadline;
 pub mod event;
+pub mod forwarded;
 pub mod grpc;
 mod handle;
 pub mod key;
