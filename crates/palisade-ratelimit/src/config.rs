@@ -4,7 +4,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use http::HeaderName;
-use palisade_core::key::{ForwardedIp, HeaderKey, PathKey, PeerIp};
+use palisade_core::key::{
+    DEFAULT_IPV6_PREFIX, ForwardedIp, HeaderKey, PathKey, PeerIp, ipv6_prefix,
+};
 use palisade_core::{ConfigError, KeyError, KeyExtractor, RequestParts};
 
 use crate::layer::{Mode, RateLimitLayer};
@@ -26,7 +28,9 @@ pub struct QuotaConfig {
     /// The window, 1 ms to 31 days (`"1s"`, `"1m"`). Default 60 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub window: Duration,
-    /// Units available at once. Default: `limit`.
+    /// Units available at once, at least 1, and at most what refills in
+    /// [`MAX_WINDOW`](crate::quota::MAX_WINDOW) (31 days: `burst × window / limit`).
+    /// Default: `limit`.
     pub burst: Option<u32>,
 }
 
@@ -57,10 +61,10 @@ impl QuotaConfig {
             return Err(ConfigError::new("burst", "must be at least 1"));
         }
         let q = Quota::new(&self.name, self.limit, self.window)?;
-        Ok(match self.burst {
-            Some(b) => q.burst(b),
-            None => q,
-        })
+        match self.burst {
+            Some(b) => q.try_burst(b),
+            None => Ok(q),
+        }
     }
 }
 
@@ -134,6 +138,11 @@ pub enum KeyConfig {
 pub struct RateLimitConfig {
     /// Where the key comes from. Default global.
     pub key: KeyConfig,
+    /// For IP keys (`peer_ip`, `forwarded_ip`): IPv6 clients are grouped by their first
+    /// `ipv6_prefix` bits, 32 to 128, so that one client cannot pick fresh addresses out of
+    /// its /64 to get fresh buckets (IPv4-mapped IPv6 peers always count as IPv4). Tier keys
+    /// are grouped the same way. Default 64; 128 keys each IPv6 address on its own.
+    pub ipv6_prefix: u8,
     /// The quotas every request must pass, 1 to 4. Default 100 per minute.
     pub quotas: Vec<QuotaConfig>,
     /// Per-key overrides.
@@ -195,6 +204,7 @@ impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {
             key: KeyConfig::Global,
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
             quotas: vec![QuotaConfig::default()],
             tiers: Vec::new(),
             mode: Mode::Reject,
@@ -265,6 +275,8 @@ impl RateLimitConfig {
             )),
             KeyConfig::Path => ConfiguredKey::Path,
         };
+        palisade_core::config::check_range("ipv6_prefix", self.ipv6_prefix, 32, 128)?;
+        let key = with_ipv6_prefix(key, self.ipv6_prefix);
         palisade_core::config::check_range("max_keys", self.max_keys, 1, 100_000_000)?;
         palisade_core::config::check_duration(
             "idle_sweep",
@@ -301,12 +313,13 @@ impl RateLimitConfig {
             let set = build_set(&tier.quotas).map_err(|e| e.within(&format!("tiers.{i}")))?;
             for k in &tier.keys {
                 let key = if ip_keys {
-                    ConfiguredKeyValue::Ip(k.parse().map_err(|_| {
+                    let ip = k.parse().map_err(|_| {
                         ConfigError::new(
                             format!("tiers.{i}.keys"),
                             format!("`{k}` is not an IP address"),
                         )
-                    })?)
+                    })?;
+                    ConfiguredKeyValue::Ip(ipv6_prefix(ip, self.ipv6_prefix))
                 } else if matches!(self.key, KeyConfig::Global) {
                     ConfiguredKeyValue::Global
                 } else {
@@ -316,6 +329,16 @@ impl RateLimitConfig {
             }
         }
         Ok(layer)
+    }
+}
+
+/// An IP key extractor grouping IPv6 clients by `bits` (a peer-IP key is a
+/// [`ForwardedIp`] trusting no proxy, which is the peer IP); other keys unchanged.
+fn with_ipv6_prefix(key: ConfiguredKey, bits: u8) -> ConfiguredKey {
+    match key {
+        ConfiguredKey::PeerIp => ConfiguredKey::ForwardedIp(ForwardedIp::new([]).ipv6_prefix(bits)),
+        ConfiguredKey::ForwardedIp(f) => ConfiguredKey::ForwardedIp(f.ipv6_prefix(bits)),
+        other => other,
     }
 }
 
@@ -356,6 +379,94 @@ mod tests {
         };
         assert_eq!(c.build().unwrap_err().field(), "max_keys");
         assert!(RateLimitConfig::default().build().is_ok());
+        let c = RateLimitConfig {
+            ipv6_prefix: 16,
+            ..RateLimitConfig::default()
+        };
+        assert_eq!(c.build().unwrap_err().field(), "ipv6_prefix");
+        // limit 1, window 31 days, burst 10,000: 850 years of tolerance.
+        let mut c = RateLimitConfig::default();
+        c.quotas[0] = QuotaConfig {
+            burst: Some(10_000),
+            ..QuotaConfig::new("month", 1, crate::quota::MAX_WINDOW)
+        };
+        let err = c.clone().build().unwrap_err();
+        assert_eq!(err.field(), "quotas.0.burst");
+        assert!(err.problem().contains("31 days"), "{err}");
+        c.quotas[0].burst = Some(1);
+        assert!(c.build().is_ok());
+    }
+
+    #[tokio::test]
+    async fn ipv6_clients_share_their_prefix_bucket() {
+        use tower::{Layer, ServiceExt};
+        let one_per_minute = |key: KeyConfig, ipv6_prefix: u8| RateLimitConfig {
+            key,
+            ipv6_prefix,
+            quotas: vec![QuotaConfig::new("m", 1, Duration::from_secs(60))],
+            ..RateLimitConfig::default()
+        };
+        let req = |peer: &str| {
+            let mut r = http::Request::new(());
+            r.extensions_mut()
+                .insert(palisade_core::key::PeerAddr(peer.parse().unwrap()));
+            r
+        };
+        let ok = tower::service_fn(|_r: http::Request<()>| async {
+            Ok::<_, palisade_core::BoxError>(http::Response::new(()))
+        });
+        for key in [
+            KeyConfig::PeerIp,
+            KeyConfig::ForwardedIp {
+                trusted_proxies: vec!["10.0.0.0/8".into()],
+            },
+        ] {
+            // Default /64: a second address of the same /64 is the same client.
+            let svc = one_per_minute(key.clone(), 64).build().unwrap().layer(ok);
+            assert!(
+                svc.clone()
+                    .oneshot(req("[2001:db8:0:1::1]:1"))
+                    .await
+                    .is_ok()
+            );
+            let second = svc.clone().oneshot(req("[2001:db8:0:1::2]:1")).await;
+            assert!(
+                second.unwrap_err().is::<palisade_core::RateLimited>(),
+                "{key:?}"
+            );
+            assert!(
+                svc.clone()
+                    .oneshot(req("[2001:db8:0:2::1]:1"))
+                    .await
+                    .is_ok()
+            );
+            // An IPv4 client seen through a dual-stack listener is one client.
+            assert!(
+                svc.clone()
+                    .oneshot(req("[::ffff:192.0.2.1]:1"))
+                    .await
+                    .is_ok()
+            );
+            let v4 = svc.clone().oneshot(req("192.0.2.1:2")).await;
+            assert!(
+                v4.unwrap_err().is::<palisade_core::RateLimited>(),
+                "{key:?}"
+            );
+            // /128: every address its own bucket.
+            let svc = one_per_minute(key.clone(), 128).build().unwrap().layer(ok);
+            assert!(
+                svc.clone()
+                    .oneshot(req("[2001:db8:0:1::1]:1"))
+                    .await
+                    .is_ok()
+            );
+            assert!(
+                svc.clone()
+                    .oneshot(req("[2001:db8:0:1::2]:1"))
+                    .await
+                    .is_ok()
+            );
+        }
     }
 
     #[cfg(feature = "serde")]
