@@ -57,6 +57,7 @@ pub mod rejection;
 pub mod request;
 pub mod response;
 pub mod retry_after;
+pub mod storage_key;
 
 /// The error type Palisade services return, as in tower: rejections are boxed into it and
 /// found again with `err.is::<T>()` / `downcast_ref` or [`rejection::find_rejection`].

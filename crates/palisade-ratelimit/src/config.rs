@@ -179,6 +179,10 @@ pub struct RateLimitConfig {
 pub struct RedisConfig {
     /// Redis URL. Default `redis://127.0.0.1:6379`.
     pub url: String,
+    /// This layer's name in the Redis keys (e.g. the route), 1 to 128 bytes; required, so
+    /// that two routes with the same policy names never share buckets. Instances of one
+    /// route use the same name.
+    pub layer_name: String,
     /// Key prefix. Default `palisade:rl:`.
     pub prefix: String,
     /// Bound on one decision, 1 ms to 60 s. Default 50 ms.
@@ -193,6 +197,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".into(),
+            layer_name: String::new(),
             prefix: crate::redis::DEFAULT_PREFIX.into(),
             timeout: crate::redis::DEFAULT_TIMEOUT,
             on_failure: crate::FailAction::Open,
@@ -243,6 +248,18 @@ pub enum ConfiguredKeyValue {
     Ip(IpAddr),
     /// A header value or path.
     Str(String),
+}
+
+/// Storage encoding (see [`palisade_core::storage_key`]): the global key as `_`, an IP
+/// address as its canonical text, a header value or path as its escaped text.
+impl palisade_core::storage_key::StorageKey for ConfiguredKeyValue {
+    fn write_storage_key(&self, out: &mut String) {
+        match self {
+            Self::Global => ().write_storage_key(out),
+            Self::Ip(ip) => ip.write_storage_key(out),
+            Self::Str(s) => s.write_storage_key(out),
+        }
+    }
 }
 
 impl<R: RequestParts> KeyExtractor<R> for ConfiguredKey {
@@ -302,12 +319,19 @@ impl RateLimitConfig {
                 Duration::from_millis(1),
                 Duration::from_secs(60),
             )?;
+            if r.layer_name.is_empty() || r.layer_name.len() > 128 {
+                return Err(ConfigError::new(
+                    "redis.layer_name",
+                    "must be 1 to 128 bytes, e.g. the route's name: it keeps this layer's \
+                     Redis buckets apart from other routes' with the same policy names",
+                ));
+            }
             let backend = crate::redis::RedisBackend::lazy(&r.url)
                 .map_err(|e| ConfigError::new("redis.url", format!("must be a Redis URL: {e}")))?
                 .prefix(&r.prefix)
                 .timeout(r.timeout)
                 .on_failure(r.on_failure);
-            layer = layer.redis(backend);
+            layer = layer.redis(&r.layer_name, backend);
         }
         for (i, tier) in self.tiers.iter().enumerate() {
             let set = build_set(&tier.quotas).map_err(|e| e.within(&format!("tiers.{i}")))?;
