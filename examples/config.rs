@@ -366,6 +366,7 @@ pub(crate) async fn selftest_calls(client: &Client, base: &str) -> Result<(), Bo
         "GET  /beta     → {} (flag `beta` is off in flags.json)",
         res.status()
     );
+    // The example enables no override: `x-version` is ignored, the weights (90/10) decide.
     let res = call(reqwest::Method::GET, "/checkout", &[("x-version", "v2")]).await?;
     let served_by = res.headers().get("x-served-by").cloned();
     println!(

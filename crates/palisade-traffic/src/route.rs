@@ -211,8 +211,17 @@ impl Rng {
     }
 }
 
-/// Finds `name=value` in `Cookie` header values without allocating.
-pub(crate) fn cookie_value<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of cookie `name` in a request's `Cookie` header lines (RFC 6265 §5.4
+/// `name=value; name2=value2`; the first match wins, surrounding double quotes are
+/// removed), without allocating. Any bytes are accepted: never panics.
+///
+/// ```
+/// let mut h = http::HeaderMap::new();
+/// h.append(http::header::COOKIE, "session=1; arm=\"canary\"".parse().unwrap());
+/// assert_eq!(palisade_traffic::cookie_value(&h, "arm"), Some("canary"));
+/// assert_eq!(palisade_traffic::cookie_value(&h, "ar"), None);
+/// ```
+pub fn cookie_value<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
