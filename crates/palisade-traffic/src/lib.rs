@@ -94,7 +94,9 @@ mod split;
 mod stats;
 
 pub use access::{MAX_SECRET_LEN, MIN_SECRET_LEN, OverrideAccess};
-pub use canary::{CanaryConfig, CanaryController, CanaryState, Tick};
+pub use canary::{
+    CanaryConfig, CanaryController, CanaryState, INTERVAL_RANGE, MAX_MIN_SAMPLES, MAX_P99, Tick,
+};
 pub use config::{OverrideAccessConfig, RuleConfig, SplitConfig};
 pub use events::{RollbackReason, TrafficEvent};
 pub use handle::SplitHandle;
