@@ -300,7 +300,8 @@ async fn main() -> Result<(), BoxError> {
         &loaded.flags,
         loaded.config.flags.as_ref().and_then(|f| f.poll_interval),
     ) {
-        flags.watch(every);
+        // `poll_interval` was checked when the config was loaded.
+        flags.watch(every)?;
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
