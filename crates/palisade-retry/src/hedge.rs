@@ -248,9 +248,10 @@ impl HedgeLayer {
 }
 
 impl<P> HedgeLayer<P> {
-    /// Extra copies at most (0 disables hedging).
+    /// Extra copies at most, up to [`MAX_HEDGED`] (larger values are lowered to it; 0
+    /// disables hedging).
     pub fn max_hedged(mut self, n: u32) -> Self {
-        self.shared.max_hedged = n;
+        self.shared.max_hedged = n.min(MAX_HEDGED);
         self
     }
     /// The budget each hedge withdraws from.
@@ -331,6 +332,14 @@ impl<P> fmt::Debug for HedgeBuilder<P> {
     }
 }
 
+/// Most extra copies of one request ([`HedgeLayer::max_hedged`]).
+pub const MAX_HEDGED: u32 = 10;
+/// Longest fixed delay accepted by [`HedgeBuilder::build`]: 1 h.
+pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+
+/// Largest [`HedgeBuilder::min_data_points`].
+pub const MAX_MIN_DATA_POINTS: u64 = 1_000_000;
+
 /// Bounds of [`HedgeBuilder::period`].
 pub const PERIOD_RANGE: (Duration, Duration) =
     (Duration::from_millis(1), Duration::from_secs(3600));
@@ -365,7 +374,7 @@ impl<P> HedgeBuilder<P> {
         self.fixed = Some(delay);
         self
     }
-    /// Extra copies at most (default 1; 0 disables hedging).
+    /// Extra copies at most (default 1; 0 disables hedging; at most [`MAX_HEDGED`]).
     #[must_use]
     pub fn max_hedged(mut self, n: u32) -> Self {
         self.layer = self.layer.max_hedged(n);
@@ -418,11 +427,13 @@ impl<P> HedgeBuilder<P> {
     /// histogram all its services share).
     ///
     /// # Errors
-    /// `percentile` outside (0, 100] or not a number, `min_data_points` of 0, `period`
-    /// outside 1 ms–1 h; the error names the field and what is allowed.
+    /// `percentile` outside (0, 100] or not a number, `min_data_points` outside 1 to
+    /// 1,000,000, `period` outside 1 ms–1 h, a fixed `delay` over 1 h; the error names the
+    /// field and what is allowed.
     pub fn build(self) -> Result<HedgeLayer<P>, ConfigError> {
         let mut layer = self.layer;
         if let Some(d) = self.fixed {
+            check_duration("delay", d, Duration::ZERO, MAX_DELAY)?;
             layer.shared.delay = HedgeDelay::Fixed(d);
             return Ok(layer);
         }
@@ -432,6 +443,15 @@ impl<P> HedgeBuilder<P> {
                 "percentile",
                 format!(
                     "must be greater than 0 and at most 100, e.g. 95.0 for the 95th percentile (got {p})"
+                ),
+            ));
+        }
+        if self.min_data_points > MAX_MIN_DATA_POINTS {
+            return Err(ConfigError::new(
+                "min_data_points",
+                format!(
+                    "must be between 1 and {MAX_MIN_DATA_POINTS} (got {})",
+                    self.min_data_points
                 ),
             ));
         }

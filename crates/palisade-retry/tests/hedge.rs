@@ -288,6 +288,15 @@ fn learned_delay_settings_are_validated() {
     );
     assert_eq!(field(learned().period(Duration::ZERO)), "period");
     assert_eq!(field(learned().period(Duration::from_secs(7200))), "period");
+    assert_eq!(
+        field(learned().min_data_points(1_000_001)),
+        "min_data_points"
+    );
+    assert_eq!(field(learned().delay(Duration::from_secs(3601))), "delay");
+    assert!(learned().delay(Duration::from_secs(3600)).build().is_ok());
+    // In code, more than ten copies is lowered to ten.
+    let layer = HedgeLayer::new(MS(5)).max_hedged(1_000_000);
+    assert!(format!("{layer:?}").contains("max_hedged: 10"), "{layer:?}");
     assert!(learned().percentile(100.0).build().is_ok());
     assert!(learned().percentile(0.1).min_data_points(1).build().is_ok());
     // A fixed delay set last wins, and needs no percentile.
