@@ -76,6 +76,9 @@ fn build_set(quotas: &[QuotaConfig]) -> Result<QuotaSet, ConfigError> {
     QuotaSet::new(out)
 }
 
+/// Most keys all [`RateLimitConfig::tiers`] may list together.
+pub const MAX_TIER_KEYS: usize = 100_000;
+
 /// Quotas for specific keys (e.g. the API keys of paying customers).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[cfg_attr(
@@ -145,11 +148,12 @@ pub struct RateLimitConfig {
     pub ipv6_prefix: u8,
     /// The quotas every request must pass, 1 to 4. Default 100 per minute.
     pub quotas: Vec<QuotaConfig>,
-    /// Per-key overrides.
+    /// Per-key overrides, [`MAX_TIER_KEYS`] keys at most in all.
     pub tiers: Vec<TierConfig>,
     /// Reject (server) or wait (client). Default reject.
     pub mode: Mode,
-    /// Longest wait in wait mode (`"5s"`). Default none (only the deadline bounds it).
+    /// Longest wait in wait mode (`"5s"`), at most 1 h. Default none (only the deadline
+    /// bounds it).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_wait: Option<Duration>,
     /// RateLimit fields on successful responses. Default `true`.
@@ -309,8 +313,16 @@ impl RateLimitConfig {
             .max_keys(self.max_keys)
             .idle_sweep(self.idle_sweep);
         if let Some(w) = self.max_wait {
+            palisade_core::config::check_duration(
+                "max_wait",
+                w,
+                Duration::ZERO,
+                Duration::from_secs(3600),
+            )?;
             layer = layer.max_wait(w);
         }
+        let tier_keys: usize = self.tiers.iter().map(|t| t.keys.len()).sum();
+        palisade_core::config::check_range("tiers", tier_keys, 0, MAX_TIER_KEYS)?;
         #[cfg(feature = "redis")]
         if let Some(r) = &self.redis {
             palisade_core::config::check_duration(
@@ -403,6 +415,19 @@ mod tests {
         };
         assert_eq!(c.build().unwrap_err().field(), "max_keys");
         assert!(RateLimitConfig::default().build().is_ok());
+        let c = RateLimitConfig {
+            max_wait: Some(Duration::from_secs(3601)),
+            ..RateLimitConfig::default()
+        };
+        assert_eq!(c.build().unwrap_err().field(), "max_wait");
+        let c = RateLimitConfig {
+            tiers: vec![TierConfig {
+                keys: vec!["k".into(); MAX_TIER_KEYS + 1],
+                quotas: vec![QuotaConfig::default()],
+            }],
+            ..RateLimitConfig::default()
+        };
+        assert_eq!(c.build().unwrap_err().field(), "tiers");
         let c = RateLimitConfig {
             ipv6_prefix: 16,
             ..RateLimitConfig::default()
