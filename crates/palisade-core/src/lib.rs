@@ -47,6 +47,7 @@
 pub mod body;
 pub mod classify;
 pub mod config;
+pub mod cookie;
 pub mod deadline;
 pub mod event;
 pub mod forwarded;

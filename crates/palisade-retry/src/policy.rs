@@ -333,4 +333,17 @@ mod tests {
             assert!(!is_idempotent(&m.parse().unwrap()), "{m}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn pushback_never_panics_and_round_trips(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..16),
+            ms in 0i32..=i32::MAX,
+        ) {
+            let _ = parse_pushback(&bytes);
+            proptest::prop_assert_eq!(parse_pushback(ms.to_string().as_bytes()), Some(ms as u64));
+            // negative: do not retry
+            proptest::prop_assert_eq!(parse_pushback(format!("-{}", ms.max(1)).as_bytes()), None);
+        }
+    }
 }

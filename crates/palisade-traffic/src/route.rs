@@ -211,9 +211,9 @@ impl Rng {
     }
 }
 
-/// The value of cookie `name` in a request's `Cookie` header lines (RFC 6265 §5.4
-/// `name=value; name2=value2`; the first match wins, surrounding double quotes are
-/// removed), without allocating. Any bytes are accepted: never panics.
+/// The value of cookie `name` in a request's `Cookie` header lines, as core's
+/// [`cookie_value`](palisade_core::cookie::cookie_value) reads it, with surrounding double
+/// quotes removed. No allocation; any bytes are accepted: never panics.
 ///
 /// ```
 /// let mut h = http::HeaderMap::new();
@@ -222,15 +222,7 @@ impl Rng {
 /// assert_eq!(palisade_traffic::cookie_value(&h, "ar"), None);
 /// ```
 pub fn cookie_value<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v.trim_matches('"'))
-        })
+    palisade_core::cookie::cookie_value(headers, name).map(|v| v.trim_matches('"'))
 }
 
 #[cfg(test)]
