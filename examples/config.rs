@@ -300,7 +300,8 @@ async fn main() -> Result<(), BoxError> {
         &loaded.flags,
         loaded.config.flags.as_ref().and_then(|f| f.poll_interval),
     ) {
-        flags.watch(every);
+        // `poll_interval` was checked when the config was loaded.
+        flags.watch(every)?;
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -366,6 +367,7 @@ pub(crate) async fn selftest_calls(client: &Client, base: &str) -> Result<(), Bo
         "GET  /beta     → {} (flag `beta` is off in flags.json)",
         res.status()
     );
+    // The example enables no override: `x-version` is ignored, the weights (90/10) decide.
     let res = call(reqwest::Method::GET, "/checkout", &[("x-version", "v2")]).await?;
     let served_by = res.headers().get("x-served-by").cloned();
     println!(

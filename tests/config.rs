@@ -178,11 +178,17 @@ async fn every_route_gets_its_own_stack() {
     let res = call(reqwest::Method::GET, "/beta", &[]).await.unwrap();
     assert_eq!(res.status(), 404);
 
-    // /checkout: the override header picks v2, named in the response.
-    let res = call(reqwest::Method::GET, "/checkout", &[("x-version", "v2")])
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["x-served-by"], "v2");
-    assert_eq!(res.text().await.unwrap(), "checkout v2");
+    // /checkout: the weights pick the arm, named in the response; the example enables no
+    // override, so a client's `x-version` header picks nothing.
+    let mut served = Vec::new();
+    for _ in 0..20 {
+        let res = call(reqwest::Method::GET, "/checkout", &[("x-version", "v2")])
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let arm = res.headers()["x-served-by"].to_str().unwrap().to_owned();
+        assert_eq!(res.text().await.unwrap(), format!("checkout {arm}"));
+        served.push(arm);
+    }
+    assert!(served.iter().filter(|a| *a == "v1").count() >= 10, "{served:?}");
 }

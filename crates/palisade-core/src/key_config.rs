@@ -94,6 +94,18 @@ pub enum ConfiguredKeyValue {
     Str(String),
 }
 
+/// Storage encoding (see [`crate::storage_key`]): the global key as `_`, an IP address as its
+/// canonical text, a header value or path as its escaped text.
+impl crate::storage_key::StorageKey for ConfiguredKeyValue {
+    fn write_storage_key(&self, out: &mut String) {
+        match self {
+            Self::Global => ().write_storage_key(out),
+            Self::Ip(ip) => ip.write_storage_key(out),
+            Self::Str(s) => s.write_storage_key(out),
+        }
+    }
+}
+
 impl<R: RequestParts> KeyExtractor<R> for ConfiguredKey {
     type Key = ConfiguredKeyValue;
     fn extract(&self, req: &R) -> Result<ConfiguredKeyValue, KeyError> {

@@ -49,8 +49,10 @@
 pub mod body;
 pub mod classify;
 pub mod config;
+pub mod cookie;
 pub mod deadline;
 pub mod event;
+pub mod forwarded;
 pub mod grpc;
 mod handle;
 pub mod key;
@@ -60,6 +62,7 @@ pub mod rejection;
 pub mod request;
 pub mod response;
 pub mod retry_after;
+pub mod storage_key;
 
 /// The error type Palisade services return, as in tower: rejections are boxed into it and
 /// found again with `err.is::<T>()` / `downcast_ref` or [`rejection::find_rejection`].

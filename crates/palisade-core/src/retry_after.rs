@@ -7,15 +7,18 @@ use http::{HeaderMap, HeaderValue, header};
 /// Parses a `Retry-After` value relative to `now`.
 ///
 /// `delay-seconds` (`1*DIGIT`) gives that many seconds; an HTTP-date (IMF-fixdate, RFC 850
-/// or asctime) gives the time from `now` until it, zero if it has passed. Anything else
-/// (`-1`, `1.5`, empty, garbage) gives `None`: fall back to computed backoff.
+/// or asctime) gives the time from `now` until it, zero if it has passed; more seconds than
+/// fit in a `u64` give `Duration::MAX` (callers cap it). Anything else (`-1`, `1.5`, empty,
+/// garbage) gives `None`: fall back to computed backoff. Never panics.
 pub fn parse(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
     let s = value.to_str().ok()?.trim();
     if s.is_empty() {
         return None;
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse::<u64>().ok().map(Duration::from_secs);
+        // More seconds than a u64 holds is "practically never": the longest duration, so
+        // that a caller's cap applies, rather than no hint at all.
+        return Some(s.parse::<u64>().map_or(Duration::MAX, Duration::from_secs));
     }
     let at = httpdate::parse_http_date(s).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -72,8 +75,29 @@ mod tests {
             parse(&hv("Fri Dec 31 23:59:59 1999"), now),
             Some(Duration::from_secs(59))
         );
-        for bad in ["-1", "1.5", "", "garbage", "99999999999999999999999"] {
+        for bad in ["-1", "1.5", "", "garbage", "+5", "5s"] {
             assert_eq!(parse(&hv(bad), now), None, "{bad}");
+        }
+        // Valid delay-seconds beyond u64: the longest wait, for the caller to cap.
+        assert_eq!(
+            parse(&hv("99999999999999999999999"), now),
+            Some(Duration::MAX)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_round_trips(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+                                        secs in 0u64..u64::MAX, ms in 0u64..u64::MAX / 2) {
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+            if let Ok(v) = HeaderValue::from_bytes(&bytes) {
+                let _ = parse(&v, now);
+            }
+            // What we write, we read back (rounded up to whole seconds).
+            proptest::prop_assert_eq!(parse(&HeaderValue::from(secs), now), Some(Duration::from_secs(secs)));
+            let d = Duration::from_millis(ms);
+            let back = parse(&to_header_value(d), now).unwrap();
+            proptest::prop_assert!(back >= d && back - d < Duration::from_secs(1));
         }
     }
 

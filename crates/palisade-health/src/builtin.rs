@@ -87,7 +87,7 @@ where
 }
 
 #[cfg(feature = "redis")]
-pub use self::redis_check::redis_check;
+pub use self::redis_check::{REDIS_UNAVAILABLE, redis_check};
 
 #[cfg(feature = "redis")]
 mod redis_check {
@@ -109,25 +109,45 @@ mod redis_check {
             let conn = self.conn.clone();
             Box::pin(async move {
                 let manager = match conn
-                    .get_or_try_init(|| ConnectionManager::new(client))
+                    .get_or_try_init(|| {
+                        // One quick retry: the next check tries again anyway, and a check
+                        // stuck in reconnect backoff would only report its own timeout.
+                        let config =
+                            redis::aio::ConnectionManagerConfig::new().set_number_of_retries(1);
+                        ConnectionManager::new_with_config(client, config)
+                    })
                     .await
                 {
                     Ok(m) => m,
-                    Err(e) => return CheckOutcome::fail(format!("connect: {e}")),
+                    Err(e) => return unavailable(&format_args!("connect: {e}")),
                 };
                 let mut manager = manager.clone();
                 match redis::cmd("PING").query_async::<String>(&mut manager).await {
                     Ok(pong) if pong == "PONG" => CheckOutcome::pass(),
-                    Ok(other) => CheckOutcome::fail(format!("unexpected reply {other:?}")),
-                    Err(e) => CheckOutcome::fail(e.to_string()),
+                    Ok(other) => unavailable(&format_args!("unexpected reply {other:?}")),
+                    Err(e) => unavailable(&e),
                 }
             })
         }
     }
 
+    /// The fixed `output` of a failing Redis check.
+    pub const REDIS_UNAVAILABLE: &str = "redis unavailable";
+
+    /// A failed outcome with the fixed [`REDIS_UNAVAILABLE`] output; the error itself (which
+    /// may name hosts, ports or users of the Redis URL) goes to `tracing` only.
+    fn unavailable(error: &dyn std::fmt::Display) -> CheckOutcome {
+        tracing::warn!(target: "palisade::health", error = %error, "redis health check failed");
+        CheckOutcome::fail(REDIS_UNAVAILABLE)
+    }
+
     /// A check sending `PING` to Redis over one reused connection (a
     /// `ConnectionManager`, which reconnects by itself). Register it as
     /// `redis:responseTime`; the check's duration is the `observedValue` in ms.
+    ///
+    /// A failure reports the fixed output [`REDIS_UNAVAILABLE`] (`/health` may be public):
+    /// the error text, which can name the Redis host or user, is logged with `tracing`
+    /// (target `palisade::health`, WARN) and never put in the report.
     pub fn redis_check(client: redis::Client) -> impl Check {
         RedisPing {
             client,

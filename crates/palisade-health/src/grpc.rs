@@ -71,10 +71,11 @@ impl GrpcHealth {
     }
 
     /// How often the registry is re-read when nothing signals a change (default 1 s);
-    /// needed when checks run on demand rather than in the background.
+    /// needed when checks run on demand rather than in the background. Kept within 10 ms
+    /// to 1 h (a zero interval would be a busy loop).
     #[must_use]
     pub fn poll_interval(mut self, poll: Duration) -> Self {
-        self.poll = poll;
+        self.poll = poll.clamp(Duration::from_millis(10), Duration::from_secs(3600));
         self
     }
 

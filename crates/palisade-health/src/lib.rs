@@ -57,9 +57,9 @@ mod registry;
 mod report;
 mod service;
 
-#[cfg(feature = "redis")]
-pub use builtin::redis_check;
 pub use builtin::{CircuitState, breaker_check, saturation_check};
+#[cfg(feature = "redis")]
+pub use builtin::{REDIS_UNAVAILABLE, redis_check};
 pub use check::{
     Check, CheckFuture, CheckOutcome, FnCheck, Status, SyncCheck, check_fn, check_sync,
 };

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
 use palisade_core::ConfigError;
+use palisade_core::config::check_duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -114,14 +115,11 @@ impl HealthCheck {
             )
             .within(&self.name));
         }
-        if self.timeout.is_zero() {
-            return Err(ConfigError::new("timeout", "must be greater than zero").within(&self.name));
-        }
-        if self.interval.is_zero() {
-            return Err(
-                ConfigError::new("interval", "must be greater than zero").within(&self.name)
-            );
-        }
+        let hour = Duration::from_secs(3600);
+        check_duration("timeout", self.timeout, Duration::from_millis(1), hour)
+            .map_err(|e| e.within(&self.name))?;
+        check_duration("interval", self.interval, Duration::from_millis(1), hour)
+            .map_err(|e| e.within(&self.name))?;
         if let Some(t) = self.component_type
             && !matches!(t, "component" | "datastore" | "system")
         {
@@ -155,10 +153,10 @@ impl HealthCheck {
 pub struct CheckConfig {
     /// Whether a failure fails the service (default `false`).
     pub critical: bool,
-    /// Per-run timeout, greater than zero (default 1 s).
+    /// Per-run timeout, 1 ms to 1 h (default 1 s).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub timeout: Duration,
-    /// Result lifetime and background period, greater than zero (default 10 s).
+    /// Result lifetime and background period, 1 ms to 1 h (default 10 s).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub interval: Duration,
 }

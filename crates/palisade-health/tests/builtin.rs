@@ -152,4 +152,30 @@ mod redis_ping {
         assert_eq!(report.status, Status::Fail);
         assert!(report.checks[0].outcome.output.is_some());
     }
+
+    #[tokio::test]
+    async fn a_failing_redis_reports_a_fixed_message_without_the_error() {
+        // The error would name the host and port (and the URL may carry credentials);
+        // /health can be public, so only the fixed text goes out.
+        let client = redis::Client::open("redis://ops-user:hunter2@127.0.0.1:1/3").unwrap();
+        let registry = HealthRegistry::new();
+        registry
+            .register(
+                HealthCheck::new("redis:responseTime", palisade_health::redis_check(client))
+                    .critical(true)
+                    .timeout(Duration::from_secs(2)),
+            )
+            .unwrap();
+        let report = registry.report().await;
+        assert_eq!(report.status, Status::Fail);
+        assert_eq!(
+            report.checks[0].outcome.output.as_deref(),
+            Some(palisade_health::REDIS_UNAVAILABLE)
+        );
+        assert_eq!(palisade_health::REDIS_UNAVAILABLE, "redis unavailable");
+        let json = format!("{report:?}");
+        for secret in ["hunter2", "ops-user", "127.0.0.1", "refused"] {
+            assert!(!json.contains(secret), "{secret} leaked: {json}");
+        }
+    }
 }

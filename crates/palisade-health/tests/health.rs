@@ -351,6 +351,15 @@ fn registration_is_validated() {
         .register(HealthCheck::new("i", ok()).interval(Duration::ZERO))
         .unwrap_err();
     assert_eq!(err.field(), "i.interval");
+    // Upper bounds: an hour at most.
+    let err = registry
+        .register(HealthCheck::new("t2", ok()).timeout(Duration::from_secs(3601)))
+        .unwrap_err();
+    assert_eq!(err.field(), "t2.timeout");
+    let err = registry
+        .register(HealthCheck::new("i2", ok()).interval(Duration::MAX))
+        .unwrap_err();
+    assert_eq!(err.field(), "i2.interval");
     let err = registry
         .register(HealthCheck::new("c", ok()).component_type("database"))
         .unwrap_err();

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use palisade_core::ConfigError;
+use palisade_core::key::{DEFAULT_IPV6_PREFIX, ForwardedIp, ipv6_prefix};
 pub use palisade_core::key_config::{ConfiguredKey, ConfiguredKeyValue, KeyConfig};
 
 use crate::layer::{Mode, RateLimitLayer};
@@ -24,7 +25,9 @@ pub struct QuotaConfig {
     /// The window, 1 ms to 31 days (`"1s"`, `"1m"`). Default 60 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub window: Duration,
-    /// Units available at once. Default: `limit`.
+    /// Units available at once, at least 1, and at most what refills in
+    /// [`MAX_WINDOW`](crate::quota::MAX_WINDOW) (31 days: `burst × window / limit`).
+    /// Default: `limit`.
     pub burst: Option<u32>,
 }
 
@@ -55,10 +58,10 @@ impl QuotaConfig {
             return Err(ConfigError::new("burst", "must be at least 1"));
         }
         let q = Quota::new(&self.name, self.limit, self.window)?;
-        Ok(match self.burst {
-            Some(b) => q.burst(b),
-            None => q,
-        })
+        match self.burst {
+            Some(b) => q.try_burst(b),
+            None => Ok(q),
+        }
     }
 }
 
@@ -69,6 +72,9 @@ fn build_set(quotas: &[QuotaConfig]) -> Result<QuotaSet, ConfigError> {
     }
     QuotaSet::new(out)
 }
+
+/// Most keys all [`RateLimitConfig::tiers`] may list together.
+pub const MAX_TIER_KEYS: usize = 100_000;
 
 /// Quotas for specific keys (e.g. the API keys of paying customers).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -104,13 +110,19 @@ pub struct TierConfig {
 pub struct RateLimitConfig {
     /// Where the key comes from. Default global.
     pub key: KeyConfig,
+    /// For IP keys (`peer_ip`, `forwarded_ip`): IPv6 clients are grouped by their first
+    /// `ipv6_prefix` bits, 32 to 128, so that one client cannot pick fresh addresses out of
+    /// its /64 to get fresh buckets (IPv4-mapped IPv6 peers always count as IPv4). Tier keys
+    /// are grouped the same way. Default 64; 128 keys each IPv6 address on its own.
+    pub ipv6_prefix: u8,
     /// The quotas every request must pass, 1 to 4. Default 100 per minute.
     pub quotas: Vec<QuotaConfig>,
-    /// Per-key overrides.
+    /// Per-key overrides, [`MAX_TIER_KEYS`] keys at most in all.
     pub tiers: Vec<TierConfig>,
     /// Reject (server) or wait (client). Default reject.
     pub mode: Mode,
-    /// Longest wait in wait mode (`"5s"`). Default none (only the deadline bounds it).
+    /// Longest wait in wait mode (`"5s"`), at most 1 h. Default none (only the deadline
+    /// bounds it).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_wait: Option<Duration>,
     /// RateLimit fields on successful responses. Default `true`.
@@ -140,6 +152,10 @@ pub struct RateLimitConfig {
 pub struct RedisConfig {
     /// Redis URL. Default `redis://127.0.0.1:6379`.
     pub url: String,
+    /// This layer's name in the Redis keys (e.g. the route), 1 to 128 bytes; required, so
+    /// that two routes with the same policy names never share buckets. Instances of one
+    /// route use the same name.
+    pub layer_name: String,
     /// Key prefix. Default `palisade:rl:`.
     pub prefix: String,
     /// Bound on one decision, 1 ms to 60 s. Default 50 ms.
@@ -154,6 +170,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".into(),
+            layer_name: String::new(),
             prefix: crate::redis::DEFAULT_PREFIX.into(),
             timeout: crate::redis::DEFAULT_TIMEOUT,
             on_failure: crate::FailAction::Open,
@@ -165,6 +182,7 @@ impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {
             key: KeyConfig::Global,
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
             quotas: vec![QuotaConfig::default()],
             tiers: Vec::new(),
             mode: Mode::Reject,
@@ -184,6 +202,8 @@ impl RateLimitConfig {
     /// Tokio runtime (the connection is made lazily, on the first request).
     pub fn build(self) -> Result<RateLimitLayer<ConfiguredKey>, ConfigError> {
         let key = self.key.build().map_err(|e| e.within("key"))?;
+        palisade_core::config::check_range("ipv6_prefix", self.ipv6_prefix, 32, 128)?;
+        let key = with_ipv6_prefix(key, self.ipv6_prefix);
         palisade_core::config::check_range("max_keys", self.max_keys, 1, 100_000_000)?;
         palisade_core::config::check_duration(
             "idle_sweep",
@@ -199,8 +219,16 @@ impl RateLimitConfig {
             .max_keys(self.max_keys)
             .idle_sweep(self.idle_sweep);
         if let Some(w) = self.max_wait {
+            palisade_core::config::check_duration(
+                "max_wait",
+                w,
+                Duration::ZERO,
+                Duration::from_secs(3600),
+            )?;
             layer = layer.max_wait(w);
         }
+        let tier_keys: usize = self.tiers.iter().map(|t| t.keys.len()).sum();
+        palisade_core::config::check_range("tiers", tier_keys, 0, MAX_TIER_KEYS)?;
         #[cfg(feature = "redis")]
         if let Some(r) = &self.redis {
             palisade_core::config::check_duration(
@@ -209,23 +237,31 @@ impl RateLimitConfig {
                 Duration::from_millis(1),
                 Duration::from_secs(60),
             )?;
+            if r.layer_name.is_empty() || r.layer_name.len() > 128 {
+                return Err(ConfigError::new(
+                    "redis.layer_name",
+                    "must be 1 to 128 bytes, e.g. the route's name: it keeps this layer's \
+                     Redis buckets apart from other routes' with the same policy names",
+                ));
+            }
             let backend = crate::redis::RedisBackend::lazy(&r.url)
                 .map_err(|e| ConfigError::new("redis.url", format!("must be a Redis URL: {e}")))?
                 .prefix(&r.prefix)
                 .timeout(r.timeout)
                 .on_failure(r.on_failure);
-            layer = layer.redis(backend);
+            layer = layer.redis(&r.layer_name, backend);
         }
         for (i, tier) in self.tiers.iter().enumerate() {
             let set = build_set(&tier.quotas).map_err(|e| e.within(&format!("tiers.{i}")))?;
             for k in &tier.keys {
                 let key = if ip_keys {
-                    ConfiguredKeyValue::Ip(k.parse().map_err(|_| {
+                    let ip = k.parse().map_err(|_| {
                         ConfigError::new(
                             format!("tiers.{i}.keys"),
                             format!("`{k}` is not an IP address"),
                         )
-                    })?)
+                    })?;
+                    ConfiguredKeyValue::Ip(ipv6_prefix(ip, self.ipv6_prefix))
                 } else if matches!(self.key, KeyConfig::Global) {
                     ConfiguredKeyValue::Global
                 } else {
@@ -235,6 +271,16 @@ impl RateLimitConfig {
             }
         }
         Ok(layer)
+    }
+}
+
+/// An IP key extractor grouping IPv6 clients by `bits` (a peer-IP key is a
+/// [`ForwardedIp`] trusting no proxy, which is the peer IP); other keys unchanged.
+fn with_ipv6_prefix(key: ConfiguredKey, bits: u8) -> ConfiguredKey {
+    match key {
+        ConfiguredKey::PeerIp => ConfiguredKey::ForwardedIp(ForwardedIp::new([]).ipv6_prefix(bits)),
+        ConfiguredKey::ForwardedIp(f) => ConfiguredKey::ForwardedIp(f.ipv6_prefix(bits)),
+        other => other,
     }
 }
 
@@ -275,6 +321,107 @@ mod tests {
         };
         assert_eq!(c.build().unwrap_err().field(), "max_keys");
         assert!(RateLimitConfig::default().build().is_ok());
+        let c = RateLimitConfig {
+            max_wait: Some(Duration::from_secs(3601)),
+            ..RateLimitConfig::default()
+        };
+        assert_eq!(c.build().unwrap_err().field(), "max_wait");
+        let c = RateLimitConfig {
+            tiers: vec![TierConfig {
+                keys: vec!["k".into(); MAX_TIER_KEYS + 1],
+                quotas: vec![QuotaConfig::default()],
+            }],
+            ..RateLimitConfig::default()
+        };
+        assert_eq!(c.build().unwrap_err().field(), "tiers");
+        let c = RateLimitConfig {
+            ipv6_prefix: 16,
+            ..RateLimitConfig::default()
+        };
+        assert_eq!(c.build().unwrap_err().field(), "ipv6_prefix");
+        // limit 1, window 31 days, burst 10,000: 850 years of tolerance.
+        let mut c = RateLimitConfig::default();
+        c.quotas[0] = QuotaConfig {
+            burst: Some(10_000),
+            ..QuotaConfig::new("month", 1, crate::quota::MAX_WINDOW)
+        };
+        let err = c.clone().build().unwrap_err();
+        assert_eq!(err.field(), "quotas.0.burst");
+        assert!(err.problem().contains("31 days"), "{err}");
+        c.quotas[0].burst = Some(1);
+        assert!(c.build().is_ok());
+    }
+
+    #[tokio::test]
+    async fn ipv6_clients_share_their_prefix_bucket() {
+        use tower::{Layer, ServiceExt};
+        let one_per_minute = |key: KeyConfig, ipv6_prefix: u8| RateLimitConfig {
+            key,
+            ipv6_prefix,
+            quotas: vec![QuotaConfig::new("m", 1, Duration::from_secs(60))],
+            ..RateLimitConfig::default()
+        };
+        let req = |peer: &str| {
+            let mut r = http::Request::new(());
+            r.extensions_mut()
+                .insert(palisade_core::key::PeerAddr(peer.parse().unwrap()));
+            r
+        };
+        let ok = tower::service_fn(|_r: http::Request<()>| async {
+            Ok::<_, palisade_core::BoxError>(http::Response::new(()))
+        });
+        for key in [
+            KeyConfig::PeerIp,
+            KeyConfig::ForwardedIp {
+                trusted_proxies: vec!["10.0.0.0/8".into()],
+            },
+        ] {
+            // Default /64: a second address of the same /64 is the same client.
+            let svc = one_per_minute(key.clone(), 64).build().unwrap().layer(ok);
+            assert!(
+                svc.clone()
+                    .oneshot(req("[2001:db8:0:1::1]:1"))
+                    .await
+                    .is_ok()
+            );
+            let second = svc.clone().oneshot(req("[2001:db8:0:1::2]:1")).await;
+            assert!(
+                second.unwrap_err().is::<palisade_core::RateLimited>(),
+                "{key:?}"
+            );
+            assert!(
+                svc.clone()
+                    .oneshot(req("[2001:db8:0:2::1]:1"))
+                    .await
+                    .is_ok()
+            );
+            // An IPv4 client seen through a dual-stack listener is one client.
+            assert!(
+                svc.clone()
+                    .oneshot(req("[::ffff:192.0.2.1]:1"))
+                    .await
+                    .is_ok()
+            );
+            let v4 = svc.clone().oneshot(req("192.0.2.1:2")).await;
+            assert!(
+                v4.unwrap_err().is::<palisade_core::RateLimited>(),
+                "{key:?}"
+            );
+            // /128: every address its own bucket.
+            let svc = one_per_minute(key.clone(), 128).build().unwrap().layer(ok);
+            assert!(
+                svc.clone()
+                    .oneshot(req("[2001:db8:0:1::1]:1"))
+                    .await
+                    .is_ok()
+            );
+            assert!(
+                svc.clone()
+                    .oneshot(req("[2001:db8:0:1::2]:1"))
+                    .await
+                    .is_ok()
+            );
+        }
     }
 
     #[cfg(feature = "serde")]

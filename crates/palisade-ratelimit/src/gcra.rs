@@ -81,7 +81,10 @@ pub(crate) fn decide(
     let mut wait = 0u64;
     for (i, q) in quotas.iter().enumerate() {
         let start = tats[i].max(now);
-        let w = (start + q.emission_ns()).saturating_sub(q.tolerance_ns().saturating_add(now));
+        // Saturating throughout: a TAT can never wrap around to "the bucket is full".
+        let w = start
+            .saturating_add(q.emission_ns())
+            .saturating_sub(q.tolerance_ns().saturating_add(now));
         waits[i] = w;
         wait = wait.max(w);
     }
@@ -89,8 +92,8 @@ pub(crate) fn decide(
     let mut states = [QuotaState::default(); MAX_QUOTAS];
     for (i, q) in quotas.iter().enumerate() {
         if allowed {
-            let arrival = now + wait;
-            tats[i] = tats[i].max(arrival) + q.emission_ns();
+            let arrival = now.saturating_add(wait);
+            tats[i] = tats[i].max(arrival).saturating_add(q.emission_ns());
         }
         let ahead = tats[i].saturating_sub(now);
         states[i] = QuotaState {
@@ -112,6 +115,39 @@ mod tests {
     use proptest::prelude::*;
 
     const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn huge_burst_over_a_long_window_neither_panics_nor_resets() {
+        // limit 1, window 31 days, burst 10,000: τ = 850 years overflowed the TAT (a
+        // panic in debug after ~6,900 requests, a silently refilled bucket in release).
+        // The burst is now capped at what refills in 31 days, here 1.
+        let day = 86_400 * S;
+        let q = [Quota::new("month", 1, crate::quota::MAX_WINDOW)
+            .unwrap()
+            .burst(10_000)];
+        assert_eq!(q[0].burst_size(), 1);
+        let mut tats = [0; MAX_QUOTAS];
+        let now = 5 * S;
+        let admitted = (0..10_000)
+            .filter(|_| decide(&mut tats, &q, now, None).is_allowed())
+            .count();
+        assert_eq!(admitted, 1);
+        let d = decide(&mut tats, &q, now, None);
+        assert_eq!(d.wait(), Duration::from_nanos(31 * day));
+        assert!(!decide(&mut tats, &q, now + 31 * day - 1, None).is_allowed());
+        assert!(decide(&mut tats, &q, now + 31 * day, None).is_allowed());
+        // The largest burst allowed over 31 days at 10 per window: 10.
+        let q = Quota::new("m", 10, crate::quota::MAX_WINDOW).unwrap();
+        assert_eq!(q.clone().burst(10_000).burst_size(), 10);
+        assert_eq!(q.clone().try_burst(11).unwrap_err().field(), "burst");
+        assert_eq!(q.try_burst(10).unwrap().burst_size(), 10);
+        // TATs near the end of the clock (584 years of uptime) saturate, never panic.
+        let q = [Quota::per_second("s", 1).unwrap()];
+        let mut tats = [u64::MAX - 1; MAX_QUOTAS];
+        let d = decide(&mut tats, &q, u64::MAX - 2, Some(u64::MAX));
+        assert!(d.is_allowed());
+        assert_eq!(tats[0], u64::MAX);
+    }
 
     #[test]
     fn burst_then_rate() {

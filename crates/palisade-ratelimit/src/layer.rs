@@ -173,11 +173,17 @@ impl<X> RateLimitLayer<X> {
 
     /// Shares the limits across instances through Redis; the in-memory state then only
     /// serves [`FailAction::Local`](crate::FailAction::Local).
+    ///
+    /// `layer_name` names this layer's buckets (say the route, `"checkout"`): it is part of
+    /// every Redis key (see [`redis`](crate::redis)), so two layers sharing one Redis and
+    /// policy names still keep separate buckets, as two in-memory limiters do. Give layers
+    /// that must share buckets the same name, and every instance of one layer the same
+    /// name.
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     #[must_use]
-    pub fn redis(mut self, backend: crate::redis::RedisBackend) -> Self {
-        self.shared_mut().redis = Some(backend);
+    pub fn redis(mut self, layer_name: &str, backend: crate::redis::RedisBackend) -> Self {
+        self.shared_mut().redis = Some(backend.layer_name(layer_name));
         self
     }
 

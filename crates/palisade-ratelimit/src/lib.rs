@@ -88,7 +88,8 @@ mod service;
 #[cfg(feature = "redis")]
 pub use config::RedisConfig;
 pub use config::{
-    ConfiguredKey, ConfiguredKeyValue, KeyConfig, QuotaConfig, RateLimitConfig, TierConfig,
+    ConfiguredKey, ConfiguredKeyValue, KeyConfig, MAX_TIER_KEYS, QuotaConfig, RateLimitConfig,
+    TierConfig,
 };
 pub use events::{FailAction, RateLimitEvent};
 pub use gcra::{Decision, QuotaState};

@@ -351,4 +351,32 @@ mod tests {
         assert_eq!(p[1].name, "h\"x");
         assert_eq!(p[1].window, Some(3600));
     }
+
+    proptest::proptest! {
+        // Whatever a server sends, parsing never panics.
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96)) {
+            let _ = parse_policy(&bytes);
+            let _ = parse_limit(&bytes);
+        }
+
+        // Our own RateLimit-Policy, for any names and numbers, parses back to them.
+        #[test]
+        fn policy_round_trips(quotas in proptest::collection::vec(
+            ("[ -~]{1,12}", 1u32..1_000_000, 1u64..86_400), 1..=crate::quota::MAX_QUOTAS)) {
+            let mut names = std::collections::HashSet::new();
+            let quotas: Vec<_> = quotas.into_iter().filter(|(n, ..)| names.insert(n.clone())).collect();
+            let set = crate::QuotaSet::new(quotas.iter().map(|(name, limit, secs)| {
+                crate::Quota::new(name, *limit, std::time::Duration::from_secs(*secs)).unwrap()
+            }))
+            .unwrap();
+            let parsed = parse_policy(set.policy_header().as_bytes()).unwrap();
+            proptest::prop_assert_eq!(parsed.len(), quotas.len());
+            for (p, (name, limit, secs)) in parsed.iter().zip(&quotas) {
+                proptest::prop_assert_eq!(&p.name, name);
+                proptest::prop_assert_eq!(p.quota, u64::from(*limit));
+                proptest::prop_assert_eq!(p.window, Some(*secs));
+            }
+        }
+    }
 }

@@ -95,12 +95,40 @@ impl Quota {
         Self::new(name, limit, Duration::from_secs(3600))
     }
 
-    /// Sets how many units may be spent at once (at least 1; 0 is raised to 1).
+    /// Sets how many units may be spent at once (at least 1; 0 is raised to 1), lowered if
+    /// need be so that a full bucket refills within [`MAX_WINDOW`] (`burst × window / limit
+    /// ≤ 31 days`). [`try_burst`](Self::try_burst) refuses such a burst instead.
     #[must_use]
     pub fn burst(mut self, burst: u32) -> Self {
-        self.burst = burst.max(1);
+        let max = self.max_burst();
+        self.burst = burst.clamp(1, max);
         self.tolerance_ns = self.emission_ns.saturating_mul(u64::from(self.burst));
         self
+    }
+
+    /// Like [`burst`](Self::burst), but an error naming `burst` when it is 0 or when a
+    /// full bucket would take longer than [`MAX_WINDOW`] to refill: beyond that the GCRA
+    /// state would not fit its clock (with limit 1 per 31 days, a burst of 10,000 is
+    /// 850 years).
+    pub fn try_burst(self, burst: u32) -> Result<Self, ConfigError> {
+        let max = self.max_burst();
+        if burst == 0 || burst > max {
+            return Err(ConfigError::new(
+                "burst",
+                format!(
+                    "must be between 1 and {max} for {} per {:?}, so that a full bucket \
+                     refills within 31 days (got {burst})",
+                    self.limit, self.window
+                ),
+            ));
+        }
+        Ok(self.burst(burst))
+    }
+
+    /// The largest burst whose bucket refills within [`MAX_WINDOW`].
+    fn max_burst(&self) -> u32 {
+        let max = MAX_WINDOW.as_nanos() / u128::from(self.emission_ns);
+        u32::try_from(max).unwrap_or(u32::MAX).max(1)
     }
 
     /// The policy name.

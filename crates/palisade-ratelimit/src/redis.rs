@@ -3,9 +3,23 @@
 //! One Lua script ([`SCRIPT`]) does the whole GCRA decision over all of a route's quotas
 //! in one round trip (`EVALSHA`, loaded on first use by `redis::Script`), with Redis's
 //! `TIME` as the only clock, so instances with skewed clocks still agree. Each key and
-//! quota is one string `<prefix>{<key>}:<policy>` holding the TAT in microseconds, with
-//! a TTL of the time until the quota is full again (an expired key equals a fresh one). The
-//! `{…}` hash tag keeps all quotas of one key in one Redis Cluster slot, which the script
+//! quota is one string holding the TAT in microseconds, with a TTL of the time until the
+//! quota is full again (an expired key equals a fresh one), named
+//!
+//! ```text
+//! <prefix><layer>:{<key>}:<policy>        e.g.  palisade:rl:checkout:{k-42}:per-second
+//! ```
+//!
+//! - `<prefix>`: [`RedisBackend::prefix`], written as configured (default `palisade:rl:`);
+//! - `<layer>`: the layer's name, given to [`RateLimitLayer::redis`](crate::RateLimitLayer::redis)
+//!   (one per route or layer), so that two routes whose quotas have the same policy name
+//!   never share a bucket (as two in-memory limiters do not);
+//! - `<key>`: the extracted key, and `<policy>`: the quota's name, both in core's escaped,
+//!   stable storage-key encoding ([`palisade_core::storage_key`]: every byte but ASCII
+//!   letters, digits, `-`, `.`, `~` as `%XX`, so a key holding `}` or `:` cannot reach
+//!   another key's bucket; an IP key is its canonical text). Never a `Debug` string.
+//!
+//! The `{…}` hash tag keeps all quotas of one key in one Redis Cluster slot, which the script
 //! requires.
 //!
 //! Every call is bounded by [`RedisBackend::timeout`] (default 50 ms). On an error or
@@ -19,6 +33,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use palisade_core::storage_key::{self, StorageKey};
 use redis::aio::ConnectionManager;
 
 use crate::events::FailAction;
@@ -41,6 +56,8 @@ pub struct RedisBackend {
     conn: ConnectionManager,
     script: Arc<redis::Script>,
     prefix: Arc<str>,
+    /// The layer's name, escaped (`_` until one is given).
+    layer: Arc<str>,
     timeout: Duration,
     fail: FailAction,
 }
@@ -49,6 +66,7 @@ impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackend")
             .field("prefix", &self.prefix)
+            .field("layer", &self.layer)
             .field("timeout", &self.timeout)
             .field("fail", &self.fail)
             .finish_non_exhaustive()
@@ -62,6 +80,7 @@ impl RedisBackend {
             conn,
             script: Arc::new(redis::Script::new(SCRIPT)),
             prefix: DEFAULT_PREFIX.into(),
+            layer: "_".into(),
             timeout: DEFAULT_TIMEOUT,
             fail: FailAction::Open,
         }
@@ -89,6 +108,17 @@ impl RedisBackend {
         self
     }
 
+    /// The name of the layer (route) these limits belong to, the `<layer>` segment of every
+    /// key. [`RateLimitLayer::redis`](crate::RateLimitLayer::redis) sets it; set it yourself
+    /// only to use [`check`](Self::check) directly.
+    #[must_use]
+    pub fn layer_name(mut self, name: &str) -> Self {
+        let mut seg = String::new();
+        storage_key::push_segment(&mut seg, name);
+        self.layer = seg.into();
+        self
+    }
+
     /// Bound on one decision, round trip included (default 50 ms).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -107,24 +137,49 @@ impl RedisBackend {
         self.fail
     }
 
-    /// The Redis key of one quota of one key: `<prefix>{<key>}:<policy>`, where `<key>` is
-    /// the extracted key's `Debug` form (`"abc"` with its quotes for a `String` key,
-    /// `10.0.0.1` for an IP address), so every instance must use the same key extractor.
-    pub fn redis_key(&self, key: &str, policy: &str) -> String {
-        format!("{}{{{key}}}:{policy}", self.prefix)
+    /// The Redis key of one quota of one key: `<prefix><layer>:{<key>}:<policy>` (see the
+    /// [module docs](self)); every instance must use the same key extractor and layer name.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use palisade_ratelimit::redis::RedisBackend;
+    /// let b = RedisBackend::lazy("redis://127.0.0.1:6379").unwrap().layer_name("checkout");
+    /// assert_eq!(b.redis_key("k}:x", "per second"), "palisade:rl:checkout:{k%7D%3Ax}:per%20second");
+    /// let ip: std::net::IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+    /// assert_eq!(b.redis_key(&ip, "s"), "palisade:rl:checkout:{10.0.0.1}:s");
+    /// # }
+    /// ```
+    pub fn redis_key<K: StorageKey + ?Sized>(&self, key: &K, policy: &str) -> String {
+        self.key_of(&storage_key::encode(key), policy)
+    }
+
+    /// The Redis key for an already encoded key segment.
+    fn key_of(&self, key: &str, policy: &str) -> String {
+        let mut out = String::with_capacity(
+            self.prefix.len() + self.layer.len() + key.len() + policy.len() + 8,
+        );
+        out.push_str(&self.prefix);
+        out.push_str(&self.layer);
+        out.push_str(":{");
+        out.push_str(if key.is_empty() { "_" } else { key });
+        out.push_str("}:");
+        storage_key::push_segment(&mut out, policy);
+        out
     }
 
     /// Decides one request for `key` against `quotas` in reject mode, consuming its units
     /// if admitted: one `EVALSHA` round trip, bounded by the [timeout](Self::timeout).
-    pub async fn check(
+    pub async fn check<K: StorageKey + ?Sized>(
         &self,
-        key: &str,
+        key: &K,
         quotas: &QuotaSet,
     ) -> Result<Decision, palisade_core::BoxError> {
-        Ok(self.decide(key.to_owned(), quotas.clone(), None).await?)
+        Ok(self
+            .decide(storage_key::encode(key), quotas.clone(), None)
+            .await?)
     }
 
-    /// Decides one request for `key`.
+    /// Decides one request for `key` (already in the storage-key encoding).
     pub(crate) fn decide(
         &self,
         key: String,
@@ -137,7 +192,7 @@ impl RedisBackend {
             let max_wait_us: i64 = max_wait.map_or(-1, |d| d.as_micros().min(1 << 52) as i64);
             inv.arg(max_wait_us);
             for q in set.quotas() {
-                inv.key(this.redis_key(&key, q.name()));
+                inv.key(this.key_of(&key, q.name()));
                 let em = (q.emission_ns() / 1000).max(1);
                 inv.arg(em)
                     .arg(em.saturating_mul(u64::from(q.burst_size())));

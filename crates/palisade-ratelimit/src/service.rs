@@ -14,6 +14,9 @@ use crate::headers::{RATELIMIT, RATELIMIT_POLICY, ResponseFields, legacy_headers
 use crate::layer::{Mode, Shared};
 use crate::quota::QuotaSet;
 use palisade_core::ResponseParts;
+#[cfg(feature = "redis")]
+use palisade_core::storage_key;
+use palisade_core::storage_key::StorageKey;
 
 /// Rate-limits requests per key; see the [crate docs](crate).
 #[derive(Debug, Clone)]
@@ -121,6 +124,7 @@ impl<S, X, Req> Service<Req> for RateLimit<S, X>
 where
     Req: RequestParts,
     X: KeyExtractor<Req>,
+    X::Key: StorageKey,
     S: Service<Req> + Clone,
     S::Response: ResponseParts,
     S::Error: Into<BoxError>,
@@ -144,7 +148,7 @@ where
         let max_wait = max_wait(shared, &req);
         #[cfg(feature = "redis")]
         if let Some(redis) = &shared.redis {
-            let fut = redis.decide(format!("{key:?}"), set.clone(), max_wait);
+            let fut = redis.decide(storage_key::encode(&key), set.clone(), max_wait);
             let inner = take_ready(&mut self.inner);
             return ResponseFuture::deciding(
                 fut,

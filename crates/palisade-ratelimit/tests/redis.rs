@@ -73,6 +73,7 @@ async fn two_instances_share_one_quota_on_redis_clock() {
     // Generous timeout and fail-closed, so a slow machine cannot inflate the count.
     let mk = |backend: RedisBackend| {
         RateLimitLayer::new(api_key(), Quota::per_minute("default", 100).unwrap()).redis(
+            "route",
             backend
                 .prefix(&prefix)
                 .timeout(Duration::from_secs(5))
@@ -108,7 +109,7 @@ async fn two_instances_share_one_quota_on_redis_clock() {
     // One key per quota, hash-tagged, expiring once the quota would be full again.
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let key = format!("{prefix}{{\"k2\"}}:default");
+    let key = format!("{prefix}route:{{k2}}:default");
     let ttl: i64 = redis::cmd("PTTL")
         .arg(&key)
         .query_async(&mut conn)
@@ -134,6 +135,7 @@ async fn wait_mode_through_redis_spaces_calls() {
     let layer = RateLimitLayer::new(api_key(), Quota::per_second("out", 10).unwrap().burst(1))
         .mode(palisade_ratelimit::Mode::Wait)
         .redis(
+            "wait",
             backend
                 .prefix(&unique_prefix("wait"))
                 .timeout(Duration::from_secs(5))
@@ -219,7 +221,7 @@ async fn stalled_redis_gives_the_fail_mode_within_the_timeout() {
     let mk = |action: FailAction, timeout: Duration| {
         let ev = ev.clone();
         RateLimitLayer::new(api_key(), quota.clone())
-            .redis(backend.clone().on_failure(action).timeout(timeout))
+            .redis("stall", backend.clone().on_failure(action).timeout(timeout))
             .on_event(move |e| ev.lock().unwrap().push(e.clone()))
             .layer(app(calls.clone()))
     };
@@ -292,7 +294,7 @@ async fn config_with_a_redis_section() {
     let json = serde_json::json!({
         "key": { "type": "header", "name": "x-api-key" },
         "quotas": [{ "name": "default", "limit": 2, "window": "1m" }],
-        "redis": { "url": redis_url(), "prefix": unique_prefix("config"), "timeout": "5s", "on_failure": "closed" }
+        "redis": { "url": redis_url(), "layer_name": "config", "prefix": unique_prefix("config"), "timeout": "5s", "on_failure": "closed" }
     });
     let config: palisade_ratelimit::RateLimitConfig = serde_json::from_value(json).unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
@@ -303,7 +305,78 @@ async fn config_with_a_redis_section() {
     assert!(err.is::<RateLimited>(), "{err}");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 
-    let bad: palisade_ratelimit::RateLimitConfig =
-        serde_json::from_value(serde_json::json!({ "redis": { "url": "nope://" } })).unwrap();
+    let bad: palisade_ratelimit::RateLimitConfig = serde_json::from_value(
+        serde_json::json!({ "redis": { "url": "nope://", "layer_name": "r" } }),
+    )
+    .unwrap();
     assert_eq!(bad.build().unwrap_err().field(), "redis.url");
+    // Without a layer name two routes would share buckets: refused.
+    let unnamed: palisade_ratelimit::RateLimitConfig =
+        serde_json::from_value(serde_json::json!({ "redis": { "url": redis_url() } })).unwrap();
+    assert_eq!(unnamed.build().unwrap_err().field(), "redis.layer_name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_routes_with_one_policy_name_keep_separate_buckets() {
+    let url = redis_url();
+    let Some(backend) = connect(&url).await else {
+        return;
+    };
+    let prefix = unique_prefix("routes");
+    let backend = backend
+        .prefix(&prefix)
+        .timeout(Duration::from_secs(5))
+        .on_failure(FailAction::Closed);
+    let layer = |route: &str| {
+        RateLimitLayer::new(api_key(), Quota::per_minute("default", 1).unwrap())
+            .redis(route, backend.clone())
+    };
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut pay = layer("pay").layer(app(calls.clone()));
+    let mut search = layer("search").layer(app(calls.clone()));
+    let mut pay_too = layer("pay").layer(app(calls.clone()));
+    // One unit per route: the second route's first call is its own.
+    assert!(pay.ready().await.unwrap().call(req("k1")).await.is_ok());
+    assert!(search.ready().await.unwrap().call(req("k1")).await.is_ok());
+    // Another instance of the same route shares the bucket.
+    let e = pay_too
+        .ready()
+        .await
+        .unwrap()
+        .call(req("k1"))
+        .await
+        .unwrap_err();
+    assert!(e.is::<RateLimited>(), "{e}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // A key holding the key syntax cannot reach another key's bucket.
+    assert!(
+        pay.ready()
+            .await
+            .unwrap()
+            .call(req("k1}:default"))
+            .await
+            .is_ok()
+    );
+
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            format!("{prefix}pay:{{k1%7D%3Adefault}}:default"),
+            format!("{prefix}pay:{{k1}}:default"),
+            format!("{prefix}search:{{k1}}:default"),
+        ]
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 }

@@ -63,13 +63,28 @@ impl Default for Backoff {
     }
 }
 
+/// The longest backoff cap: a larger `max` (or `initial`) is lowered to one hour, the
+/// bound [`RetryConfig`](crate::RetryConfig) checks at load. A server's `Retry-After` or
+/// pushback longer than the cap is not waited for: the retry layer gives up
+/// ([`GiveUpReason::ServerDelayTooLong`](crate::GiveUpReason::ServerDelayTooLong)).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// `d`, at most [`MAX_BACKOFF`] (in a `const fn`).
+const fn capped(d: Duration) -> Duration {
+    if d.as_secs() >= MAX_BACKOFF.as_secs() {
+        MAX_BACKOFF
+    } else {
+        d
+    }
+}
+
 impl Backoff {
     const fn with(kind: BackoffKind, initial: Duration, max: Duration) -> Self {
         Self {
             kind,
-            initial,
+            initial: capped(initial),
             multiplier: 2.0,
-            max,
+            max: capped(max),
         }
     }
 
@@ -119,7 +134,7 @@ impl Backoff {
     pub const fn initial(&self) -> Duration {
         self.initial
     }
-    /// The cap.
+    /// The cap (at most [`MAX_BACKOFF`]).
     pub const fn max(&self) -> Duration {
         self.max
     }

@@ -226,8 +226,11 @@ pub struct HedgeConfig {
     pub period: Duration,
     /// Extra copies at most, 0–10 (0 disables hedging). Default 1.
     pub max_hedged: u32,
-    /// Also hedge non-idempotent requests without an `Idempotency-Key`. Default false.
-    pub retry_unsafe_methods: bool,
+    /// Also hedge requests whose method is not safe (anything but GET, HEAD, OPTIONS,
+    /// TRACE, even with an `Idempotency-Key`). Default false. (`retry_unsafe_methods` is
+    /// accepted as its former name.)
+    #[cfg_attr(feature = "serde", serde(alias = "retry_unsafe_methods"))]
+    pub hedge_unsafe_methods: bool,
 }
 
 impl Default for HedgeConfig {
@@ -238,7 +241,7 @@ impl Default for HedgeConfig {
             min_data_points: 20,
             period: Duration::from_secs(10),
             max_hedged: 1,
-            retry_unsafe_methods: false,
+            hedge_unsafe_methods: false,
         }
     }
 }
@@ -252,7 +255,7 @@ impl HedgeConfig {
             .min_data_points(self.min_data_points)
             .period(self.period)
             .max_hedged(self.max_hedged)
-            .retry_unsafe_methods(self.retry_unsafe_methods);
+            .hedge_unsafe_methods(self.hedge_unsafe_methods);
         if let Some(d) = self.delay {
             check_duration("delay", d, Duration::ZERO, Duration::from_secs(3600))?;
             builder = builder.delay(d);

@@ -394,7 +394,9 @@ where
         }
     };
     if let Some(deadline) = deadline
-        && Instant::now() + delay >= deadline.instant()
+        && Instant::now()
+            .checked_add(delay)
+            .is_none_or(|at| at >= deadline.instant())
     {
         give_up(shared, attempts, GiveUpReason::Deadline);
         return Next::Return;

@@ -89,8 +89,27 @@
 //!
 //! Requests are copied (head and body), so the body type must be `Clone`
 //! (`Full<Bytes>`, `Empty`, `()`); the head is copied into a reused buffer, so a request
-//! that is not hedged costs no allocation for it. Only idempotent or `Idempotency-Key`
-//! requests are hedged unless [`HedgeLayer::retry_unsafe_methods`] is set. Each hedge
+//! that is not hedged costs no allocation for it.
+//!
+//! # Which requests are hedged
+//!
+//! Only requests whose method is *safe* (RFC 9110 §9.2.1: GET, HEAD, OPTIONS, TRACE) are
+//! hedged by default. A hedge runs *concurrently* with the original, so even an idempotent
+//! PUT or a POST with an `Idempotency-Key` would reach the server twice at once: an
+//! idempotency layer there answers the second copy `409 Conflict` while the first is in
+//! flight, and a plain server may apply it twice. Opt in with
+//! [`hedge_unsafe_methods(true)`](HedgeLayer::hedge_unsafe_methods) (or
+//! `hedge_unsafe_methods = true` in [`HedgeConfig`](crate::HedgeConfig)) for upstreams
+//! that deduplicate.
+//!
+//! A `409` "request still in flight" answer (see
+//! [`Predicate::is_in_flight_conflict`]; the default predicate recognises a 409 RFC 9457
+//! problem, as Palisade's idempotency layer sends it) is never final while another copy of
+//! the request is outstanding: the conflict is with that copy, whose answer is awaited and
+//! returned instead. It triggers no further hedge. Only when every copy has answered is a
+//! conflict returned.
+//!
+//! Each hedge
 //! withdraws from the budget (share one with
 //! [`RetryLayer::shared_budget`](crate::RetryLayer::shared_budget)). An attempt the
 //! predicate calls a retryable failure triggers the next hedge at once (gRFC A6 non-fatal
@@ -116,7 +135,7 @@ use crate::events::RetryEvent;
 use crate::future::{Timer, TimerProj};
 use crate::head::HeadCopy;
 use crate::latency::LatencyHistogram;
-use crate::policy::{Decision, DefaultPredicate, IDEMPOTENCY_KEY, Predicate, is_idempotent};
+use crate::policy::{Decision, DefaultPredicate, Predicate, is_safe};
 
 /// Layer that hedges slow requests; see the [module docs](self).
 pub struct HedgeLayer<P = DefaultPredicate> {
@@ -150,7 +169,7 @@ struct HedgeShared<P> {
     max_hedged: u32,
     budget: Option<Arc<dyn Budget>>,
     listeners: Listeners<RetryEvent>,
-    retry_unsafe: bool,
+    hedge_unsafe: bool,
     predicate: P,
 }
 
@@ -176,7 +195,7 @@ impl<P: Clone> Clone for HedgeShared<P> {
             max_hedged: self.max_hedged,
             budget: self.budget.clone(),
             listeners: self.listeners.clone(),
-            retry_unsafe: self.retry_unsafe,
+            hedge_unsafe: self.hedge_unsafe,
             predicate: self.predicate.clone(),
         }
     }
@@ -208,7 +227,7 @@ impl HedgeLayer {
                 max_hedged: 1,
                 budget: None,
                 listeners: Listeners::new(),
-                retry_unsafe: false,
+                hedge_unsafe: false,
                 predicate: DefaultPredicate,
             },
         }
@@ -229,9 +248,10 @@ impl HedgeLayer {
 }
 
 impl<P> HedgeLayer<P> {
-    /// Extra copies at most (0 disables hedging).
+    /// Extra copies at most, up to [`MAX_HEDGED`] (larger values are lowered to it; 0
+    /// disables hedging).
     pub fn max_hedged(mut self, n: u32) -> Self {
-        self.shared.max_hedged = n;
+        self.shared.max_hedged = n.min(MAX_HEDGED);
         self
     }
     /// The budget each hedge withdraws from.
@@ -249,10 +269,17 @@ impl<P> HedgeLayer<P> {
         self.shared.listeners = self.shared.listeners.on(f);
         self
     }
-    /// Also hedge non-idempotent requests without an `Idempotency-Key`.
-    pub fn retry_unsafe_methods(mut self, yes: bool) -> Self {
-        self.shared.retry_unsafe = yes;
+    /// Also hedge requests whose method is not safe (PUT, DELETE, POST, PATCH, …, with or
+    /// without an `Idempotency-Key`). Default `false`: only GET, HEAD, OPTIONS and TRACE are
+    /// hedged; see [which requests are hedged](self#which-requests-are-hedged).
+    pub fn hedge_unsafe_methods(mut self, yes: bool) -> Self {
+        self.shared.hedge_unsafe = yes;
         self
+    }
+    /// The former name of [`hedge_unsafe_methods`](Self::hedge_unsafe_methods).
+    #[deprecated(note = "use `hedge_unsafe_methods`; only safe methods are hedged by default")]
+    pub fn retry_unsafe_methods(self, yes: bool) -> Self {
+        self.hedge_unsafe_methods(yes)
     }
     /// Replaces which answers are acceptable.
     pub fn predicate<Q>(self, predicate: Q) -> HedgeLayer<Q> {
@@ -263,7 +290,7 @@ impl<P> HedgeLayer<P> {
                 max_hedged: s.max_hedged,
                 budget: s.budget,
                 listeners: s.listeners,
-                retry_unsafe: s.retry_unsafe,
+                hedge_unsafe: s.hedge_unsafe,
                 predicate,
             },
         }
@@ -305,6 +332,14 @@ impl<P> fmt::Debug for HedgeBuilder<P> {
     }
 }
 
+/// Most extra copies of one request ([`HedgeLayer::max_hedged`]).
+pub const MAX_HEDGED: u32 = 10;
+/// Longest fixed delay accepted by [`HedgeBuilder::build`]: 1 h.
+pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+
+/// Largest [`HedgeBuilder::min_data_points`].
+pub const MAX_MIN_DATA_POINTS: u64 = 1_000_000;
+
 /// Bounds of [`HedgeBuilder::period`].
 pub const PERIOD_RANGE: (Duration, Duration) =
     (Duration::from_millis(1), Duration::from_secs(3600));
@@ -339,7 +374,7 @@ impl<P> HedgeBuilder<P> {
         self.fixed = Some(delay);
         self
     }
-    /// Extra copies at most (default 1; 0 disables hedging).
+    /// Extra copies at most (default 1; 0 disables hedging; at most [`MAX_HEDGED`]).
     #[must_use]
     pub fn max_hedged(mut self, n: u32) -> Self {
         self.layer = self.layer.max_hedged(n);
@@ -363,11 +398,18 @@ impl<P> HedgeBuilder<P> {
         self.layer = self.layer.on_event(f);
         self
     }
-    /// Also hedge non-idempotent requests without an `Idempotency-Key`.
+    /// Also hedge requests whose method is not safe; see
+    /// [`HedgeLayer::hedge_unsafe_methods`].
     #[must_use]
-    pub fn retry_unsafe_methods(mut self, yes: bool) -> Self {
-        self.layer = self.layer.retry_unsafe_methods(yes);
+    pub fn hedge_unsafe_methods(mut self, yes: bool) -> Self {
+        self.layer = self.layer.hedge_unsafe_methods(yes);
         self
+    }
+    /// The former name of [`hedge_unsafe_methods`](Self::hedge_unsafe_methods).
+    #[deprecated(note = "use `hedge_unsafe_methods`; only safe methods are hedged by default")]
+    #[must_use]
+    pub fn retry_unsafe_methods(self, yes: bool) -> Self {
+        self.hedge_unsafe_methods(yes)
     }
     /// Replaces which answers are acceptable (and, for a learned delay, recorded).
     #[must_use]
@@ -385,11 +427,13 @@ impl<P> HedgeBuilder<P> {
     /// histogram all its services share).
     ///
     /// # Errors
-    /// `percentile` outside (0, 100] or not a number, `min_data_points` of 0, `period`
-    /// outside 1 ms–1 h; the error names the field and what is allowed.
+    /// `percentile` outside (0, 100] or not a number, `min_data_points` outside 1 to
+    /// 1,000,000, `period` outside 1 ms–1 h, a fixed `delay` over 1 h; the error names the
+    /// field and what is allowed.
     pub fn build(self) -> Result<HedgeLayer<P>, ConfigError> {
         let mut layer = self.layer;
         if let Some(d) = self.fixed {
+            check_duration("delay", d, Duration::ZERO, MAX_DELAY)?;
             layer.shared.delay = HedgeDelay::Fixed(d);
             return Ok(layer);
         }
@@ -399,6 +443,15 @@ impl<P> HedgeBuilder<P> {
                 "percentile",
                 format!(
                     "must be greater than 0 and at most 100, e.g. 95.0 for the 95th percentile (got {p})"
+                ),
+            ));
+        }
+        if self.min_data_points > MAX_MIN_DATA_POINTS {
+            return Err(ConfigError::new(
+                "min_data_points",
+                format!(
+                    "must be between 1 and {MAX_MIN_DATA_POINTS} (got {})",
+                    self.min_data_points
                 ),
             ));
         }
@@ -488,10 +541,7 @@ where
         if let Some(b) = &shared.budget {
             b.deposit();
         }
-        let hedgeable = shared.max_hedged > 0
-            && (shared.retry_unsafe
-                || is_idempotent(req.method())
-                || req.headers().contains_key(IDEMPOTENCY_KEY));
+        let hedgeable = shared.max_hedged > 0 && (shared.hedge_unsafe || is_safe(req.method()));
         if !hedgeable {
             let first = self.inner.call(req);
             return HedgeFuture::alone(first, shared, None);
@@ -559,6 +609,8 @@ struct HedgeState<S: Service<Request<B>>, B, P> {
     hedge_now: bool,
     withdrawn: bool,
     last: Option<Result<S::Response, BoxError>>,
+    /// An "in flight" 409 held back while another copy was still outstanding.
+    conflict: Option<Result<S::Response, BoxError>>,
 }
 
 impl<S: Service<Request<B>>, B, P> HedgeState<S, B, P> {
@@ -576,6 +628,7 @@ impl<S: Service<Request<B>>, B, P> HedgeState<S, B, P> {
             hedge_now: false,
             withdrawn: false,
             last: None,
+            conflict: None,
         }
     }
 }
@@ -610,12 +663,22 @@ where
     S: Service<Request<B>>,
     P: Predicate<S::Response>,
 {
-    /// `Some` = this answer (of an attempt sent at `started`) wins.
+    /// `Some` = this answer (of an attempt sent at `started`) wins. `others` = another copy
+    /// is still outstanding.
     fn settle(
         &mut self,
         result: Result<S::Response, BoxError>,
         started: Option<Instant>,
+        others: bool,
     ) -> Option<Result<S::Response, BoxError>> {
+        if others
+            && let Ok(res) = &result
+            && self.shared.predicate.is_in_flight_conflict(res)
+        {
+            // The conflict is with our own outstanding copy: wait for its answer.
+            self.conflict = Some(result);
+            return None;
+        }
         let record = |ok| {
             if let Some(b) = &self.shared.budget {
                 b.record(ok);
@@ -659,7 +722,8 @@ where
                 && let Poll::Ready(r) = this.first.as_mut().poll(cx)
             {
                 st.first_done = true;
-                if let Some(out) = st.settle(r.map_err(Into::into), st.started) {
+                let others = !st.others.is_empty();
+                if let Some(out) = st.settle(r.map_err(Into::into), st.started, others) {
                     return Poll::Ready(out);
                 }
             }
@@ -668,7 +732,8 @@ where
                 if let Poll::Ready(r) = st.others[i].fut.as_mut().poll(cx) {
                     let done = st.others.swap_remove(i);
                     drop(done.fut);
-                    if let Some(out) = st.settle(r.map_err(Into::into), done.started) {
+                    let others = !st.first_done || !st.others.is_empty();
+                    if let Some(out) = st.settle(r.map_err(Into::into), done.started, others) {
                         return Poll::Ready(out);
                     }
                 } else {
@@ -681,7 +746,8 @@ where
                 if in_flight {
                     return Poll::Pending;
                 }
-                return Poll::Ready(st.last.take().expect("a hedged attempt result"));
+                let out = st.last.take().or_else(|| st.conflict.take());
+                return Poll::Ready(out.expect("a hedged attempt result"));
             }
             if !st.hedge_now {
                 let fired = match this.timer.as_mut().project() {

@@ -38,6 +38,34 @@ pub enum Decision {
 pub trait Predicate<Res>: Clone + Send + Sync + 'static {
     /// The verdict on one attempt.
     fn check(&self, result: Result<&Res, &BoxError>) -> Decision;
+
+    /// Whether `response` says "another request with this `Idempotency-Key` is still in
+    /// flight" (see [`is_idempotency_conflict`]). The hedging layer never returns such an
+    /// answer to a hedged request while another copy is still outstanding: the conflict is
+    /// with its own copy. The default says no; [`DefaultPredicate`] recognises the 409
+    /// problem that Palisade's idempotency layer (and the IETF `Idempotency-Key` draft)
+    /// sends.
+    fn is_in_flight_conflict(&self, response: &Res) -> bool {
+        let _ = response;
+        false
+    }
+}
+
+/// Whether a response is the "request with this key still in flight" answer of an
+/// `Idempotency-Key` server: status 409 with an RFC 9457 problem body
+/// (`content-type: application/problem+json`), as Palisade's idempotency layer renders
+/// `IdempotencyConflict` and as the IETF draft `draft-ietf-httpapi-idempotency-key-header`
+/// (§2.6, "concurrent requests") prescribes. Only the head is read, never the body.
+pub fn is_idempotency_conflict(status: StatusCode, headers: &http::HeaderMap) -> bool {
+    status == StatusCode::CONFLICT
+        && headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case(palisade_core::response::PROBLEM_JSON)
+            })
 }
 
 /// The default predicate, for any response with [`ResponseParts`]:
@@ -98,6 +126,10 @@ impl<Res: ResponseParts> Predicate<Res> for DefaultPredicate {
             _ => Decision::Return,
         }
     }
+
+    fn is_in_flight_conflict(&self, response: &Res) -> bool {
+        is_idempotency_conflict(response.status(), response.headers())
+    }
 }
 
 /// `grpc-retry-pushback-ms`: a non-negative 32-bit integer without leading zeros (or `0`);
@@ -131,6 +163,15 @@ where
     fn check(&self, result: Result<&Res, &BoxError>) -> Decision {
         (self.0)(result)
     }
+}
+
+/// RFC 9110 §9.2.1 safe methods: GET, HEAD, OPTIONS, TRACE (the only ones hedged by
+/// default: a hedge sends a second copy while the first is still running).
+pub fn is_safe(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 /// RFC 9110 §9.2.2 idempotent methods: GET, HEAD, OPTIONS, TRACE, PUT, DELETE.
@@ -247,12 +288,62 @@ mod tests {
     }
 
     #[test]
+    fn conflict_recognition() {
+        let conflict = resp(409, &[("content-type", "application/problem+json")]);
+        assert!(Predicate::<http::Response<()>>::is_in_flight_conflict(
+            &DefaultPredicate,
+            &conflict
+        ));
+        let with_charset = resp(
+            409,
+            &[("content-type", "Application/Problem+JSON; charset=utf-8")],
+        );
+        assert!(is_idempotency_conflict(
+            with_charset.status(),
+            with_charset.headers()
+        ));
+        for other in [
+            resp(409, &[]),
+            resp(409, &[("content-type", "application/json")]),
+            resp(422, &[("content-type", "application/problem+json")]),
+        ] {
+            assert!(!is_idempotency_conflict(other.status(), other.headers()));
+        }
+        // A predicate of your own does not recognise it unless it says so.
+        let p = predicate_fn(|_r: Result<&http::Response<()>, &BoxError>| Decision::Return);
+        assert!(!p.is_in_flight_conflict(&conflict));
+    }
+
+    #[test]
+    fn safe_methods() {
+        for m in ["GET", "HEAD", "OPTIONS", "TRACE"] {
+            assert!(is_safe(&m.parse().unwrap()), "{m}");
+        }
+        for m in ["PUT", "DELETE", "POST", "PATCH", "CONNECT"] {
+            assert!(!is_safe(&m.parse().unwrap()), "{m}");
+        }
+    }
+
+    #[test]
     fn idempotent_methods() {
         for m in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
             assert!(is_idempotent(&m.parse().unwrap()), "{m}");
         }
         for m in ["POST", "PATCH", "CONNECT"] {
             assert!(!is_idempotent(&m.parse().unwrap()), "{m}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pushback_never_panics_and_round_trips(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..16),
+            ms in 0i32..=i32::MAX,
+        ) {
+            let _ = parse_pushback(&bytes);
+            proptest::prop_assert_eq!(parse_pushback(ms.to_string().as_bytes()), Some(ms as u64));
+            // negative: do not retry
+            proptest::prop_assert_eq!(parse_pushback(format!("-{}", ms.max(1)).as_bytes()), None);
         }
     }
 }

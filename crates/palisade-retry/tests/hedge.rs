@@ -288,9 +288,169 @@ fn learned_delay_settings_are_validated() {
     );
     assert_eq!(field(learned().period(Duration::ZERO)), "period");
     assert_eq!(field(learned().period(Duration::from_secs(7200))), "period");
+    assert_eq!(
+        field(learned().min_data_points(1_000_001)),
+        "min_data_points"
+    );
+    assert_eq!(field(learned().delay(Duration::from_secs(3601))), "delay");
+    assert!(learned().delay(Duration::from_secs(3600)).build().is_ok());
+    // In code, more than ten copies is lowered to ten.
+    let layer = HedgeLayer::new(MS(5)).max_hedged(1_000_000);
+    assert!(format!("{layer:?}").contains("max_hedged: 10"), "{layer:?}");
     assert!(learned().percentile(100.0).build().is_ok());
     assert!(learned().percentile(0.1).min_data_points(1).build().is_ok());
     // A fixed delay set last wins, and needs no percentile.
     let layer = learned().percentile(-3.0).delay(MS(50)).build().unwrap();
     assert_eq!(layer.current_delay(), Some(MS(50)));
+}
+
+// ---- hedging and idempotency (issue #15 item 5) ----
+
+/// Attempt `n` waits `waits[n]` ms, then answers `statuses[n]`; a 409 is a problem+json
+/// "request still in flight" answer, as Palisade's idempotency layer renders it.
+fn keyed_upstream(
+    waits: &'static [u64],
+    statuses: &'static [u16],
+) -> (
+    Arc<AtomicU32>,
+    impl tower::Service<
+        Request<()>,
+        Response = Response<u32>,
+        Error = BoxError,
+        Future = impl Future<Output = Result<Response<u32>, BoxError>> + Send,
+    > + Clone,
+) {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let svc = service_fn(move |_req: Request<()>| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(Duration::from_millis(waits[n as usize])).await;
+            let status = statuses[n as usize];
+            let mut res = Response::builder().status(status);
+            if status == 409 {
+                res = res.header("content-type", "application/problem+json");
+            }
+            Ok::<_, BoxError>(res.body(n).unwrap())
+        }
+    });
+    (calls, svc)
+}
+
+fn keyed(method: &str) -> Request<()> {
+    Request::builder()
+        .method(method)
+        .uri("/pay")
+        .header("idempotency-key", "\"k-1\"")
+        .body(())
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_safe_methods_are_hedged_unless_opted_in() {
+    // A keyed POST and a PUT are sent once, even though the first copy is slow.
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
+        let (calls, svc) = keyed_upstream(&[1000, 10], &[200, 200]);
+        let svc = HedgeLayer::new(Duration::from_millis(50)).layer(svc);
+        let start = Instant::now();
+        assert_eq!(*svc.oneshot(keyed(method)).await.unwrap().body(), 0);
+        assert_eq!(start.elapsed(), Duration::from_secs(1), "{method}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "{method}");
+    }
+    // Safe methods are hedged.
+    for method in ["GET", "HEAD", "OPTIONS", "TRACE"] {
+        let (calls, svc) = keyed_upstream(&[1000, 10], &[200, 200]);
+        let svc = HedgeLayer::new(Duration::from_millis(50)).layer(svc);
+        assert_eq!(*svc.oneshot(keyed(method)).await.unwrap().body(), 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "{method}");
+    }
+    // The opt-in, in code and in the config (also under its former name).
+    let (calls, svc) = keyed_upstream(&[1000, 10], &[200, 200]);
+    let svc = HedgeLayer::new(Duration::from_millis(50))
+        .hedge_unsafe_methods(true)
+        .layer(svc);
+    assert_eq!(*svc.oneshot(keyed("POST")).await.unwrap().body(), 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let mut cfg = palisade_retry::HedgeConfig::default();
+    cfg.delay = Some(Duration::from_millis(50));
+    let (calls, svc) = keyed_upstream(&[1000, 10], &[200, 200]);
+    assert_eq!(
+        *cfg.build()
+            .unwrap()
+            .layer(svc)
+            .oneshot(keyed("POST"))
+            .await
+            .unwrap()
+            .body(),
+        0
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    cfg.hedge_unsafe_methods = true;
+    let (calls, svc) = keyed_upstream(&[1000, 10], &[200, 200]);
+    assert_eq!(
+        *cfg.build()
+            .unwrap()
+            .layer(svc)
+            .oneshot(keyed("POST"))
+            .await
+            .unwrap()
+            .body(),
+        1
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_flight_conflict_from_a_hedge_is_not_final() {
+    // The original takes 100 ms and succeeds; the hedge, sent at 50 ms, meets the
+    // original's lease at the server and gets 409 at 55 ms. The caller gets the original's
+    // 200 at 100 ms, and the 409 triggers no further hedge.
+    let (calls, svc) = keyed_upstream(&[100, 5, 5], &[200, 409, 200]);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let e = events.clone();
+    let svc = HedgeLayer::new(Duration::from_millis(50))
+        .hedge_unsafe_methods(true)
+        .max_hedged(2)
+        .on_event(move |ev: &RetryEvent| e.lock().unwrap().push(ev.clone()))
+        .layer(svc);
+    let start = Instant::now();
+    let res = svc.oneshot(keyed("POST")).await.unwrap();
+    assert_eq!((res.status().as_u16(), *res.body()), (200, 0));
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+    // a second hedge would be due at 105 ms: the original answered first
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(*events.lock().unwrap(), [RetryEvent::Hedged { n: 2 }]);
+
+    // The other way round: the hedge won the race at the server, the original gets 409.
+    let (calls, svc) = keyed_upstream(&[60, 30], &[409, 201]);
+    let svc = HedgeLayer::new(Duration::from_millis(50))
+        .hedge_unsafe_methods(true)
+        .layer(svc);
+    let start = Instant::now();
+    let res = svc.oneshot(keyed("POST")).await.unwrap();
+    assert_eq!((res.status().as_u16(), *res.body()), (201, 1));
+    assert_eq!(start.elapsed(), Duration::from_millis(80));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_conflict_with_no_copy_outstanding_is_returned() {
+    // Another client holds the key: the only copy's 409 is the answer.
+    let (calls, svc) = keyed_upstream(&[10, 10], &[409, 200]);
+    let svc = HedgeLayer::new(Duration::from_millis(50))
+        .hedge_unsafe_methods(true)
+        .layer(svc);
+    let res = svc.oneshot(keyed("POST")).await.unwrap();
+    assert_eq!((res.status().as_u16(), *res.body()), (409, 0));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Every copy conflicts: the last conflict is returned once all have answered.
+    let (calls, svc) = keyed_upstream(&[100, 10], &[409, 409]);
+    let svc = HedgeLayer::new(Duration::from_millis(50))
+        .hedge_unsafe_methods(true)
+        .layer(svc);
+    let start = Instant::now();
+    let res = svc.oneshot(keyed("POST")).await.unwrap();
+    assert_eq!((res.status().as_u16(), *res.body()), (409, 0));
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
 }

@@ -316,6 +316,50 @@ async fn server_delay_above_max_backoff_gives_up() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_huge_retry_after_is_bounded_never_a_panic_or_a_hang() {
+    // A Retry-After beyond u64 seconds, or near it: too long for any configured maximum,
+    // which is itself capped at one hour even when set to Duration::MAX in code.
+    assert_eq!(
+        Backoff::exponential(MS(10), Duration::MAX).max(),
+        palisade_retry::backoff::MAX_BACKOFF
+    );
+    fn unavailable_for(secs: &'static str) -> Result<Response<()>, BoxError> {
+        Ok(Response::builder()
+            .status(503)
+            .header("retry-after", secs)
+            .body(())
+            .unwrap())
+    }
+    let cases: [(&str, fn() -> Result<Response<()>, BoxError>); 3] = [
+        ("beyond u64", || {
+            unavailable_for("99999999999999999999999999")
+        }),
+        ("u64::MAX", || unavailable_for("18446744073709551615")),
+        ("one day", || unavailable_for("86401")),
+    ];
+    for (huge, response) in cases {
+        let up = Upstream::new(vec![response]);
+        let (seen, on) = events();
+        let svc = base()
+            .backoff(Backoff::exponential(MS(10), Duration::MAX))
+            .on_event(on)
+            .layer(up.clone());
+        let start = Instant::now();
+        assert_eq!(svc.oneshot(get()).await.unwrap().status(), 503, "{huge}");
+        assert_eq!(up.calls(), 1, "{huge}");
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [RetryEvent::GaveUp {
+                attempts: 1,
+                reason: GiveUpReason::ServerDelayTooLong
+            }],
+            "{huge}"
+        );
+    }
+}
+
 fn grpc(pushback: Option<&'static str>) -> Result<Response<()>, BoxError> {
     let mut b = Response::builder()
         .status(200)

@@ -6,8 +6,10 @@
 //! - the configured timeout;
 //! - an incoming `grpc-timeout` header (1–8 digits and a unit `H M S m u n`; a malformed
 //!   one is ignored and reported as a [`TimeoutEvent::InvalidDeadlineHeader`] at DEBUG,
-//!   never a panic or a 4xx);
-//! - an optional header carrying the caller's budget in milliseconds;
+//!   never a panic or a 4xx). A header sent on several lines is treated the same way
+//!   (ignored, the configured timeout applies), not "first line wins": proxies disagree
+//!   on which line they keep, so no line is trusted;
+//! - an optional header carrying the caller's budget in milliseconds (one line, likewise);
 //! - a [`Deadline`](palisade_core::Deadline) an outer layer already set.
 //!
 //! The effective deadline goes into the request's extensions so inner layers (retry) never

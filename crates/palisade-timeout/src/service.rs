@@ -71,6 +71,22 @@ const GRPC_TIMEOUT_NAME: http::HeaderName = http::HeaderName::from_static(GRPC_T
 /// About 30 years: "no deadline" without overflowing an `Instant`.
 const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
 
+/// The one line of header `name`: `Ok(None)` when absent, `Err(())` when it is sent on
+/// several lines (a deadline header has one value; which line a proxy keeps varies, so a
+/// repeated one is treated like an invalid value and ignored).
+#[inline]
+fn single_line<'a>(
+    headers: &'a http::HeaderMap,
+    name: &http::HeaderName,
+) -> Result<Option<&'a HeaderValue>, ()> {
+    let mut lines = headers.get_all(name).iter();
+    match (lines.next(), lines.next()) {
+        (None, _) => Ok(None),
+        (Some(v), None) => Ok(Some(v)),
+        (Some(_), Some(_)) => Err(()),
+    }
+}
+
 /// Parses a whole number of milliseconds (ASCII digits only, at most 12 of them).
 fn parse_millis(v: &HeaderValue) -> Option<Duration> {
     let b = v.as_bytes();
@@ -107,9 +123,12 @@ where
         // Most requests carry no deadline header: skip the lookups (and their hashing).
         if !req.headers().is_empty() {
             if s.honour_grpc_timeout
-                && let Some(v) = req.headers().get(&GRPC_TIMEOUT_NAME)
+                && let Some(v) = single_line(req.headers(), &GRPC_TIMEOUT_NAME).transpose()
             {
-                match grpc_timeout::parse(v.as_bytes()) {
+                match v
+                    .map_err(drop)
+                    .and_then(|v| grpc_timeout::parse(v.as_bytes()).map_err(drop))
+                {
                     Ok(d) if d < timeout => {
                         timeout = d;
                         source = DeadlineSource::GrpcTimeout;
@@ -123,9 +142,9 @@ where
                 }
             }
             if let Some(name) = &s.deadline_header
-                && let Some(v) = req.headers().get(name)
+                && let Some(v) = single_line(req.headers(), name).transpose()
             {
-                match parse_millis(v) {
+                match v.ok().and_then(parse_millis) {
                     Some(d) if d < timeout => {
                         timeout = d;
                         source = DeadlineSource::Header;

@@ -300,3 +300,53 @@ fn a_call_ready_at_once_never_arms_the_timer() {
     });
     assert_eq!(res.unwrap(), "ready");
 }
+
+#[tokio::test(start_paused = true)]
+async fn deadline_headers_on_several_lines_are_ignored() {
+    // A client sends a tiny grpc-timeout on one line and a large one on another (or a
+    // proxy appended its own): neither is trusted, the configured 1 s applies.
+    let name = http::HeaderName::from_static("x-deadline-ms");
+    for (header, lines) in [
+        ("grpc-timeout", ["1m", "10S"]),
+        ("grpc-timeout", ["10S", "1m"]),
+        ("x-deadline-ms", ["1", "10000"]),
+    ] {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let layer = TimeoutLayer::new(Duration::from_secs(1))
+            .deadline_header(name.clone())
+            .on_event(move |e: &TimeoutEvent| sink.lock().unwrap().push(e.clone()));
+        let svc = layer.layer(service_fn(|_r: Req| async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok::<_, BoxError>("ok")
+        }));
+        let r = Request::builder()
+            .header(header, lines[0])
+            .header(header, lines[1])
+            .body("a")
+            .unwrap();
+        let start = Instant::now();
+        assert_eq!(svc.oneshot(r).await.unwrap(), "ok", "{header} {lines:?}");
+        assert_eq!(start.elapsed(), Duration::from_millis(500));
+        assert_eq!(
+            *events.lock().unwrap(),
+            vec![TimeoutEvent::InvalidDeadlineHeader {
+                header: http::HeaderName::from_static(header)
+            }],
+            "{header} {lines:?}"
+        );
+    }
+    // ...and a 2 s handler still times out at the configured 1 s, not at 10 s.
+    let svc = TimeoutLayer::new(Duration::from_secs(1)).layer(service_fn(|_r: Req| async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok::<_, BoxError>("ok")
+    }));
+    let r = Request::builder()
+        .header("grpc-timeout", "10S")
+        .header("grpc-timeout", "20S")
+        .body("a")
+        .unwrap();
+    let start = Instant::now();
+    assert!(svc.oneshot(r).await.unwrap_err().is::<Elapsed>());
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+}

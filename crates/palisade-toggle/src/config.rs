@@ -83,8 +83,8 @@ impl ToggleConfig {
             check_duration(
                 "poll_interval",
                 every,
-                Duration::from_millis(100),
-                Duration::from_secs(3600),
+                crate::provider::POLL_INTERVAL_RANGE.0,
+                crate::provider::POLL_INTERVAL_RANGE.1,
             )?;
         }
         let key = match &self.targeting_key_header {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderName, Request};
+use palisade_core::cookie::cookie_value as cookie;
 use palisade_core::{KeyExtractor, Listeners};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -171,18 +172,6 @@ impl<S: fmt::Debug, K: fmt::Debug> fmt::Debug for FlagsService<S, K> {
             .field("layer", &self.layer)
             .finish()
     }
-}
-
-fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v)
-        })
 }
 
 fn query<'a>(q: Option<&'a str>, name: &str) -> Option<&'a str> {

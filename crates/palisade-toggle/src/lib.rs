@@ -60,4 +60,6 @@ pub use flag::{CmpOp, Condition, Flag, FlagSet, FlagState, FlagValue, Fractional
 pub use flags::Flags;
 pub use gate::{Fallback, FlagGate, FlagGateLayer, GateFuture, NotFound};
 pub use layer::{AttrSource, FlagsLayer, FlagsService, IntoTargetingKey, NoTargetingKey};
-pub use provider::{DynamicProvider, FileProvider, Provider, ProviderStatus, StaticProvider};
+pub use provider::{
+    DynamicProvider, FileProvider, POLL_INTERVAL_RANGE, Provider, ProviderStatus, StaticProvider,
+};

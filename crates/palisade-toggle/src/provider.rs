@@ -214,18 +214,33 @@ impl FileProvider {
 
     /// Spawns a task polling the modification time every `every` (on the current tokio
     /// runtime). Abort the handle to stop it.
-    pub fn watch(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+    ///
+    /// # Errors
+    /// `every` outside [`POLL_INTERVAL_RANGE`] (100 ms to 1 h), naming `poll_interval`:
+    /// zero would panic in `tokio::time::interval`, and anything below 100 ms is a busy loop
+    /// of `stat` calls. Nothing is spawned then.
+    pub fn watch(&self, every: Duration) -> Result<tokio::task::JoinHandle<()>, ConfigError> {
+        palisade_core::config::check_duration(
+            "poll_interval",
+            every,
+            POLL_INTERVAL_RANGE.0,
+            POLL_INTERVAL_RANGE.1,
+        )?;
         let this = self.clone();
-        tokio::spawn(async move {
+        Ok(tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let _ = this.reload_if_changed();
             }
-        })
+        }))
     }
 }
+
+/// Bounds of [`FileProvider::watch`]'s interval (and of `ToggleConfig::poll_interval`).
+pub const POLL_INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(3600));
 
 impl Provider for FileProvider {
     fn snapshot(&self) -> Arc<FlagSet> {

@@ -418,6 +418,26 @@ mod props {
             prop_assert!(!before || after);
         }
 
+        /// A valid flag file cut short or with one byte changed (nearly valid JSON reaches
+        /// deeper into the parser than random text) never panics, nor does evaluating it.
+        #[test]
+        fn mutated_flag_files_never_panic(cut in 0usize..400, at in 0usize..400, byte in proptest::prelude::any::<u8>(), key in ".{0,12}") {
+            let base = r#"{"flags": {"banner": {"state": "ENABLED", "variants": {"big": "BIG", "small": 1.5, "n": null},
+                "defaultVariant": "big", "targeting": [
+                {"when": {"and": [{"equals": ["country", "FR"]}, {"not": {"in": ["plan", ["free"]]}}]}, "variant": "small"},
+                {"when": {"or": [{"semver": ["app", ">=", "2.0.0"]}, {"compare": ["age", "<", 18]}]}, "fractional": {"by": "email", "split": [["big", 1], ["small", 0]]}}]}}}"#;
+            let mut bytes = base.as_bytes().to_vec();
+            bytes.truncate(cut.max(1).min(bytes.len()));
+            let i = at % bytes.len();
+            bytes[i] = byte;
+            if let Ok(text) = std::str::from_utf8(&bytes)
+                && let Ok(set) = FlagSet::from_json(text)
+            {
+                let ctx = user(&key).with("country", "FR").with("age", 17_i64).with("app", "2.1.0");
+                let _ = set.evaluate("banner", String::new(), &ctx);
+            }
+        }
+
         /// Arbitrary JSON never panics the parser; valid sets never panic evaluation.
         #[test]
         fn arbitrary_input_never_panics(json in ".{0,200}", attr in ".{0,10}") {

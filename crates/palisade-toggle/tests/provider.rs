@@ -111,7 +111,7 @@ async fn watch_task_reloads_on_interval() {
     let path = temp_file("watch");
     write(&path, V1, 1_000);
     let provider = FileProvider::open(&path).unwrap();
-    let task = provider.watch(Duration::from_secs(5));
+    let task = provider.watch(Duration::from_secs(5)).unwrap();
     tokio::task::yield_now().await;
     write(&path, V2, 2_000);
     assert!(dark(&provider), "no reload before the next tick");
@@ -119,6 +119,27 @@ async fn watch_task_reloads_on_interval() {
     tokio::task::yield_now().await;
     assert!(!dark(&provider));
     task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn watch_refuses_a_zero_or_unbounded_interval() {
+    // `tokio::time::interval(ZERO)` panics inside the spawned task: refused up front.
+    let path = temp_file("watch-zero");
+    write(&path, V1, 1_000);
+    let provider = FileProvider::open(&path).unwrap();
+    for bad in [
+        Duration::ZERO,
+        Duration::from_millis(99),
+        Duration::from_secs(3601),
+    ] {
+        let err = provider.watch(bad).unwrap_err();
+        assert_eq!(err.field(), "poll_interval", "{bad:?}");
+    }
+    assert_eq!(
+        provider.watch(Duration::ZERO).unwrap_err().to_string(),
+        "invalid configuration `poll_interval`: must be between 100ms and 3600s (got 0ns)"
+    );
+    provider.watch(Duration::from_millis(100)).unwrap().abort();
 }
 
 #[test]

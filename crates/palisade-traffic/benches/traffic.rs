@@ -73,6 +73,7 @@ fn bench(c: &mut Criterion) {
         .rule(Rule::path_prefix("/b", "new"))
         .rule(Rule::reads("new"))
         .override_header(HeaderName::from_static("x-arm"))
+        .override_access(palisade_traffic::OverrideAccess::anyone())
         .build()
         .unwrap();
     let plain = Request::post("/orders/1").body(()).unwrap();

@@ -4,6 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use palisade_core::ConfigError;
+use palisade_core::config::check_duration;
+
+/// Bounds of [`CanaryConfig::interval`]: 1 s to 24 h (`tokio::time::interval` panics on
+/// zero; a day between analyses is already a very slow rollout).
+pub const INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(86_400));
+/// Largest [`CanaryConfig::min_samples`].
+pub const MAX_MIN_SAMPLES: u64 = 100_000_000;
+/// Largest [`CanaryConfig::max_p99`] (the latency histogram's last finite bucket is ~36 min).
+pub const MAX_P99: Duration = Duration::from_secs(3600);
 
 use crate::events::{RollbackReason, TrafficEvent};
 use crate::handle::SplitHandle;
@@ -19,16 +29,18 @@ use crate::stats::ArmSnapshot;
     serde(default, deny_unknown_fields)
 )]
 pub struct CanaryConfig {
-    /// Canary traffic percentages, strictly increasing, each in 1..=100, ending at 100.
+    /// Canary traffic percentages, strictly increasing, each in 1..=100, ending at 100
+    /// (so at most 100 steps).
     pub steps: Vec<u32>,
-    /// Time between analyses (only used by [`CanaryController::run`]).
+    /// Time between analyses, 1 s to 24 h (only used by [`CanaryController::run`]).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub interval: Duration,
     /// Roll back when `canary_error_rate > stable_error_rate + this` (0.0..=1.0).
     pub max_error_rate_increase: f64,
-    /// Calls the canary must have served in the window before any decision (>= 1).
+    /// Calls the canary must have served in the window before any decision, 1 to
+    /// [`MAX_MIN_SAMPLES`].
     pub min_samples: u64,
-    /// Roll back when the canary's p99 latency exceeds this.
+    /// Roll back when the canary's p99 latency exceeds this (1 µs to 1 h).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_p99: Option<Duration>,
 }
@@ -58,20 +70,29 @@ impl CanaryConfig {
                 "must be strictly increasing percentages in 1..=100 ending at 100",
             ));
         }
-        if self.interval.is_zero() {
-            return Err(ConfigError::new("interval", "must be > 0"));
-        }
+        check_duration(
+            "interval",
+            self.interval,
+            INTERVAL_RANGE.0,
+            INTERVAL_RANGE.1,
+        )?;
         if !(0.0..=1.0).contains(&self.max_error_rate_increase) {
             return Err(ConfigError::new(
                 "max_error_rate_increase",
                 "must be in 0.0..=1.0",
             ));
         }
-        if self.min_samples == 0 {
-            return Err(ConfigError::new("min_samples", "must be >= 1"));
+        if !(1..=MAX_MIN_SAMPLES).contains(&self.min_samples) {
+            return Err(ConfigError::new(
+                "min_samples",
+                format!(
+                    "must be between 1 and {MAX_MIN_SAMPLES} (got {})",
+                    self.min_samples
+                ),
+            ));
         }
-        if self.max_p99.is_some_and(|d| d.is_zero()) {
-            return Err(ConfigError::new("max_p99", "must be > 0"));
+        if let Some(p99) = self.max_p99 {
+            check_duration("max_p99", p99, Duration::from_micros(1), MAX_P99)?;
         }
         Ok(())
     }
@@ -294,10 +315,36 @@ mod tests {
             ..CanaryConfig::default()
         };
         assert_eq!(bad.validate().unwrap_err().field(), "min_samples");
+        for interval in [
+            Duration::ZERO,
+            Duration::from_millis(999),
+            Duration::from_secs(86_401),
+        ] {
+            let bad = CanaryConfig {
+                interval,
+                ..CanaryConfig::default()
+            };
+            assert_eq!(
+                bad.validate().unwrap_err().field(),
+                "interval",
+                "{interval:?}"
+            );
+        }
         let bad = CanaryConfig {
-            interval: Duration::ZERO,
+            min_samples: MAX_MIN_SAMPLES + 1,
             ..CanaryConfig::default()
         };
-        assert_eq!(bad.validate().unwrap_err().field(), "interval");
+        assert_eq!(bad.validate().unwrap_err().field(), "min_samples");
+        let bad = CanaryConfig {
+            max_p99: Some(Duration::from_secs(7200)),
+            ..CanaryConfig::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().field(), "max_p99");
+        let ok = CanaryConfig {
+            interval: Duration::from_secs(86_400),
+            max_p99: Some(Duration::from_secs(3600)),
+            ..CanaryConfig::default()
+        };
+        assert!(ok.validate().is_ok());
     }
 }

@@ -3,6 +3,7 @@
 use http::{HeaderName, Method};
 use palisade_core::ConfigError;
 
+use crate::access::OverrideAccess;
 use crate::route::Rule;
 use crate::split::SplitBuilder;
 
@@ -95,14 +96,64 @@ pub struct SplitConfig {
     pub weights: Option<Vec<u32>>,
     /// Match rules, in order.
     pub rules: Vec<RuleConfig>,
-    /// Override header name.
+    /// Override header name (off by default; needs `override_access`).
     pub override_header: Option<String>,
-    /// Override cookie name.
+    /// Override cookie name (off by default; needs `override_access`).
     pub override_cookie: Option<String>,
+    /// Who may use the override header or cookie; required with either.
+    pub override_access: Option<OverrideAccessConfig>,
     /// Response header naming the arm that served.
     pub response_header: Option<String>,
     /// Random seed.
     pub seed: Option<u64>,
+}
+
+/// [`OverrideAccess`] as data:
+///
+/// ```toml
+/// override_access = { type = "secret", header = "x-override-token", secret = "…16 to 256 bytes…" }
+/// override_access = { type = "trusted_peers", cidrs = ["10.0.0.0/8"] }
+/// override_access = { type = "anyone" }   # only behind an edge that strips the override
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)
+)]
+pub enum OverrideAccessConfig {
+    /// [`OverrideAccess::secret`].
+    Secret {
+        /// The header carrying the secret.
+        header: String,
+        /// The shared secret, 16 to 256 bytes.
+        secret: String,
+    },
+    /// [`OverrideAccess::trusted_peers`].
+    TrustedPeers {
+        /// Trusted peer networks.
+        cidrs: Vec<String>,
+    },
+    /// [`OverrideAccess::anyone`].
+    Anyone,
+}
+
+impl OverrideAccessConfig {
+    /// Checks the values and builds the [`OverrideAccess`].
+    ///
+    /// # Errors
+    /// A bad header name, a secret outside 16–256 bytes, a bad or empty CIDR list; the
+    /// field is named under `override_access`.
+    pub fn build(&self) -> Result<OverrideAccess, ConfigError> {
+        match self {
+            Self::Secret { header: h, secret } => {
+                OverrideAccess::secret(header("override_access.header", h)?, secret)
+            }
+            Self::TrustedPeers { cidrs } => OverrideAccess::trusted_peers(cidrs),
+            Self::Anyone => Ok(OverrideAccess::anyone()),
+        }
+    }
 }
 
 fn header(field: &'static str, v: &str) -> Result<HeaderName, ConfigError> {
@@ -131,6 +182,9 @@ impl<S, K, C> SplitBuilder<S, K, C> {
                 ));
             }
             self = self.override_cookie(c);
+        }
+        if let Some(a) = &config.override_access {
+            self = self.override_access(a.build()?);
         }
         if let Some(h) = config.response_header {
             self = self.response_header(header("response_header", &h)?);
@@ -170,6 +224,28 @@ mod tests {
             ..SplitConfig::default()
         };
         assert_eq!(bad(c), "override_cookie");
+        let c = SplitConfig {
+            override_access: Some(OverrideAccessConfig::Secret {
+                header: "x-token".into(),
+                secret: "too short".into(),
+            }),
+            ..SplitConfig::default()
+        };
+        assert_eq!(bad(c), "override_access.secret");
+        let c = SplitConfig {
+            override_access: Some(OverrideAccessConfig::TrustedPeers {
+                cidrs: vec!["10.0.0.0/33".into()],
+            }),
+            ..SplitConfig::default()
+        };
+        assert_eq!(bad(c), "override_access.cidrs");
+        // An override without access is refused when the split is built.
+        let c = SplitConfig {
+            override_header: Some("x-arm".into()),
+            ..SplitConfig::default()
+        };
+        let err = b().with_config(c).unwrap().build().unwrap_err();
+        assert_eq!(err.field(), "override_access");
     }
 
     #[cfg(feature = "serde")]
@@ -182,6 +258,19 @@ mod tests {
         assert_eq!(cfg.weights, Some(vec![95, 5]));
         assert_eq!(cfg.rules[1], RuleConfig::methods(&["GET"], "replica"));
         assert!(serde_json::from_str::<SplitConfig>(r#"{"weightz":[1]}"#).is_err());
+        let cfg: SplitConfig = serde_json::from_str(
+            r#"{"override_header":"x-arm","override_access":{"type":"trusted_peers","cidrs":["10.0.0.0/8"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.override_access,
+            Some(OverrideAccessConfig::TrustedPeers {
+                cidrs: vec!["10.0.0.0/8".into()]
+            })
+        );
+        let cfg: SplitConfig =
+            serde_json::from_str(r#"{"override_access":{"type":"anyone"}}"#).unwrap();
+        assert_eq!(cfg.override_access, Some(OverrideAccessConfig::Anyone));
         let c: crate::CanaryConfig =
             serde_json::from_str(r#"{"interval":"30s","max_p99":"250ms"}"#).unwrap();
         assert_eq!(c.interval, std::time::Duration::from_secs(30));

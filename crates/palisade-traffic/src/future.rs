@@ -19,6 +19,8 @@ pin_project! {
         #[pin]
         inner: F,
         arm: usize,
+        // Whether the outcome counts in the arm statistics (not for overrides).
+        record: bool,
         start: Instant,
         control: Arc<Control>,
         classifier: C,
@@ -34,10 +36,17 @@ impl<F, C> std::fmt::Debug for ResponseFuture<F, C> {
 }
 
 impl<F, C> ResponseFuture<F, C> {
-    pub(crate) fn new(inner: F, arm: usize, control: Arc<Control>, classifier: C) -> Self {
+    pub(crate) fn new(
+        inner: F,
+        arm: usize,
+        record: bool,
+        control: Arc<Control>,
+        classifier: C,
+    ) -> Self {
         Self {
             inner,
             arm,
+            record,
             start: Instant::now(),
             control,
             classifier,
@@ -55,9 +64,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut result = ready!(this.inner.poll(cx));
-        let outcome = this.classifier.classify(result.as_ref());
-        if !matches!(outcome, palisade_core::Outcome::Ignored) {
-            this.control.stats[*this.arm].record(outcome.is_failure(), this.start.elapsed());
+        if *this.record {
+            let outcome = this.classifier.classify(result.as_ref());
+            if !matches!(outcome, palisade_core::Outcome::Ignored) {
+                this.control.stats[*this.arm].record(outcome.is_failure(), this.start.elapsed());
+            }
         }
         if let (Ok(res), Some(name)) = (&mut result, &this.control.response_header) {
             res.headers_mut()

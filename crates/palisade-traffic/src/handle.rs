@@ -21,6 +21,7 @@ pub(crate) struct Control {
     pub(crate) rng: Rng,
     pub(crate) override_header: Option<HeaderName>,
     pub(crate) override_cookie: Option<Arc<str>>,
+    pub(crate) override_access: Option<crate::access::OverrideAccess>,
     pub(crate) response_header: Option<HeaderName>,
 }
 

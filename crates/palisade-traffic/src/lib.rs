@@ -4,7 +4,7 @@
 //! # Example
 //! ```
 //! use http::{Request, Response, HeaderName};
-//! use palisade_traffic::{Rule, Split};
+//! use palisade_traffic::{OverrideAccess, Rule, Split};
 //! use tower::{ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -17,15 +17,22 @@
 //!     .arm("canary", arm("v2"))
 //!     .weights([100, 0])
 //!     .rule(Rule::path_prefix("/orders", "canary")) // strangler fig: /orders moved
+//!     // testers pick an arm by hand, with the shared secret
 //!     .override_header(HeaderName::from_static("x-arm"))
+//!     .override_access(OverrideAccess::secret(
+//!         HeaderName::from_static("x-override-token"), "s3cret-s3cret-s3cret").unwrap())
 //!     .build()
 //!     .unwrap();
 //!
 //! let get = |path: &str| Request::get(path).body(()).unwrap();
 //! assert_eq!(split.clone().oneshot(get("/users")).await.unwrap().into_body(), "v1");
 //! assert_eq!(split.clone().oneshot(get("/orders/7")).await.unwrap().into_body(), "v2");
-//! let forced = Request::get("/users").header("x-arm", "canary").body(()).unwrap();
+//! let forced = Request::get("/users").header("x-arm", "canary")
+//!     .header("x-override-token", "s3cret-s3cret-s3cret").body(()).unwrap();
 //! assert_eq!(split.clone().oneshot(forced).await.unwrap().into_body(), "v2");
+//! // without the secret, the override is ignored
+//! let forced = Request::get("/users").header("x-arm", "canary").body(()).unwrap();
+//! assert_eq!(split.clone().oneshot(forced).await.unwrap().into_body(), "v1");
 //!
 //! // Blue-green: switch everything at once (in-flight requests finish where they started).
 //! handle.switch_to("canary").unwrap();
@@ -35,7 +42,11 @@
 //!
 //! # Routing order
 //! 1. **Override**: a header ([`SplitBuilder::override_header`]) or cookie
-//!    ([`SplitBuilder::override_cookie`]) naming an arm. Strip it at the edge for public traffic.
+//!    ([`SplitBuilder::override_cookie`]) naming an arm, off by default. Enabling one
+//!    requires [`SplitBuilder::override_access`]: a shared secret, trusted peer networks,
+//!    or explicitly anyone ([`OverrideAccess`]); other requests are routed as if they had
+//!    no override. Requests routed by an override never count in the per-arm statistics,
+//!    so no client can push a [`CanaryController`] to promote or roll back.
 //! 2. **Rules**: the first matching [`Rule`]: path prefix (strangler fig: move routes from
 //!    the legacy arm to the new one one by one, at runtime via [`SplitHandle::set_rules`]) or
 //!    method set (CQRS: [`Rule::reads`] to a replica arm, everything else by weight to primary).
@@ -71,6 +82,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod access;
 mod canary;
 mod config;
 pub mod events;
@@ -81,11 +93,14 @@ pub mod shadow;
 mod split;
 mod stats;
 
-pub use canary::{CanaryConfig, CanaryController, CanaryState, Tick};
-pub use config::{RuleConfig, SplitConfig};
+pub use access::{MAX_SECRET_LEN, MIN_SECRET_LEN, OverrideAccess};
+pub use canary::{
+    CanaryConfig, CanaryController, CanaryState, INTERVAL_RANGE, MAX_MIN_SAMPLES, MAX_P99, Tick,
+};
+pub use config::{OverrideAccessConfig, RuleConfig, SplitConfig};
 pub use events::{RollbackReason, TrafficEvent};
 pub use handle::SplitHandle;
-pub use route::{BUCKETS, Match, RouteReason, Rule, bucket_of};
+pub use route::{BUCKETS, Match, RouteReason, Rule, bucket_of, cookie_value};
 pub use shadow::{Shadow, ShadowBody, ShadowLayer};
 pub use split::{Route, Split, SplitBuilder};
 pub use stats::ArmSnapshot;

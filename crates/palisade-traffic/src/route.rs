@@ -211,17 +211,18 @@ impl Rng {
     }
 }
 
-/// Finds `name=value` in `Cookie` header values without allocating.
-pub(crate) fn cookie_value<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v.trim_matches('"'))
-        })
+/// The value of cookie `name` in a request's `Cookie` header lines, as core's
+/// [`cookie_value`](palisade_core::cookie::cookie_value) reads it, with surrounding double
+/// quotes removed. No allocation; any bytes are accepted: never panics.
+///
+/// ```
+/// let mut h = http::HeaderMap::new();
+/// h.append(http::header::COOKIE, "session=1; arm=\"canary\"".parse().unwrap());
+/// assert_eq!(palisade_traffic::cookie_value(&h, "arm"), Some("canary"));
+/// assert_eq!(palisade_traffic::cookie_value(&h, "ar"), None);
+/// ```
+pub fn cookie_value<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    palisade_core::cookie::cookie_value(headers, name).map(|v| v.trim_matches('"'))
 }
 
 #[cfg(test)]

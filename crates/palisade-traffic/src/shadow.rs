@@ -51,6 +51,13 @@ pub struct ShadowLayer<M> {
     listeners: Listeners<TrafficEvent>,
 }
 
+/// Largest [`ShadowLayer::max_concurrency`].
+pub const MAX_SHADOW_CONCURRENCY: usize = 100_000;
+/// Largest [`ShadowLayer::max_body`]: 64 MiB.
+pub const MAX_SHADOW_BODY: usize = 64 * 1024 * 1024;
+/// Longest [`ShadowLayer::timeout`]: 1 h.
+pub const MAX_SHADOW_TIMEOUT: Duration = Duration::from_secs(3600);
+
 impl<M> ShadowLayer<M> {
     /// Mirrors to `mirror` with at most 16 mirrored requests in flight, bodies up to 64 KiB,
     /// and a 10 s mirror timeout.
@@ -64,22 +71,24 @@ impl<M> ShadowLayer<M> {
         }
     }
 
-    /// Most mirrored requests in flight (further requests are not mirrored). `0` disables
-    /// mirroring.
+    /// Most mirrored requests in flight (further requests are not mirrored), at most
+    /// [`MAX_SHADOW_CONCURRENCY`] (larger values are lowered to it). `0` disables mirroring.
     pub fn max_concurrency(mut self, n: usize) -> Self {
-        self.max_concurrency = n.min(Semaphore::MAX_PERMITS);
+        self.max_concurrency = n.min(MAX_SHADOW_CONCURRENCY);
         self
     }
 
-    /// Largest request body (by its size hint's upper bound) that is buffered and mirrored.
+    /// Largest request body (by its size hint's upper bound) that is buffered and mirrored,
+    /// at most [`MAX_SHADOW_BODY`] (64 MiB; larger values are lowered to it).
     pub fn max_body(mut self, bytes: usize) -> Self {
-        self.max_body = bytes;
+        self.max_body = bytes.min(MAX_SHADOW_BODY);
         self
     }
 
-    /// Mirror calls taking longer are abandoned (reported with `shadow: None`).
+    /// Mirror calls taking longer are abandoned (reported with `shadow: None`); at most
+    /// [`MAX_SHADOW_TIMEOUT`] (1 h; longer values are lowered to it).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = timeout.min(MAX_SHADOW_TIMEOUT);
         self
     }
 

@@ -9,6 +9,7 @@ use palisade_core::key::GlobalKey;
 use palisade_core::{Classifier, ConfigError, DefaultClassifier, KeyExtractor, Listeners};
 use tower_service::Service;
 
+use crate::access::OverrideAccess;
 use crate::events::TrafficEvent;
 use crate::future::ResponseFuture;
 use crate::handle::{Control, SplitHandle, check_weights};
@@ -74,6 +75,7 @@ impl Split<(), GlobalKey, DefaultClassifier> {
             classifier: DefaultClassifier::new(),
             override_header: None,
             override_cookie: None,
+            override_access: None,
             response_header: None,
             seed: 0x5EED,
             listeners: Listeners::new(),
@@ -128,6 +130,13 @@ impl<S, K, C> Split<S, K, C> {
             .or_else(|| {
                 let c = control.override_cookie.as_ref()?;
                 cookie_value(req.headers(), c).and_then(by_name)
+            })
+            // Checked only when an override names an arm: most requests carry none.
+            .filter(|_| {
+                control
+                    .override_access
+                    .as_ref()
+                    .is_some_and(|a| a.allows(req))
             });
         if let Some(arm) = forced {
             return Route {
@@ -196,6 +205,8 @@ where
         ResponseFuture::new(
             fut,
             route.arm,
+            // Traffic routed by hand says nothing about the arm's health under its share.
+            route.reason != RouteReason::Override,
             Arc::clone(&self.control),
             self.classifier.clone(),
         )
@@ -212,6 +223,7 @@ pub struct SplitBuilder<S, K = GlobalKey, C = DefaultClassifier> {
     classifier: C,
     override_header: Option<HeaderName>,
     override_cookie: Option<Arc<str>>,
+    override_access: Option<OverrideAccess>,
     response_header: Option<HeaderName>,
     seed: u64,
     listeners: Listeners<TrafficEvent>,
@@ -258,6 +270,7 @@ impl<S, K, C> SplitBuilder<S, K, C> {
             classifier: self.classifier,
             override_header: self.override_header,
             override_cookie: self.override_cookie,
+            override_access: self.override_access,
             response_header: self.response_header,
             seed: self.seed,
             listeners: self.listeners,
@@ -274,22 +287,33 @@ impl<S, K, C> SplitBuilder<S, K, C> {
             classifier,
             override_header: self.override_header,
             override_cookie: self.override_cookie,
+            override_access: self.override_access,
             response_header: self.response_header,
             seed: self.seed,
             listeners: self.listeners,
         }
     }
 
-    /// A request header whose value names the arm to use (off by default). Trust it only
-    /// from internal clients: strip it at the edge.
+    /// A request header whose value names the arm to use (off by default). Requires
+    /// [`override_access`](Self::override_access): who may use it.
     pub fn override_header(mut self, name: HeaderName) -> Self {
         self.override_header = Some(name);
         self
     }
 
-    /// A cookie whose value names the arm to use (off by default).
+    /// A cookie whose value names the arm to use (off by default). Requires
+    /// [`override_access`](Self::override_access): who may use it.
     pub fn override_cookie(mut self, name: impl Into<Arc<str>>) -> Self {
         self.override_cookie = Some(name.into());
+        self
+    }
+
+    /// Who may use the override header or cookie: a shared secret, trusted peers, or
+    /// explicitly anyone (see [`OverrideAccess`]). Other requests are routed as if they had
+    /// no override. Requests routed by an override are never counted in the per-arm
+    /// statistics (canary analysis).
+    pub fn override_access(mut self, access: OverrideAccess) -> Self {
+        self.override_access = Some(access);
         self
     }
 
@@ -312,10 +336,23 @@ impl<S, K, C> SplitBuilder<S, K, C> {
     }
 
     /// Validates and builds the split and its handle.
+    ///
+    /// # Errors
+    /// No arm, duplicate or bad arm names, bad weights or rules, or an override header or
+    /// cookie without [`override_access`](Self::override_access) (field `override_access`).
     pub fn build(self) -> Result<(Split<S, K, C>, SplitHandle), ConfigError> {
         let n = self.arms.len();
         if n == 0 {
             return Err(ConfigError::new("arms", "at least one arm is required"));
+        }
+        if (self.override_header.is_some() || self.override_cookie.is_some())
+            && self.override_access.is_none()
+        {
+            return Err(ConfigError::new(
+                "override_access",
+                "is required with an override header or cookie: any client can send one, \
+                 so say who may (a shared secret, trusted peer networks, or explicitly anyone)",
+            ));
         }
         let mut names: Vec<Arc<str>> = Vec::with_capacity(n);
         let mut header_values = Vec::with_capacity(n);
@@ -357,6 +394,7 @@ impl<S, K, C> SplitBuilder<S, K, C> {
             rng: Rng::new(self.seed),
             override_header: self.override_header,
             override_cookie: self.override_cookie,
+            override_access: self.override_access,
             response_header: self.response_header,
         };
         let rules = control.compile_rules(&self.rules)?;

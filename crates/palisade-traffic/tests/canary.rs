@@ -213,3 +213,79 @@ async fn single_step_canary_is_promoted() {
     send(&split, 100).await;
     assert_eq!(ctl.tick(), Tick::Promoted);
 }
+
+// ---- overrides cannot steer the analysis (issue #15 item 15) ----
+
+use http::HeaderName;
+use palisade_core::key::PeerAddr;
+use palisade_traffic::OverrideAccess;
+
+fn gated(access: OverrideAccess) -> (Split<Arm>, SplitHandle, Arm, Arm) {
+    let (stable, canary) = (Arm::new("stable"), Arm::new("canary"));
+    let (split, handle) = Split::builder()
+        .arm("stable", stable.clone())
+        .arm("canary", canary.clone())
+        .seed(42)
+        .override_header(HeaderName::from_static("x-arm"))
+        .override_cookie("arm")
+        .override_access(access)
+        .build()
+        .unwrap();
+    (split, handle, stable, canary)
+}
+
+/// `n` requests forcing the canary by header and cookie, from `peer`.
+async fn force_canary(split: &Split<Arm>, n: usize, peer: &str, token: Option<&str>) {
+    for i in 0..n {
+        let mut b = Request::get("/");
+        b = if i % 2 == 0 {
+            b.header("x-arm", "canary")
+        } else {
+            b.header("cookie", "arm=canary")
+        };
+        if let Some(t) = token {
+            b = b.header("x-override-token", t);
+        }
+        let mut req = b.body(()).unwrap();
+        req.extensions_mut().insert(PeerAddr(peer.parse().unwrap()));
+        split.clone().oneshot(req).await.unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outside_client_cannot_force_a_rollback() {
+    let access = OverrideAccess::trusted_peers(["10.0.0.0/8"]).unwrap();
+    let (split, handle, _stable, canary) = gated(access);
+    let mut ctl = CanaryController::start(handle.clone(), "stable", "canary", config()).unwrap();
+    canary.set_status(500);
+    // 200 requests naming the canary from the internet: the override is ignored, the
+    // weights (5 %) route them, and too few reach the canary for a decision.
+    force_canary(&split, 200, "198.51.100.7:1", None).await;
+    assert!(canary.served() < 20, "{}", canary.served());
+    assert_eq!(ctl.tick(), Tick::Held { percent: 5 });
+    assert_eq!(handle.weights(), vec![95, 5]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn overridden_requests_never_count_in_the_analysis() {
+    let token = "tester-token-0123456789";
+    let access =
+        OverrideAccess::secret(HeaderName::from_static("x-override-token"), token).unwrap();
+    let (split, handle, _stable, canary) = gated(access);
+    let mut ctl = CanaryController::start(handle.clone(), "stable", "canary", config()).unwrap();
+    // A tester with the secret sends 200 failing requests to the canary by hand: they reach
+    // it, but the analysis ignores them (no rollback), ...
+    canary.set_status(500);
+    force_canary(&split, 200, "198.51.100.7:1", Some(token)).await;
+    assert_eq!(canary.served(), 200);
+    assert_eq!(ctl.tick(), Tick::Held { percent: 5 });
+    // ...and 200 successful ones cannot promote it either.
+    canary.set_status(200);
+    force_canary(&split, 200, "198.51.100.7:1", Some(token)).await;
+    assert_eq!(canary.served(), 400);
+    assert_eq!(ctl.tick(), Tick::Held { percent: 5 });
+    assert_eq!(handle.weights(), vec![95, 5]);
+    // Weighted traffic still counts: enough of it and the healthy canary advances.
+    send(&split, 1000).await;
+    assert_eq!(ctl.tick(), Tick::Advanced { percent: 25 });
+}

@@ -118,6 +118,7 @@ async fn override_header_and_cookie_force_an_arm() {
         .weights([100, 0])
         .override_header(HeaderName::from_static("x-arm"))
         .override_cookie("arm")
+        .override_access(palisade_traffic::OverrideAccess::anyone())
         .build()
         .unwrap();
     let forced = Request::get("/")
