@@ -24,7 +24,9 @@
 //!   [`Deadline`](palisade_core::Deadline) is never started.
 //! - **Hedging** ([`HedgeLayer`]): after a fixed delay or a latency percentile learned from
 //!   recent calls, send another copy of a slow request; the first acceptable answer wins,
-//!   the others are dropped.
+//!   the others are dropped. Only safe methods (GET, HEAD, OPTIONS, TRACE) are hedged
+//!   unless [`HedgeLayer::hedge_unsafe_methods`] is set, and a 409 "still in flight" from
+//!   an `Idempotency-Key` server is never final while another copy is outstanding.
 //! - **Budget** ([`budget`]): Finagle/tower [`TpsBudget`] by default, or gRPC
 //!   [`RetryThrottle`]; shared by every clone.
 //!

@@ -125,16 +125,13 @@ where
             if s.honour_grpc_timeout
                 && let Some(v) = single_line(req.headers(), &GRPC_TIMEOUT_NAME).transpose()
             {
-                match v
-                    .map_err(drop)
-                    .and_then(|v| grpc_timeout::parse(v.as_bytes()).map_err(drop))
-                {
-                    Ok(d) if d < timeout => {
+                match v.ok().and_then(|v| grpc_timeout::parse(v.as_bytes()).ok()) {
+                    Some(d) if d < timeout => {
                         timeout = d;
                         source = DeadlineSource::GrpcTimeout;
                     }
-                    Ok(_) => {}
-                    Err(_) => s
+                    Some(_) => {}
+                    None => s
                         .listeners
                         .emit_with(|| TimeoutEvent::InvalidDeadlineHeader {
                             header: GRPC_TIMEOUT_NAME,
