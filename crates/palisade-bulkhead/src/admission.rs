@@ -331,6 +331,8 @@ impl Admission {
         State(self.state.load(Ordering::Acquire))
     }
 
+    // (The mutant "cas always fails" makes every CAS loop spin forever: cargo-mutants
+    // reports it as a timeout, which is a detection.)
     fn cas(&self, old: State, new: State) -> bool {
         self.state
             .compare_exchange_weak(old.0, new.0, Ordering::AcqRel, Ordering::Acquire)
