@@ -113,6 +113,13 @@ impl BreakerConfig {
             Duration::from_millis(1),
             DAY,
         )?;
+        // `check_range` lets NaN through (every comparison with it is false).
+        if self.wait_multiplier.is_nan() {
+            return Err(ConfigError::new(
+                "wait_multiplier",
+                "must be between 1.0 and 10.0 (got NaN)",
+            ));
+        }
         check_range("wait_multiplier", self.wait_multiplier, 1.0, 10.0)?;
         check_duration(
             "max_wait_in_open",
@@ -195,6 +202,17 @@ mod tests {
             ..BreakerConfig::default()
         };
         assert_eq!(bad.validate().unwrap_err().field(), "max_wait_in_open");
+        for m in [f64::NAN, 0.5, 10.5, f64::INFINITY] {
+            let bad = BreakerConfig {
+                wait_multiplier: m,
+                ..BreakerConfig::default()
+            };
+            assert_eq!(
+                bad.validate().unwrap_err().field(),
+                "wait_multiplier",
+                "{m}"
+            );
+        }
     }
 
     #[cfg(feature = "serde")]

@@ -28,12 +28,12 @@
 //! # Testing
 //!
 //! Beyond the unit, integration and proptest model tests, the state machine and windows are
-//! mutation-tested; no mutant of `src/state.rs` or `src/window.rs` survives except those
-//! marked equivalent in the source:
+//! mutation-tested; no mutant of `src/state.rs` or `src/window.rs` survives except the
+//! equivalent ones listed, with their reasons, in the workspace's `.cargo/mutants.toml`:
 //!
 //! ```text
 //! cargo mutants -p palisade-breaker --file crates/palisade-breaker/src/state.rs \
-//!     --file crates/palisade-breaker/src/window.rs -j 1 --timeout 120 \
+//!     --file crates/palisade-breaker/src/window.rs -j 1 --timeout 60 \
 //!     -- --lib --test model --test breaker
 //! ```
 //!

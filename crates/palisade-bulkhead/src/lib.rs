@@ -32,9 +32,15 @@
 //! RUSTFLAGS="--cfg loom" cargo test -p palisade-bulkhead --test loom --release
 //! ```
 //!
-//! (use a separate `CARGO_TARGET_DIR` to keep the normal build's artifacts). Mutation
-//! testing of the admission: `cargo mutants -p palisade-bulkhead --file
-//! crates/palisade-bulkhead/src/admission.rs -j 1 --timeout 120`.
+//! (use a separate `CARGO_TARGET_DIR` to keep the normal build's artifacts). The admission
+//! is also mutation-tested; no mutant survives except the equivalent ones listed, with
+//! their reasons, in the workspace's `.cargo/mutants.toml` (one more, "CAS always fails",
+//! hangs the tests and is reported as a timeout):
+//!
+//! ```text
+//! cargo mutants -p palisade-bulkhead --file crates/palisade-bulkhead/src/admission.rs \
+//!     -j 1 --timeout 60 -- --lib --test bulkhead --test keyed --test adaptive --test events
+//! ```
 //!
 //! Compared with `tower::limit::ConcurrencyLimit` + `LoadShed`: one layer, a queue with a
 //! time bound, priorities, body-end release and a 503 with a retry hint instead of an

@@ -107,3 +107,32 @@ fn raising_the_limit_admits_a_waiter() {
         assert_eq!(m.counts(), (2, 0, 0));
     });
 }
+
+#[test]
+fn a_newcomer_never_overtakes_a_waiter_while_a_slot_is_released() {
+    loom::model(|| {
+        let m = Model::new(1, 2, 1);
+        let inside = Arc::new(AtomicUsize::new(0));
+        let Outcome::Granted(first) = m.acquire(0) else {
+            panic!("free slot")
+        };
+        let Outcome::Queued(waiter) = m.acquire(0) else {
+            panic!("queued")
+        };
+        let releaser = thread::spawn(move || drop(first));
+        let m2 = m.clone();
+        let newcomer = thread::spawn(move || m2.acquire(0));
+        releaser.join().unwrap();
+        let late = newcomer.join().unwrap();
+        // Whenever it arrived, the newcomer queues behind the waiter (FIFO): the freed slot
+        // went to the waiter, on the fast path's check of `queued` or the locked path's.
+        let Outcome::Queued(late) = late else {
+            panic!("the newcomer overtook the waiter: {:?}", m.counts())
+        };
+        assert!(waiter.is_granted() && !late.is_granted());
+        hold(&inside, 1, waiter.take());
+        assert!(late.is_granted());
+        hold(&inside, 1, late.take());
+        assert_eq!(m.counts(), (1, 0, 0));
+    });
+}

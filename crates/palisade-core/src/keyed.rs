@@ -573,10 +573,7 @@ mod tests {
                     match op {
                         0 => {
                             m.expire(now, IDLE);
-                            let want = match m.lru.iter().position(|e| e.0 == key) {
-                                Some(i) => Some(m.touch(i, now)),
-                                None => None,
-                            };
+                            let want = m.lru.iter().position(|e| e.0 == key).map(|i| m.touch(i, now));
                             proptest::prop_assert_eq!(s.get(&key), want);
                         }
                         1 => {
