@@ -249,7 +249,6 @@ fn route(
         Kind::Client => &["name", "host", "path_prefix", "policy"],
     };
     let before = problems.len();
-    let sections = sections(obj, at, own, problems);
     let text = |key: &str, problems: &mut Vec<Problem>| match obj.get(key) {
         None => None,
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
@@ -258,23 +257,6 @@ fn route(
             None
         }
     };
-    let policy = text("policy", problems);
-    if let Some(p) = &policy {
-        if !file.policies.contains_key(p) {
-            let known: Vec<&str> = file.policies.keys().map(String::as_str).collect();
-            problems.push(Problem::new(
-                join(at, "policy"),
-                format!(
-                    "no policy named `{p}` (defined: {})",
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            ));
-        }
-    }
     let name = text("name", problems);
     let (matcher, upstream) = match kind {
         Kind::Fallback => (Matcher::Always, None),
@@ -312,6 +294,24 @@ fn route(
             (m, host.map(|h| (h, prefix)))
         }
     };
+    let policy = text("policy", problems);
+    if let Some(p) = &policy {
+        if !file.policies.contains_key(p) {
+            let known: Vec<&str> = file.policies.keys().map(String::as_str).collect();
+            problems.push(Problem::new(
+                join(at, "policy"),
+                format!(
+                    "no policy named `{p}` (defined: {})",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    let sections = sections(obj, at, own, problems);
     if problems.len() > before {
         return None;
     }

@@ -1,5 +1,10 @@
 //! Shared test helpers: a handler that counts executions and behaves by path.
-#![allow(dead_code, unreachable_pub)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    missing_debug_implementations
+)]
 
 use std::convert::Infallible;
 use std::sync::Arc;
