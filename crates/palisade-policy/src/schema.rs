@@ -248,7 +248,6 @@ fn route(
         Kind::Fallback => &["policy"],
         Kind::Client => &["name", "host", "path_prefix", "policy"],
     };
-    let before = problems.len();
     let text = |key: &str, problems: &mut Vec<Problem>| match obj.get(key) {
         None => None,
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
@@ -261,16 +260,18 @@ fn route(
     let (matcher, upstream) = match kind {
         Kind::Fallback => (Matcher::Always, None),
         Kind::Route => match obj.get("match") {
-            Some(m) => (
-                matcher::parse(m, &join(at, "match"), problems).unwrap_or(Matcher::Always),
-                None,
-            ),
+            // A broken or missing matcher stands in as `not(always)` and the route is named
+            // by its place, so no follow-on problem (a duplicate name) is reported for it.
+            Some(m) => match matcher::parse(m, &join(at, "match"), problems) {
+                Some(m) => (m, None),
+                None => (!Matcher::Always, None),
+            },
             None => {
                 problems.push(Problem::new(
                     join(at, "match"),
                     "is required (the `fallback` takes unmatched requests)",
                 ));
-                (Matcher::Always, None)
+                (!Matcher::Always, None)
             }
         },
         Kind::Client => {
@@ -312,13 +313,13 @@ fn route(
         }
     }
     let sections = sections(obj, at, own, problems);
-    if problems.len() > before {
-        return None;
-    }
+    // A route with problems is still returned, so that its sections are checked too (the
+    // file is rejected anyway).
     let name = name.unwrap_or_else(|| match (&upstream, kind) {
         (Some((h, Some(p))), _) => format!("{h}{p}"),
         (Some((h, None)), _) => h.clone(),
         (None, Kind::Fallback) => "fallback".into(),
+        (None, _) if matcher == !Matcher::Always => at.to_owned(),
         (None, _) => matcher.to_string(),
     });
     Some(RawRoute {

@@ -5,7 +5,11 @@ use palisade_policy::{Glob, Matcher, PathTemplate};
 use proptest::prelude::*;
 
 fn req(method: &Method, path: &str) -> Request<()> {
-    Request::builder().method(method.clone()).uri(path).body(()).unwrap()
+    Request::builder()
+        .method(method.clone())
+        .uri(path)
+        .body(())
+        .unwrap()
 }
 
 #[test]
@@ -16,13 +20,23 @@ fn host_and_header_conditions() {
     assert!(m.matches(&with_host("A.Example.com:8080")));
     assert!(!m.matches(&with_host("example.com")));
     assert!(!m.matches(&with_host("badexample.com")));
-    assert!(Matcher::host("api.internal").matches(&Request::get("http://API.internal:81/x").body(()).unwrap()));
+    assert!(
+        Matcher::host("api.internal")
+            .matches(&Request::get("http://API.internal:81/x").body(()).unwrap())
+    );
     let h = HeaderName::from_static("x-tenant");
     let present = Matcher::header(h.clone());
     let value = Matcher::header_value(h, HeaderValue::from_static("gold"));
-    let r = Request::get("/").header("x-tenant", "silver").header("x-tenant", "gold").body(()).unwrap();
+    let r = Request::get("/")
+        .header("x-tenant", "silver")
+        .header("x-tenant", "gold")
+        .body(())
+        .unwrap();
     assert!(present.matches(&r) && value.matches(&r));
-    let r = Request::get("/").header("x-tenant", "silver").body(()).unwrap();
+    let r = Request::get("/")
+        .header("x-tenant", "silver")
+        .body(())
+        .unwrap();
     assert!(present.matches(&r) && !value.matches(&r));
     assert!(!present.matches(&Request::get("/").body(()).unwrap()));
 }
