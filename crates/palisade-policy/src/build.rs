@@ -109,10 +109,10 @@ pub(crate) fn server(
 ) -> Option<ServerLayers> {
     let before = rep.problems.len();
     let mut out = ServerLayers::default();
-    if let Some(m) = eff.get("rate_limit") {
-        if let Some(c) = rep.typed::<RateLimitConfig>("rate_limit", m) {
-            out.rate_limit = c.build().map_err(|e| rep.config("rate_limit", m, &e)).ok();
-        }
+    if let Some(m) = eff.get("rate_limit")
+        && let Some(c) = rep.typed::<RateLimitConfig>("rate_limit", m)
+    {
+        out.rate_limit = c.build().map_err(|e| rep.config("rate_limit", m, &e)).ok();
     }
     if let Some(m) = eff.get("gate") {
         let flag = m.value.as_str().unwrap_or_default();
@@ -134,35 +134,35 @@ pub(crate) fn server(
             ),
         }
     }
-    if let Some(m) = eff.get("timeout") {
-        if let Some(mut c) = rep.typed::<TimeoutConfig>("timeout", m) {
-            // Only what is needed runs: nothing in a server stack reads the `Deadline`
-            // extension (retry and outbound clients do), so it is inserted only on opt-in.
-            if !m.origins.contains_key("insert_deadline") {
-                c.insert_deadline = false;
-            }
-            out.timeout = c.build().map_err(|e| rep.config("timeout", m, &e)).ok();
+    if let Some(m) = eff.get("timeout")
+        && let Some(mut c) = rep.typed::<TimeoutConfig>("timeout", m)
+    {
+        // Only what is needed runs: nothing in a server stack reads the `Deadline`
+        // extension (retry and outbound clients do), so it is inserted only on opt-in.
+        if !m.origins.contains_key("insert_deadline") {
+            c.insert_deadline = false;
         }
+        out.timeout = c.build().map_err(|e| rep.config("timeout", m, &e)).ok();
     }
-    if let Some(m) = eff.get("idempotency") {
-        if let Some(c) = rep.typed::<IdempotencyConfig>("idempotency", m) {
-            out.idempotency = c
-                .build(MemoryStore::new())
-                .map_err(|e| rep.config("idempotency", m, &e))
-                .ok();
-        }
+    if let Some(m) = eff.get("idempotency")
+        && let Some(c) = rep.typed::<IdempotencyConfig>("idempotency", m)
+    {
+        out.idempotency = c
+            .build(MemoryStore::new())
+            .map_err(|e| rep.config("idempotency", m, &e))
+            .ok();
     }
-    if let Some(m) = eff.get("breaker") {
-        if let Some(c) = rep.typed::<BreakerConfig>("breaker", m) {
-            out.breaker = CircuitBreakerLayer::try_from(c)
-                .map_err(|e| rep.config("breaker", m, &e))
-                .ok();
-        }
+    if let Some(m) = eff.get("breaker")
+        && let Some(c) = rep.typed::<BreakerConfig>("breaker", m)
+    {
+        out.breaker = CircuitBreakerLayer::try_from(c)
+            .map_err(|e| rep.config("breaker", m, &e))
+            .ok();
     }
-    if let Some(m) = eff.get("bulkhead") {
-        if let Some(c) = rep.typed::<BulkheadConfig>("bulkhead", m) {
-            out.bulkhead = c.build().map_err(|e| rep.config("bulkhead", m, &e)).ok();
-        }
+    if let Some(m) = eff.get("bulkhead")
+        && let Some(c) = rep.typed::<BulkheadConfig>("bulkhead", m)
+    {
+        out.bulkhead = c.build().map_err(|e| rep.config("bulkhead", m, &e)).ok();
     }
     (rep.problems.len() == before).then_some(out)
 }
@@ -170,34 +170,30 @@ pub(crate) fn server(
 /// Checks a client's sections (the outbound stack itself is not built yet).
 pub(crate) fn client(eff: &Effective, rep: &mut Reporter<'_>) {
     for key in ["timeout", "attempt_timeout"] {
-        if let Some(m) = eff.get(key) {
-            if let Some(c) = rep.typed::<TimeoutConfig>(key, m) {
-                if let Err(e) = c.build() {
-                    rep.config(key, m, &e);
-                }
-            }
+        if let Some(m) = eff.get(key)
+            && let Some(c) = rep.typed::<TimeoutConfig>(key, m)
+            && let Err(e) = c.build()
+        {
+            rep.config(key, m, &e);
         }
     }
-    if let Some(m) = eff.get("retry") {
-        if let Some(c) = rep.typed::<RetryConfig>("retry", m) {
-            if let Err(e) = c.build() {
-                rep.config("retry", m, &e);
-            }
-        }
+    if let Some(m) = eff.get("retry")
+        && let Some(c) = rep.typed::<RetryConfig>("retry", m)
+        && let Err(e) = c.build()
+    {
+        rep.config("retry", m, &e);
     }
-    if let Some(m) = eff.get("breaker") {
-        if let Some(c) = rep.typed::<BreakerConfig>("breaker", m) {
-            if let Err(e) = CircuitBreakerLayer::try_from(c) {
-                rep.config("breaker", m, &e);
-            }
-        }
+    if let Some(m) = eff.get("breaker")
+        && let Some(c) = rep.typed::<BreakerConfig>("breaker", m)
+        && let Err(e) = CircuitBreakerLayer::try_from(c)
+    {
+        rep.config("breaker", m, &e);
     }
-    if let Some(m) = eff.get("bulkhead") {
-        if let Some(c) = rep.typed::<BulkheadConfig>("bulkhead", m) {
-            if let Err(e) = c.build() {
-                rep.config("bulkhead", m, &e);
-            }
-        }
+    if let Some(m) = eff.get("bulkhead")
+        && let Some(c) = rep.typed::<BulkheadConfig>("bulkhead", m)
+        && let Err(e) = c.build()
+    {
+        rep.config("bulkhead", m, &e);
     }
 }
 

@@ -40,44 +40,40 @@ fn server_route(at: &str, matcher: &Matcher, eff: &Effective, out: &mut Vec<Prob
     if let Some(b) = eff
         .get("breaker")
         .and_then(|m| peek::<BreakerConfig>(&m.value))
+        && let (SlidingWindow::Time(secs), Some(rl)) = (b.window, &rl)
+        && matches!(rl.key, KeyConfig::Global)
     {
-        if let (SlidingWindow::Time(secs), Some(rl)) = (b.window, &rl) {
-            if matches!(rl.key, KeyConfig::Global) {
-                let most = rl
-                    .quotas
-                    .iter()
-                    .map(|q| {
-                        u128::from(q.limit) * u128::from(secs) * 1000 / q.window.as_millis().max(1)
-                    })
-                    .min()
-                    .unwrap_or(u128::MAX);
-                if u128::from(b.minimum_calls) > most {
-                    out.push(Problem::new(
+        let most = rl
+            .quotas
+            .iter()
+            .map(|q| u128::from(q.limit) * u128::from(secs) * 1000 / q.window.as_millis().max(1))
+            .min()
+            .unwrap_or(u128::MAX);
+        if u128::from(b.minimum_calls) > most {
+            out.push(Problem::new(
                         join(at, "breaker.minimum_calls"),
                         format!(
                             "{} calls are needed in a {secs} s window but the rate limit lets at most {most} through: the breaker can never open",
                             b.minimum_calls
                         ),
                     ));
-                }
-            }
         }
     }
-    if let Some(KeyConfig::Header { name }) = rl.as_ref().map(|r| &r.key) {
-        if !requires_header(matcher, name) {
-            out.push(Problem::new(
+    if let Some(KeyConfig::Header { name }) = rl.as_ref().map(|r| &r.key)
+        && !requires_header(matcher, name)
+    {
+        out.push(Problem::new(
                 join(at, "rate_limit.key"),
                 format!("keyed on header `{name}`, which the route's match does not require: requests without it are refused or share one bucket; add `header = \"{name}\"` to the match"),
             ));
-        }
     }
-    if let Some(m) = eff.get("idempotency") {
-        if m.value.get("scope").is_none() {
-            out.push(Problem::new(
+    if let Some(m) = eff.get("idempotency")
+        && m.value.get("scope").is_none()
+    {
+        out.push(Problem::new(
                 join(at, "idempotency"),
                 "no `scope`: a key reused by another caller replays the first caller's response; scope keys per caller (or say scope = \"global\")",
             ));
-        }
     }
     if eff_has_retry(eff) {
         out.push(Problem::new(
@@ -101,13 +97,14 @@ fn client(at: &str, eff: &Effective, out: &mut Vec<Problem>) {
         .and_then(|m| peek::<TimeoutConfig>(&m.value))
         .map(|t| t.timeout);
     let retry = eff.get("retry").and_then(|m| peek::<RetryConfig>(&m.value));
-    if let Some(r) = &retry {
-        if r.budget == BudgetKind::None && r.max_attempts > 1 {
-            out.push(Problem::new(
+    if let Some(r) = &retry
+        && r.budget == BudgetKind::None
+        && r.max_attempts > 1
+    {
+        out.push(Problem::new(
                 join(at, "retry.budget"),
                 "retry without a budget: during an outage every caller multiplies its load by max_attempts; use budget = \"tps\" or \"throttle\"",
             ));
-        }
     }
     let attempt = eff
         .get("attempt_timeout")
@@ -119,13 +116,13 @@ fn client(at: &str, eff: &Effective, out: &mut Vec<Problem>) {
                 .and_then(|r| r.per_attempt_timeout)
                 .map(|d| (d, "retry.per_attempt_timeout"))
         });
-    if let (Some(total), Some((each, field))) = (total, attempt) {
-        if each >= total {
-            out.push(Problem::new(
+    if let (Some(total), Some((each, field))) = (total, attempt)
+        && each >= total
+    {
+        out.push(Problem::new(
                 join(at, field),
                 format!("a per-attempt timeout of {} is not shorter than the total timeout of {}: no retry can ever run", fmt(each), fmt(total)),
             ));
-        }
     }
 }
 

@@ -101,19 +101,19 @@ pub(crate) fn read(root: &Value, problems: &mut Vec<Problem>) -> RawFile {
             format!("unknown key (known: {})", TOP.join(", ")),
         ));
     }
-    if let Some(v) = top.get("defaults") {
-        if let Some(obj) = table(v, "defaults", problems) {
-            file.defaults = sections(obj, "defaults", &[], problems);
-        }
+    if let Some(v) = top.get("defaults")
+        && let Some(obj) = table(v, "defaults", problems)
+    {
+        file.defaults = sections(obj, "defaults", &[], problems);
     }
-    if let Some(v) = top.get("policies") {
-        if let Some(obj) = table(v, "policies", problems) {
-            for (name, p) in obj {
-                let at = join("policies", name);
-                if let Some(o) = table(p, &at, problems) {
-                    file.policies
-                        .insert(name.clone(), sections(o, &at, &[], problems));
-                }
+    if let Some(v) = top.get("policies")
+        && let Some(obj) = table(v, "policies", problems)
+    {
+        for (name, p) in obj {
+            let at = join("policies", name);
+            if let Some(o) = table(p, &at, problems) {
+                file.policies
+                    .insert(name.clone(), sections(o, &at, &[], problems));
             }
         }
     }
@@ -174,12 +174,11 @@ fn table<'a>(
     at: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<&'a Map<String, Value>> {
-    match v {
-        Value::Object(o) => Some(o),
-        _ => {
-            problems.push(Problem::new(at, "must be a table"));
-            None
-        }
+    if let Value::Object(o) = v {
+        Some(o)
+    } else {
+        problems.push(Problem::new(at, "must be a table"));
+        None
     }
 }
 
@@ -259,21 +258,20 @@ fn route(
     let name = text("name", problems);
     let (matcher, upstream) = match kind {
         Kind::Fallback => (Matcher::Always, None),
-        Kind::Route => match obj.get("match") {
-            // A broken or missing matcher stands in as `not(always)` and the route is named
-            // by its place, so no follow-on problem (a duplicate name) is reported for it.
-            Some(m) => match matcher::parse(m, &join(at, "match"), problems) {
-                Some(m) => (m, None),
-                None => (!Matcher::Always, None),
-            },
-            None => {
+        // A broken or missing matcher stands in as `not(always)` and the route is named by
+        // its place, so no follow-on problem (a duplicate name) is reported for it.
+        Kind::Route => {
+            let m = if let Some(m) = obj.get("match") {
+                matcher::parse(m, &join(at, "match"), problems)
+            } else {
                 problems.push(Problem::new(
                     join(at, "match"),
                     "is required (the `fallback` takes unmatched requests)",
                 ));
-                (!Matcher::Always, None)
-            }
-        },
+                None
+            };
+            (m.unwrap_or(!Matcher::Always), None)
+        }
         Kind::Client => {
             let host = text("host", problems);
             let prefix = text("path_prefix", problems);
@@ -283,34 +281,34 @@ fn route(
                     "is required: the upstream's host",
                 ));
             }
-            if let Some(p) = &prefix {
-                if !p.starts_with('/') {
-                    problems.push(Problem::new(
-                        join(at, "path_prefix"),
-                        format!("`{p}` must start with `/`"),
-                    ));
-                }
+            if let Some(p) = &prefix
+                && !p.starts_with('/')
+            {
+                problems.push(Problem::new(
+                    join(at, "path_prefix"),
+                    format!("`{p}` must start with `/`"),
+                ));
             }
             let m = host.as_deref().map_or(Matcher::Always, Matcher::host);
             (m, host.map(|h| (h, prefix)))
         }
     };
     let policy = text("policy", problems);
-    if let Some(p) = &policy {
-        if !file.policies.contains_key(p) {
-            let known: Vec<&str> = file.policies.keys().map(String::as_str).collect();
-            problems.push(Problem::new(
-                join(at, "policy"),
-                format!(
-                    "no policy named `{p}` (defined: {})",
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            ));
-        }
+    if let Some(p) = &policy
+        && !file.policies.contains_key(p)
+    {
+        let known: Vec<&str> = file.policies.keys().map(String::as_str).collect();
+        problems.push(Problem::new(
+            join(at, "policy"),
+            format!(
+                "no policy named `{p}` (defined: {})",
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        ));
     }
     let sections = sections(obj, at, own, problems);
     // A route with problems is still returned, so that its sections are checked too (the

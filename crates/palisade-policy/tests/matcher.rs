@@ -72,6 +72,10 @@ fn combinators_from_a_file_and_from_code_agree() {
     }
 }
 
+fn join(segs: &[String]) -> String {
+    segs.iter().flat_map(|s| ["/", s.as_str()]).collect()
+}
+
 fn segment() -> impl Strategy<Value = String> {
     "[a-z0-9_.-]{1,8}"
 }
@@ -105,8 +109,8 @@ proptest! {
         segs in prop::collection::vec(segment(), 1..5),
         other in prop::collection::vec(segment(), 1..5),
     ) {
-        let path: String = segs.iter().map(|s| format!("/{s}")).collect();
-        let other: String = other.iter().map(|s| format!("/{s}")).collect();
+        let path: String = join(&segs);
+        let other: String = join(&other);
         let g = Glob::new(&path).unwrap();
         prop_assert!(g.matches(&path));
         prop_assert_eq!(g.matches(&other), other == path);
@@ -117,7 +121,7 @@ proptest! {
 
     #[test]
     fn prefixes_stop_at_segment_boundaries(p in prop::collection::vec(segment(), 1..4), rest in segment()) {
-        let prefix: String = p.iter().map(|s| format!("/{s}")).collect();
+        let prefix: String = join(&p);
         let m = Matcher::prefix(&prefix).unwrap();
         prop_assert!(m.matches(&req(&Method::GET, &prefix)));
         let below = format!("{prefix}/{rest}");

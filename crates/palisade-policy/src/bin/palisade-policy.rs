@@ -22,12 +22,11 @@ fn main() -> ExitCode {
         .map(String::as_str)
         .filter(|a| *a != "--deny-warnings")
         .collect();
-    let (cmd, file) = match rest.as_slice() {
-        [cmd @ ("check" | "explain"), file] => (*cmd, *file),
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+    let (cmd, file) = if let [cmd @ ("check" | "explain"), file] = rest.as_slice() {
+        (*cmd, *file)
+    } else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
     };
     let set = match PolicySet::from_path(file) {
         Ok(set) => set,
