@@ -103,6 +103,7 @@ pub mod schema;
 mod set;
 mod source;
 mod stack;
+mod watch;
 
 pub use error::{PolicyError, Problem};
 pub use layer::{PolicyLayer, PolicyService, ResponseFuture};

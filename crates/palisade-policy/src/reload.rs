@@ -137,6 +137,11 @@ impl PolicyHandle {
         }
     }
 
+    /// The file this handle reloads from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
     /// Successful reloads so far.
     pub fn reloads(&self) -> u64 {
         self.inner.reloads.load(Ordering::Relaxed)

@@ -2,8 +2,8 @@
 //! boxing the body): route templates match as axum's do, unmatched paths take the fallback.
 
 use axum::Router;
-use axum::routing::get;
 use axum::ServiceExt;
+use axum::routing::get;
 use palisade_policy::{PolicyHandle, PolicySet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::Layer;
@@ -36,12 +36,25 @@ async fn a_router_under_policies_is_served_by_axum_serve_as_it_is() {
     let svc = PolicyHandle::new(set).layer().layer(app);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(svc)).await });
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            ServiceExt::<axum::extract::Request>::into_make_service(svc),
+        )
+        .await
+    });
     assert_eq!(status(addr, "/orders/1").await, "HTTP/1.1 200 OK");
-    assert_eq!(status(addr, "/orders/2").await, "HTTP/1.1 429 Too Many Requests", "one bucket for the template");
+    assert_eq!(
+        status(addr, "/orders/2").await,
+        "HTTP/1.1 429 Too Many Requests",
+        "one bucket for the template"
+    );
     // Everything else shares the fallback's 2 per hour, including axum's own 404s.
     assert_eq!(status(addr, "/search").await, "HTTP/1.1 200 OK");
     assert_eq!(status(addr, "/missing").await, "HTTP/1.1 404 Not Found");
-    assert_eq!(status(addr, "/search").await, "HTTP/1.1 429 Too Many Requests");
+    assert_eq!(
+        status(addr, "/search").await,
+        "HTTP/1.1 429 Too Many Requests"
+    );
     server.abort();
 }
