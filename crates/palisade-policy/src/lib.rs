@@ -93,6 +93,7 @@
 mod build;
 mod error;
 mod explain;
+mod index;
 mod layer;
 pub mod lint;
 pub mod matcher;

@@ -62,6 +62,14 @@ impl PathTemplate {
         &self.source
     }
 
+    /// The first segment, if it is a literal.
+    pub(crate) fn first_literal(&self) -> Option<&str> {
+        match self.segments.first() {
+            Some(Seg::Lit(l)) => Some(l),
+            _ => None,
+        }
+    }
+
     /// Whether `path` (a URI path, without the query) matches.
     pub fn matches(&self, path: &str) -> bool {
         let Some(mut rest) = path.strip_prefix('/') else {
@@ -155,6 +163,14 @@ impl Glob {
     /// The glob as written.
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+
+    /// The first segment, if it is a literal (no `*`, `?` or `**`).
+    pub(crate) fn first_literal(&self) -> Option<&str> {
+        match self.segments.first() {
+            Some(GlobSeg::Pat(p)) if !p.contains(['*', '?']) => Some(p),
+            _ => None,
+        }
     }
 
     /// Whether `path` matches.

@@ -57,6 +57,8 @@ pub struct PolicySet {
     pub(crate) routes: Vec<Route>,
     pub(crate) clients: Vec<Client>,
     pub(crate) warnings: Vec<Problem>,
+    /// The routes (fallback excluded) by first path segment.
+    pub(crate) index: crate::index::Index,
 }
 
 /// Options for loading a [`PolicySet`]: what a file cannot say.
@@ -160,9 +162,10 @@ impl PolicySet {
         headers: &http::HeaderMap,
     ) -> usize {
         let last = self.routes.len() - 1;
-        self.routes[..last]
-            .iter()
-            .position(|r| r.matcher.matches_head(method, uri, headers))
+        self.index
+            .find(uri.path(), |i| {
+                self.routes[i].matcher.matches_head(method, uri, headers)
+            })
             .unwrap_or(last)
     }
 }
@@ -283,9 +286,15 @@ fn assemble(
             build::client(&client_eff, &mut rep);
         }
     }
+    let index = crate::index::Index::new(
+        routes[..routes.len().saturating_sub(1)]
+            .iter()
+            .map(|r| &r.matcher),
+    );
     PolicySet {
         routes,
         clients,
         warnings: Vec::new(),
+        index,
     }
 }
