@@ -103,3 +103,51 @@ async fn requests_in_flight_finish_on_the_old_stack() {
         "the old 5 s stack let the 2 s handler finish"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn ten_thousand_requests_in_flight_across_twenty_reloads_all_get_an_answer() {
+    // The two files differ in their number of routes, and the extra route's stack would
+    // answer 504 at once: a request matched against one set but sent to a stack of the other
+    // would show.
+    let text = |t: &str| {
+        let extra = if t == "6s" {
+            "[[routes]]\nmatch = { prefix = \"/x\" }\ntimeout = { timeout = \"1ms\" }\n"
+        } else {
+            ""
+        };
+        format!(
+            "{extra}[[routes]]\nmatch = {{ prefix = \"/slow\" }}\ntimeout = {{ timeout = \"{t}\" }}\nbulkhead = {{ max_concurrent = 100000 }}\n[fallback]\n"
+        )
+    };
+    let s = Server::new(PolicyHandle::new(
+        PolicySet::from_toml(&text("5s")).unwrap(),
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    for round in 0..20 {
+        for _ in 0..500 {
+            let svc = s.svc.clone();
+            tasks.spawn(async move {
+                use tower::ServiceExt;
+                let req = http::Request::get("/slow")
+                    .body(axum_core::body::Body::empty())
+                    .unwrap();
+                svc.oneshot(req).await.unwrap().status()
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await; // all started
+        let next = if round % 2 == 0 { "6s" } else { "5s" }; // every reload changes the stack
+        s.handle.reload_str(&text(next), Format::Toml).unwrap();
+    }
+    assert_eq!(
+        s.runs(),
+        10_000,
+        "every request reached the handler before the last reload"
+    );
+    let mut ok = 0;
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+        ok += 1;
+    }
+    assert_eq!(ok, 10_000);
+    assert_eq!(s.handle.reloads(), 20);
+}
