@@ -86,10 +86,31 @@
 //! [`PolicySet::explain`] returns each route's and client's effective stack in order with
 //! every value and its origin; [`PolicySet::warnings`] lists legal but risky settings
 //! ([`lint::lint`]). The `palisade-policy` binary runs both: `palisade-policy check FILE`,
-//! `palisade-policy explain FILE`.
+//! `palisade-policy explain FILE`. [`PolicyHandle::explain_service`] serves the live set's
+//! explanation as JSON on an admin route (`/palisade/policies`).
+//!
+//! # Integrations
+//!
+//! - Any `http` service: `handle.layer().layer(service)` ([`PolicyLayer`]); for tonic, match
+//!   on the gRPC method path (`path = "/pkg.Service/Method"`).
+//! - axum: put the whole `Router` under the layer and serve it as it is,
+//!   `axum::serve(listener, ServiceExt::<Request>::into_make_service(handle.layer().layer(router)))`:
+//!   [`PolicyService`] answers with axum's `Body`, so no `map_response` is needed. Path
+//!   templates use axum's syntax (`/orders/{id}`, `{*rest}`) and match as axum's do; axum's
+//!   own 404s for unmatched paths go through the fallback's stack.
+//! - Reload triggers: [`PolicyHandle::reload`], [`PolicyHandle::watch_file`] and (feature
+//!   `sighup`) `PolicyHandle::reload_on_sighup`.
+//!
+//! # Costs
+//!
+//! Routes are indexed by the literal first path segment their matcher requires, so dispatch
+//! does not test every route's matcher. Each route's stack is type-erased (one
+//! `BoxCloneSyncService`), cloned per request: one allocation per request over the same
+//! layers composed by hand.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod admin;
 mod build;
 mod error;
 mod explain;
@@ -106,6 +127,7 @@ mod source;
 mod stack;
 mod watch;
 
+pub use admin::ExplainService;
 pub use error::{PolicyError, Problem};
 pub use layer::{PolicyLayer, PolicyService, ResponseFuture};
 pub use matcher::Matcher;

@@ -102,3 +102,41 @@ fn lint_warns_about_legal_but_risky_settings() {
     );
     assert_eq!(set.explain()["clients"][0]["stack"][3], "transport");
 }
+
+#[tokio::test]
+async fn the_admin_service_serves_the_live_explanation() {
+    use tower::ServiceExt;
+    let handle = palisade_policy::PolicyHandle::new(
+        PolicySet::from_toml("[[routes]]\nname = \"a\"\nmatch = { path = \"/a\" }\n[fallback]\n")
+            .unwrap(),
+    );
+    let res = handle
+        .explain_service()
+        .oneshot(http::Request::get("/palisade/policies").body(()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["routes"][0]["name"], "a");
+    handle
+        .reload_str(
+            "[[routes]]\nname = \"b\"\nmatch = { path = \"/b\" }\n[fallback]\n",
+            palisade_policy::Format::Toml,
+        )
+        .unwrap();
+    let res = handle
+        .explain_service()
+        .oneshot(http::Request::get("/").body(()).unwrap())
+        .await
+        .unwrap();
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["routes"][0]["name"], "b", "the set after the reload");
+}
