@@ -3,6 +3,7 @@
 //! Run: `cargo bench -p palisade-policy --bench dispatch -- --warm-up-time 1 --measurement-time 3`.
 
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
@@ -34,8 +35,9 @@ bulkhead = { max_concurrent = 100000 }
 fn file(routes: usize, timeout: &str) -> String {
     let mut s = String::new();
     for i in 0..routes {
-        s += &format!(
-            "[[routes]]\nmatch = {{ path = \"/r{i}/{{id}}\" }}\n{}\n",
+        let _ = writeln!(
+            s,
+            "[[routes]]\nmatch = {{ path = \"/r{i}/{{id}}\" }}\n{}",
             SECTIONS.replace("30s", timeout)
         );
     }
@@ -137,16 +139,16 @@ fn dispatch(c: &mut Criterion) {
     g.bench_function("bare handler", |b| b.iter(|| call(&mut bare, "/r999/7")));
     g.bench_function("by hand", |b| b.iter(|| call(&mut hand, "/r999/7")));
     g.bench_function("policy, fallback only", |b| {
-        b.iter(|| call(&mut one, "/r999/7"))
+        b.iter(|| call(&mut one, "/r999/7"));
     });
     g.bench_function("policy, 1000 routes, first", |b| {
-        b.iter(|| call(&mut many, "/r0/7"))
+        b.iter(|| call(&mut many, "/r0/7"));
     });
     g.bench_function("policy, 1000 routes, last", |b| {
-        b.iter(|| call(&mut many, "/r999/7"))
+        b.iter(|| call(&mut many, "/r999/7"));
     });
     g.bench_function("policy, 1000 routes, unmatched", |b| {
-        b.iter(|| call(&mut many, "/none"))
+        b.iter(|| call(&mut many, "/none"));
     });
     g.finish();
 }

@@ -38,7 +38,7 @@ impl Index {
         loop {
             let next = match (a.peek(), b.peek()) {
                 (Some(&&x), Some(&&y)) if x < y => a.next(),
-                (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+                (Some(_) | None, Some(_)) => b.next(),
                 (Some(_), None) => a.next(),
                 (None, None) => return None,
             };
