@@ -79,6 +79,11 @@ pub use palisade_traffic as traffic;
 #[cfg(feature = "ratelimit")]
 pub use palisade_ratelimit as ratelimit;
 
+/// The policy plane: per-route stacks from one file, in the canonical order, hot-reloaded
+/// with state kept, and explained (`palisade-policy`).
+#[cfg(feature = "policy")]
+pub use palisade_policy as policy;
+
 /// Health checks: registry, `application/health+json`, liveness/readiness, gRPC health
 /// (`palisade-health`).
 #[cfg(feature = "health")]

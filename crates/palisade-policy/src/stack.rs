@@ -1,0 +1,63 @@
+//! One route's service stack, in the canonical order.
+
+use std::convert::Infallible;
+
+use axum_core::body::Body;
+use bytes::Bytes;
+use http::{Request, Response};
+use palisade_bulkhead::BulkheadBody;
+use palisade_core::{BoxError, HandleRejectionsLayer};
+use palisade_idempotency::body::{RequestBody, ResponseBody};
+use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
+use tower_service::Service;
+
+use crate::build::ServerLayers;
+
+/// A built route stack over the inner service: infallible, answering with axum's [`Body`].
+pub type RouteStack = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
+
+impl ServerLayers {
+    /// Wraps `inner` in this route's layers, outermost first:
+    /// rejections → rate limit → flag gate → timeout → idempotency → breaker → bulkhead → inner.
+    /// Absent layers are not there at all (an `Either` arm straight to the next one).
+    pub(crate) fn stack<S, ResB>(&self, inner: S) -> RouteStack
+    where
+        S: Service<Request<Body>, Response = Response<ResB>> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        ResB: http_body::Body<Data = Bytes> + Send + 'static,
+        ResB::Error: Into<BoxError>,
+    {
+        let base = ServiceBuilder::new()
+            .map_err(Into::<BoxError>::into)
+            .map_response(|r: Response<ResB>| r.map(Body::new))
+            .service(inner);
+        // Layers that wrap bodies are brought back to `Body`, so both arms of an optional
+        // layer have one type.
+        let bulkhead = self.bulkhead.clone().map(|l| {
+            ServiceBuilder::new()
+                .map_response(|r: Response<BulkheadBody<Body>>| r.map(Body::new))
+                .layer(l)
+                .into_inner()
+        });
+        let idempotency = self.idempotency.clone().map(|l| {
+            ServiceBuilder::new()
+                .map_response(|r: Response<ResponseBody<Body>>| r.map(Body::new))
+                .layer(l)
+                .map_request(|r: Request<RequestBody<Body>>| r.map(Body::new))
+                .into_inner()
+        });
+        let svc = ServiceBuilder::new()
+            .map_response(|r: Response<palisade_core::RejectionBody<Body>>| r.map(Body::new))
+            .layer(HandleRejectionsLayer::new())
+            .option_layer(self.rate_limit.clone())
+            .option_layer(self.gate.clone())
+            .option_layer(self.timeout.clone())
+            .option_layer(idempotency)
+            .option_layer(self.breaker.clone())
+            .option_layer(bulkhead)
+            .service(base);
+        BoxCloneSyncService::new(svc)
+    }
+}
