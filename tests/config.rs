@@ -190,5 +190,8 @@ async fn every_route_gets_its_own_stack() {
         assert_eq!(res.text().await.unwrap(), format!("checkout {arm}"));
         served.push(arm);
     }
-    assert!(served.iter().filter(|a| *a == "v1").count() >= 10, "{served:?}");
+    assert!(
+        served.iter().filter(|a| *a == "v1").count() >= 10,
+        "{served:?}"
+    );
 }

@@ -20,7 +20,10 @@ use crate::error::{Problem, bracket_indices, join};
 use crate::merge::{Merged, Origin};
 
 /// The idempotency layer a policy builds (in-memory store, one per route).
-pub(crate) type IdempotencyLayer = palisade_idempotency::IdempotencyLayer<MemoryStore>;
+pub(crate) type IdempotencyLayer = palisade_idempotency::IdempotencyLayer<
+    MemoryStore,
+    palisade_idempotency::scope::ConfiguredScope,
+>;
 
 /// The built layers of one server route; absent sections are `None` and cost nothing.
 /// Clones of a layer share its state (breaker window, limiter buckets, bulkhead slots), so
