@@ -166,7 +166,9 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
     /// Adds an [`IdempotencyLayer`](idempotency::IdempotencyLayer) and, inside it, an
     /// [`UnwrapReplayLayer`](body::UnwrapReplayLayer), so that the services below see the
     /// request body type they were written for (axum's `Body` with feature `axum`) rather
-    /// than the layer's `RequestBody`.
+    /// than the layer's `RequestBody`. On an axum route this needs the `axum` feature
+    /// (`features = ["idempotency", "axum"]`), which implements
+    /// [`FromReplayBody`](body::FromReplayBody) for axum's `Body`.
     #[cfg(feature = "idempotency")]
     fn idempotency_with<St, K>(
         self,

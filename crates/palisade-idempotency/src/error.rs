@@ -101,6 +101,13 @@ impl Rejection for OutcomeUnknown {
 #[non_exhaustive]
 pub struct HandlerAborted;
 
+impl HandlerAborted {
+    /// The error.
+    pub const fn new() -> Self {
+        Self
+    }
+}
+
 impl fmt::Display for HandlerAborted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("the idempotent handler's task ended without a response (panic)")

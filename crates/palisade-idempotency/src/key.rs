@@ -278,6 +278,25 @@ mod tests {
         assert_eq!(structured(&"a".repeat(256)), Err("too long"));
     }
 
+    /// Parameter keys and bare values follow RFC 8941 §3.1.2 (kills the `cargo mutants`
+    /// survivors in `valid_params`).
+    #[test]
+    fn parameters_are_checked() {
+        assert_eq!(strict(r#""k";*a=1"#).unwrap(), "k");
+        assert_eq!(strict(r#""k";a_b-c.d*e9=1;z"#).unwrap(), "k");
+        assert_eq!(structured("k;a_b-c.d*e9"), Ok("k".to_owned()));
+        for bad in [
+            r#""k";1a"#,
+            r#""k";_a=1"#,
+            r#""k";a="#,
+            r#""k";a=b c"#,
+            r#""k";a=1;"#,
+            r#""k";a/b=1"#,
+        ] {
+            assert!(strict(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn sf_string_escapes_exactly() {
         // Each escape yields the escaped character and nothing else.

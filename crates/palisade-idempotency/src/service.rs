@@ -424,7 +424,8 @@ where
     let req = Request::from_parts(parts, RequestBody::buffered(body));
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(execute(shared.clone(), inner, req, guard, tx));
-    rx.await.unwrap_or_else(|_| Err(HandlerAborted.into()))
+    rx.await
+        .unwrap_or_else(|_| Err(HandlerAborted::new().into()))
 }
 
 /// The detached part of a first execution: call the handler, buffer its response, store it
