@@ -32,9 +32,22 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, S, Req> {
         Calling { #[pin] fut: F },
-        Delayed { sleep: Pin<Box<Sleep>>, inner: Option<S>, req: Option<Req> },
-        Answer { sleep: Option<Pin<Box<Sleep>>>, abort: Option<Response<Full<Bytes>>> },
+        // Boxed so that the common (passthrough) future stays as small as the inner one: these
+        // states only exist when a fault fired.
+        Delayed { delayed: Box<Delayed<S, Req>> },
+        Answer { answer: Box<Answer> },
     }
+}
+
+struct Delayed<S, Req> {
+    sleep: Pin<Box<Sleep>>,
+    inner: Option<S>,
+    req: Option<Req>,
+}
+
+struct Answer {
+    sleep: Option<Pin<Box<Sleep>>>,
+    abort: Option<Response<Full<Bytes>>>,
 }
 
 impl<F, S, Req> std::fmt::Debug for ResponseFuture<F, S, Req> {
@@ -68,8 +81,10 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
     ) -> Self {
         Self {
             kind: Kind::Answer {
-                sleep: delay.map(|d| Box::pin(tokio::time::sleep(d))),
-                abort,
+                answer: Box::new(Answer {
+                    sleep: delay.map(|d| Box::pin(tokio::time::sleep(d))),
+                    abort,
+                }),
             },
             throttle: None,
             guard: Some(guard),
@@ -84,9 +99,11 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
     ) -> Self {
         Self {
             kind: Kind::Delayed {
-                sleep: Box::pin(tokio::time::sleep(delay.unwrap_or_default())),
-                inner: Some(inner),
-                req: Some(req),
+                delayed: Box::new(Delayed {
+                    sleep: Box::pin(tokio::time::sleep(delay.unwrap_or_default())),
+                    inner: Some(inner),
+                    req: Some(req),
+                }),
             },
             throttle,
             guard: Some(guard),
@@ -116,19 +133,22 @@ where
                         None => res.map(FaultBody::inner),
                     }));
                 }
-                KindProj::Answer { sleep, abort } => {
-                    if let Some(s) = sleep {
+                KindProj::Answer { answer } => {
+                    let answer = answer.as_mut();
+                    if let Some(s) = answer.sleep.as_mut() {
                         ready!(s.as_mut().poll(cx));
                     }
                     *this.guard = None;
-                    return Poll::Ready(match abort.take() {
+                    return Poll::Ready(match answer.abort.take() {
                         Some(res) => Ok(res.map(FaultBody::full)),
                         None => Err(FaultInjected.into()),
                     });
                 }
-                KindProj::Delayed { sleep, inner, req } => {
-                    ready!(sleep.as_mut().poll(cx));
-                    let (Some(mut svc), Some(req)) = (inner.take(), req.take()) else {
+                KindProj::Delayed { delayed } => {
+                    let delayed = delayed.as_mut();
+                    ready!(delayed.sleep.as_mut().poll(cx));
+                    let (Some(mut svc), Some(req)) = (delayed.inner.take(), delayed.req.take())
+                    else {
                         unreachable!("polled after the delay was spent");
                     };
                     let fut = svc.call(req);

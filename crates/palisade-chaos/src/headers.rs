@@ -13,7 +13,7 @@
 //! the maximum applies; when both abort headers are present the HTTP one wins. Unlike
 //! Envoy, gRPC codes above 16 are ignored (they cannot be rendered), and delays are capped at
 //! [`HeaderControl::max_delay`]. A malformed value is ignored and reported as
-//! [`FaultEvent::InvalidHeader`](crate::FaultEvent::InvalidHeader); it never fails the
+//! [`FaultEvent::InvalidHeader`]; it never fails the
 //! request.
 //!
 //! Header control is off unless [`FaultLayer::header_control`](crate::FaultLayer::header_control)

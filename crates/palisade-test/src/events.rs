@@ -27,7 +27,7 @@ impl fmt::Debug for Recorded {
 
 /// Records events in the order they were emitted; clones share the record.
 ///
-/// Attach it with a layer's `on_event(rec.on())` (typed, so [`assert_events!`] can match
+/// Attach it with a layer's `on_event(rec.on())` (typed, so [`assert_events!`](crate::assert_events) can match
 /// the values), or to any layer's `Listeners` with `on_any(rec.listener())`.
 #[derive(Clone, Default)]
 pub struct EventRecorder {
