@@ -6,7 +6,9 @@ use std::time::Duration;
 use http::StatusCode;
 use palisade_core::GrpcCode;
 
-use crate::rng::{Chance, Rng};
+#[cfg(test)]
+use crate::rng::Rng;
+use crate::rng::{Chance, Draws};
 
 /// Longest delay any fault may inject: one hour.
 pub const MAX_DELAY: Duration = Duration::from_secs(3600);
@@ -93,7 +95,7 @@ impl Latency {
         }
     }
 
-    pub(crate) fn sample(&self, rng: &Rng) -> Duration {
+    pub(crate) fn sample(&self, rng: &mut Draws<'_>) -> Duration {
         match *self {
             Self::Fixed(d) => d,
             Self::Uniform { min, max } => {
@@ -186,15 +188,15 @@ mod tests {
         let n = Latency::normal(ms(100), ms(50), ms(80), ms(120));
         let (mut lo, mut hi) = (false, false);
         for _ in 0..10_000 {
-            let d = u.sample(&rng);
+            let d = u.sample(&mut rng.draws());
             assert!((ms(10)..=ms(20)).contains(&d), "{d:?}");
-            let d = n.sample(&rng);
+            let d = n.sample(&mut rng.draws());
             assert!((ms(80)..=ms(120)).contains(&d), "{d:?}");
             lo |= d == ms(80);
             hi |= d == ms(120);
         }
         assert!(lo && hi, "a 50 ms deviation must hit both clamps");
-        assert_eq!(Latency::fixed(ms(5)).sample(&rng), ms(5));
+        assert_eq!(Latency::fixed(ms(5)).sample(&mut rng.draws()), ms(5));
         assert_eq!(
             Latency::fixed(Duration::from_secs(7200)).clamped(),
             Latency::fixed(MAX_DELAY)

@@ -31,7 +31,7 @@ use palisade_core::{ConfigError, GrpcCode, Listeners, RequestParts};
 
 use crate::events::FaultEvent;
 use crate::fault::{AbortWith, MAX_DELAY, Plan};
-use crate::rng::{Chance, Rng};
+use crate::rng::{Chance, Draws};
 
 /// `x-envoy-fault-delay-request`: delay in milliseconds.
 pub const DELAY_REQUEST: HeaderName = HeaderName::from_static("x-envoy-fault-delay-request");
@@ -145,7 +145,7 @@ impl HeaderControl {
     pub(crate) fn apply<R: RequestParts + ?Sized>(
         &self,
         req: &R,
-        rng: &Rng,
+        rng: &mut Draws<'_>,
         plan: &mut Plan,
         listeners: &Listeners<FaultEvent>,
     ) -> FromHeaders {

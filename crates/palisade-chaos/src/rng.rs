@@ -30,19 +30,46 @@ impl Rng {
         self.state.store(seed, Ordering::Relaxed);
     }
 
+    /// Up to [`BLOCK`] draws for one request, reserved with a single atomic add on the first
+    /// draw (none at all if nothing is drawn).
     #[inline]
-    pub(crate) fn next_u64(&self) -> u64 {
-        let mut z = self
-            .state
-            .fetch_add(GAMMA, Ordering::Relaxed)
-            .wrapping_add(GAMMA);
+    pub(crate) fn draws(&self) -> Draws<'_> {
+        Draws {
+            rng: self,
+            state: None,
+        }
+    }
+}
+
+/// Draws reserved per request; more would overlap the next request's block.
+pub(crate) const BLOCK: u64 = 16;
+
+/// The draws of one request (see [`Rng::draws`]).
+#[derive(Debug)]
+pub(crate) struct Draws<'a> {
+    rng: &'a Rng,
+    state: Option<u64>,
+}
+
+impl Draws<'_> {
+    #[inline]
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        let base = match self.state {
+            Some(s) => s,
+            None => self
+                .rng
+                .state
+                .fetch_add(GAMMA.wrapping_mul(BLOCK), Ordering::Relaxed),
+        };
+        let mut z = base.wrapping_add(GAMMA);
+        self.state = Some(z);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
 
     /// Uniform in `[0, 1)`.
-    pub(crate) fn next_f64(&self) -> f64 {
+    pub(crate) fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 }
@@ -84,7 +111,7 @@ impl Chance {
     }
 
     #[inline]
-    pub(crate) fn fires(self, rng: &Rng) -> bool {
+    pub(crate) fn fires(self, rng: &mut Draws<'_>) -> bool {
         match self.0 {
             0 => false,
             u64::MAX => true,
@@ -100,8 +127,8 @@ mod tests {
     #[test]
     fn same_seed_same_sequence_and_chance_bounds() {
         let (a, b) = (Rng::new(7), Rng::new(7));
-        let xs: Vec<u64> = (0..5).map(|_| a.next_u64()).collect();
-        let ys: Vec<u64> = (0..5).map(|_| b.next_u64()).collect();
+        let xs: Vec<u64> = (0..5).map(|_| a.draws().next_u64()).collect();
+        let ys: Vec<u64> = (0..5).map(|_| b.draws().next_u64()).collect();
         assert_eq!(xs, ys);
         assert_ne!(xs[0], xs[1]);
         assert_eq!(Chance::new(f64::NAN), Chance::NEVER);
@@ -112,8 +139,12 @@ mod tests {
         // 30 % fires close to 30 % of 100 000 draws.
         let rng = Rng::new(1);
         let chance = Chance::new(0.3);
-        let fired = (0..100_000).filter(|_| chance.fires(&rng)).count();
+        let fired = (0..100_000)
+            .filter(|_| chance.fires(&mut rng.draws()))
+            .count();
         assert!((29_000..31_000).contains(&fired), "{fired}");
-        assert!((0.0..1.0).contains(&rng.next_f64()));
+        let mut draws = rng.draws();
+        assert_ne!(draws.next_u64(), draws.next_u64());
+        assert!((0.0..1.0).contains(&draws.next_f64()));
     }
 }

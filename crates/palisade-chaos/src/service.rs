@@ -77,27 +77,28 @@ impl<S> Fault<S> {
         if s.gated() && !self.gates_open(req) {
             return (plan, from);
         }
+        let mut rng = st.rng.draws();
         if let Some(h) = &s.headers {
-            from = h.apply(req, &st.rng, &mut plan, &s.listeners);
+            from = h.apply(req, &mut rng, &mut plan, &s.listeners);
         }
         if plan.delay.is_none()
             && let Some(d) = &s.delay
-            && d.chance.fires(&st.rng)
+            && d.chance.fires(&mut rng)
         {
-            plan.delay = Some(d.latency.sample(&st.rng));
+            plan.delay = Some(d.latency.sample(&mut rng));
         }
         if plan.abort.is_none()
             && let Some(a) = &s.abort
-            && a.chance.fires(&st.rng)
+            && a.chance.fires(&mut rng)
         {
             plan.abort = Some(a.with);
         }
-        if plan.abort.is_none() && s.error.fires(&st.rng) {
+        if plan.abort.is_none() && s.error.fires(&mut rng) {
             plan.error = true;
         }
         if plan.throttle.is_none()
             && let Some(t) = &s.throttle
-            && t.chance.fires(&st.rng)
+            && t.chance.fires(&mut rng)
         {
             plan.throttle = Some(t.bytes_per_second);
         }
