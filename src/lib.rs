@@ -74,6 +74,11 @@ pub use palisade_toggle as toggle;
 #[cfg(feature = "traffic")]
 pub use palisade_traffic as traffic;
 
+/// Fault injection: latency, aborts, errors and bandwidth limits, with Envoy fault headers
+/// (`palisade-chaos`).
+#[cfg(feature = "chaos")]
+pub use palisade_chaos as chaos;
+
 /// Keyed GCRA rate limiting with IETF RateLimit headers, in memory or in Redis
 /// (`palisade-ratelimit`).
 #[cfg(feature = "ratelimit")]

@@ -1,0 +1,89 @@
+//! Behaviour of the kit itself, on paused tokio time.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use palisade_test::Scenario;
+use palisade_test::scripted::{ScriptedService, delay, error, hang, ms, ok, respond, status};
+use palisade_test::time::{advance_to, settle, since};
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+#[tokio::test(start_paused = true)]
+async fn script_runs_in_order_with_repeats_then_the_fallback() {
+    let svc = ScriptedService::otherwise(status(418))
+        .then(ok())
+        .then(status(503).times(2))
+        .then(error("boom"))
+        .then(respond(|seen| {
+            Ok(Response::new(Full::new(Bytes::from(
+                seen.uri.path().to_owned(),
+            ))))
+        }));
+    let mut got = Vec::new();
+    for path in ["/a", "/b", "/c", "/d", "/e", "/f"] {
+        let req = Request::get(path).body(()).unwrap();
+        got.push(match svc.clone().oneshot(req).await {
+            Ok(res) => res.status().as_u16().to_string(),
+            Err(e) => format!("err {e}"),
+        });
+    }
+    assert_eq!(got, ["200", "503", "503", "err boom", "200", "418"]);
+    let seen = svc.requests();
+    assert_eq!(seen.len(), 6);
+    assert_eq!(seen[3].uri.path(), "/d");
+    assert_eq!(seen[5].index, 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn delays_count_in_flight_and_hang_never_answers() {
+    let svc = ScriptedService::new().then(delay(ms(100)).then_ok().times(3));
+    let t0 = Instant::now();
+    let tasks: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(svc.clone().oneshot(Request::new(()))))
+        .collect();
+    settle().await;
+    assert_eq!(svc.in_flight(), 3);
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap().status(), 200);
+    }
+    assert_eq!(since(t0), ms(100));
+    assert_eq!((svc.in_flight(), svc.max_in_flight()), (0, 3));
+
+    let svc = ScriptedService::new().then(hang());
+    let res = tokio::time::timeout(
+        Duration::from_secs(3600),
+        svc.clone().oneshot(Request::new(())),
+    )
+    .await;
+    assert!(res.is_err(), "hang answered");
+    assert_eq!(svc.in_flight(), 0, "dropping the future ends the call");
+}
+
+#[tokio::test(start_paused = true)]
+async fn advance_to_moves_the_clock_only_forward() {
+    let t0 = Instant::now();
+    advance_to(t0 + ms(250)).await;
+    assert_eq!(since(t0), ms(250));
+    advance_to(t0).await;
+    assert_eq!(since(t0), ms(250));
+}
+
+#[tokio::test(start_paused = true)]
+async fn scenario_sends_at_the_given_instants_and_reports_pending() {
+    let svc = ScriptedService::new().then(ok()).then(hang());
+    let t0 = Instant::now();
+    let table = Scenario::new()
+        .at(ms(300), || Request::new(()))
+        .at(ms(100), || Request::new(()))
+        .settle(Duration::from_secs(1))
+        .run(svc.clone())
+        .await;
+    // Added order is kept in the table; sending order follows the instants: the request at
+    // 100 ms got the first step (ok), the one at 300 ms hangs.
+    assert_eq!(table, ["pending", "200"]);
+    let at: Vec<_> = svc.requests().iter().map(|s| s.at - t0).collect();
+    assert_eq!(at, [ms(100), ms(300)]);
+}
