@@ -31,4 +31,8 @@ fuzz_target!(|data: &[u8]| {
         .unwrap()
         .header(header);
     let _ = key.extract(&req);
+    if let Ok(line) = std::str::from_utf8(rest) {
+        let _ = palisade_core::forwarded::forwarded_hops(line).count();
+        let _ = palisade_core::forwarded::x_forwarded_for_hops(line).count();
+    }
 });

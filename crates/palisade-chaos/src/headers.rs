@@ -99,21 +99,7 @@ impl HeaderControl {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let nets = cidrs
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let s = s.as_ref();
-                s.parse::<IpNet>()
-                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        ConfigError::new(
-                            format!("trusted_peers[{i}]"),
-                            format!("`{s}` is not an IP network, e.g. \"10.0.0.0/8\""),
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let nets = palisade_core::key::parse_cidrs("trusted_peers", cidrs)?;
         Ok(self.trusted_peers(nets))
     }
 

@@ -232,6 +232,37 @@ impl<R: ?Sized, E: KeyExtractor<R, Key = IpAddr>> KeyExtractor<R> for Ipv6Prefix
     }
 }
 
+/// Parses a list of networks from configuration: CIDRs (`"10.0.0.0/8"`, `"::1/128"`) or bare
+/// addresses (one host each). A bad entry is reported as `field[i]`, the `i`-th of the list.
+///
+/// ```
+/// let nets = palisade_core::key::parse_cidrs("trusted", ["10.0.0.0/8", "::1"]).unwrap();
+/// assert_eq!(nets.len(), 2);
+/// let err = palisade_core::key::parse_cidrs("trusted", ["10.0.0.0/8", "nope"]).unwrap_err();
+/// assert_eq!(err.field(), "trusted[1]");
+/// ```
+pub fn parse_cidrs<I, S>(field: &str, cidrs: I) -> Result<Vec<IpNet>, ConfigError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    cidrs
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let c = c.as_ref().trim();
+            c.parse::<IpNet>()
+                .or_else(|_| c.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    ConfigError::new(
+                        format!("{field}[{i}]"),
+                        format!("`{c}` is not a CIDR such as \"10.0.0.0/8\" or an IP address"),
+                    )
+                })
+        })
+        .collect()
+}
+
 /// Which forwarding header [`ForwardedIp`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ForwardingHeader {
@@ -279,26 +310,13 @@ impl ForwardedIp {
     }
 
     /// Trusts the given CIDRs (`"10.0.0.0/8"`, `"::1/128"`; a bare address means one host).
+    /// A bad entry is named `trusted_proxies[i]`.
     pub fn parse<I, S>(cidrs: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut nets = Vec::new();
-        for c in cidrs {
-            let c = c.as_ref().trim();
-            let net = c
-                .parse::<IpNet>()
-                .or_else(|_| c.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    ConfigError::new(
-                        "trusted_proxies",
-                        format!("`{c}` is not a CIDR such as \"10.0.0.0/8\" or an IP address"),
-                    )
-                })?;
-            nets.push(net);
-        }
-        Ok(Self::new(nets))
+        Ok(Self::new(parse_cidrs("trusted_proxies", cidrs)?))
     }
 
     /// Reads this header instead of `X-Forwarded-For`.
@@ -622,7 +640,7 @@ mod tests {
     #[test]
     fn bad_cidr_is_a_config_error() {
         let err = ForwardedIp::parse(["10.0.0.0/33"]).unwrap_err();
-        assert_eq!(err.field(), "trusted_proxies");
+        assert_eq!(err.field(), "trusted_proxies[0]");
     }
 
     #[test]

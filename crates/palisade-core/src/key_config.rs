@@ -132,7 +132,7 @@ mod tests {
         };
         assert_eq!(
             bad.build().unwrap_err().within("key").field(),
-            "key.trusted_proxies"
+            "key.trusted_proxies[0]"
         );
         let h = KeyConfig::Header {
             name: "x-api-key".into(),

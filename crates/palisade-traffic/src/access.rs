@@ -1,7 +1,6 @@
 //! Who may pick an arm by hand with the override header or cookie.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{HeaderName, Request};
@@ -84,26 +83,13 @@ impl OverrideAccess {
     /// means one host).
     ///
     /// # Errors
-    /// An unparsable entry, or an empty list, naming `override_access.cidrs`.
+    /// An unparsable entry (named `override_access.cidrs[i]`), or an empty list.
     pub fn trusted_peers<I, S>(cidrs: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut nets = Vec::new();
-        for c in cidrs {
-            let c = c.as_ref().trim();
-            let net = c
-                .parse::<IpNet>()
-                .or_else(|_| c.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    ConfigError::new(
-                        "override_access.cidrs",
-                        format!("`{c}` is not a CIDR such as \"10.0.0.0/8\" or an IP address"),
-                    )
-                })?;
-            nets.push(net);
-        }
+        let nets = palisade_core::key::parse_cidrs("override_access.cidrs", cidrs)?;
         if nets.is_empty() {
             return Err(ConfigError::new(
                 "override_access.cidrs",
@@ -182,7 +168,7 @@ mod tests {
         assert!(!p.allows(&Request::new(())));
         assert_eq!(
             OverrideAccess::trusted_peers(["nope"]).unwrap_err().field(),
-            "override_access.cidrs"
+            "override_access.cidrs[0]"
         );
         assert!(OverrideAccess::trusted_peers(Vec::<String>::new()).is_err());
         assert!(OverrideAccess::anyone().allows(&Request::new(())));

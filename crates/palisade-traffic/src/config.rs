@@ -238,7 +238,7 @@ mod tests {
             }),
             ..SplitConfig::default()
         };
-        assert_eq!(bad(c), "override_access.cidrs");
+        assert_eq!(bad(c), "override_access.cidrs[0]");
         // An override without access is refused when the split is built.
         let c = SplitConfig {
             override_header: Some("x-arm".into()),

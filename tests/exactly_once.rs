@@ -1,5 +1,6 @@
-//! Issue #15 item 1 on a real axum server: a client that disconnects while its keyed POST is
-//! being handled does not make the retry run the handler again.
+//! Issue #15 item 1: effects happen once, whatever the caller does. A client that disconnects
+//! while its keyed POST is being handled (on a real axum server), or a hedging client whose
+//! copy meets the original in flight, never makes the handler run twice.
 #![cfg(all(feature = "idempotency", feature = "axum"))]
 
 mod support;
@@ -130,4 +131,71 @@ async fn client_disconnect_mid_handler_executes_once_and_retry_replays() {
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
     assert_eq!(replay.text().await.unwrap(), "charged 1");
     assert_eq!(calls.load(Ordering::SeqCst), 1, "charged once");
+}
+
+/// A hedging client in front of the idempotency layer: the hedge's copy meets the original
+/// in flight and gets the 409 `idempotency-conflict` problem, which the hedge does not take
+/// as final; the caller gets the original's answer and the handler runs once.
+#[cfg(feature = "retry")]
+#[tokio::test(start_paused = true)]
+async fn hedging_in_front_executes_the_handler_once() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use palisade::retry::HedgeLayer;
+    use tower::{Layer, ServiceExt, service_fn};
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let handler = service_fn(move |_req: http::Request<_>| {
+        let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok::<_, std::convert::Infallible>(
+                http::Response::builder()
+                    .status(201)
+                    .body(Full::new(Bytes::from(format!("charge {n}"))))
+                    .unwrap(),
+            )
+        }
+    });
+    let server = ServiceBuilder::new()
+        .handle_rejections()
+        .layer(
+            IdempotencyLayer::new(MemoryStore::new())
+                .scope(HeaderKey::new(HeaderName::from_static("x-api-key"))),
+        )
+        .service(handler);
+    let s = sent.clone();
+    let counted = tower::util::MapRequestLayer::new(move |req: http::Request<Full<Bytes>>| {
+        s.fetch_add(1, Ordering::SeqCst);
+        req
+    })
+    .layer(server);
+    let client = HedgeLayer::new(Duration::from_millis(50))
+        .hedge_unsafe_methods(true)
+        .max_hedged(1)
+        .layer(counted);
+    let pay = || {
+        http::Request::post("/pay")
+            .header("idempotency-key", "\"order-1\"")
+            .header("x-api-key", "tenant-a")
+            .body(Full::new(Bytes::from_static(b"amount=10")))
+            .unwrap()
+    };
+
+    let start = tokio::time::Instant::now();
+    let res = client.clone().oneshot(pay()).await.unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(start.elapsed(), Duration::from_millis(200));
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "charge 1");
+    assert_eq!(sent.load(Ordering::SeqCst), 2, "the hedge sent its copy");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the copy never reached the handler");
+
+    // A later retry with the same key replays the stored response.
+    let again = client.oneshot(pay()).await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.into_body().collect().await.unwrap().to_bytes(), "charge 1");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
