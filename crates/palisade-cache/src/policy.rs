@@ -132,7 +132,7 @@ pub(crate) fn lookup<St, B>(
             s.listeners.emit_with(|| CacheEvent::Hit);
             return Lookup::Serve(serve(s, method, headers, &v, age, Label::Hit));
         }
-        let staleness = age - v.lifetime;
+        let staleness = age.saturating_sub(v.lifetime);
         let allowed = match rd.max_stale {
             MaxStale::Absent => false,
             MaxStale::Any => true,

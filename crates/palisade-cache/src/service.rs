@@ -153,19 +153,18 @@ where
         }
         return Ok(res.map(CacheBody::inner));
     }
-    let lookup = match prefetched {
-        Some(l) => l,
-        None => {
-            let found = s.store.get(hash).await;
-            policy::lookup(
-                &s,
-                req.method(),
-                req.uri(),
-                req.headers(),
-                found.as_deref(),
-                s.clock.now(),
-            )
-        }
+    let lookup = if let Some(l) = prefetched {
+        l
+    } else {
+        let found = s.store.get(hash).await;
+        policy::lookup(
+            &s,
+            req.method(),
+            req.uri(),
+            req.headers(),
+            found.as_deref(),
+            s.clock.now(),
+        )
     };
     match lookup {
         Lookup::Serve(res) => Ok(res),
@@ -236,10 +235,10 @@ async fn invalidate<St: CacheStore>(
             continue;
         };
         let mut h = headers.clone();
-        if let Some(a) = uri.authority().or(target.authority()) {
-            if let Ok(v) = http::HeaderValue::from_str(a.as_str()) {
-                h.insert(HOST, v);
-            }
+        if let Some(a) = uri.authority().or(target.authority())
+            && let Ok(v) = http::HeaderValue::from_str(a.as_str())
+        {
+            h.insert(HOST, v);
         }
         s.store
             .remove(key::hash(&relative, &h, &s.key_headers))

@@ -1,7 +1,6 @@
 //! Shared test support: a scripted origin, a cache on paused time, request helpers.
 #![allow(dead_code, unreachable_pub)]
 
-use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -83,7 +82,8 @@ impl Service<Request<()>> for Origin {
     }
 }
 
-/// A response with `status`, `headers` and `body`.
+/// A response with `status`, `headers` and `body` (as the origin closure's result).
+#[allow(clippy::unnecessary_wraps)]
 pub fn resp(
     status: u16,
     headers: &[(&str, &str)],
@@ -159,6 +159,3 @@ where
 pub async fn advance(secs: u64) {
     tokio::time::advance(Duration::from_secs(secs)).await;
 }
-
-#[allow(clippy::unnecessary_wraps)]
-pub fn ok(_: Infallible) {}
