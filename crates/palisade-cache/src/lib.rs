@@ -79,6 +79,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod body;
+pub mod coalesce;
 pub mod directives;
 pub mod events;
 pub mod freshness;
@@ -91,6 +92,7 @@ mod service;
 pub mod store;
 
 pub use body::CacheBody;
+pub use coalesce::{Coalesce, CoalesceLayer, LeaderFailed};
 pub use events::CacheEvent;
 pub use freshness::{Clock, Heuristic};
 pub use layer::{CacheLayer, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TTL, DEFAULT_MAX_VARIANTS};
