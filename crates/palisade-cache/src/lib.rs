@@ -80,6 +80,7 @@
 
 pub mod body;
 pub mod coalesce;
+mod config;
 pub mod directives;
 pub mod events;
 pub mod freshness;
@@ -93,6 +94,7 @@ pub mod store;
 
 pub use body::CacheBody;
 pub use coalesce::{Coalesce, CoalesceLayer, LeaderFailed};
+pub use config::{CacheConfig, MAX_BODY_BYTES, MAX_MAX_BYTES, MIN_MAX_BYTES};
 pub use events::CacheEvent;
 pub use freshness::{Clock, Heuristic};
 pub use layer::{CacheLayer, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TTL, DEFAULT_MAX_VARIANTS};
