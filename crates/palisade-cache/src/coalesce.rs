@@ -435,9 +435,10 @@ where
             let rejection = find_rejection(&*e);
             guard.publish(State::Failed(LeaderFailed {
                 message: e.to_string(),
-                status: rejection.map_or(StatusCode::BAD_GATEWAY, |r| r.status()),
-                grpc_code: rejection.map_or(GrpcCode::Unavailable, |r| r.grpc_code()),
-                retry_after: rejection.and_then(|r| r.retry_after()),
+                status: rejection.map_or(StatusCode::BAD_GATEWAY, palisade_core::Rejection::status),
+                grpc_code: rejection
+                    .map_or(GrpcCode::Unavailable, palisade_core::Rejection::grpc_code),
+                retry_after: rejection.and_then(palisade_core::Rejection::retry_after),
             }));
             return Err(e);
         }

@@ -154,7 +154,7 @@ mod tests {
         assert_eq!(
             field_of(|c| {
                 c.max_bytes = MIN_MAX_BYTES;
-                c.max_body_bytes = 1 << 20
+                c.max_body_bytes = 1 << 20;
             }),
             "max_body_bytes"
         );
