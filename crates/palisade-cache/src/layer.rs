@@ -1,6 +1,7 @@
 //! [`CacheLayer`]: settings of the HTTP cache.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::HeaderName;
@@ -32,6 +33,8 @@ pub(crate) struct Settings<St> {
     pub(crate) targeted_field: Option<HeaderName>,
     pub(crate) clock: Clock,
     pub(crate) listeners: Listeners<CacheEvent>,
+    /// Keys with a background refresh running (one per key, RFC 5861 §3).
+    pub(crate) refreshing: Arc<Mutex<HashSet<u64>>>,
 }
 
 /// Applies a shared HTTP cache (RFC 9111) to a service; see the [crate docs](crate).
@@ -66,6 +69,7 @@ impl<St: CacheStore> CacheLayer<St> {
                 targeted_field: Some(HeaderName::from_static("cdn-cache-control")),
                 clock: Clock::new(),
                 listeners: Listeners::new(),
+                refreshing: Arc::default(),
             },
         }
     }

@@ -30,6 +30,12 @@
 //!   gets a 500, 502, 503, 504 or an error (a timeout, a Palisade rejection from a layer
 //!   inside), a stale copy within the window is served instead. `must-revalidate`,
 //!   `proxy-revalidate`, `s-maxage` and `no-cache` forbid serving stale.
+//! - **`stale-while-revalidate`** (RFC 5861 §3): within the window a stale copy is served
+//!   at once and one background refresh per key runs (a `tokio::spawn`ed conditional
+//!   request; the request body type must implement `Default`, as `()`, `Full` and axum's
+//!   `Body` do).
+//! - **Coalescing**: [`CoalesceLayer`] placed directly inside the cache makes concurrent
+//!   misses of one key a single upstream call.
 //! - **Targeted fields** (RFC 9213): when a response carries `CDN-Cache-Control` (or the
 //!   field set with [`targeted_field`](CacheLayer::targeted_field)), its directives replace
 //!   those of `Cache-Control` for this cache.

@@ -48,6 +48,9 @@ pub(crate) enum Lookup<B> {
     Validate(Arc<StoredResponse>),
     /// Nothing usable stored.
     Miss,
+    /// Served stale within `stale-while-revalidate`; the stored response is to be
+    /// refreshed in the background (RFC 5861 §3).
+    ServeAndRefresh(Response<CacheBody<B>>, Arc<StoredResponse>),
 }
 
 /// The request facts storing needs, kept while the request itself goes upstream.
@@ -141,6 +144,15 @@ pub(crate) fn lookup<St, B>(
         if allowed && !v.directives.forbids_stale() {
             s.listeners.emit_with(|| CacheEvent::Stale);
             return Lookup::Serve(serve(s, method, headers, &v, age, Label::Stale));
+        }
+        let swr = v
+            .directives
+            .stale_while_revalidate
+            .is_some_and(|w| staleness <= Duration::from_secs(w));
+        if swr && !v.directives.forbids_stale() && !rd.only_if_cached {
+            s.listeners.emit_with(|| CacheEvent::Stale);
+            let res = serve(s, method, headers, &v, age, Label::Stale);
+            return Lookup::ServeAndRefresh(res, v);
         }
     }
     if rd.only_if_cached {

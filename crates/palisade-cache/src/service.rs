@@ -84,7 +84,7 @@ where
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     St: CacheStore,
-    ReqB: Send + 'static,
+    ReqB: Default + Send + 'static,
     ResB: Body<Data = Bytes> + Send + 'static,
     ResB::Error: Into<BoxError>,
 {
@@ -113,6 +113,10 @@ where
                     now,
                 ) {
                     Lookup::Serve(res) => return ResponseFuture::ready(Ok(res)),
+                    Lookup::ServeAndRefresh(res, stored) => {
+                        refresh(&self.settings, self.inner.clone(), &req, hash, stored);
+                        return ResponseFuture::ready(Ok(res));
+                    }
                     other => prefetched = Some(other),
                 }
             }
@@ -137,7 +141,10 @@ async fn handle<S, St, ReqB, ResB>(
     prefetched: Option<Lookup<ResB>>,
 ) -> Result<Res<ResB>, S::Error>
 where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqB: Default + Send + 'static,
     St: CacheStore,
     ResB: Body<Data = Bytes> + Send + 'static,
     ResB::Error: Into<BoxError>,
@@ -168,6 +175,10 @@ where
     };
     match lookup {
         Lookup::Serve(res) => Ok(res),
+        Lookup::ServeAndRefresh(res, stored) => {
+            refresh(&s, inner, &req, hash, stored);
+            Ok(res)
+        }
         Lookup::Validate(stored) => revalidate(&s, inner, req, hash, stored).await,
         Lookup::Miss => {
             s.listeners.emit_with(|| CacheEvent::Miss);
@@ -187,6 +198,62 @@ where
             .await)
         }
     }
+}
+
+/// Starts the one background refresh of `hash` (RFC 5861 §3) unless one is running.
+fn refresh<S, St, ReqB, ResB>(
+    s: &Arc<Settings<St>>,
+    mut inner: S,
+    req: &Request<ReqB>,
+    hash: u64,
+    stored: Arc<StoredResponse>,
+) where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    St: CacheStore,
+    ReqB: Default + Send + 'static,
+    ResB: Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    struct Running<St>(Arc<Settings<St>>, u64);
+    impl<St> Drop for Running<St> {
+        fn drop(&mut self) {
+            self.0
+                .refreshing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&self.1);
+        }
+    }
+    if !s
+        .refreshing
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(hash)
+    {
+        return;
+    }
+    let running = Running(s.clone(), hash);
+    let mut copy = Request::new(ReqB::default());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    // The refresh is the cache's own request: the client's conditions do not apply.
+    copy.headers_mut().remove(http::header::CACHE_CONTROL);
+    *copy.method_mut() = Method::GET;
+    let task = async move {
+        let s = running.0.clone();
+        if std::future::poll_fn(|cx| inner.poll_ready(cx))
+            .await
+            .is_ok()
+        {
+            let _ = revalidate(&s, inner, copy, hash, stored).await;
+        }
+        drop(running);
+    };
+    tokio::spawn(task);
 }
 
 fn request_info<B>(req: &Request<B>) -> RequestInfo {

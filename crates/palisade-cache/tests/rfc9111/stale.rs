@@ -107,3 +107,39 @@ async fn must_revalidate_wins_over_stale_if_error() {
     advance(30).await;
     assert_eq!(send(&mut c, get("/a")).await.status, 500);
 }
+
+#[tokio::test(start_paused = true)]
+async fn stale_while_revalidate_serves_stale_and_refreshes_exactly_once() {
+    let o = origin(|_, n| {
+        resp(
+            200,
+            &[("cache-control", "max-age=10, stale-while-revalidate=60")],
+            if n == 1 { "old" } else { "new" },
+        )
+    });
+    let mut c = cache(&o);
+    send(&mut c, get("/a")).await;
+    advance(20).await;
+    for _ in 0..3 {
+        let got = send(&mut c, get("/a")).await;
+        assert_eq!(
+            (got.body.as_ref(), got.x_cache(), got.age()),
+            (&b"old"[..], Some("stale"), Some(20))
+        );
+    }
+    // Let the background refresh run.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(o.calls(), 2, "one background refresh for three stale hits");
+    let got = send(&mut c, get("/a")).await;
+    assert_eq!(
+        (got.body.as_ref(), got.x_cache()),
+        (&b"new"[..], Some("hit"))
+    );
+    // Past the window: validated in the foreground.
+    advance(100).await;
+    let got = send(&mut c, get("/a")).await;
+    assert_eq!(got.x_cache(), Some("miss"));
+    assert_eq!(o.calls(), 3);
+}
