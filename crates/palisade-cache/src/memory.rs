@@ -136,3 +136,60 @@ impl CacheStore for MemoryStore {
         Some(self.get_sync(key))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoredResponse;
+    use bytes::Bytes;
+
+    fn entry(i: u64, body: usize) -> Arc<Entry> {
+        let v = StoredResponse {
+            status: http::StatusCode::OK,
+            version: http::Version::HTTP_11,
+            headers: http::HeaderMap::new(),
+            body: Bytes::from(vec![b'x'; body]),
+            vary: Box::new([]),
+            response_time: tokio::time::Instant::now(),
+            initial_age: Duration::ZERO,
+            lifetime: Duration::from_secs(60),
+            directives: crate::directives::ResponseDirectives::default(),
+        };
+        Arc::new(Entry {
+            key: format!("example.com/{i}").into(),
+            variants: vec![Arc::new(v)],
+        })
+    }
+
+    #[tokio::test]
+    async fn stays_within_its_byte_bound_and_counts_evictions() {
+        let store = MemoryStore::new(256 << 10); // 256 KiB
+        for i in 0..1000 {
+            store
+                .insert(i, entry(i, 1024), Duration::from_secs(600))
+                .await;
+        }
+        store.run_pending_tasks();
+        let per_entry = entry(0, 1024).weight() as u64;
+        assert!(
+            store.bytes_in_use() <= store.max_bytes(),
+            "{} > {}",
+            store.bytes_in_use(),
+            store.max_bytes()
+        );
+        assert!(store.entry_count() <= store.max_bytes() / per_entry);
+        assert!(store.evicted() > 0);
+        // An entry larger than the whole store is never held.
+        store
+            .insert(5000, entry(5000, 300 << 10), Duration::from_secs(600))
+            .await;
+        store.run_pending_tasks();
+        assert!(store.get(5000).await.is_none());
+        // Removal.
+        let kept = (0..1000)
+            .find(|i| store.get_now(*i).unwrap().is_some())
+            .unwrap();
+        store.remove(kept).await;
+        assert!(store.get(kept).await.is_none());
+    }
+}
