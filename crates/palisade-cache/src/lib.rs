@@ -96,6 +96,7 @@ mod key;
 mod layer;
 mod memory;
 mod policy;
+pub mod refreshed;
 mod service;
 pub mod store;
 
@@ -107,5 +108,6 @@ pub use fallback::{Fallback, FallbackEvent, FallbackLayer, FallbackReason};
 pub use freshness::{Clock, Heuristic};
 pub use layer::{CacheLayer, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TTL, DEFAULT_MAX_VARIANTS};
 pub use memory::MemoryStore;
+pub use refreshed::Refreshed;
 pub use service::Cache;
 pub use store::{CacheStore, Entry, StoredResponse};
