@@ -84,6 +84,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod aside;
 pub mod body;
 pub mod coalesce;
 mod config;
@@ -100,6 +101,7 @@ pub mod refreshed;
 mod service;
 pub mod store;
 
+pub use aside::{LoadFailed, ValueCache};
 pub use body::CacheBody;
 pub use coalesce::{Coalesce, CoalesceLayer, LeaderFailed};
 pub use config::{CacheConfig, MAX_BODY_BYTES, MAX_MAX_BYTES, MIN_MAX_BYTES};
