@@ -31,6 +31,17 @@ use palisade_core::BoxError;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// What [`ValueCache::warm`] did for one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WarmOutcome {
+    /// The loader ran and the value is stored.
+    Loaded,
+    /// A fresh value was already stored.
+    Skipped,
+    /// The loader failed, with this message.
+    Failed(String),
+}
+
 /// The error of callers that waited for another caller's failed load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadFailed {
@@ -209,6 +220,53 @@ where
     }
 }
 
+impl<K, V> ValueCache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Cache warming: loads every key not already fresh, at most `concurrency` (at least 1)
+    /// at a time, and reports each key's outcome in the order given.
+    pub async fn warm<I, F, Fut, E>(
+        &self,
+        keys: I,
+        ttl: Duration,
+        concurrency: usize,
+        loader: F,
+    ) -> Vec<(K, WarmOutcome)>
+    where
+        I: IntoIterator<Item = K>,
+        F: Fn(K) -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        E: Into<BoxError>,
+    {
+        use futures_util::StreamExt;
+        let loader = &loader;
+        futures_util::stream::iter(keys)
+            .map(|key| async move {
+                if self.get(&key).is_some() {
+                    return (key, WarmOutcome::Skipped);
+                }
+                let mut loaded = false;
+                let result = self
+                    .get_or_load(key.clone(), ttl, || {
+                        loaded = true;
+                        loader(key.clone())
+                    })
+                    .await;
+                let outcome = match result {
+                    Ok(_) if loaded => WarmOutcome::Loaded,
+                    Ok(_) => WarmOutcome::Skipped,
+                    Err(e) => WarmOutcome::Failed(e.to_string()),
+                };
+                (key, outcome)
+            })
+            .buffered(concurrency.max(1))
+            .collect()
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +326,49 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(v, 9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn warm_reports_each_key_and_limits_concurrency() {
+        let cache: ValueCache<u32, u32> = ValueCache::new(100);
+        cache
+            .get_or_load(2, Duration::from_secs(60), || async {
+                Ok::<_, BoxError>(20)
+            })
+            .await
+            .unwrap();
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let outcomes = cache
+            .warm(1..=6, Duration::from_secs(60), 2, |k| {
+                let (running, peak) = (running.clone(), peak.clone());
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    if k == 5 {
+                        Err::<u32, BoxError>("bad key".into())
+                    } else {
+                        Ok(k * 10)
+                    }
+                }
+            })
+            .await;
+        assert_eq!(
+            outcomes,
+            vec![
+                (1, WarmOutcome::Loaded),
+                (2, WarmOutcome::Skipped),
+                (3, WarmOutcome::Loaded),
+                (4, WarmOutcome::Loaded),
+                (5, WarmOutcome::Failed("bad key".into())),
+                (6, WarmOutcome::Loaded),
+            ]
+        );
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        assert_eq!(cache.get(&6), Some(60));
+        assert_eq!(cache.get(&5), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -101,7 +101,7 @@ pub mod refreshed;
 mod service;
 pub mod store;
 
-pub use aside::{LoadFailed, ValueCache};
+pub use aside::{LoadFailed, ValueCache, WarmOutcome};
 pub use body::CacheBody;
 pub use coalesce::{Coalesce, CoalesceLayer, LeaderFailed};
 pub use config::{CacheConfig, MAX_BODY_BYTES, MAX_MAX_BYTES, MIN_MAX_BYTES};
