@@ -74,6 +74,17 @@ impl<B> CacheBody<B> {
         }
     }
 
+    /// Whether this is an empty in-memory body (a `HEAD` answer).
+    pub(crate) fn is_end_stream_hint(&self) -> bool {
+        matches!(
+            &self.kind,
+            Kind::Full {
+                data: None,
+                trailers: None
+            }
+        )
+    }
+
     /// Whether the body is held in memory.
     pub fn is_buffered(&self) -> bool {
         matches!(self.kind, Kind::Full { .. })

@@ -36,6 +36,9 @@
 //!   `Body` do).
 //! - **Coalescing**: [`CoalesceLayer`] placed directly inside the cache makes concurrent
 //!   misses of one key a single upstream call.
+//! - **Ranges** (RFC 9110 §14): a single `bytes` range of a stored complete 200 is answered
+//!   with 206 (416 when unsatisfiable; `If-Range` honoured); several ranges get the full
+//!   200. Partial responses are not stored.
 //! - **Targeted fields** (RFC 9213): when a response carries `CDN-Cache-Control` (or the
 //!   field set with [`targeted_field`](CacheLayer::targeted_field)), its directives replace
 //!   those of `Cache-Control` for this cache.

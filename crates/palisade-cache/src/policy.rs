@@ -235,11 +235,91 @@ pub(crate) fn serve<St, B>(
         *res.status_mut() = v.status;
         *res.version_mut() = v.version;
         *res.headers_mut() = v.headers.clone();
+        if v.status == StatusCode::OK && request_headers.contains_key(http::header::RANGE) {
+            apply_range(request_headers, v, &mut res);
+        }
         res
     };
     res.headers_mut().insert(http::header::AGE, age);
     label_response(s, &mut res, label);
     res
+}
+
+/// RFC 9110 §14: a single `bytes` range of a stored complete response becomes a 206 (or a
+/// 416 when unsatisfiable). Several ranges, other units, or an `If-Range` that does not
+/// match (strong `ETag` or `Last-Modified`) leave the full 200, as §14.2 allows.
+fn apply_range<B>(request: &HeaderMap, v: &StoredResponse, res: &mut Response<CacheBody<B>>) {
+    use http::header::{CONTENT_LENGTH, CONTENT_RANGE, IF_RANGE, RANGE};
+    if let Some(if_range) = request.get(IF_RANGE) {
+        let b = if_range.as_bytes();
+        let matches = if b.starts_with(b"\"") {
+            v.headers.get(ETAG).is_some_and(|e| e == if_range)
+        } else {
+            v.headers
+                .get(LAST_MODIFIED)
+                .is_some_and(|lm| lm == if_range)
+        };
+        if !matches {
+            return;
+        }
+    }
+    let Some(spec) = request.get(RANGE).and_then(|r| r.to_str().ok()) else {
+        return;
+    };
+    let Some(spec) = spec.trim().strip_prefix("bytes=") else {
+        return;
+    };
+    if spec.contains(',') {
+        return;
+    }
+    let len = v.body.len() as u64;
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return;
+    };
+    let range = match (first.trim(), last.trim()) {
+        ("", "") => return,
+        ("", suffix) => match suffix.parse::<u64>() {
+            Ok(0) => None,
+            Ok(n) => Some((len.saturating_sub(n), len.saturating_sub(1))),
+            Err(_) => return,
+        },
+        (a, b) => {
+            let Ok(a) = a.parse::<u64>() else { return };
+            let b = if b.is_empty() {
+                len.saturating_sub(1)
+            } else {
+                match b.parse::<u64>() {
+                    Ok(b) if b >= a => b.min(len.saturating_sub(1)),
+                    _ => return,
+                }
+            };
+            (a < len).then_some((a, b))
+        }
+    };
+    let headers = res.headers_mut();
+    match range {
+        Some((a, b)) if len > 0 => {
+            *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let headers = res.headers_mut();
+            headers.insert(
+                CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes {a}-{b}/{len}")).expect("digits"),
+            );
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(b - a + 1));
+            if !res.body().is_end_stream_hint() {
+                *res.body_mut() = CacheBody::full(v.body.slice(a as usize..=b as usize));
+            }
+        }
+        _ => {
+            headers.insert(
+                CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{len}")).expect("digits"),
+            );
+            headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+            *res.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            *res.body_mut() = CacheBody::empty();
+        }
+    }
 }
 
 /// `Age` values below this come from a static table (no allocation per response).

@@ -5,6 +5,7 @@ mod support;
 
 mod freshness;
 mod invalidation;
+mod range;
 mod stale;
 mod storing;
 mod validation;
