@@ -14,6 +14,13 @@ use tokio::time::Instant;
 
 use crate::directives::ResponseDirectives;
 
+/// Bytes counted per variant beyond body and header bytes: the `StoredResponse` and its
+/// `Arc`, the header map's tables, allocator rounding.
+const VARIANT_OVERHEAD: usize = 512;
+/// Bytes counted per entry beyond its variants: the key, the `Entry`, the store's node
+/// (moka keeps several words, a deque node and a sketch slot per entry).
+const ENTRY_OVERHEAD: usize = 320;
+
 /// One stored response (one variant of a URI).
 #[derive(Debug, Clone)]
 pub struct StoredResponse {
@@ -63,7 +70,7 @@ impl StoredResponse {
             .iter()
             .map(|(k, v)| k.as_str().len() + v.as_ref().map_or(0, |v| v.len()) + 40)
             .sum();
-        self.body.len() + headers + vary + 160
+        self.body.len() + headers + vary + VARIANT_OVERHEAD
     }
 }
 
@@ -80,7 +87,7 @@ pub struct Entry {
 impl Entry {
     /// Approximate bytes of the entry (see [`StoredResponse::weight`]).
     pub fn weight(&self) -> usize {
-        self.key.len() + 64 + self.variants.iter().map(|v| v.weight()).sum::<usize>()
+        self.key.len() + ENTRY_OVERHEAD + self.variants.iter().map(|v| v.weight()).sum::<usize>()
     }
 }
 

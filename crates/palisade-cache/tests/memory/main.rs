@@ -3,10 +3,11 @@
 //! resident memory (Linux `/proc/self/status`). Slow in debug builds: `#[ignore]`d; run with
 //! `cargo test -p palisade-cache --release --test memory -- --ignored --nocapture`.
 //!
-//! Status (2026-12-07, debug build): the store's accounting holds (67,108,622 bytes for
-//! 50,052 entries, 949,948 evicted) but RSS grows by ~123 MiB, so the RSS assertion FAILS:
-//! the weigher undercounts real per-entry memory (allocator and moka node overhead) and
-//! freed memory is not returned by the allocator. Open item.
+//! Status (2026-12-07, debug build): the store's accounting holds (67,108,552 bytes for
+//! 34,438 entries, 965,562 evicted) but RSS grows by 88,379,392 bytes (84 MiB), so the RSS
+//! assertion FAILS. Suspects, not yet measured apart: moka's frequency sketch sized from
+//! the capacity in weight units, per-entry memory beyond the weigher's estimate, memory the
+//! allocator keeps after ~1M evictions. Open item.
 
 use std::sync::Arc;
 use std::time::Duration;
