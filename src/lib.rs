@@ -98,6 +98,11 @@ pub use palisade_health as health;
 #[cfg(feature = "metrics")]
 pub use palisade_metrics as metrics;
 
+/// Shared HTTP cache: RFC 9111 freshness, `Vary`, validation, invalidation and
+/// `stale-if-error`, stored in memory bounded by bytes (`palisade-cache`).
+#[cfg(feature = "cache")]
+pub use palisade_cache as cache;
+
 /// The names most stacks need.
 pub mod prelude {
     pub use crate::ServiceBuilderExt;

@@ -1,0 +1,118 @@
+//! A shared HTTP cache (RFC 9111, RFC 5861, RFC 9213) as Tower middleware.
+//!
+//! [`CacheLayer`] stores responses of `GET` requests in a [`CacheStore`] — by default a
+//! [`MemoryStore`] on `moka`, bounded by bytes — and answers later requests from it while
+//! the stored response is fresh. It behaves as a *shared* cache (a reverse proxy's):
+//!
+//! - **Storing** (RFC 9111 §3): only `GET` responses with a final status other than 206 and
+//!   304; never with `no-store` (request or response) or `private`; an answer to a request
+//!   with `Authorization` only with `public`, `s-maxage` or `must-revalidate`; only with
+//!   explicit freshness (`max-age`, `s-maxage`, `Expires`), `public`, or a heuristically
+//!   cacheable status; never with `Vary: *`. Bodies over
+//!   [`max_body_bytes`](CacheLayer::max_body_bytes) stream through uncached.
+//! - **Freshness** (§4.2): `s-maxage` > `max-age` > `Expires` − `Date`; heuristic freshness
+//!   (10 % of the time since `Last-Modified`) only when turned on with
+//!   [`heuristic`](CacheLayer::heuristic). Invalid or repeated freshness information counts
+//!   as stale. `Age` is computed per §4.2.3 (upstream `Age`, `Date`, request and response
+//!   times) and sent on every response served from storage; `Date` is kept as stored.
+//! - **Request directives** (§5.2.1): `max-age`, `min-fresh`, `max-stale`, `no-cache`,
+//!   `no-store`, `only-if-cached` (504 when nothing usable is stored).
+//! - **`Vary`** (§4.1): the request's values of each named field, normalised (elements
+//!   trimmed, lines joined), select among up to [`max_variants`](CacheLayer::max_variants)
+//!   variants.
+//! - **Validation** (§4.3): a stale or `no-cache` response is validated with `If-None-Match`
+//!   / `If-Modified-Since`; a 304 updates the stored header fields (§3.2) and the stored
+//!   response is served. A client's own conditional request is answered with 304 from
+//!   storage.
+//! - **Invalidation** (§4.4): a 2xx/3xx answer to an unsafe method removes the target URI
+//!   and same-origin `Location`/`Content-Location` URIs.
+//! - **`stale-if-error`** (RFC 5861 §4, in the response or the request): when validation
+//!   gets a 500, 502, 503, 504 or an error (a timeout, a Palisade rejection from a layer
+//!   inside), a stale copy within the window is served instead. `must-revalidate`,
+//!   `proxy-revalidate`, `s-maxage` and `no-cache` forbid serving stale.
+//! - **`stale-while-revalidate`** (RFC 5861 §3): within the window a stale copy is served
+//!   at once and one background refresh per key runs (a `tokio::spawn`ed conditional
+//!   request; the request body type must implement `Default`, as `()`, `Full` and axum's
+//!   `Body` do).
+//! - **Coalescing**: [`CoalesceLayer`] placed directly inside the cache makes concurrent
+//!   misses of one key a single upstream call.
+//! - **Ranges** (RFC 9110 §14): a single `bytes` range of a stored complete 200 is answered
+//!   with 206 (416 when unsatisfiable; `If-Range` honoured); several ranges get the full
+//!   200. Partial responses are not stored.
+//! - **Targeted fields** (RFC 9213): when a response carries `CDN-Cache-Control` (or the
+//!   field set with [`targeted_field`](CacheLayer::targeted_field)), its directives replace
+//!   those of `Cache-Control` for this cache.
+//!
+//! Time is tokio's clock (tests run on paused time); wall-clock fields relate to it through
+//! a [`Clock`]. The primary key is host, path and query (plus any
+//! [`key_header`](CacheLayer::key_header), e.g. a tenant id); its full text is stored and
+//! compared, so a hash collision is a miss, never a wrong answer.
+//!
+//! Where it sits: outside the timeout, retry and breaker layers (so that their rejections
+//! reach `stale-if-error`), inside `HandleRejections`.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use palisade_cache::CacheLayer;
+//! use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+//! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let calls = Arc::new(AtomicUsize::new(0));
+//! let counter = calls.clone();
+//! let mut svc = ServiceBuilder::new()
+//!     .layer(CacheLayer::memory(64 << 20)) // 64 MiB
+//!     .service(service_fn(move |_req: http::Request<()>| {
+//!         counter.fetch_add(1, Ordering::SeqCst);
+//!         async {
+//!             Ok::<_, std::convert::Infallible>(
+//!                 http::Response::builder()
+//!                     .header("cache-control", "max-age=60")
+//!                     .body(Full::new(Bytes::from_static(b"hello")))
+//!                     .unwrap(),
+//!             )
+//!         }
+//!     }));
+//! for _ in 0..3 {
+//!     let req = http::Request::get("http://example.com/a").body(()).unwrap();
+//!     let res = svc.ready().await.unwrap().call(req).await.unwrap();
+//!     assert_eq!(res.status(), 200);
+//! }
+//! assert_eq!(calls.load(Ordering::SeqCst), 1);
+//! # }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod aside;
+pub mod body;
+pub mod coalesce;
+mod config;
+pub mod directives;
+pub mod events;
+pub mod fallback;
+pub mod freshness;
+pub mod future;
+mod key;
+mod layer;
+mod memory;
+mod policy;
+pub mod refreshed;
+mod service;
+pub mod store;
+
+pub use aside::{LoadFailed, ValueCache, WarmOutcome};
+pub use body::CacheBody;
+pub use coalesce::{Coalesce, CoalesceLayer, LeaderFailed};
+pub use config::{CacheConfig, MAX_BODY_BYTES, MAX_MAX_BYTES, MIN_MAX_BYTES};
+pub use events::CacheEvent;
+pub use fallback::{Fallback, FallbackEvent, FallbackLayer, FallbackReason};
+pub use freshness::{Clock, Heuristic};
+pub use layer::{CacheLayer, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TTL, DEFAULT_MAX_VARIANTS};
+pub use memory::MemoryStore;
+pub use refreshed::Refreshed;
+pub use service::Cache;
+pub use store::{CacheStore, Entry, StoredResponse};

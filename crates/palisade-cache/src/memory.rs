@@ -1,0 +1,195 @@
+//! [`MemoryStore`]: an in-process [`CacheStore`] on `moka`, bounded by bytes.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::notification::RemovalCause;
+use moka::sync::Cache as Moka;
+
+use crate::store::{CacheStore, Entry};
+
+#[derive(Clone)]
+struct Slot {
+    entry: Arc<Entry>,
+    ttl: Duration,
+    weight: u32,
+}
+
+struct PerEntryTtl;
+
+impl moka::Expiry<u64, Slot> for PerEntryTtl {
+    fn expire_after_create(&self, _: &u64, slot: &Slot, _: std::time::Instant) -> Option<Duration> {
+        Some(slot.ttl)
+    }
+    fn expire_after_update(
+        &self,
+        _: &u64,
+        slot: &Slot,
+        _: std::time::Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(slot.ttl)
+    }
+}
+
+/// An in-memory store bounded by the bytes of its entries (body, headers and a fixed
+/// overhead per entry, see [`StoredResponse::weight`](crate::StoredResponse::weight)), with
+/// a time-to-live per entry. Eviction is moka's TinyLFU. Clones share the store.
+///
+/// ```
+/// use palisade_cache::MemoryStore;
+/// let store = MemoryStore::new(64 << 20); // 64 MiB
+/// assert_eq!(store.bytes_in_use(), 0);
+/// ```
+#[derive(Clone)]
+pub struct MemoryStore {
+    cache: Moka<u64, Slot>,
+    evicted: Arc<AtomicU64>,
+    max_bytes: u64,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("max_bytes", &self.max_bytes)
+            .field("bytes_in_use", &self.bytes_in_use())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryStore {
+    /// A store holding at most `max_bytes` of entries. An entry larger than
+    /// `u32::MAX` bytes is never held.
+    pub fn new(max_bytes: u64) -> Self {
+        let evicted = Arc::new(AtomicU64::new(0));
+        let counter = evicted.clone();
+        let cache = Moka::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_: &u64, slot: &Slot| slot.weight)
+            .expire_after(PerEntryTtl)
+            .eviction_listener(move |_, _, cause| {
+                if matches!(cause, RemovalCause::Size | RemovalCause::Expired) {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .build();
+        Self {
+            cache,
+            evicted,
+            max_bytes,
+        }
+    }
+
+    /// The byte bound.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Bytes held now, by the store's accounting (pending evictions are applied lazily;
+    /// call [`run_pending_tasks`](Self::run_pending_tasks) first for an exact figure).
+    pub fn bytes_in_use(&self) -> u64 {
+        self.cache.weighted_size()
+    }
+
+    /// Number of entries (primary keys) held.
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Entries evicted so far for size or age.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// Applies pending evictions and expirations now.
+    pub fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks();
+    }
+
+    fn get_sync(&self, key: u64) -> Option<Arc<Entry>> {
+        self.cache.get(&key).map(|s| s.entry)
+    }
+}
+
+impl CacheStore for MemoryStore {
+    async fn get(&self, key: u64) -> Option<Arc<Entry>> {
+        self.get_sync(key)
+    }
+
+    async fn insert(&self, key: u64, entry: Arc<Entry>, ttl: Duration) {
+        let Ok(weight) = u32::try_from(entry.weight()) else {
+            return;
+        };
+        if u64::from(weight) > self.max_bytes {
+            return;
+        }
+        self.cache.insert(key, Slot { entry, ttl, weight });
+    }
+
+    async fn remove(&self, key: u64) {
+        self.cache.invalidate(&key);
+    }
+
+    fn get_now(&self, key: u64) -> Option<Option<Arc<Entry>>> {
+        Some(self.get_sync(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoredResponse;
+    use bytes::Bytes;
+
+    fn entry(i: u64, body: usize) -> Arc<Entry> {
+        let v = StoredResponse {
+            status: http::StatusCode::OK,
+            version: http::Version::HTTP_11,
+            headers: http::HeaderMap::new(),
+            body: Bytes::from(vec![b'x'; body]),
+            vary: Box::new([]),
+            response_time: tokio::time::Instant::now(),
+            initial_age: Duration::ZERO,
+            lifetime: Duration::from_secs(60),
+            directives: crate::directives::ResponseDirectives::default(),
+        };
+        Arc::new(Entry {
+            key: format!("example.com/{i}").into(),
+            variants: vec![Arc::new(v)],
+        })
+    }
+
+    #[tokio::test]
+    async fn stays_within_its_byte_bound_and_counts_evictions() {
+        let store = MemoryStore::new(256 << 10); // 256 KiB
+        for i in 0..1000 {
+            store
+                .insert(i, entry(i, 1024), Duration::from_secs(600))
+                .await;
+        }
+        store.run_pending_tasks();
+        let per_entry = entry(0, 1024).weight() as u64;
+        assert!(
+            store.bytes_in_use() <= store.max_bytes(),
+            "{} > {}",
+            store.bytes_in_use(),
+            store.max_bytes()
+        );
+        assert!(store.entry_count() <= store.max_bytes() / per_entry);
+        assert!(store.evicted() > 0);
+        // An entry larger than the whole store is never held.
+        store
+            .insert(5000, entry(5000, 300 << 10), Duration::from_secs(600))
+            .await;
+        store.run_pending_tasks();
+        assert!(store.get(5000).await.is_none());
+        // Removal.
+        let kept = (0..1000)
+            .find(|i| store.get_now(*i).unwrap().is_some())
+            .unwrap();
+        store.remove(kept).await;
+        assert!(store.get(kept).await.is_none());
+    }
+}

@@ -1,0 +1,541 @@
+//! [`Cache`]: the service.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{
+    CONTENT_LENGTH, CONTENT_LOCATION, ETAG, HOST, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+    LOCATION,
+};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http_body::Body;
+use http_body_util::BodyExt;
+use palisade_core::BoxError;
+use tower_service::Service;
+
+use crate::body::CacheBody;
+use crate::directives::RequestDirectives;
+use crate::events::CacheEvent;
+use crate::future::ResponseFuture;
+use crate::key;
+use crate::layer::Settings;
+use crate::memory::MemoryStore;
+use crate::policy::{self, Label, Lookup, RequestInfo};
+use crate::store::{CacheStore, StoredResponse};
+
+/// A shared HTTP cache in front of `S`; built by [`CacheLayer`](crate::CacheLayer).
+/// Clones share the store and settings.
+pub struct Cache<S, St = MemoryStore> {
+    inner: S,
+    settings: Arc<Settings<St>>,
+}
+
+impl<S: Clone, St> Clone for Cache<S, St> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, St: fmt::Debug> fmt::Debug for Cache<S, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("inner", &self.inner)
+            .field("store", &self.settings.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, St> Cache<S, St> {
+    pub(crate) fn from_settings(inner: S, settings: Arc<Settings<St>>) -> Self {
+        Self { inner, settings }
+    }
+
+    /// The store (clones share it).
+    pub fn store(&self) -> &St {
+        &self.settings.store
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the cache, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+type Res<B> = Response<CacheBody<B>>;
+
+impl<S, St, ReqB, ResB> Service<Request<ReqB>> for Cache<S, St>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    St: CacheStore,
+    ReqB: Default + Send + 'static,
+    ResB: Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    type Response = Res<ResB>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResB, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let s = &self.settings;
+        let mut prefetched = None;
+        let mut hash = 0;
+        if policy::is_get_or_head(req.method()) {
+            hash = key::hash(req.uri(), req.headers(), &s.key_headers);
+            if let Some(found) = s.store.get_now(hash) {
+                let now = s.clock.now();
+                match policy::lookup(
+                    s,
+                    req.method(),
+                    req.uri(),
+                    req.headers(),
+                    found.as_deref(),
+                    now,
+                ) {
+                    Lookup::Serve(res) => return ResponseFuture::ready(Ok(res)),
+                    Lookup::ServeAndRefresh(res, stored) => {
+                        refresh(&self.settings, self.inner.clone(), &req, hash, stored);
+                        return ResponseFuture::ready(Ok(res));
+                    }
+                    other => prefetched = Some(other),
+                }
+            }
+        }
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::boxed(Box::pin(handle(
+            self.settings.clone(),
+            inner,
+            req,
+            hash,
+            prefetched,
+        )))
+    }
+}
+
+async fn handle<S, St, ReqB, ResB>(
+    s: Arc<Settings<St>>,
+    mut inner: S,
+    req: Request<ReqB>,
+    hash: u64,
+    prefetched: Option<Lookup<ResB>>,
+) -> Result<Res<ResB>, S::Error>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqB: Default + Send + 'static,
+    St: CacheStore,
+    ResB: Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    if !policy::is_get_or_head(req.method()) {
+        if !policy::is_unsafe(req.method()) {
+            return inner.call(req).await.map(|r| r.map(CacheBody::inner));
+        }
+        let (uri, headers) = (req.uri().clone(), req.headers().clone());
+        let res = inner.call(req).await?;
+        if res.status().is_success() || res.status().is_redirection() {
+            invalidate(&s, &uri, &headers, res.headers()).await;
+        }
+        return Ok(res.map(CacheBody::inner));
+    }
+    let lookup = if let Some(l) = prefetched {
+        l
+    } else {
+        let found = s.store.get(hash).await;
+        policy::lookup(
+            &s,
+            req.method(),
+            req.uri(),
+            req.headers(),
+            found.as_deref(),
+            s.clock.now(),
+        )
+    };
+    match lookup {
+        Lookup::Serve(res) => Ok(res),
+        Lookup::ServeAndRefresh(res, stored) => {
+            refresh(&s, inner, &req, hash, stored);
+            Ok(res)
+        }
+        Lookup::Validate(stored) => revalidate(&s, inner, req, hash, stored).await,
+        Lookup::Miss => {
+            s.listeners.emit_with(|| CacheEvent::Miss);
+            let info = request_info(&req);
+            let request_time = s.clock.now();
+            let res = inner.call(req).await?;
+            let response_time = s.clock.now();
+            Ok(store_and_respond(
+                &s,
+                &info,
+                hash,
+                res,
+                request_time,
+                response_time,
+                Label::Miss,
+            )
+            .await)
+        }
+    }
+}
+
+/// Starts the one background refresh of `hash` (RFC 5861 §3) unless one is running.
+fn refresh<S, St, ReqB, ResB>(
+    s: &Arc<Settings<St>>,
+    mut inner: S,
+    req: &Request<ReqB>,
+    hash: u64,
+    stored: Arc<StoredResponse>,
+) where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    St: CacheStore,
+    ReqB: Default + Send + 'static,
+    ResB: Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    struct Running<St>(Arc<Settings<St>>, u64);
+    impl<St> Drop for Running<St> {
+        fn drop(&mut self) {
+            self.0
+                .refreshing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&self.1);
+        }
+    }
+    if !s
+        .refreshing
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(hash)
+    {
+        return;
+    }
+    let running = Running(s.clone(), hash);
+    let mut copy = Request::new(ReqB::default());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    // The refresh is the cache's own request: the client's conditions do not apply.
+    copy.headers_mut().remove(http::header::CACHE_CONTROL);
+    *copy.method_mut() = Method::GET;
+    let task = async move {
+        let s = running.0.clone();
+        if std::future::poll_fn(|cx| inner.poll_ready(cx))
+            .await
+            .is_ok()
+        {
+            let _ = revalidate(&s, inner, copy, hash, stored).await;
+        }
+        drop(running);
+    };
+    tokio::spawn(task);
+}
+
+fn request_info<B>(req: &Request<B>) -> RequestInfo {
+    RequestInfo {
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+        headers: req.headers().clone(),
+        directives: RequestDirectives::from_headers(req.headers()),
+    }
+}
+
+/// RFC 9111 §4.4: after an unsafe request succeeded, the target URI and same-origin
+/// `Location`/`Content-Location` URIs are invalidated.
+async fn invalidate<St: CacheStore>(
+    s: &Settings<St>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    response: &HeaderMap,
+) {
+    s.store
+        .remove(key::hash(uri, headers, &s.key_headers))
+        .await;
+    let origin = uri
+        .authority()
+        .map(|a| a.as_str().as_bytes())
+        .or_else(|| headers.get(HOST).map(http::HeaderValue::as_bytes));
+    for name in [LOCATION, CONTENT_LOCATION] {
+        let Some(target) = response
+            .get(&name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<Uri>().ok())
+        else {
+            continue;
+        };
+        let same_origin = match target.authority() {
+            None => true,
+            Some(a) => origin.is_some_and(|o| o.eq_ignore_ascii_case(a.as_str().as_bytes())),
+        };
+        if !same_origin {
+            continue;
+        }
+        let Some(pq) = target.path_and_query() else {
+            continue;
+        };
+        let Ok(relative) = Uri::builder().path_and_query(pq.clone()).build() else {
+            continue;
+        };
+        let mut h = headers.clone();
+        if let Some(a) = uri.authority().or(target.authority())
+            && let Ok(v) = http::HeaderValue::from_str(a.as_str())
+        {
+            h.insert(HOST, v);
+        }
+        s.store
+            .remove(key::hash(&relative, &h, &s.key_headers))
+            .await;
+        // The origin-form and absolute-form of the same resource hash differently; drop both.
+        if let Some(authority) = uri.authority()
+            && let Ok(absolute) = Uri::builder()
+                .scheme(uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP))
+                .authority(authority.clone())
+                .path_and_query(pq.clone())
+                .build()
+        {
+            s.store
+                .remove(key::hash(&absolute, headers, &s.key_headers))
+                .await;
+        }
+    }
+    s.listeners.emit_with(|| CacheEvent::Invalidated);
+}
+
+/// Sends a conditional request for `stored` and serves the result (RFC 9111 §4.3), or the
+/// stale copy when the origin fails within a `stale-if-error` window (RFC 5861 §4).
+async fn revalidate<S, St, ReqB, ResB>(
+    s: &Settings<St>,
+    mut inner: S,
+    mut req: Request<ReqB>,
+    hash: u64,
+    stored: Arc<StoredResponse>,
+) -> Result<Res<ResB>, S::Error>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    St: CacheStore,
+    ResB: Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    let info = request_info(&req);
+    {
+        let h = req.headers_mut();
+        h.remove(IF_NONE_MATCH);
+        h.remove(IF_MODIFIED_SINCE);
+        if let Some(etag) = stored.headers.get(ETAG) {
+            h.insert(IF_NONE_MATCH, etag.clone());
+        }
+        if let Some(lm) = stored.headers.get(LAST_MODIFIED) {
+            h.insert(IF_MODIFIED_SINCE, lm.clone());
+        }
+    }
+    let request_time = s.clock.now();
+    let result = inner.call(req).await;
+    let response_time = s.clock.now();
+    match result {
+        Ok(res) if res.status() == StatusCode::NOT_MODIFIED => {
+            let updated = Arc::new(policy::merge_304(
+                s,
+                &stored,
+                res.headers(),
+                request_time,
+                response_time,
+            ));
+            put(s, &info, hash, updated.clone()).await;
+            s.listeners.emit_with(|| CacheEvent::Revalidated);
+            let age = updated.current_age(s.clock.now());
+            Ok(policy::serve(
+                s,
+                &info.method,
+                &info.headers,
+                &updated,
+                age,
+                Label::Revalidated,
+            ))
+        }
+        Ok(res)
+            if is_server_error(res.status())
+                && policy::stale_if_error(&stored, &info.directives, response_time) =>
+        {
+            Ok(serve_stale(s, &info, &stored))
+        }
+        Err(_) if policy::stale_if_error(&stored, &info.directives, response_time) => {
+            Ok(serve_stale(s, &info, &stored))
+        }
+        Err(e) => Err(e),
+        Ok(res) => Ok(store_and_respond(
+            s,
+            &info,
+            hash,
+            res,
+            request_time,
+            response_time,
+            Label::Miss,
+        )
+        .await),
+    }
+}
+
+fn is_server_error(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 500 | 502 | 503 | 504)
+}
+
+fn serve_stale<St, B>(s: &Settings<St>, info: &RequestInfo, stored: &StoredResponse) -> Res<B> {
+    s.listeners.emit_with(|| CacheEvent::Stale);
+    let age = stored.current_age(s.clock.now());
+    policy::serve(s, &info.method, &info.headers, stored, age, Label::Stale)
+}
+
+async fn put<St: CacheStore>(
+    s: &Settings<St>,
+    info: &RequestInfo,
+    hash: u64,
+    v: Arc<StoredResponse>,
+) {
+    let key_text = key::text(&info.uri, &info.headers, &s.key_headers);
+    let current = s.store.get(hash).await;
+    let ttl = policy::ttl(s, &v);
+    let entry = policy::with_variant(s, current.as_deref(), key_text, v);
+    s.store.insert(hash, Arc::new(entry), ttl).await;
+}
+
+/// Stores the response when RFC 9111 §3 allows and its body fits, and answers it.
+async fn store_and_respond<St, B>(
+    s: &Settings<St>,
+    info: &RequestInfo,
+    hash: u64,
+    res: Response<B>,
+    request_time: tokio::time::Instant,
+    response_time: tokio::time::Instant,
+    label: Label,
+) -> Res<B>
+where
+    St: CacheStore,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = res.into_parts();
+    let directives = policy::response_directives(s, &parts.headers);
+    let not_stored = |reason| s.listeners.emit_with(|| CacheEvent::NotStored { reason });
+    let vary = match policy::storable(info, parts.status, &parts.headers, &directives) {
+        Ok(v) => v,
+        Err(reason) => {
+            not_stored(reason);
+            let mut res = Response::from_parts(parts, CacheBody::inner(body));
+            policy::label_response(s, &mut res, label);
+            return res;
+        }
+    };
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > s.max_body_bytes as u64) {
+        not_stored("too-large");
+        let mut res = Response::from_parts(parts, CacheBody::inner(body));
+        policy::label_response(s, &mut res, label);
+        return res;
+    }
+    let mut body = Box::pin(body);
+    let mut first: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
+    let mut len = 0usize;
+    let collected = loop {
+        match body.frame().await {
+            None => break Ok(None),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    len += data.len();
+                    if first.is_none() && buf.is_empty() {
+                        first = Some(data);
+                    } else {
+                        if let Some(f) = first.take() {
+                            buf.extend_from_slice(&f);
+                        }
+                        buf.extend_from_slice(&data);
+                    }
+                    if len > s.max_body_bytes {
+                        break Err(None);
+                    }
+                }
+                Err(frame) => break Ok(frame.into_trailers().ok()),
+            },
+            Some(Err(e)) => break Err(Some(e.into())),
+        }
+    };
+    let data = first.unwrap_or_else(|| buf.freeze());
+    let body = match collected {
+        Ok(None) => data,
+        Ok(Some(trailers)) => {
+            not_stored("trailers");
+            let mut res = Response::from_parts(
+                parts,
+                CacheBody::full_with_trailers(data, Some(Box::new(trailers))),
+            );
+            policy::label_response(s, &mut res, label);
+            return res;
+        }
+        Err(None) => {
+            not_stored("too-large");
+            let mut res = Response::from_parts(parts, CacheBody::prefixed(data, body));
+            policy::label_response(s, &mut res, label);
+            return res;
+        }
+        Err(Some(e)) => {
+            not_stored("body-error");
+            let mut res = Response::from_parts(parts, CacheBody::failed(data, e));
+            policy::label_response(s, &mut res, label);
+            return res;
+        }
+    };
+    let v = policy::stored_response(
+        s,
+        info,
+        &parts,
+        directives,
+        &vary,
+        body.clone(),
+        request_time,
+        response_time,
+    );
+    if v.lifetime.is_zero() && !v.has_validator() && v.directives.stale_if_error.is_none() {
+        not_stored("no-freshness");
+    } else {
+        let bytes = v.weight();
+        put(s, info, hash, Arc::new(v)).await;
+        s.listeners.emit_with(|| CacheEvent::Stored { bytes });
+    }
+    let body = if info.method == Method::HEAD {
+        CacheBody::empty()
+    } else {
+        CacheBody::full(body)
+    };
+    let mut res = Response::from_parts(parts, body);
+    policy::label_response(s, &mut res, label);
+    res
+}

@@ -1,0 +1,117 @@
+//! What the cache stores and the [`CacheStore`] trait behind it.
+//!
+//! A store maps a primary key (a 64-bit hash of host, path and query, and any configured key
+//! headers) to an [`Entry`]: the key's full text, to rule out hash collisions, and up to a
+//! few [`StoredResponse`] variants, one per set of `Vary`ed request header values.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, StatusCode, Version};
+use tokio::time::Instant;
+
+use crate::directives::ResponseDirectives;
+
+/// Bytes counted per variant beyond body and header bytes: the `StoredResponse` and its
+/// `Arc`, the header map's tables, allocator rounding.
+const VARIANT_OVERHEAD: usize = 512;
+/// Bytes counted per entry beyond its variants: the key, the `Entry`, the store's node
+/// (moka keeps several words, a deque node and a sketch slot per entry).
+const ENTRY_OVERHEAD: usize = 320;
+
+/// One stored response (one variant of a URI).
+#[derive(Debug, Clone)]
+pub struct StoredResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// HTTP version.
+    pub version: Version,
+    /// Header fields as stored (a `Date` is added when the origin sent none).
+    pub headers: HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
+    /// The request header values this variant was selected by: each name of the
+    /// response's `Vary`, with the request's normalised value (`None` when absent).
+    pub vary: Box<[(HeaderName, Option<Box<str>>)]>,
+    /// When the response (or the last 304 that refreshed it) was received.
+    pub response_time: Instant,
+    /// `corrected_initial_age` of RFC 9111 §4.2.3.
+    pub initial_age: Duration,
+    /// Freshness lifetime (§4.2.1), computed when stored or refreshed.
+    pub lifetime: Duration,
+    /// The directives that govern reuse (from the targeted field or `Cache-Control`).
+    pub directives: ResponseDirectives,
+}
+
+impl StoredResponse {
+    /// `current_age` of RFC 9111 §4.2.3 at `now`.
+    pub fn current_age(&self, now: Instant) -> Duration {
+        self.initial_age + now.saturating_duration_since(self.response_time)
+    }
+
+    /// Whether the response has a validator (`ETag` or `Last-Modified`).
+    pub fn has_validator(&self) -> bool {
+        self.headers.contains_key(http::header::ETAG)
+            || self.headers.contains_key(http::header::LAST_MODIFIED)
+    }
+
+    /// Approximate bytes this variant occupies (body, header names and values, fixed
+    /// overhead), used to bound a store by bytes.
+    pub fn weight(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 48)
+            .sum();
+        let vary: usize = self
+            .vary
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.as_ref().map_or(0, |v| v.len()) + 40)
+            .sum();
+        self.body.len() + headers + vary + VARIANT_OVERHEAD
+    }
+}
+
+/// Everything stored under one primary key.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The key's full text (host, path and query, key header values), compared on every
+    /// lookup so that a hash collision is a miss, never a wrong answer.
+    pub key: Box<str>,
+    /// The variants, most recently stored last.
+    pub variants: Vec<Arc<StoredResponse>>,
+}
+
+impl Entry {
+    /// Approximate bytes of the entry (see [`StoredResponse::weight`]).
+    pub fn weight(&self) -> usize {
+        self.key.len() + ENTRY_OVERHEAD + self.variants.iter().map(|v| v.weight()).sum::<usize>()
+    }
+}
+
+/// Storage for the cache. Implementations must be cheap to clone, clones sharing one store.
+///
+/// Methods return futures so that a networked store (Redis) fits; a store that can answer
+/// without waiting also implements [`get_now`](Self::get_now), which lets the layer serve a
+/// fresh hit without boxing a future.
+pub trait CacheStore: Clone + Send + Sync + 'static {
+    /// The entry under `key`, if any. Store failures are logged and read as a miss.
+    fn get(&self, key: u64) -> impl Future<Output = Option<Arc<Entry>>> + Send;
+
+    /// Stores `entry` under `key` for at most `ttl` (a memory backstop: freshness is
+    /// decided by the layer, on tokio's clock).
+    fn insert(&self, key: u64, entry: Arc<Entry>, ttl: Duration)
+    -> impl Future<Output = ()> + Send;
+
+    /// Removes the entry under `key`.
+    fn remove(&self, key: u64) -> impl Future<Output = ()> + Send;
+
+    /// A synchronous lookup: `Some(answer)` when the store can answer without waiting,
+    /// `None` when the caller must use [`get`](Self::get).
+    fn get_now(&self, key: u64) -> Option<Option<Arc<Entry>>> {
+        let _ = key;
+        None
+    }
+}

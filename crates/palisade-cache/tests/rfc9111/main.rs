@@ -1,0 +1,12 @@
+//! RFC 9111 (HTTP caching) requirements as tests, one module per section, on paused time.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod freshness;
+mod invalidation;
+mod range;
+mod stale;
+mod storing;
+mod validation;
+mod vary;
