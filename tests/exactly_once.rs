@@ -188,14 +188,24 @@ async fn hedging_in_front_executes_the_handler_once() {
     let res = client.clone().oneshot(pay()).await.unwrap();
     assert_eq!(res.status(), 201);
     assert_eq!(start.elapsed(), Duration::from_millis(200));
-    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "charge 1");
+    assert_eq!(
+        res.into_body().collect().await.unwrap().to_bytes(),
+        "charge 1"
+    );
     assert_eq!(sent.load(Ordering::SeqCst), 2, "the hedge sent its copy");
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "the copy never reached the handler");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the copy never reached the handler"
+    );
 
     // A later retry with the same key replays the stored response.
     let again = client.oneshot(pay()).await.unwrap();
     assert_eq!(again.status(), 201);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
-    assert_eq!(again.into_body().collect().await.unwrap().to_bytes(), "charge 1");
+    assert_eq!(
+        again.into_body().collect().await.unwrap().to_bytes(),
+        "charge 1"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
