@@ -20,6 +20,17 @@
 //! inside [`HandleRejectionsLayer`](palisade_core::HandleRejectionsLayer), which turns
 //! `Elapsed` into 504 / DEADLINE_EXCEEDED.
 //!
+//! # Mutation testing
+//!
+//! The service and its future are mutation-tested; no mutant of `src/service.rs` or
+//! `src/future.rs` survives (one, `<=` → `>` in the "already expired" check, is caught as a
+//! timeout: the mock-based tests then wait for a call that never comes):
+//!
+//! ```text
+//! cargo mutants -p palisade-timeout --file crates/palisade-timeout/src/service.rs \
+//!     --file crates/palisade-timeout/src/future.rs -j 1 --timeout 60 -- --lib --tests
+//! ```
+//!
 //! # Example
 //! ```
 //! use palisade_core::{Elapsed, HandleRejectionsLayer};
