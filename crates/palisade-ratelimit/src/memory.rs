@@ -200,4 +200,87 @@ mod tests {
         store.decide(99, &q, None);
         assert_eq!(store.len(), 1);
     }
+
+    #[test]
+    fn id_hasher_passes_hashes_through_and_folds_bytes() {
+        let mut h = IdHasher::default();
+        h.write_u64(0xdead_beef);
+        assert_eq!(h.finish(), 0xdead_beef);
+        let mut h = IdHasher::default();
+        h.write(&[0x12, 0x34, 0xff]);
+        assert_eq!(h.finish(), 0x12_34ff);
+        // The top byte wraps around onto the new one: XOR, not OR or AND.
+        let mut h = IdHasher(0xff00_0000_0000_0000);
+        h.write(&[0x0f]);
+        assert_eq!(h.finish(), 0xf0);
+    }
+
+    /// Below the cap and before the sweep interval, an idle key is left alone (no sweep on
+    /// every insert): it is still counted.
+    #[tokio::test(start_paused = true)]
+    async fn idle_keys_stay_until_the_sweep_interval() {
+        let q = [Quota::per_second("s", 1).unwrap()];
+        let store = MemoryStore::new(1000, Duration::from_secs(3600));
+        assert!(store.decide(1, &q, None).is_allowed());
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(store.decide(2, &q, None).is_allowed());
+        assert_eq!(store.len(), 2);
+    }
+
+    /// A key whose TAT is exactly now is idle and swept.
+    #[tokio::test(start_paused = true)]
+    async fn a_key_due_exactly_now_is_swept() {
+        let q = [Quota::per_second("s", 1).unwrap()];
+        let store = MemoryStore::new(1000, Duration::from_secs(3600));
+        assert!(store.decide(1, &q, None).is_allowed());
+        tokio::time::advance(Duration::from_nanos(999_999_999)).await;
+        assert_eq!(store.sweep_idle(), 0);
+        assert_eq!(store.len(), 1);
+        tokio::time::advance(Duration::from_nanos(1)).await;
+        assert_eq!(store.sweep_idle(), 1);
+        assert_eq!(store.len(), 0);
+    }
+
+    /// At the cap, the keys closest to full are dropped until at most 90 % of the cap
+    /// minus one remain, doubling the slack each round and stopping as soon as that holds.
+    #[tokio::test(start_paused = true)]
+    async fn eviction_at_the_cap_stops_at_ninety_percent() {
+        // Emission 1 s, burst 100: key k, asked k + 1 times, is full again in k + 1 s.
+        let q = [Quota::new("q", 100, Duration::from_secs(100))
+            .unwrap()
+            .burst(100)];
+        let store = MemoryStore::new(30, Duration::from_secs(3600));
+        for k in 0..30u64 {
+            for _ in 0..=k {
+                assert!(store.decide(k, &q, None).is_allowed());
+            }
+        }
+        assert_eq!(store.len(), 30);
+        // Target 30 - 3 - 1 = 26: slack 1.024 s drops key 0, 2.048 s key 1, 4.096 s keys 2
+        // and 3, and the loop stops there; then the new key is inserted.
+        assert!(store.decide(1000, &q, None).is_allowed());
+        assert_eq!(store.len(), 27);
+        // The dropped keys got their burst back; key 4 did not.
+        for k in 0..4 {
+            assert_eq!(
+                store.decide(k, &q, None).states()[0].remaining,
+                99,
+                "key {k}"
+            );
+        }
+        assert_eq!(store.decide(4, &q, None).states()[0].remaining, 94);
+    }
+
+    /// The store's clock starts at 1 ns ("0 means never"), so the first periodic sweep is
+    /// due when that clock reads `idle_sweep`: one nanosecond before `idle_sweep` of real
+    /// time has passed.
+    #[tokio::test(start_paused = true)]
+    async fn the_first_periodic_sweep_is_measured_on_the_store_clock() {
+        let q = [Quota::per_second("s", 1).unwrap()];
+        let store = MemoryStore::new(1000, Duration::from_secs(10));
+        assert!(store.decide(1, &q, None).is_allowed());
+        tokio::time::advance(Duration::from_secs(10) - Duration::from_nanos(1)).await;
+        assert!(store.decide(2, &q, None).is_allowed());
+        assert_eq!(store.len(), 1);
+    }
 }
