@@ -23,12 +23,11 @@
 //! # Mutation testing
 //!
 //! The service and its future are mutation-tested; no mutant of `src/service.rs` or
-//! `src/future.rs` survives (one, `<=` → `>` in the "already expired" check, is caught as a
-//! timeout: the mock-based tests then wait for a call that never comes):
+//! `src/future.rs` survives (57 mutants: 33 caught, 24 unviable):
 //!
 //! ```text
 //! cargo mutants -p palisade-timeout --file crates/palisade-timeout/src/service.rs \
-//!     --file crates/palisade-timeout/src/future.rs -j 1 --timeout 60 -- --lib --tests
+//!     --file crates/palisade-timeout/src/future.rs -j 1 --timeout 20 -- --lib --tests
 //! ```
 //!
 //! # Example
