@@ -245,30 +245,37 @@ mod tests {
     /// minus one remain, doubling the slack each round and stopping as soon as that holds.
     #[tokio::test(start_paused = true)]
     async fn eviction_at_the_cap_stops_at_ninety_percent() {
-        // Emission 1 s, burst 100: key k, asked k + 1 times, is full again in k + 1 s.
+        // Emission 1 s, burst 100: key k, asked k + 1 times, is full again in k + 1 s, so
+        // the rounds at slack 1.024 s, 2.048 s, 4.096 s, 8.192 s drop keys 0, 1, 2-3, 4-7.
+        // Cap 30, target 26: three rounds (26 left). Cap 40, target 35: four rounds (32
+        // left; a target of 36 would stop after three).
         let q = [Quota::new("q", 100, Duration::from_secs(100))
             .unwrap()
             .burst(100)];
-        let store = MemoryStore::new(30, Duration::from_secs(3600));
-        for k in 0..30u64 {
-            for _ in 0..=k {
-                assert!(store.decide(k, &q, None).is_allowed());
+        for (cap, dropped) in [(30u64, 4u64), (40, 8)] {
+            let store = MemoryStore::new(usize::try_from(cap).unwrap(), Duration::from_secs(3600));
+            for k in 0..cap {
+                for _ in 0..=k {
+                    assert!(store.decide(k, &q, None).is_allowed());
+                }
             }
-        }
-        assert_eq!(store.len(), 30);
-        // Target 30 - 3 - 1 = 26: slack 1.024 s drops key 0, 2.048 s key 1, 4.096 s keys 2
-        // and 3, and the loop stops there; then the new key is inserted.
-        assert!(store.decide(1000, &q, None).is_allowed());
-        assert_eq!(store.len(), 27);
-        // The dropped keys got their burst back; key 4 did not.
-        for k in 0..4 {
+            assert_eq!(store.len() as u64, cap);
+            assert!(store.decide(1000, &q, None).is_allowed());
+            assert_eq!(store.len() as u64, cap - dropped + 1, "cap {cap}");
+            // The dropped keys got their burst back; the next one did not.
+            for k in 0..dropped {
+                assert_eq!(
+                    store.decide(k, &q, None).states()[0].remaining,
+                    99,
+                    "key {k}"
+                );
+            }
             assert_eq!(
-                store.decide(k, &q, None).states()[0].remaining,
-                99,
-                "key {k}"
+                store.decide(dropped, &q, None).states()[0].remaining,
+                100 - (dropped + 2),
+                "cap {cap}"
             );
         }
-        assert_eq!(store.decide(4, &q, None).states()[0].remaining, 94);
     }
 
     /// The store's clock starts at 1 ns ("0 means never"), so the first periodic sweep is
