@@ -37,7 +37,8 @@
 //!
 //! # Mutation testing
 //!
-//! The GCRA decision and the in-memory store are mutation-tested:
+//! The GCRA decision and the in-memory store are mutation-tested (51 mutants: 48 caught,
+//! 2 unviable, 1 timeout, `is_allowed` → `true`, which makes refusal loops spin):
 //!
 //! ```text
 //! cargo mutants -p palisade-ratelimit --file crates/palisade-ratelimit/src/gcra.rs \
