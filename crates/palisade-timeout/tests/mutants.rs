@@ -22,7 +22,7 @@ fn recorder() -> (
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
     (events, move |e: &TimeoutEvent| {
-        sink.lock().unwrap().push(e.clone())
+        sink.lock().unwrap().push(e.clone());
     })
 }
 
