@@ -19,6 +19,17 @@
 //!
 //! Time is `tokio::time` throughout, so every test can run under `tokio::time::pause()`.
 //!
+//! # Mutation testing
+//!
+//! Deadlines and classification are mutation-tested with the crate's own tests only (a
+//! mutant of this crate would otherwise rebuild every layer); `tests/mutants.rs` pins
+//! their edge cases:
+//!
+//! ```text
+//! cargo mutants -p palisade-core --file crates/palisade-core/src/deadline.rs \
+//!     --file crates/palisade-core/src/classify.rs -j 1 --timeout 20 -- --lib --tests
+//! ```
+//!
 //! # Example
 //!
 //! ```

@@ -35,6 +35,16 @@
 //! collision: about 3·10⁻⁸ for a million live keys, and not steerable by clients); the
 //! benches compare it with governor.
 //!
+//! # Mutation testing
+//!
+//! The GCRA decision and the in-memory store are mutation-tested (51 mutants: 48 caught,
+//! 2 unviable, 1 timeout, `is_allowed` → `true`, which makes refusal loops spin):
+//!
+//! ```text
+//! cargo mutants -p palisade-ratelimit --file crates/palisade-ratelimit/src/gcra.rs \
+//!     --file crates/palisade-ratelimit/src/memory.rs -j 1 --timeout 20 -- --lib --tests
+//! ```
+//!
 //! # Example
 //! ```
 //! use palisade_core::{HandleRejectionsLayer, key::GlobalKey};

@@ -200,4 +200,94 @@ mod tests {
         store.decide(99, &q, None);
         assert_eq!(store.len(), 1);
     }
+
+    #[test]
+    fn id_hasher_passes_hashes_through_and_folds_bytes() {
+        let mut h = IdHasher::default();
+        h.write_u64(0xdead_beef);
+        assert_eq!(h.finish(), 0xdead_beef);
+        let mut h = IdHasher::default();
+        h.write(&[0x12, 0x34, 0xff]);
+        assert_eq!(h.finish(), 0x12_34ff);
+        // The top byte wraps around onto the new one: XOR, not OR or AND.
+        let mut h = IdHasher(0xff00_0000_0000_0000);
+        h.write(&[0x0f]);
+        assert_eq!(h.finish(), 0xf0);
+    }
+
+    /// Below the cap and before the sweep interval, an idle key is left alone (no sweep on
+    /// every insert): it is still counted.
+    #[tokio::test(start_paused = true)]
+    async fn idle_keys_stay_until_the_sweep_interval() {
+        let q = [Quota::per_second("s", 1).unwrap()];
+        let store = MemoryStore::new(1000, Duration::from_secs(3600));
+        assert!(store.decide(1, &q, None).is_allowed());
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(store.decide(2, &q, None).is_allowed());
+        assert_eq!(store.len(), 2);
+    }
+
+    /// A key whose TAT is exactly now is idle and swept.
+    #[tokio::test(start_paused = true)]
+    async fn a_key_due_exactly_now_is_swept() {
+        let q = [Quota::per_second("s", 1).unwrap()];
+        let store = MemoryStore::new(1000, Duration::from_secs(3600));
+        assert!(store.decide(1, &q, None).is_allowed());
+        tokio::time::advance(Duration::from_nanos(999_999_999)).await;
+        assert_eq!(store.sweep_idle(), 0);
+        assert_eq!(store.len(), 1);
+        tokio::time::advance(Duration::from_nanos(1)).await;
+        assert_eq!(store.sweep_idle(), 1);
+        assert_eq!(store.len(), 0);
+    }
+
+    /// At the cap, the keys closest to full are dropped until at most 90 % of the cap
+    /// minus one remain, doubling the slack each round and stopping as soon as that holds.
+    #[tokio::test(start_paused = true)]
+    async fn eviction_at_the_cap_stops_at_ninety_percent() {
+        // Emission 1 s, burst 100: key k, asked k + 1 times, is full again in k + 1 s, so
+        // the rounds at slack 1.024 s, 2.048 s, 4.096 s, 8.192 s drop keys 0, 1, 2-3, 4-7.
+        // Cap 30, target 26: three rounds (26 left). Cap 40, target 35: four rounds (32
+        // left; a target of 36 would stop after three).
+        let q = [Quota::new("q", 100, Duration::from_secs(100))
+            .unwrap()
+            .burst(100)];
+        for (cap, dropped) in [(30u64, 4u64), (40, 8)] {
+            let store = MemoryStore::new(usize::try_from(cap).unwrap(), Duration::from_secs(3600));
+            for k in 0..cap {
+                for _ in 0..=k {
+                    assert!(store.decide(k, &q, None).is_allowed());
+                }
+            }
+            assert_eq!(store.len() as u64, cap);
+            assert!(store.decide(1000, &q, None).is_allowed());
+            assert_eq!(store.len() as u64, cap - dropped + 1, "cap {cap}");
+            // The dropped keys got their burst back; the next one did not.
+            for k in 0..dropped {
+                assert_eq!(
+                    store.decide(k, &q, None).states()[0].remaining,
+                    99,
+                    "key {k}"
+                );
+            }
+            assert_eq!(
+                store.decide(dropped, &q, None).states()[0].remaining,
+                100 - (dropped + 2),
+                "cap {cap}"
+            );
+        }
+    }
+
+    /// The store's clock starts at 1 ns ("0 means never"), so the first periodic sweep is
+    /// due when that clock reads `idle_sweep`: one nanosecond before `idle_sweep` of real
+    /// time has passed.
+    #[tokio::test(start_paused = true)]
+    async fn the_first_periodic_sweep_is_measured_on_the_store_clock() {
+        let q = [Quota::per_second("s", 1).unwrap()];
+        let store = MemoryStore::new(1000, Duration::from_secs(10));
+        assert!(store.decide(1, &q, None).is_allowed());
+        tokio::time::advance(Duration::from_secs(10) - Duration::from_nanos(1)).await;
+        assert!(store.decide(2, &q, None).is_allowed());
+        assert_eq!(store.len(), 1);
+    }
 }

@@ -306,6 +306,18 @@ mod tests {
         }
     }
 
+    #[test]
+    fn reset_restarts_from_initial() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let b = Backoff::exponential(MS(100), MS(10_000));
+        let mut s = BackoffState::new();
+        assert_eq!(s.next(&b, &mut rng), MS(100));
+        assert_eq!(s.next(&b, &mut rng), MS(200));
+        s.reset();
+        assert_eq!(s.next(&b, &mut rng), MS(100));
+        assert_eq!(s.next(&b, &mut rng), MS(200));
+    }
+
     proptest! {
         #[test]
         fn bounds_hold(seed: u64, init in 1u64..10_000, cap_mult in 1u64..100, mult in 1.0f64..4.0, n in 0usize..40) {

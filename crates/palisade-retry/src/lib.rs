@@ -33,6 +33,19 @@
 //! Place it inside the timeout layer (one deadline covers all attempts) and outside any
 //! per-attempt layers. The response future is a named state machine.
 //!
+//! # Mutation testing
+//!
+//! The backoff, budgets and default predicate are mutation-tested
+//! (`tests/mutants.rs` and the unit tests pin what the other tests left open); the
+//! equivalent mutants are listed, with their reasons, in the workspace's
+//! `.cargo/mutants.toml`:
+//!
+//! ```text
+//! cargo mutants -p palisade-retry --file crates/palisade-retry/src/backoff.rs \
+//!     --file crates/palisade-retry/src/budget.rs --file crates/palisade-retry/src/policy.rs \
+//!     -j 1 --timeout 20 -- --lib --tests
+//! ```
+//!
 //! # Allocations
 //!
 //! A request that succeeds at its first attempt costs no allocation of the layer's own in
