@@ -58,6 +58,7 @@ impl Event for FallbackEvent {
 
 type FallbackFn = dyn Fn(&FallbackReason) -> Response<Bytes> + Send + Sync;
 
+#[derive(Clone)]
 struct Settings {
     any_error: bool,
     kinds: Vec<&'static str>,
@@ -109,8 +110,9 @@ impl FallbackLayer {
     }
 
     fn edit(mut self, f: impl FnOnce(&mut Settings)) -> Self {
-        let s = Arc::get_mut(&mut self.settings)
-            .expect("FallbackLayer is configured before it is cloned");
+        // Copy-on-write: configuring a layer that was already cloned leaves the clones as
+        // they were instead of panicking.
+        let s = Arc::make_mut(&mut self.settings);
         f(s);
         self
     }

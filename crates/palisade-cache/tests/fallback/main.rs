@@ -89,3 +89,17 @@ async fn any_error_and_server_errors_with_a_closure() {
     assert_eq!(run(&layer, 4).await.unwrap().1, "status 503");
     assert_eq!(run(&layer, 0).await.unwrap().1, "real");
 }
+
+#[tokio::test]
+async fn configuring_a_cloned_layer_leaves_the_clone_as_it_was() {
+    // Used to panic ("configured before it is cloned"); now copy-on-write.
+    let base = FallbackLayer::fixed(StatusCode::OK, Bytes::from_static(b"fallback"));
+    let kept = base.clone();
+    let any = base.on_any_error();
+    assert_eq!(
+        run(&any, 3).await.unwrap(),
+        (StatusCode::OK, Bytes::from_static(b"fallback"))
+    );
+    // The clone made before was not changed: a plain error still goes through.
+    assert!(run(&kept, 3).await.is_err());
+}
