@@ -1,0 +1,245 @@
+
+use super::*;
+use proptest::prelude::*;
+
+proptest! {
+    #[test]
+    fn aimd_stays_in_range_and_moves_the_right_way(
+        min in 1usize..50, span in 0usize..200, limit in 0usize..400,
+        in_flight in 0usize..400, latency_ms in 0u64..400, backoff in 0.05f64..0.95,
+    ) {
+        let a = Aimd::new(min, min + span, Duration::from_millis(200)).backoff(backoff);
+        let next = a.next(limit, in_flight, Duration::from_millis(latency_ms));
+        prop_assert!(next >= a.min && next <= a.max);
+        let clamped = limit.clamp(a.min, a.max);
+        if latency_ms > 200 {
+            prop_assert!(next <= clamped);
+        } else {
+            prop_assert!(next >= clamped && next <= clamped + 1);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn gradient_stays_in_range(
+        min in 1usize..20, span in 0usize..100, start in 1usize..200,
+        samples in proptest::collection::vec((0u64..1_000, 0usize..200), 1..100),
+    ) {
+        let mut g = Adaptive::gradient(Gradient::new(min, min + span).long_window(10));
+        let mut limit = start.clamp(min, min + span);
+        for (ms, in_flight) in samples {
+            limit = g.next(limit, in_flight, Duration::from_millis(ms));
+            prop_assert!(limit >= min && limit <= min + span);
+        }
+    }
+}
+
+#[test]
+fn aimd_boundaries() {
+    let a = Aimd::new(1, 100, Duration::from_millis(200));
+    // Exactly the threshold is not overload ("slower than").
+    assert_eq!(a.next(10, 10, Duration::from_millis(200)), 11);
+    assert_eq!(a.next(10, 10, Duration::from_millis(201)), 9);
+    // Growth needs at least half the limit in use: 1 of 3 is not.
+    assert_eq!(a.next(3, 1, Duration::ZERO), 3);
+    assert_eq!(a.next(4, 2, Duration::ZERO), 5);
+}
+
+#[test]
+fn gradient_average_follows_a_short_window_at_once() {
+    // With a window of one sample the average is the last latency: a jump in latency
+    // is not seen as a rise against the average, so a busy limit keeps growing.
+    let mut g = Adaptive::gradient(Gradient::new(1, 1_000).long_window(1));
+    let mut limit = 10;
+    for ms in [10, 100, 100, 100, 1_000, 1_000] {
+        let next = g.next(limit, limit, Duration::from_millis(ms));
+        assert!(next >= limit, "{limit} → {next} at {ms} ms");
+        limit = next;
+    }
+    assert!(limit > 10);
+}
+
+#[test]
+fn gradient_average_follows_a_latency_drop_quickly() {
+    // 50 calls at 100 ms, 20 at 10 ms, then 60 ms: the long-term average fell with the
+    // drop (faster than its 100-sample window alone would let it), so 60 ms reads as a
+    // rise and the limit shrinks.
+    let mut g = Adaptive::gradient(Gradient::new(1, 1_000).long_window(100));
+    let mut limit = 100;
+    for ms in std::iter::repeat_n(100, 50).chain(std::iter::repeat_n(10, 20)) {
+        limit = g.next(limit, limit, Duration::from_millis(ms));
+    }
+    let before = limit;
+    let after = g.next(limit, limit, Duration::from_millis(60));
+    assert!(after < before, "{before} → {after}");
+}
+
+#[test]
+fn gradient_learns_nothing_while_application_limited() {
+    let ms = Duration::from_millis;
+    // Half the estimate in use is enough to learn from: 10 + √10.
+    let mut g = Adaptive::gradient(Gradient::new(1, 1_000).smoothing(1.0));
+    assert_eq!(g.next(10, 5, ms(10)), 13);
+    // Fewer than half: the limit stays, however slow the call.
+    assert_eq!(g.next(13, 1, ms(5_000)), 13);
+    assert_eq!(g.next(13, 6, ms(5_000)), 13);
+    // Enough in use again: the slow call now shrinks it.
+    assert!(g.next(13, 13, ms(5_000)) < 13);
+}
+
+#[test]
+fn a_waiter_wakes_the_waker_it_was_last_polled_with() {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let a = Arc::new(Admission::new(1, 1, vec![0].into(), None, Listeners::new()));
+    let Acquire::Granted(p) = a.acquire(0) else {
+        panic!("free slot")
+    };
+    let Acquire::Queued(w) = a.acquire(0) else {
+        panic!("queued")
+    };
+    let (first, second) = (
+        Arc::new(Count(AtomicUsize::new(0))),
+        Arc::new(Count(AtomicUsize::new(0))),
+    );
+    w.register(&Waker::from(first.clone()));
+    w.register(&Waker::from(first.clone()));
+    // Polled again from another task: that task must be woken.
+    w.register(&Waker::from(second.clone()));
+    drop(p);
+    assert!(w.is_granted());
+    assert_eq!(first.0.load(Ordering::SeqCst), 0);
+    assert_eq!(second.0.load(Ordering::SeqCst), 1);
+    drop(a.take_grant(&w));
+    assert_eq!((a.in_flight(), a.queued()), (0, 0));
+}
+
+fn recording(
+    limit: usize,
+    max_queue: usize,
+    reserve: Vec<usize>,
+) -> (Arc<Admission>, Arc<Mutex<Vec<BulkheadEvent>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let listeners = Listeners::new().on(move |e: &BulkheadEvent| s.lock().unwrap().push(e.clone()));
+    let a = Admission::new(limit, max_queue, reserve.into(), None, listeners);
+    (Arc::new(a), seen)
+}
+
+#[test]
+fn an_out_of_range_lane_is_the_top_lane() {
+    let a = Arc::new(Admission::new(
+        2,
+        0,
+        vec![1, 0].into(),
+        None,
+        Listeners::new(),
+    ));
+    let Acquire::Granted(low) = a.acquire(0) else {
+        panic!("free slot")
+    };
+    // Lane 0 may not take the last slot; lane 7 (clamped to 1, the top) may.
+    assert!(matches!(a.acquire(0), Acquire::Full));
+    let Acquire::Granted(top) = a.acquire(7) else {
+        panic!("top lane")
+    };
+    assert_eq!(a.in_flight(), 2);
+    drop((low, top));
+    let one = Arc::new(Admission::new(1, 0, vec![0].into(), None, Listeners::new()));
+    assert!(matches!(one.acquire(usize::MAX), Acquire::Granted(_)));
+}
+
+#[test]
+fn a_higher_lane_passes_a_lower_waiter_with_the_right_count() {
+    // Limit 2, lane 0 keeps 1 slot free for lane 1.
+    let (a, seen) = recording(2, 4, vec![1, 0]);
+    let Acquire::Granted(p) = a.acquire(0) else {
+        panic!("free slot")
+    };
+    let Acquire::Queued(w) = a.acquire(0) else {
+        panic!("lane 0 waits")
+    };
+    // Someone waits, so lane 1 takes the locked path, and is not behind lane 0.
+    let Acquire::Granted(high) = a.acquire(1) else {
+        panic!("lane 1 passes")
+    };
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            BulkheadEvent::Admitted {
+                lane: 0,
+                in_flight: 1
+            },
+            BulkheadEvent::Queued { lane: 0, depth: 1 },
+            BulkheadEvent::Admitted {
+                lane: 1,
+                in_flight: 2
+            },
+        ]
+    );
+    drop((p, high));
+    assert!(w.is_granted());
+    drop(a.take_grant(&w));
+    assert_eq!((a.in_flight(), a.queued()), (0, 0));
+}
+
+#[test]
+fn set_limit_admits_waiters_and_reports_only_changes() {
+    let (a, seen) = recording(1, 4, vec![0]);
+    let Acquire::Granted(p) = a.acquire(0) else {
+        panic!("free slot")
+    };
+    let Acquire::Queued(w1) = a.acquire(0) else {
+        panic!("queued")
+    };
+    let Acquire::Queued(w2) = a.acquire(0) else {
+        panic!("queued")
+    };
+    seen.lock().unwrap().clear();
+    a.set_limit(2);
+    assert_eq!(a.limit(), 2);
+    assert!(
+        w1.is_granted() && !w2.is_granted(),
+        "one more slot, oldest first"
+    );
+    a.set_limit(2);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [BulkheadEvent::LimitChanged { from: 1, to: 2 }],
+        "no event when the limit stays"
+    );
+    a.set_limit(usize::MAX);
+    assert_eq!(a.limit(), MAX_COUNT);
+    assert!(w2.is_granted());
+    drop((p, a.take_grant(&w1), a.take_grant(&w2)));
+    assert_eq!((a.in_flight(), a.queued()), (0, 0));
+}
+
+#[test]
+fn queue_is_bounded_and_fifo_per_lane() {
+    let a = Arc::new(Admission::new(1, 2, vec![0].into(), None, Listeners::new()));
+    let Acquire::Granted(p) = a.acquire(0) else {
+        panic!("free slot")
+    };
+    let Acquire::Queued(w1) = a.acquire(0) else {
+        panic!("queued")
+    };
+    let Acquire::Queued(w2) = a.acquire(0) else {
+        panic!("queued")
+    };
+    assert!(matches!(a.acquire(0), Acquire::Full));
+    drop(p);
+    assert!(w1.is_granted() && !w2.is_granted());
+    assert_eq!((a.in_flight(), a.queued()), (1, 1));
+    assert!(a.abandon(&w1), "a granted slot is passed on");
+    assert!(w2.is_granted());
+    assert!(a.abandon(&w2));
+    assert_eq!((a.in_flight(), a.queued()), (0, 0));
+}
