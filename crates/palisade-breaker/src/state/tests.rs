@@ -1,4 +1,3 @@
-
 //! SPECS §6 vectors CB1–CB11: COUNT_BASED, size 10, minCalls 5, failure 50%, slow 50% @ 2 s,
 //! permitted 3, wait 60 s, lazy OPEN → HALF_OPEN.
 use super::*;

@@ -1,4 +1,3 @@
-
 use super::*;
 use http::Request;
 use proptest::prelude::*;
