@@ -236,6 +236,10 @@ impl<S: fmt::Debug, X: KeyExtractor<R>, R, C> fmt::Debug for KeyedCircuitBreaker
     }
 }
 
+impl<S, X: KeyExtractor<R>, R, C> KeyedCircuitBreaker<S, X, R, C> {
+    palisade_core::define_inner_service_accessors!();
+}
+
 impl<S, X, R, C> Service<R> for KeyedCircuitBreaker<S, X, R, C>
 where
     S: Service<R>,

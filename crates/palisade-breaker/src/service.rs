@@ -48,18 +48,7 @@ impl<S, C> CircuitBreaker<S, C> {
             breaker: self.breaker.clone(),
         }
     }
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    palisade_core::define_inner_service_accessors!();
 }
 
 impl<S, C, R> Service<R> for CircuitBreaker<S, C>

@@ -248,18 +248,7 @@ impl<S: Clone, K: Clone, P: Clone, Rel> Clone for KeyedBulkhead<S, K, P, Rel> {
 }
 
 impl<S, K, P, Rel> KeyedBulkhead<S, K, P, Rel> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    palisade_core::define_inner_service_accessors!();
 }
 
 impl<S, K, P, Rel, R> Service<R> for KeyedBulkhead<S, K, P, Rel>

@@ -74,18 +74,7 @@ impl<S, P, Rel> Bulkhead<S, P, Rel> {
             admission: self.admission.clone(),
         }
     }
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    palisade_core::define_inner_service_accessors!();
 
     fn rejected(&self, lane: usize, reason: RejectReason) -> BulkheadFull {
         reject(&self.admission, lane, reason, self.max_queue_wait)

@@ -213,20 +213,7 @@ impl<S> Coalesce<S> {
             .len()
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes the layer, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    palisade_core::define_inner_service_accessors!();
 }
 
 /// Publishes `Abandoned` if the leader is dropped before it published a result, and

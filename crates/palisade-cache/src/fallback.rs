@@ -170,18 +170,7 @@ impl<S: fmt::Debug> fmt::Debug for Fallback<S> {
 }
 
 impl<S> Fallback<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-    /// Consumes the layer, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    palisade_core::define_inner_service_accessors!();
 }
 
 impl<S, Req, B> Service<Req> for Fallback<S>

@@ -51,18 +51,7 @@ impl<S> Fault<S> {
             state,
         }
     }
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    palisade_core::define_inner_service_accessors!();
 
     /// Chooses the faults for one request; an empty plan means pass through.
     #[inline]

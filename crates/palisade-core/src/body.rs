@@ -244,6 +244,10 @@ pub struct UnwrapReplay<S> {
     inner: S,
 }
 
+impl<S> UnwrapReplay<S> {
+    crate::define_inner_service_accessors!();
+}
+
 impl<S, B> Service<Request<ReplayBody<B>>> for UnwrapReplay<S>
 where
     S: Service<Request<B>>,

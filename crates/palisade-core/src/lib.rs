@@ -66,6 +66,8 @@ pub mod event;
 pub mod forwarded;
 pub mod grpc;
 mod handle;
+#[macro_use]
+mod macros;
 pub mod key;
 pub mod key_config;
 pub mod keyed;

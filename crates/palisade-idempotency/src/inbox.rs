@@ -176,18 +176,7 @@ impl<S: fmt::Debug, St: fmt::Debug, F> fmt::Debug for Inbox<S, St, F> {
 }
 
 impl<S, St, F> Inbox<S, St, F> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    palisade_core::define_inner_service_accessors!();
 }
 
 struct Release<St: Store> {

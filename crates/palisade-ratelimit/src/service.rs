@@ -34,18 +34,7 @@ impl<S, X> RateLimit<S, X> {
             shared,
         }
     }
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    palisade_core::define_inner_service_accessors!();
     /// Keys tracked in memory now.
     pub fn tracked_keys(&self) -> usize {
         self.shared.store.len()

@@ -54,18 +54,7 @@ impl<S, P> Retry<S, P> {
         &self.shared
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-    /// Consumes the service, returning the inner one.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    palisade_core::define_inner_service_accessors!();
 }
 
 impl<S, B, P> Service<Request<B>> for Retry<S, P>

@@ -114,6 +114,8 @@ impl<S: fmt::Debug, F: fmt::Debug> fmt::Debug for FlagGate<S, F> {
 }
 
 impl<S, F> FlagGate<S, F> {
+    palisade_core::define_inner_service_accessors!();
+
     fn is_on<B>(&self, req: &Request<B>) -> bool {
         match req.extensions().get::<Flags>() {
             Some(flags) => flags.is_enabled(&self.flag_key),

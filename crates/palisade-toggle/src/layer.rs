@@ -214,6 +214,10 @@ where
     Some(ctx)
 }
 
+impl<S, K> FlagsService<S, K> {
+    palisade_core::define_inner_service_accessors!();
+}
+
 impl<S, K, B> Service<Request<B>> for FlagsService<S, K>
 where
     S: Service<Request<B>>,

@@ -127,20 +127,8 @@ pub struct Shadow<S, M> {
 }
 
 impl<S, M> Shadow<S, M> {
-    /// The primary service.
-    pub fn get_ref(&self) -> &S {
-        &self.primary
-    }
-
-    /// The primary service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.primary
-    }
-
-    /// Consumes the shadow, returning the primary service.
-    pub fn into_inner(self) -> S {
-        self.primary
-    }
+    // The inner service is the primary; the mirror is not reachable through these.
+    palisade_core::define_inner_service_accessors!(primary: S);
 }
 
 pin_project! {
