@@ -5,7 +5,7 @@ use std::time::Duration;
 use palisade_core::ConfigError;
 use palisade_core::config::{check_duration, check_range};
 
-use crate::state::Settings;
+use crate::machine::Settings;
 use crate::window::SlidingWindow;
 
 /// Breaker settings, as in a config file (Resilience4j's names and defaults):

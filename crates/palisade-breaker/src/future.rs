@@ -10,8 +10,8 @@ use palisade_core::{BoxError, CircuitOpen, Classifier, Outcome};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use crate::breaker::Breaker;
-use crate::state::Permit;
+use crate::machine::Permit;
+use crate::shared::Breaker;
 
 /// Records the call's outcome, or frees its slot if the future is dropped first.
 pub(crate) struct Guard {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::State;
-use crate::breaker::Breaker;
+use crate::shared::Breaker;
 use crate::window::Totals;
 
 /// A cloneable handle on one circuit breaker: its state and counts, and manual transitions

@@ -12,12 +12,12 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::breaker::Breaker;
 use crate::config::BreakerConfig;
 use crate::events::BreakerEvent;
 use crate::future::{Guard, ResponseFuture};
 use crate::handle::BreakerHandle;
-use crate::state::{Settings, State};
+use crate::machine::{Settings, State};
+use crate::shared::Breaker;
 
 /// The default cap on tracked keys.
 pub const DEFAULT_MAX_KEYS: usize = 10_000;

@@ -4,11 +4,11 @@ use std::time::Duration;
 use palisade_core::{ConfigError, DefaultClassifier, Listeners};
 use tower_layer::Layer;
 
-use crate::breaker::Breaker;
 use crate::config::BreakerConfig;
 use crate::events::BreakerEvent;
 use crate::handle::BreakerHandle;
 use crate::service::CircuitBreaker;
+use crate::shared::Breaker;
 use crate::window::SlidingWindow;
 
 /// Builds a [`CircuitBreakerLayer`]; every setting is checked by [`build`](Self::build).

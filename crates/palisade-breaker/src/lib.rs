@@ -28,11 +28,11 @@
 //! # Testing
 //!
 //! Beyond the unit, integration and proptest model tests, the state machine and windows are
-//! mutation-tested; no mutant of `src/state.rs` or `src/window.rs` survives except the
+//! mutation-tested; no mutant of `src/machine.rs` or `src/window.rs` survives except the
 //! equivalent ones listed, with their reasons, in the workspace's `.cargo/mutants.toml`:
 //!
 //! ```text
-//! cargo mutants -p palisade-breaker --file crates/palisade-breaker/src/state.rs \
+//! cargo mutants -p palisade-breaker --file crates/palisade-breaker/src/machine.rs \
 //!     --file crates/palisade-breaker/src/window.rs -j 1 --timeout 60 \
 //!     -- --lib --test model --test breaker
 //! ```
@@ -70,7 +70,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
-mod breaker;
 mod config;
 pub mod error;
 pub mod events;
@@ -78,8 +77,9 @@ pub mod future;
 mod handle;
 mod keyed;
 mod layer;
+mod machine;
 mod service;
-mod state;
+mod shared;
 mod window;
 
 pub use config::BreakerConfig;
@@ -89,6 +89,6 @@ pub use keyed::{
     DEFAULT_KEY_IDLE, DEFAULT_MAX_KEYS, KeyedCircuitBreaker, KeyedCircuitBreakerLayer,
 };
 pub use layer::{CircuitBreakerBuilder, CircuitBreakerLayer};
+pub use machine::State;
 pub use service::CircuitBreaker;
-pub use state::State;
 pub use window::{SlidingWindow, Totals};

@@ -5,9 +5,9 @@ use palisade_core::{BoxError, Classifier};
 use tokio::time::Instant;
 use tower_service::Service;
 
-use crate::breaker::Breaker;
 use crate::future::{Guard, ResponseFuture};
 use crate::handle::BreakerHandle;
+use crate::shared::Breaker;
 
 /// Middleware that stops calling a failing service for a while, then probes it.
 ///

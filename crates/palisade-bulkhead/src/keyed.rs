@@ -14,7 +14,8 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::admission::{Adaptive, Admission};
+use crate::adaptive::Adaptive;
+use crate::admission::Admission;
 use crate::error::KeyTypeMismatch;
 use crate::events::{BulkheadEvent, RejectReason};
 use crate::future::ResponseFuture;

@@ -5,7 +5,8 @@ use std::time::Duration;
 use palisade_core::{ConfigError, Listeners};
 use tower_layer::Layer;
 
-use crate::admission::{Adaptive, Admission, Aimd, Gradient};
+use crate::adaptive::{Adaptive, Aimd, Gradient};
+use crate::admission::Admission;
 use crate::config::{BulkheadConfig, Mode};
 use crate::events::BulkheadEvent;
 use crate::handle::BulkheadHandle;

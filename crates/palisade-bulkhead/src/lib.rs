@@ -33,12 +33,13 @@
 //! ```
 //!
 //! (use a separate `CARGO_TARGET_DIR` to keep the normal build's artifacts). The admission
-//! is also mutation-tested; no mutant survives except the equivalent ones listed, with
+//! and its adaptive limits are also mutation-tested; no mutant survives except the equivalent ones listed, with
 //! their reasons, in the workspace's `.cargo/mutants.toml` (one more, "CAS always fails",
 //! hangs the tests and is reported as a timeout):
 //!
 //! ```text
 //! cargo mutants -p palisade-bulkhead --file crates/palisade-bulkhead/src/admission.rs \
+//!     --file crates/palisade-bulkhead/src/adaptive.rs \
 //!     -j 1 --timeout 60 -- --lib --test bulkhead --test keyed --test adaptive --test events
 //! ```
 //!
@@ -69,6 +70,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod adaptive;
 mod admission;
 mod config;
 pub mod error;
@@ -84,7 +86,8 @@ mod priority;
 mod release;
 mod service;
 
-pub use admission::{Aimd, Gradient, Permit};
+pub use adaptive::{Aimd, Gradient};
+pub use admission::Permit;
 pub use config::{AdaptiveConfig, BulkheadConfig, Mode};
 pub use events::{BulkheadEvent, RejectReason};
 pub use handle::BulkheadHandle;

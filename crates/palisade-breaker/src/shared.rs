@@ -10,7 +10,7 @@ use palisade_core::{CircuitOpen, Listeners};
 use tokio::time::Instant;
 
 use crate::events::BreakerEvent;
-use crate::state::{Machine, Permit, Rejected, Settings, State, Transition};
+use crate::machine::{Machine, Permit, Rejected, Settings, State, Transition};
 use crate::window::Totals;
 
 #[derive(Debug)]
