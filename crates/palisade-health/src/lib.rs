@@ -51,6 +51,8 @@
 
 mod builtin;
 mod check;
+mod config;
+mod entry;
 #[cfg(feature = "tonic")]
 mod grpc;
 mod registry;
@@ -63,11 +65,10 @@ pub use builtin::{REDIS_UNAVAILABLE, redis_check};
 pub use check::{
     Check, CheckFuture, CheckOutcome, FnCheck, Status, SyncCheck, check_fn, check_sync,
 };
+pub use config::{CheckConfig, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, HealthCheck};
+pub use entry::{PANICKED, TIMED_OUT};
 #[cfg(feature = "tonic")]
 pub use grpc::GrpcHealth;
-pub use registry::{
-    BackgroundTask, CheckConfig, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, HealthCheck, HealthRegistry,
-    PANICKED, TIMED_OUT,
-};
+pub use registry::{BackgroundTask, HealthRegistry};
 pub use report::{CheckReport, HEALTH_JSON, HealthReport, PENDING, aggregate};
 pub use service::{HealthService, ResponseFuture, health_response};

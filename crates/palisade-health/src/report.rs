@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value};
 
 use crate::check::{CheckOutcome, Status};
-use crate::registry::{CheckResult, Entry, Meta};
+use crate::entry::{CheckResult, Entry};
+use crate::registry::Meta;
 
 /// Media type of the health document (draft-inadarei-api-health-check §3).
 pub const HEALTH_JSON: &str = "application/health+json";
