@@ -198,7 +198,7 @@ fn breaker(c: &mut Criterion) {
 }
 
 fn bulkhead(c: &mut Criterion) {
-    use palisade::bulkhead::{BulkheadLayer, Mode};
+    use palisade::bulkhead::{BulkheadLayer, BulkheadMode};
 
     let rt = runtime();
     let _guard = rt.enter();
@@ -235,14 +235,14 @@ fn bulkhead(c: &mut Criterion) {
         &mut group,
         group_name,
         "palisade Bulkhead (shed)",
-        ours(Mode::Shed),
+        ours(BulkheadMode::Shed),
         false,
     );
     bench_one(
         &mut group,
         group_name,
         "palisade Bulkhead (backpressure)",
-        ours(Mode::Backpressure),
+        ours(BulkheadMode::Backpressure),
         false,
     );
     bench_one(
@@ -255,8 +255,11 @@ fn bulkhead(c: &mut Criterion) {
     group.finish();
 
     contended("tower ConcurrencyLimit", tower_limit());
-    contended("palisade Bulkhead (shed)", ours(Mode::Shed));
-    contended("palisade Bulkhead (backpressure)", ours(Mode::Backpressure));
+    contended("palisade Bulkhead (shed)", ours(BulkheadMode::Shed));
+    contended(
+        "palisade Bulkhead (backpressure)",
+        ours(BulkheadMode::Backpressure),
+    );
     contended("tower-resilience Bulkhead", theirs());
 }
 

@@ -12,7 +12,7 @@ use palisade::BoxError;
 use palisade::breaker::{BreakerHandle, CircuitBreakerLayer};
 use palisade::key::GlobalKey;
 use palisade::prelude::*;
-use palisade::ratelimit::Mode;
+use palisade::ratelimit::RateLimitMode;
 use palisade::request::ResponseParts;
 use palisade::retry::TpsBudget;
 use tower::layer::util::{Identity, Stack};
@@ -100,7 +100,7 @@ pub(crate) fn layers() -> Result<(ServiceBuilder<Layers>, BreakerHandle), Config
         )
         .rate_limit_with(
             RateLimitLayer::new(GlobalKey, Quota::per_second("upstream", 100)?)
-                .mode(Mode::Wait)
+                .mode(RateLimitMode::Wait)
                 .max_wait(Duration::from_secs(1)),
         )
         .breaker_with(breaker)

@@ -12,7 +12,7 @@ use palisade_core::config::{check_duration, check_range};
     derive(serde::Deserialize),
     serde(rename_all = "snake_case")
 )]
-pub enum Mode {
+pub enum BulkheadMode {
     /// `poll_ready` is always ready; `call` takes a slot, queues (up to `max_queue`, for at
     /// most `max_queue_wait`) or rejects at once. For servers (axum treats services as
     /// always ready).
@@ -49,7 +49,7 @@ pub struct BulkheadConfig {
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_queue_wait: Duration,
     /// Shed (default) or backpressure.
-    pub mode: Mode,
+    pub mode: BulkheadMode,
     /// Adaptive (AIMD) limit; `max_concurrent` is then the starting limit. Default: off.
     pub adaptive: Option<AdaptiveConfig>,
 }
@@ -105,7 +105,7 @@ impl Default for BulkheadConfig {
             max_concurrent: 64,
             max_queue: 0,
             max_queue_wait: Duration::from_secs(1),
-            mode: Mode::Shed,
+            mode: BulkheadMode::Shed,
             adaptive: None,
         }
     }
@@ -181,7 +181,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.max_queue_wait, Duration::from_millis(250));
-        assert_eq!(c.mode, Mode::Backpressure);
+        assert_eq!(c.mode, BulkheadMode::Backpressure);
         let c: BulkheadConfig = serde_json::from_str(
             r#"{"max_concurrent":8,"adaptive":{"min":2,"max":16,"latency_threshold":"50ms"}}"#,
         )

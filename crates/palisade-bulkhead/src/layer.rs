@@ -7,7 +7,7 @@ use tower_layer::Layer;
 
 use crate::adaptive::{Adaptive, Aimd, Gradient};
 use crate::admission::Admission;
-use crate::config::{BulkheadConfig, Mode};
+use crate::config::{BulkheadConfig, BulkheadMode};
 use crate::events::BulkheadEvent;
 use crate::handle::BulkheadHandle;
 use crate::keyed::{KeyedBulkheadLayer, KeyedShared, Template};
@@ -63,9 +63,9 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
         self.config.max_queue_wait = d;
         self
     }
-    /// [`Mode::Shed`] (default; servers) or [`Mode::Backpressure`] (clients, pipelines).
+    /// [`BulkheadMode::Shed`] (default; servers) or [`BulkheadMode::Backpressure`] (clients, pipelines).
     #[must_use]
-    pub fn mode(mut self, mode: Mode) -> Self {
+    pub fn mode(mut self, mode: BulkheadMode) -> Self {
         self.config.mode = mode;
         self
     }
@@ -166,7 +166,7 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
             Duration::from_millis(1),
             MAX_KEY_IDLE,
         )?;
-        if self.config.mode != Mode::Shed {
+        if self.config.mode != BulkheadMode::Shed {
             return Err(ConfigError::new(
                 "mode",
                 "a keyed bulkhead must use `shed` (the key is only known in `call`)",
@@ -270,7 +270,7 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
 pub struct BulkheadLayer<P = NoPriority, Rel = OnBodyEnd> {
     pub(crate) admission: Arc<Admission>,
     pub(crate) priority: P,
-    pub(crate) mode: Mode,
+    pub(crate) mode: BulkheadMode,
     pub(crate) max_queue_wait: Duration,
     _release: PhantomData<fn() -> Rel>,
 }

@@ -4,8 +4,8 @@
 //! - At most `max_concurrent` calls inside; up to `max_queue` more wait, each for at most
 //!   `max_queue_wait`; the rest are refused at once with
 //!   [`BulkheadFull`](error::BulkheadFull) → 503 + `Retry-After` / RESOURCE_EXHAUSTED.
-//! - [`Mode::Shed`] (default) keeps `poll_ready` always ready and decides in `call`, as axum
-//!   and hyper servers need; [`Mode::Backpressure`] waits in `poll_ready`, the Tower way,
+//! - [`BulkheadMode::Shed`] (default) keeps `poll_ready` always ready and decides in `call`, as axum
+//!   and hyper servers need; [`BulkheadMode::Backpressure`] waits in `poll_ready`, the Tower way,
 //!   for clients and pipelines.
 //! - Priority lanes ([`HeaderPriority`], [`priority_fn`]): when a slot frees, the oldest
 //!   waiter of the highest lane gets it; per-lane reserves keep the last slots for higher
@@ -88,7 +88,7 @@ mod service;
 
 pub use adaptive::{Aimd, Gradient};
 pub use admission::Permit;
-pub use config::{AdaptiveConfig, BulkheadConfig, Mode};
+pub use config::{AdaptiveConfig, BulkheadConfig, BulkheadMode};
 pub use events::{BulkheadEvent, RejectReason};
 pub use handle::BulkheadHandle;
 pub use keyed::{KeyedBulkhead, KeyedBulkheadLayer};

@@ -7,7 +7,7 @@ use palisade_core::{BoxError, BulkheadFull};
 use tower_service::Service;
 
 use crate::admission::{Acquire, Admission, Permit};
-use crate::config::Mode;
+use crate::config::BulkheadMode;
 use crate::events::{BulkheadEvent, RejectReason};
 use crate::future::{ResponseFuture, WaitGuard};
 use crate::handle::BulkheadHandle;
@@ -28,7 +28,7 @@ pub struct Bulkhead<S, P, Rel> {
     inner: S,
     admission: Arc<Admission>,
     priority: P,
-    mode: Mode,
+    mode: BulkheadMode,
     max_queue_wait: Duration,
     /// Backpressure mode: the slot reserved by `poll_ready` for the next `call`.
     reserved: Option<Permit>,
@@ -121,7 +121,7 @@ where
     type Future = ResponseFuture<S, R, Rel>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.mode == Mode::Backpressure {
+        if self.mode == BulkheadMode::Backpressure {
             std::task::ready!(self.poll_slot(cx))?;
         }
         self.inner.poll_ready(cx).map_err(Into::into)

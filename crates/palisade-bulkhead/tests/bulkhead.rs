@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, StreamBody};
-use palisade_bulkhead::{BulkheadLayer, HeaderPriority, Mode, priority_fn};
+use palisade_bulkhead::{BulkheadLayer, BulkheadMode, HeaderPriority, priority_fn};
 use palisade_core::{BoxError, BulkheadFull, HandleRejectionsLayer};
 use tokio::sync::Notify;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
@@ -242,7 +242,7 @@ async fn backpressure_waits_in_poll_ready() {
     let layer = BulkheadLayer::builder()
         .max_concurrent(1)
         .max_queue(4)
-        .mode(Mode::Backpressure)
+        .mode(BulkheadMode::Backpressure)
         .release_on_response()
         .build()
         .unwrap();
@@ -322,7 +322,7 @@ async fn a_clone_does_not_copy_the_reserved_slot() {
     let layer = BulkheadLayer::builder()
         .max_concurrent(1)
         .max_queue(1)
-        .mode(Mode::Backpressure)
+        .mode(BulkheadMode::Backpressure)
         .release_on_response()
         .build()
         .unwrap();

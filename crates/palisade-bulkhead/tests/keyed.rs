@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::{HeaderName, Request};
 use palisade_bulkhead::error::KeyTypeMismatch;
-use palisade_bulkhead::{BulkheadLayer, Mode};
+use palisade_bulkhead::{BulkheadLayer, BulkheadMode};
 use palisade_core::key::HeaderKey;
 use palisade_core::{BoxError, BulkheadFull, KeyError};
 use tower::{Layer, ServiceExt, service_fn};
@@ -74,7 +74,7 @@ async fn one_bulkhead_per_key_with_a_bounded_key_count() {
 fn keyed_needs_shed_mode_and_a_key_bound() {
     let k = HeaderKey::new(HeaderName::from_static("x-tenant"));
     let e = BulkheadLayer::builder()
-        .mode(Mode::Backpressure)
+        .mode(BulkheadMode::Backpressure)
         .build_keyed(k.clone(), 10)
         .unwrap_err();
     assert_eq!(e.field(), "mode");

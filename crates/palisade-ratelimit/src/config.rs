@@ -6,7 +6,7 @@ use palisade_core::ConfigError;
 use palisade_core::key::{DEFAULT_IPV6_PREFIX, ForwardedIp, ipv6_prefix};
 pub use palisade_core::key_config::{ConfiguredKey, ConfiguredKeyValue, KeyConfig};
 
-use crate::layer::{Mode, RateLimitLayer};
+use crate::layer::{RateLimitLayer, RateLimitMode};
 use crate::quota::{Quota, QuotaSet};
 
 /// One quota: `limit` per `window`, at most `burst` at once (default `limit`).
@@ -120,7 +120,7 @@ pub struct RateLimitConfig {
     /// Per-key overrides, [`MAX_TIER_KEYS`] keys at most in all.
     pub tiers: Vec<TierConfig>,
     /// Reject (server) or wait (client). Default reject.
-    pub mode: Mode,
+    pub mode: RateLimitMode,
     /// Longest wait in wait mode (`"5s"`), at most 1 h. Default none (only the deadline
     /// bounds it).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
@@ -185,7 +185,7 @@ impl Default for RateLimitConfig {
             ipv6_prefix: DEFAULT_IPV6_PREFIX,
             quotas: vec![QuotaConfig::default()],
             tiers: Vec::new(),
-            mode: Mode::Reject,
+            mode: RateLimitMode::Reject,
             max_wait: None,
             response_headers: true,
             legacy_headers: false,
@@ -435,7 +435,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.quotas[1].window, Duration::from_secs(3600));
         assert_eq!(c.max_wait, Some(Duration::from_millis(250)));
-        assert_eq!(c.mode, Mode::Wait);
+        assert_eq!(c.mode, RateLimitMode::Wait);
         let layer = c.build().unwrap();
         assert_eq!(
             layer.quotas().policy_header(),

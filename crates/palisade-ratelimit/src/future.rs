@@ -13,7 +13,7 @@ use tokio::time::Sleep;
 use tower_service::Service;
 
 use crate::events::{FailAction, RateLimitEvent};
-use crate::gcra::Decision;
+use crate::gcra::RateLimitDecision;
 use crate::headers::ResponseFields;
 use crate::layer::Shared;
 use crate::quota::QuotaSet;
@@ -22,7 +22,7 @@ use palisade_core::ResponseParts;
 
 /// A decision by a remote store (Redis): the decision, or the error text.
 pub(crate) type DecideFuture =
-    Pin<Box<dyn Future<Output = Result<Decision, String>> + Send + 'static>>;
+    Pin<Box<dyn Future<Output = Result<RateLimitDecision, String>> + Send + 'static>>;
 
 /// What a remote decision needs once it arrives.
 pub(crate) struct Remote {

@@ -25,14 +25,14 @@ pub struct QuotaState {
 
 /// The outcome of a rate-limit decision over a quota set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
+pub struct RateLimitDecision {
     allowed: bool,
     wait: Duration,
     len: u8,
     states: [QuotaState; MAX_QUOTAS],
 }
 
-impl Decision {
+impl RateLimitDecision {
     /// Whether the request was admitted (and its units consumed).
     pub fn is_allowed(&self) -> bool {
         self.allowed
@@ -75,7 +75,7 @@ pub(crate) fn decide(
     quotas: &[Quota],
     now: u64,
     max_wait: Option<u64>,
-) -> Decision {
+) -> RateLimitDecision {
     let n = quotas.len();
     let mut waits = [0u64; MAX_QUOTAS];
     let mut wait = 0u64;
@@ -106,7 +106,7 @@ pub(crate) fn decide(
             },
         };
     }
-    Decision::new(allowed, Duration::from_nanos(wait), &states[..n])
+    RateLimitDecision::new(allowed, Duration::from_nanos(wait), &states[..n])
 }
 
 #[cfg(test)]

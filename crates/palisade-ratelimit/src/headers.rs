@@ -32,7 +32,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use palisade_core::retry_after::seconds_ceil;
 
-use crate::gcra::Decision;
+use crate::gcra::RateLimitDecision;
 use crate::quota::{MAX_QUOTAS, Quota, QuotaSet};
 
 /// `RateLimit-Policy`.
@@ -115,7 +115,7 @@ pub(crate) fn policy_header(quotas: &[Quota]) -> HeaderValue {
 
 /// The `t` of one quota: for a quota that refused the request, the wait until it admits
 /// one more; otherwise the time until it is full again. Whole seconds, rounded up.
-fn t_of(d: &Decision, i: usize) -> u64 {
+fn t_of(d: &RateLimitDecision, i: usize) -> u64 {
     let s = d.state(i);
     if s.wait > Duration::ZERO {
         seconds_ceil(s.wait)
@@ -127,7 +127,7 @@ fn t_of(d: &Decision, i: usize) -> u64 {
 /// The `r` and `t` of each quota of a decision, in order: what a `RateLimit` value says.
 type LimitNumbers = [u64; 2 * MAX_QUOTAS];
 
-fn limit_numbers(n: usize, d: &Decision) -> LimitNumbers {
+fn limit_numbers(n: usize, d: &RateLimitDecision) -> LimitNumbers {
     let mut out = [0; 2 * MAX_QUOTAS];
     for i in 0..n {
         out[2 * i] = d.state(i).remaining;
@@ -151,7 +151,7 @@ thread_local! {
 /// `r` and `t` on request after request, so the value this thread built last is reused
 /// (a reference count) when its set and numbers match; otherwise it is formatted
 /// ([`limit_header`]) and remembered.
-pub(crate) fn limit_value(set: &QuotaSet, d: &Decision) -> HeaderValue {
+pub(crate) fn limit_value(set: &QuotaSet, d: &RateLimitDecision) -> HeaderValue {
     let quotas = set.quotas();
     let numbers = limit_numbers(quotas.len(), d);
     LAST_LIMIT.with(|last| {
@@ -176,7 +176,7 @@ pub(crate) fn limit_value(set: &QuotaSet, d: &Decision) -> HeaderValue {
 
 /// The `RateLimit` value for a decision over `quotas`, always formatted.
 #[cfg(test)]
-pub(crate) fn limit_header(quotas: &[Quota], d: &Decision) -> HeaderValue {
+pub(crate) fn limit_header(quotas: &[Quota], d: &RateLimitDecision) -> HeaderValue {
     format_limit(quotas, &limit_numbers(quotas.len(), d))
 }
 
@@ -220,7 +220,7 @@ fn format_limit(quotas: &[Quota], numbers: &LimitNumbers) -> HeaderValue {
 
 /// The legacy `X-RateLimit-Limit/Remaining/Reset` values for the quota closest to
 /// exhaustion (the fewest remaining units; a refusing quota first).
-fn legacy_values(quotas: &[Quota], d: &Decision) -> [u64; 3] {
+fn legacy_values(quotas: &[Quota], d: &RateLimitDecision) -> [u64; 3] {
     let i = (0..quotas.len())
         .min_by_key(|&i| (d.state(i).wait == Duration::ZERO, d.state(i).remaining))
         .unwrap_or(0);
@@ -239,7 +239,7 @@ fn insert_legacy([limit, remaining, reset]: [u64; 3], out: &mut HeaderMap) {
 }
 
 /// Adds the legacy `X-RateLimit-*` fields to `out`.
-pub(crate) fn legacy_headers(quotas: &[Quota], d: &Decision, out: &mut HeaderMap) {
+pub(crate) fn legacy_headers(quotas: &[Quota], d: &RateLimitDecision, out: &mut HeaderMap) {
     insert_legacy(legacy_values(quotas, d), out);
 }
 
@@ -253,7 +253,7 @@ pub(crate) struct ResponseFields {
 }
 
 impl ResponseFields {
-    pub(crate) fn new(set: &QuotaSet, d: &Decision, legacy: bool) -> Self {
+    pub(crate) fn new(set: &QuotaSet, d: &RateLimitDecision, legacy: bool) -> Self {
         Self {
             policy: set.policy_header().clone(),
             limit: limit_value(set, d),
@@ -320,7 +320,7 @@ mod tests {
             .iter()
             .map(|n| Quota::per_second(n, 1).unwrap())
             .collect();
-        let d = Decision::for_test(true, Duration::ZERO, &[QuotaState::default(); 4]);
+        let d = RateLimitDecision::for_test(true, Duration::ZERO, &[QuotaState::default(); 4]);
         let got = limit_header(&quotas, &d);
         let want: Vec<String> = names
             .iter()
@@ -338,7 +338,7 @@ mod tests {
             policy_header(&[q]).as_bytes(),
             b"\"s\";q=10;w=1;palisade-burst=3"
         );
-        let d = Decision::for_test(true, Duration::ZERO, &[QuotaState::default()]);
+        let d = RateLimitDecision::for_test(true, Duration::ZERO, &[QuotaState::default()]);
         assert_eq!(
             limit_header(&[Quota::per_second("a\"b\\c", 1).unwrap()], &d).as_bytes(),
             br#""a\"b\\c";r=0;t=0"#
@@ -353,7 +353,7 @@ mod tests {
             Quota::per_second("sec", 10).unwrap(),
             Quota::per_hour("hour", 1000).unwrap(),
         ];
-        let d = Decision::for_test(
+        let d = RateLimitDecision::for_test(
             false,
             Duration::from_millis(4200),
             &[
@@ -380,8 +380,8 @@ mod tests {
         assert_eq!(h[X_RATELIMIT_RESET], "5");
     }
 
-    fn allowed(remaining: u64, reset_secs: u64) -> Decision {
-        Decision::for_test(
+    fn allowed(remaining: u64, reset_secs: u64) -> RateLimitDecision {
+        RateLimitDecision::for_test(
             true,
             Duration::ZERO,
             &[QuotaState {

@@ -7,7 +7,7 @@ use palisade_core::Listeners;
 use tower_layer::Layer;
 
 use crate::events::RateLimitEvent;
-use crate::gcra::Decision;
+use crate::gcra::RateLimitDecision;
 use crate::memory::{DEFAULT_IDLE_SWEEP, DEFAULT_MAX_KEYS, MemoryStore};
 use crate::quota::QuotaSet;
 use crate::service::RateLimit;
@@ -19,7 +19,7 @@ use crate::service::RateLimit;
     derive(serde::Deserialize),
     serde(rename_all = "snake_case")
 )]
-pub enum Mode {
+pub enum RateLimitMode {
     /// Server mode: refuse it with [`RateLimited`](palisade_core::RateLimited) (429).
     #[default]
     Reject,
@@ -37,7 +37,7 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<MemoryStore>,
     pub(crate) default: QuotaSet,
     pub(crate) tiers: HashMap<u64, QuotaSet>,
-    pub(crate) mode: Mode,
+    pub(crate) mode: RateLimitMode,
     pub(crate) max_wait: Option<Duration>,
     pub(crate) response_headers: bool,
     pub(crate) legacy_headers: bool,
@@ -63,7 +63,7 @@ impl Shared {
 /// Every service made from one layer (and every clone of those) shares one limiter state:
 /// build one layer per route (or per group of routes) that should have its own limits.
 ///
-/// Defaults: [`Mode::Reject`], no `max_wait` bound beyond the request's deadline, IETF
+/// Defaults: [`RateLimitMode::Reject`], no `max_wait` bound beyond the request's deadline, IETF
 /// headers on successful responses, no legacy `X-RateLimit-*` headers, at most 100,000
 /// tracked keys, idle keys swept every 60 s.
 #[derive(Debug, Clone)]
@@ -83,7 +83,7 @@ impl<X> RateLimitLayer<X> {
                 store: Arc::new(MemoryStore::new(DEFAULT_MAX_KEYS, DEFAULT_IDLE_SWEEP)),
                 default: quotas.into(),
                 tiers: HashMap::new(),
-                mode: Mode::Reject,
+                mode: RateLimitMode::Reject,
                 max_wait: None,
                 response_headers: true,
                 legacy_headers: false,
@@ -112,12 +112,12 @@ impl<X> RateLimitLayer<X> {
 
     /// Reject (server, default) or wait (client).
     #[must_use]
-    pub fn mode(mut self, mode: Mode) -> Self {
+    pub fn mode(mut self, mode: RateLimitMode) -> Self {
         self.shared_mut().mode = mode;
         self
     }
 
-    /// In [`Mode::Wait`], the longest a request may be held back (default: only the
+    /// In [`RateLimitMode::Wait`], the longest a request may be held back (default: only the
     /// request's [`Deadline`](palisade_core::Deadline), if any, bounds it).
     #[must_use]
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
@@ -126,7 +126,7 @@ impl<X> RateLimitLayer<X> {
     }
 
     /// Whether successful responses carry `RateLimit-Policy` and `RateLimit` in
-    /// [`Mode::Reject`] (default `true`). Costs two header insertions per response and, when
+    /// [`RateLimitMode::Reject`] (default `true`). Costs two header insertions per response and, when
     /// the `r`/`t` numbers differ from the last response built on the same thread, one small
     /// allocation for the `RateLimit` value. Client mode never writes them into upstream
     /// responses.
@@ -193,9 +193,9 @@ impl<X> RateLimitLayer<X> {
     }
 
     /// Decides one request for `key` against the in-memory state, as the service does in
-    /// [`Mode::Reject`] (tiers included), consuming its units if admitted. For limiting
+    /// [`RateLimitMode::Reject`] (tiers included), consuming its units if admitted. For limiting
     /// work that is not a Tower request.
-    pub fn check<Q: Hash + ?Sized>(&self, key: &Q) -> Decision {
+    pub fn check<Q: Hash + ?Sized>(&self, key: &Q) -> RateLimitDecision {
         let hash = self.shared.hasher.hash_one(key);
         let set = self.shared.quotas_for(hash);
         self.shared.store.decide(hash, set.quotas(), None)

@@ -7,13 +7,13 @@
 //! are only consumed when all pass. Keys can get their own quotas
 //! ([tiers](RateLimitLayer::tier)).
 //!
-//! - **Server mode** ([`Mode::Reject`], default): a request over the limit fails with
+//! - **Server mode** ([`RateLimitMode::Reject`], default): a request over the limit fails with
 //!   [`RateLimited`](palisade_core::RateLimited), which
 //!   [`HandleRejectionsLayer`](palisade_core::HandleRejectionsLayer) answers with 429 /
 //!   RESOURCE_EXHAUSTED, `Retry-After` and the IETF `RateLimit-Policy` / `RateLimit`
 //!   fields (draft-ietf-httpapi-ratelimit-headers-10; see [`headers`]); successful
 //!   responses carry the fields too, and legacy `X-RateLimit-*` fields are optional.
-//! - **Client mode** ([`Mode::Wait`]): a request waits for its slot instead, never past
+//! - **Client mode** ([`RateLimitMode::Wait`]): a request waits for its slot instead, never past
 //!   its [`Deadline`](palisade_core::Deadline) or [`max_wait`](RateLimitLayer::max_wait).
 //!   A request that must wait is parked in one allocation (request, service and timer), so
 //!   that the response future of a request that goes straight through stays small.
@@ -102,8 +102,8 @@ pub use config::{
     TierConfig,
 };
 pub use events::{FailAction, RateLimitEvent};
-pub use gcra::{Decision, QuotaState};
-pub use layer::{Mode, RateLimitLayer};
+pub use gcra::{QuotaState, RateLimitDecision};
+pub use layer::{RateLimitLayer, RateLimitMode};
 pub use memory::{DEFAULT_IDLE_SWEEP, DEFAULT_MAX_KEYS};
 pub use quota::{MAX_QUOTAS, MAX_WINDOW, Quota, QuotaSet};
 pub use service::RateLimit;

@@ -25,7 +25,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use tokio::time::Instant;
 
-use crate::gcra::{self, Decision};
+use crate::gcra::{self, RateLimitDecision};
 use crate::quota::{MAX_QUOTAS, Quota};
 
 /// The per-key state: one TAT per quota, nanoseconds since the store's start.
@@ -99,7 +99,7 @@ impl MemoryStore {
         key: u64,
         quotas: &[Quota],
         max_wait: Option<Duration>,
-    ) -> Decision {
+    ) -> RateLimitDecision {
         let max_wait = max_wait.map(|d| d.as_nanos().min(u128::from(u64::MAX)) as u64);
         let now = self.now_ns();
         if let Some(mut slot) = self.map.get_mut(&key) {

@@ -38,7 +38,7 @@ use redis::aio::ConnectionManager;
 
 use crate::events::FailAction;
 use crate::future::DecideFuture;
-use crate::gcra::{Decision, QuotaState};
+use crate::gcra::{QuotaState, RateLimitDecision};
 use crate::quota::{MAX_QUOTAS, QuotaSet};
 
 /// The GCRA Lua script.
@@ -173,7 +173,7 @@ impl RedisBackend {
         &self,
         key: &K,
         quotas: &QuotaSet,
-    ) -> Result<Decision, palisade_core::BoxError> {
+    ) -> Result<RateLimitDecision, palisade_core::BoxError> {
         Ok(self
             .decide(storage_key::encode(key), quotas.clone(), None)
             .await?)
@@ -211,7 +211,7 @@ fn us(v: i64) -> Duration {
     Duration::from_micros(v.max(0) as u64)
 }
 
-fn parse_reply(reply: &[i64], n: usize) -> Result<Decision, String> {
+fn parse_reply(reply: &[i64], n: usize) -> Result<RateLimitDecision, String> {
     if reply.len() != 2 + 3 * n || n > MAX_QUOTAS {
         return Err(format!("unexpected script reply {reply:?}"));
     }
@@ -224,7 +224,11 @@ fn parse_reply(reply: &[i64], n: usize) -> Result<Decision, String> {
             wait: us(r[2]),
         };
     }
-    Ok(Decision::new(reply[0] == 1, us(reply[1]), &states[..n]))
+    Ok(RateLimitDecision::new(
+        reply[0] == 1,
+        us(reply[1]),
+        &states[..n],
+    ))
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@ use tower_service::Service;
 
 use crate::events::RateLimitEvent;
 use crate::future::ResponseFuture;
-use crate::gcra::Decision;
+use crate::gcra::RateLimitDecision;
 use crate::headers::{RATELIMIT, RATELIMIT_POLICY, ResponseFields, legacy_headers, limit_value};
-use crate::layer::{Mode, Shared};
+use crate::layer::{RateLimitMode, Shared};
 use crate::quota::QuotaSet;
 use palisade_core::ResponseParts;
 #[cfg(feature = "redis")]
@@ -48,7 +48,7 @@ pub(crate) enum Step {
     Reject(BoxError),
 }
 
-fn rate_headers(shared: &Shared, set: &QuotaSet, d: &Decision) -> HeaderMap {
+fn rate_headers(shared: &Shared, set: &QuotaSet, d: &RateLimitDecision) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(if shared.legacy_headers { 8 } else { 2 });
     h.insert(RATELIMIT_POLICY, set.policy_header().clone());
     h.insert(RATELIMIT, limit_value(set, d));
@@ -59,14 +59,14 @@ fn rate_headers(shared: &Shared, set: &QuotaSet, d: &Decision) -> HeaderMap {
 }
 
 /// Turns a decision into the next step, emitting its event.
-pub(crate) fn step(shared: &Shared, set: &QuotaSet, hash: u64, d: &Decision) -> Step {
+pub(crate) fn step(shared: &Shared, set: &QuotaSet, hash: u64, d: &RateLimitDecision) -> Step {
     if d.is_allowed() {
         shared.listeners.emit_with(|| RateLimitEvent::Allowed {
             key_hash: hash,
             waited: d.wait(),
         });
         // Client mode never writes the fields into upstream responses.
-        let headers = (shared.response_headers && shared.mode == Mode::Reject)
+        let headers = (shared.response_headers && shared.mode == RateLimitMode::Reject)
             .then(|| ResponseFields::new(set, d, shared.legacy_headers));
         if d.wait().is_zero() {
             Step::Call(headers)
@@ -97,8 +97,8 @@ pub(crate) fn step(shared: &Shared, set: &QuotaSet, hash: u64, d: &Decision) -> 
 /// The longest this request may wait, `None` in reject mode.
 pub(crate) fn max_wait<R: RequestParts>(shared: &Shared, req: &R) -> Option<Duration> {
     match shared.mode {
-        Mode::Reject => None,
-        Mode::Wait => {
+        RateLimitMode::Reject => None,
+        RateLimitMode::Wait => {
             let deadline = Deadline::from_request(req).map(Deadline::remaining);
             Some(match (shared.max_wait, deadline) {
                 (Some(a), Some(b)) => a.min(b),

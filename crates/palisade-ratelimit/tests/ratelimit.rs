@@ -11,7 +11,7 @@ use http::{Request, Response};
 use http_body_util::Empty;
 use palisade_core::key::{ForwardedIp, GlobalKey, HeaderKey, PeerAddr, PeerIp};
 use palisade_core::{Deadline, HandleRejectionsLayer, KeyError, RateLimited};
-use palisade_ratelimit::{Mode, Quota, QuotaSet, RateLimitEvent, RateLimitLayer};
+use palisade_ratelimit::{Quota, QuotaSet, RateLimitEvent, RateLimitLayer, RateLimitMode};
 use tokio::time::{Instant, advance};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
@@ -243,8 +243,8 @@ async fn tiers_override_quotas_per_key_and_missing_keys_are_400() {
 #[tokio::test(start_paused = true)]
 async fn client_mode_50_calls_at_10_per_second_take_4_seconds() {
     let (calls, inner) = counting();
-    let layer =
-        RateLimitLayer::new(GlobalKey, Quota::per_second("out", 10).unwrap()).mode(Mode::Wait);
+    let layer = RateLimitLayer::new(GlobalKey, Quota::per_second("out", 10).unwrap())
+        .mode(RateLimitMode::Wait);
     let mut svc = ServiceBuilder::new().layer(layer).service(inner);
     let start = Instant::now();
     for _ in 0..50 {
@@ -264,7 +264,7 @@ async fn client_mode_50_calls_at_10_per_second_take_4_seconds() {
 async fn client_mode_is_bounded_by_the_deadline() {
     let (calls, inner) = counting();
     let layer = RateLimitLayer::new(GlobalKey, Quota::per_second("out", 1).unwrap().burst(1))
-        .mode(Mode::Wait);
+        .mode(RateLimitMode::Wait);
     let mut svc = ServiceBuilder::new().layer(layer).service(inner);
     svc.ready()
         .await
@@ -393,7 +393,7 @@ async fn client_mode_in_front_of_a_reqwest_style_service() {
         Ok::<_, Infallible>(reqwest::Response::from(res))
     });
     let layer = RateLimitLayer::new(GlobalKey, Quota::per_second("out", 10).unwrap().burst(1))
-        .mode(Mode::Wait);
+        .mode(RateLimitMode::Wait);
     let mut svc = ServiceBuilder::new().layer(layer).service(upstream);
     let start = Instant::now();
     for _ in 0..5 {

@@ -133,7 +133,7 @@ async fn wait_mode_through_redis_spaces_calls() {
         return;
     };
     let layer = RateLimitLayer::new(api_key(), Quota::per_second("out", 10).unwrap().burst(1))
-        .mode(palisade_ratelimit::Mode::Wait)
+        .mode(palisade_ratelimit::RateLimitMode::Wait)
         .redis(
             "wait",
             backend

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use palisade_toggle::{
-    Condition, EvaluationContext, Flag, FlagSet, Flags, Fractional, Rule, StaticProvider,
+    Condition, EvaluationContext, Flag, FlagSet, Flags, Fractional, StaticProvider, TargetingRule,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -19,14 +19,14 @@ fn provider() -> StaticProvider {
             .with("plain", Flag::boolean(true))
             .with(
                 "targeted",
-                Flag::boolean(false).rule(Rule::variant(
+                Flag::boolean(false).rule(TargetingRule::variant(
                     Condition::EndsWith("email".into(), "@acme.io".into()),
                     "on",
                 )),
             )
             .with(
                 "rollout",
-                Flag::boolean(false).rule(Rule::fractional(
+                Flag::boolean(false).rule(TargetingRule::fractional(
                     Condition::Always,
                     Fractional::new([("on", 25), ("off", 75)]),
                 )),

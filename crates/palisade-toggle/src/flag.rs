@@ -219,7 +219,7 @@ pub enum Then {
 /// JSON form: `{"when": <condition>, "variant": "on"}` or `{"when": .., "fractional": {..}}`
 /// (`when` defaults to `"always"`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Rule {
+pub struct TargetingRule {
     /// The condition.
     #[serde(default = "always")]
     pub when: Condition,
@@ -232,7 +232,7 @@ fn always() -> Condition {
     Condition::Always
 }
 
-impl Rule {
+impl TargetingRule {
     /// A rule resolving to a fixed variant.
     pub fn variant(when: Condition, variant: impl Into<String>) -> Self {
         Self {
@@ -265,7 +265,7 @@ pub struct Flag {
     pub default_variant: String,
     /// Targeting rules, in order.
     #[serde(default)]
-    pub targeting: Vec<Rule>,
+    pub targeting: Vec<TargetingRule>,
 }
 
 impl Flag {
@@ -295,7 +295,7 @@ impl Flag {
 
     /// Adds a targeting rule.
     #[must_use]
-    pub fn rule(mut self, rule: Rule) -> Self {
+    pub fn rule(mut self, rule: TargetingRule) -> Self {
         self.targeting.push(rule);
         self
     }

@@ -1,7 +1,7 @@
 //! Feature toggles for Tower services, evaluated the OpenFeature way.
 //!
 //! - [`Flag`]: boolean, string, number or JSON variants, a default variant, an
-//!   enabled/disabled [`FlagState`] and ordered targeting [`Rule`]s over an
+//!   enabled/disabled [`FlagState`] and ordered targeting [`TargetingRule`]s over an
 //!   [`EvaluationContext`] ([`Condition`]: equals, in, starts_with, ends_with, semver and
 //!   numeric compare, and/or/not), or a flagd-compatible [`Fractional`] split
 //!   (murmur3 x86_32 of `flagKey + targetingKey`, `bucket = (h × total) >> 32`): a subject
@@ -17,11 +17,11 @@
 //! # Example
 //!
 //! ```
-//! use palisade_toggle::{Condition, EvaluationContext, Flag, FlagSet, Flags, Reason, Rule, StaticProvider};
+//! use palisade_toggle::{Condition, EvaluationContext, Flag, FlagSet, Flags, Reason, TargetingRule, StaticProvider};
 //!
 //! let flags = FlagSet::new().with(
 //!     "new-checkout",
-//!     Flag::boolean(false).rule(Rule::variant(
+//!     Flag::boolean(false).rule(TargetingRule::variant(
 //!         Condition::EndsWith("email".into(), "@acme.io".into()),
 //!         "on",
 //!     )),
@@ -56,7 +56,9 @@ pub use config::{BuiltToggle, OptionalKey, ToggleConfig};
 pub use context::{AttrValue, EvaluationContext, TARGETING_KEY};
 pub use details::{ErrorCode, FlagType, Reason, ResolutionDetails};
 pub use events::ToggleEvent;
-pub use flag::{CmpOp, Condition, Flag, FlagSet, FlagState, FlagValue, Fractional, Rule, Then};
+pub use flag::{
+    CmpOp, Condition, Flag, FlagSet, FlagState, FlagValue, Fractional, TargetingRule, Then,
+};
 pub use flags::Flags;
 pub use gate::{Fallback, FlagGate, FlagGateLayer, GateFuture, NotFound};
 pub use layer::{AttrSource, FlagsLayer, FlagsService, IntoTargetingKey, NoTargetingKey};

@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use palisade_toggle::{
-    Condition, EvaluationContext, Flag, FlagSet, Flags, Fractional, Rule, StaticProvider,
+    Condition, EvaluationContext, Flag, FlagSet, Flags, Fractional, StaticProvider, TargetingRule,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -19,14 +19,14 @@ fn boolean_evaluation_with_cached_context_does_not_allocate() {
             .with("plain", Flag::boolean(true))
             .with(
                 "targeted",
-                Flag::boolean(false).rule(Rule::variant(
+                Flag::boolean(false).rule(TargetingRule::variant(
                     Condition::Semver("app".into(), palisade_toggle::CmpOp::Ge, "2.0.0".into()),
                     "on",
                 )),
             )
             .with(
                 "rollout",
-                Flag::boolean(false).rule(Rule::fractional(
+                Flag::boolean(false).rule(TargetingRule::fractional(
                     Condition::Always,
                     Fractional::new([("on", 100), ("off", 0)]),
                 )),

@@ -2,7 +2,7 @@
 
 use palisade_toggle::{
     AttrValue, CmpOp, Condition, ErrorCode, EvaluationContext, Flag, FlagSet, FlagState, FlagValue,
-    Fractional, Reason, Rule,
+    Fractional, Reason, TargetingRule,
 };
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 
@@ -15,7 +15,7 @@ fn colors(fr: Fractional) -> Flag {
         ],
         "red",
     )
-    .rule(Rule::fractional(Condition::Always, fr))
+    .rule(TargetingRule::fractional(Condition::Always, fr))
 }
 
 fn rgb() -> Fractional {
@@ -327,7 +327,7 @@ fn invalid_flags_are_rejected_naming_the_field() {
 fn canary(weight: u32) -> FlagSet {
     FlagSet::new().with(
         "rollout",
-        Flag::boolean(false).rule(Rule::fractional(
+        Flag::boolean(false).rule(TargetingRule::fractional(
             Condition::Always,
             Fractional::new([("on", weight), ("off", 100 - weight)]),
         )),
@@ -396,7 +396,7 @@ mod props {
                 names.iter().map(|n| (n.clone(), FlagValue::String(n.clone()))),
                 "v0",
             )
-            .rule(Rule::fractional(
+            .rule(TargetingRule::fractional(
                 Condition::Always,
                 Fractional::new(names.iter().cloned().zip(weights.iter().copied())),
             ));
@@ -412,7 +412,7 @@ mod props {
         #[test]
         fn growing_first_weight_is_sticky(key in ".{0,40}", w1 in 0u32..100, extra in 1u32..100) {
             let split = |w: u32| Fractional::new([("on", w), ("off", 100)]);
-            let mk = |w| FlagSet::new().with("f", Flag::boolean(false).rule(Rule::fractional(Condition::Always, split(w))));
+            let mk = |w| FlagSet::new().with("f", Flag::boolean(false).rule(TargetingRule::fractional(Condition::Always, split(w))));
             let before = mk(w1).evaluate("f", false, &user(&key)).value;
             let after = mk(w1 + extra).evaluate("f", false, &user(&key)).value;
             prop_assert!(!before || after);

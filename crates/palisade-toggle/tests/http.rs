@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full};
 use palisade_core::key::HeaderKey;
 use palisade_toggle::{
     AttrSource, Condition, DynamicProvider, Flag, FlagGateLayer, FlagSet, Flags, FlagsLayer,
-    Fractional, Rule, StaticProvider,
+    Fractional, StaticProvider, TargetingRule,
 };
 use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
@@ -20,14 +20,14 @@ fn flags() -> FlagSet {
         .with("hidden", Flag::boolean(false))
         .with(
             "staff",
-            Flag::boolean(false).rule(Rule::variant(
+            Flag::boolean(false).rule(TargetingRule::variant(
                 Condition::EndsWith("email".into(), "@acme.io".into()),
                 "on",
             )),
         )
         .with(
             "beta",
-            Flag::boolean(false).rule(Rule::variant(
+            Flag::boolean(false).rule(TargetingRule::variant(
                 Condition::And(vec![
                     Condition::Equals("tier".into(), "gold".into()),
                     Condition::Equals("ab".into(), "b".into()),
@@ -47,7 +47,7 @@ fn flags() -> FlagSet {
                 ],
                 "red",
             )
-            .rule(Rule::fractional(
+            .rule(TargetingRule::fractional(
                 Condition::Always,
                 Fractional::new([("red", 50), ("blue", 20), ("green", 30)]),
             )),
