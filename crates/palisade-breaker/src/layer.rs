@@ -161,6 +161,34 @@ impl<C> CircuitBreakerLayer<C> {
     }
 }
 
+impl BreakerConfig {
+    /// Validates every field and builds the layer (one breaker, shared by every service the
+    /// layer makes and all their clones), with the default classifier and name. Use
+    /// [`CircuitBreakerLayer::builder`]`().config(..)` to set those too.
+    ///
+    /// ```
+    /// use palisade_breaker::{BreakerConfig, CircuitBreakerLayer};
+    /// let mut config = BreakerConfig::default();
+    /// config.minimum_calls = 10;
+    /// let layer: CircuitBreakerLayer = config.build()?;
+    /// let same = CircuitBreakerLayer::try_from(&config)?;
+    /// # let _ = (layer, same);
+    /// config.minimum_calls = 0;
+    /// assert_eq!(config.build().unwrap_err().field(), "minimum_calls");
+    /// # Ok::<(), palisade_core::ConfigError>(())
+    /// ```
+    pub fn build(&self) -> Result<CircuitBreakerLayer, ConfigError> {
+        CircuitBreakerLayer::builder().config(self.clone()).build()
+    }
+}
+
+impl TryFrom<&BreakerConfig> for CircuitBreakerLayer {
+    type Error = ConfigError;
+    fn try_from(config: &BreakerConfig) -> Result<Self, ConfigError> {
+        config.build()
+    }
+}
+
 impl TryFrom<BreakerConfig> for CircuitBreakerLayer {
     type Error = ConfigError;
     fn try_from(config: BreakerConfig) -> Result<Self, ConfigError> {

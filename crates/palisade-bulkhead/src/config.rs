@@ -113,15 +113,34 @@ impl Default for BulkheadConfig {
 
 impl BulkheadConfig {
     /// Validates and builds the layer (slot held until the response body ends).
-    pub fn build(self) -> Result<crate::BulkheadLayer, ConfigError> {
-        crate::BulkheadLayer::builder().config(self).build()
+    ///
+    /// ```
+    /// use palisade_bulkhead::{BulkheadConfig, BulkheadLayer};
+    /// let mut config = BulkheadConfig::default();
+    /// config.max_concurrent = 8;
+    /// let layer: BulkheadLayer = config.build()?;
+    /// let same = BulkheadLayer::try_from(&config)?;
+    /// # let _ = (layer, same);
+    /// config.max_concurrent = 0;
+    /// assert_eq!(config.build().unwrap_err().field(), "max_concurrent");
+    /// # Ok::<(), palisade_core::ConfigError>(())
+    /// ```
+    pub fn build(&self) -> Result<crate::BulkheadLayer, ConfigError> {
+        crate::BulkheadLayer::builder().config(self.clone()).build()
+    }
+}
+
+impl TryFrom<&BulkheadConfig> for crate::BulkheadLayer {
+    type Error = ConfigError;
+    fn try_from(config: &BulkheadConfig) -> Result<Self, ConfigError> {
+        config.build()
     }
 }
 
 impl TryFrom<BulkheadConfig> for crate::BulkheadLayer {
     type Error = ConfigError;
     fn try_from(config: BulkheadConfig) -> Result<Self, ConfigError> {
-        config.build()
+        crate::BulkheadLayer::builder().config(config).build()
     }
 }
 

@@ -200,7 +200,7 @@ impl Default for RateLimitConfig {
 impl RateLimitConfig {
     /// Checks every value and builds the layer. With a `redis` section, call it inside a
     /// Tokio runtime (the connection is made lazily, on the first request).
-    pub fn build(self) -> Result<RateLimitLayer<ConfiguredKey>, ConfigError> {
+    pub fn build(&self) -> Result<RateLimitLayer<ConfiguredKey>, ConfigError> {
         let key = self.key.build().map_err(|e| e.within("key"))?;
         palisade_core::config::check_range("ipv6_prefix", self.ipv6_prefix, 32, 128)?;
         let key = with_ipv6_prefix(key, self.ipv6_prefix);
@@ -287,6 +287,13 @@ fn with_ipv6_prefix(key: ConfiguredKey, bits: u8) -> ConfiguredKey {
 impl TryFrom<RateLimitConfig> for RateLimitLayer<ConfiguredKey> {
     type Error = ConfigError;
     fn try_from(c: RateLimitConfig) -> Result<Self, ConfigError> {
+        c.build()
+    }
+}
+
+impl TryFrom<&RateLimitConfig> for RateLimitLayer<ConfiguredKey> {
+    type Error = ConfigError;
+    fn try_from(c: &RateLimitConfig) -> Result<Self, ConfigError> {
         c.build()
     }
 }
