@@ -1,86 +1,44 @@
-//! A tiny semantic-version parser for the `semver` operator (SemVer 2.0 precedence,
-//! build metadata ignored, a leading `v` accepted).
+//! Versions for the `semver` operator, parsed by the `semver` crate (SemVer 2.0) after
+//! trimming and dropping a leading `v`/`V` (flagd accepts `v1.0.0`). Build metadata is
+//! parsed but ignored in comparisons, as SemVer §10 says (`1.0.0+build` equals `1.0.0`);
+//! pre-releases order by §11 (`1.0.0-alpha < 1.0.0-alpha.1 < 1.0.0`).
 
 use std::cmp::Ordering;
 
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Version<'a> {
-    major: u64,
-    minor: u64,
-    patch: u64,
-    pre: Option<&'a str>,
-}
+/// A parsed version, ordered by SemVer precedence.
+#[derive(Debug)]
+pub(crate) struct Version(::semver::Version);
 
-pub(crate) fn parse(s: &str) -> Option<Version<'_>> {
+pub(crate) fn parse(s: &str) -> Option<Version> {
     let s = s.trim();
     let s = s.strip_prefix(['v', 'V']).unwrap_or(s);
-    let s = s.split_once('+').map_or(s, |(v, _build)| v);
-    let (core, pre) = match s.split_once('-') {
-        Some((c, p)) if !p.is_empty() => (c, Some(p)),
-        Some(_) => return None,
-        None => (s, None),
-    };
-    let mut it = core.split('.');
-    let num = |p: Option<&str>| -> Option<u64> {
-        let p = p?;
-        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        p.parse().ok()
-    };
-    let major = num(it.next())?;
-    let minor = num(it.next())?;
-    let patch = num(it.next())?;
-    if it.next().is_some() {
-        return None;
-    }
-    Some(Version {
-        major,
-        minor,
-        patch,
-        pre,
-    })
+    ::semver::Version::parse(s).ok().map(Version)
 }
 
-impl Ord for Version<'_> {
+impl Version {
+    fn precedence(&self) -> (u64, u64, u64, &::semver::Prerelease) {
+        (self.0.major, self.0.minor, self.0.patch, &self.0.pre)
+    }
+}
+
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Version {}
+
+impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.major, self.minor, self.patch)
-            .cmp(&(other.major, other.minor, other.patch))
-            .then_with(|| match (self.pre, other.pre) {
-                (None, None) => Ordering::Equal,
-                (None, Some(_)) => Ordering::Greater,
-                (Some(_), None) => Ordering::Less,
-                (Some(a), Some(b)) => cmp_pre(a, b),
-            })
+        // `semver::Prerelease` orders an empty pre-release after any other (§11.3).
+        self.precedence().cmp(&other.precedence())
     }
 }
 
-impl PartialOrd for Version<'_> {
+impl PartialOrd for Version {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
-    }
-}
-
-fn cmp_pre(left: &str, right: &str) -> Ordering {
-    let mut xs = left.split('.');
-    let mut ys = right.split('.');
-    loop {
-        match (xs.next(), ys.next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(x), Some(y)) => {
-                let o = match (x.parse::<u64>(), y.parse::<u64>()) {
-                    (Ok(ln), Ok(rn)) => ln.cmp(&rn),
-                    (Ok(_), Err(_)) => Ordering::Less,
-                    (Err(_), Ok(_)) => Ordering::Greater,
-                    (Err(_), Err(_)) => x.cmp(y),
-                };
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-        }
     }
 }
 
@@ -112,7 +70,10 @@ mod tests {
             );
         }
         assert_eq!(parse("1.2.3+x"), parse("1.2.3"));
-        for bad in ["", "1", "1.2", "1.2.x", "1.2.3.4", "1.2.3-", "a.b.c"] {
+        assert_eq!(parse(" V1.2.3 "), parse("1.2.3"));
+        for bad in [
+            "", "1", "1.2", "1.2.x", "1.2.3.4", "1.2.3-", "a.b.c", "01.2.3",
+        ] {
             assert!(parse(bad).is_none(), "{bad}");
         }
     }
