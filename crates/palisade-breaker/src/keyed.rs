@@ -150,6 +150,7 @@ impl<X: KeyExtractor<R>, R> KeyedCircuitBreakerLayer<X, R> {
 
 impl<X: KeyExtractor<R>, R, C> KeyedCircuitBreakerLayer<X, R, C> {
     /// Replaces the failure classifier.
+    #[must_use]
     pub fn classifier<C2>(self, classifier: C2) -> KeyedCircuitBreakerLayer<X, R, C2> {
         KeyedCircuitBreakerLayer {
             extractor: self.extractor,

@@ -63,23 +63,27 @@ impl HealthCheck {
     }
     /// Whether a failure of this check fails the whole service (HTTP 503, not ready).
     /// A failing non-critical check only makes the service `warn`.
+    #[must_use]
     pub fn critical(mut self, critical: bool) -> Self {
         self.critical = critical;
         self
     }
     /// How long one run may take before it is abandoned and reported as `fail`
     /// with output `"timed out"`.
+    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
     /// How long a result stays fresh; the background runner re-runs the check this often.
+    #[must_use]
     pub fn interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
     }
     /// Applies `critical`, `timeout` and `interval` from a [`CheckConfig`] (validated by
     /// [`HealthRegistry::register`]).
+    #[must_use]
     pub fn with_config(mut self, config: &CheckConfig) -> Self {
         self.critical = config.critical;
         self.timeout = config.timeout;
@@ -87,6 +91,7 @@ impl HealthCheck {
         self
     }
     /// The draft's `componentType`: `"component"`, `"datastore"` or `"system"`.
+    #[must_use]
     pub fn component_type(mut self, component_type: &'static str) -> Self {
         self.component_type = Some(component_type);
         self

@@ -145,6 +145,7 @@ impl<St, K> IdempotencyLayer<St, K> {
     /// [`KeyError`](palisade_core::KeyError) (400) before the store is touched. The key type
     /// must implement [`ScopeKey`](crate::scope::ScopeKey) (strings, IPs, integers, pairs and
     /// palisade-core's configured keys do).
+    #[must_use]
     pub fn scope<K2>(self, extractor: K2) -> IdempotencyLayer<St, K2> {
         IdempotencyLayer {
             settings: self.settings,
@@ -156,6 +157,7 @@ impl<St, K> IdempotencyLayer<St, K> {
     /// Shares keys between all callers: two clients sending the same `Idempotency-Key` get one
     /// record, and the second receives the first one's response. Only for single-tenant
     /// services or keys that are unguessable per caller; it must be asked for explicitly.
+    #[must_use]
     pub fn global_scope(self) -> IdempotencyLayer<St, GlobalKey> {
         self.scope(GlobalKey)
     }

@@ -59,6 +59,7 @@ impl FlagGateLayer {
     }
 
     /// Routes to `fallback` instead of answering 404 when the flag is off.
+    #[must_use]
     pub fn or_else<F>(self, fallback: F) -> FlagGateLayer<Fallback<F>> {
         FlagGateLayer {
             provider: self.provider,

@@ -114,6 +114,7 @@ impl FlagsLayer {
 
 impl<K> FlagsLayer<K> {
     /// Takes the targeting key from `key` (e.g. `HeaderKey::new("x-user-id")`).
+    #[must_use]
     pub fn targeting_key<K2>(self, key: K2) -> FlagsLayer<K2> {
         FlagsLayer {
             provider: self.provider,
