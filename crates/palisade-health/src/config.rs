@@ -82,7 +82,7 @@ impl HealthCheck {
         self
     }
     /// Applies `critical`, `timeout` and `interval` from a [`CheckConfig`] (validated by
-    /// [`HealthRegistry::register`]).
+    /// [`HealthRegistry::register`](crate::HealthRegistry::register)).
     #[must_use]
     pub fn with_config(mut self, config: &CheckConfig) -> Self {
         self.critical = config.critical;
