@@ -121,6 +121,7 @@ pub mod matcher;
 pub mod merge;
 mod pattern;
 mod reload;
+mod routes;
 pub mod schema;
 mod set;
 mod source;
