@@ -1,9 +1,6 @@
 //! The admin listener (loopback by default): `/health`, `/metrics`, `/policies`,
 //! `/breakers`, `POST /reload`, and `/` (a status page).
 
-use std::convert::Infallible;
-use std::sync::Arc;
-
 use axum_core::body::Body;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -62,13 +59,10 @@ pub(crate) fn health(gw: &Gateway) -> (StatusCode, Value) {
 }
 
 /// Serves one admin request.
-pub(crate) async fn handle(
-    gw: Arc<Gateway>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
-    let res = match (req.method(), req.uri().path()) {
+pub(crate) fn handle(gw: &Gateway, req: &Request<Incoming>) -> Response<Body> {
+    match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") => {
-            let (code, v) = health(&gw);
+            let (code, v) = health(gw);
             json_response(code, "application/health+json", &v)
         }
         (&Method::GET, "/metrics") => match &gw.prometheus {
@@ -111,7 +105,7 @@ pub(crate) async fn handle(
                 }),
             ),
         },
-        (&Method::GET, "/") => crate::status::page(&gw),
+        (&Method::GET, "/") => crate::status::page(gw),
         (_, "/health" | "/metrics" | "/policies" | "/breakers" | "/reload" | "/") => {
             problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         }
@@ -119,6 +113,5 @@ pub(crate) async fn handle(
             StatusCode::NOT_FOUND,
             "admin endpoints: /, /health, /metrics, /policies, /breakers, POST /reload",
         ),
-    };
-    Ok(res)
+    }
 }

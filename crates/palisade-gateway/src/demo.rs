@@ -36,7 +36,7 @@ async fn answer(kind: Kind, req: Request<Incoming>) -> Result<Response<Body>, In
             StatusCode::OK,
             format!("hello from the healthy upstream ({path})\n"),
         ),
-        Kind::Flaky if FLAKY.fetch_add(1, Ordering::Relaxed) % 3 != 0 => (
+        Kind::Flaky if !FLAKY.fetch_add(1, Ordering::Relaxed).is_multiple_of(3) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the flaky upstream failed ({path})\n"),
         ),

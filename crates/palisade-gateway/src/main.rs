@@ -86,8 +86,8 @@ fn print_problems(problems: &[Problem]) {
     }
 }
 
-fn check(path: &PathBuf) -> ExitCode {
-    let result = Source::File(path.clone())
+fn check(path: &std::path::Path) -> ExitCode {
+    let result = Source::File(path.to_owned())
         .read()
         .and_then(|(text, format)| gateway::check(&text, format));
     match result {
@@ -147,25 +147,24 @@ fn main() -> ExitCode {
 
 async fn run(cmd: Command) -> ExitCode {
     let demo = matches!(cmd, Command::Demo);
-    let source = match cmd {
-        Command::Serve(path) => Source::File(path),
-        _ => {
-            let mut text = DEFAULT_CONFIG.to_owned();
-            for (name, kind) in [
-                ("{healthy}", demo::Kind::Healthy),
-                ("{flaky}", demo::Kind::Flaky),
-                ("{slow}", demo::Kind::Slow),
-            ] {
-                match demo::start(kind).await {
-                    Ok(addr) => text = text.replace(name, &addr.to_string()),
-                    Err(e) => {
-                        eprintln!("cannot start the demo upstreams: {e}");
-                        return ExitCode::FAILURE;
-                    }
+    let source = if let Command::Serve(path) = cmd {
+        Source::File(path)
+    } else {
+        let mut text = DEFAULT_CONFIG.to_owned();
+        for (name, kind) in [
+            ("{healthy}", demo::Kind::Healthy),
+            ("{flaky}", demo::Kind::Flaky),
+            ("{slow}", demo::Kind::Slow),
+        ] {
+            match demo::start(kind).await {
+                Ok(addr) => text = text.replace(name, &addr.to_string()),
+                Err(e) => {
+                    eprintln!("cannot start the demo upstreams: {e}");
+                    return ExitCode::FAILURE;
                 }
             }
-            Source::Text(text)
         }
+        Source::Text(text)
     };
     let prometheus = palisade_metrics::install_prometheus().ok();
     let gw = match Gateway::new(source, prometheus) {
@@ -222,7 +221,7 @@ async fn run(cmd: Command) -> ExitCode {
     let admin_addr = admin.local_addr().unwrap_or(table.config.admin.address);
     {
         let gw = Arc::clone(&gw);
-        let handle = move |req, _peer| admin::handle(Arc::clone(&gw), req);
+        let handle = move |req, _peer| std::future::ready(Ok(admin::handle(&gw, &req)));
         tokio::spawn(server::serve(
             admin,
             config::Limits::default(),

@@ -1,6 +1,8 @@
 //! `/` on the admin listener: a server-rendered status page refreshing itself every five
 //! seconds (routes, upstream endpoints with health and ejection state).
 
+use std::fmt::Write as _;
+
 use axum_core::body::Body;
 use http::{HeaderValue, Response, header};
 
@@ -35,11 +37,12 @@ pub(crate) fn page(gw: &Gateway) -> Response<Body> {
                         .collect()
                 })
                 .unwrap_or_default();
-            html.push_str(&format!(
+            let _ = write!(
+                html,
                 "<tr><td>{i}</td><td>{}</td><td>{}</td></tr>",
                 esc(r["name"].as_str().unwrap_or("")),
                 esc(&stack.join(" → "))
-            ));
+            );
         }
     }
     html.push_str("</table><h2>Upstreams</h2><table><tr><th>group</th><th>endpoint</th><th>health</th><th>breaker</th><th>in flight</th><th>requests</th><th>failures</th></tr>");
@@ -48,15 +51,24 @@ pub(crate) fn page(gw: &Gateway) -> Response<Body> {
         for e in s["endpoints"].as_array().into_iter().flatten() {
             let healthy =
                 e["healthy"].as_bool().unwrap_or(false) && !e["ejected"].as_bool().unwrap_or(false);
-            html.push_str(&format!(
+            let _ = write!(
+                html,
                 "<tr><td>{}</td><td>{}</td><td class={}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(name),
                 esc(e["address"].as_str().unwrap_or("")),
                 if healthy { "ok" } else { "bad" },
-                if !e["healthy"].as_bool().unwrap_or(false) { "unhealthy" } else if e["ejected"].as_bool().unwrap_or(false) { "ejected" } else { "healthy" },
+                if !e["healthy"].as_bool().unwrap_or(false) {
+                    "unhealthy"
+                } else if e["ejected"].as_bool().unwrap_or(false) {
+                    "ejected"
+                } else {
+                    "healthy"
+                },
                 esc(e["breaker"]["state"].as_str().unwrap_or("-")),
-                e["in_flight"], e["requests"], e["failures"],
-            ));
+                e["in_flight"],
+                e["requests"],
+                e["failures"],
+            );
         }
     }
     html.push_str("</table><p>JSON: <a href=/health>/health</a> · <a href=/breakers>/breakers</a> · <a href=/policies>/policies</a> · <a href=/metrics>/metrics</a></p></body></html>");

@@ -150,6 +150,14 @@ pub(crate) fn breaker_config(o: &Outlier) -> Result<BreakerConfig, ConfigError> 
     Ok(c)
 }
 
+impl Endpoint {
+    fn ejected(&self) -> bool {
+        self.breaker
+            .as_ref()
+            .is_some_and(|(_, h)| matches!(h.state(), State::Open | State::ForcedOpen))
+    }
+}
+
 /// One endpoint of a group.
 pub(crate) struct Endpoint {
     pub(crate) address: String,
@@ -276,12 +284,6 @@ impl Group {
         &self.send.client
     }
 
-    fn ejected(&self, e: &Endpoint) -> bool {
-        e.breaker
-            .as_ref()
-            .is_some_and(|(_, h)| matches!(h.state(), State::Open | State::ForcedOpen))
-    }
-
     /// The endpoints that may take a request (bit i: endpoint i), and those of them whose
     /// breaker is to be bypassed because ejecting them would go over the cap.
     fn eligible(&self) -> (u64, u64) {
@@ -298,7 +300,7 @@ impl Group {
             if !e.healthy.load(Ordering::Relaxed) {
                 continue;
             }
-            if self.ejected(e) {
+            if e.ejected() {
                 ejected += 1;
                 if ejected > cap {
                     ok |= 1 << i;
@@ -318,31 +320,14 @@ impl Group {
             return None;
         }
         let i = match self.config.load_balancing {
-            Balance::RoundRobin => match &self.config.weights {
-                Some(w) => {
-                    let total: u64 = (0..self.endpoints.len())
-                        .filter(|&i| ok & (1 << i) != 0)
-                        .map(|i| u64::from(w[i]))
-                        .sum();
-                    if total == 0 {
-                        return None;
-                    }
-                    let mut k = self.next.fetch_add(1, Ordering::Relaxed) as u64 % total;
-                    let mut pick = nth_bit(ok, 0);
-                    for i in (0..self.endpoints.len()).filter(|&i| ok & (1 << i) != 0) {
-                        if k < u64::from(w[i]) {
-                            pick = i;
-                            break;
-                        }
-                        k -= u64::from(w[i]);
-                    }
-                    pick
+            Balance::RoundRobin => {
+                let turn = self.next.fetch_add(1, Ordering::Relaxed);
+                if let Some(w) = &self.config.weights {
+                    weighted(ok, w, turn as u64)?
+                } else {
+                    nth_bit(ok, (turn % n as usize) as u32)
                 }
-                None => {
-                    let k = self.next.fetch_add(1, Ordering::Relaxed) % n as usize;
-                    nth_bit(ok, k as u32)
-                }
-            },
+            }
             Balance::P2c => {
                 if n == 1 {
                     nth_bit(ok, 0)
@@ -382,7 +367,7 @@ impl Group {
         let _guard = InFlight(Arc::clone(&self), i);
         let result = match (&e.breaker, bypass) {
             (Some((b, _)), false) => {
-                let was_open = self.ejected(e);
+                let was_open = e.ejected();
                 let r = b.clone().oneshot(req).await.map_err(|err: BoxError| {
                     match err.downcast::<UpstreamError>() {
                         Ok(u) => *u,
@@ -390,7 +375,7 @@ impl Group {
                         Err(other) => UpstreamError::Other(other.to_string()),
                     }
                 });
-                if !was_open && self.ejected(e) {
+                if !was_open && e.ejected() {
                     e.ejections.fetch_add(1, Ordering::Relaxed);
                 }
                 r
@@ -453,7 +438,7 @@ impl Group {
                 json!({
                     "address": e.address,
                     "healthy": e.healthy.load(Ordering::Relaxed),
-                    "ejected": self.ejected(e),
+                    "ejected": e.ejected(),
                     "in_flight": e.in_flight.load(Ordering::Relaxed),
                     "requests": e.requests.load(Ordering::Relaxed),
                     "failures": e.failures.load(Ordering::Relaxed),
@@ -474,6 +459,24 @@ impl Group {
     }
 }
 
+/// Weighted round robin over the endpoints in `ok`: turn `turn` of a cycle of the total
+/// weight, each endpoint taking as many consecutive turns as its weight.
+fn weighted(ok: u64, w: &[u32], turn: u64) -> Option<usize> {
+    let eligible = || (0..w.len()).filter(move |&i| ok & (1 << i) != 0);
+    let total: u64 = eligible().map(|i| u64::from(w[i])).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut k = turn % total;
+    for i in eligible() {
+        if k < u64::from(w[i]) {
+            return Some(i);
+        }
+        k -= u64::from(w[i]);
+    }
+    None
+}
+
 /// The position of the `k`-th set bit of `mask` (`k < mask.count_ones()`).
 fn nth_bit(mut mask: u64, k: u32) -> usize {
     for _ in 0..k {
@@ -491,5 +494,16 @@ mod tests {
         assert_eq!(nth_bit(0b1011_0000, 0), 4);
         assert_eq!(nth_bit(0b1011_0000, 1), 5);
         assert_eq!(nth_bit(0b1011_0000, 2), 7);
+    }
+
+    #[test]
+    fn weighted_turns_follow_the_weights_of_eligible_endpoints() {
+        let picks: Vec<usize> = (0..5)
+            .filter_map(|t| super::weighted(0b11, &[4, 1], t))
+            .collect();
+        assert_eq!(picks, [0, 0, 0, 0, 1]);
+        // The heavier endpoint out: every turn goes to the other.
+        assert_eq!(super::weighted(0b10, &[4, 1], 0), Some(1));
+        assert_eq!(super::weighted(0b01, &[0, 1], 0), None);
     }
 }

@@ -88,7 +88,7 @@ impl Upstream {
                                 .into_body()
                                 .collect()
                                 .await
-                                .map(|b| b.to_bytes())
+                                .map(http_body_util::Collected::to_bytes)
                                 .unwrap_or_default();
                             let delay = d.load(Ordering::Relaxed);
                             if delay > 0 {
@@ -277,7 +277,7 @@ pub(crate) async fn send(req: Request<Full<Bytes>>) -> Answer {
         let body = body
             .collect()
             .await
-            .map(|b| b.to_bytes())
+            .map(http_body_util::Collected::to_bytes)
             .unwrap_or_default();
         Answer {
             status: parts.status,
