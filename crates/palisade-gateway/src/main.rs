@@ -167,6 +167,8 @@ async fn run(cmd: Command) -> ExitCode {
         Source::Text(text)
     };
     let prometheus = palisade_metrics::install_prometheus().ok();
+    // Layer events (rate-limit refusals, breaker transitions, …) become metrics too.
+    palisade_metrics::EventMetrics::install_global();
     let gw = match Gateway::new(source, prometheus) {
         Ok(gw) => gw,
         Err(problems) => {

@@ -6,5 +6,6 @@ mod support;
 
 mod check;
 mod limits;
+mod reload;
 mod routing;
 mod upstreams;

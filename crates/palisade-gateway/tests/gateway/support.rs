@@ -219,6 +219,11 @@ impl Gateway {
         }
     }
 
+    /// The config file the gateway was started with (rewrite it, then `POST /reload`).
+    pub(crate) fn config_path(&self) -> std::path::PathBuf {
+        self._dir.0.join("gateway.toml")
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
