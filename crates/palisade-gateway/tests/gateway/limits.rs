@@ -97,3 +97,46 @@ async fn sigterm_drains_an_in_flight_request() {
     // Nothing listens any more.
     assert!(TcpStream::connect(gw.addr).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+
+    let a = Upstream::start("a").await;
+    let gw = Gateway::start(&config(
+        "idle_timeout = \"300ms\", header_read_timeout = \"30s\"",
+        &one_upstream(a.addr),
+    ));
+    let stream = bounded("connect", TcpStream::connect(gw.addr))
+        .await
+        .unwrap();
+    let (mut send, conn) = bounded(
+        "handshake",
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(hyper_util::rt::TokioIo::new(
+            stream,
+        )),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get("/")
+        .header("host", "gw")
+        .body(Full::default())
+        .unwrap();
+    let res = bounded("request", send.send_request(req)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let _ = res.into_body().collect().await;
+    let start = Instant::now();
+    // Nothing more is sent: the gateway closes the connection after the idle timeout.
+    let _ = bounded("the idle connection closing", conn).await;
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "closed too early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "closed too late: {waited:?}"
+    );
+}

@@ -185,3 +185,28 @@ async fn h2c_and_bodies_stream_through() {
     assert_eq!(res.status, 413);
     assert_eq!(a.hits(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_upstream_gets_http2_and_te_trailers() {
+    let a = Upstream::start("a").await;
+    let gw = Gateway::start(&config(
+        "",
+        &format!(
+            "[upstreams.a]\nendpoints = [\"{}\"]\nprotocol = \"h2\"\n[fallback]\nforward = {{ upstream = \"a\" }}\n",
+            a.addr
+        ),
+    ));
+    let res = send(
+        Request::post(gw.url("/pkg.Service/Method"))
+            .header("te", "trailers")
+            .header("content-type", "application/grpc")
+            .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    let seen = a.last();
+    assert_eq!(seen.version, http::Version::HTTP_2);
+    assert_eq!(seen.headers["te"], "trailers");
+    assert_eq!(seen.path_and_query, "/pkg.Service/Method");
+}
