@@ -39,6 +39,12 @@
 //! `defaults`; nested tables are replaced whole and `section = false` removes an inherited
 //! layer (see [`merge`]). Route matchers are described in [`matcher`].
 //!
+//! The same file configures the `palisade-gateway` binary: its top-level `listeners`,
+//! `upstreams` and `admin` sections and each route's `forward` table are checked here for
+//! their shape only (the gateway validates their contents) and otherwise ignored. Programs
+//! that wrap a different service in each route's stack use [`PolicySet::route_index`] and
+//! [`PolicySet::route_stack`].
+//!
 //! A bad file is rejected with every problem, each at the place the value was written:
 //! `routes[2].breaker.failure_rate_threshold: must be a percentage in (0, 100] (got 120)`;
 //! a value inherited from a named policy is reported at `policies.NAME.…`, once.
@@ -121,6 +127,7 @@ pub mod matcher;
 pub mod merge;
 mod pattern;
 mod reload;
+mod routes;
 pub mod schema;
 mod set;
 mod source;

@@ -83,7 +83,24 @@ pub(crate) struct RawFile {
     pub(crate) clients: Vec<RawRoute>,
 }
 
-const TOP: [&str; 5] = ["defaults", "policies", "routes", "fallback", "clients"];
+const TOP: [&str; 8] = [
+    "defaults",
+    "policies",
+    "routes",
+    "fallback",
+    "clients",
+    "listeners",
+    "upstreams",
+    "admin",
+];
+
+/// Top-level sections that configure the `palisade-gateway` binary: the library checks only
+/// their shape (the gateway validates their contents), and ignores them otherwise.
+pub const GATEWAY_SECTIONS: [&str; 3] = ["listeners", "upstreams", "admin"];
+
+/// The key of a route (or the fallback) that tells the gateway where to forward it; the
+/// library ignores it.
+pub const FORWARD_KEY: &str = "forward";
 
 /// Reads the file's shape; section contents are checked later, after inheritance.
 pub(crate) fn read(root: &Value, problems: &mut Vec<Problem>) -> RawFile {
@@ -100,6 +117,22 @@ pub(crate) fn read(root: &Value, problems: &mut Vec<Problem>) -> RawFile {
             key.clone(),
             format!("unknown key (known: {})", TOP.join(", ")),
         ));
+    }
+    for (key, want_list) in [("listeners", true), ("upstreams", false), ("admin", false)] {
+        let ok = match top.get(key) {
+            None => true,
+            Some(Value::Array(_)) => want_list,
+            Some(Value::Object(_)) => !want_list,
+            Some(_) => false,
+        };
+        if !ok {
+            let what = if want_list {
+                "must be a list of tables ([[listeners]])"
+            } else {
+                "must be a table"
+            };
+            problems.push(Problem::new(key, what));
+        }
     }
     if let Some(v) = top.get("defaults")
         && let Some(obj) = table(v, "defaults", problems)
@@ -243,8 +276,8 @@ fn route(
 ) -> Option<RawRoute> {
     let obj = table(v, at, problems)?;
     let own: &[&str] = match kind {
-        Kind::Route => &["name", "match", "policy"],
-        Kind::Fallback => &["policy"],
+        Kind::Route => &["name", "match", "policy", FORWARD_KEY],
+        Kind::Fallback => &["policy", FORWARD_KEY],
         Kind::Client => &["name", "host", "path_prefix", "policy"],
     };
     let text = |key: &str, problems: &mut Vec<Problem>| match obj.get(key) {

@@ -1,0 +1,297 @@
+//! # palisade-gateway: Palisade's policies as a reverse proxy
+//!
+//! A config-driven HTTP gateway on hyper 1 and hyper-util. Its routes, their policies
+//! (rate limit, timeout, breaker, bulkhead, idempotency, flag gate, from `palisade-policy`)
+//! and its upstreams come from one policy file; the library reads the policy sections and
+//! the gateway reads its own (`listeners`, `upstreams`, `admin` and each route's `forward`).
+//!
+//! ```text
+//! palisade-gateway                      # demo: embedded config, built-in upstreams
+//! palisade-gateway --config FILE        # serve FILE (.toml or .json)
+//! palisade-gateway check FILE           # validate FILE; exit 2 with every problem
+//! ```
+//!
+//! The configuration reference is in the crate's README.md. Per request: the first route
+//! whose `match` holds (else the fallback) is picked; its policy stack runs in the canonical
+//! order (rejections → rate limit → gate → timeout → idempotency → breaker → bulkhead) around
+//! the forwarder, which rewrites the request for the route's upstream group, streams it to
+//! an endpoint (round robin or power of two choices, skipping unhealthy and ejected ones)
+//! and streams the answer back.
+
+mod admin;
+mod config;
+mod demo;
+mod gateway;
+mod headers;
+mod health;
+mod problem;
+mod proxy;
+mod rewrite;
+mod server;
+mod status;
+mod upstream;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use palisade_policy::Problem;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::gateway::{Gateway, Source};
+use crate::proxy::ConnInfo;
+
+const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+const USAGE: &str = "usage:
+  palisade-gateway                  serve the embedded demo config with built-in upstreams
+  palisade-gateway --config FILE    serve FILE (.toml or .json)
+  palisade-gateway check FILE       validate FILE; exit status 2 with every problem";
+
+enum Command {
+    Demo,
+    Serve(PathBuf),
+    Check(PathBuf),
+}
+
+fn parse_args() -> Result<Command, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] => Ok(Command::Demo),
+        ["--config" | "-c", file] => Ok(Command::Serve(file.into())),
+        ["check", file] => Ok(Command::Check(file.into())),
+        ["--help" | "-h"] => Err(String::new()),
+        _ => Err(format!("unexpected arguments: {}", args.join(" "))),
+    }
+}
+
+fn print_problems(problems: &[Problem]) {
+    let mut err = std::io::stderr().lock();
+    let n = problems.len();
+    let _ = writeln!(
+        err,
+        "invalid configuration ({n} problem{}):",
+        if n == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        let _ = writeln!(err, "  {p}");
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    let result = Source::File(path.to_owned())
+        .read()
+        .and_then(|(text, format)| gateway::check(&text, format));
+    match result {
+        Ok((cfg, set)) => {
+            for w in set.warnings() {
+                eprintln!("warning: {w}");
+            }
+            println!(
+                "ok: {} routes (fallback included), {} upstreams, {} listeners",
+                set.route_count(),
+                cfg.upstreams.len(),
+                cfg.listeners.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            print_problems(&problems);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cmd = match parse_args() {
+        Ok(c) => c,
+        Err(msg) => {
+            if !msg.is_empty() {
+                eprintln!("{msg}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(if msg.is_empty() { 0 } else { 64 });
+        }
+    };
+    if let Command::Check(path) = &cmd {
+        return check(path);
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(run(cmd))
+}
+
+async fn run(cmd: Command) -> ExitCode {
+    let demo = matches!(cmd, Command::Demo);
+    let source = if let Command::Serve(path) = cmd {
+        Source::File(path)
+    } else {
+        let mut text = DEFAULT_CONFIG.to_owned();
+        for (name, kind) in [
+            ("{healthy}", demo::Kind::Healthy),
+            ("{flaky}", demo::Kind::Flaky),
+            ("{slow}", demo::Kind::Slow),
+        ] {
+            match demo::start(kind).await {
+                Ok(addr) => text = text.replace(name, &addr.to_string()),
+                Err(e) => {
+                    eprintln!("cannot start the demo upstreams: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        Source::Text(text)
+    };
+    let prometheus = palisade_metrics::install_prometheus().ok();
+    // Layer events (rate-limit refusals, breaker transitions, …) become metrics too.
+    palisade_metrics::EventMetrics::install_global();
+    let gw = match Gateway::new(source, prometheus) {
+        Ok(gw) => gw,
+        Err(problems) => {
+            print_problems(&problems);
+            return ExitCode::from(2);
+        }
+    };
+    let table = gw.table();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (drain, mut drained) = server::Drain::new();
+    let mut drain_timeout = Duration::ZERO;
+    let mut urls = Vec::new();
+    for l in &table.config.listeners {
+        let listener = match TcpListener::bind(l.address).await {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("cannot listen on {}: {e}", l.address);
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = listener.local_addr().unwrap_or(l.address);
+        urls.push(addr);
+        drain_timeout = drain_timeout.max(l.limits.drain_timeout);
+        let gw = Arc::clone(&gw);
+        let handle = move |req, peer| {
+            Arc::clone(&gw).handle(
+                req,
+                ConnInfo {
+                    peer,
+                    proto: "http",
+                },
+            )
+        };
+        tokio::spawn(server::serve(
+            listener,
+            l.limits.clone(),
+            handle,
+            stop_rx.clone(),
+            drain.clone(),
+        ));
+    }
+    let admin = match TcpListener::bind(table.config.admin.address).await {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!(
+                "cannot listen on {} (admin): {e}",
+                table.config.admin.address
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let admin_addr = admin.local_addr().unwrap_or(table.config.admin.address);
+    {
+        let gw = Arc::clone(&gw);
+        let handle = move |req, _peer| std::future::ready(Ok(admin::handle(&gw, &req)));
+        tokio::spawn(server::serve(
+            admin,
+            config::Limits::default(),
+            handle,
+            stop_rx.clone(),
+            drain.clone(),
+        ));
+    }
+    drop(table);
+    for u in &urls {
+        println!("palisade-gateway listening on http://{u}");
+    }
+    println!("palisade-gateway admin on http://{admin_addr}");
+    if demo {
+        let u = urls[0];
+        println!(
+            "\nDemo upstreams are running in this process. Try:\n\
+             \x20 curl -i http://{u}/hello                                   # forwarded to the healthy upstream\n\
+             \x20 for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{{http_code}}\\n' http://{u}/limited; done   # the 6th is 429\n\
+             \x20 for i in $(seq 12); do curl -s -o /dev/null -w '%{{http_code}}\\n' http://{u}/flaky; done       # 500s, then the breaker answers 503\n\
+             \x20 curl -i http://{u}/slow                                    # 504 after the route's 1s timeout\n\
+             \x20 for i in $(seq 10); do curl -s http://{u}/canary; done     # 4 of 5 to v1 (healthy), 1 of 5 to the canary (flaky)\n\
+             \x20 curl http://{admin_addr}/health   ;  curl http://{admin_addr}/policies   ;  open http://{admin_addr}/\n\
+             Ctrl-C stops."
+        );
+    }
+    let _ = std::io::stdout().flush();
+    wait_for_signals(&gw).await;
+    tracing::info!(target: "palisade_gateway", "shutting down: draining connections");
+    let _ = stop_tx.send(true);
+    drop(drain);
+    if tokio::time::timeout(drain_timeout, drained.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!(target: "palisade_gateway", "drain timeout: closing the remaining connections");
+    }
+    ExitCode::SUCCESS
+}
+
+/// Returns on Ctrl-C or SIGTERM; reloads on SIGHUP.
+async fn wait_for_signals(gw: &Arc<Gateway>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => {
+                    if let Err(problems) = gw.reload() {
+                        tracing::warn!(target: "palisade_gateway", problems = problems.len(), "reload rejected; the last good configuration stays");
+                        print_problems(&problems);
+                    }
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = gw;
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,509 @@
+//! Upstream groups: endpoints behind one pooled keep-alive client, picked by round robin or
+//! power of two choices, with active health checks and passive outlier ejection (a Palisade
+//! breaker per endpoint whose open wait grows with each consecutive ejection).
+//!
+//! tower's `balance::p2c` is the ecosystem's power-of-two-choices balancer, but it owns its
+//! endpoints (`&mut self`, a `Discover` stream, a ready cache) and would need a `Buffer`
+//! task to be shared by every connection; it also has no notion of health or of an ejection
+//! cap. The same algorithm is written here over shared atomic in-flight counters: pick two
+//! distinct eligible endpoints at random, send to the one with fewer requests in flight.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum_core::body::Body;
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use palisade_breaker::{
+    BreakerConfig, BreakerHandle, CircuitBreaker, CircuitBreakerLayer, SlidingWindow, State,
+};
+use palisade_core::{BoxError, Classifier, ConfigError, Outcome};
+use serde_json::{Value, json};
+use tower::{Layer, ServiceExt};
+use tower_service::Service;
+
+use crate::config::{Balance, Outlier, Protocol, Upstream};
+
+/// Why an upstream call failed.
+#[derive(Debug)]
+pub(crate) enum UpstreamError {
+    /// No response head within the group's `timeout`.
+    Timeout,
+    /// The request body went over the route's `max_request_body`.
+    BodyTooLarge,
+    /// Connecting failed.
+    Connect(String),
+    /// Anything else (reset, protocol error).
+    Other(String),
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("the upstream did not answer in time"),
+            Self::BodyTooLarge => f.write_str("the request body is over the route's limit"),
+            Self::Connect(e) => write!(f, "cannot connect to the upstream: {e}"),
+            Self::Other(e) => write!(f, "upstream error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for UpstreamError {}
+
+/// The client of one group.
+type HttpClient = Client<HttpConnector, Body>;
+
+/// One call to one endpoint: the pooled client with the group's response-head timeout.
+#[derive(Clone)]
+pub(crate) struct Send {
+    client: HttpClient,
+    timeout: Duration,
+}
+
+impl Service<Request<Body>> for Send {
+    type Response = Response<Incoming>;
+    type Error = UpstreamError;
+    type Future = Pin<
+        Box<dyn Future<Output = Result<Response<Incoming>, UpstreamError>> + std::marker::Send>,
+    >;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), UpstreamError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let fut = self.client.request(req);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, fut).await {
+                Err(_) => Err(UpstreamError::Timeout),
+                Ok(Ok(res)) => Ok(res),
+                Ok(Err(e)) => Err(classify_client_error(&e)),
+            }
+        })
+    }
+}
+
+fn classify_client_error(e: &hyper_util::client::legacy::Error) -> UpstreamError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return UpstreamError::BodyTooLarge;
+        }
+        source = s.source();
+    }
+    let chain = error_chain(e);
+    if e.is_connect() {
+        UpstreamError::Connect(chain)
+    } else {
+        UpstreamError::Other(chain)
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(c) = source {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        source = c.source();
+    }
+    s
+}
+
+/// Ejection counts 5xx answers and transport failures against an endpoint; a body over the
+/// route's limit is the client's fault.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutlierClassifier;
+
+impl Classifier<Response<Incoming>, UpstreamError> for OutlierClassifier {
+    fn classify(&self, result: Result<&Response<Incoming>, &UpstreamError>) -> Outcome {
+        match result {
+            Ok(res) if res.status().is_server_error() => Outcome::Failure,
+            Ok(_) => Outcome::Success,
+            Err(UpstreamError::BodyTooLarge) => Outcome::Ignored,
+            Err(_) => Outcome::Failure,
+        }
+    }
+}
+
+/// The breaker settings of an `outlier` section.
+pub(crate) fn breaker_config(o: &Outlier) -> Result<BreakerConfig, ConfigError> {
+    let mut c = BreakerConfig::default();
+    c.window = SlidingWindow::Count(o.window);
+    c.minimum_calls = o.minimum_calls;
+    c.failure_rate_threshold = o.failure_rate;
+    c.wait_in_open = o.base_ejection_time;
+    c.wait_multiplier = o.growth;
+    c.max_wait_in_open = o.max_ejection_time;
+    c.permitted_in_half_open = 1;
+    c.automatic_transition = true;
+    CircuitBreakerLayer::try_from(c.clone())?;
+    Ok(c)
+}
+
+impl Endpoint {
+    fn ejected(&self) -> bool {
+        self.breaker
+            .as_ref()
+            .is_some_and(|(_, h)| matches!(h.state(), State::Open | State::ForcedOpen))
+    }
+}
+
+/// One endpoint of a group.
+pub(crate) struct Endpoint {
+    pub(crate) address: String,
+    authority: Authority,
+    in_flight: AtomicUsize,
+    healthy: AtomicBool,
+    /// Consecutive active-check results (positive: successes, negative: failures).
+    streak: std::sync::atomic::AtomicI32,
+    requests: AtomicU64,
+    failures: AtomicU64,
+    breaker: Option<(CircuitBreaker<Send, OutlierClassifier>, BreakerHandle)>,
+    ejections: AtomicU32,
+}
+
+/// A named group of endpoints.
+pub(crate) struct Group {
+    pub(crate) name: String,
+    pub(crate) config: Upstream,
+    pub(crate) endpoints: Vec<Endpoint>,
+    send: Send,
+    next: AtomicUsize,
+    health_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.health_task.lock()
+            && let Some(t) = t.take()
+        {
+            t.abort();
+        }
+    }
+}
+
+/// What [`Group::call`] failed with.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// No endpoint is healthy and not ejected.
+    NoEndpoint,
+    Upstream(UpstreamError),
+}
+
+/// Decrements an endpoint's in-flight count when dropped.
+struct InFlight(Arc<Group>, usize);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.endpoints[self.1]
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Group {
+    /// Builds the group (the health-check task is started by [`Group::start`]).
+    pub(crate) fn new(name: &str, config: &Upstream) -> Arc<Self> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.enforce_http(true);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(config.max_idle_per_endpoint)
+            .set_host(true);
+        if config.protocol == Protocol::H2 {
+            builder.http2_only(true);
+        }
+        let send = Send {
+            client: builder.build(connector),
+            timeout: config.timeout,
+        };
+        let breaker_cfg = config.outlier.as_ref().and_then(|o| breaker_config(o).ok());
+        let endpoints = config
+            .endpoints
+            .iter()
+            .map(|a| {
+                let breaker = breaker_cfg.as_ref().and_then(|c| {
+                    let layer = CircuitBreakerLayer::builder()
+                        .config(c.clone())
+                        .classifier(OutlierClassifier)
+                        .build()
+                        .ok()?;
+                    let handle = layer.handle();
+                    Some((layer.layer(send.clone()), handle))
+                });
+                Endpoint {
+                    address: a.clone(),
+                    authority: Authority::try_from(a.as_str())
+                        .unwrap_or_else(|_| Authority::from_static("invalid:1")),
+                    in_flight: AtomicUsize::new(0),
+                    healthy: AtomicBool::new(true),
+                    streak: std::sync::atomic::AtomicI32::new(0),
+                    requests: AtomicU64::new(0),
+                    failures: AtomicU64::new(0),
+                    breaker,
+                    ejections: AtomicU32::new(0),
+                }
+            })
+            .collect();
+        Arc::new(Self {
+            name: name.to_owned(),
+            config: config.clone(),
+            endpoints,
+            send,
+            next: AtomicUsize::new(0),
+            health_task: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Starts the active health checks, if configured.
+    pub(crate) fn start(self: &Arc<Self>) {
+        if self.config.health_check.is_some() {
+            let task = tokio::spawn(crate::health::run(Arc::downgrade(self)));
+            if let Ok(mut t) = self.health_task.lock() {
+                *t = Some(task);
+            }
+        }
+    }
+
+    pub(crate) fn client(&self) -> &HttpClient {
+        &self.send.client
+    }
+
+    /// The endpoints that may take a request (bit i: endpoint i), and those of them whose
+    /// breaker is to be bypassed because ejecting them would go over the cap.
+    fn eligible(&self) -> (u64, u64) {
+        let pct = self
+            .config
+            .outlier
+            .as_ref()
+            .map_or(100, |o| o.max_ejection_percent as usize);
+        let cap = self.endpoints.len() * pct / 100;
+        let mut ok = 0u64;
+        let mut bypass = 0u64;
+        let mut ejected = 0usize;
+        for (i, e) in self.endpoints.iter().enumerate() {
+            if !e.healthy.load(Ordering::Relaxed) {
+                continue;
+            }
+            if e.ejected() {
+                ejected += 1;
+                if ejected > cap {
+                    ok |= 1 << i;
+                    bypass |= 1 << i;
+                }
+            } else {
+                ok |= 1 << i;
+            }
+        }
+        (ok, bypass)
+    }
+
+    fn pick(&self) -> Option<(usize, bool)> {
+        let (ok, bypass) = self.eligible();
+        let n = ok.count_ones();
+        if n == 0 {
+            return None;
+        }
+        let i = match self.config.load_balancing {
+            Balance::RoundRobin => {
+                let turn = self.next.fetch_add(1, Ordering::Relaxed);
+                if let Some(w) = &self.config.weights {
+                    weighted(ok, w, turn as u64)?
+                } else {
+                    nth_bit(ok, (turn % n as usize) as u32)
+                }
+            }
+            Balance::P2c => {
+                if n == 1 {
+                    nth_bit(ok, 0)
+                } else {
+                    let a = rand::random_range(0..n);
+                    let b = (a + rand::random_range(1..n)) % n;
+                    let (a, b) = (nth_bit(ok, a), nth_bit(ok, b));
+                    let load = |i: usize| self.endpoints[i].in_flight.load(Ordering::Relaxed);
+                    if load(b) < load(a) { b } else { a }
+                }
+            }
+        };
+        Some((i, bypass & (1 << i) != 0))
+    }
+
+    /// Sends `req` (its URI's path and query kept) to an endpoint of this group.
+    pub(crate) async fn call(
+        self: Arc<Self>,
+        mut req: Request<Body>,
+    ) -> Result<Response<Incoming>, CallError> {
+        let (i, bypass) = self.pick().ok_or(CallError::NoEndpoint)?;
+        let e = &self.endpoints[i];
+        let mut parts = std::mem::take(req.uri_mut()).into_parts();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(e.authority.clone());
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        }
+        *req.uri_mut() = Uri::from_parts(parts)
+            .map_err(|x| CallError::Upstream(UpstreamError::Other(x.to_string())))?;
+        *req.version_mut() = match self.config.protocol {
+            Protocol::Http1 => http::Version::HTTP_11,
+            Protocol::H2 => http::Version::HTTP_2,
+        };
+        e.requests.fetch_add(1, Ordering::Relaxed);
+        e.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _guard = InFlight(Arc::clone(&self), i);
+        let result = match (&e.breaker, bypass) {
+            (Some((b, _)), false) => {
+                let was_open = e.ejected();
+                let r = b.clone().oneshot(req).await.map_err(|err: BoxError| {
+                    match err.downcast::<UpstreamError>() {
+                        Ok(u) => *u,
+                        // The breaker opened between the pick and the call.
+                        Err(other) => UpstreamError::Other(other.to_string()),
+                    }
+                });
+                if !was_open && e.ejected() {
+                    e.ejections.fetch_add(1, Ordering::Relaxed);
+                }
+                r
+            }
+            _ => self.send.clone().oneshot(req).await,
+        };
+        match result {
+            Ok(res) => {
+                if res.status().is_server_error() {
+                    e.failures.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(res)
+            }
+            Err(err) => {
+                e.failures.fetch_add(1, Ordering::Relaxed);
+                Err(CallError::Upstream(err))
+            }
+        }
+    }
+
+    /// Records an active health-check result for endpoint `i`.
+    pub(crate) fn record_check(
+        &self,
+        i: usize,
+        ok: bool,
+        healthy_after: u32,
+        unhealthy_after: u32,
+    ) {
+        let e = &self.endpoints[i];
+        let prev = e.streak.load(Ordering::Relaxed);
+        let streak = match (ok, prev > 0) {
+            (true, true) => prev.saturating_add(1),
+            (true, false) => 1,
+            (false, false) => prev.saturating_sub(1),
+            (false, true) => -1,
+        };
+        e.streak.store(streak, Ordering::Relaxed);
+        if streak >= healthy_after as i32 {
+            e.healthy.store(true, Ordering::Relaxed);
+        } else if -streak >= unhealthy_after as i32 {
+            e.healthy.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// The group's state, for `/health` and `/breakers`.
+    pub(crate) fn status(&self) -> Value {
+        let endpoints: Vec<Value> = self
+            .endpoints
+            .iter()
+            .map(|e| {
+                let breaker = e.breaker.as_ref().map(|(_, h)| {
+                    let t = h.totals();
+                    json!({
+                        "state": h.state().as_str(),
+                        "calls": t.calls,
+                        "failed": t.failed,
+                        "failure_rate": h.failure_rate(),
+                    })
+                });
+                json!({
+                    "address": e.address,
+                    "healthy": e.healthy.load(Ordering::Relaxed),
+                    "ejected": e.ejected(),
+                    "in_flight": e.in_flight.load(Ordering::Relaxed),
+                    "requests": e.requests.load(Ordering::Relaxed),
+                    "failures": e.failures.load(Ordering::Relaxed),
+                    "breaker": breaker,
+                })
+            })
+            .collect();
+        json!({
+            "name": self.name,
+            "load_balancing": match self.config.load_balancing { Balance::RoundRobin => "round_robin", Balance::P2c => "p2c" },
+            "endpoints": endpoints,
+        })
+    }
+
+    /// Endpoints that may take requests now.
+    pub(crate) fn available(&self) -> usize {
+        self.eligible().0.count_ones() as usize
+    }
+}
+
+/// Weighted round robin over the endpoints in `ok`: turn `turn` of a cycle of the total
+/// weight, each endpoint taking as many consecutive turns as its weight.
+fn weighted(ok: u64, w: &[u32], turn: u64) -> Option<usize> {
+    let eligible = || (0..w.len()).filter(move |&i| ok & (1 << i) != 0);
+    let total: u64 = eligible().map(|i| u64::from(w[i])).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut k = turn % total;
+    for i in eligible() {
+        if k < u64::from(w[i]) {
+            return Some(i);
+        }
+        k -= u64::from(w[i]);
+    }
+    None
+}
+
+/// The position of the `k`-th set bit of `mask` (`k < mask.count_ones()`).
+fn nth_bit(mut mask: u64, k: u32) -> usize {
+    for _ in 0..k {
+        mask &= mask - 1;
+    }
+    mask.trailing_zeros() as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nth_bit;
+
+    #[test]
+    fn nth_bit_walks_set_bits() {
+        assert_eq!(nth_bit(0b1011_0000, 0), 4);
+        assert_eq!(nth_bit(0b1011_0000, 1), 5);
+        assert_eq!(nth_bit(0b1011_0000, 2), 7);
+    }
+
+    #[test]
+    fn weighted_turns_follow_the_weights_of_eligible_endpoints() {
+        let picks: Vec<usize> = (0..5)
+            .filter_map(|t| super::weighted(0b11, &[4, 1], t))
+            .collect();
+        assert_eq!(picks, [0, 0, 0, 0, 1]);
+        // The heavier endpoint out: every turn goes to the other.
+        assert_eq!(super::weighted(0b10, &[4, 1], 0), Some(1));
+        assert_eq!(super::weighted(0b01, &[0, 1], 0), None);
+    }
+}

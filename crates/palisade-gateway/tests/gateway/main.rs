@@ -1,0 +1,11 @@
+//! Black-box tests of the `palisade-gateway` binary: each starts the built binary with a
+//! temporary config in front of upstream servers running in the test process on 127.0.0.1
+//! ephemeral ports. Every await is bounded (`support::bounded`, `support::STEP`).
+
+mod support;
+
+mod check;
+mod limits;
+mod reload;
+mod routing;
+mod upstreams;
