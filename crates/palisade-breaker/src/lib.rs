@@ -38,7 +38,8 @@
 //! ```
 //!
 //! Put it inside retry (so a retry meets the open breaker and stops) and outside the
-//! bulkhead. The breaker does not limit concurrency (SPECS §6.8): use a bulkhead for that.
+//! bulkhead. The breaker does not limit concurrency (in CLOSED every call passes, as in
+//! Resilience4j): use a bulkhead for that.
 //!
 //! # Example
 //! ```
@@ -69,6 +70,11 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
+
+/// The README's code blocks, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 mod config;
 pub mod error;

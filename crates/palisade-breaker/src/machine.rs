@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::window::{SlidingWindow, Totals, Window};
 
-/// A breaker state (Resilience4j's six, `../shared/SPECS.md` §6).
+/// A breaker state: Resilience4j's three normal states (CLOSED, OPEN, HALF_OPEN) and its
+/// three special ones (DISABLED, FORCED_OPEN, METRICS_ONLY), left only by an explicit
+/// transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum State {

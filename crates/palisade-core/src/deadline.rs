@@ -69,7 +69,12 @@ impl Deadline {
     }
 }
 
-/// Parsing and encoding of the `grpc-timeout` header (`../shared/SPECS.md` §3.1).
+/// Parsing and encoding of the `grpc-timeout` header (gRPC's `PROTOCOL-HTTP2.md`,
+/// "Requests"): a positive ASCII integer of at most 8 digits followed by a unit, `H`, `M`,
+/// `S`, `m`, `u` or `n`, without spaces. Encoding picks the finest unit whose value fits in
+/// 8 digits, rounding up (as grpc-go's `encodeTimeout`); zero or less encodes as `0n`.
+/// Decoding refuses more than 8 digits, an empty value, signs, spaces and unknown units; `0`
+/// means already expired.
 pub mod grpc_timeout {
     use super::{Duration, HeaderValue, fmt};
 

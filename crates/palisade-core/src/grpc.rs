@@ -1,7 +1,13 @@
 //! gRPC status codes and how they travel in HTTP/2 headers.
 //!
-//! Palisade does not depend on `tonic` for this: the codes are plain numbers on the wire
-//! (`grpc-status` header or trailer, see `../shared/SPECS.md` §3.3–3.5).
+//! Palisade does not depend on `tonic` for this: the codes are plain numbers on the wire.
+//! Per gRPC's HTTP/2 protocol (`PROTOCOL-HTTP2.md`, "Responses"), `:status` is always 200 and
+//! `grpc-status` (decimal, no leading zeros) travels in the trailers, or in the headers of a
+//! Trailers-Only response (one HEADERS frame with END_STREAM, as an immediate error is sent);
+//! `grpc-message` is UTF-8, percent-encoded, and a bad encoding must not fail decoding. When a
+//! client sees no `grpc-status`, it maps the HTTP status (`http-grpc-status-mapping.md`): 400 →
+//! INTERNAL, 401 → UNAUTHENTICATED, 403 → PERMISSION_DENIED, 404 → UNIMPLEMENTED, 429, 502,
+//! 503, 504 → UNAVAILABLE, anything else → UNKNOWN.
 
 use std::fmt;
 

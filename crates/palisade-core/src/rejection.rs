@@ -19,7 +19,9 @@
 //!
 //! Bodies are RFC 9457 problem details. Where no registered problem type exists the type is
 //! `about:blank` with the status phrase as title and the specifics in `detail`; rate limiting
-//! uses the IANA `quota-exceeded` type from the RateLimit draft (`../shared/SPECS.md` §2.8).
+//! uses the IANA `https://iana.org/assignments/http-problem-types#quota-exceeded` type from
+//! the RateLimit draft (draft-ietf-httpapi-ratelimit-headers, "Problem Types"), with the
+//! `violated-policies` member listing the quotas that refused the request.
 
 use std::error::Error;
 use std::fmt;

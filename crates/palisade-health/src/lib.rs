@@ -5,7 +5,7 @@
 //! - [`HealthRegistry`]: checks with a name (`component:measurement`), a critical flag, a
 //!   timeout and an interval. A check that hangs is abandoned after its timeout and
 //!   reported as `fail` with output `"timed out"`.
-//! - Aggregation (SPECS §8): any *critical* check failing → `fail` (HTTP 503); a
+//! - Aggregation: any *critical* check failing → `fail` (HTTP 503); a
 //!   non-critical check failing or any check warning → `warn` (HTTP 200); else `pass`.
 //! - [`HealthService`]: `/livez` (no dependency checks), `/readyz` and `/health` as
 //!   `application/health+json` (draft-inadarei-api-health-check), as a Tower service or
@@ -48,6 +48,11 @@
 //! returned handle alive.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
+
+/// The README's code blocks, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 mod builtin;
 mod check;

@@ -87,7 +87,7 @@ fn json_f64(v: f64) -> Value {
 
 /// The aggregated health of a service.
 ///
-/// Rule (SPECS §8, ours): `fail` if draining or any *critical* check fails; else `warn` if
+/// Rule (Palisade's; the health-check draft leaves aggregation open): `fail` if draining or any *critical* check fails; else `warn` if
 /// any check warns or fails; else `pass`.
 #[derive(Debug, Clone)]
 pub struct HealthReport {

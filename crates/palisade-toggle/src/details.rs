@@ -1,4 +1,7 @@
-//! OpenFeature-style evaluation details (SPECS §7.1–7.4).
+//! OpenFeature-style evaluation details (OpenFeature specification, "Evaluation API" 1.3–1.4
+//! and "Types"): a detailed evaluation returns the flag key, value, variant, reason and, on
+//! abnormal execution, the caller's default value with an error code and reason `ERROR`;
+//! evaluation never fails.
 
 use std::fmt;
 

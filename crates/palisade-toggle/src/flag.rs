@@ -148,7 +148,11 @@ impl Condition {
     }
 }
 
-/// A fractional (percentage) split, flagd-compatible (SPECS §7.6).
+/// A fractional (percentage) split, flagd-compatible: the bucketing value (the `by`
+/// attribute, else `flagKey + targetingKey` with no separator) is hashed with murmur3 x86_32,
+/// seed 0, as a `u32` `h`; `bucket = (h × total_weight) >> 32` in 64-bit arithmetic, and the
+/// first variant whose cumulative weight exceeds the bucket wins. Without a bucketing value
+/// the rule yields nothing and the flag's default variant applies.
 ///
 /// JSON form: `{"by": "email"?, "split": [["red", 50], ["blue", 20], ["green", 30]]}`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
