@@ -7,17 +7,18 @@ use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, Request};
 use http_body::Body;
+use palisade_core::body::{Read, ReadBody};
 use palisade_core::{BoxError, Deadline, Elapsed};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::backoff::BackoffState;
-use crate::body::RetryBody;
+use crate::body::ReplayBody;
 use crate::events::{GiveUpReason, RetryEvent};
 use crate::head::{HeadCopy, is_grpc};
 use crate::layer::Shared;
@@ -27,7 +28,7 @@ pin_project! {
     /// Response future for [`Retry`](crate::Retry).
     pub struct ResponseFuture<S, B, P>
     where
-        S: Service<Request<RetryBody<B>>>,
+        S: Service<Request<ReplayBody<B>>>,
     {
         #[pin]
         state: State<S::Future, B>,
@@ -38,7 +39,7 @@ pin_project! {
 
 impl<S, B, P> fmt::Debug for ResponseFuture<S, B, P>
 where
-    S: Service<Request<RetryBody<B>>>,
+    S: Service<Request<ReplayBody<B>>>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
@@ -51,8 +52,9 @@ pin_project! {
     #[project = StateProj]
     enum State<F, B> {
         // Reading a body that was still streaming when `call` returned. Boxed: it holds the
-        // request head (224 bytes), which would otherwise make every future that large.
-        Buffering { buf: Box<Buffering<B>> },
+        // request head (224 bytes), which would otherwise make every future that large;
+        // taken out when the body is read.
+        Buffering { buf: Option<Box<Buffering<B>>> },
         Calling { #[pin] fut: F },
         Sleeping,
         Readying,
@@ -132,105 +134,10 @@ impl BoxTimer {
 const GRPC_PREVIOUS_RPC_ATTEMPTS: http::HeaderName =
     http::HeaderName::from_static("grpc-previous-rpc-attempts");
 
-enum Collected {
-    Empty,
-    One(Bytes),
-    Many(BytesMut),
-}
-
-impl Collected {
-    fn len(&self) -> usize {
-        match self {
-            Self::Empty => 0,
-            Self::One(b) => b.len(),
-            Self::Many(b) => b.len(),
-        }
-    }
-
-    fn push(&mut self, data: Bytes) {
-        *self = match std::mem::replace(self, Self::Empty) {
-            Self::Empty => Self::One(data),
-            Self::One(first) => {
-                let mut buf = BytesMut::with_capacity(first.len() + data.len());
-                buf.extend_from_slice(&first);
-                buf.extend_from_slice(&data);
-                Self::Many(buf)
-            }
-            Self::Many(mut buf) => {
-                buf.extend_from_slice(&data);
-                Self::Many(buf)
-            }
-        };
-    }
-
-    fn finish(&mut self) -> Bytes {
-        match std::mem::replace(self, Self::Empty) {
-            Self::Empty => Bytes::new(),
-            Self::One(b) => b,
-            Self::Many(b) => b.freeze(),
-        }
-    }
-}
-
 /// A body being read into the replay buffer, with the head it will be sent with.
 struct Buffering<B> {
-    parts: Option<Parts>,
-    body: Option<B>,
-    collected: Collected,
-    trailers: Option<HeaderMap>,
-}
-
-/// A body read to its end, or to just past the replay limit.
-enum Read<B> {
-    /// The whole body and its trailers.
-    Complete(Bytes, Option<HeaderMap>),
-    /// Over the limit: what was read so far, then the rest.
-    TooLarge(Bytes, B),
-}
-
-impl<B> Buffering<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    fn new(body: B) -> Self {
-        Self {
-            parts: None,
-            body: Some(body),
-            collected: Collected::Empty,
-            trailers: None,
-        }
-    }
-
-    fn poll_read(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<Result<Read<B>, BoxError>> {
-        let body = self.body.as_mut().expect("body to read");
-        loop {
-            match ready!(Pin::new(&mut *body).poll_frame(cx)) {
-                None => break,
-                Some(Err(e)) => return Poll::Ready(Err(e.into())),
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
-                        let over = self.collected.len() + data.len() > limit;
-                        self.collected.push(data);
-                        if over {
-                            let rest = self.body.take().expect("body");
-                            return Poll::Ready(Ok(Read::TooLarge(self.collected.finish(), rest)));
-                        }
-                    }
-                    Err(frame) => {
-                        if let Ok(t) = frame.into_trailers() {
-                            self.trailers = Some(t);
-                        }
-                    }
-                },
-            }
-        }
-        self.body = None;
-        Poll::Ready(Ok(Read::Complete(
-            self.collected.finish(),
-            self.trailers.take(),
-        )))
-    }
+    parts: Parts,
+    reader: ReadBody<B>,
 }
 
 struct Ctx<S, P> {
@@ -275,32 +182,45 @@ impl<S, P> Ctx<S, P> {
     #[inline]
     fn send_first<B>(&mut self, svc: &mut S, parts: Parts) -> S::Future
     where
-        S: Service<Request<RetryBody<B>>>,
+        S: Service<Request<ReplayBody<B>>>,
     {
         self.head = HeadCopy::new(&parts);
-        let body = RetryBody::replay(&self.data, self.trailers.as_deref());
+        let body = ReplayBody::replay(&self.data, self.trailers.as_deref());
         svc.call(Request::from_parts(parts, body))
     }
 
-    /// A body over the replay limit: sent once, never retried.
-    fn send_once<B>(&mut self, svc: &mut S, parts: Parts, prefix: Bytes, rest: B) -> S::Future
+    /// Sends the first attempt once the body is read: within the limit, kept for retries;
+    /// over it, sent once (what was read, then the rest) and never retried.
+    fn send_read<B>(
+        &mut self,
+        svc: &mut S,
+        parts: Parts,
+        reader: ReadBody<B>,
+        read: Read,
+    ) -> S::Future
     where
-        S: Service<Request<RetryBody<B>>>,
+        S: Service<Request<ReplayBody<B>>>,
     {
-        let limit = self.shared.body_limit;
-        self.shared
-            .listeners
-            .emit_with(|| RetryEvent::BodyTooLarge { limit });
-        svc.call(Request::from_parts(
-            parts,
-            RetryBody::prefixed(prefix, rest),
-        ))
+        match read {
+            Read::Complete { data, trailers } => {
+                self.data = data;
+                self.trailers = trailers.map(Box::new);
+                self.send_first(svc, parts)
+            }
+            over @ Read::Over { .. } => {
+                let limit = self.shared.body_limit;
+                self.shared
+                    .listeners
+                    .emit_with(|| RetryEvent::BodyTooLarge { limit });
+                svc.call(Request::from_parts(parts, reader.into_replay(over)))
+            }
+        }
     }
 
     /// A retry, rebuilt from the copy.
-    fn next_request<B>(&self) -> Option<Request<RetryBody<B>>> {
+    fn next_request<B>(&self) -> Option<Request<ReplayBody<B>>> {
         let head = self.head.as_ref()?;
-        let mut req = head.rebuild(RetryBody::replay(&self.data, self.trailers.as_deref()))?;
+        let mut req = head.rebuild(ReplayBody::replay(&self.data, self.trailers.as_deref()))?;
         if is_grpc(req.headers()) {
             // gRFC A6: attempts after the first say how many came before.
             req.headers_mut().insert(
@@ -419,7 +339,7 @@ where
 
 impl<S, B, P> ResponseFuture<S, B, P>
 where
-    S: Service<Request<RetryBody<B>>>,
+    S: Service<Request<ReplayBody<B>>>,
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
@@ -457,7 +377,7 @@ where
             // The common case (GET, HEAD, DELETE): nothing to read, so nothing is moved
             // but the request itself.
             let head = HeadCopy::of(&req);
-            let fut = inner.call(req.map(|_| RetryBody::empty()));
+            let fut = inner.call(req.map(|_| ReplayBody::empty()));
             let svc = head.as_ref().map(|_| inner.clone());
             return Self {
                 state: State::Calling { fut },
@@ -486,14 +406,16 @@ where
         let mut ctx = Ctx::new(shared);
         ctx.deadline = deadline;
         let (parts, body) = req.into_parts();
-        let mut buf = Buffering::new(body);
+        let mut reader = ReadBody::new(body, ctx.shared.body_limit);
         // A no-op waker: if the body is not ready, the future polls it again with its own.
         let mut cx = Context::from_waker(Waker::noop());
-        let read = match buf.poll_read(&mut cx, ctx.shared.body_limit) {
+        let read = match Pin::new(&mut reader).poll(&mut cx) {
             Poll::Ready(Ok(read)) => read,
             Poll::Ready(Err(err)) => {
                 return Self {
-                    state: State::Failed { err: Some(err) },
+                    state: State::Failed {
+                        err: Some(err.into()),
+                    },
                     timer: BoxTimer::default(),
                     ctx,
                 };
@@ -501,35 +423,27 @@ where
             Poll::Pending => {
                 // Still streaming: the future reads the rest and sends with the readied
                 // service; a clone stays behind.
-                buf.parts = Some(parts);
                 let clone = inner.clone();
                 ctx.svc = Some(std::mem::replace(inner, clone));
+                let buf = Box::new(Buffering { parts, reader });
                 return Self {
-                    state: State::Buffering { buf: Box::new(buf) },
+                    state: State::Buffering { buf: Some(buf) },
                     timer: BoxTimer::default(),
                     ctx,
                 };
             }
         };
-        let fut = match read {
-            Read::Complete(data, trailers) => {
-                ctx.data = data;
-                ctx.trailers = trailers.map(Box::new);
-                let fut = ctx.send_first(inner, parts);
-                if ctx.head.is_some() {
-                    ctx.svc = Some(inner.clone());
-                }
-                fut
-            }
-            Read::TooLarge(prefix, rest) => ctx.send_once(inner, parts, prefix, rest),
-        };
+        let fut = ctx.send_read(inner, parts, reader, read);
+        if ctx.head.is_some() {
+            ctx.svc = Some(inner.clone());
+        }
         Self::calling(fut, ctx)
     }
 }
 
 impl<S, B, P> Future for ResponseFuture<S, B, P>
 where
-    S: Service<Request<RetryBody<B>>>,
+    S: Service<Request<ReplayBody<B>>>,
     S::Error: Into<BoxError>,
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
@@ -542,24 +456,19 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Buffering { buf } => {
-                    let read = ready!(buf.poll_read(cx, this.ctx.shared.body_limit));
-                    let parts = buf.parts.take().expect("request head");
-                    let ctx = &mut *this.ctx;
-                    let mut svc = ctx.svc.take().expect("readied service");
-                    let fut = match read {
+                    let reading = buf.as_mut().expect("body being read");
+                    let read = ready!(Pin::new(&mut reading.reader).poll(cx));
+                    let Buffering { parts, reader } = *buf.take().expect("body being read");
+                    let read = match read {
+                        Ok(read) => read,
                         Err(e) => {
                             this.state.set(State::Done);
-                            return Poll::Ready(Err(e));
-                        }
-                        Ok(Read::Complete(data, trailers)) => {
-                            ctx.data = data;
-                            ctx.trailers = trailers.map(Box::new);
-                            ctx.send_first(&mut svc, parts)
-                        }
-                        Ok(Read::TooLarge(prefix, rest)) => {
-                            ctx.send_once(&mut svc, parts, prefix, rest)
+                            return Poll::Ready(Err(e.into()));
                         }
                     };
+                    let ctx = &mut *this.ctx;
+                    let mut svc = ctx.svc.take().expect("readied service");
+                    let fut = ctx.send_read(&mut svc, parts, reader, read);
                     ctx.svc = Some(svc);
                     this.state.set(State::Calling { fut });
                     this.timer.arm(this.ctx.shared.per_attempt_timeout);

@@ -101,6 +101,6 @@ pub use config::{OverrideAccessConfig, RuleConfig, SplitConfig};
 pub use events::{RollbackReason, TrafficEvent};
 pub use handle::SplitHandle;
 pub use route::{BUCKETS, Match, RouteReason, Rule, bucket_of, cookie_value};
-pub use shadow::{Shadow, ShadowBody, ShadowLayer};
+pub use shadow::{ReplayBody, Shadow, ShadowBody, ShadowLayer};
 pub use split::{Route, Split, SplitBuilder};
 pub use stats::ArmSnapshot;
