@@ -120,10 +120,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod attempts;
 pub mod backoff;
 mod body;
 pub mod budget;
 mod config;
+mod decide;
 pub mod error;
 pub mod events;
 pub mod future;
@@ -136,6 +138,7 @@ pub mod policy;
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
 mod service;
+mod timer;
 
 pub use self::backoff::{Backoff, BackoffKind};
 pub use self::body::{ReplayBody, RetryBody};
