@@ -71,6 +71,7 @@ pub mod event;
 pub mod forwarded;
 pub mod grpc;
 mod handle;
+pub mod header;
 pub mod key;
 pub mod key_config;
 pub mod keyed;

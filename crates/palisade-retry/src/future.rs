@@ -13,6 +13,7 @@ use http::request::Parts;
 use http::{HeaderMap, Request};
 use http_body::Body;
 use palisade_core::body::{Read, ReadBody};
+use palisade_core::grpc::{GRPC_PREVIOUS_RPC_ATTEMPTS, is_grpc};
 use palisade_core::{BoxError, Deadline};
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -20,7 +21,7 @@ use tower_service::Service;
 use crate::attempts::{Attempts, Replay, Step};
 use crate::body::ReplayBody;
 use crate::events::RetryEvent;
-use crate::head::{HeadCopy, is_grpc};
+use crate::head::HeadCopy;
 use crate::layer::Shared;
 use crate::policy::Predicate;
 
@@ -65,10 +66,6 @@ struct Buffering<B> {
     parts: Parts,
     reader: ReadBody<B>,
 }
-
-/// gRFC A6: sent on retries of gRPC calls.
-const GRPC_PREVIOUS_RPC_ATTEMPTS: http::HeaderName =
-    http::HeaderName::from_static("grpc-previous-rpc-attempts");
 
 /// What a retry of an `http::Request` is rebuilt from.
 struct HttpReplay {
