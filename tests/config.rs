@@ -70,7 +70,7 @@ fn invalid_files_name_the_field() {
         ),
         (
             "[routes.\"/pay\"]\ntimeout = { timeout = \"2s\", deadline_header = \"bad header\" }\n",
-            "invalid configuration `routes./pay.timeout.deadline_header`: `bad header` is not a valid HTTP header name (letters, digits and `-`, e.g. \"x-request-timeout-ms\")",
+            "invalid configuration `routes./pay.timeout.deadline_header`: must be an HTTP header name: letters, digits and !#$%&'*+-.^_`|~, e.g. \"x-request-id\" (got \"bad header\")",
         ),
         (
             "[routes.\"/search\"]\nbreaker = { failure_rate_threshold = 0.0 }\n",

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use palisade_core::clock::{Clock, nanos};
 use palisade_core::{CircuitOpen, Listeners};
 use tokio::time::Instant;
 
@@ -16,9 +17,9 @@ use crate::window::Totals;
 #[derive(Debug)]
 pub(crate) struct Breaker {
     name: &'static str,
-    epoch: Instant,
+    clock: Clock,
     state: AtomicU8,
-    /// End of the current OPEN period, in nanoseconds since `epoch`.
+    /// End of the current OPEN period, in nanoseconds on `clock`.
     open_until: AtomicU64,
     machine: Mutex<Machine>,
     automatic: bool,
@@ -27,10 +28,6 @@ pub(crate) struct Breaker {
     /// Itself, for the eager mode's timer tasks (which must not keep it alive).
     me: Weak<Breaker>,
     pub(crate) listeners: Listeners<BreakerEvent>,
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Breaker {
@@ -44,7 +41,7 @@ impl Breaker {
             wait_in_open: settings.wait_in_open,
             me: me.clone(),
             name,
-            epoch: Instant::now(),
+            clock: Clock::new(),
             state: AtomicU8::new(State::Closed as u8),
             open_until: AtomicU64::new(0),
             machine: Mutex::new(Machine::new(settings)),
@@ -57,7 +54,7 @@ impl Breaker {
     }
 
     pub(crate) fn now(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.epoch)
+        self.clock.elapsed()
     }
 
     pub(crate) fn state(&self) -> State {
@@ -69,10 +66,7 @@ impl Breaker {
     pub(crate) fn pinned(&self, now: Instant) -> bool {
         match self.state() {
             State::Closed => false,
-            State::Open => {
-                let until = Duration::from_nanos(self.open_until.load(Ordering::Acquire));
-                now.saturating_duration_since(self.epoch) < until
-            }
+            State::Open => self.clock.nanos_at(now) < self.open_until.load(Ordering::Acquire),
             State::HalfOpen | State::Disabled | State::ForcedOpen | State::MetricsOnly => true,
         }
     }
@@ -117,7 +111,7 @@ impl Breaker {
             return;
         };
         let me = self.me.clone();
-        let at = self.epoch + deadline;
+        let at = self.clock.at(deadline);
         rt.spawn(async move {
             tokio::time::sleep_until(at).await;
             if let Some(b) = me.upgrade() {
@@ -190,7 +184,7 @@ impl Breaker {
         if permit == Permit::Unrecorded {
             return;
         }
-        let now = end.saturating_duration_since(self.epoch);
+        let now = self.clock.since_epoch(end);
         let mut m = self.lock();
         let t = m.record(permit, outcome, duration, now);
         self.publish(&m);

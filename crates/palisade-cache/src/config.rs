@@ -77,12 +77,7 @@ impl Default for CacheConfig {
 }
 
 fn header_name(field: &'static str, value: &str) -> Result<HeaderName, ConfigError> {
-    HeaderName::from_bytes(value.as_bytes()).map_err(|_| {
-        ConfigError::new(
-            field,
-            format!("must be a valid header name (got {value:?})"),
-        )
-    })
+    palisade_core::config::header_name(field, value)
 }
 
 impl CacheConfig {

@@ -1,7 +1,7 @@
 //! [`ReplayBody`]: the request body that a layer which reads bodies (retry, idempotency,
 //! traffic shadowing) hands to its inner service — the original body untouched, a copy held
 //! in memory (cheap to send again), or, past a size limit, what was read followed by the
-//! rest of the original.
+//! rest of the original. [`ReadBody`] reads a body into one, up to a limit.
 //!
 //! ```
 //! use bytes::Bytes;
@@ -29,6 +29,10 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
+
+mod read;
+
+pub use self::read::{Read, ReadBody};
 
 pin_project! {
     /// A body passed through, held in memory, or partly read then continued; see the
@@ -87,6 +91,16 @@ impl<B> ReplayBody<B> {
             kind: Kind::Buffered {
                 data: (!data.is_empty()).then(|| data.clone()),
                 trailers: trailers.map(|t| Box::new(t.clone())),
+            },
+        }
+    }
+
+    /// A body held in memory, with its trailers (as [`ReadBody`] reads them).
+    pub fn with_trailers(data: Bytes, trailers: Option<HeaderMap>) -> Self {
+        Self {
+            kind: Kind::Buffered {
+                data: (!data.is_empty()).then_some(data),
+                trailers: trailers.map(Box::new),
             },
         }
     }

@@ -88,6 +88,33 @@ pub fn check_range<T: PartialOrd + fmt::Debug + Copy>(
     Ok(())
 }
 
+/// Parses a header name given in a config, naming `field` on failure, in the one wording
+/// every layer uses.
+///
+/// ```
+/// use palisade_core::config::header_name;
+/// assert_eq!(header_name("deadline_header", "X-Timeout-Ms").unwrap(), "x-timeout-ms");
+/// assert_eq!(
+///     header_name("deadline_header", "bad header").unwrap_err().to_string(),
+///     "invalid configuration `deadline_header`: must be an HTTP header name: letters, \
+///      digits and !#$%&'*+-.^_`|~, e.g. \"x-request-id\" (got \"bad header\")"
+/// );
+/// ```
+pub fn header_name(
+    field: impl Into<Cow<'static, str>>,
+    value: &str,
+) -> Result<http::HeaderName, ConfigError> {
+    http::HeaderName::from_bytes(value.as_bytes()).map_err(|_| {
+        ConfigError::new(
+            field,
+            format!(
+                "must be an HTTP header name: letters, digits and !#$%&'*+-.^_`|~, \
+                 e.g. \"x-request-id\" (got {value:?})"
+            ),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,10 +26,43 @@ pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         })
 }
 
+/// As [`cookie_value`], with one pair of enclosing double quotes removed (RFC 6265
+/// §4.1.1: `cookie-value = *cookie-octet / ( DQUOTE *cookie-octet DQUOTE )`): the value a
+/// server set, quoted or not.
+///
+/// ```
+/// let mut h = http::HeaderMap::new();
+/// h.append(http::header::COOKIE, "session=1; arm=\"canary\"; tier=gold".parse().unwrap());
+/// assert_eq!(palisade_core::cookie::cookie_value_unquoted(&h, "arm"), Some("canary"));
+/// assert_eq!(palisade_core::cookie::cookie_value_unquoted(&h, "tier"), Some("gold"));
+/// assert_eq!(palisade_core::cookie::cookie_value_unquoted(&h, "ar"), None);
+/// ```
+pub fn cookie_value_unquoted<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    cookie_value(headers, name).map(|v| {
+        v.strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(v)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn unquoting_removes_one_enclosing_pair() {
+        let mut h = HeaderMap::new();
+        h.append(
+            http::header::COOKIE,
+            HeaderValue::from_static("a=\"x\"; b=\"; c=\"\"; d=\"y; e=\"\"z\"\""),
+        );
+        assert_eq!(cookie_value_unquoted(&h, "a"), Some("x"));
+        assert_eq!(cookie_value_unquoted(&h, "b"), Some("\""));
+        assert_eq!(cookie_value_unquoted(&h, "c"), Some(""));
+        assert_eq!(cookie_value_unquoted(&h, "d"), Some("\"y"));
+        assert_eq!(cookie_value_unquoted(&h, "e"), Some("\"z\""));
+    }
     use proptest::prelude::*;
 
     proptest! {

@@ -20,8 +20,56 @@ pub const GRPC_MESSAGE: &str = "grpc-message";
 /// Name of the request header carrying the gRPC deadline.
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
 
+/// Name of the trailer (or header) telling a client how long to wait before retrying, in
+/// milliseconds (gRFC A6).
+pub const GRPC_RETRY_PUSHBACK_MS: &str = "grpc-retry-pushback-ms";
+
 /// [`GRPC_STATUS`] as a `HeaderName`: lookups with it skip re-parsing the name.
 pub const GRPC_STATUS_HEADER: HeaderName = HeaderName::from_static(GRPC_STATUS);
+/// [`GRPC_TIMEOUT`] as a `HeaderName`.
+pub const GRPC_TIMEOUT_HEADER: HeaderName = HeaderName::from_static(GRPC_TIMEOUT);
+/// [`GRPC_RETRY_PUSHBACK_MS`] as a `HeaderName`.
+pub const GRPC_RETRY_PUSHBACK_MS_HEADER: HeaderName =
+    HeaderName::from_static(GRPC_RETRY_PUSHBACK_MS);
+/// Sent on the retries of a gRPC call: how many attempts came before (gRFC A6).
+pub const GRPC_PREVIOUS_RPC_ATTEMPTS: HeaderName =
+    HeaderName::from_static("grpc-previous-rpc-attempts");
+
+/// Whether a request is a gRPC call: its `content-type` starts with `application/grpc`
+/// (`application/grpc`, `application/grpc+proto`, …).
+///
+/// ```
+/// let mut h = http::HeaderMap::new();
+/// assert!(!palisade_core::grpc::is_grpc(&h));
+/// h.insert(http::header::CONTENT_TYPE, "application/grpc+proto".parse().unwrap());
+/// assert!(palisade_core::grpc::is_grpc(&h));
+/// ```
+#[inline]
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// A `grpc-retry-pushback-ms` value (gRFC A6): a non-negative 32-bit integer without
+/// leading zeros (or `0`), in milliseconds; anything else (negative, malformed) is `None`,
+/// which gRFC A6 reads as "do not retry".
+///
+/// ```
+/// use palisade_core::grpc::parse_pushback;
+/// assert_eq!(parse_pushback(b"250"), Some(250));
+/// assert_eq!(parse_pushback(b"-1"), None);
+/// assert_eq!(parse_pushback(b"007"), None);
+/// ```
+pub fn parse_pushback(value: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(value).ok()?;
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
+    {
+        return None;
+    }
+    let v: i32 = s.parse().ok()?;
+    u64::try_from(v).ok()
+}
 
 /// A gRPC status code (`grpc/doc/statuscodes.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -4,8 +4,6 @@
 
 use std::net::IpAddr;
 
-use http::HeaderName;
-
 use crate::config::ConfigError;
 use crate::key::{ForwardedIp, HeaderKey, KeyError, KeyExtractor, PathKey, PeerIp};
 use crate::request::RequestParts;
@@ -53,11 +51,9 @@ impl KeyConfig {
             Self::ForwardedIp { trusted_proxies } => {
                 ConfiguredKey::ForwardedIp(ForwardedIp::parse(trusted_proxies)?)
             }
-            Self::Header { name } => ConfiguredKey::Header(HeaderKey::new(
-                HeaderName::try_from(name.as_str()).map_err(|_| {
-                    ConfigError::new("name", format!("`{name}` is not a header name"))
-                })?,
-            )),
+            Self::Header { name } => {
+                ConfiguredKey::Header(HeaderKey::new(crate::config::header_name("name", name)?))
+            }
             Self::Path => ConfiguredKey::Path,
         })
     }

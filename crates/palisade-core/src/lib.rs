@@ -14,6 +14,10 @@
 //! - [`event`]: typed events to listeners and `tracing`, free when nobody listens.
 //! - [`deadline`]: the request's [`Deadline`] and `grpc-timeout`.
 //! - [`config`]: [`ConfigError`], naming the bad field and the allowed range.
+//! - [`clock`]: [`Clock`], nanoseconds since an epoch on tokio's pausable time, for
+//!   instants kept in atomics.
+//! - [`body`]: [`ReplayBody`](body::ReplayBody) and [`ReadBody`](body::ReadBody), for the
+//!   layers that read request bodies.
 //! - [`keyed`]: [`KeyedStore`](keyed::KeyedStore), the bounded, idle-expiring per-key map
 //!   that keyed layers keep their per-key state in.
 //!
@@ -64,6 +68,7 @@ pub struct ReadmeDoctests;
 
 pub mod body;
 pub mod classify;
+pub mod clock;
 pub mod config;
 pub mod cookie;
 pub mod deadline;
@@ -73,6 +78,7 @@ pub mod grpc;
 mod handle;
 #[macro_use]
 mod macros;
+pub mod header;
 pub mod key;
 pub mod key_config;
 pub mod keyed;
@@ -87,6 +93,7 @@ pub mod storage_key;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub use classify::{Classifier, DefaultClassifier, ErrorsAsFailures, Outcome, classify_fn};
+pub use clock::Clock;
 pub use config::ConfigError;
 pub use deadline::Deadline;
 pub use event::{Event, Listeners};

@@ -14,8 +14,7 @@ use crate::retry_after;
 /// Content type of RFC 9457 problem details.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// Name of the gRPC trailer telling clients when to retry (gRFC A6).
-pub const GRPC_RETRY_PUSHBACK_MS: &str = "grpc-retry-pushback-ms";
+pub use crate::grpc::GRPC_RETRY_PUSHBACK_MS;
 
 /// Which wire protocol a rejection is rendered for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,9 +39,7 @@ impl Protocol {
         match self {
             Self::Http => false,
             Self::Grpc => true,
-            Self::Auto => request_headers
-                .get(header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")),
+            Self::Auto => grpc::is_grpc(request_headers),
         }
     }
 }

@@ -7,14 +7,54 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use palisade_core::BoxError;
+use palisade_core::body::{Read, ReadBody};
+use palisade_core::{AnyRejection, BoxError};
 use pin_project_lite::pin_project;
 
+use crate::error::RequestBodyTooLarge;
+
 /// The request body the inner service sees: the original body on pass-through, or the body
-/// buffered for fingerprinting. It is palisade-core's
-/// [`ReplayBody`](palisade_core::body::ReplayBody), shared with the other layers that read
-/// bodies.
-pub type RequestBody<B> = palisade_core::body::ReplayBody<B>;
+/// buffered for fingerprinting. It is palisade-core's `ReplayBody`, the one body type of
+/// every layer that reads bodies (retry, shadowing).
+pub use palisade_core::body::ReplayBody;
+
+/// The former name of [`ReplayBody`], kept so that existing code compiles.
+#[doc(hidden)]
+pub type RequestBody<B> = ReplayBody<B>;
+
+/// Reads a request body for its fingerprint (trailers are not part of it); over `limit`
+/// bytes, [`RequestBodyTooLarge`] (413).
+pub(crate) async fn read_request<B>(body: B, limit: usize) -> Result<Bytes, BoxError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    match ReadBody::new(body, limit).await.map_err(Into::into)? {
+        Read::Complete { data, .. } => Ok(data),
+        Read::Over { .. } => Err(AnyRejection::new(RequestBodyTooLarge::new(limit)).into()),
+    }
+}
+
+/// A handler's response body, read to be stored.
+pub(crate) enum Buffered<B> {
+    /// Within the limit (trailers are not stored).
+    Complete(Bytes),
+    /// Over it: what was read, then the rest (boxed, as [`ResponseBody`] streams it on).
+    TooLarge(Bytes, Pin<Box<B>>),
+}
+
+/// Reads a response body up to `limit` bytes.
+pub(crate) async fn buffer_response<B>(body: B, limit: usize) -> Result<Buffered<B>, BoxError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let mut reader = ReadBody::new(Box::pin(body), limit);
+    Ok(match (&mut reader).await.map_err(Into::into)? {
+        Read::Complete { data, .. } => Buffered::Complete(data),
+        Read::Over { prefix } => Buffered::TooLarge(prefix, reader.into_inner()),
+    })
+}
 
 pin_project! {
     /// The response body: the inner service's body (pass-through), a buffered or replayed

@@ -141,10 +141,7 @@ impl Default for IdempotencyConfig {
 fn header_names(field: &'static str, names: &[String]) -> Result<Vec<HeaderName>, ConfigError> {
     names
         .iter()
-        .map(|n| {
-            HeaderName::from_bytes(n.as_bytes())
-                .map_err(|_| ConfigError::new(field, format!("`{n}` is not a valid header name")))
-        })
+        .map(|n| palisade_core::config::header_name(field, n))
         .collect()
 }
 
@@ -169,12 +166,8 @@ impl IdempotencyConfig {
                 "cannot be combined with `strict`",
             ));
         }
-        let identity = HeaderName::from_bytes(self.identity_header.as_bytes()).map_err(|_| {
-            ConfigError::new(
-                "identity_header",
-                format!("`{}` is not a valid header name", self.identity_header),
-            )
-        })?;
+        let identity =
+            palisade_core::config::header_name("identity_header", &self.identity_header)?;
         let scope = match &self.scope {
             ScopeConfig::Named(ScopeName::Credentials) => {
                 ConfiguredScope::Credentials(CredentialScope::new().identity_header(identity))

@@ -11,14 +11,12 @@
 //! for Stripe-style opaque keys: a value not starting with `"` is taken whole (trimmed, any
 //! printable ASCII).
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
 use palisade_core::IdempotencyKeyInvalid;
 
-/// The header name, `idempotency-key`.
-pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-
-/// The replay marker header, `idempotent-replayed` (sent as `true`).
-pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+/// The header names `idempotency-key` and `idempotent-replayed` (the replay marker, sent as
+/// `true`), declared once in palisade-core.
+pub use palisade_core::header::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 
 /// Default longest key, in characters (Stripe's limit).
 pub const DEFAULT_MAX_KEY_LEN: usize = 255;

@@ -144,6 +144,7 @@ pub mod scope;
 mod service;
 mod store;
 
+pub use body::ReplayBody;
 pub use config::{IdempotencyConfig, MAX_TTL, ScopeConfig, ScopeName};
 pub use events::IdempotencyEvent;
 pub use inbox::{Inbox, InboxLayer, InboxOutcome};

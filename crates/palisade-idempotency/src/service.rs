@@ -1,14 +1,12 @@
 //! The [`Idempotency`] service.
 
 use std::fmt;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response};
 use http_body::Body;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use palisade_core::rejection::RenderedRejection;
 use palisade_core::{
     AnyRejection, BoxError, Elapsed, IdempotencyConflict, IdempotencyKeyMissing,
@@ -18,8 +16,8 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 use tower_service::Service;
 
-use crate::body::{RequestBody, ResponseBody};
-use crate::error::{HandlerAborted, OutcomeUnknown, RequestBodyTooLarge};
+use crate::body::{Buffered, RequestBody, ResponseBody, buffer_response, read_request};
+use crate::error::{HandlerAborted, OutcomeUnknown};
 use crate::events::IdempotencyEvent;
 use crate::future::ResponseFuture;
 use crate::key::{IDEMPOTENT_REPLAYED, parse_key_header};
@@ -268,31 +266,6 @@ where
     .await
 }
 
-enum Buffered<B> {
-    Complete(Bytes),
-    TooLarge(Bytes, Pin<Box<B>>),
-}
-
-async fn buffer_response<B>(body: B, limit: usize) -> Result<Buffered<B>, BoxError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    let mut body = Box::pin(body);
-    let mut buf = BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(Into::into)?;
-        if let Ok(data) = frame.into_data() {
-            buf.extend_from_slice(&data);
-            if buf.len() > limit {
-                return Ok(Buffered::TooLarge(buf.freeze(), body));
-            }
-        }
-        // Trailers are not stored.
-    }
-    Ok(Buffered::Complete(buf.freeze()))
-}
-
 /// Header marking a stored record as "outcome unknown" (see [`OutcomeUnknown`]); never
 /// taken from a handler's response.
 pub(crate) const OUTCOME_MARKER: http::HeaderName =
@@ -345,18 +318,7 @@ where
     let store = &shared.store;
     let events = &shared.listeners;
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, settings.max_request_body)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => {
-            return Err(
-                AnyRejection::new(RequestBodyTooLarge::new(settings.max_request_body)).into(),
-            );
-        }
-        Err(e) => return Err(e),
-    };
+    let body = read_request(body, settings.max_request_body).await?;
     let fp = fingerprint(
         &store_key,
         &parts.method,

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::HeaderName;
+use palisade_core::header::IDEMPOTENT_REPLAYED;
 use palisade_core::rejection::find_rejection;
 use palisade_core::{BoxError, Classifier, Outcome, ResponseParts};
 use pin_project_lite::pin_project;
@@ -70,9 +70,6 @@ impl<F, C> ResponseFuture<F, C> {
         }
     }
 }
-
-/// The idempotency layer's replay marker (`palisade_idempotency::key::IDEMPOTENT_REPLAYED`).
-const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 fn label(outcome: Outcome) -> &'static str {
     match outcome {

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
-use tokio::time::Instant;
+use palisade_core::clock::{Clock, nanos};
 
 use crate::gcra::{self, RateLimitDecision};
 use crate::quota::{MAX_QUOTAS, Quota};
@@ -61,7 +61,7 @@ impl Hasher for IdHasher {
 #[derive(Debug)]
 pub(crate) struct MemoryStore {
     map: DashMap<u64, Slot, BuildHasherDefault<IdHasher>>,
-    start: Instant,
+    clock: Clock,
     len: AtomicUsize,
     max_keys: usize,
     sweep_every_ns: u64,
@@ -72,20 +72,17 @@ impl MemoryStore {
     pub(crate) fn new(max_keys: usize, idle_sweep: Duration) -> Self {
         Self {
             map: DashMap::default(),
-            start: Instant::now(),
+            clock: Clock::new(),
             len: AtomicUsize::new(0),
             max_keys: max_keys.max(1),
-            sweep_every_ns: idle_sweep.as_nanos().min(u128::from(u64::MAX)) as u64,
+            sweep_every_ns: nanos(idle_sweep),
             last_sweep_ns: AtomicU64::new(0),
         }
     }
 
     /// Nanoseconds since the store's start, plus one so that 0 means "never".
     fn now_ns(&self) -> u64 {
-        Instant::now()
-            .saturating_duration_since(self.start)
-            .as_nanos() as u64
-            + 1
+        self.clock.now().saturating_add(1)
     }
 
     /// Number of tracked keys.
@@ -100,7 +97,7 @@ impl MemoryStore {
         quotas: &[Quota],
         max_wait: Option<Duration>,
     ) -> RateLimitDecision {
-        let max_wait = max_wait.map(|d| d.as_nanos().min(u128::from(u64::MAX)) as u64);
+        let max_wait = max_wait.map(nanos);
         let now = self.now_ns();
         if let Some(mut slot) = self.map.get_mut(&key) {
             return gcra::decide(&mut slot.tats, quotas, now, max_wait);

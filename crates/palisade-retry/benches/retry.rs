@@ -10,7 +10,7 @@ use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::Empty;
-use palisade_retry::{RetryBody, RetryLayer};
+use palisade_retry::{ReplayBody, RetryLayer};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::{Layer, Service};
 
@@ -66,7 +66,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let _guard = rt.enter();
 
-    let inner_b = tower::service_fn(|_req: Request<RetryBody<Empty<Bytes>>>| {
+    let inner_b = tower::service_fn(|_req: Request<ReplayBody<Empty<Bytes>>>| {
         std::future::ready(Ok::<_, std::convert::Infallible>(Response::new(())))
     });
     let inner_t = tower::service_fn(|_req: Request<Empty<Bytes>>| {

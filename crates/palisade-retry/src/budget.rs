@@ -25,6 +25,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicIsize, AtomicU64, Ordering};
 use std::time::Duration;
 
+use palisade_core::clock::{Clock, nanos};
 use tokio::time::Instant;
 
 /// A retry budget. Implementations are shared (`Arc`) by all clones of the service.
@@ -49,9 +50,9 @@ pub trait Budget: fmt::Debug + Send + Sync + 'static {
 /// A retry is allowed iff windowed sum + reserve ≥ cost.
 pub struct TpsBudget {
     generation: Mutex<Generation>,
-    /// When the budget was made; `rotated` is measured from it.
-    base: Instant,
-    /// Nanoseconds from `base` to the last rotation (lock-free fast path of `expire`).
+    /// `rotated` is measured on it.
+    clock: Clock,
+    /// Nanoseconds on `clock` of the last rotation (lock-free fast path of `expire`).
     rotated: AtomicU64,
     reserve: isize,
     slots: Box<[AtomicIsize]>,
@@ -117,13 +118,13 @@ impl TpsBudget {
             .saturating_mul(ttl.as_secs() as isize)
             .saturating_mul(withdraw_amount);
         let slots = (0..10).map(|_| AtomicIsize::new(0)).collect();
-        let base = Instant::now();
+        let clock = Clock::new();
         Self {
             generation: Mutex::new(Generation {
                 index: 0,
-                time: base,
+                time: clock.epoch(),
             }),
-            base,
+            clock,
             rotated: AtomicU64::new(0),
             reserve,
             slots,
@@ -137,7 +138,7 @@ impl TpsBudget {
 
     fn expire(&self) {
         let now = Instant::now();
-        let since_base = nanos(now.saturating_duration_since(self.base));
+        let since_base = self.clock.nanos_at(now);
         if since_base.saturating_sub(self.rotated.load(Ordering::Acquire)) < self.window_nanos {
             return; // same window: no lock
         }
@@ -196,13 +197,6 @@ impl Budget for TpsBudget {
             false
         }
     }
-}
-
-fn nanos(d: Duration) -> u64 {
-    // Not `as_nanos` (u128): this runs on every deposit.
-    d.as_secs()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(d.subsec_nanos()))
 }
 
 /// gRPC `retryThrottling` (gRFC A6): tokens in thousandths, starting full.

@@ -179,13 +179,6 @@ impl Drop for HeadCopy {
     }
 }
 
-/// Whether a request is a gRPC call (`content-type: application/grpc…`).
-pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use palisade_core::clock::{Clock, nanos};
 use tokio::time::Instant;
 
 /// Sub-buckets per power of two, as a power of two.
@@ -70,8 +71,8 @@ pub(crate) struct LatencyHistogram {
     min_data_points: u64,
     period: Duration,
     period_nanos: u64,
-    base: Instant,
-    /// The period being recorded (periods since `base`); `counts[current % 2]` collects it,
+    clock: Clock,
+    /// The period being recorded (periods since the clock's epoch); `counts[current % 2]` collects it,
     /// the other side holds the period before.
     current: AtomicU64,
     /// The delay learned from the last full period, µs; [`NO_DELAY`] if too few calls.
@@ -99,7 +100,7 @@ impl LatencyHistogram {
             min_data_points,
             period,
             period_nanos: nanos(period).max(1),
-            base: Instant::now(),
+            clock: Clock::new(),
             current: AtomicU64::new(0),
             delay_micros: AtomicU64::new(NO_DELAY),
             counts: [zeroed(), zeroed()],
@@ -120,7 +121,7 @@ impl LatencyHistogram {
     }
 
     fn period_at(&self, now: Instant) -> u64 {
-        nanos(now.saturating_duration_since(self.base)) / self.period_nanos
+        self.clock.nanos_at(now) / self.period_nanos
     }
 
     /// Records the latency of a successful call that ended at `now`.
@@ -187,10 +188,6 @@ impl LatencyHistogram {
         }
         highest(BUCKETS - 1) + 1
     }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Retry middleware for HTTP clients: jittered backoff, `Retry-After` and gRPC pushback,
 //! safe-by-default methods, request body replay and a retry budget shared by all clones.
 //!
-//! [`RetryLayer`] wraps a `Service<http::Request<RetryBody<B>>>` (hyper-util's client, an
+//! [`RetryLayer`] wraps a `Service<http::Request<ReplayBody<B>>>` (hyper-util's client, an
 //! axum/tower service, …) and retries an attempt the [`Predicate`] classifies as a
 //! retryable failure. Unlike tower's `Retry` no policy has to be written, and unlike
 //! tower-resilience's retry it replays request bodies and refuses to retry unsafe methods.
@@ -82,7 +82,7 @@
 //!
 //! # Example
 //! ```
-//! use palisade_retry::{Backoff, RetryBody, RetryLayer};
+//! use palisade_retry::{Backoff, ReplayBody, RetryLayer};
 //! use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
 //! use std::time::Duration;
 //! use bytes::Bytes;
@@ -93,7 +93,7 @@
 //! let calls = Arc::new(AtomicU32::new(0));
 //! let c = calls.clone();
 //! // Fails twice with 503, then echoes the body.
-//! let upstream = service_fn(move |req: http::Request<RetryBody<Full<Bytes>>>| {
+//! let upstream = service_fn(move |req: http::Request<ReplayBody<Full<Bytes>>>| {
 //!     let n = c.fetch_add(1, Ordering::SeqCst);
 //!     async move {
 //!         let body = req.into_body().collect().await?.to_bytes();
@@ -125,10 +125,12 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+mod attempts;
 pub mod backoff;
 mod body;
 pub mod budget;
 mod config;
+mod decide;
 pub mod error;
 pub mod events;
 pub mod future;
@@ -141,9 +143,10 @@ pub mod policy;
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
 mod service;
+mod timer;
 
 pub use self::backoff::{Backoff, BackoffKind};
-pub use self::body::RetryBody;
+pub use self::body::{ReplayBody, RetryBody};
 pub use self::budget::{Budget, RetryThrottle, TpsBudget};
 pub use self::config::{BudgetKind, HedgeConfig, RetryConfig};
 pub use self::events::{GiveUpReason, RetryEvent, RetryReason};

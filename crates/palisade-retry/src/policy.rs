@@ -2,16 +2,19 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderName, Method, StatusCode};
+use http::{Method, StatusCode};
 use palisade_core::rejection::find_rejection;
 use palisade_core::{BoxError, GrpcCode, ResponseParts, retry_after};
 
 use crate::events::RetryReason;
 
-/// The gRPC pushback trailer/header (gRFC A6).
-pub const GRPC_RETRY_PUSHBACK_MS: HeaderName = HeaderName::from_static("grpc-retry-pushback-ms");
-/// The `Idempotency-Key` request header that makes a POST/PATCH retryable.
-pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// The gRPC pushback trailer/header (gRFC A6), declared in palisade-core.
+pub use palisade_core::grpc::GRPC_RETRY_PUSHBACK_MS_HEADER as GRPC_RETRY_PUSHBACK_MS;
+/// `grpc-retry-pushback-ms` parsing, in palisade-core.
+pub use palisade_core::grpc::parse_pushback;
+/// The `Idempotency-Key` request header that makes a POST/PATCH retryable, declared in
+/// palisade-core.
+pub use palisade_core::header::IDEMPOTENCY_KEY;
 
 /// The verdict on one attempt's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,18 +133,6 @@ impl<Res: ResponseParts> Predicate<Res> for DefaultPredicate {
     fn is_in_flight_conflict(&self, response: &Res) -> bool {
         is_idempotency_conflict(response.status(), response.headers())
     }
-}
-
-/// `grpc-retry-pushback-ms`: a non-negative 32-bit integer without leading zeros (or `0`);
-/// anything else is `None` (do not retry).
-pub fn parse_pushback(value: &[u8]) -> Option<u64> {
-    let s = std::str::from_utf8(value).ok()?;
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
-    {
-        return None;
-    }
-    let v: i32 = s.parse().ok()?;
-    u64::try_from(v).ok()
 }
 
 /// A predicate from a closure.

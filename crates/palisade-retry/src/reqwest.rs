@@ -10,18 +10,15 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use palisade_core::BoxError;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::Retry;
-use crate::backoff::BackoffState;
+use crate::attempts::{Attempts, Replay, Step};
 use crate::events::RetryEvent;
-use crate::future::{BoxTimer, Next, decide};
-use crate::layer::Shared;
 use crate::policy::{IDEMPOTENCY_KEY, Predicate, is_idempotent};
 
 impl<S, P> Service<reqwest::Request> for Retry<S, P>
@@ -60,31 +57,34 @@ where
             retryable = false;
         }
         let template = if retryable { req.try_clone() } else { None };
-        let timer = BoxTimer::new(shared.per_attempt_timeout);
-        if template.is_none() {
-            let fut = self.get_mut().call(req);
-            return ReqwestFuture {
-                state: RState::Calling { fut },
-                timer,
-                shared,
-                svc: None,
-                template: None,
-                attempts: 0,
-                backoff: BackoffState::new(),
-            };
-        }
-        let clone = self.get_ref().clone();
-        let mut svc = std::mem::replace(self.get_mut(), clone);
-        let fut = svc.call(req);
+        let mut attempts = Attempts::new(shared, true);
+        let fut = if template.is_none() {
+            self.get_mut().call(req)
+        } else {
+            let clone = self.get_ref().clone();
+            let mut svc = std::mem::replace(self.get_mut(), clone);
+            let fut = svc.call(req);
+            attempts.svc = Some(svc);
+            fut
+        };
         ReqwestFuture {
-            state: RState::Calling { fut },
-            timer,
-            shared,
-            svc: Some(svc),
-            template,
-            attempts: 0,
-            backoff: BackoffState::new(),
+            step: Step::calling(fut),
+            attempts,
+            template: Template(template),
         }
+    }
+}
+
+/// The request retries are cloned from (`None`: not retried).
+struct Template(Option<reqwest::Request>);
+
+impl Replay<reqwest::Request> for Template {
+    fn can_retry(&self) -> bool {
+        self.0.is_some()
+    }
+
+    fn next(&self, _attempts: u32) -> Option<reqwest::Request> {
+        self.0.as_ref().and_then(reqwest::Request::try_clone)
     }
 }
 
@@ -95,13 +95,9 @@ pin_project! {
         S: Service<reqwest::Request>,
     {
         #[pin]
-        state: RState<S::Future>,
-        timer: BoxTimer,
-        shared: Arc<Shared<P>>,
-        svc: Option<S>,
-        template: Option<reqwest::Request>,
-        attempts: u32,
-        backoff: BackoffState,
+        step: Step<S::Future>,
+        attempts: Attempts<S, P>,
+        template: Template,
     }
 }
 
@@ -111,18 +107,8 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReqwestFuture")
-            .field("attempts", &self.attempts)
+            .field("attempts", &self.attempts.sent)
             .finish_non_exhaustive()
-    }
-}
-
-pin_project! {
-    #[project = RStateProj]
-    enum RState<F> {
-        Calling { #[pin] fut: F },
-        Sleeping,
-        Readying,
-        Done,
     }
 }
 
@@ -135,61 +121,7 @@ where
     type Output = Result<S::Response, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                RStateProj::Calling { fut } => {
-                    let result = match fut.poll(cx) {
-                        Poll::Ready(r) => r.map_err(Into::into),
-                        Poll::Pending => {
-                            if !this.timer.fired(cx) {
-                                return Poll::Pending;
-                            }
-                            let t = this.shared.per_attempt_timeout.unwrap_or_default();
-                            Err(palisade_core::Elapsed::new(t).into())
-                        }
-                    };
-                    this.state.set(RState::Done);
-                    this.timer.arm(None);
-                    *this.attempts += 1;
-                    match decide(
-                        this.shared,
-                        *this.attempts,
-                        this.backoff,
-                        None,
-                        this.template.is_some(),
-                        result.as_ref(),
-                    ) {
-                        Next::Return => return Poll::Ready(result),
-                        Next::Retry(delay) => {
-                            drop(result);
-                            this.state.set(RState::Sleeping);
-                            this.timer.arm(Some(delay));
-                        }
-                    }
-                }
-                RStateProj::Sleeping => {
-                    ready!(this.timer.poll_sleep(cx));
-                    this.timer.arm(None);
-                    this.state.set(RState::Readying);
-                }
-                RStateProj::Readying => {
-                    let svc = this.svc.as_mut().expect("retry service");
-                    if let Err(e) = ready!(svc.poll_ready(cx)) {
-                        this.state.set(RState::Done);
-                        return Poll::Ready(Err(e.into()));
-                    }
-                    let req = this
-                        .template
-                        .as_ref()
-                        .and_then(reqwest::Request::try_clone)
-                        .expect("replayable request");
-                    let fut = svc.call(req);
-                    this.state.set(RState::Calling { fut });
-                    this.timer.arm(this.shared.per_attempt_timeout);
-                }
-                RStateProj::Done => panic!("retry ReqwestFuture polled after completion"),
-            }
-        }
+        let this = self.project();
+        this.attempts.poll(this.step, &*this.template, cx)
     }
 }

@@ -10,7 +10,7 @@ use http_body::Body;
 use palisade_core::{BoxError, Deadline};
 use tower_service::Service;
 
-use crate::body::RetryBody;
+use crate::body::ReplayBody;
 use crate::events::RetryEvent;
 use crate::future::ResponseFuture;
 use crate::layer::Shared;
@@ -59,7 +59,7 @@ impl<S, P> Retry<S, P> {
 
 impl<S, B, P> Service<Request<B>> for Retry<S, P>
 where
-    S: Service<Request<RetryBody<B>>> + Clone,
+    S: Service<Request<ReplayBody<B>>> + Clone,
     S::Error: Into<BoxError>,
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
@@ -91,7 +91,7 @@ where
         }
         if !retryable {
             // Not retryable: pass the body through untouched, never buffer.
-            let fut = self.inner.call(req.map(RetryBody::original));
+            let fut = self.inner.call(req.map(ReplayBody::original));
             return ResponseFuture::single(fut, shared);
         }
         let deadline = Deadline::from_request(&req);

@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{Empty, Full};
-use palisade_retry::{HedgeLayer, RetryBody, RetryLayer};
+use palisade_retry::{HedgeLayer, ReplayBody, RetryLayer};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::{Layer, Service, service_fn};
 
@@ -62,7 +62,7 @@ fn retryable_success_path_does_not_allocate() {
 
     // A GET as an application builds it: URI and header value from `&str` (their `Bytes`
     // would allocate on a first clone), default budget.
-    let mut svc = RetryLayer::new().layer(service_fn(ok::<Request<RetryBody<_>>>));
+    let mut svc = RetryLayer::new().layer(service_fn(ok::<Request<ReplayBody<_>>>));
     let get = || {
         Request::get("/items?page=2")
             .header("accept", "application/json")
@@ -73,7 +73,7 @@ fn retryable_success_path_does_not_allocate() {
     assert_eq!(allocs(&mut svc, get), 0);
 
     // A PUT with a static body (buffered for replay without copying).
-    let mut svc = RetryLayer::new().layer(service_fn(ok::<Request<RetryBody<_>>>));
+    let mut svc = RetryLayer::new().layer(service_fn(ok::<Request<ReplayBody<_>>>));
     let put = || {
         Request::put("https://api.example.com/items/7")
             .header("content-type", "application/json")
@@ -85,7 +85,7 @@ fn retryable_success_path_does_not_allocate() {
     // Extensions are the exception: `Extensions::clone` allocates its map and each value.
     let mut svc = RetryLayer::new()
         .no_budget()
-        .layer(service_fn(ok::<Request<RetryBody<_>>>));
+        .layer(service_fn(ok::<Request<ReplayBody<_>>>));
     let with_ext = || {
         Request::get("/")
             .extension(7u32)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Empty;
-use palisade_retry::{Backoff, RetryBody, RetryLayer};
+use palisade_retry::{Backoff, ReplayBody, RetryLayer};
 use tokio_test::{assert_pending, assert_ready_ok};
 use tower_test::mock;
 
@@ -17,7 +17,7 @@ async fn retry_waits_for_a_ready_clone() {
         .no_budget()
         .backoff(Backoff::constant(Duration::from_millis(10)));
     let (mut svc, mut handle) =
-        mock::spawn_layer::<Request<RetryBody<Empty<Bytes>>>, Response<()>, _>(layer);
+        mock::spawn_layer::<Request<ReplayBody<Empty<Bytes>>>, Response<()>, _>(layer);
     handle.allow(1);
     assert_ready_ok!(svc.poll_ready());
     let mut fut = tokio_test::task::spawn(svc.call(Request::get("/x").body(Empty::new()).unwrap()));
@@ -58,7 +58,7 @@ impl http_body::Body for Stalled {
 #[tokio::test(start_paused = true)]
 async fn unretryable_request_is_not_buffered() {
     let (mut svc, mut handle) =
-        mock::spawn_layer::<Request<RetryBody<Stalled>>, Response<()>, _>(RetryLayer::new());
+        mock::spawn_layer::<Request<ReplayBody<Stalled>>, Response<()>, _>(RetryLayer::new());
     assert_ready_ok!(svc.poll_ready());
     // POST: passed through at once, body untouched (still streaming).
     let mut fut = tokio_test::task::spawn(svc.call(Request::post("/pay").body(Stalled).unwrap()));

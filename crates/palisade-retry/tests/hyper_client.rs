@@ -13,7 +13,7 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use palisade_retry::{Backoff, RetryBody, RetryLayer};
+use palisade_retry::{Backoff, ReplayBody, RetryLayer};
 use tower::{Layer, ServiceExt};
 
 async fn flaky(State(count): State<Arc<AtomicU32>>, body: Bytes) -> (StatusCode, Bytes) {
@@ -35,7 +35,7 @@ async fn hyper_util_client_retries_a_flaky_server() {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let client = Client::builder(TokioExecutor::new()).build_http::<RetryBody<Full<Bytes>>>();
+    let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
     let svc = RetryLayer::new()
         .max_attempts(3)
         .backoff(Backoff::constant(Duration::from_millis(1)))

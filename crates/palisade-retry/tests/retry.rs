@@ -13,8 +13,8 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Empty, Full};
 use palisade_core::{BoxError, Deadline, Elapsed};
 use palisade_retry::{
-    Backoff, Decision, GiveUpReason, RetryBody, RetryEvent, RetryLayer, RetryReason, RetryThrottle,
-    TpsBudget, predicate_fn,
+    Backoff, Decision, GiveUpReason, ReplayBody, RetryEvent, RetryLayer, RetryReason,
+    RetryThrottle, TpsBudget, predicate_fn,
 };
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
@@ -117,7 +117,7 @@ impl Upstream {
     }
 }
 
-impl<B> Service<Request<RetryBody<B>>> for Upstream
+impl<B> Service<Request<ReplayBody<B>>> for Upstream
 where
     B: Body<Data = Bytes> + Unpin + Send + 'static,
     B::Error: Into<BoxError>,
@@ -128,7 +128,7 @@ where
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
     }
-    fn call(&mut self, req: Request<RetryBody<B>>) -> Self::Future {
+    fn call(&mut self, req: Request<ReplayBody<B>>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
             let at = Instant::now();
@@ -668,7 +668,7 @@ async fn custom_predicate() {
 async fn grpc_retries_carry_previous_attempts() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let up = tower::service_fn(move |req: Request<RetryBody<Empty<Bytes>>>| {
+    let up = tower::service_fn(move |req: Request<ReplayBody<Empty<Bytes>>>| {
         s.lock().unwrap().push(
             req.headers()
                 .get("grpc-previous-rpc-attempts")
@@ -707,7 +707,7 @@ async fn retries_rebuild_the_same_head() {
     );
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let up = tower::service_fn(move |req: Request<RetryBody<Full<Bytes>>>| {
+    let up = tower::service_fn(move |req: Request<ReplayBody<Full<Bytes>>>| {
         let s = s.clone();
         async move {
             let (p, body) = req.into_parts();

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use http::HeaderName;
 use palisade_core::ConfigError;
 use palisade_core::config::check_duration;
 
@@ -71,12 +70,7 @@ impl TimeoutConfig {
             .insert_deadline(self.insert_deadline)
             .outbound(self.outbound);
         if let Some(name) = &self.deadline_header {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                ConfigError::new(
-                    "deadline_header",
-                    format!("`{name}` is not a valid HTTP header name (letters, digits and `-`, e.g. \"x-request-timeout-ms\")"),
-                )
-            })?;
+            let name = palisade_core::config::header_name("deadline_header", name)?;
             layer = layer.deadline_header(name);
         }
         Ok(layer)

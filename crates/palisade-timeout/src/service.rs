@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use http::HeaderValue;
 use palisade_core::deadline::grpc_timeout;
-use palisade_core::grpc::GRPC_TIMEOUT;
+use palisade_core::grpc::GRPC_TIMEOUT_HEADER as GRPC_TIMEOUT_NAME;
 use palisade_core::{BoxError, Deadline, Elapsed, RequestParts};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -56,7 +56,6 @@ impl<S> Timeout<S> {
     palisade_core::define_inner_service_accessors!();
 }
 
-const GRPC_TIMEOUT_NAME: http::HeaderName = http::HeaderName::from_static(GRPC_TIMEOUT);
 /// About 30 years: "no deadline" without overflowing an `Instant`.
 const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
 

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use http::HeaderName;
 use palisade_core::config::check_duration;
 use palisade_core::key::HeaderKey;
 use palisade_core::{ConfigError, KeyError, KeyExtractor};
@@ -44,9 +43,9 @@ impl FromStr for AttrSource {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let header = |h: &str| {
-            HeaderName::from_str(h)
+            palisade_core::config::header_name("", h)
                 .map(AttrSource::Header)
-                .map_err(|_| format!("`{h}` is not a valid header name"))
+                .map_err(|e| e.problem().to_owned())
         };
         match s.split_once(':') {
             Some(("header", h)) => header(h),
@@ -88,12 +87,10 @@ impl ToggleConfig {
             )?;
         }
         let key = match &self.targeting_key_header {
-            Some(h) => Some(HeaderKey::new(HeaderName::from_str(h).map_err(|_| {
-                ConfigError::new(
-                    "targeting_key_header",
-                    format!("`{h}` is not a valid header name"),
-                )
-            })?)),
+            Some(h) => Some(HeaderKey::new(palisade_core::config::header_name(
+                "targeting_key_header",
+                h,
+            )?)),
             None => None,
         };
         let mut sources = Vec::with_capacity(self.attributes.len());
@@ -123,7 +120,9 @@ mod tests {
     fn attribute_sources_parse() {
         assert_eq!(
             "header:x-country".parse::<AttrSource>(),
-            Ok(AttrSource::Header(HeaderName::from_static("x-country")))
+            Ok(AttrSource::Header(http::HeaderName::from_static(
+                "x-country"
+            )))
         );
         assert_eq!("cookie:tier".parse(), Ok(AttrSource::Cookie("tier".into())));
         assert_eq!("query:ab".parse(), Ok(AttrSource::Query("ab".into())));

@@ -157,8 +157,7 @@ impl OverrideAccessConfig {
 }
 
 fn header(field: &'static str, v: &str) -> Result<HeaderName, ConfigError> {
-    HeaderName::from_bytes(v.as_bytes())
-        .map_err(|_| ConfigError::new(field, format!("invalid header name {v:?}")))
+    palisade_core::config::header_name(field, v)
 }
 
 impl<S, K, C> SplitBuilder<S, K, C> {

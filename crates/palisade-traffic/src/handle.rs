@@ -7,7 +7,8 @@ use http::{HeaderName, HeaderValue};
 use palisade_core::{ConfigError, Listeners};
 
 use crate::events::TrafficEvent;
-use crate::route::{CompiledRule, Rng, Routing, Rule};
+use crate::rng::Rng;
+use crate::route::{CompiledRule, Routing, Rule};
 use crate::stats::{ArmSnapshot, ArmStats};
 
 /// State shared by every clone of a `Split` and its handles.

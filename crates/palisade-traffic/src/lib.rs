@@ -93,6 +93,7 @@ mod config;
 pub mod events;
 pub mod future;
 mod handle;
+mod rng;
 mod route;
 pub mod shadow;
 mod split;
@@ -105,7 +106,10 @@ pub use canary::{
 pub use config::{OverrideAccessConfig, RuleConfig, SplitConfig};
 pub use events::{RollbackReason, TrafficEvent};
 pub use handle::SplitHandle;
-pub use route::{BUCKETS, Match, RouteReason, Rule, bucket_of, cookie_value};
-pub use shadow::{Shadow, ShadowBody, ShadowLayer};
-pub use split::{Route, Split, SplitBuilder};
+/// The value of a cookie, one pair of enclosing double quotes removed (how the override
+/// cookie is read); palisade-core's, re-exported.
+pub use palisade_core::cookie::cookie_value_unquoted as cookie_value;
+pub use route::{BUCKETS, Match, Route, RouteReason, Rule, bucket_of};
+pub use shadow::{ReplayBody, Shadow, ShadowBody, ShadowLayer};
+pub use split::{Split, SplitBuilder};
 pub use stats::ArmSnapshot;

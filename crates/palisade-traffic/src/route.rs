@@ -28,6 +28,15 @@ pub fn bucket_of<K: Hash + ?Sized>(key: &K) -> u32 {
     (h.finish() % u64::from(BUCKETS)) as u32
 }
 
+/// The arm chosen for a request, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Index of the arm (builder order).
+    pub arm: usize,
+    /// How it was chosen.
+    pub reason: RouteReason,
+}
+
 /// How a request was routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RouteReason {
@@ -190,41 +199,6 @@ impl Routing {
     }
 }
 
-/// Lock-free seedable random source (splitmix64 over an atomic counter).
-#[derive(Debug)]
-pub(crate) struct Rng(std::sync::atomic::AtomicU64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self(std::sync::atomic::AtomicU64::new(seed))
-    }
-
-    #[inline]
-    pub(crate) fn next_u64(&self) -> u64 {
-        let mut z = self
-            .0
-            .fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed)
-            .wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-/// The value of cookie `name` in a request's `Cookie` header lines, as core's
-/// [`cookie_value`](palisade_core::cookie::cookie_value) reads it, with surrounding double
-/// quotes removed. No allocation; any bytes are accepted: never panics.
-///
-/// ```
-/// let mut h = http::HeaderMap::new();
-/// h.append(http::header::COOKIE, "session=1; arm=\"canary\"".parse().unwrap());
-/// assert_eq!(palisade_traffic::cookie_value(&h, "arm"), Some("canary"));
-/// assert_eq!(palisade_traffic::cookie_value(&h, "ar"), None);
-/// ```
-pub fn cookie_value<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
-    palisade_core::cookie::cookie_value(headers, name).map(|v| v.trim_matches('"'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,17 +212,6 @@ mod tests {
         assert!(!path_has_prefix("/ordersx", "/orders"));
         assert!(!path_has_prefix("/users", "/orders"));
         assert!(path_has_prefix("/anything", "/"));
-    }
-
-    #[test]
-    fn cookie_parsing() {
-        let mut h = http::HeaderMap::new();
-        h.insert(
-            http::header::COOKIE,
-            "a=1; arm=canary; b=2".parse().unwrap(),
-        );
-        assert_eq!(cookie_value(&h, "arm"), Some("canary"));
-        assert_eq!(cookie_value(&h, "ar"), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! for it. Mirroring is skipped (and the request goes to the primary untouched) when the
 //! concurrency limit is reached or the body's size hint exceeds the buffer limit. A mirrored
 //! request's body is buffered once (up to the limit) and replayed to both services, so the
-//! primary receives a [`ShadowBody`].
+//! primary receives a [`ReplayBody`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,8 +16,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::combinators::Collect;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
+use palisade_core::body::{Read, ReadBody};
 use palisade_core::{BoxError, Listeners};
 use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
@@ -28,9 +28,13 @@ use crate::events::TrafficEvent;
 
 /// The request body the primary service sees: the original body when the request is not
 /// mirrored, or the body buffered (and shared with the mirror) when it is. It is
-/// palisade-core's [`ReplayBody`](palisade_core::body::ReplayBody), shared with the other
-/// layers that read bodies.
-pub type ShadowBody<B> = palisade_core::body::ReplayBody<B>;
+/// palisade-core's `ReplayBody`, the one body type of every layer that reads bodies
+/// (retry, idempotency).
+pub use palisade_core::body::ReplayBody;
+
+/// The former name of [`ReplayBody`], kept so that existing code compiles.
+#[doc(hidden)]
+pub type ShadowBody<B> = ReplayBody<B>;
 
 #[derive(Debug)]
 struct ShadowShared {
@@ -133,22 +137,14 @@ impl<S, M> Shadow<S, M> {
 
 pin_project! {
     /// Response future of [`Shadow`].
-    pub struct ShadowFuture<S, B, F>
-    where
-        B: Body,
-        B::Error: Into<BoxError>,
-    {
+    pub struct ShadowFuture<S, B, F> {
         #[pin]
         state: State<S, B, F>,
         status_tx: Option<oneshot::Sender<StatusCode>>,
     }
 }
 
-impl<S, B, F> std::fmt::Debug for ShadowFuture<S, B, F>
-where
-    B: Body,
-    B::Error: Into<BoxError>,
-{
+impl<S, B, F> std::fmt::Debug for ShadowFuture<S, B, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShadowFuture").finish_non_exhaustive()
     }
@@ -158,14 +154,10 @@ type Mirror = Box<dyn FnOnce(Bytes) -> oneshot::Sender<StatusCode> + Send>;
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, B, F>
-    where
-        B: Body,
-        B::Error: Into<BoxError>,
-    {
+    enum State<S, B, F> {
         Collecting {
             #[pin]
-            collect: Collect<Limited<B>>,
+            read: ReadBody<B>,
             parts: Option<http::request::Parts>,
             primary: Option<S>,
             spawn_mirror: Option<Mirror>,
@@ -178,7 +170,7 @@ impl<S, M, B, RB, MB> Service<Request<B>> for Shadow<S, M>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
-    S: Service<Request<ShadowBody<B>>, Response = Response<RB>> + Clone,
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     M: Service<Request<Full<Bytes>>, Response = Response<MB>> + Clone + Send + 'static,
     M::Future: Send,
@@ -214,7 +206,7 @@ where
                         "body too large or unbounded"
                     },
                 });
-            let fut = self.primary.call(req.map(ShadowBody::original));
+            let fut = self.primary.call(req.map(ReplayBody::original));
             return ShadowFuture {
                 state: State::Calling { fut },
                 status_tx: None,
@@ -239,7 +231,7 @@ where
         });
         ShadowFuture {
             state: State::Collecting {
-                collect: Limited::new(body, self.shared.max_body).collect(),
+                read: ReadBody::new(body, self.shared.max_body),
                 parts: Some(parts),
                 primary: Some(primary),
                 spawn_mirror: Some(spawn_mirror),
@@ -281,7 +273,7 @@ impl<S, B, F, RB, E> Future for ShadowFuture<S, B, F>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
-    S: Service<Request<ShadowBody<B>>, Response = Response<RB>, Future = F, Error = E>,
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>, Future = F, Error = E>,
     F: Future<Output = Result<Response<RB>, E>>,
     E: Into<BoxError>,
 {
@@ -292,22 +284,29 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Collecting {
-                    collect,
+                    read,
                     parts,
                     primary,
                     spawn_mirror,
                 } => {
-                    let collected = ready!(collect.poll(cx));
-                    let bytes = match collected {
-                        Ok(c) => c.to_bytes(),
-                        Err(e) => return Poll::Ready(Err(e)),
+                    let bytes = match ready!(read.poll(cx)) {
+                        // Trailers are not mirrored (nor sent to the primary, as before).
+                        Ok(Read::Complete { data, .. }) => data,
+                        // The body is larger than its size hint said: the rest cannot be
+                        // sent on (it is pinned in this future), so the request fails.
+                        Ok(Read::Over { .. }) => {
+                            return Poll::Ready(Err(
+                                "shadow: the request body is longer than its size hint".into(),
+                            ));
+                        }
+                        Err(e) => return Poll::Ready(Err(e.into())),
                     };
                     if let Some(spawn) = spawn_mirror.take() {
                         *this.status_tx = Some(spawn(bytes.clone()));
                     }
                     let parts = parts.take().expect("polled after completion");
                     let mut primary = primary.take().expect("polled after completion");
-                    let req = Request::from_parts(parts, ShadowBody::buffered(bytes));
+                    let req = Request::from_parts(parts, ReplayBody::buffered(bytes));
                     let fut = primary.call(req);
                     this.state.set(State::Calling { fut });
                 }

@@ -5,6 +5,7 @@ use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue, Request, Response};
+use palisade_core::cookie::cookie_value_unquoted;
 use palisade_core::key::GlobalKey;
 use palisade_core::{Classifier, ConfigError, DefaultClassifier, KeyExtractor, Listeners};
 use tower_service::Service;
@@ -13,7 +14,8 @@ use crate::access::OverrideAccess;
 use crate::events::TrafficEvent;
 use crate::future::ResponseFuture;
 use crate::handle::{Control, SplitHandle, check_weights};
-use crate::route::{BUCKETS, Rng, RouteReason, Routing, Rule, bucket_of, cookie_value};
+use crate::rng::Rng;
+use crate::route::{BUCKETS, Route, RouteReason, Routing, Rule, bucket_of};
 use crate::stats::ArmStats;
 
 /// Routes each request to one of several arms (inner services of the same type).
@@ -53,15 +55,6 @@ impl<S, K, C> std::fmt::Debug for Split<S, K, C> {
             .field("weights", &self.control.routing.load().weights)
             .finish_non_exhaustive()
     }
-}
-
-/// The arm chosen for a request, and why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route {
-    /// Index of the arm (builder order).
-    pub arm: usize,
-    /// How it was chosen.
-    pub reason: RouteReason,
 }
 
 impl Split<(), GlobalKey, DefaultClassifier> {
@@ -129,7 +122,7 @@ impl<S, K, C> Split<S, K, C> {
             .and_then(by_name)
             .or_else(|| {
                 let c = control.override_cookie.as_ref()?;
-                cookie_value(req.headers(), c).and_then(by_name)
+                cookie_value_unquoted(req.headers(), c).and_then(by_name)
             })
             // Checked only when an override names an arm: most requests carry none.
             .filter(|_| {
