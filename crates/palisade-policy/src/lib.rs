@@ -39,6 +39,10 @@
 //! `defaults`; nested tables are replaced whole and `section = false` removes an inherited
 //! layer (see [`merge`]). Route matchers are described in [`matcher`].
 //!
+//! The file's JSON Schema is generated from these types (feature `schema`:
+//! [`json_schema`](crate::json_schema), `palisade-policy schema`) and checked in as
+//! `palisade-policy.schema.json`, so editors validate and complete a file as it is typed.
+//!
 //! A bad file is rejected with every problem, each at the place the value was written:
 //! `routes[2].breaker.failure_rate_threshold: must be a percentage in (0, 100] (got 120)`;
 //! a value inherited from a named policy is reported at `policies.NAME.…`, once.
@@ -115,11 +119,15 @@ mod build;
 mod error;
 mod explain;
 mod index;
+#[cfg(feature = "schema")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schema")))]
+pub mod json_schema;
 mod layer;
 pub mod lint;
 pub mod matcher;
 pub mod merge;
 mod pattern;
+mod policy;
 mod reload;
 pub mod schema;
 mod set;
@@ -132,6 +140,7 @@ pub use error::{PolicyError, Problem};
 pub use layer::{PolicyLayer, PolicyService, ResponseFuture};
 pub use matcher::Matcher;
 pub use pattern::{Glob, PathTemplate};
+pub use policy::{Policy, Section};
 pub use reload::PolicyHandle;
 pub use set::{Loader, PolicySet};
 pub use source::Format;

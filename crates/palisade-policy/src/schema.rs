@@ -83,7 +83,7 @@ pub(crate) struct RawFile {
     pub(crate) clients: Vec<RawRoute>,
 }
 
-const TOP: [&str; 5] = ["defaults", "policies", "routes", "fallback", "clients"];
+pub(crate) const TOP: [&str; 5] = ["defaults", "policies", "routes", "fallback", "clients"];
 
 /// Reads the file's shape; section contents are checked later, after inheritance.
 pub(crate) fn read(root: &Value, problems: &mut Vec<Problem>) -> RawFile {
