@@ -43,6 +43,10 @@
 //! [`json_schema`](crate::json_schema), `palisade-policy schema`) and checked in as
 //! `palisade-policy.schema.json`, so editors validate and complete a file as it is typed.
 //!
+//! In code the same thing is a builder: [`Policy::builder`] takes each pattern crate's typed
+//! config and checks it with that crate's constructor, and [`PolicySet::builder`] takes
+//! `defaults`, named policies, routes, the fallback and clients (see [`PolicySetBuilder`]).
+//!
 //! A bad file is rejected with every problem, each at the place the value was written:
 //! `routes[2].breaker.failure_rate_threshold: must be a percentage in (0, 100] (got 120)`;
 //! a value inherited from a named policy is reported at `policies.NAME.…`, once.
@@ -116,6 +120,7 @@
 
 mod admin;
 mod build;
+mod builder;
 mod error;
 mod explain;
 mod index;
@@ -136,6 +141,7 @@ mod stack;
 mod watch;
 
 pub use admin::ExplainService;
+pub use builder::{PolicyBuilder, PolicySetBuilder};
 pub use error::{PolicyError, Problem};
 pub use layer::{PolicyLayer, PolicyService, ResponseFuture};
 pub use matcher::Matcher;

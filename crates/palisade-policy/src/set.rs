@@ -118,7 +118,26 @@ impl Loader {
         let root = format.parse(text)?;
         let mut problems = Vec::new();
         let file = schema::read(&root, &mut problems);
-        let set = assemble(&file, &self.cx, previous, &mut problems);
+        self.finish(&file, previous, problems)
+    }
+
+    /// Builds the set a file's shape (or a [`PolicySetBuilder`](crate::PolicySetBuilder))
+    /// describes.
+    pub(crate) fn load_raw(
+        &self,
+        file: &RawFile,
+        previous: Option<&PolicySet>,
+    ) -> Result<PolicySet, PolicyError> {
+        self.finish(file, previous, Vec::new())
+    }
+
+    fn finish(
+        &self,
+        file: &RawFile,
+        previous: Option<&PolicySet>,
+        mut problems: Vec<Problem>,
+    ) -> Result<PolicySet, PolicyError> {
+        let set = assemble(file, &self.cx, previous, &mut problems);
         if problems.is_empty() {
             let mut set = set;
             set.warnings = crate::lint::lint(&set);
@@ -142,7 +161,14 @@ impl PolicySet {
     pub fn from_yaml(text: &str) -> Result<Self, PolicyError> {
         Loader::new().load_str(text, Format::Yaml)
     }
-    /// Reads a policy file; the format comes from the extension.
+    /// Reads a policy file; the format comes from the extension (`.toml`, `.json`,
+    /// `.yaml`/`.yml`).
+    ///
+    /// ```no_run
+    /// let set = palisade_policy::PolicySet::from_path("palisade.toml")?;
+/// println!("{}", set.explain());
+    /// # Ok::<(), palisade_policy::PolicyError>(())
+    /// ```
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, PolicyError> {
         Loader::new().load_path(path)
     }
