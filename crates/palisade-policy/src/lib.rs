@@ -31,8 +31,7 @@
 //! # The file
 //!
 //! `defaults`, named `policies`, `routes` (first match wins), a mandatory `fallback`, and
-//! `clients` (outbound policies per upstream; validated and explained, the client stack
-//! itself is not built yet). Each section (`timeout`, `rate_limit`, `breaker`, `bulkhead`,
+//! `clients` (outbound policies per upstream, applied by [`PolicyClient`]). Each section (`timeout`, `rate_limit`, `breaker`, `bulkhead`,
 //! `idempotency`, `gate`, and for clients `retry`, `attempt_timeout`) is the serde form of
 //! that pattern crate's config (`TimeoutConfig`, `RateLimitConfig`, …), built with that
 //! crate's own constructor. A route inherits field by field: route > its named `policy` >
@@ -80,8 +79,9 @@
 //! 7. **bulkhead**: innermost, so a slot is held only by a request that is about to run,
 //!    until its response body ends; a request refused above never takes one.
 //!
-//! The client order (built in a later step) is: total timeout (deadline) → retry (+ budget,
-//! hedging) → breaker → attempt timeout → bulkhead → transport.
+//! The client order is: total timeout (deadline) → retry (+ budget) → breaker → attempt
+//! timeout (writing `grpc-timeout`) → bulkhead → transport; why each step is where it is,
+//! and how a request finds its client policy, is in [`client`].
 //!
 //! # Reload
 //!
@@ -106,6 +106,8 @@
 //!   [`PolicyService`] answers with axum's `Body`, so no `map_response` is needed. Path
 //!   templates use axum's syntax (`/orders/{id}`, `{*rest}`) and match as axum's do; axum's
 //!   own 404s for unmatched paths go through the fallback's stack.
+//! - Outbound: `handle.client_layer().layer(transport)` ([`PolicyClient`]) around
+//!   hyper-util's client (or any service of `http::Request<Body>`).
 //! - Reload triggers: [`PolicyHandle::reload`], [`PolicyHandle::watch_file`] and (feature
 //!   `sighup`) `PolicyHandle::reload_on_sighup`.
 //!
@@ -121,6 +123,7 @@
 mod admin;
 mod build;
 mod builder;
+pub mod client;
 mod error;
 mod explain;
 mod index;
@@ -142,6 +145,7 @@ mod watch;
 
 pub use admin::ExplainService;
 pub use builder::{PolicyBuilder, PolicySetBuilder};
+pub use client::{ClientFuture, ClientStack, PolicyClient, PolicyClientLayer};
 pub use error::{PolicyError, Problem};
 pub use layer::{PolicyLayer, PolicyService, ResponseFuture};
 pub use matcher::Matcher;
