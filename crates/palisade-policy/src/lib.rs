@@ -108,8 +108,9 @@
 //!   own 404s for unmatched paths go through the fallback's stack.
 //! - Outbound: `handle.client_layer().layer(transport)` ([`PolicyClient`]) around
 //!   hyper-util's client (or any service of `http::Request<Body>`).
-//! - Reload triggers: [`PolicyHandle::reload`], [`PolicyHandle::watch_file`] and (feature
-//!   `sighup`) `PolicyHandle::reload_on_sighup`.
+//! - Reload triggers: [`PolicyHandle::reload`], [`PolicyHandle::watch_file`] (polling),
+//!   (feature `watch`) `PolicyHandle::watch_file_events` (file-system notifications through
+//!   `notify`, debounced) and (feature `sighup`) `PolicyHandle::reload_on_sighup`.
 //!
 //! # Costs
 //!
@@ -134,6 +135,8 @@ mod layer;
 pub mod lint;
 pub mod matcher;
 pub mod merge;
+#[cfg(feature = "watch")]
+mod notify_watch;
 mod pattern;
 mod policy;
 mod reload;
