@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use palisade_breaker::{BreakerConfig, CircuitBreakerLayer};
 use palisade_bulkhead::{BulkheadConfig, BulkheadLayer};
+use palisade_chaos::{FaultConfig, FaultLayer};
 use palisade_core::ConfigError;
 use palisade_idempotency::{IdempotencyConfig, MemoryStore};
 use palisade_ratelimit::{ConfiguredKey, RateLimitConfig, RateLimitLayer};
@@ -36,6 +37,7 @@ pub(crate) struct ServerLayers {
     pub(crate) idempotency: Option<IdempotencyLayer>,
     pub(crate) breaker: Option<CircuitBreakerLayer>,
     pub(crate) bulkhead: Option<BulkheadLayer>,
+    pub(crate) fault: Option<FaultLayer>,
 }
 
 /// What building needs besides the file.
@@ -167,7 +169,14 @@ pub(crate) fn server(
     {
         out.bulkhead = c.build().map_err(|e| rep.config("bulkhead", m, &e)).ok();
     }
+    out.fault = fault(eff, rep);
     (rep.problems.len() == before).then_some(out)
+}
+
+fn fault(eff: &Effective, rep: &mut Reporter<'_>) -> Option<FaultLayer> {
+    let m = eff.get("fault")?;
+    let c = rep.typed::<FaultConfig>("fault", m)?;
+    c.build().map_err(|e| rep.config("fault", m, &e)).ok()
 }
 
 /// The built layers of one client policy, in the client order (see [`crate::client`]).
@@ -180,6 +189,7 @@ pub(crate) struct ClientLayers {
     pub(crate) breaker: Option<CircuitBreakerLayer>,
     pub(crate) attempt_timeout: Option<TimeoutLayer>,
     pub(crate) bulkhead: Option<BulkheadLayer>,
+    pub(crate) fault: Option<FaultLayer>,
 }
 
 /// Builds a client's layers; problems go to `rep`.
@@ -221,6 +231,7 @@ pub(crate) fn client(eff: &Effective, rep: &mut Reporter<'_>) -> Option<ClientLa
     {
         out.bulkhead = c.build().map_err(|e| rep.config("bulkhead", m, &e)).ok();
     }
+    out.fault = fault(eff, rep);
     (rep.problems.len() == before).then_some(out)
 }
 

@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 
 use palisade_breaker::BreakerConfig;
 use palisade_bulkhead::BulkheadConfig;
+use palisade_chaos::FaultConfig;
 use palisade_idempotency::IdempotencyConfig;
 use palisade_ratelimit::RateLimitConfig;
 use palisade_retry::RetryConfig;
@@ -86,6 +87,8 @@ impl PolicyBuilder {
         retry: RetryConfig;
         /// Clients: the timeout of each attempt.
         attempt_timeout: TimeoutConfig;
+        /// Fault injection, innermost.
+        fault: FaultConfig;
     }
 
     /// Gate the route on the boolean flag `flag` (404 while off); the set needs a flag
@@ -122,6 +125,7 @@ impl PolicyBuilder {
                 "bulkhead" => policy.bulkhead = Some(Section::Off),
                 "retry" => policy.retry = Some(Section::Off),
                 "attempt_timeout" => policy.attempt_timeout = Some(Section::Off),
+                "fault" => policy.fault = Some(Section::Off),
                 other => problems.push(Problem::new(
                     other,
                     format!("unknown section (known: {})", SECTIONS.join(", ")),

@@ -17,8 +17,10 @@
 //! 4. **attempt timeout** (`attempt_timeout`): one attempt's limit, written to the upstream
 //!    as `grpc-timeout` (the smaller of it and what is left of the deadline) unless
 //!    `outbound = false`; inside the breaker so a slow attempt counts as a failure.
-//! 5. **bulkhead** (`bulkhead`): innermost, so a slot is held only while an attempt is on
-//!    the wire, until its response body ends.
+//! 5. **bulkhead** (`bulkhead`): a slot is held only while an attempt is on the wire,
+//!    until its response body ends.
+//! 6. **fault** (`fault`, `palisade-chaos`): innermost, it stands in for the upstream, so
+//!    every layer above meets an injected delay or failure exactly as it would a real one.
 //!
 //! Rejections are errors here (`CircuitOpen`, `BulkheadFull`, `Elapsed`: test them with
 //! `err.is::<…>()`), as the caller is code, not a browser.
@@ -36,6 +38,7 @@ use axum_core::body::Body;
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, Uri};
 use palisade_bulkhead::BulkheadBody;
+use palisade_chaos::FaultBody;
 use palisade_core::BoxError;
 use palisade_retry::RetryBody;
 use tower::ServiceBuilder;
@@ -71,6 +74,12 @@ impl ClientLayers {
                 .layer(l)
                 .into_inner()
         });
+        let fault = self.fault.clone().map(|l| {
+            ServiceBuilder::new()
+                .map_response(|r: Response<FaultBody<Body>>| r.map(Body::new))
+                .layer(l)
+                .into_inner()
+        });
         let retry = self.retry.clone().map(|l| {
             ServiceBuilder::new()
                 .layer(l)
@@ -83,6 +92,7 @@ impl ClientLayers {
             .option_layer(self.breaker.clone())
             .option_layer(self.attempt_timeout.clone())
             .option_layer(bulkhead)
+            .option_layer(fault)
             .service(base);
         BoxCloneSyncService::new(svc)
     }

@@ -32,7 +32,7 @@
 //!
 //! `defaults`, named `policies`, `routes` (first match wins), a mandatory `fallback`, and
 //! `clients` (outbound policies per upstream, applied by [`PolicyClient`]). Each section (`timeout`, `rate_limit`, `breaker`, `bulkhead`,
-//! `idempotency`, `gate`, and for clients `retry`, `attempt_timeout`) is the serde form of
+//! `idempotency`, `gate`, `fault`, and for clients `retry`, `attempt_timeout`) is the serde form of
 //! that pattern crate's config (`TimeoutConfig`, `RateLimitConfig`, …), built with that
 //! crate's own constructor. A route inherits field by field: route > its named `policy` >
 //! `defaults`; nested tables are replaced whole and `section = false` removes an inherited
@@ -76,8 +76,16 @@
 //!    here, no file can put a timeout, a hedge or a shadow between them.
 //! 6. **breaker**: records the outcomes of calls that really reach the handler; refusals
 //!    above (429, 404, 504 before the call) are not the handler's failures.
-//! 7. **bulkhead**: innermost, so a slot is held only by a request that is about to run,
-//!    until its response body ends; a request refused above never takes one.
+//! 7. **bulkhead**: a slot is held only by a request that is about to run, until its
+//!    response body ends; a request refused above never takes one.
+//! 8. **fault** (`palisade-chaos`): innermost, standing in for the handler. Envoy puts its
+//!    fault filter first in the chain, in front of the router, because there it stands in
+//!    for the *upstream*; here the equivalent place is just above the handler, so that the
+//!    breaker, the bulkhead, the timeout and idempotency meet an injected delay or abort
+//!    exactly as they would a slow or failing handler (a chaos experiment that skipped them
+//!    would prove nothing). It cannot cancel a started handler: an abort answers instead of
+//!    calling it, a delay waits before calling it, and a throttle only slows the response
+//!    body, so the "nothing that cancels below idempotency" rule holds.
 //!
 //! The client order is: total timeout (deadline) → retry (+ budget) → breaker → attempt
 //! timeout (writing `grpc-timeout`) → bulkhead → transport; why each step is where it is,

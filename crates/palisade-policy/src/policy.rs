@@ -4,6 +4,7 @@
 
 use palisade_breaker::BreakerConfig;
 use palisade_bulkhead::BulkheadConfig;
+use palisade_chaos::FaultConfig;
 use palisade_idempotency::IdempotencyConfig;
 use palisade_ratelimit::RateLimitConfig;
 use palisade_retry::RetryConfig;
@@ -65,6 +66,8 @@ pub struct Policy {
     pub(crate) retry: Option<Section<RetryConfig>>,
     /// Clients only: the timeout of each attempt, inside retry (`TimeoutConfig`).
     pub(crate) attempt_timeout: Option<Section<TimeoutConfig>>,
+    /// Fault injection, innermost (`palisade-chaos`'s `FaultConfig`).
+    pub(crate) fault: Option<Section<FaultConfig>>,
     /// The named policy this one inherits from (routes and clients only).
     #[cfg_attr(feature = "schema", schemars(skip))]
     pub(crate) inherits: Option<String>,
@@ -99,6 +102,7 @@ impl Policy {
         put(&mut out, "breaker", self.breaker.as_ref());
         put(&mut out, "bulkhead", self.bulkhead.as_ref());
         put(&mut out, "retry", self.retry.as_ref());
+        put(&mut out, "fault", self.fault.as_ref());
         out
     }
 }
