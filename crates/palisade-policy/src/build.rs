@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use palisade_breaker::{BreakerConfig, CircuitBreakerLayer};
 use palisade_bulkhead::{BulkheadConfig, BulkheadLayer};
+use palisade_cache::{CacheConfig, CacheLayer, MemoryStore as CacheMemory};
 use palisade_chaos::{FaultConfig, FaultLayer};
 use palisade_core::ConfigError;
 use palisade_idempotency::{IdempotencyConfig, MemoryStore};
@@ -33,6 +34,7 @@ pub(crate) type IdempotencyLayer = palisade_idempotency::IdempotencyLayer<
 pub(crate) struct ServerLayers {
     pub(crate) rate_limit: Option<RateLimitLayer<ConfiguredKey>>,
     pub(crate) gate: Option<FlagGateLayer>,
+    pub(crate) cache: Option<CacheLayer<CacheMemory>>,
     pub(crate) timeout: Option<TimeoutLayer>,
     pub(crate) idempotency: Option<IdempotencyLayer>,
     pub(crate) breaker: Option<CircuitBreakerLayer>,
@@ -138,6 +140,11 @@ pub(crate) fn server(
                 "a gated route needs a flag provider (`Loader::flags`)".to_owned(),
             ),
         }
+    }
+    if let Some(m) = eff.get("cache")
+        && let Some(c) = rep.typed::<CacheConfig>("cache", m)
+    {
+        out.cache = c.build().map_err(|e| rep.config("cache", m, &e)).ok();
     }
     if let Some(m) = eff.get("timeout")
         && let Some(mut c) = rep.typed::<TimeoutConfig>("timeout", m)

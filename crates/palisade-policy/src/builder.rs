@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 
 use palisade_breaker::BreakerConfig;
 use palisade_bulkhead::BulkheadConfig;
+use palisade_cache::CacheConfig;
 use palisade_chaos::FaultConfig;
 use palisade_idempotency::IdempotencyConfig;
 use palisade_ratelimit::RateLimitConfig;
@@ -89,6 +90,8 @@ impl PolicyBuilder {
         attempt_timeout: TimeoutConfig;
         /// Fault injection, innermost.
         fault: FaultConfig;
+        /// Servers: a shared HTTP cache in memory.
+        cache: CacheConfig;
     }
 
     /// Gate the route on the boolean flag `flag` (404 while off); the set needs a flag
@@ -126,6 +129,7 @@ impl PolicyBuilder {
                 "retry" => policy.retry = Some(Section::Off),
                 "attempt_timeout" => policy.attempt_timeout = Some(Section::Off),
                 "fault" => policy.fault = Some(Section::Off),
+                "cache" => policy.cache = Some(Section::Off),
                 other => problems.push(Problem::new(
                     other,
                     format!("unknown section (known: {})", SECTIONS.join(", ")),

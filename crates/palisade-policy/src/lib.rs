@@ -32,7 +32,7 @@
 //!
 //! `defaults`, named `policies`, `routes` (first match wins), a mandatory `fallback`, and
 //! `clients` (outbound policies per upstream, applied by [`PolicyClient`]). Each section (`timeout`, `rate_limit`, `breaker`, `bulkhead`,
-//! `idempotency`, `gate`, `fault`, and for clients `retry`, `attempt_timeout`) is the serde form of
+//! `idempotency`, `gate`, `cache`, `fault`, and for clients `retry`, `attempt_timeout`) is the serde form of
 //! that pattern crate's config (`TimeoutConfig`, `RateLimitConfig`, …), built with that
 //! crate's own constructor. A route inherits field by field: route > its named `policy` >
 //! `defaults`; nested tables are replaced whole and `section = false` removes an inherited
@@ -61,11 +61,17 @@
 //!    that the gate, the breaker or the bulkhead would refuse, or a client could probe for
 //!    free. Its RateLimit fields on successes follow the route's `response_headers`.
 //! 3. **flag gate**: a switched-off route answers 404 before using any budget below.
-//! 4. **total timeout**: the caller's budget (its own value, `grpc-timeout` or a deadline
+//! 4. **cache** (`palisade-cache`, `GET`/`HEAD` only): below the rate limit, so a hit
+//!    still counts against the caller's quota, and below the gate, so a switched-off route
+//!    serves nothing from it; above everything that costs (timeout, breaker, bulkhead
+//!    slot, the handler), so a hit costs none of it and a miss goes through all of it, a
+//!    background revalidation included. It never meets idempotency on one request (that
+//!    acts on `POST`/`PATCH`), so their order is free. Servers only.
+//! 5. **total timeout**: the caller's budget (its own value, `grpc-timeout` or a deadline
 //!    header) covers everything the route does from here. The `Deadline` extension is
 //!    inserted only if `insert_deadline = true` is written: nothing in a server stack reads
 //!    it (retry and outbound clients do), so by default it costs nothing.
-//! 5. **idempotency**: inside the timeout so a replayed answer also respects the caller's
+//! 6. **idempotency**: inside the timeout so a replayed answer also respects the caller's
 //!    budget, and outside the breaker and bulkhead so a replay never takes a slot or counts
 //!    as a call. **Nothing that can cancel sits between idempotency and the handler**: the
 //!    only layers below it are the breaker (which refuses before the call or records after
@@ -74,11 +80,11 @@
 //!    short of dropping the idempotency future; letting the started handler finish detached
 //!    is the idempotency layer's job (the exactly-once work). Since the order is fixed
 //!    here, no file can put a timeout, a hedge or a shadow between them.
-//! 6. **breaker**: records the outcomes of calls that really reach the handler; refusals
+//! 7. **breaker**: records the outcomes of calls that really reach the handler; refusals
 //!    above (429, 404, 504 before the call) are not the handler's failures.
-//! 7. **bulkhead**: a slot is held only by a request that is about to run, until its
+//! 8. **bulkhead**: a slot is held only by a request that is about to run, until its
 //!    response body ends; a request refused above never takes one.
-//! 8. **fault** (`palisade-chaos`): innermost, standing in for the handler. Envoy puts its
+//! 9. **fault** (`palisade-chaos`): innermost, standing in for the handler. Envoy puts its
 //!    fault filter first in the chain, in front of the router, because there it stands in
 //!    for the *upstream*; here the equivalent place is just above the handler, so that the
 //!    breaker, the bulkhead, the timeout and idempotency meet an injected delay or abort

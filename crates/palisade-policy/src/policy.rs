@@ -4,6 +4,7 @@
 
 use palisade_breaker::BreakerConfig;
 use palisade_bulkhead::BulkheadConfig;
+use palisade_cache::CacheConfig;
 use palisade_chaos::FaultConfig;
 use palisade_idempotency::IdempotencyConfig;
 use palisade_ratelimit::RateLimitConfig;
@@ -66,6 +67,8 @@ pub struct Policy {
     pub(crate) retry: Option<Section<RetryConfig>>,
     /// Clients only: the timeout of each attempt, inside retry (`TimeoutConfig`).
     pub(crate) attempt_timeout: Option<Section<TimeoutConfig>>,
+    /// Servers only: a shared HTTP cache in memory (`palisade-cache`'s `CacheConfig`).
+    pub(crate) cache: Option<Section<CacheConfig>>,
     /// Fault injection, innermost (`palisade-chaos`'s `FaultConfig`).
     pub(crate) fault: Option<Section<FaultConfig>>,
     /// The named policy this one inherits from (routes and clients only).
@@ -103,6 +106,7 @@ impl Policy {
         put(&mut out, "bulkhead", self.bulkhead.as_ref());
         put(&mut out, "retry", self.retry.as_ref());
         put(&mut out, "fault", self.fault.as_ref());
+        put(&mut out, "cache", self.cache.as_ref());
         out
     }
 }

@@ -31,9 +31,10 @@ use crate::error::{Problem, join};
 use crate::matcher::{self, Matcher};
 
 /// The layer sections a server route may have, in the canonical (outermost first) order.
-pub const SERVER_SECTIONS: [&str; 7] = [
+pub const SERVER_SECTIONS: [&str; 8] = [
     "rate_limit",
     "gate",
+    "cache",
     "timeout",
     "idempotency",
     "breaker",
@@ -52,7 +53,7 @@ pub const CLIENT_SECTIONS: [&str; 6] = [
 ];
 
 /// Every section name a policy may hold.
-pub const SECTIONS: [&str; 9] = [
+pub const SECTIONS: [&str; 10] = [
     "rate_limit",
     "gate",
     "timeout",
@@ -62,6 +63,7 @@ pub const SECTIONS: [&str; 9] = [
     "retry",
     "attempt_timeout",
     "fault",
+    "cache",
 ];
 
 /// A policy's sections, by name, as written.
