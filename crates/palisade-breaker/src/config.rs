@@ -26,9 +26,10 @@ use crate::window::SlidingWindow;
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(default, deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct BreakerConfig {
     /// Count-based (last N calls, 1–10,000) or time-based (last N seconds, 1–3,600).
@@ -41,19 +42,23 @@ pub struct BreakerConfig {
     pub slow_call_rate_threshold: f32,
     /// A call slower than this is slow. Default 60 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub slow_call_duration: Duration,
     /// How long OPEN lasts before probes are let through. Default 60 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub wait_in_open: Duration,
     /// Growth of the wait per consecutive opening, 1.0 (fixed) to 10.0. Default 1.0.
     pub wait_multiplier: f64,
     /// Cap of the growing wait. Default 60 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub max_wait_in_open: Duration,
     /// Probe calls in HALF_OPEN, 1–1,000. Default 10.
     pub permitted_in_half_open: u32,
     /// Reopen if the probes have not decided within this time; zero waits forever. Default 0.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub max_wait_in_half_open: Duration,
     /// Move OPEN → HALF_OPEN (and a stalled HALF_OPEN → OPEN) from a timer task on the
     /// current Tokio runtime instead of on the next call. Default false (lazy).

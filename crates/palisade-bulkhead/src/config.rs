@@ -9,9 +9,10 @@ use palisade_core::config::{check_duration, check_range};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(rename_all = "snake_case")
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub enum BulkheadMode {
     /// `poll_ready` is always ready; `call` takes a slot, queues (up to `max_queue`, for at
     /// most `max_queue_wait`) or rejects at once. For servers (axum treats services as
@@ -36,9 +37,10 @@ pub enum BulkheadMode {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(default, deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct BulkheadConfig {
     /// Most calls inside at once, 1–1,000,000. Default 64.
@@ -47,6 +49,7 @@ pub struct BulkheadConfig {
     pub max_queue: usize,
     /// Longest wait in the queue, 1 ms–1 h. Default 1 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub max_queue_wait: Duration,
     /// Shed (default) or backpressure.
     pub mode: BulkheadMode,
@@ -66,9 +69,10 @@ pub struct BulkheadConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(default, deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct AdaptiveConfig {
     /// Lowest limit, at least 1. Default 1.
@@ -77,6 +81,7 @@ pub struct AdaptiveConfig {
     pub max: usize,
     /// Calls holding their slot longer than this count as overload. Default 1 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub latency_threshold: Duration,
     /// Multiplicative decrease, in (0, 1). Default 0.9.
     pub backoff: f64,

@@ -31,9 +31,10 @@ pub const MAX_BODY_BYTES: usize = 64 << 20;
 #[non_exhaustive]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(default, deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct CacheConfig {
     /// Bytes the store may hold (64 KiB – 64 GiB; default 64 MiB).
     pub max_bytes: u64,
@@ -41,6 +42,7 @@ pub struct CacheConfig {
     pub max_body_bytes: usize,
     /// Longest an entry stays stored (1 s – 365 days; default 1 day).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub max_ttl: Duration,
     /// `Vary` variants kept per URI (1 – 64; default 8).
     pub max_variants: usize,
@@ -50,6 +52,7 @@ pub struct CacheConfig {
     pub heuristic_percent: u32,
     /// Cap of a heuristic lifetime (1 s – 365 days; default 1 day).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub heuristic_max: Duration,
     /// Status header name (`x-cache`), off when `None`.
     pub status_header: Option<String>,

@@ -30,9 +30,10 @@ pub const MAX_ACTIVE_LIMIT: usize = 1_000_000;
 #[derive(Debug, Clone, PartialEq, Default)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(default, deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct FaultConfig {
     /// Added latency. Default none.
@@ -57,9 +58,10 @@ pub struct FaultConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct DelayConfig {
     /// Share of requests delayed, in `[0, 1]`.
@@ -82,9 +84,10 @@ impl DelayConfig {
 #[derive(Debug, Clone, PartialEq, Default)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct AbortConfig {
     /// Share of requests aborted, in `[0, 1]`.
@@ -113,9 +116,10 @@ impl AbortConfig {
 #[derive(Debug, Clone, PartialEq, Default)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct ErrorConfig {
     /// Share of requests failed, in `[0, 1]`.
@@ -126,9 +130,10 @@ pub struct ErrorConfig {
 #[derive(Debug, Clone, PartialEq, Default)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct ThrottleConfig {
     /// Share of responses throttled, in `[0, 1]`.
@@ -141,9 +146,10 @@ pub struct ThrottleConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(default, deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct HeaderConfig {
     /// Honour fault headers. Default `false`: the section alone enables nothing.
@@ -152,6 +158,7 @@ pub struct HeaderConfig {
     pub trusted_peers: Option<Vec<String>>,
     /// Longest delay a header may ask for, at most 1 h. Default 1 h.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub max_delay: Duration,
     /// Largest share a header may fault, in percent (0–100). Default 100.
     pub max_percentage: u8,

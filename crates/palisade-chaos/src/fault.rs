@@ -20,35 +20,46 @@ pub const MAX_DELAY: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(rename_all = "snake_case", deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub enum Latency {
     /// Always this long (`{"fixed": "100ms"}`).
-    Fixed(#[cfg_attr(feature = "serde", serde(with = "humantime_serde"))] Duration),
+    Fixed(
+        #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+        #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+        Duration,
+    ),
     /// Uniformly distributed in `[min, max]`.
     Uniform {
         /// Shortest delay.
         #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+        #[cfg_attr(feature = "schemars", schemars(with = "String"))]
         min: Duration,
         /// Longest delay.
         #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+        #[cfg_attr(feature = "schemars", schemars(with = "String"))]
         max: Duration,
     },
     /// Normally distributed around `mean` with `std_dev`, clamped into `[min, max]`.
     Normal {
         /// The mean.
         #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+        #[cfg_attr(feature = "schemars", schemars(with = "String"))]
         mean: Duration,
         /// The standard deviation.
         #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+        #[cfg_attr(feature = "schemars", schemars(with = "String"))]
         std_dev: Duration,
         /// Lower bound of every sample.
         #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+        #[cfg_attr(feature = "schemars", schemars(with = "String"))]
         min: Duration,
         /// Upper bound of every sample.
         #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+        #[cfg_attr(feature = "schemars", schemars(with = "String"))]
         max: Duration,
     },
 }

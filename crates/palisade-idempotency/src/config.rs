@@ -19,7 +19,12 @@ use crate::scope::{ConfiguredScope, CredentialScope, DEFAULT_IDENTITY_HEADER};
 /// (`scope = { type = "header", name = "x-tenant" }`, `{ type = "peer_ip" }`,
 /// `{ type = "forwarded_ip", trusted_proxies = [...] }`, `{ type = "path" }`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Deserialize), serde(untagged))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize, serde::Serialize),
+    serde(untagged)
+)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub enum ScopeConfig {
     /// `"credentials"` or `"global"`.
@@ -38,9 +43,10 @@ impl Default for ScopeConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(rename_all = "snake_case")
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub enum ScopeName {
     /// [`CredentialScope`]: `Authorization` plus `identity_header` (default).
@@ -67,9 +73,10 @@ pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 #[non_exhaustive]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(default, deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct IdempotencyConfig {
     /// Methods the layer applies to (default `["POST", "PATCH"]`).
     pub methods: Vec<String>,
@@ -88,9 +95,11 @@ pub struct IdempotencyConfig {
     pub max_key_len: usize,
     /// How long responses are replayed, 1 s–30 days (default 24 h).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub ttl: Duration,
     /// Lease of the in-flight lock, 1 ms–ttl (default 60 s).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub lease: Duration,
     /// Largest buffered request body in bytes, 1 B–1 GiB (default 1 MiB).
     pub max_request_body: usize,
@@ -101,12 +110,15 @@ pub struct IdempotencyConfig {
     /// Wait this long for an in-flight original instead of 409, 1 ms–lease (default: don't
     /// wait).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub wait_in_flight: Option<Duration>,
     /// Abandon a handler running longer than this, 1 ms–ttl (default: no limit).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub max_execution_time: Option<Duration>,
     /// `Retry-After` when the store is unavailable, 0–1 h (default 1 s).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub store_retry_after: Duration,
     /// Response headers stored and replayed (default: the layer's allowlist).
     pub stored_headers: Option<Vec<String>>,

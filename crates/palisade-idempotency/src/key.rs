@@ -25,9 +25,10 @@ pub const DEFAULT_MAX_KEY_LEN: usize = 255;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(rename_all = "snake_case")
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub enum KeyMode {
     /// An sf-string or an sf-token, parameters ignored (default).

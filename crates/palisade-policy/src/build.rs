@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use palisade_breaker::{BreakerConfig, CircuitBreakerLayer};
 use palisade_bulkhead::{BulkheadConfig, BulkheadLayer};
+use palisade_cache::{CacheConfig, CacheLayer, MemoryStore as CacheMemory};
+use palisade_chaos::{FaultConfig, FaultLayer};
 use palisade_core::ConfigError;
 use palisade_idempotency::{IdempotencyConfig, MemoryStore};
 use palisade_ratelimit::{ConfiguredKey, RateLimitConfig, RateLimitLayer};
-use palisade_retry::RetryConfig;
+use palisade_retry::{RetryConfig, RetryLayer};
 use palisade_timeout::{TimeoutConfig, TimeoutLayer};
 use palisade_toggle::{FlagGateLayer, Provider};
 use serde::de::DeserializeOwned;
@@ -32,10 +34,12 @@ pub(crate) type IdempotencyLayer = palisade_idempotency::IdempotencyLayer<
 pub(crate) struct ServerLayers {
     pub(crate) rate_limit: Option<RateLimitLayer<ConfiguredKey>>,
     pub(crate) gate: Option<FlagGateLayer>,
+    pub(crate) cache: Option<CacheLayer<CacheMemory>>,
     pub(crate) timeout: Option<TimeoutLayer>,
     pub(crate) idempotency: Option<IdempotencyLayer>,
     pub(crate) breaker: Option<CircuitBreakerLayer>,
     pub(crate) bulkhead: Option<BulkheadLayer>,
+    pub(crate) fault: Option<FaultLayer>,
 }
 
 /// What building needs besides the file.
@@ -137,6 +141,11 @@ pub(crate) fn server(
             ),
         }
     }
+    if let Some(m) = eff.get("cache")
+        && let Some(c) = rep.typed::<CacheConfig>("cache", m)
+    {
+        out.cache = c.build().map_err(|e| rep.config("cache", m, &e)).ok();
+    }
     if let Some(m) = eff.get("timeout")
         && let Some(mut c) = rep.typed::<TimeoutConfig>("timeout", m)
     {
@@ -167,37 +176,70 @@ pub(crate) fn server(
     {
         out.bulkhead = c.build().map_err(|e| rep.config("bulkhead", m, &e)).ok();
     }
+    out.fault = fault(eff, rep);
     (rep.problems.len() == before).then_some(out)
 }
 
-/// Checks a client's sections (the outbound stack itself is not built yet).
-pub(crate) fn client(eff: &Effective, rep: &mut Reporter<'_>) {
-    for key in ["timeout", "attempt_timeout"] {
-        if let Some(m) = eff.get(key)
-            && let Some(c) = rep.typed::<TimeoutConfig>(key, m)
-            && let Err(e) = c.build()
-        {
-            rep.config(key, m, &e);
-        }
+fn fault(eff: &Effective, rep: &mut Reporter<'_>) -> Option<FaultLayer> {
+    let m = eff.get("fault")?;
+    let c = rep.typed::<FaultConfig>("fault", m)?;
+    c.build().map_err(|e| rep.config("fault", m, &e)).ok()
+}
+
+/// The built layers of one client policy, in the client order (see [`crate::client`]).
+/// Clones share state, so keeping this `Arc` across a reload keeps the breaker's window,
+/// the retry budget and the bulkhead's slots.
+#[derive(Debug, Default)]
+pub(crate) struct ClientLayers {
+    pub(crate) timeout: Option<TimeoutLayer>,
+    pub(crate) retry: Option<RetryLayer>,
+    pub(crate) breaker: Option<CircuitBreakerLayer>,
+    pub(crate) attempt_timeout: Option<TimeoutLayer>,
+    pub(crate) bulkhead: Option<BulkheadLayer>,
+    pub(crate) fault: Option<FaultLayer>,
+}
+
+/// Builds a client's layers; problems go to `rep`.
+pub(crate) fn client(eff: &Effective, rep: &mut Reporter<'_>) -> Option<ClientLayers> {
+    let before = rep.problems.len();
+    let mut out = ClientLayers::default();
+    // The total timeout keeps inserting the `Deadline` (retry and the attempt timeout read
+    // it); the attempt timeout writes `grpc-timeout` unless `outbound = false` is written.
+    if let Some(m) = eff.get("timeout")
+        && let Some(c) = rep.typed::<TimeoutConfig>("timeout", m)
+    {
+        out.timeout = c.build().map_err(|e| rep.config("timeout", m, &e)).ok();
     }
     if let Some(m) = eff.get("retry")
         && let Some(c) = rep.typed::<RetryConfig>("retry", m)
-        && let Err(e) = c.build()
     {
-        rep.config("retry", m, &e);
+        out.retry = c.build().map_err(|e| rep.config("retry", m, &e)).ok();
     }
     if let Some(m) = eff.get("breaker")
         && let Some(c) = rep.typed::<BreakerConfig>("breaker", m)
-        && let Err(e) = CircuitBreakerLayer::try_from(c)
     {
-        rep.config("breaker", m, &e);
+        out.breaker = CircuitBreakerLayer::try_from(c)
+            .map_err(|e| rep.config("breaker", m, &e))
+            .ok();
+    }
+    if let Some(m) = eff.get("attempt_timeout")
+        && let Some(mut c) = rep.typed::<TimeoutConfig>("attempt_timeout", m)
+    {
+        if !m.origins.contains_key("outbound") {
+            c.outbound = true;
+        }
+        out.attempt_timeout = c
+            .build()
+            .map_err(|e| rep.config("attempt_timeout", m, &e))
+            .ok();
     }
     if let Some(m) = eff.get("bulkhead")
         && let Some(c) = rep.typed::<BulkheadConfig>("bulkhead", m)
-        && let Err(e) = c.build()
     {
-        rep.config("bulkhead", m, &e);
+        out.bulkhead = c.build().map_err(|e| rep.config("bulkhead", m, &e)).ok();
     }
+    out.fault = fault(eff, rep);
+    (rep.problems.len() == before).then_some(out)
 }
 
 /// Reads a value with serde, for lints (already validated, so failures are ignored).

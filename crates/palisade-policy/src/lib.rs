@@ -31,9 +31,8 @@
 //! # The file
 //!
 //! `defaults`, named `policies`, `routes` (first match wins), a mandatory `fallback`, and
-//! `clients` (outbound policies per upstream; validated and explained, the client stack
-//! itself is not built yet). Each section (`timeout`, `rate_limit`, `breaker`, `bulkhead`,
-//! `idempotency`, `gate`, and for clients `retry`, `attempt_timeout`) is the serde form of
+//! `clients` (outbound policies per upstream, applied by [`PolicyClient`]). Each section (`timeout`, `rate_limit`, `breaker`, `bulkhead`,
+//! `idempotency`, `gate`, `cache`, `fault`, and for clients `retry`, `attempt_timeout`) is the serde form of
 //! that pattern crate's config (`TimeoutConfig`, `RateLimitConfig`, …), built with that
 //! crate's own constructor. A route inherits field by field: route > its named `policy` >
 //! `defaults`; nested tables are replaced whole and `section = false` removes an inherited
@@ -44,6 +43,14 @@
 //! their shape only (the gateway validates their contents) and otherwise ignored. Programs
 //! that wrap a different service in each route's stack use [`PolicySet::route_index`] and
 //! [`PolicySet::route_stack`].
+//!
+//! The file's JSON Schema is generated from these types (feature `schema`:
+//! [`json_schema`](crate::json_schema), `palisade-policy schema`) and checked in as
+//! `palisade-policy.schema.json`, so editors validate and complete a file as it is typed.
+//!
+//! In code the same thing is a builder: [`Policy::builder`] takes each pattern crate's typed
+//! config and checks it with that crate's constructor, and [`PolicySet::builder`] takes
+//! `defaults`, named policies, routes, the fallback and clients (see [`PolicySetBuilder`]).
 //!
 //! A bad file is rejected with every problem, each at the place the value was written:
 //! `routes[2].breaker.failure_rate_threshold: must be a percentage in (0, 100] (got 120)`;
@@ -60,11 +67,17 @@
 //!    that the gate, the breaker or the bulkhead would refuse, or a client could probe for
 //!    free. Its RateLimit fields on successes follow the route's `response_headers`.
 //! 3. **flag gate**: a switched-off route answers 404 before using any budget below.
-//! 4. **total timeout**: the caller's budget (its own value, `grpc-timeout` or a deadline
+//! 4. **cache** (`palisade-cache`, `GET`/`HEAD` only): below the rate limit, so a hit
+//!    still counts against the caller's quota, and below the gate, so a switched-off route
+//!    serves nothing from it; above everything that costs (timeout, breaker, bulkhead
+//!    slot, the handler), so a hit costs none of it and a miss goes through all of it, a
+//!    background revalidation included. It never meets idempotency on one request (that
+//!    acts on `POST`/`PATCH`), so their order is free. Servers only.
+//! 5. **total timeout**: the caller's budget (its own value, `grpc-timeout` or a deadline
 //!    header) covers everything the route does from here. The `Deadline` extension is
 //!    inserted only if `insert_deadline = true` is written: nothing in a server stack reads
 //!    it (retry and outbound clients do), so by default it costs nothing.
-//! 5. **idempotency**: inside the timeout so a replayed answer also respects the caller's
+//! 6. **idempotency**: inside the timeout so a replayed answer also respects the caller's
 //!    budget, and outside the breaker and bulkhead so a replay never takes a slot or counts
 //!    as a call. **Nothing that can cancel sits between idempotency and the handler**: the
 //!    only layers below it are the breaker (which refuses before the call or records after
@@ -73,13 +86,22 @@
 //!    short of dropping the idempotency future; letting the started handler finish detached
 //!    is the idempotency layer's job (the exactly-once work). Since the order is fixed
 //!    here, no file can put a timeout, a hedge or a shadow between them.
-//! 6. **breaker**: records the outcomes of calls that really reach the handler; refusals
+//! 7. **breaker**: records the outcomes of calls that really reach the handler; refusals
 //!    above (429, 404, 504 before the call) are not the handler's failures.
-//! 7. **bulkhead**: innermost, so a slot is held only by a request that is about to run,
-//!    until its response body ends; a request refused above never takes one.
+//! 8. **bulkhead**: a slot is held only by a request that is about to run, until its
+//!    response body ends; a request refused above never takes one.
+//! 9. **fault** (`palisade-chaos`): innermost, standing in for the handler. Envoy puts its
+//!    fault filter first in the chain, in front of the router, because there it stands in
+//!    for the *upstream*; here the equivalent place is just above the handler, so that the
+//!    breaker, the bulkhead, the timeout and idempotency meet an injected delay or abort
+//!    exactly as they would a slow or failing handler (a chaos experiment that skipped them
+//!    would prove nothing). It cannot cancel a started handler: an abort answers instead of
+//!    calling it, a delay waits before calling it, and a throttle only slows the response
+//!    body, so the "nothing that cancels below idempotency" rule holds.
 //!
-//! The client order (built in a later step) is: total timeout (deadline) → retry (+ budget,
-//! hedging) → breaker → attempt timeout → bulkhead → transport.
+//! The client order is: total timeout (deadline) → retry (+ budget) → breaker → attempt
+//! timeout (writing `grpc-timeout`) → bulkhead → transport; why each step is where it is,
+//! and how a request finds its client policy, is in [`client`].
 //!
 //! # Reload
 //!
@@ -104,8 +126,11 @@
 //!   [`PolicyService`] answers with axum's `Body`, so no `map_response` is needed. Path
 //!   templates use axum's syntax (`/orders/{id}`, `{*rest}`) and match as axum's do; axum's
 //!   own 404s for unmatched paths go through the fallback's stack.
-//! - Reload triggers: [`PolicyHandle::reload`], [`PolicyHandle::watch_file`] and (feature
-//!   `sighup`) `PolicyHandle::reload_on_sighup`.
+//! - Outbound: `handle.client_layer().layer(transport)` ([`PolicyClient`]) around
+//!   hyper-util's client (or any service of `http::Request<Body>`).
+//! - Reload triggers: [`PolicyHandle::reload`], [`PolicyHandle::watch_file`] (polling),
+//!   (feature `watch`) `PolicyHandle::watch_file_events` (file-system notifications through
+//!   `notify`, debounced) and (feature `sighup`) `PolicyHandle::reload_on_sighup`.
 //!
 //! # Costs
 //!
@@ -123,14 +148,22 @@ pub struct ReadmeDoctests;
 
 mod admin;
 mod build;
+mod builder;
+pub mod client;
 mod error;
 mod explain;
 mod index;
+#[cfg(feature = "schema")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schema")))]
+pub mod json_schema;
 mod layer;
 pub mod lint;
 pub mod matcher;
 pub mod merge;
+#[cfg(feature = "watch")]
+mod notify_watch;
 mod pattern;
+mod policy;
 mod reload;
 mod routes;
 pub mod schema;
@@ -140,10 +173,13 @@ mod stack;
 mod watch;
 
 pub use admin::ExplainService;
+pub use builder::{PolicyBuilder, PolicySetBuilder};
+pub use client::{ClientFuture, ClientStack, PolicyClient, PolicyClientLayer};
 pub use error::{PolicyError, Problem};
 pub use layer::{PolicyLayer, PolicyService, ResponseFuture};
 pub use matcher::Matcher;
 pub use pattern::{Glob, PathTemplate};
+pub use policy::{Policy, Section};
 pub use reload::PolicyHandle;
 pub use set::{Loader, PolicySet};
 pub use source::Format;

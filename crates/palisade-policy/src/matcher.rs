@@ -152,6 +152,17 @@ impl Matcher {
     }
 }
 
+impl Matcher {
+    /// Whether the request's host (URI authority, else `Host`) matches `pattern`.
+    pub(crate) fn host_matches_head(
+        pattern: &str,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+    ) -> bool {
+        host_of(uri, headers).is_some_and(|got| host_matches(pattern, got))
+    }
+}
+
 impl Not for Matcher {
     type Output = Self;
     fn not(self) -> Self {

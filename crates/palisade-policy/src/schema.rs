@@ -31,21 +31,29 @@ use crate::error::{Problem, join};
 use crate::matcher::{self, Matcher};
 
 /// The layer sections a server route may have, in the canonical (outermost first) order.
-pub const SERVER_SECTIONS: [&str; 6] = [
+pub const SERVER_SECTIONS: [&str; 8] = [
     "rate_limit",
     "gate",
+    "cache",
     "timeout",
     "idempotency",
     "breaker",
     "bulkhead",
+    "fault",
 ];
 
 /// The layer sections a client may have, in the canonical (outermost first) order.
-pub const CLIENT_SECTIONS: [&str; 5] =
-    ["timeout", "retry", "breaker", "attempt_timeout", "bulkhead"];
+pub const CLIENT_SECTIONS: [&str; 6] = [
+    "timeout",
+    "retry",
+    "breaker",
+    "attempt_timeout",
+    "bulkhead",
+    "fault",
+];
 
 /// Every section name a policy may hold.
-pub const SECTIONS: [&str; 8] = [
+pub const SECTIONS: [&str; 10] = [
     "rate_limit",
     "gate",
     "timeout",
@@ -54,6 +62,8 @@ pub const SECTIONS: [&str; 8] = [
     "bulkhead",
     "retry",
     "attempt_timeout",
+    "fault",
+    "cache",
 ];
 
 /// A policy's sections, by name, as written.
@@ -83,7 +93,7 @@ pub(crate) struct RawFile {
     pub(crate) clients: Vec<RawRoute>,
 }
 
-const TOP: [&str; 8] = [
+pub(crate) const TOP: [&str; 8] = [
     "defaults",
     "policies",
     "routes",

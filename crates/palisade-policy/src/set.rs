@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use palisade_toggle::Provider;
 
-use crate::build::{self, Context, Effective, Reporter, ServerLayers};
+use crate::build::{self, ClientLayers, Context, Effective, Reporter, ServerLayers};
 use crate::error::{PolicyError, Problem};
 use crate::matcher::Matcher;
 use crate::merge::{self, Origin};
@@ -26,7 +26,7 @@ pub(crate) struct Route {
     pub(crate) fingerprint: String,
 }
 
-/// One outbound client policy (validated; the client stack itself is future work).
+/// One outbound client policy: its upstream, effective settings and built layers.
 #[derive(Debug)]
 pub(crate) struct Client {
     pub(crate) at: String,
@@ -35,6 +35,8 @@ pub(crate) struct Client {
     pub(crate) path_prefix: Option<String>,
     pub(crate) policy: Option<String>,
     pub(crate) effective: Effective,
+    pub(crate) layers: Arc<ClientLayers>,
+    pub(crate) fingerprint: String,
 }
 
 /// A validated policy file: routes in order (first match wins), the mandatory fallback, the
@@ -118,7 +120,26 @@ impl Loader {
         let root = format.parse(text)?;
         let mut problems = Vec::new();
         let file = schema::read(&root, &mut problems);
-        let set = assemble(&file, &self.cx, previous, &mut problems);
+        self.finish(&file, previous, problems)
+    }
+
+    /// Builds the set a file's shape (or a [`PolicySetBuilder`](crate::PolicySetBuilder))
+    /// describes.
+    pub(crate) fn load_raw(
+        &self,
+        file: &RawFile,
+        previous: Option<&PolicySet>,
+    ) -> Result<PolicySet, PolicyError> {
+        self.finish(file, previous, Vec::new())
+    }
+
+    fn finish(
+        &self,
+        file: &RawFile,
+        previous: Option<&PolicySet>,
+        mut problems: Vec<Problem>,
+    ) -> Result<PolicySet, PolicyError> {
+        let set = assemble(file, &self.cx, previous, &mut problems);
         if problems.is_empty() {
             let mut set = set;
             set.warnings = crate::lint::lint(&set);
@@ -142,7 +163,14 @@ impl PolicySet {
     pub fn from_yaml(text: &str) -> Result<Self, PolicyError> {
         Loader::new().load_str(text, Format::Yaml)
     }
-    /// Reads a policy file; the format comes from the extension.
+    /// Reads a policy file; the format comes from the extension (`.toml`, `.json`,
+    /// `.yaml`/`.yml`).
+    ///
+    /// ```no_run
+    /// let set = palisade_policy::PolicySet::from_path("palisade.toml")?;
+    /// println!("{}", set.explain());
+    /// # Ok::<(), palisade_policy::PolicyError>(())
+    /// ```
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, PolicyError> {
         Loader::new().load_path(path)
     }
@@ -239,25 +267,40 @@ fn assemble(
             });
         }
     }
+    let old_clients: HashMap<(&str, &str), &Arc<ClientLayers>> = previous
+        .map(|p| {
+            p.clients
+                .iter()
+                .map(|c| ((c.name.as_str(), c.fingerprint.as_str()), &c.layers))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut clients = Vec::with_capacity(file.clients.len());
     for c in &file.clients {
         let eff = effective(file, c, &CLIENT_SECTIONS);
-        build::client(
-            &eff,
-            &mut Reporter {
+        let fp = fingerprint(&eff);
+        let layers = if let Some(l) = old_clients.get(&(c.name.as_str(), fp.as_str())) {
+            Some(Arc::clone(l))
+        } else {
+            let mut rep = Reporter {
                 at: &c.at,
                 problems,
-            },
-        );
+            };
+            build::client(&eff, &mut rep).map(Arc::new)
+        };
         let (host, path_prefix) = c.upstream.clone().unwrap_or_default();
-        clients.push(Client {
-            at: c.at.clone(),
-            name: c.name.clone(),
-            host,
-            path_prefix,
-            policy: c.policy.clone(),
-            effective: eff,
-        });
+        if let Some(layers) = layers {
+            clients.push(Client {
+                at: c.at.clone(),
+                name: c.name.clone(),
+                host,
+                path_prefix,
+                policy: c.policy.clone(),
+                effective: eff,
+                layers,
+                fingerprint: fp,
+            });
+        }
     }
     // Policies no route uses are checked on their own, so a typo never waits for its first user.
     for (name, sections) in &file.policies {

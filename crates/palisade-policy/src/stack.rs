@@ -6,6 +6,8 @@ use axum_core::body::Body;
 use bytes::Bytes;
 use http::{Request, Response};
 use palisade_bulkhead::BulkheadBody;
+use palisade_cache::CacheBody;
+use palisade_chaos::FaultBody;
 use palisade_core::{BoxError, HandleRejectionsLayer};
 use palisade_idempotency::body::{RequestBody, ResponseBody};
 use tower::ServiceBuilder;
@@ -19,7 +21,8 @@ pub type RouteStack = BoxCloneSyncService<Request<Body>, Response<Body>, Infalli
 
 impl ServerLayers {
     /// Wraps `inner` in this route's layers, outermost first:
-    /// rejections → rate limit → flag gate → timeout → idempotency → breaker → bulkhead → inner.
+    /// rejections → rate limit → flag gate → cache → timeout → idempotency → breaker →
+    /// bulkhead → fault → inner.
     /// Absent layers are not there at all (an `Either` arm straight to the next one).
     pub(crate) fn stack<S, ResB>(&self, inner: S) -> RouteStack
     where
@@ -41,6 +44,18 @@ impl ServerLayers {
                 .layer(l)
                 .into_inner()
         });
+        let cache = self.cache.clone().map(|l| {
+            ServiceBuilder::new()
+                .map_response(|r: Response<CacheBody<Body>>| r.map(Body::new))
+                .layer(l)
+                .into_inner()
+        });
+        let fault = self.fault.clone().map(|l| {
+            ServiceBuilder::new()
+                .map_response(|r: Response<FaultBody<Body>>| r.map(Body::new))
+                .layer(l)
+                .into_inner()
+        });
         let idempotency = self.idempotency.clone().map(|l| {
             ServiceBuilder::new()
                 .map_response(|r: Response<ResponseBody<Body>>| r.map(Body::new))
@@ -53,10 +68,12 @@ impl ServerLayers {
             .layer(HandleRejectionsLayer::new())
             .option_layer(self.rate_limit.clone())
             .option_layer(self.gate.clone())
+            .option_layer(cache)
             .option_layer(self.timeout.clone())
             .option_layer(idempotency)
             .option_layer(self.breaker.clone())
             .option_layer(bulkhead)
+            .option_layer(fault)
             .service(base);
         BoxCloneSyncService::new(svc)
     }

@@ -44,7 +44,7 @@ fn every_problem_is_reported_with_its_path() {
         "routes[3].match.method: `NOT A METHOD` is not an HTTP method",
         "routes[3].match.nope: unknown condition `nope` (known: method, path, prefix, glob, host, header, all, any, not)",
         "routes[3].policy: no policy named `missing` (defined: strict, unused)",
-        "routes[3].tiemout: unknown section (known: rate_limit, gate, timeout, idempotency, breaker, bulkhead, retry, attempt_timeout)",
+        "routes[3].tiemout: unknown section (known: rate_limit, gate, timeout, idempotency, breaker, bulkhead, retry, attempt_timeout, fault, cache)",
         "fallback: is required: the policy of every request no route matches (an empty table means no layers)",
         "defaults.timeout.timeout: must be between 1ms and 86400s (got 0ns)",
         "policies.strict.breaker.failure_rate_threshold: must be a percentage in (0, 100] (got 120)",

@@ -77,3 +77,50 @@ async fn sighup_reloads() {
     task.abort();
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
+
+/// File-system notifications, debounced: real time, since the events come from the kernel.
+#[cfg(feature = "watch")]
+#[tokio::test]
+async fn notifications_reload_once_per_burst_of_changes() {
+    let path = temp_file("notify", &policy(1));
+    let handle = PolicyHandle::from_path(Loader::new(), &path).unwrap();
+    let task = handle
+        .watch_file_events(Duration::from_millis(200))
+        .unwrap();
+    // A burst: three writes in a row, one reload.
+    for limit in [2, 3, 4] {
+        std::fs::write(&path, policy(limit)).unwrap();
+    }
+    let wait = |n: u64| {
+        let handle = handle.clone();
+        async move {
+            for _ in 0..500 {
+                if handle.reloads() >= n {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    wait(1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(handle.reloads(), 1, "debounced");
+    let s = Server::new(handle.clone());
+    for _ in 0..4 {
+        assert_eq!(
+            s.status("/x").await,
+            200,
+            "the last write's quota (4) is live"
+        );
+    }
+    assert_eq!(s.status("/x").await, 429);
+    // Replaced by rename, as editors and ConfigMaps do: still seen.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, policy(100)).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    wait(2).await;
+    assert_eq!(handle.reloads(), 2);
+    assert_eq!(s.status("/x").await, 200);
+    task.abort();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}

@@ -13,9 +13,10 @@ use crate::quota::{Quota, QuotaSet};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(default, deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct QuotaConfig {
     /// Policy name in the headers. Default `"default"`.
@@ -24,6 +25,7 @@ pub struct QuotaConfig {
     pub limit: u32,
     /// The window, 1 ms to 31 days (`"1s"`, `"1m"`). Default 60 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub window: Duration,
     /// Units available at once, at least 1, and at most what refills in
     /// [`MAX_WINDOW`](crate::quota::MAX_WINDOW) (31 days: `burst × window / limit`).
@@ -80,9 +82,10 @@ pub const MAX_TIER_KEYS: usize = 100_000;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(default, deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct TierConfig {
     /// The keys (IP addresses for IP keys, header values or paths otherwise).
@@ -103,9 +106,10 @@ pub struct TierConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(default, deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct RateLimitConfig {
     /// Where the key comes from. Default global.
@@ -124,6 +128,7 @@ pub struct RateLimitConfig {
     /// Longest wait in wait mode (`"5s"`), at most 1 h. Default none (only the deadline
     /// bounds it).
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub max_wait: Option<Duration>,
     /// RateLimit fields on successful responses. Default `true`.
     pub response_headers: bool,
@@ -133,6 +138,7 @@ pub struct RateLimitConfig {
     pub max_keys: usize,
     /// Interval between idle sweeps, 1 s to 1 h. Default 60 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub idle_sweep: Duration,
     /// Share the limits through Redis (feature `redis`). Default none (in memory).
     #[cfg(feature = "redis")]
@@ -145,9 +151,10 @@ pub struct RateLimitConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(default, deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct RedisConfig {
     /// Redis URL. Default `redis://127.0.0.1:6379`.
@@ -160,6 +167,7 @@ pub struct RedisConfig {
     pub prefix: String,
     /// Bound on one decision, 1 ms to 60 s. Default 50 ms.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub timeout: Duration,
     /// What to do when Redis fails: `open` (default), `closed` or `local`.
     pub on_failure: crate::FailAction,

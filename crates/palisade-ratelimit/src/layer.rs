@@ -16,9 +16,10 @@ use crate::service::RateLimit;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(rename_all = "snake_case")
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub enum RateLimitMode {
     /// Server mode: refuse it with [`RateLimited`](palisade_core::RateLimited) (429).
     #[default]

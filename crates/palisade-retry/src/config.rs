@@ -13,9 +13,10 @@ use crate::{HedgeLayer, RetryLayer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(rename_all = "snake_case")
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub enum BudgetKind {
     /// No budget.
@@ -39,9 +40,10 @@ pub enum BudgetKind {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(default, deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct RetryConfig {
     /// Attempts including the first, 1–100. Default 3.
@@ -50,9 +52,11 @@ pub struct RetryConfig {
     pub backoff: BackoffKind,
     /// Initial delay, 0–1 h. Default 100 ms.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub initial_backoff: Duration,
     /// Cap, ≥ `initial_backoff`, ≤ 1 h. Default 10 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub max_backoff: Duration,
     /// Growth factor, 1–100. Default 2.
     pub multiplier: f64,
@@ -60,6 +64,7 @@ pub struct RetryConfig {
     pub body_limit: usize,
     /// Per-attempt timeout, 1 ms–24 h. Default none.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub per_attempt_timeout: Option<Duration>,
     /// Retry POST/PATCH without an `Idempotency-Key`. Default `false`.
     pub retry_unsafe_methods: bool,
@@ -67,6 +72,7 @@ pub struct RetryConfig {
     pub budget: BudgetKind,
     /// TpsBudget window, 1–60 s. Default 10 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub budget_ttl: Duration,
     /// TpsBudget reserve per second, ≤ 1 000 000. Default 10.
     pub budget_min_per_sec: u32,
@@ -208,14 +214,16 @@ impl RetryConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(default, deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct HedgeConfig {
     /// Hedge after this fixed delay (`"50ms"`; the learned-delay settings are then unused);
     /// when absent the delay is learned.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub delay: Option<Duration>,
     /// The learned delay's percentile of recent successful latencies, in (0, 100]. Default 95.
     pub percentile: f64,
@@ -223,6 +231,7 @@ pub struct HedgeConfig {
     pub min_data_points: u64,
     /// How long latencies are collected before they are used, 1 ms–1 h. Default 10 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub period: Duration,
     /// Extra copies at most, 0–10 (0 disables hedging). Default 1.
     pub max_hedged: u32,

@@ -23,13 +23,15 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(
     feature = "serde",
-    derive(serde::Deserialize),
+    derive(serde::Deserialize, serde::Serialize),
     serde(default, deny_unknown_fields)
 )]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct TimeoutConfig {
     /// The timeout, 1 ms to 24 h (`"250ms"`, `"2s"`). Default 30 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub timeout: Duration,
     /// Honour a shorter incoming `grpc-timeout`. Default `true`.
     pub honour_grpc_timeout: bool,

@@ -5,14 +5,15 @@
 //!   otherwise; `--deny-warnings` also fails on warnings.
 //! - `explain FILE`: the effective stacks as pretty JSON on stdout (exit 1 on a bad file).
 //!
+//! - `schema`: the policy file's JSON Schema on stdout (feature `schema`).
+//!
 //! Usage errors exit 2.
 
 use std::process::ExitCode;
 
 use palisade_policy::PolicySet;
 
-const USAGE: &str =
-    "usage: palisade-policy check [--deny-warnings] FILE\n       palisade-policy explain FILE";
+const USAGE: &str = "usage: palisade-policy check [--deny-warnings] FILE\n       palisade-policy explain FILE\n       palisade-policy schema";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,6 +23,9 @@ fn main() -> ExitCode {
         .map(String::as_str)
         .filter(|a| *a != "--deny-warnings")
         .collect();
+    if rest.as_slice() == ["schema"] {
+        return schema();
+    }
     let (cmd, file) = if let [cmd @ ("check" | "explain"), file] = rest.as_slice() {
         (*cmd, *file)
     } else {
@@ -58,4 +62,24 @@ fn main() -> ExitCode {
         },
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(feature = "schema")]
+fn schema() -> ExitCode {
+    match serde_json::to_string_pretty(&palisade_policy::json_schema::json_schema()) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "schema"))]
+fn schema() -> ExitCode {
+    eprintln!("this palisade-policy was built without feature `schema`");
+    ExitCode::from(2)
 }

@@ -19,7 +19,8 @@ use tower::{Layer, ServiceExt, service_fn};
 
 pub type App = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
-/// `/slow*` sleeps 2 s, `/fail*` answers 500, everything else 200; `x-deadline: yes` in the
+/// `/slow*` sleeps 2 s, `/fail*` answers 500, `/cached*` is fresh for 60 s, everything
+/// else 200; `x-deadline: yes` in the
 /// response says the `Deadline` extension was there.
 pub fn app(count: Arc<AtomicUsize>) -> App {
     BoxCloneSyncService::new(service_fn(move |req: Request<Body>| {
@@ -31,6 +32,10 @@ pub fn app(count: Arc<AtomicUsize>) -> App {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
             let mut res = Response::new(Body::from("ok"));
+            if path.starts_with("/cached") {
+                res.headers_mut()
+                    .insert("cache-control", "public, max-age=60".parse().unwrap());
+            }
             if path.starts_with("/fail") {
                 *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
             }
