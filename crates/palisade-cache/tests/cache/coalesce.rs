@@ -1,9 +1,6 @@
 //! `CoalesceLayer`: one upstream call for concurrent identical requests; cancellation of
 //! followers and leaders; failures and large bodies.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Canary analysis: promotion when healthy, rollback on errors or latency, under paused time.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

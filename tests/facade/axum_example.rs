@@ -10,10 +10,10 @@
 ))]
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../examples/axum.rs"]
-mod axum_example;
+#[path = "../../examples/axum.rs"]
+mod example;
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::Ordering;
 
@@ -21,10 +21,10 @@ use palisade::toggle::{Flag, FlagSet};
 
 #[tokio::test]
 async fn per_route_stacks_behave_as_documented() {
-    let flags = axum_example::flags();
-    let base = support::serve(axum_example::app(flags.clone()).unwrap()).await;
+    let flags = example::flags();
+    let base = support::serve(example::app(flags.clone()).unwrap()).await;
     let c = reqwest::Client::new();
-    let before = axum_example::CHARGES.load(Ordering::SeqCst);
+    let before = example::CHARGES.load(Ordering::SeqCst);
 
     // /pay: idempotency key required → 400 problem, handler not run.
     let res = c
@@ -52,7 +52,7 @@ async fn per_route_stacks_behave_as_documented() {
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.bytes().await.unwrap(), first_body);
     assert_eq!(
-        axum_example::CHARGES.load(Ordering::SeqCst) - before,
+        example::CHARGES.load(Ordering::SeqCst) - before,
         1,
         "charged once"
     );
@@ -70,7 +70,7 @@ async fn per_route_stacks_behave_as_documented() {
             .unwrap()
             .starts_with("\"pay\";r=0;t=")
     );
-    assert_eq!(axum_example::CHARGES.load(Ordering::SeqCst) - before, 3);
+    assert_eq!(example::CHARGES.load(Ordering::SeqCst) - before, 3);
 
     // /search: three timeouts (504) open the breaker; the next call is a fast 503 + Retry-After.
     for _ in 0..3 {

@@ -1,6 +1,6 @@
 //! Routing: weights, stickiness, override, rules, blue-green, drain, response header.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Reload triggers: file changes (polled) and SIGHUP.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The flag gate: 404 while off, after the rate limit (which counts gated requests).
 
-mod support;
+use crate::support;
 
 use palisade_policy::{Format, Loader, PolicyHandle, PolicySet};
 use palisade_toggle::{FlagSet, StaticProvider};

@@ -1,7 +1,7 @@
 //! Reload: atomic swap, state kept for unchanged routes, reset for changed ones, bad files
 //! rejected with the last good set still serving.
 
-mod support;
+use crate::support;
 
 use palisade_policy::{Format, PolicyHandle, PolicySet};
 use support::Server;

@@ -1,7 +1,7 @@
 //! The in-memory store's byte bound: 1,000,000 distinct keys of 1 KiB bodies through a
 //! 64 MiB store. Checks the store's own accounting and the growth of the process's
 //! resident memory (Linux `/proc/self/status`). Slow in debug builds: `#[ignore]`d; run with
-//! `cargo test -p palisade-cache --release --test memory -- --ignored --nocapture`.
+//! `cargo test -p palisade-cache --release --test cache -- --ignored --nocapture memory::`.
 //!
 //! Status (2026-12-07, debug build): the store's accounting holds (67,108,552 bytes for
 //! 34,438 entries, 965,562 evicted) but RSS grows by 88,379,392 bytes (84 MiB), so the RSS

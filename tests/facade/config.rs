@@ -14,10 +14,10 @@
 ))]
 
 #[allow(dead_code)]
-#[path = "../examples/config.rs"]
+#[path = "../../examples/config.rs"]
 mod config_example;
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;

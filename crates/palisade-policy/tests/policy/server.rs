@@ -1,6 +1,6 @@
 //! Per-route stacks through real requests, on paused time.
 
-mod support;
+use crate::support;
 
 use axum_core::body::Body;
 use http::Request;

@@ -2,7 +2,7 @@
 //! called with a real HTTP client.
 #![cfg(feature = "timeout")]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

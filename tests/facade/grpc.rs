@@ -7,7 +7,7 @@
 ))]
 
 #[allow(dead_code)]
-#[path = "../examples/tonic.rs"]
+#[path = "../../examples/tonic.rs"]
 mod tonic_example;
 
 use std::time::{Duration, Instant};

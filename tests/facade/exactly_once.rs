@@ -3,7 +3,7 @@
 //! copy meets the original in flight, never makes the handler run twice.
 #![cfg(all(feature = "idempotency", feature = "axum"))]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

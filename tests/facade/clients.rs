@@ -11,14 +11,14 @@
 #![allow(clippy::duplicate_mod)]
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../examples/reqwest_client.rs"]
+#[path = "../../examples/reqwest_client.rs"]
 mod reqwest_example;
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../examples/hyper_client.rs"]
+#[path = "../../examples/hyper_client.rs"]
 mod hyper_example;
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

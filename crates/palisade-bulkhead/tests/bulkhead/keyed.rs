@@ -214,7 +214,7 @@ fn key_idle_timeout_is_bounded() {
 
 /// Per-new-key cost with every tracked key in use (none may be evicted), at 1,000, 10,000
 /// and 100,000 keys. Timing, so run on demand, in release:
-/// `cargo test -p palisade-bulkhead --release --test keyed -- --ignored --nocapture`.
+/// `cargo test -p palisade-bulkhead --release --test bulkhead -- --ignored --nocapture keyed::`.
 #[tokio::test(start_paused = true)]
 #[ignore = "timing; run in release on demand"]
 async fn cost_per_new_key_does_not_grow_with_the_key_count() {
