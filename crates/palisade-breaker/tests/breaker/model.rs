@@ -1,6 +1,6 @@
 //! A proptest model: random sequences of successes, failures, slow calls and clock advances
 //! go through the real service and through a plain reference state machine written here
-//! (SPECS §6 settings); admitted calls and states must match after every step. `Burst` starts
+//! (the reference settings of `service.rs`); admitted calls and states must match after every step. `Burst` starts
 //! several calls at once (all admitted or rejected before any finishes), which exercises the
 //! exact half-open probe count and outcomes of calls admitted before a transition.
 

@@ -18,8 +18,8 @@ use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
 const S: Duration = Duration::from_secs(1);
 
-/// SPECS §6 test settings: COUNT 10, minCalls 5, failure 50%, slow 50% @ 2 s, permitted 3,
-/// wait 60 s.
+/// The reference test settings (Resilience4j semantics): COUNT 10, minCalls 5, failure 50%,
+/// slow 50% @ 2 s, permitted 3, wait 60 s.
 fn specs_layer() -> CircuitBreakerLayer<ErrorsAsFailures> {
     CircuitBreakerLayer::builder()
         .window(SlidingWindow::Count(10))
@@ -415,8 +415,9 @@ fn no_lost_or_double_transitions_under_threads() {
     assert_eq!(log.last().unwrap().1, h.state());
 }
 
-/// SPECS §6.5 with `automatic_transition = true`: a timer moves OPEN → HALF_OPEN without a
-/// call, and (CB10-style) a stalled HALF_OPEN back to OPEN after `max_wait_in_half_open`.
+/// Resilience4j's automatic transition (`automatic_transition = true`): a timer moves
+/// OPEN → HALF_OPEN without a call, and (CB10-style) a stalled HALF_OPEN back to OPEN after
+/// `max_wait_in_half_open`.
 #[tokio::test(start_paused = true)]
 async fn automatic_transition_moves_states_without_calls() {
     let events = Arc::new(Mutex::new(Vec::new()));
@@ -460,7 +461,7 @@ async fn automatic_transition_moves_states_without_calls() {
     );
 }
 
-/// SPECS §6.1 TIME_BASED: calls older than the window's seconds stop counting, so failures
+/// A TIME_BASED window: calls older than the window's seconds stop counting, so failures
 /// spread thinly over time do not open the breaker, and the handle reads the live counts.
 #[tokio::test(start_paused = true)]
 async fn time_window_forgets_old_failures() {

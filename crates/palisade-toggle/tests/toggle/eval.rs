@@ -1,4 +1,4 @@
-//! Evaluation: SPECS §7 vectors, operators, reasons, errors, rollout distribution/stickiness.
+//! Evaluation: OpenFeature and flagd reference vectors, operators, reasons, errors, rollout distribution/stickiness.
 
 use palisade_toggle::{
     AttrValue, CmpOp, Condition, ErrorCode, EvaluationContext, Flag, FlagSet, FlagState, FlagValue,

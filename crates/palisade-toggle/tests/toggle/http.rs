@@ -92,7 +92,7 @@ async fn flags_layer_builds_context_from_key_headers_cookies_query_path() {
         .body(())
         .unwrap();
     let body = text(svc.clone().oneshot(req).await.unwrap()).await;
-    // SPECS §7 vector: headerColor + user-1 → blue.
+    // flagd reference vector (murmur3 x86_32, seed 0): headerColor + user-1 → blue.
     assert_eq!(
         body,
         r#"staff=true beta=true color=blue key=Some("user-1")"#
