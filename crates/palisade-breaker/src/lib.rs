@@ -34,7 +34,7 @@
 //! ```text
 //! cargo mutants -p palisade-breaker --file crates/palisade-breaker/src/machine.rs \
 //!     --file crates/palisade-breaker/src/window.rs -j 1 --timeout 60 \
-//!     -- --lib --test model --test breaker
+//!     -- --lib --test breaker
 //! ```
 //!
 //! Put it inside retry (so a retry meets the open breaker and stops) and outside the

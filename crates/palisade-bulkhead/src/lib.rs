@@ -40,7 +40,7 @@
 //! ```text
 //! cargo mutants -p palisade-bulkhead --file crates/palisade-bulkhead/src/admission.rs \
 //!     --file crates/palisade-bulkhead/src/adaptive.rs \
-//!     -j 1 --timeout 60 -- --lib --test bulkhead --test keyed --test adaptive --test events
+//!     -j 1 --timeout 60 -- --lib --test bulkhead
 //! ```
 //!
 //! Compared with `tower::limit::ConcurrencyLimit` + `LoadShed`: one layer, a queue with a

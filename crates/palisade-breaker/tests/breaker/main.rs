@@ -1,0 +1,5 @@
+//! Integration tests of palisade-breaker, one binary with a module per topic (tower's layout).
+
+mod keyed;
+mod model;
+mod service;

@@ -1,0 +1,4 @@
+//! Integration tests of palisade-chaos, one binary with a module per topic (tower's layout).
+
+mod faults;
+mod proof;

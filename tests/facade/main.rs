@@ -1,0 +1,11 @@
+//! Integration tests of the facade and its examples, one binary with a module per topic
+//! (tower's layout): real servers and clients on 127.0.0.1.
+
+mod support;
+
+mod axum_example;
+mod clients;
+mod config;
+mod exactly_once;
+mod grpc;
+mod timeout_http;
