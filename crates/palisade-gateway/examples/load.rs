@@ -72,20 +72,16 @@ async fn worker(uri: http::Uri, until: Instant) -> (Vec<u32>, u64) {
                 .body(Empty::new())
                 .expect("request");
             let start = Instant::now();
-            match send.send_request(req).await {
-                Ok(res) => {
-                    let ok = res.status().is_success();
-                    let _ = res.into_body().collect().await;
-                    if ok {
-                        lat.push(start.elapsed().as_micros() as u32);
-                    } else {
-                        errors += 1;
-                    }
-                }
-                Err(_) => {
-                    errors += 1;
-                    continue 'conn;
-                }
+            let Ok(res) = send.send_request(req).await else {
+                errors += 1;
+                continue 'conn;
+            };
+            let ok = res.status().is_success();
+            let _ = res.into_body().collect().await;
+            if ok {
+                lat.push(start.elapsed().as_micros() as u32);
+            } else {
+                errors += 1;
             }
         }
     }

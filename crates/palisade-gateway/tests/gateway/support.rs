@@ -141,7 +141,7 @@ pub(crate) struct Gateway {
     pub(crate) child: Child,
     pub(crate) addr: SocketAddr,
     pub(crate) admin: SocketAddr,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 /// A temporary directory removed when dropped.
@@ -215,13 +215,13 @@ impl Gateway {
             child,
             addr,
             admin,
-            _dir: dir,
+            dir,
         }
     }
 
     /// The config file the gateway was started with (rewrite it, then `POST /reload`).
     pub(crate) fn config_path(&self) -> std::path::PathBuf {
-        self._dir.0.join("gateway.toml")
+        self.dir.0.join("gateway.toml")
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
