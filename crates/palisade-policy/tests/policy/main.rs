@@ -3,11 +3,17 @@
 mod support;
 
 mod axum;
+mod builder;
+mod cache;
 mod cli;
+mod client;
 mod explain;
+mod fault;
 mod gate;
+mod gateway_sections;
 mod matcher;
 mod reload;
+mod schema;
 mod server;
 mod validate;
 mod watch;

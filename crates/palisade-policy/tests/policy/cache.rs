@@ -1,6 +1,6 @@
 //! The `cache` section: hits are answered below the rate limit and above the handler.
 
-mod support;
+use crate::support;
 
 use support::Server;
 

@@ -1,6 +1,6 @@
 //! A set built in code behaves, explains and reloads like the same file.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

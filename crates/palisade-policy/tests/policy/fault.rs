@@ -1,7 +1,7 @@
 //! The `fault` section: injected failures stand in for the handler, innermost, so the
 //! layers above react to them as to real ones.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
