@@ -1,7 +1,7 @@
 //! The checked-in JSON Schema is the one generated from the types.
 #![cfg(feature = "schema")]
 
-const CHECKED_IN: &str = include_str!("../palisade-policy.schema.json");
+const CHECKED_IN: &str = include_str!("../../palisade-policy.schema.json");
 
 #[test]
 fn the_checked_in_schema_is_up_to_date() {
@@ -48,7 +48,7 @@ fn the_schema_describes_sections_with_the_pattern_crates_fields() {
 #[cfg(feature = "toml")]
 #[test]
 fn the_example_file_uses_only_keys_the_schema_knows() {
-    let text = include_str!("../examples/policy.toml");
+    let text = include_str!("../../examples/policy.toml");
     let file: serde_json::Value = toml::from_str(text).unwrap();
     let s = palisade_policy::json_schema::json_schema();
     for key in file.as_object().unwrap().keys() {
