@@ -187,6 +187,7 @@ async fn forward(inner: Arc<Inner>, req: Request<Body>) -> Result<Response<Body>
             let status = match e {
                 UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 UpstreamError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                UpstreamError::Ejected => StatusCode::SERVICE_UNAVAILABLE,
                 UpstreamError::Connect(_) | UpstreamError::Other(_) => StatusCode::BAD_GATEWAY,
             };
             tracing::debug!(target: "palisade_gateway", upstream = %inner.group.name, error = %e, "upstream call failed");

@@ -39,6 +39,9 @@ pub(crate) enum UpstreamError {
     Timeout,
     /// The request body went over the route's `max_request_body`.
     BodyTooLarge,
+    /// The endpoint's breaker refused the call (it was ejected, or its recovery probes were
+    /// all taken, between the pick and the call).
+    Ejected,
     /// Connecting failed.
     Connect(String),
     /// Anything else (reset, protocol error).
@@ -50,6 +53,7 @@ impl std::fmt::Display for UpstreamError {
         match self {
             Self::Timeout => f.write_str("the upstream did not answer in time"),
             Self::BodyTooLarge => f.write_str("the request body is over the route's limit"),
+            Self::Ejected => f.write_str("the upstream endpoint is ejected; try again"),
             Self::Connect(e) => write!(f, "cannot connect to the upstream: {e}"),
             Self::Other(e) => write!(f, "upstream error: {e}"),
         }
@@ -129,7 +133,7 @@ impl Classifier<Response<Incoming>, UpstreamError> for OutlierClassifier {
         match result {
             Ok(res) if res.status().is_server_error() => Outcome::Failure,
             Ok(_) => Outcome::Success,
-            Err(UpstreamError::BodyTooLarge) => Outcome::Ignored,
+            Err(UpstreamError::BodyTooLarge | UpstreamError::Ejected) => Outcome::Ignored,
             Err(_) => Outcome::Failure,
         }
     }
@@ -144,7 +148,9 @@ pub(crate) fn breaker_config(o: &Outlier) -> Result<BreakerConfig, ConfigError> 
     c.wait_in_open = o.base_ejection_time;
     c.wait_multiplier = o.growth;
     c.max_wait_in_open = o.max_ejection_time;
-    c.permitted_in_half_open = 1;
+    // A small batch of probes decides recovery, so that concurrent requests to a recovering
+    // endpoint are not all refused.
+    c.permitted_in_half_open = o.minimum_calls.clamp(1, 1_000);
     c.automatic_transition = true;
     CircuitBreakerLayer::try_from(c.clone())?;
     Ok(c)
@@ -371,8 +377,9 @@ impl Group {
                 let r = b.clone().oneshot(req).await.map_err(|err: BoxError| {
                     match err.downcast::<UpstreamError>() {
                         Ok(u) => *u,
-                        // The breaker opened between the pick and the call.
-                        Err(other) => UpstreamError::Other(other.to_string()),
+                        // The breaker refused: it opened between the pick and the call, or
+                        // its half-open probes are all in flight.
+                        Err(_) => UpstreamError::Ejected,
                     }
                 });
                 if !was_open && e.ejected() {
@@ -389,6 +396,7 @@ impl Group {
                 }
                 Ok(res)
             }
+            Err(UpstreamError::Ejected) => Err(CallError::Upstream(UpstreamError::Ejected)),
             Err(err) => {
                 e.failures.fetch_add(1, Ordering::Relaxed);
                 Err(CallError::Upstream(err))
