@@ -45,7 +45,7 @@
 //! [`PolicySet::route_stack`].
 //!
 //! The file's JSON Schema is generated from these types (feature `schema`:
-//! [`json_schema`](crate::json_schema), `palisade-policy schema`) and checked in as
+//! `json_schema::json_schema`, `palisade-policy schema`) and checked in as
 //! `palisade-policy.schema.json`, so editors validate and complete a file as it is typed.
 //!
 //! In code the same thing is a builder: [`Policy::builder`] takes each pattern crate's typed

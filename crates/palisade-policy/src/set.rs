@@ -277,6 +277,15 @@ fn assemble(
         .unwrap_or_default();
     let mut clients = Vec::with_capacity(file.clients.len());
     for c in &file.clients {
+        if c.sections
+            .get("cache")
+            .is_some_and(serde_json::Value::is_object)
+        {
+            problems.push(Problem::new(
+                crate::error::join(&c.at, "cache"),
+                "a client has no cache layer (servers only)",
+            ));
+        }
         let eff = effective(file, c, &CLIENT_SECTIONS);
         let fp = fingerprint(&eff);
         let layers = if let Some(l) = old_clients.get(&(c.name.as_str(), fp.as_str())) {

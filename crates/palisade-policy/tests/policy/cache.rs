@@ -27,3 +27,12 @@ async fn a_cached_response_is_served_without_the_handler_but_counts_against_the_
     assert_eq!(stack[1]["layer"], "rate_limit");
     assert_eq!(stack[2]["layer"], "cache");
 }
+
+#[test]
+fn a_client_cache_is_refused_not_ignored() {
+    let err = palisade_policy::PolicySet::from_toml(
+        "[fallback]\n[[clients]]\nhost = \"a\"\ncache = { max_bytes = 1048576 }\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.problems()[0].path, "clients[0].cache");
+}
