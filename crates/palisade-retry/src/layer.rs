@@ -12,7 +12,7 @@ use tower_layer::Layer;
 use crate::backoff::Backoff;
 use crate::budget::{Budget, TpsBudget};
 use crate::events::RetryEvent;
-use crate::policy::DefaultPredicate;
+use crate::policy::{DefaultPredicate, IDEMPOTENCY_KEY, is_idempotent};
 use crate::service::Retry;
 
 /// Default replay buffer limit: 64 KiB.
@@ -188,6 +188,35 @@ pub(crate) struct Shared<P> {
     pub(crate) per_attempt_timeout: Option<Duration>,
     pub(crate) retry_unsafe: bool,
     pub(crate) predicate: P,
+}
+
+impl<P> Shared<P> {
+    /// Called once per request, by every request type: deposits into the budget and says
+    /// whether the request may be retried (more than one attempt allowed, and a safe method,
+    /// an `Idempotency-Key`, or unsafe methods allowed). `body_len` is the body's known
+    /// length (or lower bound); over the replay limit, [`RetryEvent::BodyTooLarge`] is
+    /// emitted and the request is not retried.
+    pub(crate) fn admit(
+        &self,
+        method: &http::Method,
+        headers: &http::HeaderMap,
+        body_len: u64,
+    ) -> bool {
+        if let Some(b) = &self.budget {
+            b.deposit();
+        }
+        let retryable = self.max_attempts > 1
+            && (self.retry_unsafe
+                || is_idempotent(method)
+                || headers.contains_key(IDEMPOTENCY_KEY));
+        if retryable && body_len > self.body_limit as u64 {
+            let limit = self.body_limit;
+            self.listeners
+                .emit_with(|| RetryEvent::BodyTooLarge { limit });
+            return false;
+        }
+        retryable
+    }
 }
 
 impl<P: Clone> RetryLayer<P> {

@@ -18,8 +18,7 @@ use tower_service::Service;
 
 use crate::Retry;
 use crate::attempts::{Attempts, Replay, Step};
-use crate::events::RetryEvent;
-use crate::policy::{IDEMPOTENCY_KEY, Predicate, is_idempotent};
+use crate::policy::Predicate;
 
 impl<S, P> Service<reqwest::Request> for Retry<S, P>
 where
@@ -37,25 +36,11 @@ where
 
     fn call(&mut self, req: reqwest::Request) -> Self::Future {
         let shared = self.shared().clone();
-        if let Some(b) = &shared.budget {
-            b.deposit();
-        }
-        let mut retryable = shared.max_attempts > 1
-            && (shared.retry_unsafe
-                || is_idempotent(req.method())
-                || req.headers().contains_key(IDEMPOTENCY_KEY));
-        if retryable
-            && req
-                .body()
-                .and_then(reqwest::Body::as_bytes)
-                .is_some_and(|b| b.len() > shared.body_limit)
-        {
-            let limit = shared.body_limit;
-            shared
-                .listeners
-                .emit_with(|| RetryEvent::BodyTooLarge { limit });
-            retryable = false;
-        }
+        let body_len = req
+            .body()
+            .and_then(reqwest::Body::as_bytes)
+            .map_or(0, |b| b.len() as u64);
+        let retryable = shared.admit(req.method(), req.headers(), body_len);
         let template = if retryable { req.try_clone() } else { None };
         let mut attempts = Attempts::new(shared, true);
         let fut = if template.is_none() {

@@ -11,10 +11,9 @@ use palisade_core::{BoxError, Deadline};
 use tower_service::Service;
 
 use crate::body::ReplayBody;
-use crate::events::RetryEvent;
 use crate::future::ResponseFuture;
 use crate::layer::Shared;
-use crate::policy::{IDEMPOTENCY_KEY, Predicate, is_idempotent};
+use crate::policy::Predicate;
 
 /// Retries failed requests; built by [`RetryLayer`](crate::RetryLayer).
 ///
@@ -75,21 +74,8 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let shared = self.shared.clone();
-        if let Some(b) = &shared.budget {
-            b.deposit();
-        }
-        let mut retryable = shared.max_attempts > 1
-            && (shared.retry_unsafe
-                || is_idempotent(req.method())
-                || req.headers().contains_key(IDEMPOTENCY_KEY));
-        if retryable && req.body().size_hint().lower() > shared.body_limit as u64 {
-            let limit = shared.body_limit;
-            shared
-                .listeners
-                .emit_with(|| RetryEvent::BodyTooLarge { limit });
-            retryable = false;
-        }
-        if !retryable {
+        let body_len = req.body().size_hint().lower();
+        if !shared.admit(req.method(), req.headers(), body_len) {
             // Not retryable: pass the body through untouched, never buffer.
             let fut = self.inner.call(req.map(ReplayBody::original));
             return ResponseFuture::single(fut, shared);
