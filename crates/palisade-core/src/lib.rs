@@ -11,7 +11,9 @@
 //!   path, global, closure).
 //! - [`request`]: method/path/headers/extensions over `http::Request<B>` and
 //!   `reqwest::Request`.
-//! - [`event`]: typed events to listeners and `tracing`, free when nobody listens.
+//! - [`event`]: typed events to listeners and `tracing`, free when nobody listens, with one
+//!   vocabulary every layer's events share (layer, instance name, kind, typed fields) and
+//!   live-gauge traits for handles.
 //! - [`deadline`]: the request's [`Deadline`] and `grpc-timeout`.
 //! - [`config`]: [`ConfigError`], naming the bad field and the allowed range.
 //! - [`keyed`]: [`KeyedStore`](keyed::KeyedStore), the bounded, idle-expiring per-key map
@@ -82,7 +84,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub use classify::{Classifier, DefaultClassifier, ErrorsAsFailures, Outcome, classify_fn};
 pub use config::ConfigError;
 pub use deadline::Deadline;
-pub use event::{Event, Listeners};
+pub use event::{Event, InstanceName, Listeners};
 pub use grpc::GrpcCode;
 pub use handle::{HandleRejections, HandleRejectionsLayer, RejectionBody, ResponseFuture};
 pub use key::{KeyError, KeyExtractor};
