@@ -250,6 +250,15 @@ impl<E: Event> Listeners<E> {
         }
     }
 
+    /// As [`emit_with`](Self::emit_with), handing `f` this instance's name (cloned only if
+    /// the event is observed): `listeners.emit_named(|instance| MyEvent::Shed { instance })`.
+    #[inline]
+    pub fn emit_named(&self, f: impl FnOnce(InstanceName) -> E) {
+        if self.is_observed() {
+            self.emit(&f(self.instance.clone()));
+        }
+    }
+
     /// Emits an event to `tracing`, the global listener and every listener here.
     pub fn emit(&self, event: &E) {
         tracing::debug!(
@@ -354,9 +363,7 @@ mod tests {
                 ));
             }));
         assert_eq!(l.instance(), "db");
-        l.emit_with(|| Shed {
-            instance: l.instance().clone(),
-        });
+        l.emit_named(|instance| Shed { instance });
         assert_eq!(
             *seen.lock().unwrap(),
             vec!["bulkhead/db/rejected Some(\"full\") None".to_owned()]
