@@ -11,6 +11,7 @@ use crate::window::SlidingWindow;
 /// Breaker settings, as in a config file (Resilience4j's names and defaults):
 ///
 /// ```toml
+/// name = "payments"
 /// window = { count = 100 }      # or { time = 60 } (seconds)
 /// minimum_calls = 100
 /// failure_rate_threshold = 50.0
@@ -31,6 +32,9 @@ use crate::window::SlidingWindow;
 )]
 #[non_exhaustive]
 pub struct BreakerConfig {
+    /// The breaker's instance name, for its events and metrics (`breaker="payments"`):
+    /// 1–128 visible ASCII characters. Default: none (`"breaker"`).
+    pub name: Option<String>,
     /// Count-based (last N calls, 1–10,000) or time-based (last N seconds, 1–3,600).
     pub window: SlidingWindow,
     /// Calls needed before rates count (1–window size for count windows). Default 100.
@@ -63,6 +67,7 @@ pub struct BreakerConfig {
 impl Default for BreakerConfig {
     fn default() -> Self {
         Self {
+            name: None,
             window: SlidingWindow::Count(100),
             minimum_calls: 100,
             failure_rate_threshold: 50.0,
