@@ -290,7 +290,7 @@ impl<S, P> Ctx<S, P> {
         let limit = self.shared.body_limit;
         self.shared
             .listeners
-            .emit_with(|| RetryEvent::BodyTooLarge { limit });
+            .emit_named(|instance| RetryEvent::BodyTooLarge { instance, limit });
         svc.call(Request::from_parts(
             parts,
             RetryBody::prefixed(prefix, rest),
@@ -327,9 +327,11 @@ impl<S, P> Ctx<S, P> {
 }
 
 fn give_up<P>(shared: &Shared<P>, attempts: u32, reason: GiveUpReason) {
-    shared
-        .listeners
-        .emit_with(|| RetryEvent::GaveUp { attempts, reason });
+    shared.listeners.emit_named(|instance| RetryEvent::GaveUp {
+        instance,
+        attempts,
+        reason,
+    });
 }
 
 /// The verdict after attempt number `attempts`: return the result, or retry after a delay
@@ -376,7 +378,7 @@ where
     if attempts >= shared.max_attempts {
         shared
             .listeners
-            .emit_with(|| RetryEvent::Exhausted { attempts });
+            .emit_named(|instance| RetryEvent::Exhausted { instance, attempts });
         return Next::Return;
     }
     let delay = match after {
@@ -406,10 +408,11 @@ where
     {
         shared
             .listeners
-            .emit_with(|| RetryEvent::BudgetExhausted { attempts });
+            .emit_named(|instance| RetryEvent::BudgetExhausted { instance, attempts });
         return Next::Return;
     }
-    shared.listeners.emit_with(|| RetryEvent::Attempt {
+    shared.listeners.emit_named(|instance| RetryEvent::Attempt {
+        instance,
         n: attempts + 1,
         delay,
         reason,

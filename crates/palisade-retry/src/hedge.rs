@@ -226,7 +226,7 @@ impl HedgeLayer {
                 delay: HedgeDelay::Fixed(delay),
                 max_hedged: 1,
                 budget: None,
-                listeners: Listeners::new(),
+                listeners: Listeners::new().named("hedge"),
                 hedge_unsafe: false,
                 predicate: DefaultPredicate,
             },
@@ -766,7 +766,7 @@ where
                     let attempts = st.sent;
                     st.shared
                         .listeners
-                        .emit_with(|| RetryEvent::BudgetExhausted { attempts });
+                        .emit_named(|instance| RetryEvent::BudgetExhausted { instance, attempts });
                     st.template = None;
                     continue;
                 }
@@ -795,7 +795,9 @@ where
                     });
                     st.sent += 1;
                     let n = st.sent;
-                    st.shared.listeners.emit_with(|| RetryEvent::Hedged { n });
+                    st.shared
+                        .listeners
+                        .emit_named(|instance| RetryEvent::Hedged { instance, n });
                     st.hedge_now = false;
                     st.withdrawn = false;
                     this.timer.set(Timer::after(Some(st.delay)));

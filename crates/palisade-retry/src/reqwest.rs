@@ -56,7 +56,7 @@ where
             let limit = shared.body_limit;
             shared
                 .listeners
-                .emit_with(|| RetryEvent::BodyTooLarge { limit });
+                .emit_named(|instance| RetryEvent::BodyTooLarge { instance, limit });
             retryable = false;
         }
         let template = if retryable { req.try_clone() } else { None };

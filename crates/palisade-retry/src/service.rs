@@ -97,7 +97,7 @@ where
             let limit = shared.body_limit;
             shared
                 .listeners
-                .emit_with(|| RetryEvent::BodyTooLarge { limit });
+                .emit_named(|instance| RetryEvent::BodyTooLarge { instance, limit });
             retryable = false;
         }
         if !retryable {
