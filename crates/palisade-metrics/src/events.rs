@@ -15,6 +15,15 @@ use crate::typed::{LayerMetrics, counter};
 
 type Hook = Arc<dyn Fn(&dyn Event) + Send + Sync>;
 
+/// The instance label of an event: its [`Event::instance`], or its layer's name when the
+/// instance was left unnamed (events of `Listeners::new()` that nobody named).
+pub(crate) fn instance(event: &dyn Event) -> &str {
+    match event.instance() {
+        "" => event.layer(),
+        name => name,
+    }
+}
+
 /// An [`AnyListener`] turning every Palisade layer's events into metrics.
 ///
 /// - Every event is counted as
@@ -188,7 +197,7 @@ impl EventMetrics {
 
 impl AnyListener for EventMetrics {
     fn on_event(&self, event: &dyn Event) {
-        self.record_instance(event.layer(), event.instance(), event.name());
+        self.record_instance(event.layer(), instance(event), event.name());
         if self.layer_metrics {
             self.cache.layers.record(event);
         }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use metrics::{Counter, Gauge, Histogram, Key, Label, SharedString};
 use palisade_core::event::{Event, state};
 
+use crate::events::instance;
 use crate::names::{
     BREAKER_STATE, BREAKER_TRANSITIONS_TOTAL, BULKHEAD_IN_FLIGHT_AT_ADMISSION,
     BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE, BULKHEAD_REJECTIONS_TOTAL, CANARY_ROLLBACKS_TOTAL,
@@ -137,7 +138,7 @@ impl LayerMetrics {
         };
         // One series entry for both decisions: keyed by layer only.
         self.ratelimit
-            .with("ratelimit", "", event.instance(), make, |h| {
+            .with("ratelimit", "", instance(event), make, |h| {
                 if limited {
                     h.limited.increment(1);
                 } else {
@@ -169,7 +170,7 @@ impl LayerMetrics {
             return;
         }
         self.bulkhead
-            .with("bulkhead", "", event.instance(), make, |h| match kind {
+            .with("bulkhead", "", instance(event), make, |h| match kind {
                 "admitted" => h.in_flight.record(count(event)),
                 "queued" => h.queue_depth.record(count(event)),
                 _ => h.rejections[index(&BULKHEAD_REASONS, event.reason())].increment(1),
@@ -194,7 +195,7 @@ impl LayerMetrics {
                 vec![Label::new("retry", instance)],
             ),
         };
-        self.retry.with("retry", "", event.instance(), make, |h| {
+        self.retry.with("retry", "", instance(event), make, |h| {
             if kind == "attempt" {
                 h.attempts[index(&RETRY_REASONS, event.reason())].increment(1);
             } else {
@@ -219,7 +220,7 @@ impl LayerMetrics {
             transitions: Arc::new(std::array::from_fn(|_| std::sync::OnceLock::new())),
         };
         self.breaker
-            .with("breaker", "", event.instance(), make, |h| {
+            .with("breaker", "", instance(event), make, |h| {
                 h.state.set(f64::from(to));
                 let i = usize::from(from) * state::ALL.len() + usize::from(to);
                 h.transitions[i]
@@ -246,7 +247,7 @@ impl LayerMetrics {
         let (Some(arm), Some(percent)) = (event.target(), event.percent()) else {
             return;
         };
-        let split = SharedString::from(event.instance().to_owned());
+        let split = SharedString::from(instance(event).to_owned());
         let arm = self.arm_label(arm);
         metrics::gauge!(CANARY_WEIGHT_PERCENT, "traffic" => split.clone(), "arm" => arm.clone())
             .set(f64::from(percent));
