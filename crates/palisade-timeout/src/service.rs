@@ -136,7 +136,7 @@ where
                             .emit_named(|instance| TimeoutEvent::InvalidDeadlineHeader {
                                 instance,
                                 header: GRPC_TIMEOUT_NAME,
-                            })
+                            });
                     }
                 }
             }
@@ -154,7 +154,7 @@ where
                             .emit_named(|instance| TimeoutEvent::InvalidDeadlineHeader {
                                 instance,
                                 header: name.clone(),
-                            })
+                            });
                     }
                 }
             }

@@ -93,7 +93,6 @@ impl<M> ShadowLayer<M> {
     }
 
     /// The layer's instance name, carried by its events. Default `"shadow"`.
-    #[must_use]
     pub fn name(mut self, name: impl Into<palisade_core::InstanceName>) -> Self {
         self.listeners = self.listeners.named(name);
         self

@@ -336,7 +336,6 @@ impl<S, K, C> SplitBuilder<S, K, C> {
 
     /// The split's instance name, carried by its events (and its canary controller's) so
     /// metrics label it (`traffic="checkout"`). Default `"traffic"`.
-    #[must_use]
     pub fn name(mut self, name: impl Into<InstanceName>) -> Self {
         self.listeners = self.listeners.named(name);
         self
