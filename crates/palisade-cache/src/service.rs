@@ -446,7 +446,7 @@ where
     let directives = policy::response_directives(s, &parts.headers);
     let not_stored = |reason| {
         s.listeners
-            .emit_named(|instance| CacheEvent::NotStored { instance, reason })
+            .emit_named(|instance| CacheEvent::NotStored { instance, reason });
     };
     let vary = match policy::storable(info, parts.status, &parts.headers, &directives) {
         Ok(v) => v,
