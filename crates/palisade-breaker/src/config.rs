@@ -11,6 +11,7 @@ use crate::window::SlidingWindow;
 /// Breaker settings, as in a config file (Resilience4j's names and defaults):
 ///
 /// ```toml
+/// name = "payments"
 /// window = { count = 100 }      # or { time = 60 } (seconds)
 /// minimum_calls = 100
 /// failure_rate_threshold = 50.0
@@ -32,6 +33,9 @@ use crate::window::SlidingWindow;
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct BreakerConfig {
+    /// The breaker's instance name, for its events and metrics (`breaker="payments"`):
+    /// 1–128 visible ASCII characters. Default: none (`"breaker"`).
+    pub name: Option<String>,
     /// Count-based (last N calls, 1–10,000) or time-based (last N seconds, 1–3,600).
     pub window: SlidingWindow,
     /// Calls needed before rates count (1–window size for count windows). Default 100.
@@ -68,6 +72,7 @@ pub struct BreakerConfig {
 impl Default for BreakerConfig {
     fn default() -> Self {
         Self {
+            name: None,
             window: SlidingWindow::Count(100),
             minimum_calls: 100,
             failure_rate_threshold: 50.0,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use palisade_core::Event;
+use palisade_core::event::{Event, InstanceName};
 
 use crate::State;
 
@@ -13,7 +13,7 @@ pub enum BreakerEvent {
     /// The state changed.
     StateChanged {
         /// The breaker's name.
-        name: &'static str,
+        instance: InstanceName,
         /// The state before.
         from: State,
         /// The state after.
@@ -22,7 +22,7 @@ pub enum BreakerEvent {
     /// A call was rejected without reaching the service.
     Rejected {
         /// The breaker's name.
-        name: &'static str,
+        instance: InstanceName,
         /// The state that rejected it.
         state: State,
         /// The retry hint given to the caller.
@@ -38,6 +38,30 @@ impl Event for BreakerEvent {
         match self {
             Self::StateChanged { .. } => "state_changed",
             Self::Rejected { .. } => "rejected",
+        }
+    }
+    fn instance(&self) -> &str {
+        match self {
+            Self::StateChanged { instance, .. } | Self::Rejected { instance, .. } => instance,
+        }
+    }
+    /// The state after a change, or the state that rejected.
+    fn state(&self) -> Option<&'static str> {
+        match self {
+            Self::StateChanged { to: s, .. } | Self::Rejected { state: s, .. } => Some(s.as_str()),
+        }
+    }
+    fn previous_state(&self) -> Option<&'static str> {
+        match self {
+            Self::StateChanged { from, .. } => Some(from.as_str()),
+            Self::Rejected { .. } => None,
+        }
+    }
+    /// The retry hint of a rejection.
+    fn duration(&self) -> Option<Duration> {
+        match self {
+            Self::Rejected { retry_after, .. } => *retry_after,
+            Self::StateChanged { .. } => None,
         }
     }
 }

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use palisade_core::event::{InstanceName, StateGauge};
+
 use crate::State;
 use crate::shared::Breaker;
 use crate::window::Totals;
@@ -25,7 +27,7 @@ impl fmt::Debug for BreakerHandle {
 impl BreakerHandle {
     /// The breaker's name (its builder's [`name`](crate::CircuitBreakerBuilder::name)), as
     /// its events carry it.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> &InstanceName {
         self.breaker.name()
     }
     /// The current state. A finished OPEN wait shows as OPEN until the next call moves the
@@ -64,5 +66,15 @@ impl BreakerHandle {
     /// Back to CLOSED with fresh metrics.
     pub fn reset(&self) {
         self.breaker.force(State::Closed);
+    }
+}
+
+/// Live state for metrics exporters (`palisade-metrics`'s `watch_breaker`).
+impl StateGauge for BreakerHandle {
+    fn state(&self) -> &'static str {
+        self.breaker.state().as_str()
+    }
+    fn instance(&self) -> InstanceName {
+        self.name().clone()
     }
 }

@@ -5,8 +5,9 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use palisade_core::config::check_instance_name;
 use palisade_core::keyed::KeyedStore;
-use palisade_core::{BoxError, Classifier, ConfigError, KeyExtractor, Listeners};
+use palisade_core::{BoxError, Classifier, ConfigError, InstanceName, KeyExtractor, Listeners};
 use std::time::Duration;
 use tokio::time::Instant;
 use tower_layer::Layer;
@@ -16,6 +17,7 @@ use crate::config::BreakerConfig;
 use crate::events::BreakerEvent;
 use crate::future::{Guard, ResponseFuture};
 use crate::handle::BreakerHandle;
+use crate::layer::DEFAULT_NAME;
 use crate::machine::{Settings, State};
 use crate::shared::Breaker;
 
@@ -36,7 +38,6 @@ fn pinned(b: &Arc<Breaker>, now: Instant) -> bool {
 }
 
 struct Registry<K> {
-    name: &'static str,
     settings: Settings,
     listeners: Listeners<BreakerEvent>,
     store: KeyedStore<K, Arc<Breaker>>,
@@ -50,7 +51,6 @@ impl<K: Hash + Eq + Clone> Registry<K> {
         idle: Duration,
     ) -> Self {
         Self {
-            name: "breaker",
             settings,
             listeners,
             store: KeyedStore::new(max_keys, idle).pin_while(pinned),
@@ -58,7 +58,7 @@ impl<K: Hash + Eq + Clone> Registry<K> {
     }
 
     fn fresh(&self) -> Arc<Breaker> {
-        Breaker::new(self.name, self.settings.clone(), self.listeners.clone())
+        Breaker::new(self.settings.clone(), self.listeners.clone())
     }
 
     /// The breaker of `key`, made if new. At the cap the least recently used evictable
@@ -133,7 +133,13 @@ impl<X: KeyExtractor<R>, R> KeyedCircuitBreakerLayer<X, R> {
     pub fn new(extractor: X, config: &BreakerConfig, max_keys: usize) -> Result<Self, ConfigError> {
         palisade_core::config::check_range("max_keys", max_keys, 1, 1_000_000)?;
         let settings = config.validate()?;
-        let listeners = Listeners::new();
+        let listeners = Listeners::new().named(match &config.name {
+            Some(name) => {
+                check_instance_name("name", name)?;
+                InstanceName::from(name)
+            }
+            None => InstanceName::new_static(DEFAULT_NAME),
+        });
         Ok(Self {
             extractor,
             registry: Arc::new(Registry::new(
@@ -169,6 +175,17 @@ impl<X: KeyExtractor<R>, R, C> KeyedCircuitBreakerLayer<X, R, C> {
         let listeners = r.listeners.clone().on(f);
         self.registry = Arc::new(r.rebuilt(listeners, r.store.max_keys(), r.store.idle()));
         self
+    }
+    /// Names the keyed breaker (every key's breaker carries this name in its events; the
+    /// key is not in them), overriding the config's `name`. Call it while configuring: it
+    /// starts a fresh, empty set of breakers. 1–128 visible ASCII characters.
+    pub fn name(mut self, name: impl Into<InstanceName>) -> Result<Self, ConfigError> {
+        let name = name.into();
+        check_instance_name("name", &name)?;
+        let r = &self.registry;
+        let listeners = r.listeners.clone().named(name);
+        self.registry = Arc::new(r.rebuilt(listeners, r.store.max_keys(), r.store.idle()));
+        Ok(self)
     }
     /// Drops a key's breaker after `idle` without calls (1 ms–7 days; default 1 h), unless
     /// it is OPEN with its wait running, HALF_OPEN or in a state set by hand. Call it while

@@ -1,7 +1,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use palisade_core::{ConfigError, DefaultClassifier, Listeners};
+use palisade_core::config::check_instance_name;
+use palisade_core::{ConfigError, DefaultClassifier, InstanceName, Listeners};
 use tower_layer::Layer;
 
 use crate::config::BreakerConfig;
@@ -16,16 +17,19 @@ use crate::window::SlidingWindow;
 pub struct CircuitBreakerBuilder<C = DefaultClassifier> {
     config: BreakerConfig,
     classifier: C,
-    name: &'static str,
+    name: Option<InstanceName>,
     listeners: Listeners<BreakerEvent>,
 }
+
+/// The instance name of an unnamed breaker.
+pub(crate) const DEFAULT_NAME: &str = "breaker";
 
 impl CircuitBreakerBuilder {
     fn new() -> Self {
         Self {
             config: BreakerConfig::default(),
             classifier: DefaultClassifier::new(),
-            name: "breaker",
+            name: None,
             listeners: Listeners::new(),
         }
     }
@@ -35,13 +39,18 @@ impl<C> CircuitBreakerBuilder<C> {
     /// Starts from a (deserialized) config.
     #[must_use]
     pub fn config(mut self, config: BreakerConfig) -> Self {
+        if let Some(name) = &config.name {
+            self.name = Some(name.into());
+        }
         self.config = config;
         self
     }
-    /// A name for events and logs (e.g. the upstream).
+    /// The breaker's instance name, carried by its events and handle so metrics label it
+    /// (`breaker="payments"`; e.g. the upstream): 1–128 visible ASCII characters, checked by
+    /// `build` (default `"breaker"`).
     #[must_use]
-    pub fn name(mut self, name: &'static str) -> Self {
-        self.name = name;
+    pub fn name(mut self, name: impl Into<InstanceName>) -> Self {
+        self.name = Some(name.into());
         self
     }
     /// The sliding window (default: the last 100 calls).
@@ -131,8 +140,15 @@ impl<C> CircuitBreakerBuilder<C> {
     /// the layer makes and all their clones).
     pub fn build(self) -> Result<CircuitBreakerLayer<C>, ConfigError> {
         let settings = self.config.validate()?;
+        let name = match self.name {
+            Some(name) => {
+                check_instance_name("name", &name)?;
+                name
+            }
+            None => InstanceName::new_static(DEFAULT_NAME),
+        };
         Ok(CircuitBreakerLayer {
-            breaker: Breaker::new(self.name, settings, self.listeners),
+            breaker: Breaker::new(settings, self.listeners.named(name)),
             classifier: self.classifier,
         })
     }

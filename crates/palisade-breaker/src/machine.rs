@@ -339,3 +339,17 @@ impl Machine {
 #[cfg(test)]
 #[allow(clippy::many_single_char_names)]
 mod tests;
+
+#[cfg(test)]
+mod vocabulary {
+    use super::State;
+    use palisade_core::event::state;
+
+    #[test]
+    fn state_names_and_codes_are_cores() {
+        for code in 0..6_u8 {
+            let s = State::from_u8(code);
+            assert_eq!(state::code(s.as_str()), Some(s as u8));
+        }
+    }
+}

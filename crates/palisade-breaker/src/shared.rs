@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use palisade_core::clock::{Clock, nanos};
-use palisade_core::{CircuitOpen, Listeners};
+use palisade_core::{CircuitOpen, InstanceName, Listeners};
 use tokio::time::Instant;
 
 use crate::events::BreakerEvent;
@@ -16,7 +16,6 @@ use crate::window::Totals;
 
 #[derive(Debug)]
 pub(crate) struct Breaker {
-    name: &'static str,
     clock: Clock,
     state: AtomicU8,
     /// End of the current OPEN period, in nanoseconds on `clock`.
@@ -31,16 +30,12 @@ pub(crate) struct Breaker {
 }
 
 impl Breaker {
-    pub(crate) fn new(
-        name: &'static str,
-        settings: Settings,
-        listeners: Listeners<BreakerEvent>,
-    ) -> Arc<Self> {
+    /// `listeners` carry the breaker's instance name.
+    pub(crate) fn new(settings: Settings, listeners: Listeners<BreakerEvent>) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             automatic: settings.automatic,
             wait_in_open: settings.wait_in_open,
             me: me.clone(),
-            name,
             clock: Clock::new(),
             state: AtomicU8::new(State::Closed as u8),
             open_until: AtomicU64::new(0),
@@ -49,8 +44,8 @@ impl Breaker {
         })
     }
 
-    pub(crate) fn name(&self) -> &'static str {
-        self.name
+    pub(crate) fn name(&self) -> &InstanceName {
+        self.listeners.instance()
     }
 
     pub(crate) fn now(&self) -> Duration {
@@ -95,12 +90,12 @@ impl Breaker {
             {
                 self.schedule(d);
             }
-            let name = self.name;
-            self.listeners.emit_with(|| BreakerEvent::StateChanged {
-                name,
-                from: t.from,
-                to: t.to,
-            });
+            self.listeners
+                .emit_named(|instance| BreakerEvent::StateChanged {
+                    instance,
+                    from: t.from,
+                    to: t.to,
+                });
         }
     }
 
@@ -131,12 +126,12 @@ impl Breaker {
     }
 
     fn reject(&self, r: Rejected) -> CircuitOpen {
-        let name = self.name;
-        self.listeners.emit_with(|| BreakerEvent::Rejected {
-            name,
-            state: r.state,
-            retry_after: r.retry_after,
-        });
+        self.listeners
+            .emit_named(|instance| BreakerEvent::Rejected {
+                instance,
+                state: r.state,
+                retry_after: r.retry_after,
+            });
         CircuitOpen::new(r.retry_after)
     }
 

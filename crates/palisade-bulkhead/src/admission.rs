@@ -185,7 +185,11 @@ impl Admission {
 
     fn granted(self: &Arc<Self>, lane: usize, in_flight: usize) -> Acquire {
         self.listeners
-            .emit_with(|| BulkheadEvent::Admitted { lane, in_flight });
+            .emit_named(|instance| BulkheadEvent::Admitted {
+                instance,
+                lane,
+                in_flight,
+            });
         Acquire::Granted(Permit {
             admission: self.clone(),
             started: self.adaptive.then(Instant::now),
@@ -238,8 +242,11 @@ impl Admission {
             q.lanes[lane].push_back(w.clone());
             drop(q);
             let depth = s.queued() + 1;
-            self.listeners
-                .emit_with(|| BulkheadEvent::Queued { lane, depth });
+            self.listeners.emit_named(|instance| BulkheadEvent::Queued {
+                instance,
+                lane,
+                depth,
+            });
             return Acquire::Queued(w);
         }
     }
@@ -251,7 +258,11 @@ impl Admission {
         let in_flight = self.load().in_flight();
         let lane = w.lane;
         self.listeners
-            .emit_with(|| BulkheadEvent::Admitted { lane, in_flight });
+            .emit_named(|instance| BulkheadEvent::Admitted {
+                instance,
+                lane,
+                in_flight,
+            });
         Permit {
             admission: self.clone(),
             started: self.adaptive.then(Instant::now),
@@ -296,7 +307,7 @@ impl Admission {
             drop(q);
             if from != to {
                 self.listeners
-                    .emit_with(|| BulkheadEvent::LimitChanged { from, to });
+                    .emit_named(|instance| BulkheadEvent::LimitChanged { instance, from, to });
             }
             return;
         }
@@ -362,7 +373,11 @@ impl Admission {
         drop(q);
         if from != limit {
             self.listeners
-                .emit_with(|| BulkheadEvent::LimitChanged { from, to: limit });
+                .emit_named(|instance| BulkheadEvent::LimitChanged {
+                    instance,
+                    from,
+                    to: limit,
+                });
         }
     }
 }

@@ -29,6 +29,7 @@ pub enum BulkheadMode {
 /// Bulkhead settings:
 ///
 /// ```toml
+/// name = "db"
 /// max_concurrent = 64
 /// max_queue = 128
 /// max_queue_wait = "250ms"
@@ -43,6 +44,9 @@ pub enum BulkheadMode {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct BulkheadConfig {
+    /// The bulkhead's instance name, for its events and metrics (`bulkhead="db"`): 1–128
+    /// visible ASCII characters. Default: none (`"bulkhead"`).
+    pub name: Option<String>,
     /// Most calls inside at once, 1–1,000,000. Default 64.
     pub max_concurrent: usize,
     /// Most requests waiting, 0–1,000,000. Default 0.
@@ -107,6 +111,7 @@ impl From<&AdaptiveConfig> for crate::Aimd {
 impl Default for BulkheadConfig {
     fn default() -> Self {
         Self {
+            name: None,
             max_concurrent: 64,
             max_queue: 0,
             max_queue_wait: Duration::from_secs(1),

@@ -1,6 +1,6 @@
 //! Events emitted by the bulkhead.
 
-use palisade_core::Event;
+use palisade_core::event::{Event, InstanceName};
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub enum RejectReason {
 pub enum BulkheadEvent {
     /// A request got a slot (at once or after queueing).
     Admitted {
+        /// The bulkhead's name.
+        instance: InstanceName,
         /// Its priority lane.
         lane: usize,
         /// Calls inside after admitting it.
@@ -26,6 +28,8 @@ pub enum BulkheadEvent {
     },
     /// A request was queued; `depth` is the queue length after it.
     Queued {
+        /// The bulkhead's name.
+        instance: InstanceName,
         /// Its priority lane.
         lane: usize,
         /// Queue length after queueing it.
@@ -33,6 +37,8 @@ pub enum BulkheadEvent {
     },
     /// A request was refused with `BulkheadFull`.
     Rejected {
+        /// The bulkhead's name.
+        instance: InstanceName,
         /// Its priority lane.
         lane: usize,
         /// Why.
@@ -40,6 +46,8 @@ pub enum BulkheadEvent {
     },
     /// The concurrency limit changed (through the handle or the adaptive limit).
     LimitChanged {
+        /// The bulkhead's name.
+        instance: InstanceName,
         /// Old limit.
         from: usize,
         /// New limit.
@@ -57,6 +65,41 @@ impl Event for BulkheadEvent {
             Self::Queued { .. } => "queued",
             Self::Rejected { .. } => "rejected",
             Self::LimitChanged { .. } => "limit_changed",
+        }
+    }
+    fn instance(&self) -> &str {
+        match self {
+            Self::Admitted { instance, .. }
+            | Self::Queued { instance, .. }
+            | Self::Rejected { instance, .. }
+            | Self::LimitChanged { instance, .. } => instance,
+        }
+    }
+    /// `full`, `queue_timeout` or `too_many_keys` on `rejected`.
+    fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Rejected { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        }
+    }
+    /// Calls inside after an admission, queue length after an enqueue, the new limit.
+    fn count(&self) -> Option<u64> {
+        match self {
+            Self::Admitted { in_flight: n, .. }
+            | Self::Queued { depth: n, .. }
+            | Self::LimitChanged { to: n, .. } => Some(*n as u64),
+            Self::Rejected { .. } => None,
+        }
+    }
+}
+
+impl RejectReason {
+    /// Stable snake_case name: `full`, `queue_timeout`, `too_many_keys`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::QueueTimeout => "queue_timeout",
+            Self::TooManyKeys => "too_many_keys",
         }
     }
 }

@@ -176,13 +176,13 @@ where
                             if let Some(w) = guard.waiter.take() {
                                 guard.admission.abandon(&w);
                             }
-                            guard
-                                .admission
-                                .listeners
-                                .emit_with(|| BulkheadEvent::Rejected {
+                            guard.admission.listeners.emit_named(|instance| {
+                                BulkheadEvent::Rejected {
+                                    instance,
                                     lane,
                                     reason: RejectReason::QueueTimeout,
-                                });
+                                }
+                            });
                             return Poll::Ready(Err(error.into()));
                         } else {
                             return Poll::Pending;

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use palisade_core::event::{InstanceName, OccupancyGauge};
+
 use crate::admission::Admission;
 
 /// A cloneable handle on one bulkhead: in-flight, queued and limit, for health checks and
@@ -12,6 +14,10 @@ pub struct BulkheadHandle {
 }
 
 impl BulkheadHandle {
+    /// The bulkhead's name (its builder's `name`, or `"bulkhead"`).
+    pub fn name(&self) -> &InstanceName {
+        self.admission.listeners.instance()
+    }
     /// Calls inside now (holding a slot).
     pub fn in_flight(&self) -> usize {
         self.admission.in_flight()
@@ -28,5 +34,18 @@ impl BulkheadHandle {
     /// an adaptive limit, the algorithm carries on from the new value.
     pub fn set_limit(&self, limit: usize) {
         self.admission.set_limit(limit.max(1));
+    }
+}
+
+/// Live occupancy for metrics exporters (`palisade-metrics`'s `watch_bulkhead`).
+impl OccupancyGauge for BulkheadHandle {
+    fn in_flight(&self) -> usize {
+        self.admission.in_flight()
+    }
+    fn queued(&self) -> usize {
+        self.admission.queued()
+    }
+    fn instance(&self) -> InstanceName {
+        self.name().clone()
     }
 }

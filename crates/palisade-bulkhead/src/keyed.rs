@@ -284,7 +284,8 @@ where
             admit(&admission, &mut self.inner, req, lane, wait)
         } else {
             let t = &self.layer.shared.template;
-            t.listeners.emit_with(|| BulkheadEvent::Rejected {
+            t.listeners.emit_named(|instance| BulkheadEvent::Rejected {
+                instance,
                 lane,
                 reason: RejectReason::TooManyKeys,
             });

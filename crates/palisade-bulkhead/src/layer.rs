@@ -2,7 +2,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use palisade_core::{ConfigError, Listeners};
+use palisade_core::config::check_instance_name;
+use palisade_core::{ConfigError, InstanceName, Listeners};
 use tower_layer::Layer;
 
 use crate::adaptive::{Adaptive, Aimd, Gradient};
@@ -24,9 +25,13 @@ pub struct BulkheadBuilder<P = NoPriority, Rel = OnBodyEnd> {
     priority: P,
     adaptive: Option<Adaptive>,
     listeners: Listeners<BulkheadEvent>,
+    name: Option<InstanceName>,
     key_idle: Duration,
     _release: PhantomData<fn() -> Rel>,
 }
+
+/// The instance name of an unnamed bulkhead.
+const DEFAULT_NAME: &str = "bulkhead";
 
 /// Default [`key_idle_timeout`](BulkheadBuilder::key_idle_timeout): 1 hour.
 pub const DEFAULT_KEY_IDLE: Duration = Duration::from_secs(3_600);
@@ -42,7 +47,18 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
         if let Some(a) = &config.adaptive {
             self.adaptive = Some(Adaptive::Aimd(a.into()));
         }
+        if let Some(name) = &config.name {
+            self.name = Some(name.into());
+        }
         self.config = config;
+        self
+    }
+    /// The bulkhead's instance name, carried by its events and handle so metrics label it
+    /// (`bulkhead="db"`): 1–128 visible ASCII characters, checked by `build` (default
+    /// `"bulkhead"`).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<InstanceName>) -> Self {
+        self.name = Some(name.into());
         self
     }
     /// Most calls inside at once (default 64).
@@ -82,6 +98,7 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
             priority,
             adaptive: self.adaptive,
             listeners: self.listeners,
+            name: self.name,
             key_idle: self.key_idle,
             _release: PhantomData,
         }
@@ -97,6 +114,7 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
             priority: self.priority,
             adaptive: self.adaptive,
             listeners: self.listeners,
+            name: self.name,
             key_idle: self.key_idle,
             _release: PhantomData,
         }
@@ -138,7 +156,8 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
                 self.config.max_queue,
                 self.reserved.into_boxed_slice(),
                 self.adaptive,
-                self.listeners,
+                self.listeners
+                    .named(self.name.unwrap_or(InstanceName::new_static(DEFAULT_NAME))),
             )),
             priority: self.priority,
             mode: self.config.mode,
@@ -179,7 +198,9 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
                     max_queue: self.config.max_queue,
                     reserve: self.reserved.into_boxed_slice(),
                     adaptive: self.adaptive,
-                    listeners: self.listeners,
+                    listeners: self
+                        .listeners
+                        .named(self.name.unwrap_or(InstanceName::new_static(DEFAULT_NAME))),
                 },
                 max_keys,
                 self.key_idle,
@@ -194,6 +215,9 @@ impl<P, Rel> BulkheadBuilder<P, Rel> {
     /// Checks every setting; returns the initial limit.
     fn validate(&self) -> Result<usize, ConfigError> {
         self.config.validate()?;
+        if let Some(name) = &self.name {
+            check_instance_name("name", name)?;
+        }
         palisade_core::config::check_range("lanes", self.lanes, 1, 16)?;
         for (i, r) in self.reserved.iter().enumerate() {
             if *r >= self.config.max_concurrent {
@@ -297,6 +321,7 @@ impl BulkheadLayer {
             priority: NoPriority,
             adaptive: None,
             listeners: Listeners::new(),
+            name: None,
             key_idle: DEFAULT_KEY_IDLE,
             _release: PhantomData,
         }

@@ -187,6 +187,10 @@ pub(crate) fn reject(
 ) -> BulkheadFull {
     admission
         .listeners
-        .emit_with(|| BulkheadEvent::Rejected { lane, reason });
+        .emit_named(|instance| BulkheadEvent::Rejected {
+            instance,
+            lane,
+            reason,
+        });
     BulkheadFull::new(Some(max_queue_wait))
 }

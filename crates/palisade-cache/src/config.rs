@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use http::HeaderName;
 use palisade_core::ConfigError;
-use palisade_core::config::{check_duration, check_range};
+use palisade_core::config::{check_duration, check_instance_name, check_range};
 
 use crate::freshness::Heuristic;
 use crate::layer::{CacheLayer, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TTL, DEFAULT_MAX_VARIANTS};
@@ -36,6 +36,9 @@ pub const MAX_BODY_BYTES: usize = 64 << 20;
 )]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct CacheConfig {
+    /// The layer's instance name, for its events and metrics: 1–128 visible ASCII
+    /// characters. Default: none (`"cache"`).
+    pub name: Option<String>,
     /// Bytes the store may hold (64 KiB – 64 GiB; default 64 MiB).
     pub max_bytes: u64,
     /// Largest body stored (1 B – 64 MiB and at most `max_bytes`; default 1 MiB).
@@ -65,6 +68,7 @@ pub struct CacheConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
+            name: None,
             max_bytes: 64 << 20,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_ttl: DEFAULT_MAX_TTL,
@@ -104,6 +108,10 @@ impl CacheConfig {
             .max_body_bytes(self.max_body_bytes)
             .max_ttl(self.max_ttl)
             .max_variants(self.max_variants);
+        if let Some(name) = &self.name {
+            check_instance_name("name", name)?;
+            layer = layer.name(name);
+        }
         if self.heuristic {
             layer = layer.heuristic(Heuristic {
                 percent: self.heuristic_percent,

@@ -1,52 +1,100 @@
 //! [`CacheEvent`]: what the cache decided, for listeners, metrics and `tracing`.
 
-use palisade_core::Event;
+use palisade_core::event::{Event, InstanceName};
 
 /// One decision of the cache layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CacheEvent {
     /// Answered from storage with a fresh response.
-    Hit,
+    Hit {
+        /// The cache layer's name.
+        instance: InstanceName,
+    },
     /// No usable stored response; the request went upstream.
-    Miss,
+    Miss {
+        /// The cache layer's name.
+        instance: InstanceName,
+    },
     /// Answered with a stale stored response (allowed by `max-stale`, `stale-if-error` or
     /// `stale-while-revalidate`).
-    Stale,
+    Stale {
+        /// The cache layer's name.
+        instance: InstanceName,
+    },
     /// A stored response was validated upstream (304) and served.
-    Revalidated,
+    Revalidated {
+        /// The cache layer's name.
+        instance: InstanceName,
+    },
     /// A response was stored.
     Stored {
+        /// The cache layer's name.
+        instance: InstanceName,
         /// Bytes of the stored variant.
         bytes: usize,
     },
     /// A response was not stored.
     NotStored {
+        /// The cache layer's name.
+        instance: InstanceName,
         /// Why (`"no-store"`, `"private"`, `"authorization"`, `"status"`, `"vary-star"`,
         /// `"too-large"`, `"no-freshness"`, `"method"`, `"trailers"`, `"body-error"`).
         reason: &'static str,
     },
     /// Stored responses were invalidated after an unsafe request succeeded.
-    Invalidated,
+    Invalidated {
+        /// The cache layer's name.
+        instance: InstanceName,
+    },
     /// `only-if-cached` found nothing usable: answered 504.
-    OnlyIfCachedMiss,
+    OnlyIfCachedMiss {
+        /// The cache layer's name.
+        instance: InstanceName,
+    },
 }
 
 impl Event for CacheEvent {
+    /// Why a response was not stored.
+    fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::NotStored { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+    /// Bytes stored.
+    fn count(&self) -> Option<u64> {
+        match self {
+            Self::Stored { bytes, .. } => Some(*bytes as u64),
+            _ => None,
+        }
+    }
+    fn instance(&self) -> &str {
+        match self {
+            Self::Hit { instance, .. }
+            | Self::Miss { instance, .. }
+            | Self::Stale { instance, .. }
+            | Self::Revalidated { instance, .. }
+            | Self::Stored { instance, .. }
+            | Self::NotStored { instance, .. }
+            | Self::Invalidated { instance, .. }
+            | Self::OnlyIfCachedMiss { instance, .. } => instance,
+        }
+    }
     fn layer(&self) -> &'static str {
         "cache"
     }
 
     fn name(&self) -> &'static str {
         match self {
-            Self::Hit => "hit",
-            Self::Miss => "miss",
-            Self::Stale => "stale",
-            Self::Revalidated => "revalidated",
+            Self::Hit { .. } => "hit",
+            Self::Miss { .. } => "miss",
+            Self::Stale { .. } => "stale",
+            Self::Revalidated { .. } => "revalidated",
             Self::Stored { .. } => "stored",
             Self::NotStored { .. } => "not_stored",
-            Self::Invalidated => "invalidated",
-            Self::OnlyIfCachedMiss => "only_if_cached_miss",
+            Self::Invalidated { .. } => "invalidated",
+            Self::OnlyIfCachedMiss { .. } => "only_if_cached_miss",
         }
     }
 }

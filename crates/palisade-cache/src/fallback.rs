@@ -43,6 +43,8 @@ pub enum FallbackReason {
 /// Emitted each time the fallback answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FallbackEvent {
+    /// The fallback layer's name.
+    pub instance: palisade_core::InstanceName,
     /// Why.
     pub reason: FallbackReason,
 }
@@ -53,6 +55,17 @@ impl Event for FallbackEvent {
     }
     fn name(&self) -> &'static str {
         "fallback"
+    }
+    fn instance(&self) -> &str {
+        &self.instance
+    }
+    /// The rejection kind that triggered it (`circuit_open`, …), `error` or `status`.
+    fn reason(&self) -> Option<&'static str> {
+        match &self.reason {
+            FallbackReason::Error { kind: Some(k), .. } => Some(k),
+            FallbackReason::Error { kind: None, .. } => Some("error"),
+            FallbackReason::Status(_) => Some("status"),
+        }
     }
 }
 
@@ -95,7 +108,7 @@ impl FallbackLayer {
                 kinds: Vec::new(),
                 server_errors: false,
                 fallback: Arc::new(fallback),
-                listeners: Listeners::new(),
+                listeners: Listeners::new().named("fallback"),
             }),
         }
     }
@@ -211,7 +224,8 @@ impl<F> fmt::Debug for FallbackFuture<F> {
 
 fn answer<B>(s: &Settings, reason: FallbackReason) -> Response<CacheBody<B>> {
     let res = (s.fallback)(&reason);
-    s.listeners.emit_with(|| FallbackEvent { reason });
+    s.listeners
+        .emit_named(|instance| FallbackEvent { instance, reason });
     res.map(CacheBody::full)
 }
 

@@ -68,7 +68,7 @@ impl<St: CacheStore> CacheLayer<St> {
                 key_headers: Vec::new(),
                 targeted_field: Some(HeaderName::from_static("cdn-cache-control")),
                 clock: Clock::new(),
-                listeners: Listeners::new(),
+                listeners: Listeners::new().named("cache"),
                 refreshing: Arc::default(),
             },
         }
@@ -145,10 +145,23 @@ impl<St: CacheStore> CacheLayer<St> {
         self
     }
 
+    /// The layer's instance name, carried by its events so metrics label it. Default
+    /// `"cache"`.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<palisade_core::InstanceName>) -> Self {
+        let listeners = std::mem::take(&mut self.settings.listeners);
+        self.settings.listeners = listeners.named(name);
+        self
+    }
+
     /// Listeners for [`CacheEvent`]s.
     #[must_use]
     pub fn listeners(mut self, listeners: Listeners<CacheEvent>) -> Self {
-        self.settings.listeners = listeners;
+        self.settings.listeners = if listeners.instance().is_empty() {
+            listeners.named(self.settings.listeners.instance().clone())
+        } else {
+            listeners
+        };
         self
     }
 }

@@ -168,7 +168,8 @@ where
         }
         Lookup::Validate(stored) => revalidate(&s, inner, req, hash, stored).await,
         Lookup::Miss => {
-            s.listeners.emit_with(|| CacheEvent::Miss);
+            s.listeners
+                .emit_named(|instance| CacheEvent::Miss { instance });
             let info = request_info(&req);
             let request_time = s.clock.now();
             let res = inner.call(req).await?;
@@ -310,7 +311,8 @@ async fn invalidate<St: CacheStore>(
                 .await;
         }
     }
-    s.listeners.emit_with(|| CacheEvent::Invalidated);
+    s.listeners
+        .emit_named(|instance| CacheEvent::Invalidated { instance });
 }
 
 /// Sends a conditional request for `stored` and serves the result (RFC 9111 §4.3), or the
@@ -353,7 +355,8 @@ where
                 response_time,
             ));
             put(s, &info, hash, updated.clone()).await;
-            s.listeners.emit_with(|| CacheEvent::Revalidated);
+            s.listeners
+                .emit_named(|instance| CacheEvent::Revalidated { instance });
             let age = updated.current_age(s.clock.now());
             Ok(policy::serve(
                 s,
@@ -392,7 +395,8 @@ fn is_server_error(status: StatusCode) -> bool {
 }
 
 fn serve_stale<St, B>(s: &Settings<St>, info: &RequestInfo, stored: &StoredResponse) -> Res<B> {
-    s.listeners.emit_with(|| CacheEvent::Stale);
+    s.listeners
+        .emit_named(|instance| CacheEvent::Stale { instance });
     let age = stored.current_age(s.clock.now());
     policy::serve(s, &info.method, &info.headers, stored, age, Label::Stale)
 }
@@ -427,7 +431,10 @@ where
 {
     let (parts, body) = res.into_parts();
     let directives = policy::response_directives(s, &parts.headers);
-    let not_stored = |reason| s.listeners.emit_with(|| CacheEvent::NotStored { reason });
+    let not_stored = |reason| {
+        s.listeners
+            .emit_named(|instance| CacheEvent::NotStored { instance, reason });
+    };
     let vary = match policy::storable(info, parts.status, &parts.headers, &directives) {
         Ok(v) => v,
         Err(reason) => {
@@ -515,7 +522,8 @@ where
     } else {
         let bytes = v.weight();
         put(s, info, hash, Arc::new(v)).await;
-        s.listeners.emit_with(|| CacheEvent::Stored { bytes });
+        s.listeners
+            .emit_named(|instance| CacheEvent::Stored { instance, bytes });
     }
     let body = if info.method == Method::HEAD {
         CacheBody::empty()

@@ -36,6 +36,9 @@ pub const MAX_ACTIVE_LIMIT: usize = 1_000_000;
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct FaultConfig {
+    /// The layer's instance name, for its events and metrics: 1–128 visible ASCII
+    /// characters. Default: none (`"chaos"`).
+    pub name: Option<String>,
     /// Added latency. Default none.
     pub delay: Option<DelayConfig>,
     /// Aborts with a status. Default none.
@@ -241,6 +244,10 @@ impl FaultConfig {
     /// Validates every value and builds the layer.
     pub fn build(&self) -> Result<FaultLayer, ConfigError> {
         let mut layer = FaultLayer::new();
+        if let Some(name) = &self.name {
+            palisade_core::config::check_instance_name("name", name)?;
+            layer = layer.name(name);
+        }
         if let Some(seed) = self.seed {
             layer = layer.seed(seed);
         }

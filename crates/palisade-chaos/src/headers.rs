@@ -147,7 +147,7 @@ impl HeaderControl {
                 if let Some(n) = parse_u64(v.as_bytes()) {
                     Chance::fraction(n, 100).min(cap)
                 } else {
-                    listeners.emit_with(|| FaultEvent::InvalidHeader { header });
+                    listeners.emit_named(|instance| FaultEvent::InvalidHeader { instance, header });
                     Chance::NEVER
                 }
             }
@@ -171,7 +171,8 @@ impl HeaderControl {
                 StatusCode::from_u16(n as u16).ok().map(AbortWith::Http)
             }
             Some(_) => {
-                listeners.emit_with(|| FaultEvent::InvalidHeader {
+                listeners.emit_named(|instance| FaultEvent::InvalidHeader {
+                    instance,
                     header: "x-envoy-fault-abort-request",
                 });
                 None
@@ -180,7 +181,8 @@ impl HeaderControl {
                 Some(n) => {
                     let code = u32::try_from(n).ok().and_then(GrpcCode::from_u32);
                     if code.is_none() {
-                        listeners.emit_with(|| FaultEvent::InvalidHeader {
+                        listeners.emit_named(|instance| FaultEvent::InvalidHeader {
+                            instance,
                             header: "x-envoy-fault-abort-grpc-request",
                         });
                     }
@@ -213,7 +215,8 @@ impl HeaderControl {
                         from.throttle = true;
                     }
                 }
-                None => listeners.emit_with(|| FaultEvent::InvalidHeader {
+                None => listeners.emit_named(|instance| FaultEvent::InvalidHeader {
+                    instance,
                     header: "x-envoy-fault-throughput-response",
                 }),
             }
@@ -237,7 +240,7 @@ fn number(
             "x-envoy-fault-abort-grpc-request" => "x-envoy-fault-abort-grpc-request",
             _ => "x-envoy-fault-throughput-response",
         };
-        listeners.emit_with(|| FaultEvent::InvalidHeader { header });
+        listeners.emit_named(|instance| FaultEvent::InvalidHeader { instance, header });
     }
     n
 }

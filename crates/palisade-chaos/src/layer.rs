@@ -118,7 +118,7 @@ impl FaultLayer {
                 limited: false,
                 predicate: None,
                 headers: None,
-                listeners: Listeners::new(),
+                listeners: Listeners::new().named("chaos"),
             },
             state: Arc::new(State {
                 rng: Rng::new(Rng::random_seed()),
@@ -241,6 +241,14 @@ impl FaultLayer {
         self
     }
 
+    /// The layer's instance name, carried by its events so metrics label it. Default
+    /// `"chaos"`.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<palisade_core::InstanceName>) -> Self {
+        self.settings.listeners = self.settings.listeners.named(name);
+        self
+    }
+
     /// Adds a listener for this layer's events.
     #[must_use]
     pub fn on_event(mut self, f: impl Fn(&FaultEvent) + Send + Sync + 'static) -> Self {
@@ -248,10 +256,14 @@ impl FaultLayer {
         self
     }
 
-    /// Replaces the event listeners.
+    /// Replaces the event listeners (keeping this layer's name if they carry none).
     #[must_use]
     pub fn listeners(mut self, listeners: Listeners<FaultEvent>) -> Self {
-        self.settings.listeners = listeners;
+        self.settings.listeners = if listeners.instance().is_empty() {
+            listeners.named(self.settings.listeners.instance().clone())
+        } else {
+            listeners
+        };
         self
     }
 

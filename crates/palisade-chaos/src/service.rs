@@ -127,7 +127,8 @@ impl<S> Fault<S> {
         if before >= s.max_active {
             drop(guard);
             st.skipped.fetch_add(1, Ordering::Relaxed);
-            s.listeners.emit_with(|| FaultEvent::Skipped {
+            s.listeners.emit_named(|instance| FaultEvent::Skipped {
+                instance,
                 reason: SkipReason::MaxActive,
             });
             return None;
@@ -141,25 +142,29 @@ impl<S> Fault<S> {
         };
         if let Some(delay) = plan.delay {
             st.delayed.fetch_add(1, Ordering::Relaxed);
-            s.listeners.emit_with(|| FaultEvent::Delayed {
+            s.listeners.emit_named(|instance| FaultEvent::Delayed {
+                instance,
                 delay,
                 source: source(from.delay),
             });
         }
         if let Some(with) = plan.abort {
             st.aborted.fetch_add(1, Ordering::Relaxed);
-            s.listeners.emit_with(|| FaultEvent::Aborted {
+            s.listeners.emit_named(|instance| FaultEvent::Aborted {
+                instance,
                 with,
                 source: source(from.abort),
             });
         }
         if plan.error {
             st.failed.fetch_add(1, Ordering::Relaxed);
-            s.listeners.emit_with(|| FaultEvent::Failed);
+            s.listeners
+                .emit_named(|instance| FaultEvent::Failed { instance });
         }
         if let Some(rate) = plan.throttle {
             st.throttled.fetch_add(1, Ordering::Relaxed);
-            s.listeners.emit_with(|| FaultEvent::Throttled {
+            s.listeners.emit_named(|instance| FaultEvent::Throttled {
+                instance,
                 bytes_per_second: rate.get(),
                 source: source(from.throttle),
             });

@@ -115,9 +115,41 @@ pub fn header_name(
     })
 }
 
+/// Longest accepted instance name (a layer's `name`), in bytes.
+pub const MAX_INSTANCE_NAME: usize = 128;
+
+/// Checks a layer instance's `name` (see [`InstanceName`](crate::event::InstanceName)):
+/// 1 to [`MAX_INSTANCE_NAME`] bytes of visible ASCII (no spaces or control characters), so
+/// it is safe as a metric label and in logs.
+pub fn check_instance_name(field: &'static str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty()
+        || name.len() > MAX_INSTANCE_NAME
+        || !name.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(ConfigError::new(
+            field,
+            format!(
+                "must be 1 to {MAX_INSTANCE_NAME} visible ASCII characters, e.g. \"payments\" (got {name:?})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instance_names_are_short_visible_ascii() {
+        assert!(check_instance_name("name", "payments-db.v2").is_ok());
+        for bad in ["", "two words", "caf\u{e9}", &"x".repeat(129)] {
+            assert_eq!(
+                check_instance_name("name", bad).unwrap_err().field(),
+                "name"
+            );
+        }
+    }
 
     #[test]
     fn checks_name_field_and_range() {

@@ -11,7 +11,9 @@
 //!   path, global, closure).
 //! - [`request`]: method/path/headers/extensions over `http::Request<B>` and
 //!   `reqwest::Request`.
-//! - [`event`]: typed events to listeners and `tracing`, free when nobody listens.
+//! - [`event`]: typed events to listeners and `tracing`, free when nobody listens, with one
+//!   vocabulary every layer's events share (layer, instance name, kind, typed fields) and
+//!   live-gauge traits for handles.
 //! - [`deadline`]: the request's [`Deadline`] and `grpc-timeout`.
 //! - [`config`]: [`ConfigError`], naming the bad field and the allowed range.
 //! - [`clock`]: [`Clock`], nanoseconds since an epoch on tokio's pausable time, for
@@ -96,7 +98,7 @@ pub use classify::{Classifier, DefaultClassifier, ErrorsAsFailures, Outcome, cla
 pub use clock::Clock;
 pub use config::ConfigError;
 pub use deadline::Deadline;
-pub use event::{Event, Listeners};
+pub use event::{Event, InstanceName, Listeners};
 pub use grpc::GrpcCode;
 pub use handle::{HandleRejections, HandleRejectionsLayer, RejectionBody, ResponseFuture};
 pub use key::{KeyError, KeyExtractor};

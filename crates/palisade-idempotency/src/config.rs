@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use http::{HeaderName, Method};
 use palisade_core::ConfigError;
-use palisade_core::config::{check_duration, check_range};
+use palisade_core::config::{check_duration, check_instance_name, check_range};
 use palisade_core::key_config::KeyConfig;
 
 use crate::key::{DEFAULT_MAX_KEY_LEN, KeyMode};
@@ -78,6 +78,9 @@ pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 )]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct IdempotencyConfig {
+    /// The layer's instance name, for its events and metrics: 1–128 visible ASCII
+    /// characters. Default: none (`"idempotency"`).
+    pub name: Option<String>,
     /// Methods the layer applies to (default `["POST", "PATCH"]`).
     pub methods: Vec<String>,
     /// Refuse requests without a key (400).
@@ -129,6 +132,7 @@ pub struct IdempotencyConfig {
 impl Default for IdempotencyConfig {
     fn default() -> Self {
         Self {
+            name: None,
             methods: vec!["POST".to_owned(), "PATCH".to_owned()],
             require_key: false,
             strict: false,
@@ -234,6 +238,10 @@ impl IdempotencyConfig {
             max_execution_time: self.max_execution_time,
         };
         let mut layer = IdempotencyLayer::new(store).scope(scope);
+        if let Some(name) = &self.name {
+            check_instance_name("name", name)?;
+            layer = layer.name(name);
+        }
         layer.settings = settings;
         Ok(layer)
     }

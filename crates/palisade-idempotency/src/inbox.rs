@@ -102,7 +102,7 @@ impl<St, F> InboxLayer<St, F> {
             prefix: "inbox:".to_owned(),
             ttl: DEFAULT_TTL,
             lease: DEFAULT_LEASE,
-            listeners: Listeners::new(),
+            listeners: Listeners::new().named("inbox"),
         }
     }
 
@@ -124,6 +124,12 @@ impl<St, F> InboxLayer<St, F> {
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease.clamp(Duration::from_millis(1), crate::MAX_TTL);
+        self
+    }
+    /// The inbox's instance name, carried by its events. Default `"inbox"`.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<palisade_core::InstanceName>) -> Self {
+        self.listeners = self.listeners.named(name);
         self
     }
     /// Adds an event listener (`Executed`, `Replayed` for duplicates, `Conflict`).
@@ -247,13 +253,18 @@ where
             let token = match begin {
                 Begin::Started { fencing_token, .. } => fencing_token,
                 Begin::Completed(_) | Begin::Mismatch => {
-                    config.listeners.emit_with(|| IdempotencyEvent::Replayed {
-                        status: StatusCode::OK,
-                    });
+                    config
+                        .listeners
+                        .emit_named(|instance| IdempotencyEvent::Replayed {
+                            instance,
+                            status: StatusCode::OK,
+                        });
                     return Ok(InboxOutcome::Duplicate);
                 }
                 Begin::InFlight => {
-                    config.listeners.emit_with(|| IdempotencyEvent::Conflict);
+                    config
+                        .listeners
+                        .emit_named(|instance| IdempotencyEvent::Conflict { instance });
                     return Err(IdempotencyConflict::new().into());
                 }
             };
@@ -285,10 +296,13 @@ where
                 .await
                 .unwrap_or(false);
             guard.armed = false;
-            config.listeners.emit_with(|| IdempotencyEvent::Executed {
-                status: StatusCode::OK,
-                stored,
-            });
+            config
+                .listeners
+                .emit_named(|instance| IdempotencyEvent::Executed {
+                    instance,
+                    status: StatusCode::OK,
+                    stored,
+                });
             Ok(InboxOutcome::Processed(res))
         })
     }

@@ -133,7 +133,7 @@ impl<St> IdempotencyLayer<St, CredentialScope> {
             settings: Settings::default(),
             store,
             scope: CredentialScope::new(),
-            listeners: Listeners::new(),
+            listeners: Listeners::new().named("idempotency"),
         }
     }
 }
@@ -275,6 +275,13 @@ impl<St, K> IdempotencyLayer<St, K> {
     #[must_use]
     pub fn store_retry_after(mut self, after: Duration) -> Self {
         self.settings.store_retry_after = after.min(MAX_STORE_RETRY_AFTER);
+        self
+    }
+    /// The layer's instance name, carried by its events so metrics label it. Default
+    /// `"idempotency"`.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<palisade_core::InstanceName>) -> Self {
+        self.listeners = self.listeners.named(name);
         self
     }
     /// Adds an event listener.

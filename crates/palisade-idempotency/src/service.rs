@@ -340,7 +340,8 @@ where
                 took_over_expired,
             } => {
                 if took_over_expired {
-                    events.emit_with(|| IdempotencyEvent::LockExpired {
+                    events.emit_named(|instance| IdempotencyEvent::LockExpired {
+                        instance,
                         late_finisher: false,
                     });
                 }
@@ -350,13 +351,14 @@ where
                 return Err(AnyRejection::new(OutcomeUnknown::new()).into());
             }
             Begin::Completed(record) => {
-                events.emit_with(|| IdempotencyEvent::Replayed {
+                events.emit_named(|instance| IdempotencyEvent::Replayed {
+                    instance,
                     status: record.status,
                 });
                 return Ok(replay(&record));
             }
             Begin::Mismatch => {
-                events.emit_with(|| IdempotencyEvent::Mismatch);
+                events.emit_named(|instance| IdempotencyEvent::Mismatch { instance });
                 return Err(IdempotencyMismatch::new().into());
             }
             Begin::InFlight => {
@@ -367,7 +369,7 @@ where
                         pause = (pause * 2).min(MAX_POLL);
                     }
                     _ => {
-                        events.emit_with(|| IdempotencyEvent::Conflict);
+                        events.emit_named(|instance| IdempotencyEvent::Conflict { instance });
                         return Err(IdempotencyConflict::new().into());
                     }
                 }
@@ -440,7 +442,8 @@ async fn execute<S, St, K, ReqBody, ResBody>(
     };
     let status = parts.status;
     let not_stored = |parts, body| {
-        events.emit_with(|| IdempotencyEvent::Executed {
+        events.emit_named(|instance| IdempotencyEvent::Executed {
+            instance,
             status,
             stored: false,
         });
@@ -486,15 +489,20 @@ async fn execute<S, St, K, ReqBody, ResBody>(
     }
     match &first {
         Ok(true) => {}
-        Ok(false) => events.emit_with(|| IdempotencyEvent::LockExpired {
+        Ok(false) => events.emit_named(|instance| IdempotencyEvent::LockExpired {
+            instance,
             late_finisher: true,
         }),
         Err(e) => {
             tracing::warn!(target: "palisade", error = %e, "idempotency: could not store response; retrying");
-            events.emit_with(|| IdempotencyEvent::StoreFailed);
+            events.emit_named(|instance| IdempotencyEvent::StoreFailed { instance });
         }
     }
-    events.emit_with(|| IdempotencyEvent::Executed { status, stored });
+    events.emit_named(|instance| IdempotencyEvent::Executed {
+        instance,
+        status,
+        stored,
+    });
     let _ = tx.send(Ok(Response::from_parts(parts, ResponseBody::full(body))));
     if first.is_err() {
         // Keep the lock (never release: the handler ran) and keep trying.
@@ -526,7 +534,8 @@ async fn persist<St: Store, K>(
             break;
         }
         if let Ok(false) = store.renew(key, token, settings.lease).await {
-            events.emit_with(|| IdempotencyEvent::LockExpired {
+            events.emit_named(|instance| IdempotencyEvent::LockExpired {
+                instance,
                 late_finisher: true,
             });
             return;
@@ -534,7 +543,8 @@ async fn persist<St: Store, K>(
         match store.complete(key, token, record, settings.ttl).await {
             Ok(true) => return,
             Ok(false) => {
-                events.emit_with(|| IdempotencyEvent::LockExpired {
+                events.emit_named(|instance| IdempotencyEvent::LockExpired {
+                    instance,
                     late_finisher: true,
                 });
                 return;
@@ -546,7 +556,10 @@ async fn persist<St: Store, K>(
         if attempt >= STORE_ATTEMPTS {
             match store.complete(key, token, &marker, settings.ttl).await {
                 Ok(true) => {
-                    events.emit_with(|| IdempotencyEvent::OutcomeUnknown { recorded: true });
+                    events.emit_named(|instance| IdempotencyEvent::OutcomeUnknown {
+                        instance,
+                        recorded: true,
+                    });
                     return;
                 }
                 Ok(false) => return,
@@ -554,5 +567,8 @@ async fn persist<St: Store, K>(
             }
         }
     }
-    events.emit_with(|| IdempotencyEvent::OutcomeUnknown { recorded: false });
+    events.emit_named(|instance| IdempotencyEvent::OutcomeUnknown {
+        instance,
+        recorded: false,
+    });
 }

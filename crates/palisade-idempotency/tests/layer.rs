@@ -119,6 +119,7 @@ async fn t1_first_request_executes_and_stores() {
     assert_eq!(
         *log.lock().unwrap(),
         vec![IdempotencyEvent::Executed {
+            instance: "idempotency".into(),
             status: StatusCode::CREATED,
             stored: true
         }]
@@ -148,6 +149,7 @@ async fn t2_replay_is_byte_identical() {
     assert_eq!(
         log.lock().unwrap()[1],
         IdempotencyEvent::Replayed {
+            instance: "idempotency".into(),
             status: StatusCode::CREATED
         }
     );
@@ -170,7 +172,9 @@ async fn t3_in_flight_is_409() {
     h.0.gate.add_permits(1);
     let a = t.await.unwrap();
     assert_eq!(a.status, StatusCode::CREATED);
-    assert!(log.lock().unwrap().contains(&IdempotencyEvent::Conflict));
+    assert!(log.lock().unwrap().contains(&IdempotencyEvent::Conflict {
+        instance: "idempotency".into()
+    }));
     // The 409 was not stored: the next retry replays the original.
     let c = send(&mut second, post(Some("\"k1\""), "A")).await;
     assert!(replayed(&c));
@@ -189,7 +193,9 @@ async fn t4_different_payload_is_422() {
     assert_eq!(h.calls(), 1);
     assert_eq!(
         *log.lock().unwrap().last().unwrap(),
-        IdempotencyEvent::Mismatch
+        IdempotencyEvent::Mismatch {
+            instance: "idempotency".into()
+        }
     );
     // Path and query are part of the fingerprint too.
     let other_path = Request::post("/orders?x=2")
@@ -310,6 +316,7 @@ async fn t9_server_error_reruns_when_not_stored() {
     assert_eq!(
         log.lock().unwrap()[0],
         IdempotencyEvent::Executed {
+            instance: "idempotency".into(),
             status: StatusCode::INTERNAL_SERVER_ERROR,
             stored: false
         }
@@ -645,6 +652,7 @@ async fn crashed_holder_lease_expires_then_one_execution() {
         log.lock()
             .unwrap()
             .contains(&IdempotencyEvent::LockExpired {
+                instance: "idempotency".into(),
                 late_finisher: false
             })
     );
@@ -676,9 +684,11 @@ async fn late_finisher_cannot_overwrite_newer_result() {
     assert_eq!(replay.body, second.body, "the newer result stays");
     let log = log.lock().unwrap();
     assert!(log.contains(&IdempotencyEvent::LockExpired {
+        instance: "idempotency".into(),
         late_finisher: false
     }));
     assert!(log.contains(&IdempotencyEvent::LockExpired {
+        instance: "idempotency".into(),
         late_finisher: true
     }));
 }
@@ -1013,7 +1023,13 @@ async fn failed_store_write_is_retried_not_reexecuted() {
         StatusCode::CREATED,
         "the caller gets the response"
     );
-    assert!(log.lock().unwrap().contains(&IdempotencyEvent::StoreFailed));
+    assert!(
+        log.lock()
+            .unwrap()
+            .contains(&IdempotencyEvent::StoreFailed {
+                instance: "idempotency".into()
+            })
+    );
     // Well past the lease: the lock is still held (renewed), so 409, not a second run.
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(send(&mut svc, post(Some("\"k1\""), "A")).await.status, 409);
@@ -1042,7 +1058,10 @@ async fn unstorable_response_marks_outcome_unknown() {
     assert!(
         log.lock()
             .unwrap()
-            .contains(&IdempotencyEvent::OutcomeUnknown { recorded: true })
+            .contains(&IdempotencyEvent::OutcomeUnknown {
+                instance: "idempotency".into(),
+                recorded: true
+            })
     );
     let attempts = store.completes.load(Ordering::SeqCst);
     assert!(

@@ -539,7 +539,9 @@ async fn redis_connection_drop_between_begin_and_complete_never_reexecutes() {
     assert!(
         log.lock()
             .unwrap()
-            .contains(&palisade_idempotency::IdempotencyEvent::StoreFailed)
+            .contains(&palisade_idempotency::IdempotencyEvent::StoreFailed {
+                instance: "idempotency".into()
+            })
     );
     h.0.gated.store(false, Ordering::SeqCst);
     let during = svc

@@ -8,10 +8,27 @@
 //!   bounded: route templates (axum `MatchedPath`, feature `axum`) or a fixed name, never
 //!   raw paths.
 //! - [`EventMetrics`]: a listener counting every event of every layer as
-//!   `palisade_events_total{layer, event}`, and turning the breaker, retry, bulkhead,
-//!   rate-limit and canary events into typed metrics.
-//! - [`watch_bulkhead`] and [`watch_breaker`]: live gauges (bulkhead in flight and queued,
-//!   breaker state) sampled from the layers' handles on a tokio interval.
+//!   `palisade_events_total{layer, instance, event}`, and turning the breaker, retry,
+//!   bulkhead, rate-limit and canary events into typed metrics labelled by instance name.
+//! - [`watch_bulkhead`], [`watch_breaker`] and [`watch_canary`]: live gauges (bulkhead in
+//!   flight and queued, breaker state, canary weights) sampled from the layers' handles on
+//!   a tokio interval.
+//!
+//! This crate depends on `palisade-core` only: events are read through core's event
+//! vocabulary ([`Event`](palisade_core::Event): layer, instance name, kind, typed fields)
+//! and handles through its live-gauge traits
+//! ([`OccupancyGauge`](palisade_core::event::OccupancyGauge),
+//! [`StateGauge`](palisade_core::event::StateGauge),
+//! [`WeightGauge`](palisade_core::event::WeightGauge)), so a new pattern needs no change
+//! here and the `metrics` feature builds no pattern crate.
+//!
+//! # Instance names
+//!
+//! Every layer takes a name in code (`.name("payments")`) or config (`name = "payments"`),
+//! carried by its events and handle. The typed metrics label it under the layer's name
+//! (`bulkhead="db"`, `breaker="payments"`, `retry="…"`, `ratelimit="…"`, `traffic="…"`),
+//! `palisade_events_total` as `instance`; an unnamed layer is labelled with the layer's own
+//! name (`bulkhead="bulkhead"`). Two bulkheads therefore export two series, never one sum.
 //! - Feature `prometheus`: [`install_prometheus`] and [`PrometheusService`] (`/metrics`).
 //! - Feature `otel`: [`OtelRecorder`] and [`install_otel`], exporting through an
 //!   OpenTelemetry `Meter` (OTLP or any other OpenTelemetry exporter).
@@ -23,25 +40,25 @@
 //! | [`palisade_requests_total`](REQUESTS_TOTAL) | counter | `route`, `outcome` | [`MetricsLayer`] |
 //! | [`palisade_request_duration_seconds`](REQUEST_DURATION_SECONDS) | histogram | `route` | [`MetricsLayer`] |
 //! | [`palisade_requests_in_flight`](REQUESTS_IN_FLIGHT) | gauge | `route` | [`MetricsLayer`] |
-//! | [`palisade_events_total`](EVENTS_TOTAL) | counter | `layer`, `event` | [`EventMetrics`], every event |
+//! | [`palisade_events_total`](EVENTS_TOTAL) | counter | `layer`, `instance`, `event` | [`EventMetrics`], every event |
 //! | [`palisade_breaker_state`](BREAKER_STATE) | gauge: 0 closed, 1 open, 2 half-open, 3 disabled, 4 forced open, 5 metrics only | `breaker` | `BreakerEvent::StateChanged`; sampled by [`watch_breaker`] |
 //! | [`palisade_breaker_transitions_total`](BREAKER_TRANSITIONS_TOTAL) | counter | `breaker`, `from`, `to` | `BreakerEvent::StateChanged` |
-//! | [`palisade_retry_attempts_total`](RETRY_ATTEMPTS_TOTAL) | counter (retries, not first attempts) | `reason`: `error`, `status`, `grpc` | `RetryEvent::Attempt` |
-//! | [`palisade_retry_budget_exhausted_total`](RETRY_BUDGET_EXHAUSTED_TOTAL) | counter | | `RetryEvent::BudgetExhausted` |
+//! | [`palisade_retry_attempts_total`](RETRY_ATTEMPTS_TOTAL) | counter (retries, not first attempts) | `retry`, `reason`: `error`, `status`, `grpc` | `RetryEvent::Attempt` |
+//! | [`palisade_retry_budget_exhausted_total`](RETRY_BUDGET_EXHAUSTED_TOTAL) | counter | `retry` | `RetryEvent::BudgetExhausted` |
 //! | [`palisade_bulkhead_in_flight`](BULKHEAD_IN_FLIGHT) | gauge: calls inside now | `bulkhead` | sampled by [`watch_bulkhead`] |
 //! | [`palisade_bulkhead_queued`](BULKHEAD_QUEUED) | gauge: requests waiting now | `bulkhead` | sampled by [`watch_bulkhead`] |
-//! | [`palisade_bulkhead_in_flight_at_admission`](BULKHEAD_IN_FLIGHT_AT_ADMISSION) | histogram: calls inside at each admission | | `BulkheadEvent::Admitted` |
-//! | [`palisade_bulkhead_queue_depth_at_enqueue`](BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE) | histogram: queue length at each enqueue | | `BulkheadEvent::Queued` |
-//! | [`palisade_bulkhead_rejections_total`](BULKHEAD_REJECTIONS_TOTAL) | counter | `reason`: `full`, `queue_timeout`, `too_many_keys` | `BulkheadEvent::Rejected` |
-//! | [`palisade_ratelimit_decisions_total`](RATELIMIT_DECISIONS_TOTAL) | counter | `decision`: `allowed`, `limited` | `RateLimitEvent` |
-//! | [`palisade_canary_weight_percent`](CANARY_WEIGHT_PERCENT) | gauge | `arm` | `TrafficEvent::{Advanced, Promoted, RolledBack}` (`Advanced` from the controller's start on) |
-//! | [`palisade_canary_rollbacks_total`](CANARY_ROLLBACKS_TOTAL) | counter | `arm`, `reason`: `error_rate`, `latency` | `TrafficEvent::RolledBack` |
+//! | [`palisade_bulkhead_in_flight_at_admission`](BULKHEAD_IN_FLIGHT_AT_ADMISSION) | histogram: calls inside at each admission | `bulkhead` | `BulkheadEvent::Admitted` |
+//! | [`palisade_bulkhead_queue_depth_at_enqueue`](BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE) | histogram: queue length at each enqueue | `bulkhead` | `BulkheadEvent::Queued` |
+//! | [`palisade_bulkhead_rejections_total`](BULKHEAD_REJECTIONS_TOTAL) | counter | `bulkhead`, `reason`: `full`, `queue_timeout`, `too_many_keys` | `BulkheadEvent::Rejected` |
+//! | [`palisade_ratelimit_decisions_total`](RATELIMIT_DECISIONS_TOTAL) | counter | `ratelimit`, `decision`: `allowed`, `limited` | `RateLimitEvent` |
+//! | [`palisade_canary_weight_percent`](CANARY_WEIGHT_PERCENT) | gauge | `traffic`, `arm` | `TrafficEvent::{Advanced, Promoted, RolledBack}` (`Advanced` from the controller's start on); sampled by [`watch_canary`] |
+//! | [`palisade_canary_rollbacks_total`](CANARY_ROLLBACKS_TOTAL) | counter | `traffic`, `arm`, `reason`: `error_rate`, `latency` | `TrafficEvent::RolledBack` |
 //!
 //! `outcome` values: [`success`](SUCCESS), [`failure`](FAILURE), [`ignored`](IGNORED),
 //! [`cancelled`](CANCELLED), [`idempotent_replay`](IDEMPOTENT_REPLAY), or a rejection's
 //! [`kind`](palisade_core::Rejection::kind) (`timeout`, `circuit_open`, `bulkhead_full`,
-//! `rate_limited`, `idempotency_conflict`, …). Every label value is a route template, a
-//! name fixed in code or config (breaker and watched bulkhead names are `&'static str`;
+//! `rate_limited`, `idempotency_conflict`, …). Every label value is a route template, an
+//! instance name fixed in code or config (at most 256 per layer and event, then `other`;
 //! canary arms are capped at 32), or one of the listed words: never a key, a path or a
 //! client address.
 //!
@@ -126,7 +143,9 @@ mod otel;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 mod route;
+mod series;
 mod service;
+mod typed;
 mod watch;
 
 pub use config::{MAX_ROUTES_LIMIT, MetricsConfig};
@@ -149,4 +168,4 @@ pub use prometheus::prometheus_router;
 #[cfg(feature = "prometheus")]
 pub use prometheus::{PrometheusService, TEXT_FORMAT, install_prometheus, prometheus_builder};
 pub use service::Metrics;
-pub use watch::{watch_breaker, watch_bulkhead};
+pub use watch::{watch_breaker, watch_bulkhead, watch_canary};

@@ -8,7 +8,7 @@ pub const REQUESTS_TOTAL: &str = "palisade_requests_total";
 pub const REQUEST_DURATION_SECONDS: &str = "palisade_request_duration_seconds";
 /// Gauge of requests in flight, label `route`.
 pub const REQUESTS_IN_FLIGHT: &str = "palisade_requests_in_flight";
-/// Counter of layer events, labels `layer` and `event`.
+/// Counter of layer events, labels `layer`, `instance` and `event`.
 pub const EVENTS_TOTAL: &str = "palisade_events_total";
 
 /// Gauge of a circuit breaker's state, label `breaker`: 0 closed, 1 open, 2 half-open,
@@ -16,9 +16,10 @@ pub const EVENTS_TOTAL: &str = "palisade_events_total";
 pub const BREAKER_STATE: &str = "palisade_breaker_state";
 /// Counter of circuit breaker state changes, labels `breaker`, `from` and `to` (state names).
 pub const BREAKER_TRANSITIONS_TOTAL: &str = "palisade_breaker_transitions_total";
-/// Counter of retries (attempts after the first), label `reason` (`error`, `status`, `grpc`).
+/// Counter of retries (attempts after the first), labels `retry` (the instance) and `reason`
+/// (`error`, `status`, `grpc`).
 pub const RETRY_ATTEMPTS_TOTAL: &str = "palisade_retry_attempts_total";
-/// Counter of retries refused by the retry budget.
+/// Counter of retries refused by the retry budget, label `retry` (the instance).
 pub const RETRY_BUDGET_EXHAUSTED_TOTAL: &str = "palisade_retry_budget_exhausted_total";
 /// Gauge of the calls inside a bulkhead now, label `bulkhead`; sampled by
 /// [`watch_bulkhead`](crate::watch_bulkhead).
@@ -26,18 +27,21 @@ pub const BULKHEAD_IN_FLIGHT: &str = "palisade_bulkhead_in_flight";
 /// Gauge of the requests waiting in a bulkhead's queue now, label `bulkhead`; sampled by
 /// [`watch_bulkhead`](crate::watch_bulkhead).
 pub const BULKHEAD_QUEUED: &str = "palisade_bulkhead_queued";
-/// Histogram of the calls inside a bulkhead at each admission (the new one included).
+/// Histogram of the calls inside a bulkhead at each admission (the new one included),
+/// label `bulkhead`.
 pub const BULKHEAD_IN_FLIGHT_AT_ADMISSION: &str = "palisade_bulkhead_in_flight_at_admission";
-/// Histogram of a bulkhead's queue length at each enqueue (the new one included).
+/// Histogram of a bulkhead's queue length at each enqueue (the new one included), label
+/// `bulkhead`.
 pub const BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE: &str = "palisade_bulkhead_queue_depth_at_enqueue";
-/// Counter of requests refused by a bulkhead, label `reason` (`full`, `queue_timeout`,
-/// `too_many_keys`).
+/// Counter of requests refused by a bulkhead, labels `bulkhead` and `reason` (`full`,
+/// `queue_timeout`, `too_many_keys`).
 pub const BULKHEAD_REJECTIONS_TOTAL: &str = "palisade_bulkhead_rejections_total";
-/// Counter of rate-limit decisions, label `decision` (`allowed`, `limited`).
+/// Counter of rate-limit decisions, labels `ratelimit` (the instance) and `decision`
+/// (`allowed`, `limited`).
 pub const RATELIMIT_DECISIONS_TOTAL: &str = "palisade_ratelimit_decisions_total";
-/// Gauge of a canary's share of traffic in percent, label `arm` (the canary arm's name).
+/// Gauge of a canary's share of traffic in percent, labels `traffic` (the split) and `arm`.
 pub const CANARY_WEIGHT_PERCENT: &str = "palisade_canary_weight_percent";
-/// Counter of canary rollbacks, labels `arm` and `reason` (`error_rate`, `latency`).
+/// Counter of canary rollbacks, labels `traffic`, `arm` and `reason` (`error_rate`, `latency`).
 pub const CANARY_ROLLBACKS_TOTAL: &str = "palisade_canary_rollbacks_total";
 
 /// The `outcome` of a response the classifier calls a success.
@@ -84,7 +88,7 @@ pub fn describe() {
     describe_counter!(
         EVENTS_TOTAL,
         Unit::Count,
-        "Events emitted by Palisade layers, by layer and event name."
+        "Events emitted by Palisade layers, by layer, instance and event name."
     );
     describe_gauge!(
         BREAKER_STATE,

@@ -115,12 +115,20 @@ async fn retry_attempts_and_budget_exhaustion() {
     // First request: 2 retries (budget now empty), max attempts reached.
     // Second request: its first retry is refused by the budget.
     let snap = recorder.snap();
-    let attempts = |reason| snap.counter("palisade_retry_attempts_total", &[("reason", reason)]);
+    let attempts = |reason| {
+        snap.counter(
+            "palisade_retry_attempts_total",
+            &[("retry", "retry"), ("reason", reason)],
+        )
+    };
     assert_eq!(attempts("status"), 2);
     assert_eq!(attempts("error"), 0);
     assert_eq!(attempts("grpc"), 0);
     assert_eq!(
-        snap.counter("palisade_retry_budget_exhausted_total", &[]),
+        snap.counter(
+            "palisade_retry_budget_exhausted_total",
+            &[("retry", "retry")]
+        ),
         1
     );
     assert_eq!(snap.events("retry", "exhausted"), 1);
@@ -152,15 +160,25 @@ async fn bulkhead_occupancy_and_rejections() {
 
     let snap = recorder.snap();
     assert_eq!(
-        snap.histogram("palisade_bulkhead_in_flight_at_admission", &[]),
+        snap.histogram(
+            "palisade_bulkhead_in_flight_at_admission",
+            &[("bulkhead", "bulkhead")]
+        ),
         vec![1.0, 1.0]
     );
     assert_eq!(
-        snap.histogram("palisade_bulkhead_queue_depth_at_enqueue", &[]),
+        snap.histogram(
+            "palisade_bulkhead_queue_depth_at_enqueue",
+            &[("bulkhead", "bulkhead")]
+        ),
         vec![1.0]
     );
-    let rejections =
-        |reason| snap.counter("palisade_bulkhead_rejections_total", &[("reason", reason)]);
+    let rejections = |reason| {
+        snap.counter(
+            "palisade_bulkhead_rejections_total",
+            &[("bulkhead", "bulkhead"), ("reason", reason)],
+        )
+    };
     assert_eq!(rejections("full"), 1);
     assert_eq!(rejections("queue_timeout"), 0);
     assert_eq!(rejections("too_many_keys"), 0);
@@ -204,7 +222,12 @@ async fn send(split: &Split<Arm>, n: usize) {
 async fn canary_weight_and_rollback() {
     let recorder = Recording::start();
     let events = EventMetrics::new();
-    let weight = |s: &Snap, arm| s.gauge("palisade_canary_weight_percent", &[("arm", arm)]);
+    let weight = |s: &Snap, arm| {
+        s.gauge(
+            "palisade_canary_weight_percent",
+            &[("traffic", "traffic"), ("arm", arm)],
+        )
+    };
 
     // Healthy: 20 % from the start, 50 %, then promoted to 100 %.
     let (split, mut healthy) = canary("green", 200, &events);
@@ -226,7 +249,7 @@ async fn canary_weight_and_rollback() {
     let rollbacks = |arm, reason| {
         snap.counter(
             "palisade_canary_rollbacks_total",
-            &[("arm", arm), ("reason", reason)],
+            &[("traffic", "traffic"), ("arm", arm), ("reason", reason)],
         )
     };
     assert_eq!(rollbacks("red", "error_rate"), 1);
@@ -242,7 +265,11 @@ fn canary_arm_labels_are_capped() {
     let listeners = Listeners::new().on_any(EventMetrics::new().into_listener());
     for i in 0..40 {
         let arm: Arc<str> = format!("arm-{i}").into();
-        listeners.emit_with(|| TrafficEvent::Advanced { arm, percent: 10 });
+        listeners.emit_with(|| TrafficEvent::Advanced {
+            instance: "traffic".into(),
+            arm,
+            percent: 10,
+        });
     }
     let snap = recorder.snap();
     let arms = snap.label_values("palisade_canary_weight_percent", "arm");
@@ -267,6 +294,7 @@ fn layer_metrics_can_be_turned_off() {
     let ratelimit =
         Listeners::new().on_any(EventMetrics::new().without_layer_metrics().into_listener());
     ratelimit.emit_with(|| palisade_traffic::TrafficEvent::Promoted {
+        instance: "traffic".into(),
         arm: "canary".into(),
     });
     let custom = Listeners::new().on_any(EventMetrics::new().into_listener());
@@ -275,4 +303,74 @@ fn layer_metrics_can_be_turned_off() {
     assert_eq!(snap.events("traffic", "promoted"), 1);
     assert_eq!(snap.events("custom", "ping"), 1);
     assert_eq!(snap.names().len(), 2, "{:?}", snap.names());
+}
+
+/// Two bulkheads named in code and config: two series each, never one sum.
+#[tokio::test(start_paused = true)]
+async fn two_named_bulkheads_are_two_series() {
+    use palisade_bulkhead::BulkheadConfig;
+
+    let recorder = Recording::start();
+    let events = EventMetrics::new();
+    let db = BulkheadLayer::builder()
+        .name("db")
+        .max_concurrent(1)
+        .release_on_response()
+        .on_event(events.callback())
+        .build()
+        .unwrap();
+    let mut config = BulkheadConfig::default();
+    config.name = Some("cache".into());
+    config.max_concurrent = 2;
+    let cache = BulkheadLayer::builder()
+        .config(config)
+        .release_on_response()
+        .on_event(events.callback())
+        .build()
+        .unwrap();
+    let slow = service_fn(|(): ()| async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok::<_, Infallible>(())
+    });
+    let (db, cache) = (db.layer(slow), cache.layer(slow));
+
+    // db: 1 admitted, 2 refused; cache: 2 admitted (1 then 2 inside), 1 refused.
+    let held = [
+        tokio::spawn(db.clone().oneshot(())),
+        tokio::spawn(cache.clone().oneshot(())),
+        tokio::spawn(cache.clone().oneshot(())),
+    ];
+    tokio::task::yield_now().await;
+    for _ in 0..2 {
+        assert!(db.clone().oneshot(()).await.is_err());
+    }
+    assert!(cache.clone().oneshot(()).await.is_err());
+    for call in held {
+        call.await.unwrap().unwrap();
+    }
+
+    let snap = recorder.snap();
+    let admitted = |name| {
+        snap.histogram(
+            "palisade_bulkhead_in_flight_at_admission",
+            &[("bulkhead", name)],
+        )
+    };
+    assert_eq!(admitted("db"), vec![1.0]);
+    assert_eq!(admitted("cache"), vec![1.0, 2.0]);
+    let full = |name| {
+        snap.counter(
+            "palisade_bulkhead_rejections_total",
+            &[("bulkhead", name), ("reason", "full")],
+        )
+    };
+    assert_eq!((full("db"), full("cache")), (2, 1));
+    assert_eq!(snap.instance_events("bulkhead", "db", "admitted"), 1);
+    assert_eq!(snap.instance_events("bulkhead", "db", "rejected"), 2);
+    assert_eq!(snap.instance_events("bulkhead", "cache", "admitted"), 2);
+    assert_eq!(snap.instance_events("bulkhead", "cache", "rejected"), 1);
+    let mut names = snap.label_values("palisade_bulkhead_rejections_total", "bulkhead");
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names, ["cache", "db"]);
 }

@@ -91,7 +91,7 @@ async fn red_metrics_and_events_reach_the_meter() {
     }
     let events = EventMetrics::new();
     events.on_event(&BreakerEvent::StateChanged {
-        name: "payments",
+        instance: "payments".into(),
         from: State::Closed,
         to: State::Open,
     });

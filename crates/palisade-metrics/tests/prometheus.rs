@@ -60,7 +60,7 @@ async fn rendered_text_has_the_expected_series() {
         r#"palisade_request_duration_seconds_bucket{route="checkout",le="0.025"} 15"#,
         r#"palisade_request_duration_seconds_count{route="checkout"} 15"#,
         r#"palisade_requests_in_flight{route="checkout"} 0"#,
-        r#"palisade_events_total{layer="breaker",event="opened"} 1"#,
+        r#"palisade_events_total{layer="breaker",instance="breaker",event="opened"} 1"#,
     ] {
         assert!(
             text.lines().any(|l| l == line),

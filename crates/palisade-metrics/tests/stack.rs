@@ -141,7 +141,7 @@ async fn ten_ok_two_timeouts_breaker_opened_once_three_rate_limited() {
     let decisions = |decision| {
         snap.counter(
             "palisade_ratelimit_decisions_total",
-            &[("decision", decision)],
+            &[("ratelimit", "ratelimit"), ("decision", decision)],
         )
     };
     assert_eq!(decisions("allowed"), 13);

@@ -112,6 +112,9 @@ pub struct TierConfig {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct RateLimitConfig {
+    /// The limiter's instance name, for its events and metrics (`ratelimit="api"`): 1–128
+    /// visible ASCII characters. Default: none (`"ratelimit"`).
+    pub name: Option<String>,
     /// Where the key comes from. Default global.
     pub key: KeyConfig,
     /// For IP keys (`peer_ip`, `forwarded_ip`): IPv6 clients are grouped by their first
@@ -189,6 +192,7 @@ impl Default for RedisConfig {
 impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {
+            name: None,
             key: KeyConfig::Global,
             ipv6_prefix: DEFAULT_IPV6_PREFIX,
             quotas: vec![QuotaConfig::default()],
@@ -226,6 +230,10 @@ impl RateLimitConfig {
             .legacy_headers(self.legacy_headers)
             .max_keys(self.max_keys)
             .idle_sweep(self.idle_sweep);
+        if let Some(name) = &self.name {
+            palisade_core::config::check_instance_name("name", name)?;
+            layer = layer.name(name);
+        }
         if let Some(w) = self.max_wait {
             palisade_core::config::check_duration(
                 "max_wait",

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use palisade_core::Event;
+use palisade_core::event::{Event, InstanceName};
 
 /// What the rate limiter did. Keys appear only as a 64-bit hash (random seed per limiter),
 /// so events can be logged without exposing API keys or client addresses.
@@ -11,6 +11,8 @@ use palisade_core::Event;
 pub enum RateLimitEvent {
     /// A request was admitted (after `waited`, in wait mode).
     Allowed {
+        /// The limiter's name.
+        instance: InstanceName,
         /// Hash of the key.
         key_hash: u64,
         /// How long the request was held back first (zero in reject mode).
@@ -18,6 +20,8 @@ pub enum RateLimitEvent {
     },
     /// A request was refused.
     Limited {
+        /// The limiter's name.
+        instance: InstanceName,
         /// Hash of the key.
         key_hash: u64,
         /// The `Retry-After` given.
@@ -27,6 +31,8 @@ pub enum RateLimitEvent {
     },
     /// The shared store (Redis) failed or timed out; `action` says what was done instead.
     StoreFailed {
+        /// The limiter's name.
+        instance: InstanceName,
         /// What the limiter did with the request.
         action: FailAction,
         /// The error, for logs.
@@ -53,6 +59,17 @@ pub enum FailAction {
     Local,
 }
 
+impl FailAction {
+    /// Stable snake_case name: `open`, `closed`, `local`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+            Self::Local => "local",
+        }
+    }
+}
+
 impl Event for RateLimitEvent {
     fn layer(&self) -> &'static str {
         "ratelimit"
@@ -62,6 +79,27 @@ impl Event for RateLimitEvent {
             Self::Allowed { .. } => "allowed",
             Self::Limited { .. } => "limited",
             Self::StoreFailed { .. } => "store_failed",
+        }
+    }
+    fn instance(&self) -> &str {
+        match self {
+            Self::Allowed { instance, .. }
+            | Self::Limited { instance, .. }
+            | Self::StoreFailed { instance, .. } => instance,
+        }
+    }
+    /// The wait of an admission, the `Retry-After` of a refusal.
+    fn duration(&self) -> Option<Duration> {
+        match self {
+            Self::Allowed { waited: d, .. } | Self::Limited { retry_after: d, .. } => Some(*d),
+            Self::StoreFailed { .. } => None,
+        }
+    }
+    /// What a store failure did: `open`, `closed` or `local`.
+    fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::StoreFailed { action, .. } => Some(action.as_str()),
+            _ => None,
         }
     }
 }

@@ -184,7 +184,8 @@ where
                         Err(error) => {
                             r.shared
                                 .listeners
-                                .emit_with(|| RateLimitEvent::StoreFailed {
+                                .emit_named(|instance| RateLimitEvent::StoreFailed {
+                                    instance,
                                     action: r.fail,
                                     error: error.clone(),
                                 });

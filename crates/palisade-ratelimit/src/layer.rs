@@ -3,7 +3,7 @@ use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
 
-use palisade_core::Listeners;
+use palisade_core::{InstanceName, Listeners};
 use tower_layer::Layer;
 
 use crate::events::RateLimitEvent;
@@ -88,7 +88,7 @@ impl<X> RateLimitLayer<X> {
                 max_wait: None,
                 response_headers: true,
                 legacy_headers: false,
-                listeners: Listeners::new(),
+                listeners: Listeners::new().named("ratelimit"),
                 max_keys: DEFAULT_MAX_KEYS,
                 idle_sweep: DEFAULT_IDLE_SWEEP,
                 #[cfg(feature = "redis")]
@@ -161,6 +161,16 @@ impl<X> RateLimitLayer<X> {
         let s = self.shared_mut();
         s.idle_sweep = every;
         s.store = Arc::new(MemoryStore::new(s.max_keys, s.idle_sweep));
+        self
+    }
+
+    /// The limiter's instance name, carried by its events so metrics label it
+    /// (`ratelimit="api"`). Default `"ratelimit"`. (The Redis bucket name is
+    /// [`redis`](Self::redis)'s `layer_name`.)
+    #[must_use]
+    pub fn name(mut self, name: impl Into<InstanceName>) -> Self {
+        let s = self.shared_mut();
+        s.listeners = std::mem::take(&mut s.listeners).named(name);
         self
     }
 

@@ -61,10 +61,13 @@ fn rate_headers(shared: &Shared, set: &QuotaSet, d: &RateLimitDecision) -> Heade
 /// Turns a decision into the next step, emitting its event.
 pub(crate) fn step(shared: &Shared, set: &QuotaSet, hash: u64, d: &RateLimitDecision) -> Step {
     if d.is_allowed() {
-        shared.listeners.emit_with(|| RateLimitEvent::Allowed {
-            key_hash: hash,
-            waited: d.wait(),
-        });
+        shared
+            .listeners
+            .emit_named(|instance| RateLimitEvent::Allowed {
+                instance,
+                key_hash: hash,
+                waited: d.wait(),
+            });
         // Client mode never writes the fields into upstream responses.
         let headers = (shared.response_headers && shared.mode == RateLimitMode::Reject)
             .then(|| ResponseFields::new(set, d, shared.legacy_headers));
@@ -81,11 +84,14 @@ pub(crate) fn step(shared: &Shared, set: &QuotaSet, hash: u64, d: &RateLimitDeci
             .filter(|(s, _)| !s.wait.is_zero())
             .map(|(_, n)| n.clone())
             .collect();
-        shared.listeners.emit_with(|| RateLimitEvent::Limited {
-            key_hash: hash,
-            retry_after: d.wait(),
-            violated_policies: violated.clone(),
-        });
+        shared
+            .listeners
+            .emit_named(|instance| RateLimitEvent::Limited {
+                instance,
+                key_hash: hash,
+                retry_after: d.wait(),
+                violated_policies: violated.clone(),
+            });
         Step::Reject(Box::new(RateLimited::new(
             d.wait(),
             rate_headers(shared, set, d),

@@ -318,11 +318,13 @@ async fn events_report_allowed_and_limited_with_hashed_keys() {
         RateLimitEvent::Allowed {
             key_hash: a,
             waited,
+            ..
         },
         RateLimitEvent::Limited {
             key_hash: b,
             retry_after,
             violated_policies,
+            ..
         },
     ) = (&log[0], &log[1])
     else {

@@ -46,6 +46,9 @@ pub enum BudgetKind {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct RetryConfig {
+    /// The layer's instance name, for its events and metrics (`retry="payments"`): 1–128
+    /// visible ASCII characters. Default: none (`"retry"`).
+    pub name: Option<String>,
     /// Attempts including the first, 1–100. Default 3.
     pub max_attempts: u32,
     /// Backoff kind. Default `full_jitter`.
@@ -89,6 +92,7 @@ pub struct RetryConfig {
 impl Default for RetryConfig {
     fn default() -> Self {
         Self {
+            name: None,
             max_attempts: 3,
             backoff: BackoffKind::FullJitter,
             initial_backoff: Duration::from_millis(100),
@@ -149,6 +153,10 @@ impl RetryConfig {
         }
         if let Some(seed) = self.seed {
             layer = layer.seed(seed);
+        }
+        if let Some(name) = &self.name {
+            palisade_core::config::check_instance_name("name", name)?;
+            layer = layer.name(name);
         }
         layer = match self.budget {
             BudgetKind::None => layer.no_budget(),

@@ -22,9 +22,11 @@ pub(crate) enum Next {
 }
 
 fn give_up<P>(shared: &Shared<P>, attempts: u32, reason: GiveUpReason) {
-    shared
-        .listeners
-        .emit_with(|| RetryEvent::GaveUp { attempts, reason });
+    shared.listeners.emit_named(|instance| RetryEvent::GaveUp {
+        instance,
+        attempts,
+        reason,
+    });
 }
 
 /// The verdict after attempt number `attempts`: return the result, or retry after a delay
@@ -71,7 +73,7 @@ where
     if attempts >= shared.max_attempts {
         shared
             .listeners
-            .emit_with(|| RetryEvent::Exhausted { attempts });
+            .emit_named(|instance| RetryEvent::Exhausted { instance, attempts });
         return Next::Return;
     }
     let delay = match after {
@@ -101,10 +103,11 @@ where
     {
         shared
             .listeners
-            .emit_with(|| RetryEvent::BudgetExhausted { attempts });
+            .emit_named(|instance| RetryEvent::BudgetExhausted { instance, attempts });
         return Next::Return;
     }
-    shared.listeners.emit_with(|| RetryEvent::Attempt {
+    shared.listeners.emit_named(|instance| RetryEvent::Attempt {
+        instance,
         n: attempts + 1,
         delay,
         reason,

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use palisade_core::{Event, GrpcCode};
+use palisade_core::GrpcCode;
+use palisade_core::event::{Event, InstanceName};
 
 /// Why an attempt was considered a retryable failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,8 @@ pub enum GiveUpReason {
 pub enum RetryEvent {
     /// Attempt `n` (2 = first retry) starts after `delay` because of `reason`.
     Attempt {
+        /// The retry layer's name.
+        instance: InstanceName,
         /// The attempt number, counting the first (so retries start at 2).
         n: u32,
         /// The wait before it.
@@ -44,26 +47,36 @@ pub enum RetryEvent {
     },
     /// Max attempts reached; the last result is returned.
     Exhausted {
+        /// The retry layer's name.
+        instance: InstanceName,
         /// Attempts made.
         attempts: u32,
     },
     /// The retry budget refused a retry; the last result is returned.
     BudgetExhausted {
+        /// The retry layer's name.
+        instance: InstanceName,
         /// Attempts made.
         attempts: u32,
     },
     /// The request body exceeded the replay buffer limit: sent once, not retried.
     BodyTooLarge {
+        /// The retry layer's name.
+        instance: InstanceName,
         /// The configured limit in bytes.
         limit: usize,
     },
     /// A hedged attempt was sent (`n` = attempts in flight or done, counting the first).
     Hedged {
+        /// The retry layer's name.
+        instance: InstanceName,
         /// The attempt number of the hedge (2 = first hedge).
         n: u32,
     },
     /// Retrying stopped early; the last result is returned.
     GaveUp {
+        /// The retry layer's name.
+        instance: InstanceName,
         /// Attempts made.
         attempts: u32,
         /// Why.
@@ -83,6 +96,72 @@ impl Event for RetryEvent {
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::GaveUp { .. } => "gave_up",
             Self::Hedged { .. } => "hedged",
+        }
+    }
+    fn instance(&self) -> &str {
+        match self {
+            Self::Attempt { instance, .. }
+            | Self::Exhausted { instance, .. }
+            | Self::BudgetExhausted { instance, .. }
+            | Self::BodyTooLarge { instance, .. }
+            | Self::Hedged { instance, .. }
+            | Self::GaveUp { instance, .. } => instance,
+        }
+    }
+    /// The wait before a retry.
+    fn duration(&self) -> Option<Duration> {
+        match self {
+            Self::Attempt { delay, .. } => Some(*delay),
+            _ => None,
+        }
+    }
+    /// Why a retry: `error`, `status`, `grpc`; why giving up: `server_delay_too_long`,
+    /// `deadline`, `pushback`.
+    fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Attempt { reason, .. } => Some(reason.as_str()),
+            Self::GaveUp { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        }
+    }
+    /// The attempt starting (retries and hedges), or the attempts made.
+    fn attempt(&self) -> Option<u32> {
+        match self {
+            Self::Attempt { n, .. }
+            | Self::Hedged { n, .. }
+            | Self::Exhausted { attempts: n, .. }
+            | Self::BudgetExhausted { attempts: n, .. }
+            | Self::GaveUp { attempts: n, .. } => Some(*n),
+            Self::BodyTooLarge { .. } => None,
+        }
+    }
+    /// The replay buffer limit a body exceeded, in bytes.
+    fn count(&self) -> Option<u64> {
+        match self {
+            Self::BodyTooLarge { limit, .. } => Some(*limit as u64),
+            _ => None,
+        }
+    }
+}
+
+impl RetryReason {
+    /// Stable snake_case name: `error`, `status`, `grpc`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Status(_) => "status",
+            Self::Grpc(_) => "grpc",
+        }
+    }
+}
+
+impl GiveUpReason {
+    /// Stable snake_case name: `server_delay_too_long`, `deadline`, `pushback`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ServerDelayTooLong => "server_delay_too_long",
+            Self::Deadline => "deadline",
+            Self::Pushback => "pushback",
         }
     }
 }

@@ -128,7 +128,7 @@ impl HttpReplay {
                 let limit = shared.body_limit;
                 shared
                     .listeners
-                    .emit_with(|| RetryEvent::BodyTooLarge { limit });
+                    .emit_named(|instance| RetryEvent::BodyTooLarge { instance, limit });
                 svc.call(Request::from_parts(parts, reader.into_replay(over)))
             }
         }

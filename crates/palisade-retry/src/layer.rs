@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use palisade_core::Listeners;
+use palisade_core::{InstanceName, Listeners};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tower_layer::Layer;
@@ -79,7 +79,7 @@ impl RetryLayer {
             backoff: Backoff::default(),
             rng: Arc::new(Mutex::new(SmallRng::from_rng(&mut rand::rng()))),
             budget: Some(Arc::new(TpsBudget::default())),
-            listeners: Listeners::new(),
+            listeners: Listeners::new().named("retry"),
             body_limit: DEFAULT_BODY_LIMIT,
             per_attempt_timeout: None,
             retry_unsafe: false,
@@ -142,6 +142,14 @@ impl<P> RetryLayer<P> {
     /// `Idempotency-Key`. Off by default (RFC 9110 §9.2.2).
     pub fn retry_unsafe_methods(mut self, yes: bool) -> Self {
         self.retry_unsafe = yes;
+        self
+    }
+
+    /// The layer's instance name, carried by its events so metrics label it
+    /// (`retry="payments"`). Default `"retry"`.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<InstanceName>) -> Self {
+        self.listeners = self.listeners.named(name);
         self
     }
 
@@ -212,7 +220,7 @@ impl<P> Shared<P> {
         if retryable && body_len > self.body_limit as u64 {
             let limit = self.body_limit;
             self.listeners
-                .emit_with(|| RetryEvent::BodyTooLarge { limit });
+                .emit_named(|instance| RetryEvent::BodyTooLarge { instance, limit });
             return false;
         }
         retryable

@@ -66,7 +66,13 @@ async fn slow_first_attempt_loses_and_is_dropped() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     // the hedge finished first (dropped after answering), then the stuck loser was dropped
     assert_eq!(*dropped.lock().unwrap(), [1, 0]);
-    assert_eq!(*events.lock().unwrap(), [RetryEvent::Hedged { n: 2 }]);
+    assert_eq!(
+        *events.lock().unwrap(),
+        [RetryEvent::Hedged {
+            instance: "hedge".into(),
+            n: 2
+        }]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -170,7 +176,13 @@ async fn learned_delay_hedges_at_the_percentile_not_before() {
     // The hedge left at p95, not before (tokio's timers tick in whole milliseconds).
     let events = events.lock().unwrap();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].1, RetryEvent::Hedged { n: 2 });
+    assert_eq!(
+        events[0].1,
+        RetryEvent::Hedged {
+            instance: "hedge".into(),
+            n: 2
+        }
+    );
     let hedged_at = events[0].0 - start;
     assert!(
         hedged_at >= p95 && hedged_at <= p95 + MS(1),
@@ -419,7 +431,13 @@ async fn in_flight_conflict_from_a_hedge_is_not_final() {
     assert_eq!(start.elapsed(), Duration::from_millis(100));
     // a second hedge would be due at 105 ms: the original answered first
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-    assert_eq!(*events.lock().unwrap(), [RetryEvent::Hedged { n: 2 }]);
+    assert_eq!(
+        *events.lock().unwrap(),
+        [RetryEvent::Hedged {
+            instance: "hedge".into(),
+            n: 2
+        }]
+    );
 
     // The other way round: the hedge won the race at the server, the original gets 409.
     let (calls, svc) = keyed_upstream(&[60, 30], &[409, 201]);

@@ -86,6 +86,9 @@ async fn reqwest_client_retries_a_flaky_server() {
     assert_eq!(count.load(Ordering::SeqCst), 1);
     assert_eq!(
         *events.lock().unwrap(),
-        [RetryEvent::BodyTooLarge { limit: 16 }]
+        [RetryEvent::BodyTooLarge {
+            instance: "retry".into(),
+            limit: 16
+        }]
     );
 }

@@ -209,11 +209,13 @@ async fn constant_sequence_and_events() {
         *seen.lock().unwrap(),
         [
             RetryEvent::Attempt {
+                instance: "retry".into(),
                 n: 2,
                 delay: MS(30),
                 reason: RetryReason::Status(StatusCode::BAD_GATEWAY)
             },
             RetryEvent::Attempt {
+                instance: "retry".into(),
                 n: 3,
                 delay: MS(30),
                 reason: RetryReason::Status(StatusCode::GATEWAY_TIMEOUT)
@@ -310,6 +312,7 @@ async fn server_delay_above_max_backoff_gives_up() {
     assert_eq!(
         *seen.lock().unwrap(),
         [RetryEvent::GaveUp {
+            instance: "retry".into(),
             attempts: 1,
             reason: GiveUpReason::ServerDelayTooLong
         }]
@@ -352,6 +355,7 @@ async fn a_huge_retry_after_is_bounded_never_a_panic_or_a_hang() {
         assert_eq!(
             *seen.lock().unwrap(),
             [RetryEvent::GaveUp {
+                instance: "retry".into(),
                 attempts: 1,
                 reason: GiveUpReason::ServerDelayTooLong
             }],
@@ -510,7 +514,10 @@ async fn body_over_limit_is_sent_once() {
         assert_eq!(up.bodies(), [Bytes::from_static(b"hello chunked world")]);
         assert_eq!(
             *seen.lock().unwrap(),
-            [RetryEvent::BodyTooLarge { limit: 10 }]
+            [RetryEvent::BodyTooLarge {
+                instance: "retry".into(),
+                limit: 10
+            }]
         );
     }
     // Known size above the limit: not even read first.
@@ -550,6 +557,7 @@ async fn deadline_stops_retries() {
     assert_eq!(
         seen.lock().unwrap().last(),
         Some(&RetryEvent::GaveUp {
+            instance: "retry".into(),
             attempts: 3,
             reason: GiveUpReason::Deadline
         })
@@ -594,7 +602,10 @@ async fn transport_errors_are_retried_up_to_max_attempts() {
     assert_eq!(up.calls(), 4);
     assert_eq!(
         seen.lock().unwrap().last(),
-        Some(&RetryEvent::Exhausted { attempts: 4 })
+        Some(&RetryEvent::Exhausted {
+            instance: "retry".into(),
+            attempts: 4
+        })
     );
 }
 
@@ -622,7 +633,7 @@ async fn tps_budget_bounds_amplification() {
         .count();
     let exhausted = seen
         .iter()
-        .filter(|e| matches!(e, RetryEvent::Exhausted { attempts: 3 }))
+        .filter(|e| matches!(e, RetryEvent::Exhausted { attempts: 3, .. }))
         .count();
     // every request ends either by max attempts or by the budget
     assert_eq!(refused + exhausted, 1000);

@@ -29,6 +29,9 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct TimeoutConfig {
+    /// The layer's instance name, for its events and metrics: 1–128 visible ASCII
+    /// characters. Default: none (`"timeout"`).
+    pub name: Option<String>,
     /// The timeout, 1 ms to 24 h (`"250ms"`, `"2s"`). Default 30 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     #[cfg_attr(feature = "schemars", schemars(with = "String"))]
@@ -46,6 +49,7 @@ pub struct TimeoutConfig {
 impl Default for TimeoutConfig {
     fn default() -> Self {
         Self {
+            name: None,
             timeout: Duration::from_secs(30),
             honour_grpc_timeout: true,
             deadline_header: None,
@@ -71,6 +75,10 @@ impl TimeoutConfig {
             .honour_grpc_timeout(self.honour_grpc_timeout)
             .insert_deadline(self.insert_deadline)
             .outbound(self.outbound);
+        if let Some(name) = &self.name {
+            palisade_core::config::check_instance_name("name", name)?;
+            layer = layer.name(name);
+        }
         if let Some(name) = &self.deadline_header {
             let name = palisade_core::config::header_name("deadline_header", name)?;
             layer = layer.deadline_header(name);

@@ -118,7 +118,11 @@ where
                 match timer.poll(cx) {
                     Poll::Ready(()) => {
                         let (timeout, source) = (*timeout, *source);
-                        listeners.emit_with(|| TimeoutEvent::Elapsed { timeout, source });
+                        listeners.emit_named(|instance| TimeoutEvent::Elapsed {
+                            instance,
+                            timeout,
+                            source,
+                        });
                         Poll::Ready(Err(Elapsed::new(timeout).into()))
                     }
                     Poll::Pending => Poll::Pending,

@@ -40,7 +40,7 @@ impl TimeoutLayer {
                 deadline_header: None,
                 insert_deadline: true,
                 outbound: false,
-                listeners: Listeners::new(),
+                listeners: Listeners::new().named("timeout"),
             },
         }
     }
@@ -75,6 +75,14 @@ impl TimeoutLayer {
     #[must_use]
     pub fn outbound(mut self, yes: bool) -> Self {
         self.settings.outbound = yes;
+        self
+    }
+
+    /// The layer's instance name, carried by its events so metrics label it. Default
+    /// `"timeout"`.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<palisade_core::InstanceName>) -> Self {
+        self.settings.listeners = self.settings.listeners.named(name);
         self
     }
 

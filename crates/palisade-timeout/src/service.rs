@@ -119,11 +119,13 @@ where
                         source = DeadlineSource::GrpcTimeout;
                     }
                     Some(_) => {}
-                    None => s
-                        .listeners
-                        .emit_with(|| TimeoutEvent::InvalidDeadlineHeader {
-                            header: GRPC_TIMEOUT_NAME,
-                        }),
+                    None => {
+                        s.listeners
+                            .emit_named(|instance| TimeoutEvent::InvalidDeadlineHeader {
+                                instance,
+                                header: GRPC_TIMEOUT_NAME,
+                            });
+                    }
                 }
             }
             if let Some(name) = &s.deadline_header
@@ -135,11 +137,13 @@ where
                         source = DeadlineSource::Header;
                     }
                     Some(_) => {}
-                    None => s
-                        .listeners
-                        .emit_with(|| TimeoutEvent::InvalidDeadlineHeader {
-                            header: name.clone(),
-                        }),
+                    None => {
+                        s.listeners
+                            .emit_named(|instance| TimeoutEvent::InvalidDeadlineHeader {
+                                instance,
+                                header: name.clone(),
+                            });
+                    }
                 }
             }
         }
@@ -173,8 +177,11 @@ where
         }
 
         if deadline.instant() <= now {
-            s.listeners
-                .emit_with(|| TimeoutEvent::Elapsed { timeout, source });
+            s.listeners.emit_named(|instance| TimeoutEvent::Elapsed {
+                instance,
+                timeout,
+                source,
+            });
             return ResponseFuture::expired(Elapsed::new(timeout));
         }
         ResponseFuture::new(

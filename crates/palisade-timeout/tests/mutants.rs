@@ -64,6 +64,7 @@ async fn a_header_equal_to_the_timeout_leaves_the_source_configured() {
         assert_eq!(
             *events.lock().unwrap(),
             vec![TimeoutEvent::Elapsed {
+                instance: "timeout".into(),
                 timeout: Duration::from_secs(1),
                 source: DeadlineSource::Configured
             }],
@@ -89,6 +90,7 @@ async fn an_outer_deadline_equal_to_the_timeout_leaves_the_source_configured() {
     assert_eq!(
         *events.lock().unwrap(),
         vec![TimeoutEvent::Elapsed {
+            instance: "timeout".into(),
             timeout: Duration::from_secs(1),
             source: DeadlineSource::Configured
         }]
@@ -159,6 +161,7 @@ async fn a_longer_header_never_lengthens_the_timeout() {
         assert_eq!(
             *events.lock().unwrap(),
             vec![TimeoutEvent::Elapsed {
+                instance: "timeout".into(),
                 timeout: Duration::from_secs(1),
                 source: DeadlineSource::Configured
             }],

@@ -85,6 +85,7 @@ async fn shorter_incoming_grpc_timeout_wins_and_longer_is_ignored() {
     assert_eq!(
         events.lock().unwrap().last(),
         Some(&TimeoutEvent::Elapsed {
+            instance: "timeout".into(),
             timeout: Duration::from_millis(100),
             source: DeadlineSource::GrpcTimeout
         })
@@ -131,6 +132,7 @@ async fn malformed_grpc_timeouts_are_ignored_with_an_event() {
         assert_eq!(
             *events.lock().unwrap(),
             vec![TimeoutEvent::InvalidDeadlineHeader {
+                instance: "timeout".into(),
                 header: http::HeaderName::from_static("grpc-timeout")
             }],
             "{bad:?}"
@@ -331,6 +333,7 @@ async fn deadline_headers_on_several_lines_are_ignored() {
         assert_eq!(
             *events.lock().unwrap(),
             vec![TimeoutEvent::InvalidDeadlineHeader {
+                instance: "timeout".into(),
                 header: http::HeaderName::from_static(header)
             }],
             "{header} {lines:?}"

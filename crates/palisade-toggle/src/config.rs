@@ -27,6 +27,9 @@ use crate::provider::FileProvider;
 )]
 #[non_exhaustive]
 pub struct ToggleConfig {
+    /// The layer's instance name, for its events and metrics: 1–128 visible ASCII
+    /// characters. Default: none (`"toggle"`).
+    pub name: Option<String>,
     /// The JSON flag file (required).
     pub file: Option<PathBuf>,
     /// Poll the file's modification time this often (100ms..=1h); `None`: no polling.
@@ -107,6 +110,10 @@ impl ToggleConfig {
         let mut layer = FlagsLayer::new(provider.clone()).targeting_key(OptionalKey(key));
         for (name, source) in sources {
             layer = layer.attribute(name, source);
+        }
+        if let Some(name) = &self.name {
+            palisade_core::config::check_instance_name("name", name)?;
+            layer = layer.name(name);
         }
         Ok((provider, layer))
     }

@@ -1,6 +1,6 @@
 //! Events of the toggle layers and providers.
 
-use palisade_core::Event;
+use palisade_core::event::{Event, InstanceName};
 
 use crate::details::{ErrorCode, Reason};
 
@@ -10,6 +10,8 @@ use crate::details::{ErrorCode, Reason};
 pub enum ToggleEvent {
     /// A flag was evaluated (built only when observed, so unobserved evaluation stays free).
     Evaluated {
+        /// The flags layer's (or provider's) name.
+        instance: InstanceName,
         /// The flag key.
         flag_key: String,
         /// The resolved variant, if any.
@@ -21,6 +23,8 @@ pub enum ToggleEvent {
     },
     /// A provider loaded a new snapshot.
     Reloaded {
+        /// The flags layer's (or provider's) name.
+        instance: InstanceName,
         /// Where from (e.g. the file path).
         source: String,
         /// How many flags it holds.
@@ -28,6 +32,8 @@ pub enum ToggleEvent {
     },
     /// A reload failed; the last good flags stay in use.
     ReloadFailed {
+        /// The flags layer's (or provider's) name.
+        instance: InstanceName,
         /// Where from.
         source: String,
         /// Why.
@@ -36,6 +42,13 @@ pub enum ToggleEvent {
 }
 
 impl Event for ToggleEvent {
+    fn instance(&self) -> &str {
+        match self {
+            Self::Evaluated { instance, .. }
+            | Self::Reloaded { instance, .. }
+            | Self::ReloadFailed { instance, .. } => instance,
+        }
+    }
     fn layer(&self) -> &'static str {
         "toggle"
     }

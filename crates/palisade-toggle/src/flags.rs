@@ -35,7 +35,7 @@ impl Flags {
             set: provider.snapshot(),
             status: provider.status(),
             ctx,
-            listeners: Listeners::new(),
+            listeners: Listeners::new().named("toggle"),
         }
     }
 
@@ -47,7 +47,12 @@ impl Flags {
     /// Reports every evaluation to `listeners` as [`ToggleEvent::Evaluated`].
     #[must_use]
     pub fn listeners(mut self, listeners: Listeners<ToggleEvent>) -> Self {
-        self.listeners = listeners;
+        // Unnamed listeners take the name these flags already have (`"toggle"`).
+        self.listeners = if listeners.instance().is_empty() {
+            listeners.named(self.listeners.instance().clone())
+        } else {
+            listeners
+        };
         self
     }
 
@@ -82,12 +87,14 @@ impl Flags {
             },
             _ => self.set.evaluate(key, default, &self.ctx),
         };
-        self.listeners.emit_with(|| ToggleEvent::Evaluated {
-            flag_key: key.to_owned(),
-            variant: details.variant.map(str::to_owned),
-            reason: details.reason,
-            error_code: details.error_code,
-        });
+        self.listeners
+            .emit_named(|instance| ToggleEvent::Evaluated {
+                instance,
+                flag_key: key.to_owned(),
+                variant: details.variant.map(str::to_owned),
+                reason: details.reason,
+                error_code: details.error_code,
+            });
         details
     }
 

@@ -107,7 +107,7 @@ impl FlagsLayer {
             provider: Arc::new(provider),
             key: NoTargetingKey,
             attrs: Arc::from(Vec::new()),
-            listeners: Listeners::new(),
+            listeners: Listeners::new().named("toggle"),
         }
     }
 }
@@ -130,6 +130,13 @@ impl<K> FlagsLayer<K> {
         let mut v = self.attrs.to_vec();
         v.push((name.into(), source));
         self.attrs = v.into();
+        self
+    }
+
+    /// The layer's instance name, carried by its evaluation events. Default `"toggle"`.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<palisade_core::InstanceName>) -> Self {
+        self.listeners = self.listeners.named(name);
         self
     }
 

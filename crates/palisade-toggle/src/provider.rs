@@ -133,7 +133,7 @@ fn read(path: &Path) -> Result<(FlagSet, Option<SystemTime>), ConfigError> {
 impl FileProvider {
     /// Loads `path`; the first load must succeed.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, ConfigError> {
-        Self::open_with(path, Listeners::new())
+        Self::open_with(path, Listeners::new().named("toggle"))
     }
 
     /// Loads `path`, reporting reloads to `listeners`.
@@ -169,10 +169,13 @@ impl FileProvider {
                 inner
                     .stale
                     .store(false, std::sync::atomic::Ordering::Relaxed);
-                inner.listeners.emit_with(|| ToggleEvent::Reloaded {
-                    source: inner.path.display().to_string(),
-                    flags: n,
-                });
+                inner
+                    .listeners
+                    .emit_named(|instance| ToggleEvent::Reloaded {
+                        instance,
+                        source: inner.path.display().to_string(),
+                        flags: n,
+                    });
                 Ok(())
             }
             Err(e) => {
@@ -187,10 +190,13 @@ impl FileProvider {
                 inner
                     .stale
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-                inner.listeners.emit_with(|| ToggleEvent::ReloadFailed {
-                    source: inner.path.display().to_string(),
-                    error: e.to_string(),
-                });
+                inner
+                    .listeners
+                    .emit_named(|instance| ToggleEvent::ReloadFailed {
+                        instance,
+                        source: inner.path.display().to_string(),
+                        error: e.to_string(),
+                    });
                 Err(e)
             }
         }

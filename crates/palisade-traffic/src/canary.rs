@@ -184,7 +184,8 @@ impl CanaryController {
         let percent = this.config.steps[0];
         this.set_percent(percent)?;
         this.reset_baseline();
-        this.handle.emit(|| TrafficEvent::Advanced {
+        this.handle.emit(|instance| TrafficEvent::Advanced {
+            instance,
             arm: this.arm_name(),
             percent,
         });
@@ -241,7 +242,8 @@ impl CanaryController {
             // Weights stay valid: stable gets 100.
             let _ = self.set_percent(0);
             self.state = CanaryState::RolledBack(reason);
-            self.handle.emit(|| TrafficEvent::RolledBack {
+            self.handle.emit(|instance| TrafficEvent::RolledBack {
+                instance,
                 arm: self.arm_name(),
                 reason,
             });
@@ -254,13 +256,15 @@ impl CanaryController {
         let _ = self.set_percent(percent);
         if percent == 100 {
             self.state = CanaryState::Promoted;
-            self.handle.emit(|| TrafficEvent::Promoted {
+            self.handle.emit(|instance| TrafficEvent::Promoted {
+                instance,
                 arm: self.arm_name(),
             });
             Tick::Promoted
         } else {
             self.state = CanaryState::Progressing { percent };
-            self.handle.emit(|| TrafficEvent::Advanced {
+            self.handle.emit(|instance| TrafficEvent::Advanced {
+                instance,
                 arm: self.arm_name(),
                 percent,
             });

@@ -92,6 +92,9 @@ impl RuleConfig {
     serde(default, deny_unknown_fields)
 )]
 pub struct SplitConfig {
+    /// The split's instance name, for its events and metrics (`traffic="checkout"`): 1–128
+    /// visible ASCII characters. Default: none (`"traffic"`).
+    pub name: Option<String>,
     /// Relative weights per arm (default: all to the first arm).
     pub weights: Option<Vec<u32>>,
     /// Match rules, in order.
@@ -164,6 +167,10 @@ impl<S, K, C> SplitBuilder<S, K, C> {
     /// Applies `config` (validated here; arm names in rules and the weight count are checked
     /// by [`build`](Self::build)).
     pub fn with_config(mut self, config: SplitConfig) -> Result<Self, ConfigError> {
+        if let Some(name) = config.name {
+            palisade_core::config::check_instance_name("name", &name)?;
+            self = self.name(name);
+        }
         if let Some(w) = config.weights {
             self = self.weights(w);
         }

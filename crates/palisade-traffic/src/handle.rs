@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue};
+use palisade_core::event::{InstanceName, WeightGauge};
 use palisade_core::{ConfigError, Listeners};
 
 use crate::events::TrafficEvent;
@@ -146,7 +147,8 @@ impl SplitHandle {
         })?;
         self.control
             .listeners
-            .emit_with(|| TrafficEvent::WeightChanged {
+            .emit_named(|instance| TrafficEvent::WeightChanged {
+                instance,
                 weights: weights.to_vec(),
             });
         Ok(())
@@ -163,9 +165,12 @@ impl SplitHandle {
             drained[i] = false;
             Ok(Routing::new(weights, drained, cur.rules.clone()))
         })?;
-        self.control.listeners.emit_with(|| TrafficEvent::Switched {
-            arm: self.control.names[i].clone(),
-        });
+        self.control
+            .listeners
+            .emit_named(|instance| TrafficEvent::Switched {
+                instance,
+                arm: self.control.names[i].clone(),
+            });
         Ok(())
     }
 
@@ -184,9 +189,12 @@ impl SplitHandle {
                 cur.rules.clone(),
             ))
         })?;
-        self.control.listeners.emit_with(|| TrafficEvent::Drained {
-            arm: self.control.names[i].clone(),
-        });
+        self.control
+            .listeners
+            .emit_named(|instance| TrafficEvent::Drained {
+                instance,
+                arm: self.control.names[i].clone(),
+            });
         Ok(())
     }
 
@@ -222,7 +230,27 @@ impl SplitHandle {
         Some(self.control.stats[i].snapshot())
     }
 
-    pub(crate) fn emit(&self, f: impl FnOnce() -> TrafficEvent) {
-        self.control.listeners.emit_with(f);
+    pub(crate) fn emit(&self, f: impl FnOnce(InstanceName) -> TrafficEvent) {
+        self.control.listeners.emit_named(f);
+    }
+
+    /// The split's name (its builder's `name`, or `"traffic"`).
+    pub fn name(&self) -> &InstanceName {
+        self.control.listeners.instance()
+    }
+}
+
+/// Live traffic shares for metrics exporters: each arm's [`share`](SplitHandle::share) in
+/// percent.
+impl WeightGauge for SplitHandle {
+    fn shares(&self) -> Vec<(Arc<str>, f64)> {
+        self.control
+            .names
+            .iter()
+            .map(|arm| (arm.clone(), self.share(arm).unwrap_or(0.0) * 100.0))
+            .collect()
+    }
+    fn instance(&self) -> InstanceName {
+        self.name().clone()
     }
 }

@@ -71,7 +71,7 @@ impl<M> ShadowLayer<M> {
             max_concurrency: 16,
             max_body: 64 * 1024,
             timeout: Duration::from_secs(10),
-            listeners: Listeners::new(),
+            listeners: Listeners::new().named("shadow"),
         }
     }
 
@@ -93,6 +93,12 @@ impl<M> ShadowLayer<M> {
     /// [`MAX_SHADOW_TIMEOUT`] (1 h; longer values are lowered to it).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.min(MAX_SHADOW_TIMEOUT);
+        self
+    }
+
+    /// The layer's instance name, carried by its events. Default `"shadow"`.
+    pub fn name(mut self, name: impl Into<palisade_core::InstanceName>) -> Self {
+        self.listeners = self.listeners.named(name);
         self
     }
 
@@ -199,7 +205,8 @@ where
         let Some(permit) = permit else {
             self.shared
                 .listeners
-                .emit_with(|| TrafficEvent::ShadowSkipped {
+                .emit_named(|instance| TrafficEvent::ShadowSkipped {
+                    instance,
                     reason: if fits {
                         "concurrency limit"
                     } else {
@@ -262,11 +269,14 @@ async fn run_mirror<M, MB>(
         .ok()
         .flatten();
     let primary = primary_status.await.ok();
-    shared.listeners.emit_with(|| TrafficEvent::ShadowCompared {
-        primary,
-        shadow,
-        matched: primary.is_some() && primary == shadow,
-    });
+    shared
+        .listeners
+        .emit_named(|instance| TrafficEvent::ShadowCompared {
+            instance,
+            primary,
+            shadow,
+            matched: primary.is_some() && primary == shadow,
+        });
 }
 
 impl<S, B, F, RB, E> Future for ShadowFuture<S, B, F>

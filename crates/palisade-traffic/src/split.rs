@@ -7,7 +7,9 @@ use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue, Request, Response};
 use palisade_core::cookie::cookie_value_unquoted;
 use palisade_core::key::GlobalKey;
-use palisade_core::{Classifier, ConfigError, DefaultClassifier, KeyExtractor, Listeners};
+use palisade_core::{
+    Classifier, ConfigError, DefaultClassifier, InstanceName, KeyExtractor, Listeners,
+};
 use tower_service::Service;
 
 use crate::access::OverrideAccess;
@@ -71,7 +73,7 @@ impl Split<(), GlobalKey, DefaultClassifier> {
             override_access: None,
             response_header: None,
             seed: 0x5EED,
-            listeners: Listeners::new(),
+            listeners: Listeners::new().named("traffic"),
         }
     }
 }
@@ -190,10 +192,13 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let route = self.route(&req);
-        self.control.listeners.emit_with(|| TrafficEvent::Routed {
-            arm: Arc::clone(&self.control.names[route.arm]),
-            reason: route.reason,
-        });
+        self.control
+            .listeners
+            .emit_named(|instance| TrafficEvent::Routed {
+                instance,
+                arm: Arc::clone(&self.control.names[route.arm]),
+                reason: route.reason,
+            });
         let fut = self.arms[route.arm].call(req);
         ResponseFuture::new(
             fut,
@@ -319,6 +324,13 @@ impl<S, K, C> SplitBuilder<S, K, C> {
     /// Seed of the random source used when no sticky key is available.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// The split's instance name, carried by its events (and its canary controller's) so
+    /// metrics label it (`traffic="checkout"`). Default `"traffic"`.
+    pub fn name(mut self, name: impl Into<InstanceName>) -> Self {
+        self.listeners = self.listeners.named(name);
         self
     }
 

@@ -497,3 +497,31 @@ async fn time_window_forgets_old_failures() {
         "4 failures of 5 calls in 10 s (80%)"
     );
 }
+
+#[test]
+fn the_name_comes_from_code_or_config_and_is_checked() {
+    use palisade_breaker::{BreakerConfig, CircuitBreakerLayer};
+    use palisade_core::Event;
+    use palisade_core::event::StateGauge;
+
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let n = names.clone();
+    let mut config = BreakerConfig::default();
+    config.name = Some("payments".into());
+    let layer = CircuitBreakerLayer::builder()
+        .config(config)
+        .on_event(move |e| n.lock().unwrap().push(e.instance().to_owned()))
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    assert_eq!(handle.name(), "payments");
+    assert_eq!(StateGauge::instance(&handle), "payments");
+    assert_eq!(StateGauge::state(&handle), "closed");
+    handle.force_open();
+    assert_eq!(*names.lock().unwrap(), ["payments"]);
+
+    let unnamed = CircuitBreakerLayer::builder().build().unwrap();
+    assert_eq!(unnamed.handle().name(), "breaker");
+    let bad = CircuitBreakerLayer::builder().name("").build().unwrap_err();
+    assert_eq!(bad.field(), "name");
+}

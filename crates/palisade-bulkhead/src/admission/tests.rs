@@ -40,7 +40,9 @@ fn recording(
 ) -> (Arc<Admission>, Arc<Mutex<Vec<BulkheadEvent>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let listeners = Listeners::new().on(move |e: &BulkheadEvent| s.lock().unwrap().push(e.clone()));
+    let listeners = Listeners::new()
+        .named("db")
+        .on(move |e: &BulkheadEvent| s.lock().unwrap().push(e.clone()));
     let a = Admission::new(limit, max_queue, reserve.into(), None, listeners);
     (Arc::new(a), seen)
 }
@@ -86,11 +88,17 @@ fn a_higher_lane_passes_a_lower_waiter_with_the_right_count() {
         *seen.lock().unwrap(),
         [
             BulkheadEvent::Admitted {
+                instance: "db".into(),
                 lane: 0,
                 in_flight: 1
             },
-            BulkheadEvent::Queued { lane: 0, depth: 1 },
+            BulkheadEvent::Queued {
+                instance: "db".into(),
+                lane: 0,
+                depth: 1
+            },
             BulkheadEvent::Admitted {
+                instance: "db".into(),
                 lane: 1,
                 in_flight: 2
             },
@@ -124,7 +132,11 @@ fn set_limit_admits_waiters_and_reports_only_changes() {
     a.set_limit(2);
     assert_eq!(
         *seen.lock().unwrap(),
-        [BulkheadEvent::LimitChanged { from: 1, to: 2 }],
+        [BulkheadEvent::LimitChanged {
+            instance: "db".into(),
+            from: 1,
+            to: 2
+        }],
         "no event when the limit stays"
     );
     a.set_limit(usize::MAX);

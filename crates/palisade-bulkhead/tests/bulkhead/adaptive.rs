@@ -19,7 +19,7 @@ async fn limit_falls_when_latency_rises_and_recovers_when_it_falls() {
         .adaptive(Aimd::new(2, 20, Duration::from_millis(100)).backoff(0.5))
         .release_on_response()
         .on_event(move |e| {
-            if let BulkheadEvent::LimitChanged { from, to } = e {
+            if let BulkheadEvent::LimitChanged { from, to, .. } = e {
                 ev.lock().unwrap().push((*from, *to));
             }
         })

@@ -16,6 +16,7 @@ async fn admitted_queued_rejected_in_order() {
         .max_queue(1)
         .max_queue_wait(Duration::from_secs(10))
         .release_on_response()
+        .name("db")
         .on_event(move |e| ev.lock().unwrap().push(e.clone()))
         .build()
         .unwrap();
@@ -36,18 +37,67 @@ async fn admitted_queued_rejected_in_order() {
         *events.lock().unwrap(),
         [
             BulkheadEvent::Admitted {
+                instance: "db".into(),
                 lane: 0,
                 in_flight: 1
             },
-            BulkheadEvent::Queued { lane: 0, depth: 1 },
+            BulkheadEvent::Queued {
+                instance: "db".into(),
+                lane: 0,
+                depth: 1
+            },
             BulkheadEvent::Rejected {
+                instance: "db".into(),
                 lane: 0,
                 reason: RejectReason::Full
             },
             BulkheadEvent::Admitted {
+                instance: "db".into(),
                 lane: 0,
                 in_flight: 1
             },
         ]
     );
+}
+
+#[tokio::test]
+async fn the_name_comes_from_code_or_config_and_defaults_to_the_layer() {
+    use palisade_bulkhead::BulkheadConfig;
+    use palisade_core::Event;
+    use palisade_core::event::OccupancyGauge;
+
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let build = |builder: palisade_bulkhead::BulkheadBuilder| {
+        let n = names.clone();
+        let layer = builder
+            .release_on_response()
+            .on_event(move |e: &BulkheadEvent| n.lock().unwrap().push(e.instance().to_owned()))
+            .build()
+            .unwrap();
+        (
+            layer.handle(),
+            layer.layer(service_fn(|(): ()| async { Ok::<_, BoxError>(()) })),
+        )
+    };
+    let mut config = BulkheadConfig::default();
+    config.name = Some("from-config".into());
+    let (configured, a) = build(BulkheadLayer::builder().config(config));
+    let (coded, b) = build(BulkheadLayer::builder().name("from-code"));
+    let (unnamed, c) = build(BulkheadLayer::builder());
+    for svc in [a, b, c] {
+        svc.oneshot(()).await.unwrap();
+    }
+    assert_eq!(
+        *names.lock().unwrap(),
+        ["from-config", "from-code", "bulkhead"]
+    );
+    assert_eq!(OccupancyGauge::instance(&configured), "from-config");
+    assert_eq!(coded.name(), "from-code");
+    assert_eq!(unnamed.name(), "bulkhead");
+
+    let bad = BulkheadLayer::builder()
+        .name("two words")
+        .build()
+        .unwrap_err();
+    assert_eq!(bad.field(), "name");
 }

@@ -67,7 +67,8 @@ pub(crate) fn lookup<St, B>(
             .is_some_and(|m| v.lifetime.saturating_sub(age) < Duration::from_secs(m));
     if !must_validate {
         if fresh {
-            s.listeners.emit_with(|| CacheEvent::Hit);
+            s.listeners
+                .emit_named(|instance| CacheEvent::Hit { instance });
             return Lookup::Serve(serve(s, method, headers, &v, age, Label::Hit));
         }
         let staleness = age.saturating_sub(v.lifetime);
@@ -77,7 +78,8 @@ pub(crate) fn lookup<St, B>(
             MaxStale::Seconds(n) => staleness <= Duration::from_secs(n),
         };
         if allowed && !v.directives.forbids_stale() {
-            s.listeners.emit_with(|| CacheEvent::Stale);
+            s.listeners
+                .emit_named(|instance| CacheEvent::Stale { instance });
             return Lookup::Serve(serve(s, method, headers, &v, age, Label::Stale));
         }
         let swr = v
@@ -85,7 +87,8 @@ pub(crate) fn lookup<St, B>(
             .stale_while_revalidate
             .is_some_and(|w| staleness <= Duration::from_secs(w));
         if swr && !v.directives.forbids_stale() && !rd.only_if_cached {
-            s.listeners.emit_with(|| CacheEvent::Stale);
+            s.listeners
+                .emit_named(|instance| CacheEvent::Stale { instance });
             let res = serve(s, method, headers, &v, age, Label::Stale);
             return Lookup::ServeAndRefresh(res, v);
         }
@@ -97,7 +100,8 @@ pub(crate) fn lookup<St, B>(
 }
 
 fn only_if_cached_miss<St, B>(s: &Settings<St>) -> Lookup<B> {
-    s.listeners.emit_with(|| CacheEvent::OnlyIfCachedMiss);
+    s.listeners
+        .emit_named(|instance| CacheEvent::OnlyIfCachedMiss { instance });
     let mut res = Response::new(CacheBody::empty());
     *res.status_mut() = StatusCode::GATEWAY_TIMEOUT;
     Lookup::Serve(res)

@@ -68,10 +68,12 @@ async fn delay_then_abort_compose_and_skip_the_handler() {
         *log.lock().unwrap(),
         vec![
             FaultEvent::Delayed {
+                instance: "chaos".into(),
                 delay: MS(300),
                 source: FaultSource::Configured
             },
             FaultEvent::Aborted {
+                instance: "chaos".into(),
                 with: AbortWith::Http(StatusCode::SERVICE_UNAVAILABLE),
                 source: FaultSource::Configured
             },
@@ -194,6 +196,7 @@ async fn max_active_bounds_faulted_requests_in_flight() {
         .iter()
         .filter(|e| {
             **e == FaultEvent::Skipped {
+                instance: "chaos".into(),
                 reason: SkipReason::MaxActive,
             }
         })
@@ -327,9 +330,11 @@ async fn envoy_headers_choose_the_fault() {
         *log.lock().unwrap(),
         vec![
             FaultEvent::InvalidHeader {
+                instance: "chaos".into(),
                 header: "x-envoy-fault-delay-request"
             },
             FaultEvent::InvalidHeader {
+                instance: "chaos".into(),
                 header: "x-envoy-fault-abort-request"
             },
         ]

@@ -92,12 +92,39 @@ impl Snap {
         self.histogram("palisade_request_duration_seconds", &[("route", route)])
     }
 
-    /// `palisade_events_total{layer, event}`.
+    /// `palisade_events_total{layer, event}`, summed over every `instance`.
     pub fn events(&self, layer: &str, event: &str) -> u64 {
+        self.instances("palisade_events_total", "instance")
+            .filter(|(key, _)| {
+                key.labels()
+                    .any(|l| l.key() == "layer" && l.value() == layer)
+                    && key
+                        .labels()
+                        .any(|l| l.key() == "event" && l.value() == event)
+            })
+            .map(|(_, v)| match v {
+                DebugValue::Counter(c) => *c,
+                other => panic!("not a counter: {other:?}"),
+            })
+            .sum()
+    }
+
+    /// `palisade_events_total{layer, instance, event}`.
+    pub fn instance_events(&self, layer: &str, instance: &str, event: &str) -> u64 {
         self.counter(
             "palisade_events_total",
-            &[("layer", layer), ("event", event)],
+            &[("layer", layer), ("instance", instance), ("event", event)],
         )
+    }
+
+    /// The series `name` carrying label `label`.
+    fn instances<'a>(
+        &'a self,
+        name: &'a str,
+        label: &'a str,
+    ) -> impl Iterator<Item = (&'a Key, &'a DebugValue)> + 'a {
+        self.keys()
+            .filter(move |(k, _)| k.name() == name && k.labels().any(|l| l.key() == label))
     }
 
     /// Every series name recorded.

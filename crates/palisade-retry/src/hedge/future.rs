@@ -235,7 +235,7 @@ where
                     let attempts = st.sent;
                     st.shared
                         .listeners
-                        .emit_with(|| RetryEvent::BudgetExhausted { attempts });
+                        .emit_named(|instance| RetryEvent::BudgetExhausted { instance, attempts });
                     st.template = None;
                     continue;
                 }
@@ -264,7 +264,9 @@ where
                     });
                     st.sent += 1;
                     let n = st.sent;
-                    st.shared.listeners.emit_with(|| RetryEvent::Hedged { n });
+                    st.shared
+                        .listeners
+                        .emit_named(|instance| RetryEvent::Hedged { instance, n });
                     st.hedge_now = false;
                     st.withdrawn = false;
                     this.timer.set(Timer::after(Some(st.delay)));

@@ -104,7 +104,7 @@ impl HedgeLayer {
                 delay: HedgeDelay::Fixed(delay),
                 max_hedged: 1,
                 budget: None,
-                listeners: Listeners::new(),
+                listeners: Listeners::new().named("hedge"),
                 hedge_unsafe: false,
                 predicate: DefaultPredicate,
             },

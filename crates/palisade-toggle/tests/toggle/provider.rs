@@ -164,18 +164,21 @@ fn evaluated_events_carry_variant_and_reason() {
         events,
         vec![
             ToggleEvent::Evaluated {
+                instance: "toggle".into(),
                 flag_key: "dark".into(),
                 variant: Some("on".into()),
                 reason: Reason::Static,
                 error_code: None
             },
             ToggleEvent::Evaluated {
+                instance: "toggle".into(),
                 flag_key: "nope".into(),
                 variant: None,
                 reason: Reason::Error,
                 error_code: Some(palisade_toggle::ErrorCode::FlagNotFound)
             },
             ToggleEvent::Evaluated {
+                instance: "toggle".into(),
                 flag_key: "dark".into(),
                 variant: None,
                 reason: Reason::Error,

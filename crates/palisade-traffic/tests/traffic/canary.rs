@@ -100,9 +100,11 @@ fn start_announces_the_first_step() {
         *events.lock().unwrap(),
         [
             TrafficEvent::WeightChanged {
+                instance: "traffic".into(),
                 weights: vec![95, 5]
             },
             TrafficEvent::Advanced {
+                instance: "traffic".into(),
                 arm: "canary".into(),
                 percent: 5
             },

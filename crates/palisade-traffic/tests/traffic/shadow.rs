@@ -78,6 +78,7 @@ async fn mirror_gets_a_copy_but_never_the_answer_or_the_wait() {
     assert_eq!(
         *evs.lock().unwrap(),
         [TrafficEvent::ShadowCompared {
+            instance: "shadow".into(),
             primary: Some(StatusCode::OK),
             shadow: Some(StatusCode::INTERNAL_SERVER_ERROR),
             matched: false
@@ -139,6 +140,7 @@ async fn hung_mirror_times_out_and_frees_its_permit() {
     assert_eq!(
         *evs.lock().unwrap(),
         [TrafficEvent::ShadowCompared {
+            instance: "shadow".into(),
             primary: Some(StatusCode::OK),
             shadow: None,
             matched: false

@@ -333,13 +333,16 @@ async fn events_and_stats() {
         seen,
         vec![
             TrafficEvent::Routed {
+                instance: "traffic".into(),
                 arm: "canary".into(),
                 reason: RouteReason::Random
             },
             TrafficEvent::WeightChanged {
+                instance: "traffic".into(),
                 weights: vec![1, 0]
             },
             TrafficEvent::Routed {
+                instance: "traffic".into(),
                 arm: "stable".into(),
                 reason: RouteReason::Random
             },

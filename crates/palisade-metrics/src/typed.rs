@@ -1,0 +1,289 @@
+//! The typed per-layer metrics [`EventMetrics`](crate::EventMetrics) derives from events,
+//! read through core's event vocabulary only ([`Event::layer`], [`Event::instance`],
+//! [`Event::name`] and the typed fields): this crate knows no pattern crate's types.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, SharedString};
+use palisade_core::event::{Event, state};
+
+use crate::events::instance;
+use crate::names::{
+    BREAKER_STATE, BREAKER_TRANSITIONS_TOTAL, BULKHEAD_IN_FLIGHT_AT_ADMISSION,
+    BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE, BULKHEAD_REJECTIONS_TOTAL, CANARY_ROLLBACKS_TOTAL,
+    CANARY_WEIGHT_PERCENT, RATELIMIT_DECISIONS_TOTAL, RETRY_ATTEMPTS_TOTAL,
+    RETRY_BUDGET_EXHAUSTED_TOTAL,
+};
+use crate::series::{OTHER, Series};
+
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new("palisade", metrics::Level::INFO, Some(module_path!()));
+
+/// Most distinct canary arm names labelled; further arms are labelled `other`.
+pub(crate) const MAX_ARMS: usize = 32;
+
+const RETRY_REASONS: [&str; 3] = ["error", "status", "grpc"];
+const BULKHEAD_REASONS: [&str; 3] = ["full", "queue_timeout", "too_many_keys"];
+const TRANSITIONS: usize = state::ALL.len() * state::ALL.len();
+
+pub(crate) fn counter(name: &'static str, labels: Vec<Label>) -> Counter {
+    let key = Key::from_parts(name, labels);
+    metrics::with_recorder(|r| r.register_counter(&key, &METADATA))
+}
+
+fn gauge(name: &'static str, labels: Vec<Label>) -> Gauge {
+    let key = Key::from_parts(name, labels);
+    metrics::with_recorder(|r| r.register_gauge(&key, &METADATA))
+}
+
+fn histogram(name: &'static str, labels: Vec<Label>) -> Histogram {
+    let key = Key::from_parts(name, labels);
+    metrics::with_recorder(|r| r.register_histogram(&key, &METADATA))
+}
+
+/// `label = instance`, plus `key = value` for each of `values`.
+fn each(
+    name: &'static str,
+    label: &'static str,
+    instance: &SharedString,
+    key: &'static str,
+    values: [&'static str; 3],
+) -> [Counter; 3] {
+    values.map(|v| {
+        counter(
+            name,
+            vec![
+                Label::new(label, instance.clone()),
+                Label::from_static_parts(key, v),
+            ],
+        )
+    })
+}
+
+fn index(values: &[&str], value: Option<&str>) -> usize {
+    value
+        .and_then(|v| values.iter().position(|x| *x == v))
+        .unwrap_or(0)
+}
+
+#[derive(Clone)]
+struct RetryHandles {
+    attempts: [Counter; 3],
+    budget_exhausted: Counter,
+}
+
+#[derive(Clone)]
+struct BulkheadHandles {
+    in_flight: Histogram,
+    queue_depth: Histogram,
+    rejections: [Counter; 3],
+}
+
+#[derive(Clone)]
+struct RateLimitHandles {
+    allowed: Counter,
+    limited: Counter,
+}
+
+/// Breaker state gauge and the transition counters, indexed `from * 6 + to`, registered
+/// on first use.
+#[derive(Clone)]
+struct BreakerHandles {
+    label: SharedString,
+    state: Gauge,
+    transitions: Arc<[std::sync::OnceLock<Counter>; TRANSITIONS]>,
+}
+
+/// Handle caches of the typed metrics, one [`Series`] per layer.
+#[derive(Default)]
+pub(crate) struct LayerMetrics {
+    retry: Series<RetryHandles>,
+    bulkhead: Series<BulkheadHandles>,
+    ratelimit: Series<RateLimitHandles>,
+    breaker: Series<BreakerHandles>,
+    /// Canary arm names given their own label value so far.
+    arms: Mutex<Vec<Arc<str>>>,
+}
+
+impl LayerMetrics {
+    /// Records the typed metrics of the layers this crate knows by name.
+    pub(crate) fn record(&self, event: &dyn Event) {
+        match event.layer() {
+            "ratelimit" => self.ratelimit(event),
+            "bulkhead" => self.bulkhead(event),
+            "retry" => self.retry(event),
+            "breaker" => self.breaker(event),
+            "traffic" => self.traffic(event),
+            _ => {}
+        }
+    }
+
+    fn ratelimit(&self, event: &dyn Event) {
+        let limited = match event.name() {
+            "allowed" => false,
+            "limited" => true,
+            _ => return,
+        };
+        let make = |instance: SharedString| {
+            let [allowed, limited] = ["allowed", "limited"].map(|d| {
+                counter(
+                    RATELIMIT_DECISIONS_TOTAL,
+                    vec![
+                        Label::new("ratelimit", instance.clone()),
+                        Label::from_static_parts("decision", d),
+                    ],
+                )
+            });
+            RateLimitHandles { allowed, limited }
+        };
+        // One series entry for both decisions: keyed by layer only.
+        self.ratelimit
+            .with("ratelimit", "", instance(event), make, |h| {
+                if limited {
+                    h.limited.increment(1);
+                } else {
+                    h.allowed.increment(1);
+                }
+            });
+    }
+
+    fn bulkhead(&self, event: &dyn Event) {
+        let make = |instance: SharedString| BulkheadHandles {
+            in_flight: histogram(
+                BULKHEAD_IN_FLIGHT_AT_ADMISSION,
+                vec![Label::new("bulkhead", instance.clone())],
+            ),
+            queue_depth: histogram(
+                BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE,
+                vec![Label::new("bulkhead", instance.clone())],
+            ),
+            rejections: each(
+                BULKHEAD_REJECTIONS_TOTAL,
+                "bulkhead",
+                &instance,
+                "reason",
+                BULKHEAD_REASONS,
+            ),
+        };
+        let kind = event.name();
+        if !matches!(kind, "admitted" | "queued" | "rejected") {
+            return;
+        }
+        self.bulkhead
+            .with("bulkhead", "", instance(event), make, |h| match kind {
+                "admitted" => h.in_flight.record(count(event)),
+                "queued" => h.queue_depth.record(count(event)),
+                _ => h.rejections[index(&BULKHEAD_REASONS, event.reason())].increment(1),
+            });
+    }
+
+    fn retry(&self, event: &dyn Event) {
+        let kind = event.name();
+        if !matches!(kind, "attempt" | "budget_exhausted") {
+            return;
+        }
+        let make = |instance: SharedString| RetryHandles {
+            attempts: each(
+                RETRY_ATTEMPTS_TOTAL,
+                "retry",
+                &instance,
+                "reason",
+                RETRY_REASONS,
+            ),
+            budget_exhausted: counter(
+                RETRY_BUDGET_EXHAUSTED_TOTAL,
+                vec![Label::new("retry", instance)],
+            ),
+        };
+        self.retry.with("retry", "", instance(event), make, |h| {
+            if kind == "attempt" {
+                h.attempts[index(&RETRY_REASONS, event.reason())].increment(1);
+            } else {
+                h.budget_exhausted.increment(1);
+            }
+        });
+    }
+
+    fn breaker(&self, event: &dyn Event) {
+        if event.name() != "state_changed" {
+            return;
+        }
+        let (Some(from), Some(to)) = (
+            event.previous_state().and_then(state::code),
+            event.state().and_then(state::code),
+        ) else {
+            return;
+        };
+        let make = |instance: SharedString| BreakerHandles {
+            state: gauge(BREAKER_STATE, vec![Label::new("breaker", instance.clone())]),
+            label: instance,
+            transitions: Arc::new(std::array::from_fn(|_| std::sync::OnceLock::new())),
+        };
+        self.breaker
+            .with("breaker", "", instance(event), make, |h| {
+                h.state.set(f64::from(to));
+                let i = usize::from(from) * state::ALL.len() + usize::from(to);
+                h.transitions[i]
+                    .get_or_init(|| {
+                        counter(
+                            BREAKER_TRANSITIONS_TOTAL,
+                            vec![
+                                Label::new("breaker", h.label.clone()),
+                                Label::from_static_parts("from", state::ALL[usize::from(from)]),
+                                Label::from_static_parts("to", state::ALL[usize::from(to)]),
+                            ],
+                        )
+                    })
+                    .increment(1);
+            });
+    }
+
+    /// Canary weight and rollbacks: rare events (a few per rollout), registered through
+    /// the macros.
+    fn traffic(&self, event: &dyn Event) {
+        if !matches!(event.name(), "advanced" | "promoted" | "rolled_back") {
+            return;
+        }
+        let (Some(arm), Some(percent)) = (event.target(), event.percent()) else {
+            return;
+        };
+        let split = SharedString::from(instance(event).to_owned());
+        let arm = self.arm_label(arm);
+        metrics::gauge!(CANARY_WEIGHT_PERCENT, "traffic" => split.clone(), "arm" => arm.clone())
+            .set(f64::from(percent));
+        if event.name() == "rolled_back" {
+            let reason = match event.reason() {
+                Some("latency") => "latency",
+                _ => "error_rate",
+            };
+            metrics::counter!(
+                CANARY_ROLLBACKS_TOTAL,
+                "traffic" => split,
+                "arm" => arm,
+                "reason" => reason
+            )
+            .increment(1);
+        }
+    }
+
+    /// The `arm` label: the arm's name for the first [`MAX_ARMS`] names seen, then `other`.
+    fn arm_label(&self, arm: &str) -> SharedString {
+        let mut arms = self.arms.lock().unwrap_or_else(PoisonError::into_inner);
+        if !arms.iter().any(|a| **a == *arm) {
+            if arms.len() >= MAX_ARMS {
+                return SharedString::const_str(OTHER);
+            }
+            arms.push(arm.into());
+        }
+        SharedString::from(arm.to_owned())
+    }
+
+    /// Typed series cached so far.
+    pub(crate) fn len(&self) -> usize {
+        self.retry.len() + self.bulkhead.len() + self.ratelimit.len() + self.breaker.len()
+    }
+}
+
+fn count(event: &dyn Event) -> f64 {
+    event.count().unwrap_or(0) as f64
+}
