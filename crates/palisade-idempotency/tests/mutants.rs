@@ -3,8 +3,10 @@
 mod support;
 
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -12,7 +14,9 @@ use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
 use palisade_core::BoxError;
 use palisade_idempotency::body::RequestBody;
-use palisade_idempotency::{IdempotencyLayer, MemoryStore};
+use palisade_idempotency::{
+    Begin, IdempotencyLayer, MemoryStore, Store, StoreError, StoreFuture, StoredResponse,
+};
 use support::{Answer, Handler, post};
 use tower::{Layer, Service, ServiceExt};
 
@@ -116,7 +120,7 @@ impl Body for BrokenBody {
 /// handler never runs.
 #[tokio::test(start_paused = true)]
 async fn a_request_body_error_is_passed_on_not_called_too_large() {
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     let handler = tower::service_fn(move |_req: Request<RequestBody<BrokenBody>>| {
         c.fetch_add(1, Ordering::SeqCst);
@@ -132,4 +136,111 @@ async fn a_request_body_error_is_passed_on_not_called_too_large() {
     assert_eq!(err.to_string(), "connection reset");
     assert!(err.downcast_ref::<std::io::Error>().is_some(), "{err:?}");
     assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+/// A [`MemoryStore`] counting renewals and writes; writes fail while `fail` is set.
+#[derive(Debug, Clone, Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    fail: Arc<AtomicBool>,
+    renews: Arc<AtomicUsize>,
+    completes: Arc<AtomicUsize>,
+}
+
+impl Store for CountingStore {
+    fn begin<'a>(
+        &'a self,
+        k: &'a str,
+        fp: &'a [u8; 32],
+        lease: Duration,
+        ttl: Duration,
+    ) -> StoreFuture<'a, Begin> {
+        self.inner.begin(k, fp, lease, ttl)
+    }
+    fn complete<'a>(
+        &'a self,
+        k: &'a str,
+        t: u64,
+        r: &'a StoredResponse,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        self.completes.fetch_add(1, Ordering::SeqCst);
+        if self.fail.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::new("write failed")) });
+        }
+        self.inner.complete(k, t, r, ttl)
+    }
+    fn renew<'a>(&'a self, k: &'a str, t: u64, lease: Duration) -> StoreFuture<'a, bool> {
+        self.renews.fetch_add(1, Ordering::SeqCst);
+        self.inner.renew(k, t, lease)
+    }
+    fn release<'a>(&'a self, k: &'a str, t: u64) -> StoreFuture<'a, bool> {
+        self.inner.release(k, t)
+    }
+}
+
+/// While the handler runs, the lease is renewed every third of its length: a 2.5 s handler
+/// under a 3 s lease is renewed exactly twice (at 1 s and 2 s).
+#[tokio::test(start_paused = true)]
+async fn renewal_runs_every_third_of_the_lease() {
+    let h = Handler::new();
+    h.0.delay_ms.store(2500, Ordering::SeqCst);
+    let store = CountingStore::default();
+    let svc = IdempotencyLayer::new(store.clone())
+        .lease(Duration::from_secs(3))
+        .layer(h.clone());
+    let a = call(&svc, post(Some("\"k1\""), "A")).await.unwrap();
+    assert_eq!(a.status, StatusCode::CREATED);
+    assert_eq!(store.renews.load(Ordering::SeqCst), 2);
+    assert_eq!(store.completes.load(Ordering::SeqCst), 1);
+}
+
+/// A failed write is retried after 50 ms, doubling, capped at a third of the lease, each
+/// retry renewing the lease first; from the fifth attempt the "outcome unknown" marker is
+/// tried too.
+#[tokio::test(start_paused = true)]
+async fn failed_writes_are_retried_on_a_doubling_schedule() {
+    let h = Handler::new();
+    let store = CountingStore::default();
+    store.fail.store(true, Ordering::SeqCst);
+    let svc = IdempotencyLayer::new(store.clone())
+        .lease(Duration::from_secs(3))
+        .layer(h.clone());
+    let start = tokio::time::Instant::now();
+    let a = call(&svc, post(Some("\"k1\""), "A")).await.unwrap();
+    assert_eq!(a.status, StatusCode::CREATED);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    let completes = || store.completes.load(Ordering::SeqCst);
+    let renews = || store.renews.load(Ordering::SeqCst);
+    assert_eq!((completes(), renews()), (1, 0));
+    // Attempts 2..=5 at 50, 150, 350 and 750 ms (the fifth also writes the marker), the
+    // sixth 800 ms later, then 1 s apart (the cap, a third of the lease).
+    let expect = [
+        (49, 1, 0),
+        (50, 2, 1),
+        (149, 2, 1),
+        (150, 3, 2),
+        (350, 4, 3),
+    ];
+    for (ms, c, r) in expect.into_iter().chain([
+        (749, 4, 3),
+        (750, 6, 4),
+        (1549, 6, 4),
+        (1550, 8, 5),
+        (2549, 8, 5),
+        (2550, 10, 6),
+    ]) {
+        tokio::time::sleep_until(start + Duration::from_millis(ms)).await;
+        tokio::task::yield_now().await;
+        assert_eq!((completes(), renews()), (c, r), "at {ms} ms");
+    }
+    // A retry meanwhile is refused as in flight, never executed again.
+    assert_eq!(
+        call(&svc, post(Some("\"k1\""), "A"))
+            .await
+            .unwrap_err()
+            .to_string(),
+        palisade_core::IdempotencyConflict::new().to_string()
+    );
+    assert_eq!(h.calls(), 1);
 }
