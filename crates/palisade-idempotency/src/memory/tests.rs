@@ -154,6 +154,58 @@ async fn bounded_by_bytes_and_locks_never_evicted() {
     assert!(s.complete_now("held", held, &res("h"), TTL));
 }
 
+/// A record weighs exactly its key, each header's name and value plus 32, its body and
+/// [`RECORD_OVERHEAD`], and at least `max_bytes / max_entries`.
+#[tokio::test(start_paused = true)]
+async fn record_weight_is_exact() {
+    // A floor of 1 GiB / 100,000,000 = 10 bytes, below any record.
+    let s = MemoryStore::with_limits(100_000_000, 1 << 30, 10);
+    let t = started(s.begin_now("key", &FP_A, LEASE, TTL).unwrap());
+    let r = StoredResponse {
+        status: StatusCode::OK,
+        headers: vec![
+            (http::header::ETAG, http::HeaderValue::from_static("\"v1\"")),
+            (
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain"),
+            ),
+        ],
+        body: Bytes::from(vec![b'x'; 100]),
+    };
+    assert!(s.complete_now("key", t, &r, TTL));
+    let headers = (4 + 4 + 32) + (12 + 10 + 32);
+    assert_eq!(s.weighted_size(), RECORD_OVERHEAD + 3 + headers + 100);
+    // A floor of 1 MiB / 10 entries: a small record is charged 104,857 bytes.
+    let s = MemoryStore::with_limits(10, 1 << 20, 10);
+    let t = started(s.begin_now("k", &FP_A, LEASE, TTL).unwrap());
+    assert!(s.complete_now("k", t, &res("x"), TTL));
+    assert_eq!(s.weighted_size(), (1 << 20) / 10);
+}
+
+/// The default store holds 64 MiB of records: three 16 MiB bodies all stay, a fourth and
+/// fifth evict the least recently used.
+#[tokio::test(start_paused = true)]
+async fn default_byte_bound_is_64_mib() {
+    assert_eq!(DEFAULT_MAX_BYTES, 64 << 20);
+    let s = MemoryStore::new();
+    let body = Bytes::from(vec![b'x'; 16 << 20]);
+    for (i, k) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+        let t = started(s.begin_now(k, &FP_A, LEASE, TTL).unwrap());
+        let r = StoredResponse {
+            status: StatusCode::OK,
+            headers: vec![],
+            body: body.clone(),
+        };
+        assert!(s.complete_now(k, t, &r, TTL));
+        let kept = (i + 1).min(3);
+        assert_eq!(s.len(), kept, "after {k}");
+        assert_eq!(
+            s.weighted_size(),
+            kept as u64 * (RECORD_OVERHEAD + 1 + (16 << 20))
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn renewal_checks_the_token_and_sets_lease_from_now() {
     let s = MemoryStore::new();
