@@ -154,6 +154,27 @@ async fn bounded_by_bytes_and_locks_never_evicted() {
     assert!(s.complete_now("held", held, &res("h"), TTL));
 }
 
+/// `with_max_entries(n)` bounds both the completed records and the locks by `n`.
+#[tokio::test(start_paused = true)]
+async fn with_max_entries_bounds_records_and_locks() {
+    let s = MemoryStore::with_max_entries(2);
+    let a = started(s.begin_now("a", &FP_A, LEASE, TTL).unwrap());
+    let b = started(s.begin_now("b", &FP_A, LEASE, TTL).unwrap());
+    assert!(
+        s.begin_now("c", &FP_A, LEASE, TTL).is_err(),
+        "two locks at most"
+    );
+    assert!(s.complete_now("a", a, &res("a"), TTL));
+    assert!(s.complete_now("b", b, &res("b"), TTL));
+    let c = started(s.begin_now("c", &FP_A, LEASE, TTL).unwrap());
+    assert!(s.complete_now("c", c, &res("c"), TTL));
+    assert_eq!(s.len(), 2, "two records at most");
+    let text = format!("{s:?}");
+    assert!(text.contains("max_entries: 2,"), "{text}");
+    assert!(text.contains("max_in_flight: 2,"), "{text}");
+    assert!(text.contains("max_bytes: 67108864,"), "{text}");
+}
+
 /// A record weighs exactly its key, each header's name and value plus 32, its body and
 /// [`RECORD_OVERHEAD`], and at least `max_bytes / max_entries`.
 #[tokio::test(start_paused = true)]
