@@ -154,6 +154,49 @@ async fn bounded_by_bytes_and_locks_never_evicted() {
     assert!(s.complete_now("held", held, &res("h"), TTL));
 }
 
+/// `len`, `is_empty` and `in_flight` count locks and completed records.
+#[tokio::test(start_paused = true)]
+async fn counts_locks_and_records() {
+    let s = MemoryStore::new();
+    assert!(s.is_empty());
+    assert_eq!((s.len(), s.in_flight()), (0, 0));
+    let t = started(s.begin_now("k", &FP_A, LEASE, TTL).unwrap());
+    assert!(!s.is_empty());
+    assert_eq!((s.len(), s.in_flight()), (1, 1));
+    started(s.begin_now("j", &FP_A, LEASE, TTL).unwrap());
+    assert_eq!((s.len(), s.in_flight()), (2, 2));
+    assert!(s.complete_now("k", t, &res("x"), TTL));
+    assert!(!s.is_empty());
+    assert_eq!((s.len(), s.in_flight()), (2, 1));
+}
+
+/// A full lock map purges the locks whose lease has run out (exactly at its end
+/// included), keeping the live ones, before refusing.
+#[tokio::test(start_paused = true)]
+async fn a_full_lock_map_purges_expired_leases_at_their_end() {
+    let s = MemoryStore::with_limits(10, 1 << 20, 2);
+    started(s.begin_now("a", &FP_A, LEASE, TTL).unwrap());
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let b = started(s.begin_now("b", &FP_A, LEASE, TTL).unwrap());
+    // At the very end of a's lease (its TTL still runs): a is purged, b is kept.
+    tokio::time::advance(LEASE - Duration::from_secs(1)).await;
+    let c = started(s.begin_now("c", &FP_A, LEASE, TTL).unwrap());
+    assert_eq!(s.in_flight(), 2);
+    assert!(s.complete_now("b", b, &res("b"), TTL));
+    assert!(s.complete_now("c", c, &res("c"), TTL));
+}
+
+/// A lease can be renewed up to, not at, its end.
+#[tokio::test(start_paused = true)]
+async fn a_lease_is_not_renewable_at_its_end() {
+    let s = MemoryStore::new();
+    let t = started(s.begin_now("k", &FP_A, LEASE, TTL).unwrap());
+    tokio::time::advance(LEASE - Duration::from_millis(1)).await;
+    assert!(s.renew_now("k", t, LEASE));
+    tokio::time::advance(LEASE).await;
+    assert!(!s.renew_now("k", t, LEASE));
+}
+
 /// `with_max_entries(n)` bounds both the completed records and the locks by `n`.
 #[tokio::test(start_paused = true)]
 async fn with_max_entries_bounds_records_and_locks() {
