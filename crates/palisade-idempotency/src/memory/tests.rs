@@ -197,6 +197,22 @@ async fn a_lease_is_not_renewable_at_its_end() {
     assert!(!s.renew_now("k", t, LEASE));
 }
 
+/// A renewal past the key's TTL extends the lock's life with its lease, so the holder can
+/// still complete.
+#[tokio::test(start_paused = true)]
+async fn renewal_extends_a_lock_past_its_ttl() {
+    let s = MemoryStore::new();
+    let t = started(s.begin_now("k", &FP_A, LEASE, LEASE).unwrap());
+    tokio::time::advance(LEASE - Duration::from_secs(1)).await;
+    assert!(s.renew_now("k", t, LEASE));
+    tokio::time::advance(LEASE / 2).await;
+    assert_eq!(
+        s.begin_now("k", &FP_A, LEASE, LEASE).unwrap(),
+        Begin::InFlight
+    );
+    assert!(s.complete_now("k", t, &res("x"), TTL));
+}
+
 /// `with_max_entries(n)` bounds both the completed records and the locks by `n`.
 #[tokio::test(start_paused = true)]
 async fn with_max_entries_bounds_records_and_locks() {
