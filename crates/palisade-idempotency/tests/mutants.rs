@@ -244,3 +244,85 @@ async fn failed_writes_are_retried_on_a_doubling_schedule() {
     );
     assert_eq!(h.calls(), 1);
 }
+
+/// The Redis store against a scripted connection (no server needed).
+#[cfg(feature = "redis")]
+mod redis_replies {
+    use std::sync::{Arc, Mutex};
+
+    use palisade_idempotency::{Begin, RedisLock, RedisStore, Store};
+    use redis::Value;
+
+    /// A connection answering every command with the next scripted reply.
+    #[derive(Clone, Default)]
+    struct Scripted(Arc<Mutex<Vec<Value>>>);
+
+    impl redis::aio::ConnectionLike for Scripted {
+        fn req_packed_command<'a>(
+            &'a mut self,
+            _cmd: &'a redis::Cmd,
+        ) -> redis::RedisFuture<'a, Value> {
+            let v = self.0.lock().unwrap().remove(0);
+            Box::pin(async move { Ok(v) })
+        }
+        fn req_packed_commands<'a>(
+            &'a mut self,
+            _pipeline: &'a redis::Pipeline,
+            _offset: usize,
+            _count: usize,
+        ) -> redis::RedisFuture<'a, Vec<Value>> {
+            unreachable!("the store sends no pipeline")
+        }
+        fn get_db(&self) -> i64 {
+            0
+        }
+    }
+
+    fn scripted(replies: Vec<Value>) -> Scripted {
+        Scripted(Arc::new(Mutex::new(replies)))
+    }
+
+    /// Integers in a script's reply are read whether they come as integers, bulk strings or
+    /// simple strings (a proxy or RESP3 server may re-type them).
+    #[tokio::test]
+    async fn begin_reads_integers_of_every_reply_type() {
+        let status = |s: &str| Value::SimpleString(s.to_owned());
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let store = RedisStore::new(
+            scripted(vec![
+                Value::Array(vec![status("1")]),
+                Value::Array(vec![bulk("3")]),
+                Value::Array(vec![Value::Int(0), status("42"), bulk("1")]),
+                Value::Array(vec![status("x")]),
+            ]),
+            "p:",
+        );
+        let fp = [7; 32];
+        let lease = std::time::Duration::from_secs(1);
+        assert_eq!(
+            store.begin("k", &fp, lease, lease).await.unwrap(),
+            Begin::InFlight
+        );
+        assert_eq!(
+            store.begin("k", &fp, lease, lease).await.unwrap(),
+            Begin::Mismatch
+        );
+        assert_eq!(
+            store.begin("k", &fp, lease, lease).await.unwrap(),
+            Begin::Started {
+                fencing_token: 42,
+                took_over_expired: true
+            }
+        );
+        assert!(store.begin("k", &fp, lease, lease).await.is_err());
+    }
+
+    /// `Debug` shows the key prefix of the store and the lock, and no connection.
+    #[test]
+    fn debug_shows_the_prefix() {
+        let store = RedisStore::new(Scripted::default(), "idem:");
+        assert_eq!(format!("{store:?}"), "RedisStore { prefix: \"idem:\", .. }");
+        let lock = RedisLock::new(Scripted::default(), "locks:");
+        assert_eq!(format!("{lock:?}"), "RedisLock { prefix: \"locks:\", .. }");
+    }
+}
