@@ -179,7 +179,7 @@ async fn a_full_lock_map_purges_expired_leases_at_their_end() {
     tokio::time::advance(Duration::from_secs(1)).await;
     let b = started(s.begin_now("b", &FP_A, LEASE, TTL).unwrap());
     // At the very end of a's lease (its TTL still runs): a is purged, b is kept.
-    tokio::time::advance(LEASE - Duration::from_secs(1)).await;
+    tokio::time::advance(LEASE.checked_sub(Duration::from_secs(1)).unwrap()).await;
     let c = started(s.begin_now("c", &FP_A, LEASE, TTL).unwrap());
     assert_eq!(s.in_flight(), 2);
     assert!(s.complete_now("b", b, &res("b"), TTL));
@@ -191,7 +191,7 @@ async fn a_full_lock_map_purges_expired_leases_at_their_end() {
 async fn a_lease_is_not_renewable_at_its_end() {
     let s = MemoryStore::new();
     let t = started(s.begin_now("k", &FP_A, LEASE, TTL).unwrap());
-    tokio::time::advance(LEASE - Duration::from_millis(1)).await;
+    tokio::time::advance(LEASE.checked_sub(Duration::from_millis(1)).unwrap()).await;
     assert!(s.renew_now("k", t, LEASE));
     tokio::time::advance(LEASE).await;
     assert!(!s.renew_now("k", t, LEASE));
@@ -203,7 +203,7 @@ async fn a_lease_is_not_renewable_at_its_end() {
 async fn renewal_extends_a_lock_past_its_ttl() {
     let s = MemoryStore::new();
     let t = started(s.begin_now("k", &FP_A, LEASE, LEASE).unwrap());
-    tokio::time::advance(LEASE - Duration::from_secs(1)).await;
+    tokio::time::advance(LEASE.checked_sub(Duration::from_secs(1)).unwrap()).await;
     assert!(s.renew_now("k", t, LEASE));
     tokio::time::advance(LEASE / 2).await;
     assert_eq!(
