@@ -1,4 +1,4 @@
-//! Edge cases pinned for mutation testing (see the crate docs, "Mutation testing").
+//! Edge cases pinned for mutation testing (see CONTRIBUTING.md, "Mutation testing").
 
 mod support;
 
