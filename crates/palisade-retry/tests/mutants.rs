@@ -99,3 +99,14 @@ async fn tps_deposits_in_successive_windows_accumulate() {
         assert!(!b.withdraw(), "{gap:?}");
     }
 }
+
+/// `grpc-retry-pushback-ms` is digits only: a sign that `i32` parsing would accept is
+/// refused.
+#[test]
+fn pushback_refuses_signs() {
+    use palisade_retry::policy::parse_pushback;
+    assert_eq!(parse_pushback(b"+5"), None);
+    assert_eq!(parse_pushback(b"-5"), None);
+    assert_eq!(parse_pushback(b""), None);
+    assert_eq!(parse_pushback(b"5"), Some(5));
+}

@@ -154,6 +154,138 @@ async fn bounded_by_bytes_and_locks_never_evicted() {
     assert!(s.complete_now("held", held, &res("h"), TTL));
 }
 
+/// `len`, `is_empty` and `in_flight` count locks and completed records.
+#[tokio::test(start_paused = true)]
+async fn counts_locks_and_records() {
+    let s = MemoryStore::new();
+    assert!(s.is_empty());
+    assert_eq!((s.len(), s.in_flight()), (0, 0));
+    let t = started(s.begin_now("k", &FP_A, LEASE, TTL).unwrap());
+    assert!(!s.is_empty());
+    assert_eq!((s.len(), s.in_flight()), (1, 1));
+    started(s.begin_now("j", &FP_A, LEASE, TTL).unwrap());
+    assert_eq!((s.len(), s.in_flight()), (2, 2));
+    assert!(s.complete_now("k", t, &res("x"), TTL));
+    assert!(!s.is_empty());
+    assert_eq!((s.len(), s.in_flight()), (2, 1));
+}
+
+/// A full lock map purges the locks whose lease has run out (exactly at its end
+/// included), keeping the live ones, before refusing.
+#[tokio::test(start_paused = true)]
+async fn a_full_lock_map_purges_expired_leases_at_their_end() {
+    let s = MemoryStore::with_limits(10, 1 << 20, 2);
+    started(s.begin_now("a", &FP_A, LEASE, TTL).unwrap());
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let b = started(s.begin_now("b", &FP_A, LEASE, TTL).unwrap());
+    // At the very end of a's lease (its TTL still runs): a is purged, b is kept.
+    tokio::time::advance(LEASE.checked_sub(Duration::from_secs(1)).unwrap()).await;
+    let c = started(s.begin_now("c", &FP_A, LEASE, TTL).unwrap());
+    assert_eq!(s.in_flight(), 2);
+    assert!(s.complete_now("b", b, &res("b"), TTL));
+    assert!(s.complete_now("c", c, &res("c"), TTL));
+}
+
+/// A lease can be renewed up to, not at, its end.
+#[tokio::test(start_paused = true)]
+async fn a_lease_is_not_renewable_at_its_end() {
+    let s = MemoryStore::new();
+    let t = started(s.begin_now("k", &FP_A, LEASE, TTL).unwrap());
+    tokio::time::advance(LEASE.checked_sub(Duration::from_millis(1)).unwrap()).await;
+    assert!(s.renew_now("k", t, LEASE));
+    tokio::time::advance(LEASE).await;
+    assert!(!s.renew_now("k", t, LEASE));
+}
+
+/// A renewal past the key's TTL extends the lock's life with its lease, so the holder can
+/// still complete.
+#[tokio::test(start_paused = true)]
+async fn renewal_extends_a_lock_past_its_ttl() {
+    let s = MemoryStore::new();
+    let t = started(s.begin_now("k", &FP_A, LEASE, LEASE).unwrap());
+    tokio::time::advance(LEASE.checked_sub(Duration::from_secs(1)).unwrap()).await;
+    assert!(s.renew_now("k", t, LEASE));
+    tokio::time::advance(LEASE / 2).await;
+    assert_eq!(
+        s.begin_now("k", &FP_A, LEASE, LEASE).unwrap(),
+        Begin::InFlight
+    );
+    assert!(s.complete_now("k", t, &res("x"), TTL));
+}
+
+/// `with_max_entries(n)` bounds both the completed records and the locks by `n`.
+#[tokio::test(start_paused = true)]
+async fn with_max_entries_bounds_records_and_locks() {
+    let s = MemoryStore::with_max_entries(2);
+    let a = started(s.begin_now("a", &FP_A, LEASE, TTL).unwrap());
+    let b = started(s.begin_now("b", &FP_A, LEASE, TTL).unwrap());
+    assert!(
+        s.begin_now("c", &FP_A, LEASE, TTL).is_err(),
+        "two locks at most"
+    );
+    assert!(s.complete_now("a", a, &res("a"), TTL));
+    assert!(s.complete_now("b", b, &res("b"), TTL));
+    let c = started(s.begin_now("c", &FP_A, LEASE, TTL).unwrap());
+    assert!(s.complete_now("c", c, &res("c"), TTL));
+    assert_eq!(s.len(), 2, "two records at most");
+    let text = format!("{s:?}");
+    assert!(text.contains("max_entries: 2,"), "{text}");
+    assert!(text.contains("max_in_flight: 2,"), "{text}");
+    assert!(text.contains("max_bytes: 67108864,"), "{text}");
+}
+
+/// A record weighs exactly its key, each header's name and value plus 32, its body and
+/// [`RECORD_OVERHEAD`], and at least `max_bytes / max_entries`.
+#[tokio::test(start_paused = true)]
+async fn record_weight_is_exact() {
+    // A floor of 1 GiB / 100,000,000 = 10 bytes, below any record.
+    let s = MemoryStore::with_limits(100_000_000, 1 << 30, 10);
+    let t = started(s.begin_now("key", &FP_A, LEASE, TTL).unwrap());
+    let r = StoredResponse {
+        status: StatusCode::OK,
+        headers: vec![
+            (http::header::ETAG, http::HeaderValue::from_static("\"v1\"")),
+            (
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain"),
+            ),
+        ],
+        body: Bytes::from(vec![b'x'; 100]),
+    };
+    assert!(s.complete_now("key", t, &r, TTL));
+    let headers = (4 + 4 + 32) + (12 + 10 + 32);
+    assert_eq!(s.weighted_size(), RECORD_OVERHEAD + 3 + headers + 100);
+    // A floor of 1 MiB / 10 entries: a small record is charged 104,857 bytes.
+    let s = MemoryStore::with_limits(10, 1 << 20, 10);
+    let t = started(s.begin_now("k", &FP_A, LEASE, TTL).unwrap());
+    assert!(s.complete_now("k", t, &res("x"), TTL));
+    assert_eq!(s.weighted_size(), (1 << 20) / 10);
+}
+
+/// The default store holds 64 MiB of records: three 16 MiB bodies all stay, a fourth and
+/// fifth evict the least recently used.
+#[tokio::test(start_paused = true)]
+async fn default_byte_bound_is_64_mib() {
+    assert_eq!(DEFAULT_MAX_BYTES, 64 << 20);
+    let s = MemoryStore::new();
+    let body = Bytes::from(vec![b'x'; 16 << 20]);
+    for (i, k) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+        let t = started(s.begin_now(k, &FP_A, LEASE, TTL).unwrap());
+        let r = StoredResponse {
+            status: StatusCode::OK,
+            headers: vec![],
+            body: body.clone(),
+        };
+        assert!(s.complete_now(k, t, &r, TTL));
+        let kept = (i + 1).min(3);
+        assert_eq!(s.len(), kept, "after {k}");
+        assert_eq!(
+            s.weighted_size(),
+            kept as u64 * (RECORD_OVERHEAD + 1 + (16 << 20))
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn renewal_checks_the_token_and_sets_lease_from_now() {
     let s = MemoryStore::new();
