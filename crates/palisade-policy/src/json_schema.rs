@@ -32,6 +32,13 @@ struct PolicyFile {
     fallback: FallbackEntry,
     /// Outbound policies per upstream (host, or host + path prefix).
     clients: Option<Vec<ClientEntry>>,
+    /// `palisade-gateway`: the proxy's listeners (address, limits); checked by the gateway.
+    listeners: Option<Vec<Value>>,
+    /// `palisade-gateway`: named upstream groups (endpoints, load balancing, health checks,
+    /// outlier ejection); checked by the gateway.
+    upstreams: Option<BTreeMap<String, Value>>,
+    /// `palisade-gateway`: the admin listener (address); checked by the gateway.
+    admin: Option<Value>,
 }
 
 /// A server route.
@@ -46,6 +53,9 @@ struct RouteEntry {
     matcher: Match,
     /// A named policy this route inherits from.
     policy: Option<String>,
+    /// `palisade-gateway`: where the route forwards (upstream, rewrites, headers, body
+    /// limit); checked by the gateway, ignored by the library.
+    forward: Option<Value>,
     #[schemars(flatten)]
     sections: Policy,
 }
@@ -57,6 +67,9 @@ struct RouteEntry {
 struct FallbackEntry {
     /// A named policy the fallback inherits from.
     policy: Option<String>,
+    /// `palisade-gateway`: where the route forwards (upstream, rewrites, headers, body
+    /// limit); checked by the gateway, ignored by the library.
+    forward: Option<Value>,
     #[schemars(flatten)]
     sections: Policy,
 }
