@@ -66,7 +66,7 @@ fn invalid_files_name_the_field() {
         ),
         (
             "[routes.\"/pay\"]\ntimeout = { timout = \"2s\" }\n",
-            "invalid configuration `routes./pay.timeout.timout`: unknown field `timout`, expected one of `timeout`, `honour_grpc_timeout`, `deadline_header`, `insert_deadline`, `outbound`",
+            "invalid configuration `routes./pay.timeout.timout`: unknown field `timout`, expected one of `name`, `timeout`, `honour_grpc_timeout`, `deadline_header`, `insert_deadline`, `outbound`",
         ),
         (
             "[routes.\"/pay\"]\ntimeout = { timeout = \"2s\", deadline_header = \"bad header\" }\n",

@@ -276,7 +276,7 @@ where
             };
             // The lease is renewed while the consumer runs, so a consumer slower than the
             // lease does not let a redelivery process the message a second time.
-            let res = crate::service::with_renewal(
+            let res = crate::lease::with_renewal(
                 inner.call(msg),
                 &config.store,
                 &guard.key,

@@ -136,6 +136,7 @@ pub mod future;
 mod inbox;
 pub mod key;
 mod layer;
+mod lease;
 mod lock;
 mod memory;
 #[cfg(feature = "redis")]
@@ -152,11 +153,12 @@ pub use layer::{
     DEFAULT_LEASE, DEFAULT_MAX_REQUEST_BODY, DEFAULT_MAX_RESPONSE_BODY, DEFAULT_STORE_RETRY_AFTER,
     DEFAULT_TTL, IdempotencyLayer, MAX_BODY, MAX_KEY_LEN, MAX_STORE_RETRY_AFTER,
 };
+pub use lease::STORE_ATTEMPTS;
 pub use lock::{DistributedLock, MemoryLock};
 pub use memory::{
     DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_IN_FLIGHT, MemoryStore, RECORD_OVERHEAD,
 };
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisLock, RedisStore};
-pub use service::{Idempotency, STORE_ATTEMPTS};
+pub use service::Idempotency;
 pub use store::{Begin, Fingerprint, Store, StoreError, StoreFuture, StoredResponse};

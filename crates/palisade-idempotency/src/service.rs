@@ -22,6 +22,7 @@ use crate::events::IdempotencyEvent;
 use crate::future::ResponseFuture;
 use crate::key::{IDEMPOTENT_REPLAYED, parse_key_header};
 use crate::layer::Settings;
+use crate::lease::{OUTCOME_MARKER, ReleaseGuard, is_outcome_unknown, persist, with_renewal};
 use crate::scope::{ScopeKey, store_key};
 use crate::store::{Begin, Fingerprint, Store, StoreError, StoredResponse};
 
@@ -169,33 +170,6 @@ pub(crate) fn fingerprint(
     h.finalize().into()
 }
 
-/// Releases the lock if the request ends without a stored response: handler error, panic,
-/// or the future being dropped.
-struct ReleaseGuard<St: Store> {
-    store: St,
-    key: String,
-    token: u64,
-    armed: bool,
-}
-
-impl<St: Store> Drop for ReleaseGuard<St> {
-    fn drop(&mut self) {
-        if !self.armed || self.store.release_now(&self.key, self.token) {
-            return;
-        }
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let store = self.store.clone();
-            let key = std::mem::take(&mut self.key);
-            let token = self.token;
-            handle.spawn(async move {
-                if let Err(e) = store.release(&key, token).await {
-                    tracing::warn!(target: "palisade", error = %e, "idempotency: could not release lock; it expires with its lease");
-                }
-            });
-        }
-    }
-}
-
 fn unavailable(retry_after: std::time::Duration, e: &StoreError) -> BoxError {
     tracing::warn!(target: "palisade", error = %e, "idempotency store unavailable");
     StoreUnavailable::new(Some(retry_after)).into()
@@ -211,89 +185,6 @@ pub(crate) fn replay<B>(record: &StoredResponse) -> Response<ResponseBody<B>> {
     headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     res
 }
-
-/// Polls `call` to completion, renewing the lease every third of its length meanwhile.
-/// The renewal runs concurrently with the handler. A failed renewal (store error) is logged
-/// and tried again at the next tick; a refused one (the token no longer holds the lock) stops
-/// renewing, since another holder may own the key now.
-pub(crate) async fn with_renewal<F, St: Store>(
-    call: F,
-    store: &St,
-    key: &str,
-    token: u64,
-    lease: std::time::Duration,
-) -> F::Output
-where
-    F: std::future::Future,
-{
-    let every = (lease / 3).max(std::time::Duration::from_millis(1));
-    let mut call = std::pin::pin!(call);
-    let mut tick = std::pin::pin!(tokio::time::sleep(every));
-    let mut renewing: Option<crate::store::StoreFuture<'_, bool>> = None;
-    let mut lost = false;
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(out) = call.as_mut().poll(cx) {
-            return Poll::Ready(out);
-        }
-        while !lost {
-            if let Some(fut) = renewing.as_mut() {
-                match fut.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(r) => {
-                        renewing = None;
-                        match r {
-                            Ok(true) => {}
-                            Ok(false) => {
-                                tracing::warn!(target: "palisade", "idempotency: lease lost (another holder may run); renewal stopped");
-                                lost = true;
-                                break;
-                            }
-                            Err(e) => {
-                                tracing::warn!(target: "palisade", error = %e, "idempotency: lease renewal failed");
-                            }
-                        }
-                    }
-                }
-            }
-            if tick.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            tick.as_mut().reset(Instant::now() + every);
-            renewing = Some(store.renew(key, token, lease));
-        }
-        Poll::Pending
-    })
-    .await
-}
-
-/// Header marking a stored record as "outcome unknown" (see [`OutcomeUnknown`]); never
-/// taken from a handler's response.
-pub(crate) const OUTCOME_MARKER: http::HeaderName =
-    http::HeaderName::from_static("palisade-idempotency-outcome");
-
-fn is_outcome_unknown(record: &StoredResponse) -> bool {
-    record
-        .headers
-        .iter()
-        .any(|(n, v)| *n == OUTCOME_MARKER && v == "unknown")
-}
-
-fn outcome_unknown_record() -> StoredResponse {
-    StoredResponse {
-        status: http::StatusCode::INTERNAL_SERVER_ERROR,
-        headers: vec![(OUTCOME_MARKER, HeaderValue::from_static("unknown"))],
-        body: Bytes::new(),
-    }
-}
-
-/// How many times the layer tries to store a handler's response before marking the key
-/// "outcome unknown" (the marker is then retried with the same backoff until it is written,
-/// the lock is lost, or the key's TTL ends).
-pub const STORE_ATTEMPTS: u32 = 5;
-
-/// First pause between two attempts to store a response (doubling, capped at a third of
-/// the lease).
-const STORE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 
 type Answer<B> = Result<Response<ResponseBody<B>>, BoxError>;
 
@@ -509,66 +400,4 @@ async fn execute<S, St, K, ReqBody, ResBody>(
         guard.armed = false;
         persist(&shared, &key, token, &record).await;
     }
-}
-
-/// Retries storing `record` with backoff while renewing the lease; after
-/// [`STORE_ATTEMPTS`] failures, also tries to mark the key "outcome unknown". Gives up when
-/// either is written, the lock is lost, or the key's TTL has passed.
-async fn persist<St: Store, K>(
-    shared: &Shared<St, K>,
-    key: &str,
-    token: u64,
-    record: &StoredResponse,
-) {
-    let settings = &shared.settings;
-    let store = &shared.store;
-    let events = &shared.listeners;
-    let give_up = Instant::now() + settings.ttl;
-    let cap = (settings.lease / 3).max(std::time::Duration::from_millis(1));
-    let mut pause = STORE_BACKOFF.min(cap);
-    let marker = outcome_unknown_record();
-    for attempt in 2u32.. {
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(cap);
-        if Instant::now() >= give_up {
-            break;
-        }
-        if let Ok(false) = store.renew(key, token, settings.lease).await {
-            events.emit_named(|instance| IdempotencyEvent::LockExpired {
-                instance,
-                late_finisher: true,
-            });
-            return;
-        }
-        match store.complete(key, token, record, settings.ttl).await {
-            Ok(true) => return,
-            Ok(false) => {
-                events.emit_named(|instance| IdempotencyEvent::LockExpired {
-                    instance,
-                    late_finisher: true,
-                });
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(target: "palisade", error = %e, attempt, "idempotency: could not store response");
-            }
-        }
-        if attempt >= STORE_ATTEMPTS {
-            match store.complete(key, token, &marker, settings.ttl).await {
-                Ok(true) => {
-                    events.emit_named(|instance| IdempotencyEvent::OutcomeUnknown {
-                        instance,
-                        recorded: true,
-                    });
-                    return;
-                }
-                Ok(false) => return,
-                Err(_) => {}
-            }
-        }
-    }
-    events.emit_named(|instance| IdempotencyEvent::OutcomeUnknown {
-        instance,
-        recorded: false,
-    });
 }

@@ -2,8 +2,9 @@
 //! is its pattern crate's config type, so the schema cannot drift from what is accepted.
 //!
 //! The checked-in copy is `crates/palisade-policy/palisade-policy.schema.json`; a test fails
-//! when it differs from [`json_schema`]. Regenerate it with
-//! `cargo run -p palisade-policy --features schema -- schema > crates/palisade-policy/palisade-policy.schema.json`.
+//! when it differs from [`json_schema`]. It is generated with every optional section on (for
+//! instance the rate limit's `redis` table): regenerate it with
+//! `PALISADE_BLESS=1 cargo test --workspace --all-features --test policy schema::`.
 //! Point an editor at it: `#:schema ./palisade-policy.schema.json` on the first line of a
 //! TOML file (taplo, Even Better TOML), `"$schema"` in JSON, or
 //! `# yaml-language-server: $schema=…` in YAML.

@@ -49,7 +49,7 @@ fn every_problem_is_reported_with_its_path() {
         "defaults.timeout.timeout: must be between 1ms and 86400s (got 0ns)",
         "policies.strict.breaker.failure_rate_threshold: must be a percentage in (0, 100] (got 120)",
         "routes[2].rate_limit.quotas[0].limit: must be at least 1",
-        "routes[4].timeout.timout: unknown field `timout`, expected one of `timeout`, `honour_grpc_timeout`, `deadline_header`, `insert_deadline`, `outbound`",
+        "routes[4].timeout.timout: unknown field `timout`, expected one of `name`, `timeout`, `honour_grpc_timeout`, `deadline_header`, `insert_deadline`, `outbound`",
         "routes[4].breaker.failure_rate_threshold: must be a percentage in (0, 100] (got 120)",
         "policies.unused.bulkhead.max_concurrent: must be between 1 and 1000000 (got 0)",
     ];
