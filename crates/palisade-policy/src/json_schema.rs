@@ -2,7 +2,7 @@
 //! is its pattern crate's config type, so the schema cannot drift from what is accepted.
 //!
 //! The checked-in copy is `crates/palisade-policy/palisade-policy.schema.json`; a test fails
-//! when it differs from [`json_schema`]. It is generated with every optional section on (for
+//! when it differs from [`json_schema()`]. It is generated with every optional section on (for
 //! instance the rate limit's `redis` table): regenerate it with
 //! `PALISADE_BLESS=1 cargo test --workspace --all-features --test policy schema::`.
 //! Point an editor at it: `#:schema ./palisade-policy.schema.json` on the first line of a
