@@ -4,7 +4,7 @@
 //! `RetryLayer::new().layer(client)` retries `reqwest::Request`s with the same rules as for
 //! `http::Request`. Bodies are replayed with `Request::try_clone()`: a buffered body up to
 //! the [`body_limit`](crate::RetryLayer::body_limit) is replayed; a larger one is sent once
-//! ([`RetryEvent::BodyTooLarge`]); a streaming body (which `try_clone` cannot copy) is sent
+//! ([`RetryEvent::BodyTooLarge`](crate::RetryEvent::BodyTooLarge)); a streaming body (which `try_clone` cannot copy) is sent
 //! once as well. `reqwest::Request` carries no extensions, so there is no `Deadline`.
 
 use std::fmt;

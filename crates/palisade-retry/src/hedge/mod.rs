@@ -103,7 +103,7 @@
 //! that deduplicate.
 //!
 //! A `409` "request still in flight" answer (see
-//! [`Predicate::is_in_flight_conflict`]; the default predicate recognises a 409 RFC 9457
+//! [`Predicate::is_in_flight_conflict`](crate::Predicate::is_in_flight_conflict); the default predicate recognises a 409 RFC 9457
 //! problem, as Palisade's idempotency layer sends it) is never final while another copy of
 //! the request is outstanding: the conflict is with that copy, whose answer is awaited and
 //! returned instead. It triggers no further hedge. Only when every copy has answered is a
