@@ -266,3 +266,40 @@ proptest! {
         prop_assert_eq!(f.extract(&r).unwrap(), IpAddr::V4(client));
     }
 }
+
+// cargo-mutants survivors of 2026-12-07 (see CONTRIBUTING.md).
+
+#[test]
+fn key_errors_say_what_is_wrong_and_render_as_bad_key() {
+    let missing = KeyError::Missing { what: "api key" };
+    let invalid = KeyError::Invalid { what: "api key" };
+    assert_eq!(missing.to_string(), "request has no api key");
+    assert_eq!(invalid.to_string(), "request has a malformed api key");
+    assert_eq!(missing.kind(), "bad_key");
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn a_header_key_of_exactly_max_len_is_accepted_and_one_more_byte_is_not() {
+    let key = HeaderKey::new(HeaderName::from_static("x-api-key")).max_len(4);
+    let with = |v: &str| Request::get("/").header("x-api-key", v).body(()).unwrap();
+    assert_eq!(key.extract(&with("abcd")).unwrap(), "abcd");
+    assert!(matches!(
+        key.extract(&with("abcde")),
+        Err(KeyError::Invalid { .. })
+    ));
+}
+
+#[test]
+fn an_ipv6_prefix_longer_than_128_bits_keeps_the_address() {
+    assert_eq!(ipv6_prefix(ip("2001:db8::1"), 200), ip("2001:db8::1"));
+    assert_eq!(ipv6_prefix(ip("2001:db8::1"), 129), ip("2001:db8::1"));
+}
+
+#[test]
+fn key_fn_debug_hides_the_closure() {
+    assert_eq!(
+        format!("{:?}", key_fn(|_: &Request<()>| Ok::<_, KeyError>(1))),
+        "KeyFn { .. }"
+    );
+}
