@@ -1,0 +1,8 @@
+//! Tests of palisade-workflow: one binary, one module per concept. PostgreSQL tests need
+//! feature `postgres` and a server at `DATABASE_URL`; outside CI they skip with a printed
+//! reason when none answers, under `CI=true` they panic.
+
+mod event_store;
+#[cfg(feature = "postgres")]
+mod pg_event_store;
+mod support;

@@ -1,0 +1,36 @@
+//! The event store contract on PostgreSQL.
+
+use palisade_workflow::event_store::PgEventStore;
+use palisade_workflow::pg::{Schema, migrate};
+
+use crate::event_store::{concurrent_writers, contract};
+use crate::support::{PgFixture, connect};
+
+#[tokio::test]
+async fn pg_store_keeps_the_contract() {
+    let Some(fx) = PgFixture::new().await else { return };
+    // Migrating again is harmless.
+    migrate(&fx.client, &fx.schema).await.unwrap();
+    let store = PgEventStore::new(fx.client.clone(), &fx.schema).await.unwrap();
+    contract(&store, "t").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_store_loses_nothing_under_concurrent_writers() {
+    let Some(fx) = PgFixture::new().await else { return };
+    // Eight connections, so eight server processes really race.
+    let mut stores = Vec::new();
+    for _ in 0..8 {
+        let client = connect().await.unwrap();
+        stores.push(PgEventStore::new(client, &fx.schema).await.unwrap());
+    }
+    concurrent_writers(stores, "c", 25).await;
+}
+
+#[test]
+fn schema_names_are_checked() {
+    for bad in ["", "1abc", "Abc", "a-b", "a;drop", &"a".repeat(64)] {
+        assert!(Schema::new(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(Schema::new("palisade_wf_1").unwrap().as_str(), "palisade_wf_1");
+}
