@@ -34,3 +34,23 @@ fn schema_names_are_checked() {
     }
     assert_eq!(Schema::new("palisade_wf_1").unwrap().as_str(), "palisade_wf_1");
 }
+
+#[tokio::test]
+async fn pg_snapshots_every_n() {
+    let Some(fx) = PgFixture::new().await else { return };
+    let store = PgEventStore::new(fx.client.clone(), &fx.schema).await.unwrap();
+    let snaps = palisade_workflow::aggregate::PgSnapshotStore::new(fx.client.clone(), &fx.schema)
+        .await
+        .unwrap();
+    crate::aggregate::snapshots_every_n(store, snaps, "acc-1").await;
+}
+
+#[tokio::test]
+async fn pg_projection_restarts_from_checkpoint() {
+    let Some(fx) = PgFixture::new().await else { return };
+    let store = PgEventStore::new(fx.client.clone(), &fx.schema).await.unwrap();
+    let cps = palisade_workflow::projection::PgCheckpointStore::new(fx.client.clone(), &fx.schema)
+        .await
+        .unwrap();
+    crate::aggregate::projection_restarts_from_checkpoint(store, cps).await;
+}
