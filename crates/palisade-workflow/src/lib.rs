@@ -11,6 +11,7 @@ pub mod event_store;
 #[cfg(feature = "postgres")]
 pub mod pg;
 pub mod projection;
+pub mod saga;
 
 pub use aggregate::{Aggregate, AggregateRepository, Loaded};
 pub use cqrs::{Command, CommandHandler, CommandOutcome};

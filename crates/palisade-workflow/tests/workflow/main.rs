@@ -7,6 +7,7 @@
 mod aggregate;
 mod bank;
 mod event_store;
+mod saga;
 #[cfg(feature = "postgres")]
 mod pg_event_store;
 mod support;

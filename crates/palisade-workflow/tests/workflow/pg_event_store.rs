@@ -54,3 +54,15 @@ async fn pg_projection_restarts_from_checkpoint() {
         .unwrap();
     crate::aggregate::projection_restarts_from_checkpoint(store, cps).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn pg_saga_crash_matrix() {
+    let Some(fx) = PgFixture::new().await else { return };
+    let store = palisade_workflow::saga::PgSagaStore::new(fx.client.clone(), &fx.schema)
+        .await
+        .unwrap();
+    use crate::saga::{Behave, crash_matrix};
+    use palisade_workflow::saga::OnUnknown;
+    assert_eq!(crash_matrix(store.clone(), Behave::Ok, OnUnknown::Retry).await, 16);
+    assert_eq!(crash_matrix(store, Behave::Fail, OnUnknown::Retry).await, 24);
+}
