@@ -11,3 +11,4 @@ mod saga;
 #[cfg(feature = "postgres")]
 mod pg_event_store;
 mod support;
+mod twopc;

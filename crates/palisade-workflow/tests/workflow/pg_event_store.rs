@@ -66,3 +66,12 @@ async fn pg_saga_crash_matrix() {
     assert_eq!(crash_matrix(store.clone(), Behave::Ok, OnUnknown::Retry).await, 16);
     assert_eq!(crash_matrix(store, Behave::Fail, OnUnknown::Retry).await, 24);
 }
+
+#[tokio::test(start_paused = true)]
+async fn pg_twopc_crash_after_the_decision() {
+    let Some(fx) = PgFixture::new().await else { return };
+    let log = palisade_workflow::twopc::PgDecisionLog::new(fx.client.clone(), &fx.schema)
+        .await
+        .unwrap();
+    crate::twopc::crash_after_the_decision(log).await;
+}
