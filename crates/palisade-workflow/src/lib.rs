@@ -12,6 +12,7 @@ pub mod event_store;
 pub mod pg;
 pub mod projection;
 pub mod saga;
+pub mod translate;
 pub mod twopc;
 
 pub use aggregate::{Aggregate, AggregateRepository, Loaded};

@@ -11,4 +11,5 @@ mod saga;
 #[cfg(feature = "postgres")]
 mod pg_event_store;
 mod support;
+mod translate;
 mod twopc;
