@@ -142,19 +142,15 @@ impl<S: EventStore, N: SnapshotStore> AggregateRepository<S, N> {
             loaded.state.apply(e);
         }
         loaded.version = result.version;
-        if N::ENABLED && before / self.every.get() != result.version / self.every.get() {
-            if let Ok(state) = serde_json::to_value(&loaded.state) {
-                let _ = self
-                    .snapshots
-                    .save(
-                        id,
-                        Snapshot {
-                            version: result.version,
-                            state,
-                        },
-                    )
-                    .await;
-            }
+        if N::ENABLED
+            && before / self.every.get() != result.version / self.every.get()
+            && let Ok(state) = serde_json::to_value(&loaded.state)
+        {
+            let snapshot = Snapshot {
+                version: result.version,
+                state,
+            };
+            let _ = self.snapshots.save(id, snapshot).await;
         }
         Ok(result)
     }

@@ -22,8 +22,10 @@ pub trait SnapshotStore: Clone + Send + Sync + 'static {
     /// `false` only for [`NoSnapshots`], so that the repository skips serialising.
     const ENABLED: bool = true;
     /// The latest snapshot of `stream`.
-    fn load(&self, stream: &str)
-    -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
+    fn load(
+        &self,
+        stream: &str,
+    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
     /// Keeps `snapshot` unless a newer one is stored.
     fn save(
         &self,

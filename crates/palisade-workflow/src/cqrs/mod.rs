@@ -132,7 +132,10 @@ where
         Box::pin(async move {
             let mut conflicts = 0;
             loop {
-                let mut loaded = repo.load::<A>(&req.id).await.map_err(StoreError::into_box_error)?;
+                let mut loaded = repo
+                    .load::<A>(&req.id)
+                    .await
+                    .map_err(StoreError::into_box_error)?;
                 let events = loaded.state.decide(&req.command).map_err(Into::into)?;
                 if events.is_empty() {
                     return Ok(CommandOutcome {

@@ -128,6 +128,10 @@ impl EventStore for MemoryEventStore {
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
         check_stream(stream)?;
-        Ok(self.lock().streams.get(stream).map_or(0, |v| v.len() as u64))
+        Ok(self
+            .lock()
+            .streams
+            .get(stream)
+            .map_or(0, |v| v.len() as u64))
     }
 }

@@ -141,10 +141,7 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 
     /// The stream's current version (0 if it has no events).
-    fn stream_version(
-        &self,
-        stream: &str,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn stream_version(&self, stream: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// Checks an append's arguments against the store's bounds.
@@ -170,7 +167,9 @@ pub(crate) fn check_append(stream: &str, events: &[NewEvent]) -> Result<(), Stor
 /// Checks a stream name: 1 to [`MAX_STREAM_LEN`] bytes.
 pub(crate) fn check_stream(stream: &str) -> Result<(), StoreError> {
     if stream.is_empty() || stream.len() > MAX_STREAM_LEN {
-        return Err(StoreError::Invalid("stream name must be 1 to 256 bytes long"));
+        return Err(StoreError::Invalid(
+            "stream name must be 1 to 256 bytes long",
+        ));
     }
     Ok(())
 }

@@ -11,8 +11,11 @@ pub trait CheckpointStore: Clone + Send + Sync + 'static {
     /// The saved position of `name`, 0 if none.
     fn load(&self, name: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Saves `position` for `name`.
-    fn save(&self, name: &str, position: u64)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn save(
+        &self,
+        name: &str,
+        position: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Checkpoints in process memory. Clones share them.

@@ -22,10 +22,8 @@ pub use checkpoint::{CheckpointStore, MemoryCheckpointStore};
 /// A read model fed with events in global order.
 pub trait Projection: Send {
     /// Applies one event. An error stops the runner before the checkpoint moves past it.
-    fn apply(
-        &mut self,
-        event: &RecordedEvent,
-    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+    fn apply(&mut self, event: &RecordedEvent)
+    -> impl Future<Output = Result<(), BoxError>> + Send;
 }
 
 /// Feeds every event of `stream` to `projection`, in version order (a one-off replay, no

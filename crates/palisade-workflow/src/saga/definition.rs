@@ -208,11 +208,10 @@ impl<C: SagaContext> SagaBuilder<C> {
             let within = format!("steps[{i}]");
             check_instance_name("name", &step.name).map_err(|e| e.within(&within))?;
             if step.name.len() > 64 || step.name.contains('/') {
-                return Err(ConfigError::new(
-                    "name",
-                    "must be at most 64 characters, without `/`",
-                )
-                .within(&within));
+                return Err(
+                    ConfigError::new("name", "must be at most 64 characters, without `/`")
+                        .within(&within),
+                );
             }
             if s.steps[..i].iter().any(|o| o.name == step.name) {
                 return Err(ConfigError::new("name", "must be unique in the saga").within(&within));

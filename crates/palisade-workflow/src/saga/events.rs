@@ -87,9 +87,9 @@ impl Event for SagaEvent {
     }
     fn target(&self) -> Option<&str> {
         match self {
-            Self::StepDone { step, .. } | Self::StepFailed { step, .. } | Self::Stuck { step, .. } => {
-                Some(step)
-            }
+            Self::StepDone { step, .. }
+            | Self::StepFailed { step, .. }
+            | Self::Stuck { step, .. } => Some(step),
             _ => None,
         }
     }

@@ -76,8 +76,7 @@ impl<C: SagaContext, St: SagaStore> SagaOrchestrator<C, St> {
     /// Starts instance `id` with `context` and drives it to its end: `Done`, `Compensated`
     /// or `Stuck`. The record is logged before the first action runs.
     pub async fn start(&self, id: &str, context: C) -> Result<SagaRecord, SagaError> {
-        if id.is_empty() || id.len() > MAX_SAGA_ID || !id.bytes().all(|b| b.is_ascii_graphic())
-        {
+        if id.is_empty() || id.len() > MAX_SAGA_ID || !id.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(SagaError::InvalidId);
         }
         let record = SagaRecord {
@@ -96,7 +95,8 @@ impl<C: SagaContext, St: SagaStore> SagaOrchestrator<C, St> {
         if !self.store.create(&record).await? {
             return Err(SagaError::AlreadyExists);
         }
-        self.listeners.emit_named(|instance| SagaEvent::Started { instance });
+        self.listeners
+            .emit_named(|instance| SagaEvent::Started { instance });
         self.drive(record).await
     }
 
@@ -168,7 +168,8 @@ impl<C: SagaContext, St: SagaStore> SagaOrchestrator<C, St> {
                 SagaState::Running if record.step == steps.len() => {
                     record.state = SagaState::Done;
                     self.save(&mut record, base_ms, run_start, true).await?;
-                    self.listeners.emit_named(|instance| SagaEvent::Done { instance });
+                    self.listeners
+                        .emit_named(|instance| SagaEvent::Done { instance });
                 }
                 SagaState::Running => {
                     let i = record.step;
@@ -176,7 +177,11 @@ impl<C: SagaContext, St: SagaStore> SagaOrchestrator<C, St> {
                     if record.in_flight {
                         record.push(i, HistoryKind::Resumed, None);
                         if step.on_unknown == OnUnknown::Compensate {
-                            self.fail(&mut record, i + 1, &Failure::Error("outcome unknown after restart".into()));
+                            Self::fail(
+                                &mut record,
+                                i + 1,
+                                &Failure::Error("outcome unknown after restart".into()),
+                            );
                             self.save(&mut record, base_ms, run_start, true).await?;
                             continue;
                         }
@@ -214,13 +219,17 @@ impl<C: SagaContext, St: SagaStore> SagaOrchestrator<C, St> {
                         Err(failure) => {
                             // An error means the step did not apply; a timeout leaves it
                             // unknown, so its compensation runs too.
-                            let owed = if matches!(failure, Failure::Error(_)) { i } else { i + 1 };
+                            let owed = if matches!(failure, Failure::Error(_)) {
+                                i
+                            } else {
+                                i + 1
+                            };
                             let reason = match failure {
                                 Failure::Error(_) => "error",
                                 Failure::Timeout => "timeout",
                                 Failure::SagaTimeout => "saga_timeout",
                             };
-                            self.fail(&mut record, owed, &failure);
+                            Self::fail(&mut record, owed, &failure);
                             self.save(&mut record, base_ms, run_start, true).await?;
                             self.listeners.emit_named(|instance| SagaEvent::StepFailed {
                                 instance,
@@ -233,7 +242,8 @@ impl<C: SagaContext, St: SagaStore> SagaOrchestrator<C, St> {
                 SagaState::Compensating if record.step == 0 => {
                     record.state = SagaState::Compensated;
                     self.save(&mut record, base_ms, run_start, false).await?;
-                    self.listeners.emit_named(|instance| SagaEvent::Compensated { instance });
+                    self.listeners
+                        .emit_named(|instance| SagaEvent::Compensated { instance });
                 }
                 SagaState::Compensating => {
                     let j = record.step - 1;
@@ -285,7 +295,7 @@ impl<C: SagaContext, St: SagaStore> SagaOrchestrator<C, St> {
         }
     }
 
-    fn fail(&self, record: &mut SagaRecord, owed: usize, failure: &Failure) {
+    fn fail(record: &mut SagaRecord, owed: usize, failure: &Failure) {
         let error = match failure {
             Failure::Error(e) => e.clone(),
             Failure::Timeout => "step timed out".to_owned(),

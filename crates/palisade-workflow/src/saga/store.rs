@@ -14,8 +14,7 @@ pub const MAX_LIST: usize = 10_000;
 /// action and compensation (two writes per step on the happy path).
 pub trait SagaStore: Clone + Send + Sync + 'static {
     /// Stores a new record; `Ok(false)` (and nothing written) if its id exists.
-    fn create(&self, record: &SagaRecord)
-    -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn create(&self, record: &SagaRecord) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Replaces the record of `record.id`.
     fn save(&self, record: &SagaRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The record of `id`.

@@ -53,11 +53,16 @@ where
         match self.project().kind.project() {
             KindProj::Called { future, translator } => {
                 let res = ready!(future.poll(cx)).map_err(Into::into)?;
-                Poll::Ready(translator.from_domain(res).map_err(TranslationError::into_box_error))
+                Poll::Ready(
+                    translator
+                        .from_domain(res)
+                        .map_err(TranslationError::into_box_error),
+                )
             }
-            KindProj::Refused { error } => Poll::Ready(Err(error
-                .take()
-                .map_or_else(|| "response future polled after completion".into(), TranslationError::into_box_error))),
+            KindProj::Refused { error } => Poll::Ready(Err(error.take().map_or_else(
+                || "response future polled after completion".into(),
+                TranslationError::into_box_error,
+            ))),
         }
     }
 }

@@ -15,6 +15,7 @@ pub trait FromDomain<Res> {
     /// The external response.
     type External;
     /// Translates, or says which field does not fit (a [`TranslationError::response`]).
+    #[allow(clippy::wrong_self_convention)] // the pattern's own names: to_domain / from_domain
     fn from_domain(&self, domain: Res) -> Result<Self::External, TranslationError>;
 }
 

@@ -75,7 +75,9 @@ impl fmt::Display for TwoPcError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Store(e) => write!(f, "decision log failed: {e}"),
-            Self::InvalidId => f.write_str("transaction id must be 1 to 128 visible ASCII characters"),
+            Self::InvalidId => {
+                f.write_str("transaction id must be 1 to 128 visible ASCII characters")
+            }
             Self::AlreadyExists => f.write_str("a transaction with this id already exists"),
             Self::Mismatch => f.write_str("the logged transaction does not match this coordinator"),
         }
@@ -129,7 +131,12 @@ impl<P, L: Clone> Clone for Coordinator<P, L> {
 
 impl<P, L: fmt::Debug> fmt::Debug for Coordinator<P, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.settings.participants.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = self
+            .settings
+            .participants
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
         f.debug_struct("Coordinator")
             .field("participants", &names)
             .field("prepare_timeout", &self.settings.prepare_timeout)
@@ -157,7 +164,11 @@ where
     #[must_use]
     pub fn participant<S>(mut self, name: impl Into<String>, service: S) -> Self
     where
-        S: Service<TwoPcRequest<P>, Response = Vote, Error = BoxError> + Clone + Send + Sync + 'static,
+        S: Service<TwoPcRequest<P>, Response = Vote, Error = BoxError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
         S::Future: Send + 'static,
     {
         self.settings
@@ -196,7 +207,10 @@ where
         if s.participants.is_empty() || s.participants.len() > MAX_PARTICIPANTS {
             return Err(ConfigError::new(
                 "participants",
-                format!("must hold 1 to {MAX_PARTICIPANTS} participants (got {})", s.participants.len()),
+                format!(
+                    "must hold 1 to {MAX_PARTICIPANTS} participants (got {})",
+                    s.participants.len()
+                ),
             ));
         }
         for (i, (name, _)) in s.participants.iter().enumerate() {
@@ -206,9 +220,19 @@ where
                 return Err(ConfigError::new("name", "must be unique").within(&within));
             }
         }
-        check_duration("prepare_timeout", s.prepare_timeout, Duration::from_millis(1), Duration::from_secs(3600))?;
+        check_duration(
+            "prepare_timeout",
+            s.prepare_timeout,
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+        )?;
         check_range("ack_attempts", s.ack_attempts, 1, 1000)?;
-        check_duration("ack_backoff", s.ack_backoff, Duration::ZERO, Duration::from_secs(3600))?;
+        check_duration(
+            "ack_backoff",
+            s.ack_backoff,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        )?;
         Ok(Coordinator {
             settings: Arc::new(s),
             log,
@@ -250,7 +274,12 @@ where
         let mut record = TxRecord {
             tx: tx.to_owned(),
             state: TxState::Preparing,
-            participants: self.settings.participants.iter().map(|(n, _)| n.clone()).collect(),
+            participants: self
+                .settings
+                .participants
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect(),
             acked: vec![false; n],
             payload: serde_json::to_value(&payload)?,
             reason: None,
@@ -276,7 +305,11 @@ where
         }))
         .await;
         let refusal = votes.into_iter().flatten().next();
-        record.state = if refusal.is_some() { TxState::Aborting } else { TxState::Committing };
+        record.state = if refusal.is_some() {
+            TxState::Aborting
+        } else {
+            TxState::Committing
+        };
         record.reason = refusal;
         // The commit point.
         self.log.save(&record).await?;
@@ -318,28 +351,34 @@ where
             TxState::Aborting => (Phase::Abort, TxState::Aborted),
             _ => return Ok(record),
         };
-        let acks = join_all(self.settings.participants.iter().enumerate().map(|(i, (_, svc))| {
-            let already = record.acked[i];
-            let req = TwoPcRequest {
-                tx: record.tx.clone(),
-                phase,
-                payload: payload.clone(),
-            };
-            async move {
-                if already {
-                    return true;
-                }
-                for attempt in 0..self.settings.ack_attempts {
-                    if attempt > 0 {
-                        tokio::time::sleep(self.settings.ack_backoff).await;
+        let acks = join_all(
+            self.settings
+                .participants
+                .iter()
+                .enumerate()
+                .map(|(i, (_, svc))| {
+                    let already = record.acked[i];
+                    let req = TwoPcRequest {
+                        tx: record.tx.clone(),
+                        phase,
+                        payload: payload.clone(),
+                    };
+                    async move {
+                        if already {
+                            return true;
+                        }
+                        for attempt in 0..self.settings.ack_attempts {
+                            if attempt > 0 {
+                                tokio::time::sleep(self.settings.ack_backoff).await;
+                            }
+                            if svc.clone().oneshot(req.clone()).await.is_ok() {
+                                return true;
+                            }
+                        }
+                        false
                     }
-                    if svc.clone().oneshot(req.clone()).await.is_ok() {
-                        return true;
-                    }
-                }
-                false
-            }
-        }))
+                }),
+        )
         .await;
         record.acked = acks;
         if record.acked.iter().all(|&a| a) {

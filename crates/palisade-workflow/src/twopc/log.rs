@@ -115,7 +115,11 @@ impl DecisionLog for MemoryDecisionLog {
     }
     async fn unfinished(&self, max: usize) -> Result<Vec<TxRecord>, StoreError> {
         let map = self.lock();
-        let mut out: Vec<TxRecord> = map.values().filter(|r| !r.state.is_final()).cloned().collect();
+        let mut out: Vec<TxRecord> = map
+            .values()
+            .filter(|r| !r.state.is_final())
+            .cloned()
+            .collect();
         out.sort_by(|a, b| a.tx.cmp(&b.tx));
         out.truncate(max.min(MAX_UNFINISHED));
         Ok(out)
@@ -162,7 +166,9 @@ mod pg {
                 ))
                 .await?;
             let save = client
-                .prepare(&format!("UPDATE {s}.twopc SET state = $2, record = $3 WHERE tx = $1"))
+                .prepare(&format!(
+                    "UPDATE {s}.twopc SET state = $2, record = $3 WHERE tx = $1"
+                ))
                 .await?;
             let load = client
                 .prepare(&format!("SELECT record FROM {s}.twopc WHERE tx = $1"))
@@ -208,7 +214,9 @@ mod pg {
         async fn unfinished(&self, max: usize) -> Result<Vec<TxRecord>, StoreError> {
             let limit = max.min(MAX_UNFINISHED) as i64;
             let rows = self.client.query(&self.unfinished, &[&limit]).await?;
-            rows.iter().map(|r| Ok(serde_json::from_value(r.get(0))?)).collect()
+            rows.iter()
+                .map(|r| Ok(serde_json::from_value(r.get(0))?))
+                .collect()
         }
     }
 }

@@ -41,8 +41,8 @@ mod coordinator;
 mod log;
 
 pub use coordinator::{
-    Coordinator, CoordinatorBuilder, MAX_PARTICIPANTS, MAX_TX_ID, Phase, TwoPcError,
-    TwoPcRequest, Vote,
+    Coordinator, CoordinatorBuilder, MAX_PARTICIPANTS, MAX_TX_ID, Phase, TwoPcError, TwoPcRequest,
+    Vote,
 };
 #[cfg(feature = "postgres")]
 pub use log::PgDecisionLog;

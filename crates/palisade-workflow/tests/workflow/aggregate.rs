@@ -36,12 +36,21 @@ pub async fn snapshots_every_n<S: EventStore, N: SnapshotStore>(store: S, snaps:
     assert_eq!(loaded, acc);
     // An older snapshot never replaces a newer one.
     snaps
-        .save(id, Snapshot { version: 3, state: json!({ "balance": 0, "applied": 0 }) })
+        .save(
+            id,
+            Snapshot {
+                version: 3,
+                state: json!({ "balance": 0, "applied": 0 }),
+            },
+        )
         .await
         .unwrap();
     assert_eq!(snaps.load(id).await.unwrap().unwrap().version, 6);
     // A load starts at the snapshot: doctor it and see the doctored balance plus event 7.
-    let doctored = Snapshot { version: 6, state: json!({ "balance": 1000, "applied": 6 }) };
+    let doctored = Snapshot {
+        version: 6,
+        state: json!({ "balance": 1000, "applied": 6 }),
+    };
     let fresh = MemorySnapshotStore::new();
     fresh.save(id, doctored).await.unwrap();
     let repo2 = AggregateRepository::new(repo.store().clone()).with_snapshots(fresh, 3);
@@ -59,13 +68,18 @@ async fn repository_refuses_a_stale_save() {
     let repo = AggregateRepository::new(MemoryEventStore::new());
     let mut a: Loaded<Account> = repo.load("x").await.unwrap();
     let mut b: Loaded<Account> = repo.load("x").await.unwrap();
-    repo.save("x", &mut a, vec![AccountEvent::Deposited { amount: 5 }]).await.unwrap();
+    repo.save("x", &mut a, vec![AccountEvent::Deposited { amount: 5 }])
+        .await
+        .unwrap();
     let err = repo
         .save("x", &mut b, vec![AccountEvent::Deposited { amount: 7 }])
         .await
         .unwrap_err();
     assert!(err.is_conflict());
-    assert_eq!(b.version, 0, "a refused save leaves the loaded state as it was");
+    assert_eq!(
+        b.version, 0,
+        "a refused save leaves the loaded state as it was"
+    );
     let l: Loaded<Account> = repo.load("x").await.unwrap();
     assert_eq!(l.state.balance, 5);
 }
@@ -85,12 +99,20 @@ impl EventStore for RacingStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         if self.race.swap(false, Ordering::SeqCst) {
-            let other = NewEvent::from_serialize("deposited", &AccountEvent::Deposited { amount: 100 })?;
-            self.inner.append(stream, ExpectedVersion::Any, vec![other]).await?;
+            let other =
+                NewEvent::from_serialize("deposited", &AccountEvent::Deposited { amount: 100 })?;
+            self.inner
+                .append(stream, ExpectedVersion::Any, vec![other])
+                .await?;
         }
         self.inner.append(stream, expected, events).await
     }
-    async fn read_stream(&self, s: &str, f: u64, m: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_stream(
+        &self,
+        s: &str,
+        f: u64,
+        m: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_stream(s, f, m).await
     }
     async fn read_all(&self, a: u64, m: usize) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -132,13 +154,21 @@ async fn command_handler_loads_decides_and_appends() {
     assert_eq!((out.version, out.appended), (2, 0));
     assert_eq!(store.len(), 2);
     // A bad stream name is an error, not a panic.
-    assert!(handler.oneshot(Command::new("", AccountCommand::Nothing)).await.is_err());
+    assert!(
+        handler
+            .oneshot(Command::new("", AccountCommand::Nothing))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
 async fn command_handler_retries_a_conflict_then_reports_409() {
     let race = Arc::new(AtomicBool::new(true));
-    let store = RacingStore { inner: MemoryEventStore::new(), race: race.clone() };
+    let store = RacingStore {
+        inner: MemoryEventStore::new(),
+        race: race.clone(),
+    };
     let handler = CommandHandler::<Account, _>::new(AggregateRepository::new(store.clone()));
     // The first append loses the race; the reload sees the other deposit and decides again.
     let out = handler
@@ -165,7 +195,7 @@ async fn command_handler_retries_a_conflict_then_reports_409() {
 /// Balance per stream, and every position it was handed.
 #[derive(Debug, Default)]
 pub struct Balances {
-    pub balances: HashMap<String, i64>,
+    pub per_stream: HashMap<String, i64>,
     pub seen: Vec<u64>,
     pub fail_at: Option<u64>,
 }
@@ -180,7 +210,7 @@ impl Projection for Balances {
             AccountEvent::Deposited { amount } => amount,
             AccountEvent::Withdrawn { amount } => -amount,
         };
-        *self.balances.entry(event.stream.clone()).or_default() += delta;
+        *self.per_stream.entry(event.stream.clone()).or_default() += delta;
         self.seen.push(event.position);
         Ok(())
     }
@@ -188,7 +218,11 @@ impl Projection for Balances {
 
 async fn deposit<S: EventStore>(store: &S, stream: &str, amount: i64) -> u64 {
     let e = NewEvent::from_serialize("deposited", &AccountEvent::Deposited { amount }).unwrap();
-    store.append(stream, ExpectedVersion::Any, vec![e]).await.unwrap().position
+    store
+        .append(stream, ExpectedVersion::Any, vec![e])
+        .await
+        .unwrap()
+        .position
 }
 
 /// The runner follows the global order, checkpoints each batch, and a new runner (a
@@ -201,11 +235,16 @@ pub async fn projection_restarts_from_checkpoint<S: EventStore, C: CheckpointSto
     for (i, stream) in ["p-a", "p-b", "p-a", "p-c", "p-b"].iter().enumerate() {
         positions.push(deposit(&store, stream, i as i64 + 1).await);
     }
-    let mut runner =
-        ProjectionRunner::new(store.clone(), Balances::default(), checkpoints.clone(), "bal").batch(2);
+    let mut runner = ProjectionRunner::new(
+        store.clone(),
+        Balances::default(),
+        checkpoints.clone(),
+        "bal",
+    )
+    .batch(2);
     assert_eq!(runner.catch_up().await.unwrap(), 5);
     assert_eq!(runner.projection().seen, positions);
-    assert_eq!(runner.projection().balances["p-a"], 4);
+    assert_eq!(runner.projection().per_stream["p-a"], 4);
     assert_eq!(checkpoints.load("bal").await.unwrap(), positions[4]);
     assert_eq!(runner.catch_up().await.unwrap(), 0);
 
@@ -213,12 +252,19 @@ pub async fn projection_restarts_from_checkpoint<S: EventStore, C: CheckpointSto
     let p6 = deposit(&store, "p-c", 10).await;
     let p7 = deposit(&store, "p-a", 20).await;
     let p8 = deposit(&store, "p-b", 30).await;
-    let failing = Balances { fail_at: Some(p8), ..Balances::default() };
+    let failing = Balances {
+        fail_at: Some(p8),
+        ..Balances::default()
+    };
     let mut runner =
         ProjectionRunner::new(store.clone(), failing, checkpoints.clone(), "bal").batch(2);
     assert!(runner.catch_up().await.is_err());
     assert_eq!(runner.projection().seen, [p6, p7]);
-    assert_eq!(checkpoints.load("bal").await.unwrap(), p7, "the batch before the failure");
+    assert_eq!(
+        checkpoints.load("bal").await.unwrap(),
+        p7,
+        "the batch before the failure"
+    );
 
     // Restart after the failure: the failed event is delivered again (at least once).
     let mut runner =
@@ -243,7 +289,7 @@ async fn replay_stream_feeds_one_stream_in_order() {
     let mut p = Balances::default();
     assert_eq!(replay_stream(&store, "a", &mut p).await.unwrap(), 2);
     assert_eq!(p.seen, [1, 3]);
-    assert_eq!(p.balances.len(), 1);
+    assert_eq!(p.per_stream.len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -252,7 +298,10 @@ async fn run_polls_until_the_projection_fails() {
     deposit(&store, "a", 1).await;
     let mut runner = ProjectionRunner::new(
         store.clone(),
-        Balances { fail_at: Some(3), ..Balances::default() },
+        Balances {
+            fail_at: Some(3),
+            ..Balances::default()
+        },
         MemoryCheckpointStore::new(),
         "r",
     );

@@ -27,7 +27,10 @@ pub async fn contract<S: EventStore>(store: &S, prefix: &str) {
         .unwrap();
     assert_eq!(r2.version, 1);
     assert!(r2.position > r.position);
-    let r3 = store.append(&a, ExpectedVersion::Exact(2), vec![ev(3)]).await.unwrap();
+    let r3 = store
+        .append(&a, ExpectedVersion::Exact(2), vec![ev(3)])
+        .await
+        .unwrap();
     assert_eq!(r3.version, 3);
 
     // Conflicts: a stale version, "no stream" on an existing one, a version from the future.
@@ -48,10 +51,16 @@ pub async fn contract<S: EventStore>(store: &S, prefix: &str) {
         assert_eq!(rejection.kind(), "version_conflict");
     }
     assert_eq!(store.stream_version(&a).await.unwrap(), 3);
-    store.append(&a, ExpectedVersion::Any, vec![ev(4)]).await.unwrap();
+    store
+        .append(&a, ExpectedVersion::Any, vec![ev(4)])
+        .await
+        .unwrap();
 
     let events = store.read_stream(&a, 1, 100).await.unwrap();
-    let ns: Vec<u64> = events.iter().map(|e| e.data["n"].as_u64().unwrap()).collect();
+    let ns: Vec<u64> = events
+        .iter()
+        .map(|e| e.data["n"].as_u64().unwrap())
+        .collect();
     assert_eq!(ns, [1, 2, 3, 4]);
     assert_eq!(
         events.iter().map(|e| e.version).collect::<Vec<_>>(),
@@ -60,14 +69,31 @@ pub async fn contract<S: EventStore>(store: &S, prefix: &str) {
     let from3 = store.read_stream(&a, 3, 1).await.unwrap();
     assert_eq!(from3.len(), 1);
     assert_eq!(from3[0].version, 3);
-    assert!(store.read_stream(&format!("{prefix}-none"), 1, 10).await.unwrap().is_empty());
-    assert_eq!(store.stream_version(&format!("{prefix}-none")).await.unwrap(), 0);
+    assert!(
+        store
+            .read_stream(&format!("{prefix}-none"), 1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .stream_version(&format!("{prefix}-none"))
+            .await
+            .unwrap(),
+        0
+    );
 
     // Global order: positions strictly increase, and the streams interleave as appended.
     let all = store.read_all(0, 1000).await.unwrap();
-    let mine: Vec<_> = all.iter().filter(|e| e.stream.starts_with(prefix)).collect();
+    let mine: Vec<_> = all
+        .iter()
+        .filter(|e| e.stream.starts_with(prefix))
+        .collect();
     assert_eq!(
-        mine.iter().map(|e| e.data["n"].as_u64().unwrap()).collect::<Vec<_>>(),
+        mine.iter()
+            .map(|e| e.data["n"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
         [1, 2, 10, 3, 4]
     );
     assert!(all.windows(2).all(|w| w[0].position < w[1].position));
@@ -81,9 +107,15 @@ pub async fn contract<S: EventStore>(store: &S, prefix: &str) {
         ("x".repeat(257), vec![ev(1)]),
         (a.clone(), vec![]),
         (a.clone(), vec![NewEvent::new("", json!(null))]),
-        (a.clone(), (0..=MAX_EVENTS_PER_APPEND as u64).map(ev).collect()),
+        (
+            a.clone(),
+            (0..=MAX_EVENTS_PER_APPEND as u64).map(ev).collect(),
+        ),
     ] {
-        let err = store.append(&stream, ExpectedVersion::Any, events).await.unwrap_err();
+        let err = store
+            .append(&stream, ExpectedVersion::Any, events)
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
     }
     assert_eq!(store.stream_version(&a).await.unwrap(), 4);
@@ -92,11 +124,7 @@ pub async fn contract<S: EventStore>(store: &S, prefix: &str) {
 /// `writers` tasks each append `per_writer` events to one shared stream with the version
 /// they read (retrying on conflict) and one to a stream of their own: no event is lost or
 /// duplicated, versions have no gaps, and the global order holds every event once.
-pub async fn concurrent_writers<S: EventStore>(
-    stores: Vec<S>,
-    prefix: &str,
-    per_writer: u64,
-) {
+pub async fn concurrent_writers<S: EventStore>(stores: Vec<S>, prefix: &str, per_writer: u64) {
     let shared = format!("{prefix}-shared");
     let writers = stores.len() as u64;
     let mut tasks = Vec::new();
@@ -132,11 +160,22 @@ pub async fn concurrent_writers<S: EventStore>(
     let store = &stores[0];
     let events = store.read_stream(&shared, 1, 100_000).await.unwrap();
     assert_eq!(events.len() as u64, writers * per_writer);
-    assert!(events.iter().enumerate().all(|(i, e)| e.version == i as u64 + 1));
-    let ids: HashSet<u64> = events.iter().map(|e| e.data["n"].as_u64().unwrap()).collect();
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.version == i as u64 + 1)
+    );
+    let ids: HashSet<u64> = events
+        .iter()
+        .map(|e| e.data["n"].as_u64().unwrap())
+        .collect();
     assert_eq!(ids.len() as u64, writers * per_writer, "duplicated event");
     let all = store.read_all(0, 100_000).await.unwrap();
-    let mine: Vec<_> = all.iter().filter(|e| e.stream.starts_with(prefix)).collect();
+    let mine: Vec<_> = all
+        .iter()
+        .filter(|e| e.stream.starts_with(prefix))
+        .collect();
     assert_eq!(mine.len() as u64, 2 * writers * per_writer);
     assert!(all.windows(2).all(|w| w[0].position < w[1].position));
     // Each writer's own stream, read in global order, is in version order.

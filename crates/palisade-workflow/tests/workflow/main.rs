@@ -7,9 +7,9 @@
 mod aggregate;
 mod bank;
 mod event_store;
-mod saga;
 #[cfg(feature = "postgres")]
 mod pg_event_store;
+mod saga;
 mod support;
 mod translate;
 mod twopc;

@@ -33,10 +33,20 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn applied(&self, step: &str) -> HashSet<String> {
-        self.applied.lock().unwrap().get(step).cloned().unwrap_or_default()
+        self.applied
+            .lock()
+            .unwrap()
+            .get(step)
+            .cloned()
+            .unwrap_or_default()
     }
     pub fn undone(&self, step: &str) -> HashSet<String> {
-        self.undone.lock().unwrap().get(step).cloned().unwrap_or_default()
+        self.undone
+            .lock()
+            .unwrap()
+            .get(step)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -113,7 +123,10 @@ pub fn check_end_state(ledger: &Ledger, record: &SagaRecord) {
     let key = |s: &str| format!("{}/{s}", record.id);
     for s in STEPS {
         let applied = ledger.applied(s);
-        assert!(applied.len() <= 1, "step {s} applied under several keys: {applied:?}");
+        assert!(
+            applied.len() <= 1,
+            "step {s} applied under several keys: {applied:?}"
+        );
         assert!(applied.iter().all(|k| *k == key(s)));
     }
     match record.state {
@@ -127,7 +140,11 @@ pub fn check_end_state(ledger: &Ledger, record: &SagaRecord) {
         }
         SagaState::Compensated => {
             for s in STEPS {
-                assert_eq!(ledger.applied(s), ledger.undone(s), "{s}: every applied effect undone");
+                assert_eq!(
+                    ledger.applied(s),
+                    ledger.undone(s),
+                    "{s}: every applied effect undone"
+                );
             }
         }
         other => panic!("unexpected end state {other:?}"),
@@ -139,12 +156,13 @@ async fn a_saga_runs_every_step() {
     let ledger = Arc::new(Ledger::default());
     let done = Arc::new(AtomicU32::new(0));
     let d = done.clone();
-    let orch = SagaOrchestrator::new(saga(&ledger, Behave::Ok), MemorySagaStore::new())
-        .on_event(move |e| {
+    let orch = SagaOrchestrator::new(saga(&ledger, Behave::Ok), MemorySagaStore::new()).on_event(
+        move |e| {
             if matches!(e, SagaEvent::StepDone { .. } | SagaEvent::Done { .. }) {
                 d.fetch_add(1, Ordering::SeqCst);
             }
-        });
+        },
+    );
     let r = orch.start("o-1", Order::default()).await.unwrap();
     assert_eq!(r.state, SagaState::Done);
     assert_eq!(r.step, 3);
@@ -169,9 +187,15 @@ async fn a_saga_runs_every_step() {
         Err(SagaError::AlreadyExists)
     ));
     for bad in ["", "a b", &"x".repeat(129)] {
-        assert!(matches!(orch.start(bad, Order::default()).await, Err(SagaError::InvalidId)));
+        assert!(matches!(
+            orch.start(bad, Order::default()).await,
+            Err(SagaError::InvalidId)
+        ));
     }
-    assert!(matches!(orch.resume("nope").await, Err(SagaError::NotFound)));
+    assert!(matches!(
+        orch.resume("nope").await,
+        Err(SagaError::NotFound)
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -201,7 +225,11 @@ async fn a_timed_out_step_is_compensated_too() {
     let orch = SagaOrchestrator::new(saga(&ledger, Behave::Hang), MemorySagaStore::new());
     let started = tokio::time::Instant::now();
     let r = orch.start("o-3", Order::default()).await.unwrap();
-    assert_eq!(started.elapsed(), Duration::from_secs(1), "the step timeout");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(1),
+        "the step timeout"
+    );
     assert_eq!(r.state, SagaState::Compensated);
     assert_eq!(r.error.as_deref(), Some("step timed out"));
     assert_eq!(ledger.compensation_calls.load(Ordering::SeqCst), 3);
@@ -229,7 +257,10 @@ async fn the_saga_timeout_counts_across_restarts() {
     // The log says 0 ms were spent before "charge" started; the 3 s of the crashed run in
     // "charge" are lost with it, so the restart has 4 s of budget left and uses it all.
     let restarted = tokio::time::Instant::now();
-    let r = SagaOrchestrator::new(mk(), store).resume("o-4").await.unwrap();
+    let r = SagaOrchestrator::new(mk(), store)
+        .resume("o-4")
+        .await
+        .unwrap();
     assert_eq!(restarted.elapsed(), Duration::from_secs(4));
     assert_eq!(r.state, SagaState::Compensated);
     assert_eq!(r.error.as_deref(), Some("saga timed out"));
@@ -265,9 +296,15 @@ async fn a_compensation_that_keeps_failing_marks_the_saga_stuck() {
     assert_eq!(ledger.compensation_calls.load(Ordering::SeqCst), 4);
     // Backoff 100, 200, 400 ms between the four attempts.
     assert_eq!(started.elapsed(), Duration::from_millis(700));
-    assert!(ledger.undone("reserve").is_empty(), "reserve is not compensated out of order");
+    assert!(
+        ledger.undone("reserve").is_empty(),
+        "reserve is not compensated out of order"
+    );
     let listed = orch.list(SagaState::Stuck, 10).await.unwrap();
-    assert_eq!(listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["o-5"]);
+    assert_eq!(
+        listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["o-5"]
+    );
     assert!(orch.list(SagaState::Running, 10).await.unwrap().is_empty());
     // A resumed stuck saga is returned as it is.
     assert_eq!(orch.resume("o-5").await.unwrap(), r);
@@ -278,7 +315,12 @@ fn saga_definitions_are_checked() {
     let ledger = Arc::new(Ledger::default());
     let cases: Vec<(Result<Saga<Order>, _>, &str)> = vec![
         (Saga::builder("order").build(), "steps"),
-        (Saga::builder("bad name").step(step(&ledger, "a", Behave::Ok)).build(), "name"),
+        (
+            Saga::builder("bad name")
+                .step(step(&ledger, "a", Behave::Ok))
+                .build(),
+            "name",
+        ),
         (
             Saga::builder("o")
                 .step(step(&ledger, "a", Behave::Ok))
@@ -286,7 +328,12 @@ fn saga_definitions_are_checked() {
                 .build(),
             "steps[1].name",
         ),
-        (Saga::builder("o").step(step(&ledger, "a/b", Behave::Ok)).build(), "steps[0].name"),
+        (
+            Saga::builder("o")
+                .step(step(&ledger, "a/b", Behave::Ok))
+                .build(),
+            "steps[0].name",
+        ),
         (
             Saga::builder("o")
                 .step(step(&ledger, "a", Behave::Ok).timeout(Duration::ZERO))
@@ -294,11 +341,17 @@ fn saga_definitions_are_checked() {
             "steps[0].timeout",
         ),
         (
-            Saga::builder("o").step(step(&ledger, "a", Behave::Ok)).compensation_attempts(0).build(),
+            Saga::builder("o")
+                .step(step(&ledger, "a", Behave::Ok))
+                .compensation_attempts(0)
+                .build(),
             "compensation_attempts",
         ),
         (
-            Saga::builder("o").step(step(&ledger, "a", Behave::Ok)).timeout(Duration::ZERO).build(),
+            Saga::builder("o")
+                .step(step(&ledger, "a", Behave::Ok))
+                .timeout(Duration::ZERO)
+                .build(),
             "timeout",
         ),
     ];
@@ -350,7 +403,12 @@ impl<St: SagaStore> SagaStore for CrashStore<St> {
     async fn load(&self, id: &str) -> Result<Option<SagaRecord>, StoreError> {
         self.inner.load(id).await
     }
-    async fn list(&self, saga: &str, state: SagaState, max: usize) -> Result<Vec<SagaRecord>, StoreError> {
+    async fn list(
+        &self,
+        saga: &str,
+        state: SagaState,
+        max: usize,
+    ) -> Result<Vec<SagaRecord>, StoreError> {
         self.inner.list(saga, state, max).await
     }
 }
@@ -413,7 +471,11 @@ pub async fn crash_matrix<St: SagaStore>(store: St, last: Behave, on_unknown: On
                 }
             };
             check_end_state(&ledger, &record);
-            let expected = if last == Behave::Ok { SagaState::Done } else { SagaState::Compensated };
+            let expected = if last == Behave::Ok {
+                SagaState::Done
+            } else {
+                SagaState::Compensated
+            };
             if on_unknown == OnUnknown::Retry || last != Behave::Ok {
                 assert_eq!(record.state, expected, "{id}");
             }

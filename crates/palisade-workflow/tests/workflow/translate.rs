@@ -32,9 +32,15 @@ impl ToDomain<Value> for Legacy {
             .ok_or_else(|| TranslationError::request("/temp_f", "must be a number"))?;
         let mk = ((f - 32.0) * 5.0 / 9.0 + 273.15) * 1000.0;
         if !(0.0..=1e9).contains(&mk) {
-            return Err(TranslationError::request("/temp_f", "is below absolute zero or absurd"));
+            return Err(TranslationError::request(
+                "/temp_f",
+                "is below absolute zero or absurd",
+            ));
         }
-        Ok(Reading { sensor: sensor.to_owned(), millikelvin: mk.round() as u64 })
+        Ok(Reading {
+            sensor: sensor.to_owned(),
+            millikelvin: mk.round() as u64,
+        })
     }
 }
 
@@ -73,7 +79,10 @@ async fn render(err: &BoxError) -> (u16, Value) {
 #[tokio::test]
 async fn translates_both_ways() {
     let svc = TranslateLayer::new(Legacy).layer(domain());
-    let out = svc.oneshot(json!({ "id": "s1", "temp_f": 98.6 })).await.unwrap();
+    let out = svc
+        .oneshot(json!({ "id": "s1", "temp_f": 98.6 }))
+        .await
+        .unwrap();
     assert_eq!(out, json!({ "avg_f": 98.6 }));
 }
 
@@ -93,14 +102,22 @@ async fn a_bad_request_field_is_a_422_naming_it() {
         assert_eq!(status, 422);
         assert_eq!(body["field"], field);
         assert_eq!(body["status"], 422);
-        assert!(body["detail"].as_str().unwrap().starts_with(&format!("field `{field}`")));
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("field `{field}`"))
+        );
     }
 }
 
 #[tokio::test]
 async fn a_response_that_does_not_translate_is_a_502() {
     let svc = TranslateLayer::new(Legacy).layer(domain());
-    let err = svc.oneshot(json!({ "id": "new", "temp_f": 1.0 })).await.unwrap_err();
+    let err = svc
+        .oneshot(json!({ "id": "new", "temp_f": 1.0 }))
+        .await
+        .unwrap_err();
     let (status, body) = render(&err).await;
     assert_eq!(status, 502);
     assert_eq!(body["field"], "/avg_f");
@@ -109,7 +126,10 @@ async fn a_response_that_does_not_translate_is_a_502() {
 #[tokio::test]
 async fn the_inner_error_passes_through() {
     let svc = TranslateLayer::new(Legacy).layer(domain());
-    let err = svc.oneshot(json!({ "id": "down", "temp_f": 1.0 })).await.unwrap_err();
+    let err = svc
+        .oneshot(json!({ "id": "down", "temp_f": 1.0 }))
+        .await
+        .unwrap_err();
     assert!(TranslationError::find(&*err).is_none());
     assert_eq!(err.to_string(), "sensor store down");
 }
@@ -117,7 +137,10 @@ async fn the_inner_error_passes_through() {
 #[tokio::test]
 async fn closures_translate_too_and_accessors_reach_the_inner_service() {
     let layer = TranslateLayer::from_fns(
-        |s: &'static str| s.parse::<u32>().map_err(|_| TranslationError::request("/", "not a number")),
+        |s: &'static str| {
+            s.parse::<u32>()
+                .map_err(|_| TranslationError::request("/", "not a number"))
+        },
         |n: u32| Ok::<_, TranslationError>(n.to_string()),
     );
     let mut svc = layer.layer(service_fn(|n: u32| async move { Ok::<_, BoxError>(n * 2) }));

@@ -132,21 +132,28 @@ async fn all_yes_commits_everywhere() {
     assert_eq!(r.acked, [true, true]);
     assert_eq!(a.committed(), ["tx-1"]);
     assert_eq!(b.committed(), ["tx-1"]);
-    assert!(matches!(c.execute("tx-1", 7).await, Err(TwoPcError::AlreadyExists)));
+    assert!(matches!(
+        c.execute("tx-1", 7).await,
+        Err(TwoPcError::AlreadyExists)
+    ));
     assert!(matches!(c.execute("", 7).await, Err(TwoPcError::InvalidId)));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_no_vote_aborts_everyone() {
     let (a, b, d) = (Db::new(Prep::Yes), Db::new(Prep::No), Db::new(Prep::Yes));
-    let c = coordinator(&[("a", &a), ("b", &b), ("d", &d)], MemoryDecisionLog::new());
-    let r = c.execute("tx-2", 1).await.unwrap();
+    let coord = coordinator(&[("a", &a), ("b", &b), ("d", &d)], MemoryDecisionLog::new());
+    let r = coord.execute("tx-2", 1).await.unwrap();
     assert_eq!(r.state, TxState::Aborted);
     assert_eq!(r.reason.as_deref(), Some("b voted no"));
     assert_eq!(a.aborted(), ["tx-2"]);
     assert_eq!(d.aborted(), ["tx-2"]);
     assert!(b.aborted().is_empty(), "b never prepared");
-    assert_eq!(b.abort_calls.load(Ordering::SeqCst), 1, "b is told all the same");
+    assert_eq!(
+        b.abort_calls.load(Ordering::SeqCst),
+        1,
+        "b is told all the same"
+    );
     for db in [&a, &b, &d] {
         assert!(db.committed().is_empty());
         assert_eq!(db.commit_calls.load(Ordering::SeqCst), 0);
@@ -161,7 +168,10 @@ async fn a_prepare_timeout_aborts() {
     let r = c.execute("tx-3", 1).await.unwrap();
     assert_eq!(started.elapsed(), Duration::from_secs(2));
     assert_eq!(r.state, TxState::Aborted);
-    assert_eq!(r.reason.as_deref(), Some("b did not vote within the prepare timeout"));
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("b did not vote within the prepare timeout")
+    );
     assert_eq!(a.aborted(), ["tx-3"]);
     assert!(a.committed().is_empty());
 }
@@ -186,7 +196,11 @@ pub async fn crash_after_the_decision<L: DecisionLog>(log: L) {
     assert_eq!(recovered[0].state, TxState::Committed);
     assert_eq!(a.committed(), ["tx-4"]);
     assert_eq!(b.committed(), ["tx-4"]);
-    assert_eq!(b.commit_calls.load(Ordering::SeqCst), 2, "b was asked again");
+    assert_eq!(
+        b.commit_calls.load(Ordering::SeqCst),
+        2,
+        "b was asked again"
+    );
     assert!(log.unfinished(10).await.unwrap().is_empty());
     assert!(restarted.recover().await.unwrap().is_empty());
 }
@@ -204,10 +218,19 @@ async fn a_coordinator_crash_before_the_decision_aborts_on_recovery() {
     let task = tokio::spawn(async move { c.execute("tx-5", 1).await });
     tokio::time::sleep(Duration::from_millis(500)).await; // a prepared, b still thinking
     task.abort();
-    assert_eq!(log.load("tx-5").await.unwrap().unwrap().state, TxState::Preparing);
-    let r = coordinator(&[("a", &a), ("b", &b)], log).recover().await.unwrap();
+    assert_eq!(
+        log.load("tx-5").await.unwrap().unwrap().state,
+        TxState::Preparing
+    );
+    let r = coordinator(&[("a", &a), ("b", &b)], log)
+        .recover()
+        .await
+        .unwrap();
     assert_eq!(r[0].state, TxState::Aborted);
-    assert_eq!(r[0].reason.as_deref(), Some("coordinator stopped before deciding"));
+    assert_eq!(
+        r[0].reason.as_deref(),
+        Some("coordinator stopped before deciding")
+    );
     assert_eq!(a.aborted(), ["tx-5"]);
     assert!(a.committed().is_empty());
 }
@@ -220,13 +243,21 @@ async fn undelivered_decisions_are_left_for_recovery() {
     let c = coordinator(&[("a", &a), ("b", &b)], log.clone());
     let started = tokio::time::Instant::now();
     let r = c.execute("tx-6", 1).await.unwrap();
-    assert_eq!(started.elapsed(), Duration::from_millis(100), "3 attempts, 2 backoffs");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(100),
+        "3 attempts, 2 backoffs"
+    );
     assert_eq!(r.state, TxState::Committing);
     assert_eq!(r.acked, [true, false]);
     assert_eq!(b.commit_calls.load(Ordering::SeqCst), 3);
     let r = c.recover().await.unwrap();
     assert_eq!(r[0].state, TxState::Committed);
-    assert_eq!(a.commit_calls.load(Ordering::SeqCst), 1, "an acked participant is not asked again");
+    assert_eq!(
+        a.commit_calls.load(Ordering::SeqCst),
+        1,
+        "an acked participant is not asked again"
+    );
     assert_eq!(b.committed(), ["tx-6"]);
 }
 
@@ -234,7 +265,9 @@ async fn undelivered_decisions_are_left_for_recovery() {
 fn coordinator_settings_are_checked() {
     let a = Db::new(Prep::Yes);
     let log = MemoryDecisionLog::new();
-    let err = Coordinator::<u32, MemoryDecisionLog>::builder().build(log.clone()).unwrap_err();
+    let err = Coordinator::<u32, MemoryDecisionLog>::builder()
+        .build(log.clone())
+        .unwrap_err();
     assert_eq!(err.field(), "participants");
     let err = Coordinator::<u32, MemoryDecisionLog>::builder()
         .participant("a", participant(a.clone()))
