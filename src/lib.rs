@@ -103,6 +103,11 @@ pub use palisade_metrics as metrics;
 #[cfg(feature = "cache")]
 pub use palisade_cache as cache;
 
+/// Durable workflows: event store, aggregates and projections, CQRS command handlers,
+/// sagas, two-phase commit and the anti-corruption layer (`palisade-workflow`).
+#[cfg(feature = "workflow")]
+pub use palisade_workflow as workflow;
+
 /// The names most stacks need.
 pub mod prelude {
     pub use crate::ServiceBuilderExt;
