@@ -34,8 +34,12 @@
 //!   at once and one background refresh per key runs (a `tokio::spawn`ed conditional
 //!   request; the request body type must implement `Default`, as `()`, `Full` and axum's
 //!   `Body` do).
-//! - **Coalescing**: [`CoalesceLayer`] placed directly inside the cache makes concurrent
-//!   misses of one key a single upstream call.
+//! - **Coalescing** (on by default, [`coalesce`](CacheLayer::coalesce)): concurrent misses
+//!   of one key make a single upstream call; the other requests wait for it and are then
+//!   answered from storage (or go upstream on their own when its response was not stored).
+//!   A waiting request that is dropped leaves the call alone; when the call's own request is
+//!   dropped, a waiting request takes over. [`CoalesceLayer`] does the same for any
+//!   service, sharing the response itself instead of the stored copy.
 //! - **Ranges** (RFC 9110 §14): a single `bytes` range of a stored complete 200 is answered
 //!   with 206 (416 when unsatisfiable; `If-Range` honoured); several ranges get the full
 //!   200. Partial responses are not stored.
@@ -96,6 +100,7 @@ pub mod aside;
 pub mod body;
 pub mod coalesce;
 mod config;
+mod flight;
 pub mod directives;
 pub mod events;
 pub mod fallback;

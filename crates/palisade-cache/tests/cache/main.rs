@@ -7,4 +7,5 @@ mod support;
 mod coalesce;
 mod fallback;
 mod memory;
+mod misses;
 mod rfc9111;
