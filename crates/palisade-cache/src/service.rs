@@ -69,6 +69,20 @@ impl<S, St> Cache<S, St> {
     palisade_core::define_inner_service_accessors!();
 }
 
+/// The store's bytes in use and bound (a store without its own accounting reads 0), named
+/// by the layer's instance name, for a metrics exporter (`palisade_metrics::watch_usage`).
+impl<S: Send + Sync + 'static, St: CacheStore> palisade_core::event::UsageGauge for Cache<S, St> {
+    fn used(&self) -> u64 {
+        self.settings.store.bytes_in_use().unwrap_or(0)
+    }
+    fn capacity(&self) -> Option<u64> {
+        self.settings.store.max_bytes()
+    }
+    fn instance(&self) -> palisade_core::InstanceName {
+        self.settings.listeners.instance().clone()
+    }
+}
+
 type Res<B> = Response<CacheBody<B>>;
 
 impl<S, St, ReqB, ResB> Service<Request<ReqB>> for Cache<S, St>

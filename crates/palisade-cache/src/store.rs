@@ -12,7 +12,10 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, StatusCode, Version};
 use tokio::time::Instant;
 
+use palisade_core::Listeners;
+
 use crate::directives::ResponseDirectives;
+use crate::events::CacheEvent;
 
 /// Bytes counted per variant beyond body and header bytes: the `StoredResponse` and its
 /// `Arc`, the header map's tables, allocator rounding.
@@ -112,6 +115,24 @@ pub trait CacheStore: Clone + Send + Sync + 'static {
     /// `None` when the caller must use [`get`](Self::get).
     fn get_now(&self, key: u64) -> Option<Option<Arc<Entry>>> {
         let _ = key;
+        None
+    }
+
+    /// Called by [`CacheLayer`](crate::CacheLayer) with its listeners when it makes a
+    /// service, so that a store that evicts on its own can emit
+    /// [`CacheEvent::Evicted`]. The default ignores them.
+    fn observe(&self, listeners: &Listeners<CacheEvent>) {
+        let _ = listeners;
+    }
+
+    /// Bytes held now by the store's own accounting, when it keeps one (the memory store
+    /// does; a remote store answers `None`).
+    fn bytes_in_use(&self) -> Option<u64> {
+        None
+    }
+
+    /// The store's byte bound, when it has one.
+    fn max_bytes(&self) -> Option<u64> {
         None
     }
 }

@@ -5,6 +5,7 @@
 mod support;
 
 mod coalesce;
+mod events;
 mod fallback;
 mod memory;
 mod misses;

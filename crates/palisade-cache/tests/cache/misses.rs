@@ -189,3 +189,4 @@ async fn only_plain_gets_wait_and_coalescing_can_be_turned_off() {
     answer(plain).await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
