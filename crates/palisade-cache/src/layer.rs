@@ -187,7 +187,9 @@ impl<S, St: CacheStore> Layer<S> for CacheLayer<St> {
     type Service = Cache<S, St>;
 
     fn layer(&self, inner: S) -> Cache<S, St> {
-        self.settings.store.observe(&self.settings.listeners);
+        self.settings
+            .store
+            .attach(&self.settings.listeners, &self.settings.clock);
         Cache::from_settings(inner, Arc::new(self.settings.clone()))
     }
 }

@@ -111,6 +111,9 @@ mod layer;
 mod memory;
 mod policy;
 pub mod refreshed;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis_store;
 mod service;
 pub mod store;
 
@@ -124,5 +127,7 @@ pub use freshness::{Clock, Heuristic};
 pub use layer::{CacheLayer, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TTL, DEFAULT_MAX_VARIANTS};
 pub use memory::MemoryStore;
 pub use refreshed::Refreshed;
+#[cfg(feature = "redis")]
+pub use redis_store::RedisStore;
 pub use service::Cache;
 pub use store::{CacheStore, Entry, StoredResponse};

@@ -166,7 +166,7 @@ impl CacheStore for MemoryStore {
         Some(self.get_sync(key))
     }
 
-    fn observe(&self, listeners: &Listeners<CacheEvent>) {
+    fn attach(&self, listeners: &Listeners<CacheEvent>, _clock: &crate::Clock) {
         self.listeners.store(Some(Arc::new(listeners.clone())));
     }
 

@@ -153,11 +153,12 @@ pub trait CacheStore: Clone + Send + Sync + 'static {
         None
     }
 
-    /// Called by [`CacheLayer`](crate::CacheLayer) with its listeners when it makes a
-    /// service, so that a store that evicts on its own can emit
-    /// [`CacheEvent::Evicted`]. The default ignores them.
-    fn observe(&self, listeners: &Listeners<CacheEvent>) {
-        let _ = listeners;
+    /// Called by [`CacheLayer`](crate::CacheLayer) with its listeners and clock when it
+    /// makes a service, so that a store that evicts on its own can emit
+    /// [`CacheEvent::Evicted`] and one that stores times as wall-clock time converts them
+    /// with the layer's clock. The default ignores both.
+    fn attach(&self, listeners: &Listeners<CacheEvent>, clock: &crate::Clock) {
+        let _ = (listeners, clock);
     }
 
     /// Bytes held now by the store's own accounting, when it keeps one (the memory store

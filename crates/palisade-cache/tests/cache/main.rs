@@ -10,3 +10,5 @@ mod fallback;
 mod memory;
 mod misses;
 mod rfc9111;
+#[cfg(feature = "redis")]
+mod redis;
