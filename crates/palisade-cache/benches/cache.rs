@@ -89,14 +89,24 @@ fn tower_resilience() -> impl FnMut(Request<()>) -> StatusCode {
         .ttl(Duration::from_secs(3600))
         .key_extractor(|req: &Request<()>| {
             let mut h = DefaultHasher::new();
-            req.headers().get("host").map(HeaderValue::as_bytes).hash(&mut h);
-            req.uri().path_and_query().map(|pq| pq.as_str()).hash(&mut h);
+            req.headers()
+                .get("host")
+                .map(HeaderValue::as_bytes)
+                .hash(&mut h);
+            req.uri()
+                .path_and_query()
+                .map(|pq| pq.as_str())
+                .hash(&mut h);
             h.finish()
         })
         .build()
         .unwrap();
     let mut svc = layer.layer(service_fn(move |_req: Request<()>| {
-        ready(Ok::<Tuple, Infallible>((StatusCode::OK, headers(), body.clone())))
+        ready(Ok::<Tuple, Infallible>((
+            StatusCode::OK,
+            headers(),
+            body.clone(),
+        )))
     }));
     let _ = now(svc.call(request()));
     move |req| {
@@ -142,15 +152,27 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let mut p = palisade();
     g.bench_function("palisade", |b| {
-        b.iter_batched(request, |req| black_box(p(req)), criterion::BatchSize::SmallInput);
+        b.iter_batched(
+            request,
+            |req| black_box(p(req)),
+            criterion::BatchSize::SmallInput,
+        );
     });
     let mut t = tower_resilience();
     g.bench_function("tower_resilience", |b| {
-        b.iter_batched(request, |req| black_box(t(req)), criterion::BatchSize::SmallInput);
+        b.iter_batched(
+            request,
+            |req| black_box(t(req)),
+            criterion::BatchSize::SmallInput,
+        );
     });
     let mut s = bare();
     g.bench_function("bare_service", |b| {
-        b.iter_batched(request, |req| black_box(s(req)), criterion::BatchSize::SmallInput);
+        b.iter_batched(
+            request,
+            |req| black_box(s(req)),
+            criterion::BatchSize::SmallInput,
+        );
     });
     g.finish();
 }

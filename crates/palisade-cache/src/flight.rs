@@ -45,7 +45,10 @@ pub(crate) enum Role {
 impl Flights {
     /// Misses in flight now.
     pub(crate) fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Becomes the leader of `hash` or follows the one in flight.

@@ -47,6 +47,10 @@
 //!   field set with [`targeted_field`](CacheLayer::targeted_field)), its directives replace
 //!   those of `Cache-Control` for this cache.
 //!
+//! - **Storage**: [`MemoryStore`] (moka, bounded by the bytes entries really occupy, with
+//!   [`CacheEvent::Evicted`] events and a bytes-in-use gauge), or with feature `redis` the
+//!   `RedisStore` (shared between processes; `SET … PX`, value size cap, key prefix).
+//!
 //! Time is tokio's clock (tests run on paused time); wall-clock fields relate to it through
 //! a [`Clock`]. The primary key is host, path and query (plus any
 //! [`key_header`](CacheLayer::key_header), e.g. a tenant id); its full text is stored and
@@ -100,20 +104,20 @@ pub mod aside;
 pub mod body;
 pub mod coalesce;
 mod config;
-mod flight;
 pub mod directives;
 pub mod events;
 pub mod fallback;
+mod flight;
 pub mod freshness;
 pub mod future;
 mod key;
 mod layer;
 mod memory;
 mod policy;
-pub mod refreshed;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis_store;
+pub mod refreshed;
 mod service;
 pub mod store;
 
@@ -126,8 +130,8 @@ pub use fallback::{Fallback, FallbackEvent, FallbackLayer, FallbackReason};
 pub use freshness::{Clock, Heuristic};
 pub use layer::{CacheLayer, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TTL, DEFAULT_MAX_VARIANTS};
 pub use memory::MemoryStore;
-pub use refreshed::Refreshed;
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
+pub use refreshed::Refreshed;
 pub use service::Cache;
 pub use store::{CacheStore, Entry, StoredResponse};

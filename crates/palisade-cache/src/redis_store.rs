@@ -20,6 +20,22 @@
 //! The value format (version 1) is binary: `PCv1`, the key text, then per variant the
 //! status, version, times, directives, header fields, `Vary` values and body, each length
 //! prefixed. Anything that does not decode (truncated, another version) is a miss.
+//!
+//! ```no_run
+//! use palisade_cache::{CacheLayer, RedisStore};
+//! use std::time::Duration;
+//!
+//! # async fn run() -> redis::RedisResult<()> {
+//! let store = RedisStore::connect("redis://127.0.0.1:6379")
+//!     .await?
+//!     .prefix("shop:cache:")
+//!     .max_value_bytes(1 << 20)
+//!     .timeout(Duration::from_millis(100));
+//! let layer = CacheLayer::new(store).name("pages");
+//! # let _ = layer;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::sync::Arc;
@@ -181,7 +197,7 @@ where
     }
 
     fn attach(&self, _listeners: &palisade_core::Listeners<crate::CacheEvent>, clock: &Clock) {
-        self.clock.store(Arc::new(clock.clone()));
+        self.clock.store(Arc::new(*clock));
     }
 }
 
@@ -268,10 +284,14 @@ impl<'a> Reader<'a> {
         self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes)
+        self.take(4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
     }
     fn u64(&mut self) -> Option<u64> {
-        self.take(8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
+        self.take(8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
     }
     fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = self.u32()? as usize;
@@ -333,7 +353,11 @@ fn encode(entry: &Entry, clock: &Clock) -> Vec<u8> {
         w.delta(d.s_maxage);
         w.opt(d.stale_while_revalidate);
         w.opt(d.stale_if_error);
-        w.0.extend_from_slice(&u32::try_from(v.headers.len()).unwrap_or(u32::MAX).to_be_bytes());
+        w.0.extend_from_slice(
+            &u32::try_from(v.headers.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
         for (name, value) in &v.headers {
             w.bytes(name.as_str().as_bytes());
             w.bytes(value.as_bytes());
@@ -430,7 +454,10 @@ mod tests {
 
     fn entry(clock: &Clock) -> Entry {
         let mut headers = HeaderMap::new();
-        headers.insert("cache-control", HeaderValue::from_static("max-age=60, stale-if-error=30"));
+        headers.insert(
+            "cache-control",
+            HeaderValue::from_static("max-age=60, stale-if-error=30"),
+        );
         headers.append("x-custom", HeaderValue::from_static("a"));
         headers.append("x-custom", HeaderValue::from_static("b"));
         let v = StoredResponse {
@@ -439,7 +466,10 @@ mod tests {
             headers,
             body: Bytes::from_static(b"hello"),
             vary: vec![
-                (HeaderName::from_static("accept-language"), Some("en".into())),
+                (
+                    HeaderName::from_static("accept-language"),
+                    Some("en".into()),
+                ),
                 (HeaderName::from_static("accept"), None),
             ]
             .into_boxed_slice(),
@@ -471,8 +501,22 @@ mod tests {
         assert_eq!(d.key, e.key);
         let (a, b) = (&d.variants[0], &e.variants[0]);
         assert_eq!(
-            (a.status, a.version, &a.headers, &a.body, &a.vary, a.response_time),
-            (b.status, b.version, &b.headers, &b.body, &b.vary, b.response_time)
+            (
+                a.status,
+                a.version,
+                &a.headers,
+                &a.body,
+                &a.vary,
+                a.response_time
+            ),
+            (
+                b.status,
+                b.version,
+                &b.headers,
+                &b.body,
+                &b.vary,
+                b.response_time
+            )
         );
         assert_eq!(
             (a.initial_age, a.lifetime, &a.directives),

@@ -38,7 +38,11 @@ fn header_bytes(headers: &HeaderMap) -> usize {
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + ALLOCATION)
         .sum();
-    let tables = if headers.capacity() == 0 { 0 } else { 2 * ALLOCATION };
+    let tables = if headers.capacity() == 0 {
+        0
+    } else {
+        2 * ALLOCATION
+    };
     headers.capacity() * HEADER_SLOT + tables + owned
 }
 
@@ -94,7 +98,11 @@ impl StoredResponse {
             })
             .sum::<usize>()
             + if self.vary.is_empty() { 0 } else { ALLOCATION };
-        let body = if self.body.is_empty() { 0 } else { self.body.len() + ALLOCATION };
+        let body = if self.body.is_empty() {
+            0
+        } else {
+            self.body.len() + ALLOCATION
+        };
         body + header_bytes(&self.headers)
             + vary
             + std::mem::size_of::<Self>()

@@ -101,8 +101,7 @@ pub fn watch_usage(
 ) -> JoinHandle<()> {
     let name = label(&name.into(), layer);
     let used = metrics::gauge!(STORE_BYTES, "layer" => layer, "instance" => name.clone());
-    let capacity =
-        metrics::gauge!(STORE_CAPACITY_BYTES, "layer" => layer, "instance" => name);
+    let capacity = metrics::gauge!(STORE_CAPACITY_BYTES, "layer" => layer, "instance" => name);
     sample(every, move || {
         used.set(gauge.used() as f64);
         if let Some(c) = gauge.capacity() {

@@ -79,6 +79,12 @@ fn fresh_hit_allocates_only_the_response_head() {
     // table and replaces a stored placeholder, so the map does not grow). Above that, only
     // moka's maintenance, run every 64 reads, whose crossbeam-epoch flush allocates one bag
     // about every 128 reads (1/128 = 0.008 per hit).
-    assert!(per_hit <= 2.0 + 1.0 / 64.0, "{per_hit} allocations per fresh hit");
-    assert!(per_hit >= 2.0, "{per_hit}: the served response owns a header map");
+    assert!(
+        per_hit <= 2.0 + 1.0 / 64.0,
+        "{per_hit} allocations per fresh hit"
+    );
+    assert!(
+        per_hit >= 2.0,
+        "{per_hit}: the served response owns a header map"
+    );
 }

@@ -34,7 +34,11 @@ fn names(seen: &Seen) -> Vec<&'static str> {
 async fn hit_miss_stale_revalidated_with_the_instance_name() {
     let o = origin(|r, n| {
         if r.headers().contains_key("if-none-match") {
-            return resp(304, &[("date", &date(20 + n as i64)), ("etag", "\"v\"")], "");
+            return resp(
+                304,
+                &[("date", &date(20 + n as i64)), ("etag", "\"v\"")],
+                "",
+            );
         }
         resp(
             200,
@@ -78,7 +82,10 @@ async fn stale_answers_are_stale_events() {
         if n == 1 {
             resp(
                 200,
-                &[("cache-control", "max-age=1, stale-if-error=60"), ("date", &date(0))],
+                &[
+                    ("cache-control", "max-age=1, stale-if-error=60"),
+                    ("date", &date(0)),
+                ],
                 "old",
             )
         } else {
@@ -86,7 +93,9 @@ async fn stale_answers_are_stale_events() {
         }
     });
     let (listeners, seen) = recorder();
-    let mut svc = crate::support::layer().listeners(listeners).layer(o.clone());
+    let mut svc = crate::support::layer()
+        .listeners(listeners)
+        .layer(o.clone());
     send(&mut svc, get("/a")).await;
     advance(5).await;
     let got = send(&mut svc, get("/a")).await;
@@ -125,7 +134,11 @@ async fn evictions_are_events_and_bytes_in_use_is_a_gauge() {
         .collect();
     assert_eq!(evicted.len() as u64, store.evicted());
     assert!(!evicted.is_empty());
-    assert!(evicted.iter().all(|e| e.1 == "small" && e.2 == Some("size")));
+    assert!(
+        evicted
+            .iter()
+            .all(|e| e.1 == "small" && e.2 == Some("size"))
+    );
     assert!(evicted.iter().all(|e| e.3.is_some_and(|b| b > 1024)));
     assert_eq!(svc.used(), store.bytes_in_use());
     assert!(svc.used() > 0 && svc.used() <= 16 << 10, "{}", svc.used());

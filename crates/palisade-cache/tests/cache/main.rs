@@ -9,6 +9,6 @@ mod events;
 mod fallback;
 mod memory;
 mod misses;
-mod rfc9111;
 #[cfg(feature = "redis")]
 mod redis;
+mod rfc9111;

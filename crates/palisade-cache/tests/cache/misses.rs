@@ -105,7 +105,10 @@ async fn a_cancelled_waiter_does_not_cancel_the_call() {
     follower.abort();
     assert!(follower.await.unwrap_err().is_cancelled());
     let (label, bytes) = answer(leader).await.unwrap();
-    assert_eq!((label.as_deref(), &bytes[..]), (Some("miss"), &b"shared"[..]));
+    assert_eq!(
+        (label.as_deref(), &bytes[..]),
+        (Some("miss"), &b"shared"[..])
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     // The leader's response was stored: the next request is a hit.
     let (label, _) = answer(spawn(&svc)).await.unwrap();
@@ -136,7 +139,11 @@ async fn a_cancelled_leader_hands_over_to_one_waiter() {
     }
     labels.sort();
     assert_eq!(labels, ["hit", "hit", "miss"]);
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "one new leader, not one call each");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "one new leader, not one call each"
+    );
     assert_eq!(count(&seen, "coalesced"), 2);
     assert_eq!(svc.misses_in_flight(), 0);
 }
@@ -189,4 +196,3 @@ async fn only_plain_gets_wait_and_coalescing_can_be_turned_off() {
     answer(plain).await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
-

@@ -98,11 +98,18 @@ async fn stores_serves_and_shares_entries_between_layers() {
         .status_header(status.clone())
         .layer(o.clone());
     let got = send(&mut a, get("/a")).await;
-    assert_eq!((got.x_cache(), &got.body[..]), (Some("miss"), &b"first"[..]));
+    assert_eq!(
+        (got.x_cache(), &got.body[..]),
+        (Some("miss"), &b"first"[..])
+    );
     let stored = keys.list().await;
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert!(stored[0].starts_with(&keys.prefix));
-    assert_eq!(stored[0].len(), keys.prefix.len() + 16, "prefix + 16 hex digits");
+    assert_eq!(
+        stored[0].len(),
+        keys.prefix.len() + 16,
+        "prefix + 16 hex digits"
+    );
     // `PX`: the entry has a validator, so it is kept up to the layer's max TTL (one day).
     let pttl = keys.pttl(&stored[0]).await;
     assert!(pttl > 86_000_000 && pttl <= 86_400_000, "{pttl}");
