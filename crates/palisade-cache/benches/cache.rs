@@ -95,7 +95,7 @@ fn tower_resilience() -> impl FnMut(Request<()>) -> StatusCode {
                 .hash(&mut h);
             req.uri()
                 .path_and_query()
-                .map(|pq| pq.as_str())
+                .map(http::uri::PathAndQuery::as_str)
                 .hash(&mut h);
             h.finish()
         })
@@ -147,34 +147,34 @@ fn allocations(name: &str, mut hit: impl FnMut(Request<()>) -> StatusCode) {
     );
 }
 
-fn benches(c: &mut Criterion) {
-    let mut g = c.benchmark_group("fresh_hit_1KiB");
-    g.throughput(Throughput::Elements(1));
-    let mut p = palisade();
-    g.bench_function("palisade", |b| {
+fn benches(crit: &mut Criterion) {
+    let mut group = crit.benchmark_group("fresh_hit_1KiB");
+    group.throughput(Throughput::Elements(1));
+    let mut hit = palisade();
+    group.bench_function("palisade", |b| {
         b.iter_batched(
             request,
-            |req| black_box(p(req)),
+            |req| black_box(hit(req)),
             criterion::BatchSize::SmallInput,
         );
     });
-    let mut t = tower_resilience();
-    g.bench_function("tower_resilience", |b| {
+    let mut tr = tower_resilience();
+    group.bench_function("tower_resilience", |b| {
         b.iter_batched(
             request,
-            |req| black_box(t(req)),
+            |req| black_box(tr(req)),
             criterion::BatchSize::SmallInput,
         );
     });
-    let mut s = bare();
-    g.bench_function("bare_service", |b| {
+    let mut plain = bare();
+    group.bench_function("bare_service", |b| {
         b.iter_batched(
             request,
-            |req| black_box(s(req)),
+            |req| black_box(plain(req)),
             criterion::BatchSize::SmallInput,
         );
     });
-    g.finish();
+    group.finish();
 }
 
 fn main() {

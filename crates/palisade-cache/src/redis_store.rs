@@ -305,6 +305,7 @@ impl<'a> Reader<'a> {
             _ => return None,
         })
     }
+    #[allow(clippy::option_option)] // outer: decodable; inner: present
     fn opt(&mut self) -> Option<Option<u64>> {
         Some(match self.u8()? {
             0 => None,

@@ -620,7 +620,7 @@ where
         &parts,
         directives,
         &vary,
-        body.clone(),
+        &body,
         request_time,
         response_time,
     );

@@ -63,7 +63,7 @@ pub(crate) fn stored_response<St>(
     parts: &http::response::Parts,
     directives: ResponseDirectives,
     vary: &[HeaderName],
-    body: Bytes,
+    body: &[u8],
     request_time: Instant,
     response_time: Instant,
 ) -> StoredResponse {
@@ -97,7 +97,7 @@ pub(crate) fn stored_response<St>(
         headers,
         // An exact copy: the body may be a slice of a larger buffer (a connection's read
         // buffer, a `BytesMut` grown by doubling) that the store must not keep alive.
-        body: Bytes::copy_from_slice(&body),
+        body: Bytes::copy_from_slice(body),
         vary: vary
             .iter()
             .map(|n| (n.clone(), key::vary_value(&info.headers, n)))

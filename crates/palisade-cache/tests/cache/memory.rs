@@ -59,7 +59,7 @@ async fn million_keys_stay_within_64_mib_plus_ten_percent() {
     }
     store.run_pending_tasks();
     let used = store.bytes_in_use();
-    println!("weight of one entry: {}", weight);
+    println!("weight of one entry: {weight}");
     let grown = rss_bytes().zip(before).map(|(a, b)| a.saturating_sub(b));
     println!(
         "store accounting: {used} bytes in {} entries ({} evicted); RSS growth: {grown:?}",
