@@ -22,6 +22,23 @@ pub enum CacheEvent {
         /// The cache layer's name.
         instance: InstanceName,
     },
+    /// A miss waited for a concurrent request's upstream call of the same key instead of
+    /// making its own, then looked the store up again (followed by that lookup's event:
+    /// usually [`Hit`](Self::Hit)).
+    Coalesced {
+        /// The cache layer's name.
+        instance: InstanceName,
+    },
+    /// The store dropped an entry to stay within its byte bound (`reason` `"size"`) or
+    /// because its time to live ran out (`"expired"`).
+    Evicted {
+        /// The cache layer's name.
+        instance: InstanceName,
+        /// `"size"` or `"expired"`.
+        reason: &'static str,
+        /// Bytes the entry was counted for.
+        bytes: u64,
+    },
     /// A stored response was validated upstream (304) and served.
     Revalidated {
         /// The cache layer's name.
@@ -58,14 +75,15 @@ impl Event for CacheEvent {
     /// Why a response was not stored.
     fn reason(&self) -> Option<&'static str> {
         match self {
-            Self::NotStored { reason, .. } => Some(reason),
+            Self::NotStored { reason, .. } | Self::Evicted { reason, .. } => Some(reason),
             _ => None,
         }
     }
-    /// Bytes stored.
+    /// Bytes stored or evicted.
     fn count(&self) -> Option<u64> {
         match self {
             Self::Stored { bytes, .. } => Some(*bytes as u64),
+            Self::Evicted { bytes, .. } => Some(*bytes),
             _ => None,
         }
     }
@@ -75,6 +93,8 @@ impl Event for CacheEvent {
             | Self::Miss { instance, .. }
             | Self::Stale { instance, .. }
             | Self::Revalidated { instance, .. }
+            | Self::Coalesced { instance, .. }
+            | Self::Evicted { instance, .. }
             | Self::Stored { instance, .. }
             | Self::NotStored { instance, .. }
             | Self::Invalidated { instance, .. }
@@ -91,6 +111,8 @@ impl Event for CacheEvent {
             Self::Miss { .. } => "miss",
             Self::Stale { .. } => "stale",
             Self::Revalidated { .. } => "revalidated",
+            Self::Coalesced { .. } => "coalesced",
+            Self::Evicted { .. } => "evicted",
             Self::Stored { .. } => "stored",
             Self::NotStored { .. } => "not_stored",
             Self::Invalidated { .. } => "invalidated",

@@ -65,6 +65,15 @@ impl Clock {
             None => self.wall_origin - self.origin.duration_since(at),
         }
     }
+
+    /// The instant at wall time `wall` (the inverse of [`wall`](Self::wall)); `None` when
+    /// it lies before what an `Instant` can hold (before the machine started).
+    pub fn instant(&self, wall: SystemTime) -> Option<Instant> {
+        match wall.duration_since(self.wall_origin) {
+            Ok(d) => self.origin.checked_add(d),
+            Err(e) => self.origin.checked_sub(e.duration()),
+        }
+    }
 }
 
 /// Heuristic freshness (RFC 9111 §4.2.2): a fraction of the time since `Last-Modified`.

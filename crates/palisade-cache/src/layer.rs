@@ -9,6 +9,7 @@ use palisade_core::Listeners;
 use tower_layer::Layer;
 
 use crate::events::CacheEvent;
+use crate::flight::Flights;
 use crate::freshness::{Clock, Heuristic};
 use crate::memory::MemoryStore;
 use crate::service::Cache;
@@ -35,6 +36,8 @@ pub(crate) struct Settings<St> {
     pub(crate) listeners: Listeners<CacheEvent>,
     /// Keys with a background refresh running (one per key, RFC 5861 §3).
     pub(crate) refreshing: Arc<Mutex<HashSet<u64>>>,
+    /// Misses in flight, when coalescing is on.
+    pub(crate) flights: Option<Arc<Flights>>,
 }
 
 /// Applies a shared HTTP cache (RFC 9111) to a service; see the [crate docs](crate).
@@ -70,6 +73,7 @@ impl<St: CacheStore> CacheLayer<St> {
                 clock: Clock::new(),
                 listeners: Listeners::new().named("cache"),
                 refreshing: Arc::default(),
+                flights: Some(Arc::default()),
             },
         }
     }
@@ -110,6 +114,19 @@ impl<St: CacheStore> CacheLayer<St> {
             percent: heuristic.percent.clamp(1, 100),
             max: heuristic.max,
         });
+        self
+    }
+
+    /// Whether concurrent misses of one key wait for a single upstream call (on by
+    /// default). The first request goes upstream; the others wait for it, then are answered
+    /// from storage, or go upstream on their own when its response was not stored (an
+    /// error, `no-store`, `private`, a body over the limit) or does not fit them (`Vary`).
+    /// Only plain `GET`s wait: no `Authorization`, `Range` or conditional header.
+    /// A waiting request that is dropped does not affect the call it waits for; when
+    /// that call is dropped, a waiting request takes over.
+    #[must_use]
+    pub fn coalesce(mut self, on: bool) -> Self {
+        self.settings.flights = on.then(Arc::default);
         self
     }
 
@@ -170,6 +187,9 @@ impl<S, St: CacheStore> Layer<S> for CacheLayer<St> {
     type Service = Cache<S, St>;
 
     fn layer(&self, inner: S) -> Cache<S, St> {
+        self.settings
+            .store
+            .attach(&self.settings.listeners, &self.settings.clock);
         Cache::from_settings(inner, Arc::new(self.settings.clone()))
     }
 }

@@ -34,14 +34,22 @@
 //!   at once and one background refresh per key runs (a `tokio::spawn`ed conditional
 //!   request; the request body type must implement `Default`, as `()`, `Full` and axum's
 //!   `Body` do).
-//! - **Coalescing**: [`CoalesceLayer`] placed directly inside the cache makes concurrent
-//!   misses of one key a single upstream call.
+//! - **Coalescing** (on by default, [`coalesce`](CacheLayer::coalesce)): concurrent misses
+//!   of one key make a single upstream call; the other requests wait for it and are then
+//!   answered from storage (or go upstream on their own when its response was not stored).
+//!   A waiting request that is dropped leaves the call alone; when the call's own request is
+//!   dropped, a waiting request takes over. [`CoalesceLayer`] does the same for any
+//!   service, sharing the response itself instead of the stored copy.
 //! - **Ranges** (RFC 9110 §14): a single `bytes` range of a stored complete 200 is answered
 //!   with 206 (416 when unsatisfiable; `If-Range` honoured); several ranges get the full
 //!   200. Partial responses are not stored.
 //! - **Targeted fields** (RFC 9213): when a response carries `CDN-Cache-Control` (or the
 //!   field set with [`targeted_field`](CacheLayer::targeted_field)), its directives replace
 //!   those of `Cache-Control` for this cache.
+//!
+//! - **Storage**: [`MemoryStore`] (moka, bounded by the bytes entries really occupy, with
+//!   [`CacheEvent::Evicted`] events and a bytes-in-use gauge), or with feature `redis` the
+//!   `RedisStore` (shared between processes; `SET … PX`, value size cap, key prefix).
 //!
 //! Time is tokio's clock (tests run on paused time); wall-clock fields relate to it through
 //! a [`Clock`]. The primary key is host, path and query (plus any
@@ -99,12 +107,16 @@ mod config;
 pub mod directives;
 pub mod events;
 pub mod fallback;
+mod flight;
 pub mod freshness;
 pub mod future;
 mod key;
 mod layer;
 mod memory;
 mod policy;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis_store;
 pub mod refreshed;
 mod service;
 pub mod store;
@@ -118,6 +130,8 @@ pub use fallback::{Fallback, FallbackEvent, FallbackLayer, FallbackReason};
 pub use freshness::{Clock, Heuristic};
 pub use layer::{CacheLayer, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TTL, DEFAULT_MAX_VARIANTS};
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis_store::RedisStore;
 pub use refreshed::Refreshed;
 pub use service::Cache;
 pub use store::{CacheStore, Entry, StoredResponse};

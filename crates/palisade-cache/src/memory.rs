@@ -5,9 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use moka::notification::RemovalCause;
 use moka::sync::Cache as Moka;
+use palisade_core::Listeners;
 
+use crate::events::CacheEvent;
 use crate::store::{CacheStore, Entry};
 
 #[derive(Clone)]
@@ -47,6 +50,8 @@ impl moka::Expiry<u64, Slot> for PerEntryTtl {
 pub struct MemoryStore {
     cache: Moka<u64, Slot>,
     evicted: Arc<AtomicU64>,
+    /// The listeners of the layer using the store, for [`CacheEvent::Evicted`].
+    listeners: Arc<ArcSwapOption<Listeners<CacheEvent>>>,
     max_bytes: u64,
 }
 
@@ -65,19 +70,33 @@ impl MemoryStore {
     pub fn new(max_bytes: u64) -> Self {
         let evicted = Arc::new(AtomicU64::new(0));
         let counter = evicted.clone();
+        let listeners: Arc<ArcSwapOption<Listeners<CacheEvent>>> = Arc::default();
+        let observers = listeners.clone();
         let cache = Moka::builder()
             .max_capacity(max_bytes)
             .weigher(|_: &u64, slot: &Slot| slot.weight)
             .expire_after(PerEntryTtl)
-            .eviction_listener(move |_, _, cause| {
-                if matches!(cause, RemovalCause::Size | RemovalCause::Expired) {
-                    counter.fetch_add(1, Ordering::Relaxed);
+            .eviction_listener(move |_, slot: Slot, cause| {
+                let reason = match cause {
+                    RemovalCause::Size => "size",
+                    RemovalCause::Expired => "expired",
+                    RemovalCause::Explicit | RemovalCause::Replaced => return,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                if let Some(l) = &*observers.load() {
+                    let bytes = u64::from(slot.weight);
+                    l.emit_named(|instance| CacheEvent::Evicted {
+                        instance,
+                        reason,
+                        bytes,
+                    });
                 }
             })
             .build();
         Self {
             cache,
             evicted,
+            listeners,
             max_bytes,
         }
     }
@@ -113,6 +132,17 @@ impl MemoryStore {
     }
 }
 
+/// The bytes in use against the bound, for a metrics exporter
+/// (`palisade_metrics::watch_usage`).
+impl palisade_core::event::UsageGauge for MemoryStore {
+    fn used(&self) -> u64 {
+        self.cache.weighted_size()
+    }
+    fn capacity(&self) -> Option<u64> {
+        Some(self.max_bytes)
+    }
+}
+
 impl CacheStore for MemoryStore {
     async fn get(&self, key: u64) -> Option<Arc<Entry>> {
         self.get_sync(key)
@@ -134,6 +164,18 @@ impl CacheStore for MemoryStore {
 
     fn get_now(&self, key: u64) -> Option<Option<Arc<Entry>>> {
         Some(self.get_sync(key))
+    }
+
+    fn attach(&self, listeners: &Listeners<CacheEvent>, _clock: &crate::Clock) {
+        self.listeners.store(Some(Arc::new(listeners.clone())));
+    }
+
+    fn bytes_in_use(&self) -> Option<u64> {
+        Some(self.cache.weighted_size())
+    }
+
+    fn max_bytes(&self) -> Option<u64> {
+        Some(self.max_bytes)
     }
 }
 

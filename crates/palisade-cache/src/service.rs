@@ -18,6 +18,7 @@ use tower_service::Service;
 use crate::body::CacheBody;
 use crate::directives::RequestDirectives;
 use crate::events::CacheEvent;
+use crate::flight::{self, Role};
 use crate::future::ResponseFuture;
 use crate::key;
 use crate::layer::Settings;
@@ -60,7 +61,26 @@ impl<S, St> Cache<S, St> {
         &self.settings.store
     }
 
+    /// Misses waiting on an upstream call now (distinct keys; 0 when coalescing is off).
+    pub fn misses_in_flight(&self) -> usize {
+        self.settings.flights.as_ref().map_or(0, |f| f.len())
+    }
+
     palisade_core::define_inner_service_accessors!();
+}
+
+/// The store's bytes in use and bound (a store without its own accounting reads 0), named
+/// by the layer's instance name, for a metrics exporter (`palisade_metrics::watch_usage`).
+impl<S: Send + Sync + 'static, St: CacheStore> palisade_core::event::UsageGauge for Cache<S, St> {
+    fn used(&self) -> u64 {
+        self.settings.store.bytes_in_use().unwrap_or(0)
+    }
+    fn capacity(&self) -> Option<u64> {
+        self.settings.store.max_bytes()
+    }
+    fn instance(&self) -> palisade_core::InstanceName {
+        self.settings.listeners.instance().clone()
+    }
 }
 
 type Res<B> = Response<CacheBody<B>>;
@@ -167,25 +187,112 @@ where
             Ok(res)
         }
         Lookup::Validate(stored) => revalidate(&s, inner, req, hash, stored).await,
-        Lookup::Miss => {
-            s.listeners
-                .emit_named(|instance| CacheEvent::Miss { instance });
-            let info = request_info(&req);
-            let request_time = s.clock.now();
-            let res = inner.call(req).await?;
-            let response_time = s.clock.now();
-            Ok(store_and_respond(
-                &s,
-                &info,
-                hash,
-                res,
-                request_time,
-                response_time,
-                Label::Miss,
-            )
-            .await)
+        Lookup::Miss => miss(&s, inner, req, hash).await,
+    }
+}
+
+/// The miss path: with coalescing on, one upstream call per key at a time (see the
+/// `flight` module); followers are answered from storage once the leader is done.
+async fn miss<S, St, ReqB, ResB>(
+    s: &Arc<Settings<St>>,
+    inner: S,
+    req: Request<ReqB>,
+    hash: u64,
+) -> Result<Res<ResB>, S::Error>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqB: Default + Send + 'static,
+    St: CacheStore,
+    ResB: Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    let Some(flights) = s.flights.as_ref().filter(|_| coalescible(&req)) else {
+        return fetch(s, inner, req, hash).await;
+    };
+    let key_text = key::text(req.uri(), req.headers(), &s.key_headers);
+    loop {
+        match flights.join(hash, &key_text) {
+            Role::Alone => return fetch(s, inner, req, hash).await,
+            Role::Leader(guard) => {
+                let res = fetch(s, inner, req, hash).await;
+                guard.finish();
+                return res;
+            }
+            Role::Follower(rx) => {
+                if flight::wait(rx).await == flight::State::Abandoned {
+                    continue; // the first follower to get here leads
+                }
+                s.listeners
+                    .emit_named(|instance| CacheEvent::Coalesced { instance });
+                let found = s.store.get(hash).await;
+                let lookup = policy::lookup(
+                    s,
+                    req.method(),
+                    req.uri(),
+                    req.headers(),
+                    found.as_deref(),
+                    s.clock.now(),
+                );
+                return match lookup {
+                    Lookup::Serve(res) => Ok(res),
+                    Lookup::ServeAndRefresh(res, stored) => {
+                        refresh(s, inner, &req, hash, stored);
+                        Ok(res)
+                    }
+                    Lookup::Validate(stored) => revalidate(s, inner, req, hash, stored).await,
+                    Lookup::Miss => fetch(s, inner, req, hash).await,
+                };
+            }
         }
     }
+}
+
+/// Whether a miss may wait for another request's upstream call: a plain `GET` (no
+/// conditions, no range, no credentials), whose answer a stored response can give.
+fn coalescible<B>(req: &Request<B>) -> bool {
+    const EXCLUDED: [http::HeaderName; 7] = [
+        http::header::AUTHORIZATION,
+        http::header::RANGE,
+        IF_NONE_MATCH,
+        IF_MODIFIED_SINCE,
+        http::header::IF_MATCH,
+        http::header::IF_UNMODIFIED_SINCE,
+        http::header::IF_RANGE,
+    ];
+    req.method() == Method::GET && !EXCLUDED.iter().any(|h| req.headers().contains_key(h))
+}
+
+/// Goes upstream for a miss, stores the response when allowed and answers it.
+async fn fetch<S, St, ReqB, ResB>(
+    s: &Settings<St>,
+    mut inner: S,
+    req: Request<ReqB>,
+    hash: u64,
+) -> Result<Res<ResB>, S::Error>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    St: CacheStore,
+    ResB: Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    s.listeners
+        .emit_named(|instance| CacheEvent::Miss { instance });
+    let info = request_info(&req);
+    let request_time = s.clock.now();
+    let res = inner.call(req).await?;
+    let response_time = s.clock.now();
+    Ok(store_and_respond(
+        s,
+        &info,
+        hash,
+        res,
+        request_time,
+        response_time,
+        Label::Miss,
+    )
+    .await)
 }
 
 /// Starts the one background refresh of `hash` (RFC 5861 §3) unless one is running.
@@ -513,7 +620,7 @@ where
         &parts,
         directives,
         &vary,
-        body.clone(),
+        &body,
         request_time,
         response_time,
     );

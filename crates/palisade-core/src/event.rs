@@ -21,7 +21,7 @@
 //!   [`count`](Event::count), [`percent`](Event::percent) and [`target`](Event::target).
 //!
 //! Values a listener must sample rather than hear about come from the live-gauge traits
-//! [`OccupancyGauge`], [`StateGauge`] and [`WeightGauge`], implemented by the layers' handles
+//! [`OccupancyGauge`], [`StateGauge`], [`WeightGauge`] and [`UsageGauge`], implemented by the layers' handles
 //! and by closures.
 //!
 //! Every emitted event also goes to `tracing` at DEBUG, target `palisade`, with the stable
@@ -54,7 +54,7 @@ use std::time::Duration;
 mod gauge;
 mod instance;
 
-pub use gauge::{OccupancyGauge, StateGauge, WeightGauge, state};
+pub use gauge::{OccupancyGauge, StateGauge, UsageGauge, WeightGauge, state};
 pub use instance::InstanceName;
 
 /// A typed event from a Palisade layer.

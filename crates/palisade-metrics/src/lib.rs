@@ -10,8 +10,9 @@
 //! - [`EventMetrics`]: a listener counting every event of every layer as
 //!   `palisade_events_total{layer, instance, event}`, and turning the breaker, retry,
 //!   bulkhead, rate-limit and canary events into typed metrics labelled by instance name.
-//! - [`watch_bulkhead`], [`watch_breaker`] and [`watch_canary`]: live gauges (bulkhead in
-//!   flight and queued, breaker state, canary weights) sampled from the layers' handles on
+//! - [`watch_bulkhead`], [`watch_breaker`], [`watch_canary`] and [`watch_usage`]: live
+//!   gauges (bulkhead in flight and queued, breaker state, canary weights, a cache's bytes in
+//!   use) sampled from the layers' handles on
 //!   a tokio interval.
 //!
 //! This crate depends on `palisade-core` only: events are read through core's event
@@ -52,6 +53,8 @@
 //! | [`palisade_bulkhead_rejections_total`](BULKHEAD_REJECTIONS_TOTAL) | counter | `bulkhead`, `reason`: `full`, `queue_timeout`, `too_many_keys` | `BulkheadEvent::Rejected` |
 //! | [`palisade_ratelimit_decisions_total`](RATELIMIT_DECISIONS_TOTAL) | counter | `ratelimit`, `decision`: `allowed`, `limited` | `RateLimitEvent` |
 //! | [`palisade_canary_weight_percent`](CANARY_WEIGHT_PERCENT) | gauge | `traffic`, `arm` | `TrafficEvent::{Advanced, Promoted, RolledBack}` (`Advanced` from the controller's start on); sampled by [`watch_canary`] |
+//! | [`palisade_store_bytes`](STORE_BYTES) | gauge: bytes held now | `layer`, `instance` | sampled by [`watch_usage`] (a cache's store) |
+//! | [`palisade_store_capacity_bytes`](STORE_CAPACITY_BYTES) | gauge: the byte bound | `layer`, `instance` | sampled by [`watch_usage`] |
 //! | [`palisade_canary_rollbacks_total`](CANARY_ROLLBACKS_TOTAL) | counter | `traffic`, `arm`, `reason`: `error_rate`, `latency` | `TrafficEvent::RolledBack` |
 //!
 //! `outcome` values: [`success`](SUCCESS), [`failure`](FAILURE), [`ignored`](IGNORED),
@@ -159,7 +162,7 @@ pub use names::{
     CANARY_ROLLBACKS_TOTAL, CANARY_WEIGHT_PERCENT, CANCELLED, COUNT_BUCKETS, DURATION_BUCKETS,
     EVENTS_TOTAL, FAILURE, IDEMPOTENT_REPLAY, IGNORED, RATELIMIT_DECISIONS_TOTAL,
     REQUEST_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, RETRY_ATTEMPTS_TOTAL,
-    RETRY_BUDGET_EXHAUSTED_TOTAL, SUCCESS, describe,
+    RETRY_BUDGET_EXHAUSTED_TOTAL, STORE_BYTES, STORE_CAPACITY_BYTES, SUCCESS, describe,
 };
 #[cfg(feature = "otel")]
 pub use otel::{OtelRecorder, install_otel};
@@ -168,4 +171,4 @@ pub use prometheus::prometheus_router;
 #[cfg(feature = "prometheus")]
 pub use prometheus::{PrometheusService, TEXT_FORMAT, install_prometheus, prometheus_builder};
 pub use service::Metrics;
-pub use watch::{watch_breaker, watch_bulkhead, watch_canary};
+pub use watch::{watch_breaker, watch_bulkhead, watch_canary, watch_usage};

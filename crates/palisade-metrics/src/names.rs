@@ -44,6 +44,13 @@ pub const CANARY_WEIGHT_PERCENT: &str = "palisade_canary_weight_percent";
 /// Counter of canary rollbacks, labels `traffic`, `arm` and `reason` (`error_rate`, `latency`).
 pub const CANARY_ROLLBACKS_TOTAL: &str = "palisade_canary_rollbacks_total";
 
+/// Gauge of the bytes a bounded store holds now (a cache's), labels `layer` and `instance`;
+/// sampled by [`watch_usage`](crate::watch_usage).
+pub const STORE_BYTES: &str = "palisade_store_bytes";
+/// Gauge of a bounded store's byte bound, labels `layer` and `instance`; sampled by
+/// [`watch_usage`](crate::watch_usage).
+pub const STORE_CAPACITY_BYTES: &str = "palisade_store_capacity_bytes";
+
 /// The `outcome` of a response the classifier calls a success.
 pub const SUCCESS: &str = "success";
 /// The `outcome` of a failed call that is not a Palisade rejection.
@@ -118,6 +125,16 @@ pub fn describe() {
         BULKHEAD_QUEUED,
         Unit::Count,
         "Requests waiting in a bulkhead's queue, by bulkhead (sampled)."
+    );
+    describe_gauge!(
+        STORE_BYTES,
+        Unit::Bytes,
+        "Bytes a bounded store (a cache's) holds, by layer and instance (sampled)."
+    );
+    describe_gauge!(
+        STORE_CAPACITY_BYTES,
+        Unit::Bytes,
+        "The byte bound of a bounded store, by layer and instance (sampled)."
     );
     describe_histogram!(
         BULKHEAD_IN_FLIGHT_AT_ADMISSION,

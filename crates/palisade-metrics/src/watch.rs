@@ -8,11 +8,16 @@
 use std::time::Duration;
 
 use metrics::SharedString;
-use palisade_core::event::{InstanceName, OccupancyGauge, StateGauge, WeightGauge, state};
+use palisade_core::event::{
+    InstanceName, OccupancyGauge, StateGauge, UsageGauge, WeightGauge, state,
+};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::names::{BREAKER_STATE, BULKHEAD_IN_FLIGHT, BULKHEAD_QUEUED, CANARY_WEIGHT_PERCENT};
+use crate::names::{
+    BREAKER_STATE, BULKHEAD_IN_FLIGHT, BULKHEAD_QUEUED, CANARY_WEIGHT_PERCENT, STORE_BYTES,
+    STORE_CAPACITY_BYTES,
+};
 
 /// Shortest sampling period; shorter ones are raised to it.
 const MIN_PERIOD: Duration = Duration::from_millis(1);
@@ -68,6 +73,40 @@ pub fn watch_bulkhead(
     sample(every, move || {
         in_flight.set(gauge.in_flight() as f64);
         queued.set(gauge.queued() as f64);
+    })
+}
+
+/// Sets the gauges [`palisade_store_bytes`](crate::STORE_BYTES)`{layer, instance=name}` and,
+/// when the gauge has a bound, [`palisade_store_capacity_bytes`](crate::STORE_CAPACITY_BYTES)
+/// from [`UsageGauge`] now, then every `every` (at least 1 ms) on a spawned tokio task.
+///
+/// `gauge` is a cache's service or store (`palisade_cache::Cache` and `MemoryStore`
+/// implement [`UsageGauge`]) or a closure returning `(used, capacity)`; `layer` names the
+/// pattern (`"cache"`) and `name` its instance, as in
+/// [`palisade_events_total`](crate::EVENTS_TOTAL). Panics outside a tokio runtime.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let watcher = palisade_metrics::watch_usage("cache", "pages", || (512_u64, Some(1024_u64)), Duration::from_secs(1));
+/// # watcher.abort();
+/// # }
+/// ```
+pub fn watch_usage(
+    layer: &'static str,
+    name: impl Into<InstanceName>,
+    gauge: impl UsageGauge,
+    every: Duration,
+) -> JoinHandle<()> {
+    let name = label(&name.into(), layer);
+    let used = metrics::gauge!(STORE_BYTES, "layer" => layer, "instance" => name.clone());
+    let capacity = metrics::gauge!(STORE_CAPACITY_BYTES, "layer" => layer, "instance" => name);
+    sample(every, move || {
+        used.set(gauge.used() as f64);
+        if let Some(c) = gauge.capacity() {
+            capacity.set(c as f64);
+        }
     })
 }
 

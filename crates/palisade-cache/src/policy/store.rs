@@ -63,11 +63,12 @@ pub(crate) fn stored_response<St>(
     parts: &http::response::Parts,
     directives: ResponseDirectives,
     vary: &[HeaderName],
-    body: Bytes,
+    body: &[u8],
     request_time: Instant,
     response_time: Instant,
 ) -> StoredResponse {
-    let mut headers = parts.headers.clone();
+    // Two more slots: `Date` (when missing) and the `Age` placeholder.
+    let mut headers = owned_headers(&parts.headers, 2);
     let received = s.clock.wall(response_time);
     if !headers.contains_key(DATE) {
         // RFC 9110 §6.6.1: a recipient with a clock adds the Date it received it at.
@@ -94,7 +95,9 @@ pub(crate) fn stored_response<St>(
         status: parts.status,
         version: parts.version,
         headers,
-        body,
+        // An exact copy: the body may be a slice of a larger buffer (a connection's read
+        // buffer, a `BytesMut` grown by doubling) that the store must not keep alive.
+        body: Bytes::copy_from_slice(body),
         vary: vary
             .iter()
             .map(|n| (n.clone(), key::vary_value(&info.headers, n)))
@@ -104,6 +107,19 @@ pub(crate) fn stored_response<St>(
         lifetime,
         directives,
     }
+}
+
+/// A copy of `src` with room for `extra` more fields, whose values own their bytes: a
+/// parsed header value may share the buffer the whole message was read into, which a
+/// stored response must not keep alive (nor leave out of its weight).
+fn owned_headers(src: &HeaderMap, extra: usize) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(src.len() + extra);
+    for (name, value) in src {
+        let mut owned = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        owned.set_sensitive(value.is_sensitive());
+        out.append(name.clone(), owned);
+    }
+    out
 }
 
 /// How long an entry is kept: while a stale window could still use it, or — when it can
@@ -174,7 +190,7 @@ pub(crate) fn merge_304<St>(
     let initial_age =
         freshness::corrected_initial_age(not_modified, date, request_time, response_time, &s.clock);
     StoredResponse {
-        headers,
+        headers: owned_headers(&headers, 0),
         response_time,
         initial_age,
         lifetime,

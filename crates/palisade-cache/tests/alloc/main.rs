@@ -16,7 +16,8 @@ use tower::{Layer, Service, service_fn};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
-const N: usize = 1000;
+/// Hits measured, after as many to warm up.
+const N: usize = 10_000;
 
 fn call<S>(svc: &mut S, req: Request<()>)
 where
@@ -61,7 +62,12 @@ fn fresh_hit_allocates_only_the_response_head() {
         use tower::ServiceExt;
         svc.ready().await.unwrap().call(get()).await.unwrap();
     });
-    call(&mut svc, get());
+    // Warm-up: moka's first maintenance run (after 64 reads) allocates its frequency
+    // sketch and bookkeeping once (176 allocations on 2026-12-07); that is start-up, not
+    // the cost of a hit.
+    for _ in 0..N {
+        call(&mut svc, get());
+    }
     let reqs: Vec<_> = (0..N).map(|_| get()).collect();
     let region = Region::new(GLOBAL);
     for req in reqs {
@@ -69,7 +75,16 @@ fn fresh_hit_allocates_only_the_response_head() {
     }
     let per_hit = region.change().allocations as f64 / N as f64;
     println!("allocations per fresh hit: {per_hit}");
-    // The cloned HeaderMap (indices + entries); `Age` comes from a static table and replaces
-    // a stored placeholder. Anything above is moka's occasional housekeeping.
-    assert!(per_hit <= 2.5, "{per_hit} allocations per fresh hit");
+    // Two: the cloned HeaderMap (its index table and its entries; `Age` comes from a static
+    // table and replaces a stored placeholder, so the map does not grow). Above that, only
+    // moka's maintenance, run every 64 reads, whose crossbeam-epoch flush allocates one bag
+    // about every 128 reads (1/128 = 0.008 per hit).
+    assert!(
+        per_hit <= 2.0 + 1.0 / 64.0,
+        "{per_hit} allocations per fresh hit"
+    );
+    assert!(
+        per_hit >= 2.0,
+        "{per_hit}: the served response owns a header map"
+    );
 }

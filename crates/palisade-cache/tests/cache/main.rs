@@ -5,6 +5,10 @@
 mod support;
 
 mod coalesce;
+mod events;
 mod fallback;
 mod memory;
+mod misses;
+#[cfg(feature = "redis")]
+mod redis;
 mod rfc9111;

@@ -3,7 +3,8 @@
 //! says which state it is in).
 //!
 //! Each pattern's handle implements the trait that fits it (`BulkheadHandle`:
-//! [`OccupancyGauge`], `BreakerHandle`: [`StateGauge`], `SplitHandle`: [`WeightGauge`]), and
+//! [`OccupancyGauge`], `BreakerHandle`: [`StateGauge`], `SplitHandle`: [`WeightGauge`], a
+//! cache's `Cache`/`MemoryStore`: [`UsageGauge`]), and
 //! a closure does too, as `palisade-health`'s checks take closures, so a metrics exporter
 //! can sample any implementation without depending on the pattern crate:
 //!
@@ -12,6 +13,8 @@
 //!
 //! let pool = || (3_usize, 1_usize); // (in flight, queued)
 //! assert_eq!((pool.in_flight(), pool.queued()), (3, 1));
+//! let store = || (512_u64, Some(1024_u64)); // (bytes in use, byte bound)
+//! assert_eq!(palisade_core::event::UsageGauge::used(&store), 512);
 //! let breaker = || state::OPEN;
 //! assert_eq!(breaker.state(), "open");
 //! assert_eq!(state::code(breaker.state()), Some(1));
@@ -86,6 +89,34 @@ where
 {
     fn shares(&self) -> Vec<(Arc<str>, f64)> {
         self()
+    }
+}
+
+/// The fill of a bounded store (a cache's bytes in use against its byte bound), read now.
+///
+/// Implemented by closures returning `(used, capacity)`.
+pub trait UsageGauge: Send + Sync + 'static {
+    /// Units (bytes) held now.
+    fn used(&self) -> u64;
+    /// The bound, if any.
+    fn capacity(&self) -> Option<u64> {
+        None
+    }
+    /// The instance's name (empty if unnamed, as for a closure).
+    fn instance(&self) -> InstanceName {
+        InstanceName::default()
+    }
+}
+
+impl<F> UsageGauge for F
+where
+    F: Fn() -> (u64, Option<u64>) + Send + Sync + 'static,
+{
+    fn used(&self) -> u64 {
+        self().0
+    }
+    fn capacity(&self) -> Option<u64> {
+        self().1
     }
 }
 
