@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use http_body_util::Empty;
 use palisade_chaos::{FaultLayer, HeaderControl, Latency};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -110,4 +110,66 @@ fn overhead(c: &mut Criterion) {
 }
 
 criterion_group!(benches, overhead);
-criterion_main!(benches);
+
+/// Runs `n` calls of one contender and nothing else, for an instruction count that the
+/// machine's load cannot change:
+///
+/// ```text
+/// CHAOS_CALLGRIND=nothing valgrind --tool=callgrind target/release/deps/overhead-*
+/// ```
+///
+/// (`bare`, `nothing`, `drawn` or `headers`; run each with two `CHAOS_CALLS` and take the
+/// difference over the difference of calls, so start-up cancels out).
+fn instruction_count(which: &str) {
+    let n: usize = std::env::var("CHAOS_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let mut cx = Context::from_waker(Waker::noop());
+    fn run<S>(mut svc: S, n: usize, cx: &mut Context<'_>)
+    where
+        S: Service<Req>,
+        S::Error: std::fmt::Debug,
+    {
+        for _ in 0..n {
+            call(&mut svc, cx);
+        }
+    }
+    let never = 1e-15;
+    match which {
+        "bare" => run(inner(), n, &mut cx),
+        "nothing" => run(FaultLayer::new().layer(inner()), n, &mut cx),
+        "drawn" => run(
+            FaultLayer::new()
+                .seed(1)
+                .delay(Latency::fixed(Duration::from_millis(5)), never)
+                .abort(http::StatusCode::SERVICE_UNAVAILABLE, never)
+                .error(never)
+                .layer(inner()),
+            n,
+            &mut cx,
+        ),
+        "headers" => run(
+            FaultLayer::new()
+                .header_control(HeaderControl::new())
+                .layer(inner()),
+            n,
+            &mut cx,
+        ),
+        other => panic!("unknown contender {other}"),
+    }
+}
+
+fn main() {
+    if let Ok(which) = std::env::var("CHAOS_CALLGRIND") {
+        instruction_count(&which);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

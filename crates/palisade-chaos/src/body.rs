@@ -58,6 +58,7 @@ impl<B> std::fmt::Debug for FaultBody<B> {
 }
 
 impl<B> FaultBody<B> {
+    #[inline]
     pub(crate) fn inner(body: B) -> Self {
         Self {
             kind: Kind::Inner { body },

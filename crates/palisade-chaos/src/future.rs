@@ -60,6 +60,7 @@ impl<F, S, Req> std::fmt::Debug for ResponseFuture<F, S, Req> {
 }
 
 impl<F, S, Req> ResponseFuture<F, S, Req> {
+    #[inline]
     pub(crate) fn passthrough(fut: F) -> Self {
         Self {
             kind: Kind::Calling { fut },
@@ -119,6 +120,7 @@ where
 {
     type Output = Result<Response<FaultBody<B>>, BoxError>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             let this = self.as_mut().project();

@@ -31,9 +31,31 @@ pub(crate) struct Settings {
     pub(crate) predicate: Option<Predicate>,
     pub(crate) headers: Option<HeaderControl>,
     pub(crate) listeners: Listeners<FaultEvent>,
+    /// Whether any fault can fire at all (set when the layer makes a service).
+    pub(crate) armed: bool,
 }
 
 impl Settings {
+    /// Whether some fault has a non-zero chance (or headers may ask for one) and
+    /// `max_active` lets any through.
+    pub(crate) fn can_fire(&self) -> bool {
+        let configured = self
+            .delay
+            .as_ref()
+            .is_some_and(|d| d.chance != Chance::NEVER)
+            || self
+                .abort
+                .as_ref()
+                .is_some_and(|a| a.chance != Chance::NEVER)
+            || self.error != Chance::NEVER
+            || self
+                .throttle
+                .as_ref()
+                .is_some_and(|t| t.chance != Chance::NEVER)
+            || self.headers.is_some();
+        configured && self.max_active > 0
+    }
+
     /// Whether any gate (window, request count, predicate) must be checked.
     pub(crate) fn gated(&self) -> bool {
         self.window.is_some() || self.limited || self.predicate.is_some()
@@ -53,6 +75,7 @@ impl fmt::Debug for Settings {
             .field("predicate", &self.predicate.as_ref().map(|_| "Fn"))
             .field("headers", &self.headers)
             .field("listeners", &self.listeners)
+            .field("armed", &self.armed)
             .finish()
     }
 }
@@ -119,6 +142,7 @@ impl FaultLayer {
                 predicate: None,
                 headers: None,
                 listeners: Listeners::new().named("chaos"),
+                armed: false,
             },
             state: Arc::new(State {
                 rng: Rng::new(Rng::random_seed()),
@@ -278,7 +302,9 @@ impl FaultLayer {
 impl<S> Layer<S> for FaultLayer {
     type Service = Fault<S>;
     fn layer(&self, inner: S) -> Fault<S> {
-        Fault::from_parts(inner, Arc::new(self.settings.clone()), self.state.clone())
+        let mut settings = self.settings.clone();
+        settings.armed = settings.can_fire();
+        Fault::from_parts(inner, Arc::new(settings), self.state.clone())
     }
 }
 

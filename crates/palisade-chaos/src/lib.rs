@@ -28,6 +28,11 @@
 //!
 //! A request for which no fault fires goes straight to the inner service without allocating.
 //!
+//! Traffic record/replay (feature `record`): [`record::RecordLayer`] writes request/response
+//! pairs as JSON lines, with redaction, sampling and bounded bodies, and [`replay::replay`]
+//! sends them to a candidate and reports the differences (feature `cli` adds the
+//! `palisade-replay FILE URL` binary).
+//!
 //! Put it innermost, just around the handler (or the client), so every resilience layer
 //! above it sees the faults as the real thing.
 //!
@@ -74,6 +79,12 @@ mod fault;
 pub mod future;
 pub mod headers;
 mod layer;
+#[cfg(feature = "record")]
+#[cfg_attr(docsrs, doc(cfg(feature = "record")))]
+pub mod record;
+#[cfg(feature = "record")]
+#[cfg_attr(docsrs, doc(cfg(feature = "record")))]
+pub mod replay;
 mod rng;
 mod service;
 

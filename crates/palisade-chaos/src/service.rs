@@ -60,9 +60,6 @@ impl<S> Fault<S> {
         let s = &*self.settings;
         let mut plan = Plan::default();
         let mut from = FromHeaders::default();
-        if !st.enabled.load(Ordering::Relaxed) {
-            return (plan, from);
-        }
         if s.gated() && !self.gates_open(req) {
             return (plan, from);
         }
@@ -202,10 +199,29 @@ where
 
     #[inline]
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let (plan, from) = self.plan(&req);
-        if plan.is_empty() {
-            return ResponseFuture::passthrough(self.inner.call(req));
+        // The no-fault path: a layer with nothing that can fire, or switched off, costs one
+        // plain load and one relaxed atomic load before the inner call.
+        if self.settings.armed && self.state.enabled.load(Ordering::Relaxed) {
+            let (plan, from) = self.plan(&req);
+            if !plan.is_empty() {
+                return self.faulted(plan, from, req);
+            }
         }
+        ResponseFuture::passthrough(self.inner.call(req))
+    }
+}
+
+impl<S> Fault<S> {
+    /// The faulted path, kept out of `call` so the no-fault path stays small.
+    fn faulted<ReqB>(
+        &mut self,
+        plan: Plan,
+        from: FromHeaders,
+        req: Request<ReqB>,
+    ) -> ResponseFuture<S::Future, S, Request<ReqB>>
+    where
+        S: Service<Request<ReqB>> + Clone,
+    {
         let Some(guard) = self.admit(&plan, from) else {
             return ResponseFuture::passthrough(self.inner.call(req));
         };

@@ -91,6 +91,12 @@ pub fn ok() -> Step {
     Step::new(Action::Status(StatusCode::OK))
 }
 
+/// Answers 200 with this body.
+pub fn body(body: impl Into<Bytes>) -> Step {
+    let body = body.into();
+    respond(move |_| Ok(Response::new(Full::new(body.clone()))))
+}
+
 /// Answers with this status (an invalid one becomes 500).
 pub fn status(code: u16) -> Step {
     Step::new(Action::Status(

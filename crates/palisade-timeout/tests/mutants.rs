@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use http::Request;
 use palisade_core::{BoxError, Deadline, Elapsed};
+use palisade_test::EventRecorder;
 use palisade_timeout::{DeadlineSource, TimeoutEvent, TimeoutLayer};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -14,17 +15,6 @@ type Req = Request<&'static str>;
 
 /// The "no deadline" horizon: about 30 years.
 const THIRTY_YEARS: Duration = Duration::from_secs(86_400 * 365 * 30);
-
-fn recorder() -> (
-    Arc<Mutex<Vec<TimeoutEvent>>>,
-    impl Fn(&TimeoutEvent) + Send + Sync + 'static,
-) {
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let sink = events.clone();
-    (events, move |e: &TimeoutEvent| {
-        sink.lock().unwrap().push(e.clone());
-    })
-}
 
 /// A timeout too large for an `Instant` is a deadline 30 years away, not an overflow
 /// and not a shorter one.
@@ -49,10 +39,10 @@ async fn an_unrepresentable_timeout_becomes_a_thirty_year_deadline() {
 #[tokio::test(start_paused = true)]
 async fn a_header_equal_to_the_timeout_leaves_the_source_configured() {
     for (name, value) in [("grpc-timeout", "1S"), ("x-deadline-ms", "1000")] {
-        let (events, sink) = recorder();
+        let events = EventRecorder::new();
         let svc = TimeoutLayer::new(Duration::from_secs(1))
             .deadline_header(http::HeaderName::from_static("x-deadline-ms"))
-            .on_event(sink)
+            .on_event(events.on::<TimeoutEvent>())
             .layer(service_fn(|_r: Req| async {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 Ok::<_, BoxError>("late")
@@ -62,7 +52,7 @@ async fn a_header_equal_to_the_timeout_leaves_the_source_configured() {
         assert!(svc.oneshot(r).await.unwrap_err().is::<Elapsed>(), "{name}");
         assert_eq!(start.elapsed(), Duration::from_secs(1), "{name}");
         assert_eq!(
-            *events.lock().unwrap(),
+            events.events::<TimeoutEvent>(),
             vec![TimeoutEvent::Elapsed {
                 instance: "timeout".into(),
                 timeout: Duration::from_secs(1),
@@ -76,9 +66,9 @@ async fn a_header_equal_to_the_timeout_leaves_the_source_configured() {
 /// An outer deadline equal to the layer's own leaves the source `Configured`.
 #[tokio::test(start_paused = true)]
 async fn an_outer_deadline_equal_to_the_timeout_leaves_the_source_configured() {
-    let (events, sink) = recorder();
+    let events = EventRecorder::new();
     let svc = TimeoutLayer::new(Duration::from_secs(1))
-        .on_event(sink)
+        .on_event(events.on::<TimeoutEvent>())
         .layer(service_fn(|_r: Req| async {
             tokio::time::sleep(Duration::from_secs(5)).await;
             Ok::<_, BoxError>("late")
@@ -88,7 +78,7 @@ async fn an_outer_deadline_equal_to_the_timeout_leaves_the_source_configured() {
         .insert(Deadline::after(Duration::from_secs(1)));
     assert!(svc.oneshot(r).await.unwrap_err().is::<Elapsed>());
     assert_eq!(
-        *events.lock().unwrap(),
+        events.events::<TimeoutEvent>(),
         vec![TimeoutEvent::Elapsed {
             instance: "timeout".into(),
             timeout: Duration::from_secs(1),
@@ -100,10 +90,10 @@ async fn an_outer_deadline_equal_to_the_timeout_leaves_the_source_configured() {
 /// The milliseconds header accepts up to 12 digits.
 #[tokio::test(start_paused = true)]
 async fn a_twelve_digit_millisecond_header_is_accepted() {
-    let (events, sink) = recorder();
+    let events = EventRecorder::new();
     let svc = TimeoutLayer::new(Duration::from_secs(1))
         .deadline_header(http::HeaderName::from_static("x-deadline-ms"))
-        .on_event(sink)
+        .on_event(events.on::<TimeoutEvent>())
         .layer(service_fn(|_r: Req| async { Ok::<_, BoxError>("ok") }));
     for v in ["999999999999", "000000000500"] {
         let r = Request::builder()
@@ -112,7 +102,7 @@ async fn a_twelve_digit_millisecond_header_is_accepted() {
             .unwrap();
         assert_eq!(svc.clone().oneshot(r).await.unwrap(), "ok");
     }
-    assert_eq!(*events.lock().unwrap(), vec![]);
+    assert_eq!(events.events::<TimeoutEvent>(), vec![]);
 }
 
 /// `poll_ready` forwards the inner service's `Pending`.
@@ -146,10 +136,10 @@ async fn debug_output() {
 #[tokio::test(start_paused = true)]
 async fn a_longer_header_never_lengthens_the_timeout() {
     for (name, value) in [("grpc-timeout", "5S"), ("x-deadline-ms", "5000")] {
-        let (events, sink) = recorder();
+        let events = EventRecorder::new();
         let svc = TimeoutLayer::new(Duration::from_secs(1))
             .deadline_header(http::HeaderName::from_static("x-deadline-ms"))
-            .on_event(sink)
+            .on_event(events.on::<TimeoutEvent>())
             .layer(service_fn(|_r: Req| async {
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 Ok::<_, BoxError>("late")
@@ -159,7 +149,7 @@ async fn a_longer_header_never_lengthens_the_timeout() {
         assert!(svc.oneshot(r).await.unwrap_err().is::<Elapsed>(), "{name}");
         assert_eq!(start.elapsed(), Duration::from_secs(1), "{name}");
         assert_eq!(
-            *events.lock().unwrap(),
+            events.events::<TimeoutEvent>(),
             vec![TimeoutEvent::Elapsed {
                 instance: "timeout".into(),
                 timeout: Duration::from_secs(1),

@@ -3,7 +3,6 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,42 +15,22 @@ use palisade_chaos::{
 };
 use palisade_core::GrpcCode;
 use palisade_core::key::PeerAddr;
+use palisade_test::EventRecorder;
+use palisade_test::scripted::{ScriptedService, body};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
-/// A handler counting its calls and answering 200 with `body`.
-fn handler(
-    body: &'static [u8],
-) -> (
-    Arc<AtomicUsize>,
-    impl Service<Request<()>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send>
-    + Clone
-    + Send
-    + 'static,
-) {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let c = calls.clone();
-    let svc = service_fn(move |_req: Request<()>| {
-        c.fetch_add(1, Ordering::SeqCst);
-        async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(body)))) }
-    });
-    (calls, svc)
-}
-
-fn events(layer: FaultLayer) -> (FaultLayer, Arc<Mutex<Vec<FaultEvent>>>) {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let l = log.clone();
-    (
-        layer.on_event(move |e: &FaultEvent| l.lock().unwrap().push(e.clone())),
-        log,
-    )
+fn events(layer: FaultLayer) -> (FaultLayer, EventRecorder) {
+    let log = EventRecorder::new();
+    (layer.on_event(log.on::<FaultEvent>()), log)
 }
 
 #[tokio::test(start_paused = true)]
 async fn delay_then_abort_compose_and_skip_the_handler() {
-    let (calls, inner) = handler(b"ok");
+    let inner = ScriptedService::otherwise(body("ok"));
+    let calls = inner.clone();
     let (layer, log) = events(
         FaultLayer::new()
             .delay(Latency::fixed(MS(300)), 1.0)
@@ -63,9 +42,9 @@ async fn delay_then_abort_compose_and_skip_the_handler() {
     assert_eq!(t0.elapsed(), MS(300));
     assert_eq!(res.status(), 503);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(calls.calls(), 0);
     assert_eq!(
-        *log.lock().unwrap(),
+        log.events::<FaultEvent>(),
         vec![
             FaultEvent::Delayed {
                 instance: "chaos".into(),
@@ -99,7 +78,8 @@ async fn delayed_request_reaches_the_handler_after_the_delay() {
 
 #[tokio::test(start_paused = true)]
 async fn grpc_abort_is_a_trailers_only_status() {
-    let (calls, inner) = handler(b"ok");
+    let inner = ScriptedService::otherwise(body("ok"));
+    let calls = inner.clone();
     let svc = FaultLayer::new()
         .abort_grpc(GrpcCode::Unavailable, 1.0)
         .layer(inner);
@@ -107,10 +87,10 @@ async fn grpc_abort_is_a_trailers_only_status() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["grpc-status"], "14");
     assert_eq!(res.headers()["content-type"], "application/grpc");
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(calls.calls(), 0);
 
     // An HTTP abort on a gRPC request is mapped (503 → UNAVAILABLE).
-    let (_, inner) = handler(b"ok");
+    let inner = ScriptedService::otherwise(body("ok"));
     let svc = FaultLayer::new()
         .abort(StatusCode::SERVICE_UNAVAILABLE, 1.0)
         .layer(inner);
@@ -124,7 +104,8 @@ async fn grpc_abort_is_a_trailers_only_status() {
 
 #[tokio::test(start_paused = true)]
 async fn error_fault_fails_without_calling_the_handler() {
-    let (calls, inner) = handler(b"ok");
+    let inner = ScriptedService::otherwise(body("ok"));
+    let calls = inner.clone();
     let layer = FaultLayer::new().error(1.0);
     let handle = layer.handle();
     let err = layer
@@ -133,21 +114,20 @@ async fn error_fault_fails_without_calling_the_handler() {
         .await
         .unwrap_err();
     assert!(err.is::<FaultInjected>());
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(calls.calls(), 0);
     assert_eq!(handle.stats().failed, 1);
     assert_eq!(handle.stats().active, 0);
 }
 
 async fn abort_pattern(seed: u64) -> Vec<bool> {
-    let (_, inner) = handler(b"ok");
+    let inner = ScriptedService::otherwise(body("ok"));
     let mut svc = FaultLayer::new()
         .seed(seed)
         .abort(StatusCode::INTERNAL_SERVER_ERROR, 0.3)
         .layer(inner);
     let mut out = Vec::new();
     for _ in 0..1000 {
-        let res = svc
-            .ready()
+        let res = ServiceExt::<Request<()>>::ready(&mut svc)
             .await
             .unwrap()
             .call(Request::new(()))
@@ -169,7 +149,8 @@ async fn seeded_probability_is_reproducible_and_close() {
 
 #[tokio::test(start_paused = true)]
 async fn max_active_bounds_faulted_requests_in_flight() {
-    let (calls, inner) = handler(b"ok");
+    let inner = ScriptedService::otherwise(body("ok"));
+    let calls = inner.clone();
     let (layer, log) = events(
         FaultLayer::new()
             .delay(Latency::fixed(Duration::from_secs(1)), 1.0)
@@ -182,17 +163,16 @@ async fn max_active_bounds_faulted_requests_in_flight() {
         .collect();
     tokio::time::sleep(MS(10)).await;
     // Two are held by their delay; three passed straight through.
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(calls.calls(), 3);
     assert_eq!(handle.stats().active, 2);
     assert_eq!(handle.stats().skipped, 3);
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap().status(), 200);
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert_eq!(calls.calls(), 5);
     assert_eq!(handle.stats().active, 0);
     let skipped = log
-        .lock()
-        .unwrap()
+        .events::<FaultEvent>()
         .iter()
         .filter(|e| {
             **e == FaultEvent::Skipped {
@@ -206,7 +186,8 @@ async fn max_active_bounds_faulted_requests_in_flight() {
 
 #[tokio::test(start_paused = true)]
 async fn kill_switch_stops_injection_for_every_clone() {
-    let (calls, inner) = handler(b"ok");
+    let inner = ScriptedService::otherwise(body("ok"));
+    let calls = inner.clone();
     let layer = FaultLayer::new().abort(StatusCode::BAD_GATEWAY, 1.0);
     let handle = layer.handle();
     let svc = layer.layer(inner);
@@ -230,14 +211,14 @@ async fn kill_switch_stops_injection_for_every_clone() {
     );
     handle.enable();
     assert_eq!(svc.oneshot(Request::new(())).await.unwrap().status(), 502);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(calls.calls(), 1);
     assert_eq!(handle.stats().aborted, 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn throttle_limits_response_bandwidth() {
     static BODY: [u8; 1600] = [7; 1600];
-    let (_, inner) = handler(&BODY);
+    let inner = ScriptedService::otherwise(body(&BODY[..]));
     let layer = FaultLayer::new().throttle(NonZeroU64::new(1600).unwrap(), 1.0);
     let handle = layer.handle();
     let res = layer.layer(inner).oneshot(Request::new(())).await.unwrap();
@@ -266,7 +247,8 @@ fn with_headers(pairs: &[(&str, &str)]) -> Request<()> {
 
 #[tokio::test(start_paused = true)]
 async fn envoy_headers_choose_the_fault() {
-    let (calls, inner) = handler(b"ok");
+    let inner = ScriptedService::otherwise(body("ok"));
+    let calls = inner.clone();
     let (layer, log) = events(FaultLayer::new().header_control(HeaderControl::new()));
     let svc = layer.layer(inner);
 
@@ -316,7 +298,7 @@ async fn envoy_headers_choose_the_fault() {
     assert_eq!(res.status(), 200);
 
     // Malformed: ignored and reported, never a failure.
-    log.lock().unwrap().clear();
+    log.clear();
     let res = svc
         .clone()
         .oneshot(with_headers(&[
@@ -327,7 +309,7 @@ async fn envoy_headers_choose_the_fault() {
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(
-        *log.lock().unwrap(),
+        log.events::<FaultEvent>(),
         vec![
             FaultEvent::InvalidHeader {
                 instance: "chaos".into(),
@@ -341,13 +323,13 @@ async fn envoy_headers_choose_the_fault() {
     );
     // 200 ms delay, 418, 429, grpc 8 → the handler ran for the delayed, the 0 % and the
     // malformed requests only.
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(calls.calls(), 3);
 }
 
 #[tokio::test(start_paused = true)]
 async fn envoy_headers_are_ignored_unless_enabled_or_from_untrusted_peers() {
     let abort = [("x-envoy-fault-abort-request", "503")];
-    let (_, inner) = handler(b"ok");
+    let inner = ScriptedService::otherwise(body("ok"));
     let off = FaultLayer::new().layer(inner.clone());
     assert_eq!(
         off.oneshot(with_headers(&abort)).await.unwrap().status(),
@@ -386,7 +368,7 @@ async fn envoy_headers_are_ignored_unless_enabled_or_from_untrusted_peers() {
 
 #[tokio::test(start_paused = true)]
 async fn header_percentage_is_capped_by_the_configured_maximum() {
-    let (_, inner) = handler(b"ok");
+    let inner = ScriptedService::otherwise(body("ok"));
     let mut svc = FaultLayer::new()
         .seed(1)
         .header_control(HeaderControl::new().max_percentage(10))
@@ -397,7 +379,15 @@ async fn header_percentage_is_capped_by_the_configured_maximum() {
             ("x-envoy-fault-abort-request", "503"),
             ("x-envoy-fault-abort-request-percentage", "100"),
         ]);
-        if svc.ready().await.unwrap().call(req).await.unwrap().status() == 503 {
+        if ServiceExt::<Request<()>>::ready(&mut svc)
+            .await
+            .unwrap()
+            .call(req)
+            .await
+            .unwrap()
+            .status()
+            == 503
+        {
             aborted += 1;
         }
     }
@@ -409,7 +399,7 @@ async fn header_percentage_is_capped_by_the_configured_maximum() {
 
 #[tokio::test(start_paused = true)]
 async fn schedule_window_and_request_budget() {
-    let (_, inner) = handler(b"ok");
+    let inner = ScriptedService::otherwise(body("ok"));
     let t0 = Instant::now();
     let svc = FaultLayer::new()
         .abort(StatusCode::SERVICE_UNAVAILABLE, 1.0)
@@ -465,7 +455,8 @@ async fn schedule_window_and_request_budget() {
 
 #[tokio::test(start_paused = true)]
 async fn predicate_selects_requests() {
-    let (calls, inner) = handler(b"ok");
+    let inner = ScriptedService::otherwise(body("ok"));
+    let calls = inner.clone();
     let svc = FaultLayer::new()
         .abort(StatusCode::SERVICE_UNAVAILABLE, 1.0)
         .when(|req| req.path().starts_with("/pay"))
@@ -476,12 +467,13 @@ async fn predicate_selects_requests() {
         503
     );
     assert_eq!(svc.oneshot(req("/health")).await.unwrap().status(), 200);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(calls.calls(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn cancelled_delayed_request_releases_its_slot() {
-    let (calls, inner) = handler(b"ok");
+    let inner = ScriptedService::otherwise(body("ok"));
+    let calls = inner.clone();
     let layer = FaultLayer::new()
         .delay(Latency::fixed(Duration::from_secs(10)), 1.0)
         .max_active(1);
@@ -491,5 +483,5 @@ async fn cancelled_delayed_request_releases_its_slot() {
     let res = tokio::time::timeout(MS(100), fut).await;
     assert!(res.is_err());
     assert_eq!(handle.stats().active, 0);
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(calls.calls(), 0);
 }

@@ -2,3 +2,5 @@
 
 mod faults;
 mod proof;
+#[cfg(feature = "record")]
+mod record;

@@ -1,13 +1,12 @@
 //! FlagsLayer (context from the request), FlagGate (404 / fallback), axum extractor.
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use http::{HeaderName, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use palisade_core::key::HeaderKey;
+use palisade_test::scripted::{ScriptedService, body};
 use palisade_toggle::{
     AttrSource, Condition, DynamicProvider, Flag, FlagGateLayer, FlagSet, Flags, FlagsLayer,
     Fractional, StaticProvider, TargetingRule,
@@ -115,30 +114,11 @@ async fn flags_layer_builds_context_from_key_headers_cookies_query_path() {
     assert_eq!(body, "staff=false beta=false color=red key=None");
 }
 
-fn counting() -> (
-    Arc<AtomicUsize>,
-    impl tower::Service<
-        Request<()>,
-        Response = Response<Full<Bytes>>,
-        Error = Infallible,
-        Future = std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>,
-    > + Clone,
-) {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let c = calls.clone();
-    let svc = service_fn(move |_req: Request<()>| {
-        c.fetch_add(1, Ordering::SeqCst);
-        std::future::ready(Ok::<_, Infallible>(Response::new(Full::new(
-            Bytes::from_static(b"new"),
-        ))))
-    });
-    (calls, svc)
-}
-
 #[tokio::test]
 async fn gate_answers_404_problem_json_when_off() {
     let provider = DynamicProvider::new(flags());
-    let (calls, inner) = counting();
+    let inner = ScriptedService::otherwise(body("new"));
+    let calls = inner.clone();
     let svc = FlagGateLayer::new(provider.clone(), "hidden").layer(inner);
     let res = svc.clone().oneshot(Request::new(())).await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
@@ -146,25 +126,22 @@ async fn gate_answers_404_problem_json_when_off() {
     let body: serde_json::Value = serde_json::from_str(&text(res).await).unwrap();
     assert_eq!(body["status"], 404);
     assert_eq!(body["detail"], "feature `hidden` is not enabled");
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(calls.calls(), 0);
 
     // Turning the flag on at runtime opens the route.
     provider.set(FlagSet::new().with("hidden", Flag::boolean(true)));
     let res = svc.oneshot(Request::new(())).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(text(res).await, "new");
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(calls.calls(), 1);
 }
 
 #[tokio::test]
 async fn gate_routes_to_fallback_and_uses_request_flags_for_targeting() {
     let provider = StaticProvider::new(flags());
-    let (new_calls, inner) = counting();
-    let legacy = service_fn(|_req: Request<()>| {
-        std::future::ready(Ok::<_, Infallible>(Response::new(Full::new(
-            Bytes::from_static(b"legacy"),
-        ))))
-    });
+    let inner = ScriptedService::otherwise(body("new"));
+    let new_calls = inner.clone();
+    let legacy = ScriptedService::otherwise(body("legacy"));
     let svc = ServiceBuilder::new()
         .layer(FlagsLayer::new(provider.clone()).attribute(
             "email",
@@ -190,16 +167,17 @@ async fn gate_routes_to_fallback_and_uses_request_flags_for_targeting() {
         text(svc.oneshot(Request::new(())).await.unwrap()).await,
         "legacy"
     );
-    assert_eq!(new_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(new_calls.calls(), 1);
 }
 
 #[tokio::test]
 async fn gate_without_flags_layer_and_missing_flag_is_off() {
-    let (calls, inner) = counting();
+    let inner = ScriptedService::otherwise(body("new"));
+    let calls = inner.clone();
     let svc = FlagGateLayer::new(StaticProvider::new(flags()), "no-such-flag").layer(inner);
     let res = svc.oneshot(Request::new(())).await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(calls.calls(), 0);
 }
 
 #[cfg(feature = "axum")]

@@ -1,10 +1,11 @@
 //! Providers: file hot reload keeps the last good flags, events, status; dynamic swaps.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use palisade_core::Listeners;
+use palisade_test::EventRecorder;
 use palisade_toggle::{
     DynamicProvider, EvaluationContext, FileProvider, Flag, FlagSet, Flags, Provider,
     ProviderStatus, Reason, ToggleEvent,
@@ -36,20 +37,12 @@ fn dark(p: &impl Provider) -> bool {
     Flags::without_context(p).boolean("dark", false)
 }
 
-fn recorder() -> (Listeners<ToggleEvent>, Arc<Mutex<Vec<ToggleEvent>>>) {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let sink = log.clone();
-    (
-        Listeners::new().on(move |e: &ToggleEvent| sink.lock().unwrap().push(e.clone())),
-        log,
-    )
-}
-
 #[test]
 fn bad_file_keeps_last_good_flags_and_emits_reload_failed() {
     let path = temp_file("reload");
     write(&path, V1, 1_000);
-    let (listeners, log) = recorder();
+    let log = EventRecorder::new();
+    let listeners = Listeners::new().on(log.on::<ToggleEvent>());
     let provider = FileProvider::open_with(&path, listeners).unwrap();
     assert!(dark(&provider));
     assert_eq!(provider.status(), ProviderStatus::Ready);
@@ -73,7 +66,7 @@ fn bad_file_keeps_last_good_flags_and_emits_reload_failed() {
     assert_eq!(provider.status(), ProviderStatus::Ready);
     assert_eq!(provider.snapshot().len(), 2);
 
-    let events = log.lock().unwrap().clone();
+    let events = log.events::<ToggleEvent>();
     assert_eq!(events.len(), 2, "{events:?}");
     assert!(
         matches!(&events[0], ToggleEvent::ReloadFailed { error, .. } if error.contains("invalid JSON"))
@@ -154,12 +147,13 @@ fn dynamic_provider_swaps_snapshots_and_handles_keep_theirs() {
 #[test]
 fn evaluated_events_carry_variant_and_reason() {
     let provider = DynamicProvider::new(FlagSet::new().with("dark", Flag::boolean(true)));
-    let (listeners, log) = recorder();
+    let log = EventRecorder::new();
+    let listeners = Listeners::new().on(log.on::<ToggleEvent>());
     let flags = Flags::without_context(&provider).listeners(listeners);
     assert!(flags.is_enabled("dark"));
     assert!(!flags.is_enabled("nope"));
     assert_eq!(flags.string("dark", "d"), "d");
-    let events = log.lock().unwrap().clone();
+    let events = log.events::<ToggleEvent>();
     assert_eq!(
         events,
         vec![
