@@ -26,6 +26,7 @@ mod headers;
 mod health;
 mod problem;
 mod proxy;
+mod release;
 mod rewrite;
 mod server;
 mod status;
@@ -245,7 +246,8 @@ async fn run(cmd: Command) -> ExitCode {
              \x20 for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{{http_code}}\\n' http://{u}/limited; done   # the 6th is 429\n\
              \x20 for i in $(seq 12); do curl -s -o /dev/null -w '%{{http_code}}\\n' http://{u}/flaky; done       # 500s, then the breaker answers 503\n\
              \x20 curl -i http://{u}/slow                                    # 504 after the route's 1s timeout\n\
-             \x20 for i in $(seq 10); do curl -s http://{u}/canary; done     # 4 of 5 to v1 (healthy), 1 of 5 to the canary (flaky)\n\
+             \x20 for i in $(seq 20); do curl -s -o /dev/null -w '%{{http_code}}\\n' http://{u}/canary; done   # 1 in 5 to the flaky canary\n\
+             \x20 curl http://{admin_addr}/canaries                         # after 10 s: rolled back\n\
              \x20 curl http://{admin_addr}/health   ;  curl http://{admin_addr}/policies   ;  open http://{admin_addr}/\n\
              Ctrl-C stops."
         );

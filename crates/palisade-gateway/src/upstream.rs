@@ -31,6 +31,7 @@ use tower::{Layer, ServiceExt};
 use tower_service::Service;
 
 use crate::config::{Balance, Outlier, Protocol, Upstream};
+use crate::proxy::{ServedBy, TeTrailers};
 
 /// Why an upstream call failed.
 #[derive(Debug)]
@@ -180,7 +181,7 @@ pub(crate) struct Endpoint {
 
 /// A named group of endpoints.
 pub(crate) struct Group {
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
     pub(crate) config: Upstream,
     pub(crate) endpoints: Vec<Endpoint>,
     send: Send,
@@ -201,8 +202,8 @@ impl Drop for Group {
 /// What [`Group::call`] failed with.
 #[derive(Debug)]
 pub(crate) enum CallError {
-    /// No endpoint is healthy and not ejected.
-    NoEndpoint,
+    /// No endpoint of the named group is healthy and not ejected.
+    NoEndpoint(Arc<str>),
     Upstream(UpstreamError),
 }
 
@@ -267,7 +268,7 @@ impl Group {
             })
             .collect();
         Arc::new(Self {
-            name: name.to_owned(),
+            name: name.into(),
             config: config.clone(),
             endpoints,
             send,
@@ -354,7 +355,9 @@ impl Group {
         self: Arc<Self>,
         mut req: Request<Body>,
     ) -> Result<Response<Incoming>, CallError> {
-        let (i, bypass) = self.pick().ok_or(CallError::NoEndpoint)?;
+        let Some((i, bypass)) = self.pick() else {
+            return Err(CallError::NoEndpoint(Arc::clone(&self.name)));
+        };
         let e = &self.endpoints[i];
         let mut parts = std::mem::take(req.uri_mut()).into_parts();
         parts.scheme = Some(Scheme::HTTP);
@@ -366,7 +369,13 @@ impl Group {
             .map_err(|x| CallError::Upstream(UpstreamError::Other(x.to_string())))?;
         *req.version_mut() = match self.config.protocol {
             Protocol::Http1 => http::Version::HTTP_11,
-            Protocol::H2 => http::Version::HTTP_2,
+            Protocol::H2 => {
+                if req.extensions().get::<TeTrailers>().is_some() {
+                    req.headers_mut()
+                        .insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+                }
+                http::Version::HTTP_2
+            }
         };
         e.requests.fetch_add(1, Ordering::Relaxed);
         e.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -390,10 +399,12 @@ impl Group {
             _ => self.send.clone().oneshot(req).await,
         };
         match result {
-            Ok(res) => {
+            Ok(mut res) => {
                 if res.status().is_server_error() {
                     e.failures.fetch_add(1, Ordering::Relaxed);
                 }
+                res.extensions_mut()
+                    .insert(ServedBy(Arc::clone(&self.name)));
                 Ok(res)
             }
             Err(UpstreamError::Ejected) => Err(CallError::Upstream(UpstreamError::Ejected)),
@@ -455,7 +466,7 @@ impl Group {
             })
             .collect();
         json!({
-            "name": self.name,
+            "name": &*self.name,
             "load_balancing": match self.config.load_balancing { Balance::RoundRobin => "round_robin", Balance::P2c => "p2c" },
             "endpoints": endpoints,
         })

@@ -11,8 +11,34 @@ use serde::Deserialize;
 use crate::rewrite::Template;
 
 mod read;
+pub(crate) mod split;
 
 pub(crate) use read::read;
+pub(crate) use split::{Canary, Split};
+
+/// Where a route forwards.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Target {
+    /// One upstream group.
+    Upstream(String),
+    /// A weighted split over upstream groups.
+    Split(Split),
+}
+
+impl Target {
+    /// The upstream group, or the split's groups joined with `|`, for logs and metrics.
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Self::Upstream(u) => u.clone(),
+            Self::Split(s) => s
+                .arms
+                .iter()
+                .map(|a| a.upstream.as_str())
+                .collect::<Vec<_>>()
+                .join("|"),
+        }
+    }
+}
 
 /// Connection limits of one listener.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -201,7 +227,11 @@ pub(crate) struct HeaderOps {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ForwardRaw {
-    pub(crate) upstream: String,
+    /// The one upstream group this route forwards to; or `split`.
+    pub(crate) upstream: Option<String>,
+    /// A weighted split over several upstream groups (canary, blue-green, strangler fig,
+    /// read/write split); read by [`split`](crate::config::split).
+    pub(crate) split: Option<serde_json::Value>,
     pub(crate) strip_prefix: Option<String>,
     pub(crate) rewrite: Option<String>,
     pub(crate) host: Option<String>,
@@ -221,6 +251,8 @@ fn default_body() -> u64 {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Forward {
     pub(crate) raw: ForwardRaw,
+    /// Where the route sends requests: one group, or a split over several.
+    pub(crate) target: Target,
     /// The route's `match.path` template when `rewrite` uses its parameters.
     pub(crate) captures: Option<Template>,
     pub(crate) rewrite: Option<Template>,

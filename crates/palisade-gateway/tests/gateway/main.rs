@@ -6,6 +6,7 @@ mod support;
 
 mod check;
 mod limits;
+mod release;
 mod reload;
 mod routing;
 mod upstreams;
