@@ -52,7 +52,7 @@ impl Source {
 }
 
 /// Parses `text` into a value tree (TOML or JSON).
-fn parse(text: &str, format: Format) -> Result<Value, Problem> {
+pub(crate) fn parse(text: &str, format: Format) -> Result<Value, Problem> {
     match format {
         Format::Json => serde_json::from_str(text)
             .map_err(|e| Problem::new("<file>", format!("JSON syntax: {e}"))),

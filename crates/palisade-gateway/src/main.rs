@@ -42,6 +42,7 @@ use palisade_policy::Problem;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::config::LogFormat;
 use crate::gateway::{Gateway, Source};
 use crate::proxy::ConnInfo;
 
@@ -50,7 +51,9 @@ const DEFAULT_CONFIG: &str = include_str!("default.toml");
 const USAGE: &str = "usage:
   palisade-gateway                  serve the embedded demo config with built-in upstreams
   palisade-gateway --config FILE    serve FILE (.toml or .json)
-  palisade-gateway check FILE       validate FILE; exit status 2 with every problem";
+  palisade-gateway check FILE       validate FILE; exit status 2 with every problem
+options:
+  --log-format text|json            the log format on stderr (default: admin.log_format, text)";
 
 enum Command {
     Demo,
@@ -58,8 +61,22 @@ enum Command {
     Check(PathBuf),
 }
 
-fn parse_args() -> Result<Command, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+/// The command and the `--log-format` option (anywhere on the line).
+fn parse_args() -> Result<(Command, Option<LogFormat>), String> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut format = None;
+    if let Some(i) = args.iter().position(|a| a == "--log-format") {
+        let value = args.get(i + 1).cloned().unwrap_or_default();
+        format = Some(
+            LogFormat::parse(&value)
+                .ok_or_else(|| format!("--log-format takes text or json (got `{value}`)"))?,
+        );
+        args.drain(i..(i + 2).min(args.len()));
+    }
+    parse_command(&args).map(|c| (c, format))
+}
+
+fn parse_command(args: &[String]) -> Result<Command, String> {
     match args
         .iter()
         .map(String::as_str)
@@ -111,8 +128,41 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// The log format the file asks for (`admin.log_format`); problems are reported later.
+fn file_log_format(path: &std::path::Path) -> LogFormat {
+    Source::File(path.to_owned())
+        .read()
+        .ok()
+        .and_then(|(text, format)| gateway::parse(&text, format).ok())
+        .and_then(|v| {
+            v.get("admin")?
+                .get("log_format")?
+                .as_str()
+                .and_then(LogFormat::parse)
+        })
+        .unwrap_or_default()
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
 fn main() -> ExitCode {
-    let cmd = match parse_args() {
+    let (cmd, log_format) = match parse_args() {
         Ok(c) => c,
         Err(msg) => {
             if !msg.is_empty() {
@@ -125,14 +175,11 @@ fn main() -> ExitCode {
     if let Command::Check(path) = &cmd {
         return check(path);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let log_format = log_format.unwrap_or_else(|| match &cmd {
+        Command::Serve(path) => file_log_format(path),
+        _ => LogFormat::Text,
+    });
+    init_logs(log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -81,17 +81,42 @@ pub(crate) struct Listener {
     pub(crate) limits: Limits,
 }
 
-/// The admin listener.
+/// The admin listener, and the gateway's own logs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Admin {
     pub(crate) address: SocketAddr,
+    /// The format of the logs on stderr (`--log-format` wins); read at start only.
+    pub(crate) log_format: LogFormat,
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Self {
             address: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// The format of the logs (access log included) on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum LogFormat {
+    /// `tracing`'s human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, the event's fields at the top level.
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json`.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "text" => Some(Self::Text),
+            "json" => Some(Self::Json),
+            _ => None,
         }
     }
 }

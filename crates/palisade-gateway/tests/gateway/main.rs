@@ -6,6 +6,7 @@ mod support;
 
 mod check;
 mod limits;
+mod logs;
 mod release;
 mod reload;
 mod routing;
