@@ -30,6 +30,7 @@ mod release;
 mod rewrite;
 mod server;
 mod status;
+mod upgrade;
 mod upstream;
 
 use std::io::Write as _;

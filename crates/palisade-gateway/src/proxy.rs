@@ -20,6 +20,7 @@ use crate::config::{Forward, HeaderOps};
 use crate::headers;
 use crate::problem::problem;
 use crate::rewrite;
+use crate::upgrade;
 use crate::release::Release;
 use crate::upstream::{CallError, Group, UpstreamError};
 
@@ -165,7 +166,11 @@ async fn forward(inner: Arc<Inner>, req: Request<Body>) -> Result<Response<Body>
         parts.uri = http::Uri::from_parts(uri).unwrap_or_default();
     }
     // Headers.
+    let upgrade = upgrade::take(&mut parts);
     let te_trailers = headers::remove_hop_by_hop(&mut parts.headers);
+    if let Some(u) = &upgrade {
+        u.restore(&mut parts.headers);
+    }
     if let Some(info) = parts.extensions.get::<ConnInfo>() {
         headers::append_forwarded(&mut parts.headers, info.peer.ip(), info.proto);
     }
@@ -192,9 +197,13 @@ async fn forward(inner: Arc<Inner>, req: Request<Body>) -> Result<Response<Body>
         Target::Split(r) => r.call(req).await,
     };
     match result {
-        Ok(res) => {
+        Ok(mut res) => {
+            let switched = upgrade.and_then(|u| u.finish(&mut res));
             let (mut parts, body) = res.into_parts();
             headers::remove_hop_by_hop(&mut parts.headers);
+            if let Some(protocol) = switched {
+                upgrade::answer(&mut parts.headers, protocol);
+            }
             inner.response_ops.apply(&mut parts.headers);
             Ok(Response::from_parts(parts, Body::new(body)))
         }

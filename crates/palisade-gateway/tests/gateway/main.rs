@@ -9,5 +9,6 @@ mod limits;
 mod logs;
 mod release;
 mod reload;
+mod streaming;
 mod routing;
 mod upstreams;
