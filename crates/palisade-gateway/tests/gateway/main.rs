@@ -5,6 +5,7 @@
 mod support;
 
 mod check;
+mod grpc;
 mod limits;
 mod logs;
 mod release;
