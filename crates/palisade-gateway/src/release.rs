@@ -263,8 +263,7 @@ impl Release {
             let state = run
                 .controller
                 .lock()
-                .map(|x| x.state())
-                .unwrap_or(CanaryState::Promoted);
+                .map_or(CanaryState::Promoted, |x| x.state());
             let (name, percent, reason) = match state {
                 CanaryState::Progressing { percent } => ("progressing", percent, None),
                 CanaryState::Promoted => ("promoted", 100, None),

@@ -22,7 +22,7 @@ pub(crate) enum Target {
     /// One upstream group.
     Upstream(String),
     /// A weighted split over upstream groups.
-    Split(Split),
+    Split(Box<Split>),
 }
 
 impl Target {

@@ -108,7 +108,7 @@ fn forward(
             Some(Target::Upstream(u.clone()))
         }
         (None, Some(v)) => {
-            super::split::read(v, &format!("{at}.split"), upstreams, problems).map(Target::Split)
+            super::split::read(v, &format!("{at}.split"), upstreams, problems).map(|s| Target::Split(Box::new(s)))
         }
         _ => {
             problems.push(Problem::new(

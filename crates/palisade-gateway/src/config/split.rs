@@ -40,6 +40,7 @@ pub(crate) struct Arm {
 
 /// A canary rollout over two arms of a split.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::struct_field_names)] // `canary.canary`: the arm, named as in the file
 pub(crate) struct Canary {
     pub(crate) stable: String,
     pub(crate) canary: String,
@@ -71,15 +72,14 @@ pub(crate) fn read(
     };
     let before = problems.len();
     let mut rest = map.clone();
-    let arms = match rest.remove("arms") {
-        Some(a) => typed::<Vec<Arm>>(&a, &format!("{at}.arms"), problems).unwrap_or_default(),
-        None => {
-            problems.push(Problem::new(
-                format!("{at}.arms"),
-                "is required: arms = [{ name = \"stable\", upstream = \"v1\" }, …]",
-            ));
-            Vec::new()
-        }
+    let arms = if let Some(a) = rest.remove("arms") {
+        typed::<Vec<Arm>>(&a, &format!("{at}.arms"), problems).unwrap_or_default()
+    } else {
+        problems.push(Problem::new(
+            format!("{at}.arms"),
+            "is required: arms = [{ name = \"stable\", upstream = \"v1\" }, …]",
+        ));
+        Vec::new()
     };
     if problems.len() == before && !(1..=MAX_ARMS).contains(&arms.len()) {
         problems.push(Problem::new(
