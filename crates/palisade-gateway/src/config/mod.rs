@@ -130,6 +130,8 @@ pub(crate) enum Balance {
     RoundRobin,
     /// Power of two choices on requests in flight.
     P2c,
+    /// Power of two choices on peak-EWMA latency × (requests in flight + 1).
+    P2cEwma,
 }
 
 /// The protocol spoken to a group's endpoints.

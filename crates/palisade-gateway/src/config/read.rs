@@ -287,7 +287,7 @@ fn check_upstream(u: &Upstream, at: &str, problems: &mut Vec<Problem>) {
                 "each weight must be 0 to 1000, and one at least above 0",
             ));
         }
-        if u.load_balancing == Balance::P2c {
+        if u.load_balancing != Balance::RoundRobin {
             problems.push(Problem::new(
                 format!("{at}.weights"),
                 "weights apply to round_robin; p2c balances on load",
