@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum_core::body::Body;
 use http::{Request, Response};
@@ -92,15 +93,16 @@ pub(crate) struct Release {
     pub(crate) handle: SplitHandle,
     groups: Vec<Arc<Group>>,
     canary: Option<CanaryRun>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The canary's analysis and the weight gauge's sampling.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Release {
     fn drop(&mut self) {
-        if let Ok(mut t) = self.task.lock()
-            && let Some(t) = t.take()
-        {
-            t.abort();
+        if let Ok(mut tasks) = self.tasks.lock() {
+            for t in tasks.drain(..) {
+                t.abort();
+            }
         }
     }
 }
@@ -164,7 +166,7 @@ impl Release {
             handle,
             groups: arm_groups,
             canary,
-            task: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
         }))
     }
 
@@ -178,8 +180,13 @@ impl Release {
                 .all(|(a, g)| groups.get(&a.upstream).is_some_and(|x| Arc::ptr_eq(x, g)))
     }
 
-    /// Starts the canary's analysis task, if there is a canary.
+    /// Starts sampling the arms' weights into `palisade_canary_weight_percent{traffic, arm}`
+    /// and the canary's analysis task, if there is a canary.
     pub(crate) fn start(self: &Arc<Self>) {
+        let gauge = palisade_metrics::watch_canary(self.handle.clone(), Duration::from_secs(1));
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.push(gauge);
+        }
         let Some(c) = &self.cfg_canary() else { return };
         let period = c.config.interval;
         let weak: Weak<Self> = Arc::downgrade(self);
@@ -195,8 +202,8 @@ impl Release {
                 }
             }
         });
-        if let Ok(mut t) = self.task.lock() {
-            *t = Some(task);
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.push(task);
         }
     }
 
@@ -252,7 +259,7 @@ impl Release {
                     "name": a.name,
                     "upstream": a.upstream,
                     "weight": w,
-                    "share": self.handle.share(&a.name).unwrap_or(0.0) * 100.0,
+                    "share": self.handle.share(&a.name).unwrap_or(0.0),
                     "drained": self.handle.is_drained(&a.name).unwrap_or(false),
                     "calls": stats.total(),
                     "failures": stats.failures,

@@ -108,6 +108,23 @@ canary = {{ steps = [50, 100], interval = "1s", min_samples = 5, max_error_rate_
         assert_eq!(res.headers["x-arm"], "stable");
     }
     assert_eq!(canary.hits(), hits, "no request reaches a rolled-back canary");
+    // The status page and the metrics show it.
+    let page = get(&gw.admin_url("/")).await.body;
+    assert!(page.contains("rolled_back at 0%: error rate 100.0%"), "{page}");
+    bounded("the weight gauge sampled", async {
+        loop {
+            let m = get(&gw.admin_url("/metrics")).await.body;
+            if m.lines().any(|l| {
+                l.starts_with("palisade_canary_weight_percent{")
+                    && l.contains(r#"arm="stable""#)
+                    && l.ends_with(" 100")
+            }) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,6 +268,8 @@ forward = {{ split = {{ arms = [{{ name = "blue", upstream = "blue" }}, {{ name 
     let arms = &c["splits"][0]["arms"];
     assert_eq!(arms[0]["drained"], true, "{c}");
     assert_eq!(arms[1]["weight"], 100);
+    assert_eq!(arms[1]["share"], 100.0);
+    assert_eq!(arms[0]["share"], 0.0);
     // Draining the last arm with weight is refused; unknown routes and arms are answered.
     let res = post(&gw.admin_url("/splits/site/drain/green")).await;
     assert_eq!(res.status, 409, "{}", res.body);
