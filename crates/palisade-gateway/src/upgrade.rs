@@ -2,6 +2,8 @@
 //! request keeps `Connection: upgrade` and its `Upgrade` field on the way up; when the
 //! upstream answers 101 the answer keeps them on the way back, and once both sides have
 //! switched protocols the two connections are spliced byte for byte until either closes.
+//! An open tunnel keeps its client connection's `max_connections` slot and holds the
+//! SIGTERM drain (up to `drain_timeout`), like a connection with a request in flight.
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode, Version};
@@ -9,10 +11,14 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use crate::server::ConnGuard;
+
 /// A request's upgrade: the protocols it asks for and the client side of the connection.
 pub(crate) struct Pending {
     protocols: HeaderValue,
     client: OnUpgrade,
+    /// The client connection's slot and drain guard, kept while the tunnel is open.
+    conn: Option<ConnGuard>,
 }
 
 /// Whether `headers` carry `Connection: upgrade` (among other tokens) and an `Upgrade` field.
@@ -36,7 +42,12 @@ pub(crate) fn take(parts: &mut http::request::Parts) -> Option<Pending> {
     }
     let protocols = upgrade_requested(&parts.headers)?;
     let client = parts.extensions.remove::<OnUpgrade>()?;
-    Some(Pending { protocols, client })
+    let conn = parts.extensions.remove::<ConnGuard>();
+    Some(Pending {
+        protocols,
+        client,
+        conn,
+    })
 }
 
 impl Pending {
@@ -56,7 +67,9 @@ impl Pending {
         let protocol = res.headers().get(header::UPGRADE).cloned()?;
         let upstream = hyper::upgrade::on(&mut *res);
         let client = self.client;
+        let conn = self.conn;
         tokio::spawn(async move {
+            let _conn = conn;
             let (Ok(up), Ok(down)) = tokio::join!(upstream, client) else {
                 tracing::debug!(target: "palisade_gateway", "an upgrade did not complete");
                 return;

@@ -119,3 +119,38 @@ forward = {{ upstream = "ws" }}
     assert_eq!(res.status, 200);
     assert_eq!(res.body, "plain");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_tunnel_keeps_its_connection_slot() {
+    let up = echo_upstream().await;
+    let gw = Gateway::start(&config(
+        "max_connections = 1",
+        &format!(
+            r#"
+[upstreams.ws]
+endpoints = ["{up}"]
+[fallback]
+forward = {{ upstream = "ws" }}
+"#
+        ),
+    ));
+    let mut s = bounded("connect", TcpStream::connect(gw.addr)).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let head = bounded("101", read_head(&mut s)).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s.write_all(b"ping").await.unwrap();
+    let mut back = [0u8; 4];
+    bounded("echo", s.read_exact(&mut back)).await.unwrap();
+    // The only connection slot is the tunnel's: another client waits in the accept queue.
+    let url = gw.url("/plain");
+    let waiting = tokio::spawn(async move { get(&url).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "served while the tunnel held the slot");
+    // Closing the tunnel frees it.
+    drop(s);
+    let res = bounded("the waiting request", waiting).await.unwrap();
+    assert_eq!(res.status, 200);
+    assert_eq!(res.body, "plain");
+}
