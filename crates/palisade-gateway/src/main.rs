@@ -16,7 +16,10 @@
 //! order (rejections → rate limit → gate → timeout → idempotency → breaker → bulkhead) around
 //! the forwarder, which rewrites the request for the route's upstream group, streams it to
 //! an endpoint (round robin or power of two choices, skipping unhealthy and ejected ones)
-//! and streams the answer back.
+//! and streams the answer back. A route may instead forward to a split over several groups
+//! (`palisade-traffic`: canary weights with analysis and rollback, sticky keys, override
+//! header, blue-green switch and drain, strangler-fig path rules, read/write split by
+//! method), driven through the admin API. HTTP/1.1 upgrades and gRPC pass through.
 
 mod admin;
 mod config;

@@ -464,3 +464,46 @@ canary = { stable = "x", canary = "x" }
         assert!(err.contains(p), "no problem at {p} in:\n{err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_an_unchanged_split_and_restarts_a_changed_one() {
+    let blue = Upstream::start("blue").await;
+    let green = Upstream::start("green").await;
+    let file = |weights: &str| {
+        config(
+            "",
+            &format!(
+                r#"
+[upstreams.blue]
+endpoints = ["{}"]
+[upstreams.green]
+endpoints = ["{}"]
+[[routes]]
+name = "site"
+match = {{ prefix = "/" }}
+[routes.forward.split]
+arms = [{{ name = "blue", upstream = "blue" }}, {{ name = "green", upstream = "green" }}]
+weights = {weights}
+[fallback]
+"#,
+                blue.addr, green.addr
+            ),
+        )
+    };
+    let gw = Gateway::start(&file("[100, 0]"));
+    assert_eq!(get(&gw.url("/")).await.headers["x-upstream"], "blue");
+    assert_eq!(post(&gw.admin_url("/splits/site/switch/green")).await.status, 200);
+    // The same file again: the switch stays.
+    let res = post(&gw.admin_url("/reload")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    for _ in 0..5 {
+        assert_eq!(get(&gw.url("/")).await.headers["x-upstream"], "green");
+    }
+    // A changed split starts again from the file.
+    std::fs::write(gw.config_path(), file("[100, 0] # changed\nseed = 7")).unwrap();
+    let res = post(&gw.admin_url("/reload")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    for _ in 0..5 {
+        assert_eq!(get(&gw.url("/")).await.headers["x-upstream"], "blue");
+    }
+}
