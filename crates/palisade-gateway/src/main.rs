@@ -348,3 +348,24 @@ async fn wait_for_signals(gw: &Arc<Gateway>) {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The embedded demo configuration is valid once its upstream addresses are filled in.
+    #[test]
+    fn the_demo_config_is_valid() {
+        let text = super::DEFAULT_CONFIG
+            .replace("{healthy}", "127.0.0.1:1")
+            .replace("{flaky}", "127.0.0.1:2")
+            .replace("{slow}", "127.0.0.1:3");
+        let (cfg, set) = match crate::gateway::check(&text, palisade_policy::Format::Toml) {
+            Ok(x) => x,
+            Err(problems) => panic!("{problems:?}"),
+        };
+        assert_eq!(set.route_count(), cfg.forwards.len());
+        let canary = set.route_names().iter().position(|n| *n == "canary").unwrap();
+        let fwd = cfg.forwards[canary].as_ref().unwrap();
+        assert!(matches!(fwd.target, crate::config::Target::Split(_)));
+        assert_eq!(fwd.raw.strip_prefix.as_deref(), Some("/canary"));
+    }
+}
