@@ -363,7 +363,11 @@ mod tests {
             Err(problems) => panic!("{problems:?}"),
         };
         assert_eq!(set.route_count(), cfg.forwards.len());
-        let canary = set.route_names().iter().position(|n| *n == "canary").unwrap();
+        let canary = set
+            .route_names()
+            .iter()
+            .position(|n| *n == "canary")
+            .unwrap();
         let fwd = cfg.forwards[canary].as_ref().unwrap();
         assert!(matches!(fwd.target, crate::config::Target::Split(_)));
         assert_eq!(fwd.raw.strip_prefix.as_deref(), Some("/canary"));

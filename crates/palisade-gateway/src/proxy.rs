@@ -19,9 +19,9 @@ use tower_service::Service;
 use crate::config::{Forward, HeaderOps};
 use crate::headers;
 use crate::problem::problem;
+use crate::release::Release;
 use crate::rewrite;
 use crate::upgrade;
-use crate::release::Release;
 use crate::upstream::{CallError, Group, UpstreamError};
 
 /// What the listener knows about the connection, put in each request's extensions.

@@ -146,13 +146,8 @@ impl Release {
         let canary = match &cfg.canary {
             Some(c) => Some(CanaryRun {
                 controller: Mutex::new(
-                    CanaryController::start(
-                        handle.clone(),
-                        &c.stable,
-                        &c.canary,
-                        c.config.clone(),
-                    )
-                    .ok()?,
+                    CanaryController::start(handle.clone(), &c.stable, &c.canary, c.config.clone())
+                        .ok()?,
                 ),
                 paused: AtomicBool::new(c.paused),
                 last: Mutex::new(None),
@@ -171,7 +166,11 @@ impl Release {
     }
 
     /// Whether `self` can carry on for `cfg` after a reload: same settings, same groups.
-    pub(crate) fn reusable(&self, cfg: &config::Split, groups: &BTreeMap<String, Arc<Group>>) -> bool {
+    pub(crate) fn reusable(
+        &self,
+        cfg: &config::Split,
+        groups: &BTreeMap<String, Arc<Group>>,
+    ) -> bool {
         self.config == *cfg
             && cfg
                 .arms
@@ -191,8 +190,7 @@ impl Release {
         let period = c.config.interval;
         let weak: Weak<Self> = Arc::downgrade(self);
         let task = tokio::spawn(async move {
-            let mut tick =
-                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;

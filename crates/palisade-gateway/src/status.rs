@@ -85,7 +85,11 @@ pub(crate) fn page(gw: &Gateway) -> Response<Body> {
                     "{} at {}%{}{}",
                     canary["state"].as_str().unwrap_or("?"),
                     canary["percent"],
-                    if canary["paused"] == true { ", paused" } else { "" },
+                    if canary["paused"] == true {
+                        ", paused"
+                    } else {
+                        ""
+                    },
                     canary["rollback_reason"]
                         .as_str()
                         .map(|x| format!(": {x}"))

@@ -257,7 +257,7 @@ pub(crate) struct ForwardRaw {
     /// The one upstream group this route forwards to; or `split`.
     pub(crate) upstream: Option<String>,
     /// A weighted split over several upstream groups (canary, blue-green, strangler fig,
-    /// read/write split); read by [`split`](crate::config::split).
+    /// read/write split); read by [`split`].
     pub(crate) split: Option<serde_json::Value>,
     pub(crate) strip_prefix: Option<String>,
     pub(crate) rewrite: Option<String>,

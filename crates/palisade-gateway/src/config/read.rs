@@ -107,9 +107,8 @@ fn forward(
             }
             Some(Target::Upstream(u.clone()))
         }
-        (None, Some(v)) => {
-            super::split::read(v, &format!("{at}.split"), upstreams, problems).map(|s| Target::Split(Box::new(s)))
-        }
+        (None, Some(v)) => super::split::read(v, &format!("{at}.split"), upstreams, problems)
+            .map(|s| Target::Split(Box::new(s))),
         _ => {
             problems.push(Problem::new(
                 at,
@@ -361,7 +360,11 @@ fn check_upstream(u: &Upstream, at: &str, problems: &mut Vec<Problem>) {
 }
 
 /// Deserializes `v` as `T`, reporting the first problem at its full path.
-pub(super) fn typed<T: DeserializeOwned>(v: &Value, at: &str, problems: &mut Vec<Problem>) -> Option<T> {
+pub(super) fn typed<T: DeserializeOwned>(
+    v: &Value,
+    at: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
     match serde_path_to_error::deserialize::<_, T>(v) {
         Ok(t) => Some(t),
         Err(e) => {

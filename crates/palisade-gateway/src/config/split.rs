@@ -172,7 +172,10 @@ fn canary(v: &Value, at: &str, arms: &[Arm], problems: &mut Vec<Problem>) -> Opt
         None => false,
         Some(Value::Bool(b)) => b,
         Some(_) => {
-            problems.push(Problem::new(format!("{at}.paused"), "must be true or false"));
+            problems.push(Problem::new(
+                format!("{at}.paused"),
+                "must be true or false",
+            ));
             false
         }
     };

@@ -31,11 +31,10 @@ use tower::{Layer, ServiceExt};
 
 use self::balance::{Ewma, nth_bit, p2c, weighted};
 pub(crate) use self::outlier::{OutlierClassifier, breaker_config};
-use self::send::{HttpClient, Send};
 pub(crate) use self::send::UpstreamError;
+use self::send::{HttpClient, Send};
 use crate::config::{Balance, Protocol, Upstream};
 use crate::proxy::{ServedBy, TeTrailers};
-
 
 impl Endpoint {
     fn ejected(&self) -> bool {
@@ -373,4 +372,3 @@ impl Group {
         self.eligible().0.count_ones() as usize
     }
 }
-

@@ -39,8 +39,7 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future =
-        std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
 
     fn poll_ready(
         &mut self,
@@ -166,12 +165,19 @@ forward = {{ upstream = "grpc" }}
     // raw: tonic's client would enforce the deadline itself and report CANCELLED.)
     up.delay.store(1_000, Ordering::Relaxed);
     let start = Instant::now();
-    let res = bounded("raw call past its deadline", h2.request(raw_check(Some("200m"))))
-        .await
-        .unwrap();
+    let res = bounded(
+        "raw call past its deadline",
+        h2.request(raw_check(Some("200m"))),
+    )
+    .await
+    .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["grpc-status"], "4", "{:?}", res.headers());
-    assert!(start.elapsed() < Duration::from_millis(900), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
     up.delay.store(0, Ordering::Relaxed);
 
     // 3. The third call in the minute passes; the fourth is refused by the rate limit as a

@@ -87,7 +87,10 @@ async fn the_log_format_comes_from_the_file_and_text_is_the_default() {
     bounded("a text access line", async {
         loop {
             let logs = gw.logs();
-            if let Some(line) = logs.lines().find(|l| l.contains("palisade_gateway::access")) {
+            if let Some(line) = logs
+                .lines()
+                .find(|l| l.contains("palisade_gateway::access"))
+            {
                 assert!(line.contains("status=200"), "{line}");
                 assert!(line.contains("route=fallback"), "{line}");
                 assert!(serde_json::from_str::<Value>(line).is_err());

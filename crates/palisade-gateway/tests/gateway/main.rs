@@ -10,6 +10,6 @@ mod limits;
 mod logs;
 mod release;
 mod reload;
-mod streaming;
 mod routing;
+mod streaming;
 mod upstreams;

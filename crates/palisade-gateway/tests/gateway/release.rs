@@ -107,10 +107,17 @@ canary = {{ steps = [50, 100], interval = "1s", min_samples = 5, max_error_rate_
         assert_eq!(res.status, 200);
         assert_eq!(res.headers["x-arm"], "stable");
     }
-    assert_eq!(canary.hits(), hits, "no request reaches a rolled-back canary");
+    assert_eq!(
+        canary.hits(),
+        hits,
+        "no request reaches a rolled-back canary"
+    );
     // The status page and the metrics show it.
     let page = get(&gw.admin_url("/")).await.body;
-    assert!(page.contains("rolled_back at 0%: error rate 100.0%"), "{page}");
+    assert!(
+        page.contains("rolled_back at 0%: error rate 100.0%"),
+        "{page}"
+    );
     bounded("the weight gauge sampled", async {
         loop {
             let m = get(&gw.admin_url("/metrics")).await.body;
@@ -198,7 +205,11 @@ override_access = {{ type = "secret", header = "x-override-token", secret = "012
     };
     let res = get_with(
         &gw.url("/"),
-        &[("x-user", "user-0"), ("x-arm", other), ("x-override-token", "wrong")],
+        &[
+            ("x-user", "user-0"),
+            ("x-arm", other),
+            ("x-override-token", "wrong"),
+        ],
     )
     .await;
     assert_eq!(
@@ -261,7 +272,10 @@ forward = {{ split = {{ arms = [{{ name = "blue", upstream = "blue" }}, {{ name 
     for t in in_flight {
         let res = bounded("an in-flight request", t).await.unwrap();
         assert_eq!(res.status, 200, "{}", res.body);
-        assert_eq!(res.headers["x-upstream"], "blue", "finished on the old side");
+        assert_eq!(
+            res.headers["x-upstream"], "blue",
+            "finished on the old side"
+        );
     }
     assert_eq!(blue.hits(), 3);
     let c = canaries(&gw).await;
@@ -273,10 +287,23 @@ forward = {{ split = {{ arms = [{{ name = "blue", upstream = "blue" }}, {{ name 
     // Draining the last arm with weight is refused; unknown routes and arms are answered.
     let res = post(&gw.admin_url("/splits/site/drain/green")).await;
     assert_eq!(res.status, 409, "{}", res.body);
-    assert_eq!(post(&gw.admin_url("/splits/nope/switch/green")).await.status, 404);
-    assert_eq!(post(&gw.admin_url("/splits/site/switch/purple")).await.status, 404);
+    assert_eq!(
+        post(&gw.admin_url("/splits/nope/switch/green"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        post(&gw.admin_url("/splits/site/switch/purple"))
+            .await
+            .status,
+        404
+    );
     // And back: switching to blue undrains it.
-    assert_eq!(post(&gw.admin_url("/splits/site/switch/blue")).await.status, 200);
+    assert_eq!(
+        post(&gw.admin_url("/splits/site/switch/blue")).await.status,
+        200
+    );
     blue.delay_ms.store(0, Ordering::Relaxed);
     assert_eq!(get(&gw.url("/")).await.headers["x-upstream"], "blue");
 }
@@ -332,7 +359,10 @@ canary = {{ steps = [20, 60, 100], interval = "1s", min_samples = 1, paused = tr
     assert_eq!(res.status, 200);
     let v: Value = serde_json::from_str(&res.body).unwrap();
     assert_eq!(v["canary"]["paused"], true);
-    assert_eq!(post(&gw.admin_url("/canaries/nope/pause")).await.status, 404);
+    assert_eq!(
+        post(&gw.admin_url("/canaries/nope/pause")).await.status,
+        404
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,10 +401,7 @@ rules = [{{ methods = ["GET", "HEAD"], arm = "replica" }}]
 arms = [{{ name = "legacy", upstream = "legacy" }}, {{ name = "new", upstream = "new" }}]
 rules = [{{ path_prefix = "/orders", arm = "new" }}]
 "#,
-            legacy.addr,
-            new.addr,
-            primary.addr,
-            replica.addr
+            legacy.addr, new.addr, primary.addr, replica.addr
         ),
     ));
     let served = |a: Answer| {
@@ -492,7 +519,12 @@ weights = {weights}
     };
     let gw = Gateway::start(&file("[100, 0]"));
     assert_eq!(get(&gw.url("/")).await.headers["x-upstream"], "blue");
-    assert_eq!(post(&gw.admin_url("/splits/site/switch/green")).await.status, 200);
+    assert_eq!(
+        post(&gw.admin_url("/splits/site/switch/green"))
+            .await
+            .status,
+        200
+    );
     // The same file again: the switch stays.
     let res = post(&gw.admin_url("/reload")).await;
     assert_eq!(res.status, 200, "{}", res.body);

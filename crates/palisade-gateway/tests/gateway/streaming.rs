@@ -134,7 +134,9 @@ forward = {{ upstream = "ws" }}
 "#
         ),
     ));
-    let mut s = bounded("connect", TcpStream::connect(gw.addr)).await.unwrap();
+    let mut s = bounded("connect", TcpStream::connect(gw.addr))
+        .await
+        .unwrap();
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
         .await
         .unwrap();
@@ -147,7 +149,10 @@ forward = {{ upstream = "ws" }}
     let url = gw.url("/plain");
     let waiting = tokio::spawn(async move { get(&url).await });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(!waiting.is_finished(), "served while the tunnel held the slot");
+    assert!(
+        !waiting.is_finished(),
+        "served while the tunnel held the slot"
+    );
     // Closing the tunnel frees it.
     drop(s);
     let res = bounded("the waiting request", waiting).await.unwrap();
