@@ -105,13 +105,81 @@ pub(crate) fn handle(gw: &Gateway, req: &Request<Incoming>) -> Response<Body> {
                 }),
             ),
         },
+        (&Method::GET, "/canaries") => {
+            let table = gw.table();
+            let splits: Vec<Value> = table.releases.values().map(|r| r.status()).collect();
+            json_response(
+                StatusCode::OK,
+                "application/json",
+                &json!({ "splits": splits }),
+            )
+        }
+        (&Method::POST, path) if path.starts_with("/canaries/") || path.starts_with("/splits/") => {
+            release_action(gw, path)
+        }
         (&Method::GET, "/") => crate::status::page(gw),
-        (_, "/health" | "/metrics" | "/policies" | "/breakers" | "/reload" | "/") => {
+        (_, "/health" | "/metrics" | "/policies" | "/breakers" | "/canaries" | "/reload" | "/") => {
             problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         }
         _ => problem(
             StatusCode::NOT_FOUND,
-            "admin endpoints: /, /health, /metrics, /policies, /breakers, POST /reload",
+            "admin endpoints: /, /health, /metrics, /policies, /breakers, /canaries, \
+             POST /reload, POST /canaries/ROUTE/(pause|resume), \
+             POST /splits/ROUTE/(switch|drain|undrain)/ARM",
         ),
+    }
+}
+
+/// `POST /canaries/ROUTE/pause|resume` and `POST /splits/ROUTE/switch|drain|undrain/ARM`
+/// (ROUTE may contain `/`: the action and arm are taken from the end).
+fn release_action(gw: &Gateway, path: &str) -> Response<Body> {
+    let table = gw.table();
+    let not_found = |what: &str| problem(StatusCode::NOT_FOUND, what);
+    let bad = |e: palisade_core::ConfigError| {
+        let status = if e.field() == "arm" {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::CONFLICT
+        };
+        problem(status, &format!("{}: {}", e.field(), e.problem()))
+    };
+    let done = |r: &crate::release::Release| {
+        tracing::info!(target: "palisade_gateway", path, "release action");
+        json_response(StatusCode::OK, "application/json", &r.status())
+    };
+    if let Some(rest) = path.strip_prefix("/canaries/") {
+        let Some((route, action)) = rest.rsplit_once('/') else {
+            return not_found("use POST /canaries/ROUTE/pause or /resume");
+        };
+        let Some(r) = table.releases.get(route) else {
+            return not_found("no route of that name forwards to a split");
+        };
+        let paused = match action {
+            "pause" => true,
+            "resume" => false,
+            _ => return not_found("use POST /canaries/ROUTE/pause or /resume"),
+        };
+        if !r.set_paused(paused) {
+            return not_found("this route's split has no canary");
+        }
+        return done(r);
+    }
+    let rest = path.strip_prefix("/splits/").unwrap_or_default();
+    let mut it = rest.rsplitn(3, '/');
+    let (Some(arm), Some(action), Some(route)) = (it.next(), it.next(), it.next()) else {
+        return not_found("use POST /splits/ROUTE/switch/ARM, /drain/ARM or /undrain/ARM");
+    };
+    let Some(r) = table.releases.get(route) else {
+        return not_found("no route of that name forwards to a split");
+    };
+    let result = match action {
+        "switch" => r.handle.switch_to(arm),
+        "drain" => r.handle.drain(arm),
+        "undrain" => r.handle.undrain(arm),
+        _ => return not_found("use POST /splits/ROUTE/switch/ARM, /drain/ARM or /undrain/ARM"),
+    };
+    match result {
+        Ok(()) => done(r),
+        Err(e) => bad(e),
     }
 }

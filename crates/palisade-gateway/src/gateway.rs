@@ -11,13 +11,15 @@ use arc_swap::ArcSwap;
 use axum_core::body::Body;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use palisade_core::rejection::RenderedRejection;
 use palisade_policy::{Format, Loader, PolicyHandle, PolicySet, Problem, RouteStack};
 use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::config::{self, GatewayConfig};
 use crate::headers::{self, X_REQUEST_ID};
-use crate::proxy::{ConnInfo, Forwarder};
+use crate::proxy::{ConnInfo, Forwarder, ServedBy, Target};
+use crate::release::Release;
 use crate::upstream::Group;
 
 /// Where the configuration comes from.
@@ -50,7 +52,7 @@ impl Source {
 }
 
 /// Parses `text` into a value tree (TOML or JSON).
-fn parse(text: &str, format: Format) -> Result<Value, Problem> {
+pub(crate) fn parse(text: &str, format: Format) -> Result<Value, Problem> {
     match format {
         Format::Json => serde_json::from_str(text)
             .map_err(|e| Problem::new("<file>", format!("JSON syntax: {e}"))),
@@ -126,6 +128,8 @@ pub(crate) struct Table {
     pub(crate) set: Arc<PolicySet>,
     routes: Vec<RouteEntry>,
     pub(crate) groups: BTreeMap<String, Arc<Group>>,
+    /// The splits of routes that forward to one, by route name.
+    pub(crate) releases: BTreeMap<String, Arc<Release>>,
     pub(crate) config: GatewayConfig,
 }
 
@@ -209,13 +213,19 @@ impl Gateway {
         let elapsed = start.elapsed();
         meta.by_class[usize::from((status / 100).clamp(1, 5) - 1)].increment(1);
         meta.duration.record(elapsed.as_secs_f64());
+        let served = res.extensions().get::<ServedBy>().map(|s| &*s.0);
+        let rejection = res
+            .extensions()
+            .get::<RenderedRejection>()
+            .map_or("-", |r| r.kind);
         tracing::info!(
             target: "palisade_gateway::access",
             %method,
             route = %meta.name,
-            upstream = meta.upstream.as_deref().unwrap_or("-"),
+            upstream = served.or(meta.upstream.as_deref()).unwrap_or("-"),
             status,
             micros = elapsed.as_micros() as u64,
+            rejection,
             request_id = id.to_str().unwrap_or("-"),
         );
         Ok(res)
@@ -240,17 +250,35 @@ fn build(set: Arc<PolicySet>, cfg: GatewayConfig, old: Option<&Table>) -> Table 
             (name.clone(), g)
         })
         .collect();
+    let mut releases = BTreeMap::new();
     let routes = (0..set.route_count())
         .map(|i| {
+            let name = set.route_name(i);
             let fwd = cfg.forwards.get(i).and_then(Option::as_ref);
-            let group = fwd.and_then(|f| groups.get(&f.raw.upstream).cloned());
-            let stack = set.route_stack(i, Forwarder::new(fwd, group));
+            let target = fwd.and_then(|f| match &f.target {
+                config::Target::Upstream(u) => groups.get(u).cloned().map(Target::Group),
+                config::Target::Split(s) => {
+                    let reused = old
+                        .and_then(|t| t.releases.get(name))
+                        .filter(|r| r.reusable(s, &groups))
+                        .cloned();
+                    let r = reused.or_else(|| {
+                        let Some(r) = Release::new(name, s, &groups) else {
+                            tracing::error!(target: "palisade_gateway", route = name, "cannot build the route's split; it answers 404");
+                            return None;
+                        };
+                        r.start();
+                        Some(r)
+                    })?;
+                    releases.insert(name.to_owned(), Arc::clone(&r));
+                    Some(Target::Split(r))
+                }
+            });
+            let label = fwd.map(|f| f.target.label());
+            let stack = set.route_stack(i, Forwarder::new(fwd, target));
             RouteEntry {
                 stack,
-                meta: Arc::new(RouteMeta::new(
-                    set.route_name(i),
-                    fwd.map(|f| f.raw.upstream.as_str()),
-                )),
+                meta: Arc::new(RouteMeta::new(name, label.as_deref())),
             }
         })
         .collect();
@@ -258,6 +286,7 @@ fn build(set: Arc<PolicySet>, cfg: GatewayConfig, old: Option<&Table>) -> Table 
         set,
         routes,
         groups,
+        releases,
         config: cfg,
     }
 }

@@ -16,7 +16,10 @@
 //! order (rejections → rate limit → gate → timeout → idempotency → breaker → bulkhead) around
 //! the forwarder, which rewrites the request for the route's upstream group, streams it to
 //! an endpoint (round robin or power of two choices, skipping unhealthy and ejected ones)
-//! and streams the answer back.
+//! and streams the answer back. A route may instead forward to a split over several groups
+//! (`palisade-traffic`: canary weights with analysis and rollback, sticky keys, override
+//! header, blue-green switch and drain, strangler-fig path rules, read/write split by
+//! method), driven through the admin API. HTTP/1.1 upgrades and gRPC pass through.
 
 mod admin;
 mod config;
@@ -26,9 +29,11 @@ mod headers;
 mod health;
 mod problem;
 mod proxy;
+mod release;
 mod rewrite;
 mod server;
 mod status;
+mod upgrade;
 mod upstream;
 
 use std::io::Write as _;
@@ -41,6 +46,7 @@ use palisade_policy::Problem;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::config::LogFormat;
 use crate::gateway::{Gateway, Source};
 use crate::proxy::ConnInfo;
 
@@ -49,7 +55,9 @@ const DEFAULT_CONFIG: &str = include_str!("default.toml");
 const USAGE: &str = "usage:
   palisade-gateway                  serve the embedded demo config with built-in upstreams
   palisade-gateway --config FILE    serve FILE (.toml or .json)
-  palisade-gateway check FILE       validate FILE; exit status 2 with every problem";
+  palisade-gateway check FILE       validate FILE; exit status 2 with every problem
+options:
+  --log-format text|json            the log format on stderr (default: admin.log_format, text)";
 
 enum Command {
     Demo,
@@ -57,8 +65,22 @@ enum Command {
     Check(PathBuf),
 }
 
-fn parse_args() -> Result<Command, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+/// The command and the `--log-format` option (anywhere on the line).
+fn parse_args() -> Result<(Command, Option<LogFormat>), String> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut format = None;
+    if let Some(i) = args.iter().position(|a| a == "--log-format") {
+        let value = args.get(i + 1).cloned().unwrap_or_default();
+        format = Some(
+            LogFormat::parse(&value)
+                .ok_or_else(|| format!("--log-format takes text or json (got `{value}`)"))?,
+        );
+        args.drain(i..(i + 2).min(args.len()));
+    }
+    parse_command(&args).map(|c| (c, format))
+}
+
+fn parse_command(args: &[String]) -> Result<Command, String> {
     match args
         .iter()
         .map(String::as_str)
@@ -110,8 +132,41 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// The log format the file asks for (`admin.log_format`); problems are reported later.
+fn file_log_format(path: &std::path::Path) -> LogFormat {
+    Source::File(path.to_owned())
+        .read()
+        .ok()
+        .and_then(|(text, format)| gateway::parse(&text, format).ok())
+        .and_then(|v| {
+            v.get("admin")?
+                .get("log_format")?
+                .as_str()
+                .and_then(LogFormat::parse)
+        })
+        .unwrap_or_default()
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
 fn main() -> ExitCode {
-    let cmd = match parse_args() {
+    let (cmd, log_format) = match parse_args() {
         Ok(c) => c,
         Err(msg) => {
             if !msg.is_empty() {
@@ -124,14 +179,11 @@ fn main() -> ExitCode {
     if let Command::Check(path) = &cmd {
         return check(path);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let log_format = log_format.unwrap_or_else(|| match &cmd {
+        Command::Serve(path) => file_log_format(path),
+        _ => LogFormat::Text,
+    });
+    init_logs(log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -245,7 +297,8 @@ async fn run(cmd: Command) -> ExitCode {
              \x20 for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{{http_code}}\\n' http://{u}/limited; done   # the 6th is 429\n\
              \x20 for i in $(seq 12); do curl -s -o /dev/null -w '%{{http_code}}\\n' http://{u}/flaky; done       # 500s, then the breaker answers 503\n\
              \x20 curl -i http://{u}/slow                                    # 504 after the route's 1s timeout\n\
-             \x20 for i in $(seq 10); do curl -s http://{u}/canary; done     # 4 of 5 to v1 (healthy), 1 of 5 to the canary (flaky)\n\
+             \x20 for i in $(seq 20); do curl -s -o /dev/null -w '%{{http_code}}\\n' http://{u}/canary; done   # 1 in 5 to the flaky canary\n\
+             \x20 curl http://{admin_addr}/canaries                         # after 10 s: rolled back\n\
              \x20 curl http://{admin_addr}/health   ;  curl http://{admin_addr}/policies   ;  open http://{admin_addr}/\n\
              Ctrl-C stops."
         );
@@ -293,5 +346,30 @@ async fn wait_for_signals(gw: &Arc<Gateway>) {
     {
         let _ = gw;
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The embedded demo configuration is valid once its upstream addresses are filled in.
+    #[test]
+    fn the_demo_config_is_valid() {
+        let text = super::DEFAULT_CONFIG
+            .replace("{healthy}", "127.0.0.1:1")
+            .replace("{flaky}", "127.0.0.1:2")
+            .replace("{slow}", "127.0.0.1:3");
+        let (cfg, set) = match crate::gateway::check(&text, palisade_policy::Format::Toml) {
+            Ok(x) => x,
+            Err(problems) => panic!("{problems:?}"),
+        };
+        assert_eq!(set.route_count(), cfg.forwards.len());
+        let canary = set
+            .route_names()
+            .iter()
+            .position(|n| *n == "canary")
+            .unwrap();
+        let fwd = cfg.forwards[canary].as_ref().unwrap();
+        assert!(matches!(fwd.target, crate::config::Target::Split(_)));
+        assert_eq!(fwd.raw.strip_prefix.as_deref(), Some("/canary"));
     }
 }

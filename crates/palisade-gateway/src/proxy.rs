@@ -19,7 +19,9 @@ use tower_service::Service;
 use crate::config::{Forward, HeaderOps};
 use crate::headers;
 use crate::problem::problem;
+use crate::release::Release;
 use crate::rewrite;
+use crate::upgrade;
 use crate::upstream::{CallError, Group, UpstreamError};
 
 /// What the listener knows about the connection, put in each request's extensions.
@@ -67,9 +69,25 @@ impl Ops {
     }
 }
 
+/// Where a route's requests go.
+pub(crate) enum Target {
+    Group(Arc<Group>),
+    Split(Arc<Release>),
+}
+
+/// Marks a request whose client asked for trailers (`TE: trailers`); an HTTP/2 upstream
+/// call carries it on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TeTrailers;
+
+/// The upstream group that served (or failed) a request, in the response's extensions for
+/// the access log.
+#[derive(Debug, Clone)]
+pub(crate) struct ServedBy(pub(crate) Arc<str>);
+
 struct Inner {
     forward: Forward,
-    group: Arc<Group>,
+    target: Target,
     host: Option<HeaderValue>,
     request_ops: Ops,
     response_ops: Ops,
@@ -83,8 +101,8 @@ pub(crate) struct Forwarder {
 }
 
 impl Forwarder {
-    pub(crate) fn new(forward: Option<&Forward>, group: Option<Arc<Group>>) -> Self {
-        let inner = forward.zip(group).map(|(f, group)| {
+    pub(crate) fn new(forward: Option<&Forward>, target: Option<Target>) -> Self {
+        let inner = forward.zip(target).map(|(f, target)| {
             Arc::new(Inner {
                 host: f
                     .raw
@@ -94,7 +112,7 @@ impl Forwarder {
                 request_ops: Ops::new(&f.raw.request_headers),
                 response_ops: Ops::new(&f.raw.response_headers),
                 forward: f.clone(),
-                group,
+                target,
             })
         });
         Self { inner }
@@ -148,7 +166,11 @@ async fn forward(inner: Arc<Inner>, req: Request<Body>) -> Result<Response<Body>
         parts.uri = http::Uri::from_parts(uri).unwrap_or_default();
     }
     // Headers.
+    let upgrade = upgrade::take(&mut parts);
     let te_trailers = headers::remove_hop_by_hop(&mut parts.headers);
+    if let Some(u) = &upgrade {
+        u.restore(&mut parts.headers);
+    }
     if let Some(info) = parts.extensions.get::<ConnInfo>() {
         headers::append_forwarded(&mut parts.headers, info.peer.ip(), info.proto);
     }
@@ -161,10 +183,8 @@ async fn forward(inner: Arc<Inner>, req: Request<Body>) -> Result<Response<Body>
         // An HTTP/2 request names its host in the URI; HTTP/1.1 upstreams need `Host`.
         parts.headers.insert(header::HOST, v);
     }
-    if te_trailers && inner.group.config.protocol == crate::config::Protocol::H2 {
-        parts
-            .headers
-            .insert(header::TE, HeaderValue::from_static("trailers"));
+    if te_trailers {
+        parts.extensions.insert(TeTrailers);
     }
     inner.request_ops.apply(&mut parts.headers);
     let body = Body::new(Limited::new(
@@ -172,17 +192,29 @@ async fn forward(inner: Arc<Inner>, req: Request<Body>) -> Result<Response<Body>
         usize::try_from(limit).unwrap_or(usize::MAX),
     ));
     let req = Request::from_parts(parts, body);
-    match Arc::clone(&inner.group).call(req).await {
-        Ok(res) => {
+    let result = match &inner.target {
+        Target::Group(g) => Arc::clone(g).call(req).await,
+        Target::Split(r) => r.call(req).await,
+    };
+    match result {
+        Ok(mut res) => {
+            let switched = upgrade.and_then(|u| u.finish(&mut res));
             let (mut parts, body) = res.into_parts();
             headers::remove_hop_by_hop(&mut parts.headers);
+            if let Some(protocol) = switched {
+                upgrade::answer(&mut parts.headers, protocol);
+            }
             inner.response_ops.apply(&mut parts.headers);
             Ok(Response::from_parts(parts, Body::new(body)))
         }
-        Err(CallError::NoEndpoint) => Ok(problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("no healthy endpoint in upstream `{}`", inner.group.name),
-        )),
+        Err(CallError::NoEndpoint(group)) => {
+            let mut res = problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("no healthy endpoint in upstream `{group}`"),
+            );
+            res.extensions_mut().insert(ServedBy(group));
+            Ok(res)
+        }
         Err(CallError::Upstream(e)) => {
             let status = match e {
                 UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -190,7 +222,7 @@ async fn forward(inner: Arc<Inner>, req: Request<Body>) -> Result<Response<Body>
                 UpstreamError::Ejected => StatusCode::SERVICE_UNAVAILABLE,
                 UpstreamError::Connect(_) | UpstreamError::Other(_) => StatusCode::BAD_GATEWAY,
             };
-            tracing::debug!(target: "palisade_gateway", upstream = %inner.group.name, error = %e, "upstream call failed");
+            tracing::debug!(target: "palisade_gateway", error = %e, "upstream call failed");
             Ok(problem(status, &e.to_string()))
         }
     }

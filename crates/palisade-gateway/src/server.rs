@@ -36,6 +36,12 @@ impl Drain {
     }
 }
 
+/// Held for as long as a connection lives: its `max_connections` slot and its part of the
+/// drain. Each request carries a clone in its extensions, so that a connection upgraded
+/// (WebSocket) keeps both while its tunnel is open, after hyper has let go of it.
+#[derive(Clone)]
+pub(crate) struct ConnGuard(#[allow(dead_code)] Arc<(tokio::sync::OwnedSemaphorePermit, Drain)>);
+
 /// When a connection last moved bytes, in milliseconds since `epoch`.
 struct Activity {
     epoch: Instant,
@@ -167,7 +173,10 @@ pub(crate) async fn serve<H, F>(
         });
         let handle = handle.clone();
         let act = Arc::clone(&activity);
-        let svc = service_fn(move |req| {
+        let guard = ConnGuard(Arc::new((permit, drain.clone())));
+        let conn_guard = guard.clone();
+        let svc = service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(conn_guard.clone());
             let fut = handle(req, peer);
             let act = Arc::clone(&act);
             act.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -180,10 +189,8 @@ pub(crate) async fn serve<H, F>(
         });
         let builder = Arc::clone(&builder);
         let mut stop = shutdown.clone();
-        let drain = drain.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            let _drain = drain;
+            let _guard = guard;
             let conn = builder.serve_connection_with_upgrades(io, svc);
             tokio::pin!(conn);
             let mut closing = false;

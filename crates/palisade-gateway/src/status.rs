@@ -1,5 +1,6 @@
 //! `/` on the admin listener: a server-rendered status page refreshing itself every five
-//! seconds (routes, upstream endpoints with health and ejection state).
+//! seconds (routes, upstream endpoints with health and ejection state, splits with their
+//! arms' weights and the canary's state).
 
 use std::fmt::Write as _;
 
@@ -71,7 +72,51 @@ pub(crate) fn page(gw: &Gateway) -> Response<Body> {
             );
         }
     }
-    html.push_str("</table><p>JSON: <a href=/health>/health</a> · <a href=/breakers>/breakers</a> · <a href=/policies>/policies</a> · <a href=/metrics>/metrics</a></p></body></html>");
+    html.push_str("</table>");
+    if !table.releases.is_empty() {
+        html.push_str("<h2>Splits and canaries</h2><table><tr><th>route</th><th>arm</th><th>group</th><th>weight</th><th>share</th><th>calls</th><th>failures</th><th>canary</th></tr>");
+        for r in table.releases.values() {
+            let s = r.status();
+            let canary = &s["canary"];
+            let canary_text = if canary.is_null() {
+                "-".to_owned()
+            } else {
+                format!(
+                    "{} at {}%{}{}",
+                    canary["state"].as_str().unwrap_or("?"),
+                    canary["percent"],
+                    if canary["paused"] == true {
+                        ", paused"
+                    } else {
+                        ""
+                    },
+                    canary["rollback_reason"]
+                        .as_str()
+                        .map(|x| format!(": {x}"))
+                        .unwrap_or_default()
+                )
+            };
+            for a in s["arms"].as_array().into_iter().flatten() {
+                let drained = a["drained"] == true;
+                let _ = write!(
+                    html,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class={}>{:.1}%{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&r.route),
+                    esc(a["name"].as_str().unwrap_or("")),
+                    esc(a["upstream"].as_str().unwrap_or("")),
+                    a["weight"],
+                    if drained { "bad" } else { "ok" },
+                    a["share"].as_f64().unwrap_or(0.0),
+                    if drained { " (drained)" } else { "" },
+                    a["calls"],
+                    a["failures"],
+                    esc(&canary_text),
+                );
+            }
+        }
+        html.push_str("</table>");
+    }
+    html.push_str("<p>JSON: <a href=/health>/health</a> · <a href=/breakers>/breakers</a> · <a href=/canaries>/canaries</a> · <a href=/policies>/policies</a> · <a href=/metrics>/metrics</a></p></body></html>");
     let mut res = Response::new(Body::from(html));
     res.headers_mut().insert(
         header::CONTENT_TYPE,

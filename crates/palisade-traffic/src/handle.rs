@@ -240,17 +240,35 @@ impl SplitHandle {
     }
 }
 
-/// Live traffic shares for metrics exporters: each arm's [`share`](SplitHandle::share) in
-/// percent.
+/// Live traffic shares for metrics exporters: each arm's [`share`](SplitHandle::share), in
+/// percent (0.0..=100.0).
 impl WeightGauge for SplitHandle {
     fn shares(&self) -> Vec<(Arc<str>, f64)> {
         self.control
             .names
             .iter()
-            .map(|arm| (arm.clone(), self.share(arm).unwrap_or(0.0) * 100.0))
+            .map(|arm| (arm.clone(), self.share(arm).unwrap_or(0.0)))
             .collect()
     }
     fn instance(&self) -> InstanceName {
         self.name().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use palisade_core::event::WeightGauge;
+
+    #[test]
+    fn gauge_shares_are_percentages() {
+        let (_split, handle) = crate::Split::builder::<()>()
+            .arm("stable", ())
+            .arm("canary", ())
+            .weights([70, 30])
+            .build()
+            .unwrap();
+        let shares = WeightGauge::shares(&handle);
+        assert!((shares[0].1 - 70.0).abs() < 1e-9, "{shares:?}");
+        assert!((shares[1].1 - 30.0).abs() < 1e-9, "{shares:?}");
     }
 }

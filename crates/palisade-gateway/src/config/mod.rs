@@ -11,8 +11,34 @@ use serde::Deserialize;
 use crate::rewrite::Template;
 
 mod read;
+pub(crate) mod split;
 
 pub(crate) use read::read;
+pub(crate) use split::{Canary, Split};
+
+/// Where a route forwards.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Target {
+    /// One upstream group.
+    Upstream(String),
+    /// A weighted split over upstream groups.
+    Split(Box<Split>),
+}
+
+impl Target {
+    /// The upstream group, or the split's groups joined with `|`, for logs and metrics.
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Self::Upstream(u) => u.clone(),
+            Self::Split(s) => s
+                .arms
+                .iter()
+                .map(|a| a.upstream.as_str())
+                .collect::<Vec<_>>()
+                .join("|"),
+        }
+    }
+}
 
 /// Connection limits of one listener.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -55,17 +81,42 @@ pub(crate) struct Listener {
     pub(crate) limits: Limits,
 }
 
-/// The admin listener.
+/// The admin listener, and the gateway's own logs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Admin {
     pub(crate) address: SocketAddr,
+    /// The format of the logs on stderr (`--log-format` wins); read at start only.
+    pub(crate) log_format: LogFormat,
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Self {
             address: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// The format of the logs (access log included) on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum LogFormat {
+    /// `tracing`'s human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, the event's fields at the top level.
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json`.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "text" => Some(Self::Text),
+            "json" => Some(Self::Json),
+            _ => None,
         }
     }
 }
@@ -79,6 +130,8 @@ pub(crate) enum Balance {
     RoundRobin,
     /// Power of two choices on requests in flight.
     P2c,
+    /// Power of two choices on peak-EWMA latency × (requests in flight + 1).
+    P2cEwma,
 }
 
 /// The protocol spoken to a group's endpoints.
@@ -201,7 +254,11 @@ pub(crate) struct HeaderOps {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ForwardRaw {
-    pub(crate) upstream: String,
+    /// The one upstream group this route forwards to; or `split`.
+    pub(crate) upstream: Option<String>,
+    /// A weighted split over several upstream groups (canary, blue-green, strangler fig,
+    /// read/write split); read by [`split`].
+    pub(crate) split: Option<serde_json::Value>,
     pub(crate) strip_prefix: Option<String>,
     pub(crate) rewrite: Option<String>,
     pub(crate) host: Option<String>,
@@ -221,6 +278,8 @@ fn default_body() -> u64 {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Forward {
     pub(crate) raw: ForwardRaw,
+    /// Where the route sends requests: one group, or a split over several.
+    pub(crate) target: Target,
     /// The route's `match.path` template when `rewrite` uses its parameters.
     pub(crate) captures: Option<Template>,
     pub(crate) rewrite: Option<Template>,

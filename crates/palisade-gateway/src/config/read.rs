@@ -7,7 +7,9 @@ use palisade_policy::Problem;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{Admin, Balance, Forward, ForwardRaw, GatewayConfig, Limits, Listener, Upstream};
+use super::{
+    Admin, Balance, Forward, ForwardRaw, GatewayConfig, Limits, Listener, Target, Upstream,
+};
 use crate::rewrite::Template;
 
 const MAX_ENDPOINTS: usize = 64;
@@ -87,21 +89,34 @@ fn forward(
 ) -> Option<Forward> {
     let raw = typed::<ForwardRaw>(v, at, problems)?;
     let before = problems.len();
-    if !upstreams.contains_key(&raw.upstream) {
-        let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
-        problems.push(Problem::new(
-            format!("{at}.upstream"),
-            format!(
-                "no upstream named `{}` (defined: {})",
-                raw.upstream,
-                if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        ));
-    }
+    let target = match (&raw.upstream, &raw.split) {
+        (Some(u), None) => {
+            if !upstreams.contains_key(u) {
+                let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
+                problems.push(Problem::new(
+                    format!("{at}.upstream"),
+                    format!(
+                        "no upstream named `{u}` (defined: {})",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+            Some(Target::Upstream(u.clone()))
+        }
+        (None, Some(v)) => super::split::read(v, &format!("{at}.split"), upstreams, problems)
+            .map(|s| Target::Split(Box::new(s))),
+        _ => {
+            problems.push(Problem::new(
+                at,
+                "needs exactly one of `upstream` (a group) or `split` (a weighted split over groups)",
+            ));
+            None
+        }
+    };
     if let Some(p) = &raw.strip_prefix
         && (!p.starts_with('/') || p.len() < 2)
     {
@@ -194,6 +209,7 @@ fn forward(
         ));
     }
     (problems.len() == before).then_some(Forward {
+        target: target?,
         raw,
         captures,
         rewrite,
@@ -270,7 +286,7 @@ fn check_upstream(u: &Upstream, at: &str, problems: &mut Vec<Problem>) {
                 "each weight must be 0 to 1000, and one at least above 0",
             ));
         }
-        if u.load_balancing == Balance::P2c {
+        if u.load_balancing != Balance::RoundRobin {
             problems.push(Problem::new(
                 format!("{at}.weights"),
                 "weights apply to round_robin; p2c balances on load",
@@ -344,7 +360,11 @@ fn check_upstream(u: &Upstream, at: &str, problems: &mut Vec<Problem>) {
 }
 
 /// Deserializes `v` as `T`, reporting the first problem at its full path.
-fn typed<T: DeserializeOwned>(v: &Value, at: &str, problems: &mut Vec<Problem>) -> Option<T> {
+pub(super) fn typed<T: DeserializeOwned>(
+    v: &Value,
+    at: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
     match serde_path_to_error::deserialize::<_, T>(v) {
         Ok(t) => Some(t),
         Err(e) => {

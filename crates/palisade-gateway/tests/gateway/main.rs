@@ -5,7 +5,11 @@
 mod support;
 
 mod check;
+mod grpc;
 mod limits;
+mod logs;
+mod release;
 mod reload;
 mod routing;
+mod streaming;
 mod upstreams;

@@ -178,15 +178,27 @@ pub(crate) fn config(limits: &str, rest: &str) -> String {
 impl Gateway {
     /// Starts the binary on `config` and waits until it prints its addresses.
     pub(crate) fn start(config: &str) -> Self {
+        Self::start_with(config, &[], false)
+    }
+
+    /// Like [`start`](Self::start), with more arguments; with `capture_logs`, stderr goes to
+    /// [`logs`](Self::logs) and `RUST_LOG` is `info`.
+    pub(crate) fn start_with(config: &str, args: &[&str], capture_logs: bool) -> Self {
         let dir = TempDir::new();
         let path = dir.0.join("gateway.toml");
         std::fs::write(&path, config).unwrap();
+        let stderr = if capture_logs {
+            Stdio::from(std::fs::File::create(dir.0.join("stderr.log")).unwrap())
+        } else {
+            Stdio::inherit()
+        };
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(&path)
-            .env("RUST_LOG", "warn")
+            .args(args)
+            .env("RUST_LOG", if capture_logs { "info" } else { "warn" })
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -217,6 +229,11 @@ impl Gateway {
             admin,
             dir,
         }
+    }
+
+    /// What the gateway wrote to stderr so far (started with `capture_logs`).
+    pub(crate) fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("stderr.log")).unwrap_or_default()
     }
 
     /// The config file the gateway was started with (rewrite it, then `POST /reload`).

@@ -181,3 +181,38 @@ forward = {{ upstream = "slow" }}
     // A route without `forward` answers 404.
     assert_eq!(get(&gw.url("/nowhere")).await.status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p2c_ewma_prefers_the_faster_endpoint() {
+    let fast = Upstream::start("fast").await;
+    let slow = Upstream::start("slow").await;
+    slow.delay_ms.store(150, Ordering::Relaxed);
+    let gw = Gateway::start(&config(
+        "",
+        &format!(
+            r#"
+[upstreams.g]
+endpoints = ["{}", "{}"]
+load_balancing = "p2c_ewma"
+[fallback]
+forward = {{ upstream = "g" }}
+"#,
+            fast.addr, slow.addr
+        ),
+    ));
+    // One request at a time, so requests in flight never differ: plain p2c would split
+    // these evenly; the latency average sends nearly all of them to the fast endpoint.
+    for _ in 0..30 {
+        assert_eq!(get(&gw.url("/")).await.status, 200);
+    }
+    assert!(slow.hits() <= 2, "slow endpoint hits: {}", slow.hits());
+    assert_eq!(fast.hits() + slow.hits(), 30);
+    let b: serde_json::Value =
+        serde_json::from_str(&get(&gw.admin_url("/breakers")).await.body).unwrap();
+    let eps = &b["upstreams"][0]["endpoints"];
+    assert_eq!(b["upstreams"][0]["load_balancing"], "p2c_ewma");
+    assert!(
+        eps[1]["latency_ewma_ms"].as_f64().unwrap() > eps[0]["latency_ewma_ms"].as_f64().unwrap(),
+        "{b}"
+    );
+}

@@ -5,15 +5,17 @@
 //! tower's `balance::p2c` is the ecosystem's power-of-two-choices balancer, but it owns its
 //! endpoints (`&mut self`, a `Discover` stream, a ready cache) and would need a `Buffer`
 //! task to be shared by every connection; it also has no notion of health or of an ejection
-//! cap. The same algorithm is written here over shared atomic in-flight counters: pick two
-//! distinct eligible endpoints at random, send to the one with fewer requests in flight.
+//! cap. The same algorithm is written here over shared atomic counters: pick two distinct
+//! eligible endpoints at random, send to the one with fewer requests in flight (`p2c`) or
+//! of lower peak-EWMA latency × (requests in flight + 1) (`p2c_ewma`).
 
-use std::future::Future;
-use std::pin::Pin;
+mod balance;
+mod outlier;
+mod send;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum_core::body::Body;
 use http::uri::{Authority, Scheme};
@@ -22,139 +24,17 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use palisade_breaker::{
-    BreakerConfig, BreakerHandle, CircuitBreaker, CircuitBreakerLayer, SlidingWindow, State,
-};
-use palisade_core::{BoxError, Classifier, ConfigError, Outcome};
+use palisade_breaker::{BreakerHandle, CircuitBreaker, CircuitBreakerLayer, State};
+use palisade_core::BoxError;
 use serde_json::{Value, json};
 use tower::{Layer, ServiceExt};
-use tower_service::Service;
 
-use crate::config::{Balance, Outlier, Protocol, Upstream};
-
-/// Why an upstream call failed.
-#[derive(Debug)]
-pub(crate) enum UpstreamError {
-    /// No response head within the group's `timeout`.
-    Timeout,
-    /// The request body went over the route's `max_request_body`.
-    BodyTooLarge,
-    /// The endpoint's breaker refused the call (it was ejected, or its recovery probes were
-    /// all taken, between the pick and the call).
-    Ejected,
-    /// Connecting failed.
-    Connect(String),
-    /// Anything else (reset, protocol error).
-    Other(String),
-}
-
-impl std::fmt::Display for UpstreamError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Timeout => f.write_str("the upstream did not answer in time"),
-            Self::BodyTooLarge => f.write_str("the request body is over the route's limit"),
-            Self::Ejected => f.write_str("the upstream endpoint is ejected; try again"),
-            Self::Connect(e) => write!(f, "cannot connect to the upstream: {e}"),
-            Self::Other(e) => write!(f, "upstream error: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for UpstreamError {}
-
-/// The client of one group.
-type HttpClient = Client<HttpConnector, Body>;
-
-/// One call to one endpoint: the pooled client with the group's response-head timeout.
-#[derive(Clone)]
-pub(crate) struct Send {
-    client: HttpClient,
-    timeout: Duration,
-}
-
-impl Service<Request<Body>> for Send {
-    type Response = Response<Incoming>;
-    type Error = UpstreamError;
-    type Future = Pin<
-        Box<dyn Future<Output = Result<Response<Incoming>, UpstreamError>> + std::marker::Send>,
-    >;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), UpstreamError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let fut = self.client.request(req);
-        let timeout = self.timeout;
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, fut).await {
-                Err(_) => Err(UpstreamError::Timeout),
-                Ok(Ok(res)) => Ok(res),
-                Ok(Err(e)) => Err(classify_client_error(&e)),
-            }
-        })
-    }
-}
-
-fn classify_client_error(e: &hyper_util::client::legacy::Error) -> UpstreamError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if s.is::<http_body_util::LengthLimitError>() {
-            return UpstreamError::BodyTooLarge;
-        }
-        source = s.source();
-    }
-    let chain = error_chain(e);
-    if e.is_connect() {
-        UpstreamError::Connect(chain)
-    } else {
-        UpstreamError::Other(chain)
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(c) = source {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        source = c.source();
-    }
-    s
-}
-
-/// Ejection counts 5xx answers and transport failures against an endpoint; a body over the
-/// route's limit is the client's fault.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct OutlierClassifier;
-
-impl Classifier<Response<Incoming>, UpstreamError> for OutlierClassifier {
-    fn classify(&self, result: Result<&Response<Incoming>, &UpstreamError>) -> Outcome {
-        match result {
-            Ok(res) if res.status().is_server_error() => Outcome::Failure,
-            Ok(_) => Outcome::Success,
-            Err(UpstreamError::BodyTooLarge | UpstreamError::Ejected) => Outcome::Ignored,
-            Err(_) => Outcome::Failure,
-        }
-    }
-}
-
-/// The breaker settings of an `outlier` section.
-pub(crate) fn breaker_config(o: &Outlier) -> Result<BreakerConfig, ConfigError> {
-    let mut c = BreakerConfig::default();
-    c.window = SlidingWindow::Count(o.window);
-    c.minimum_calls = o.minimum_calls;
-    c.failure_rate_threshold = o.failure_rate;
-    c.wait_in_open = o.base_ejection_time;
-    c.wait_multiplier = o.growth;
-    c.max_wait_in_open = o.max_ejection_time;
-    // A small batch of probes decides recovery, so that concurrent requests to a recovering
-    // endpoint are not all refused.
-    c.permitted_in_half_open = o.minimum_calls.clamp(1, 1_000);
-    c.automatic_transition = true;
-    CircuitBreakerLayer::try_from(c.clone())?;
-    Ok(c)
-}
+use self::balance::{Ewma, nth_bit, p2c, weighted};
+pub(crate) use self::outlier::{OutlierClassifier, breaker_config};
+pub(crate) use self::send::UpstreamError;
+use self::send::{HttpClient, Send};
+use crate::config::{Balance, Protocol, Upstream};
+use crate::proxy::{ServedBy, TeTrailers};
 
 impl Endpoint {
     fn ejected(&self) -> bool {
@@ -176,15 +56,19 @@ pub(crate) struct Endpoint {
     failures: AtomicU64,
     breaker: Option<(CircuitBreaker<Send, OutlierClassifier>, BreakerHandle)>,
     ejections: AtomicU32,
+    /// Peak-EWMA response-head latency (for `p2c_ewma` and the status).
+    latency: Ewma,
 }
 
 /// A named group of endpoints.
 pub(crate) struct Group {
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
     pub(crate) config: Upstream,
     pub(crate) endpoints: Vec<Endpoint>,
     send: Send,
     next: AtomicUsize,
+    /// The origin of the latency averages' clocks.
+    epoch: Instant,
     health_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -201,8 +85,8 @@ impl Drop for Group {
 /// What [`Group::call`] failed with.
 #[derive(Debug)]
 pub(crate) enum CallError {
-    /// No endpoint is healthy and not ejected.
-    NoEndpoint,
+    /// No endpoint of the named group is healthy and not ejected.
+    NoEndpoint(Arc<str>),
     Upstream(UpstreamError),
 }
 
@@ -263,15 +147,17 @@ impl Group {
                     failures: AtomicU64::new(0),
                     breaker,
                     ejections: AtomicU32::new(0),
+                    latency: Ewma::default(),
                 }
             })
             .collect();
         Arc::new(Self {
-            name: name.to_owned(),
+            name: name.into(),
             config: config.clone(),
             endpoints,
             send,
             next: AtomicUsize::new(0),
+            epoch: Instant::now(),
             health_task: std::sync::Mutex::new(None),
         })
     }
@@ -334,16 +220,16 @@ impl Group {
                     nth_bit(ok, (turn % n as usize) as u32)
                 }
             }
-            Balance::P2c => {
-                if n == 1 {
-                    nth_bit(ok, 0)
-                } else {
-                    let a = rand::random_range(0..n);
-                    let b = (a + rand::random_range(1..n)) % n;
-                    let (a, b) = (nth_bit(ok, a), nth_bit(ok, b));
-                    let load = |i: usize| self.endpoints[i].in_flight.load(Ordering::Relaxed);
-                    if load(b) < load(a) { b } else { a }
-                }
+            Balance::P2c | Balance::P2cEwma if n == 1 => nth_bit(ok, 0),
+            Balance::P2c => p2c(ok, |i| {
+                self.endpoints[i].in_flight.load(Ordering::Relaxed) as f64
+            }),
+            Balance::P2cEwma => {
+                let now = self.now_ns();
+                p2c(ok, |i| {
+                    let e = &self.endpoints[i];
+                    e.latency.cost(now) * (e.in_flight.load(Ordering::Relaxed) + 1) as f64
+                })
             }
         };
         Some((i, bypass & (1 << i) != 0))
@@ -354,7 +240,9 @@ impl Group {
         self: Arc<Self>,
         mut req: Request<Body>,
     ) -> Result<Response<Incoming>, CallError> {
-        let (i, bypass) = self.pick().ok_or(CallError::NoEndpoint)?;
+        let Some((i, bypass)) = self.pick() else {
+            return Err(CallError::NoEndpoint(Arc::clone(&self.name)));
+        };
         let e = &self.endpoints[i];
         let mut parts = std::mem::take(req.uri_mut()).into_parts();
         parts.scheme = Some(Scheme::HTTP);
@@ -366,11 +254,18 @@ impl Group {
             .map_err(|x| CallError::Upstream(UpstreamError::Other(x.to_string())))?;
         *req.version_mut() = match self.config.protocol {
             Protocol::Http1 => http::Version::HTTP_11,
-            Protocol::H2 => http::Version::HTTP_2,
+            Protocol::H2 => {
+                if req.extensions().get::<TeTrailers>().is_some() {
+                    req.headers_mut()
+                        .insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+                }
+                http::Version::HTTP_2
+            }
         };
         e.requests.fetch_add(1, Ordering::Relaxed);
         e.in_flight.fetch_add(1, Ordering::Relaxed);
         let _guard = InFlight(Arc::clone(&self), i);
+        let sent = self.now_ns();
         let result = match (&e.breaker, bypass) {
             (Some((b, _)), false) => {
                 let was_open = e.ejected();
@@ -389,11 +284,17 @@ impl Group {
             }
             _ => self.send.clone().oneshot(req).await,
         };
+        if !matches!(result, Err(UpstreamError::Ejected)) {
+            let now = self.now_ns();
+            e.latency.observe(now.saturating_sub(sent), now);
+        }
         match result {
-            Ok(res) => {
+            Ok(mut res) => {
                 if res.status().is_server_error() {
                     e.failures.fetch_add(1, Ordering::Relaxed);
                 }
+                res.extensions_mut()
+                    .insert(ServedBy(Arc::clone(&self.name)));
                 Ok(res)
             }
             Err(UpstreamError::Ejected) => Err(CallError::Upstream(UpstreamError::Ejected)),
@@ -402,6 +303,10 @@ impl Group {
                 Err(CallError::Upstream(err))
             }
         }
+    }
+
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Records an active health-check result for endpoint `i`.
@@ -450,13 +355,14 @@ impl Group {
                     "in_flight": e.in_flight.load(Ordering::Relaxed),
                     "requests": e.requests.load(Ordering::Relaxed),
                     "failures": e.failures.load(Ordering::Relaxed),
+                    "latency_ewma_ms": e.latency.cost(self.now_ns()) / 1e6,
                     "breaker": breaker,
                 })
             })
             .collect();
         json!({
-            "name": self.name,
-            "load_balancing": match self.config.load_balancing { Balance::RoundRobin => "round_robin", Balance::P2c => "p2c" },
+            "name": &*self.name,
+            "load_balancing": match self.config.load_balancing { Balance::RoundRobin => "round_robin", Balance::P2c => "p2c", Balance::P2cEwma => "p2c_ewma" },
             "endpoints": endpoints,
         })
     }
@@ -464,54 +370,5 @@ impl Group {
     /// Endpoints that may take requests now.
     pub(crate) fn available(&self) -> usize {
         self.eligible().0.count_ones() as usize
-    }
-}
-
-/// Weighted round robin over the endpoints in `ok`: turn `turn` of a cycle of the total
-/// weight, each endpoint taking as many consecutive turns as its weight.
-fn weighted(ok: u64, w: &[u32], turn: u64) -> Option<usize> {
-    let eligible = || (0..w.len()).filter(move |&i| ok & (1 << i) != 0);
-    let total: u64 = eligible().map(|i| u64::from(w[i])).sum();
-    if total == 0 {
-        return None;
-    }
-    let mut k = turn % total;
-    for i in eligible() {
-        if k < u64::from(w[i]) {
-            return Some(i);
-        }
-        k -= u64::from(w[i]);
-    }
-    None
-}
-
-/// The position of the `k`-th set bit of `mask` (`k < mask.count_ones()`).
-fn nth_bit(mut mask: u64, k: u32) -> usize {
-    for _ in 0..k {
-        mask &= mask - 1;
-    }
-    mask.trailing_zeros() as usize
-}
-
-#[cfg(test)]
-mod tests {
-    use super::nth_bit;
-
-    #[test]
-    fn nth_bit_walks_set_bits() {
-        assert_eq!(nth_bit(0b1011_0000, 0), 4);
-        assert_eq!(nth_bit(0b1011_0000, 1), 5);
-        assert_eq!(nth_bit(0b1011_0000, 2), 7);
-    }
-
-    #[test]
-    fn weighted_turns_follow_the_weights_of_eligible_endpoints() {
-        let picks: Vec<usize> = (0..5)
-            .filter_map(|t| super::weighted(0b11, &[4, 1], t))
-            .collect();
-        assert_eq!(picks, [0, 0, 0, 0, 1]);
-        // The heavier endpoint out: every turn goes to the other.
-        assert_eq!(super::weighted(0b10, &[4, 1], 0), Some(1));
-        assert_eq!(super::weighted(0b01, &[0, 1], 0), None);
     }
 }
