@@ -1,0 +1,14 @@
+//! palisade-messaging's tests, against the real brokers where they need one.
+
+mod support;
+
+#[cfg(feature = "amqp")]
+mod amqp;
+#[cfg(feature = "nats")]
+mod consumer;
+mod jobs;
+#[cfg(feature = "nats")]
+mod nats;
+#[cfg(feature = "postgres")]
+mod outbox;
+mod write_behind;
