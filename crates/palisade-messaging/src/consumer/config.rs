@@ -1,5 +1,8 @@
 //! Stream processor settings.
 
+// The runtime is driven by the broker sources (feature `nats`).
+#![cfg_attr(not(feature = "nats"), allow(dead_code))]
+
 use palisade_core::ConfigError;
 use palisade_core::config::{check_duration, check_range};
 use std::time::Duration;

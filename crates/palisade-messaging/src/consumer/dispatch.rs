@@ -86,15 +86,13 @@ impl Service<Delivery> for Dispatch {
     }
 
     fn call(&mut self, d: Delivery) -> Self::Future {
-        match self.routes.get(d.message_type()).or(self.fallback.as_ref()) {
-            Some(h) => h(d),
-            None => {
-                let e = Permanent(format!(
-                    "no handler for message type `{}`",
-                    d.message_type()
-                ));
-                Box::pin(async move { Err(e.into()) })
-            }
+        if let Some(h) = self.routes.get(d.message_type()).or(self.fallback.as_ref()) {
+            return h(d);
         }
+        let e = Permanent(format!(
+            "no handler for message type `{}`",
+            d.message_type()
+        ));
+        Box::pin(async move { Err(e.into()) })
     }
 }

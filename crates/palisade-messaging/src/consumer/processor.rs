@@ -1,5 +1,8 @@
 //! The runtime: bounded concurrency, ack after success, backoff, dead letters, shutdown.
 
+// The runtime is driven by the broker sources (feature `nats`).
+#![cfg_attr(not(feature = "nats"), allow(dead_code))]
+
 use super::config::ProcessorConfig;
 use super::delivery::{Delivery, Permanent};
 use crate::message::PublishRequest;
@@ -191,7 +194,7 @@ where
         .catch_unwind()
         .await;
         let (reason, permanent) = match outcome {
-            Ok(Ok(_)) => {
+            Ok(Ok(())) => {
                 if let Err(e) = message.ack().await {
                     // Not acknowledged: it will be redelivered; the inbox absorbs the repeat.
                     tracing::warn!(target: "palisade::messaging", error = %e, "ack failed");

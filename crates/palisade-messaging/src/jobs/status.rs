@@ -6,6 +6,7 @@ use http::header::{ALLOW, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::future::{Ready, ready};
 use std::task::{Context, Poll};
 use tower_service::Service;
@@ -46,23 +47,18 @@ impl JobStatusService {
         let Some(job) = self.store.get(id) else {
             return plain(StatusCode::NOT_FOUND, "no such job");
         };
-        if want_result {
-            if let Some(stored) = job.response {
-                let mut res = Response::new(Full::new(stored.body));
-                *res.status_mut() = stored.status;
-                if let Some(ct) = stored.content_type {
-                    res.headers_mut().insert(CONTENT_TYPE, ct);
-                }
-                return res;
+        if let (true, Some(stored)) = (want_result, job.response) {
+            let mut res = Response::new(Full::new(stored.body));
+            *res.status_mut() = stored.status;
+            if let Some(ct) = stored.content_type {
+                res.headers_mut().insert(CONTENT_TYPE, ct);
             }
+            return res;
         }
         let mut json = format!("{{\"id\":\"{id}\",\"status\":\"{}\"", job.state.as_str());
         match job.state {
             JobState::Succeeded => {
-                json.push_str(&format!(
-                    ",\"result\":\"{}/{id}/result\"",
-                    self.store.prefix()
-                ));
+                let _ = write!(json, ",\"result\":\"{}/{id}/result\"", self.store.prefix());
             }
             JobState::Failed => {
                 json.push_str(",\"error\":");

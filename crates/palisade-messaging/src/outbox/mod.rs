@@ -47,7 +47,7 @@
 //! # Example
 //!
 //! ```no_run
-//! # async fn demo(mut client: tokio_postgres::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! # #[allow(dead_code)] async fn demo(mut client: tokio_postgres::Client) -> Result<(), Box<dyn std::error::Error>> {
 //! use palisade_messaging::outbox::{Outbox, OutboxMessage};
 //!
 //! let outbox = Outbox::new("app.outbox")?;

@@ -18,7 +18,7 @@ use tower_service::Service;
 /// subject is the routing key and its message id the `message-id` property.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// # #[allow(dead_code)] async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use palisade_messaging::{PublishRequest, producer::AmqpPublisher};
 /// use tower::ServiceExt;
 ///

@@ -15,7 +15,7 @@ use tower_service::Service;
 /// twice.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// # #[allow(dead_code)] async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use palisade_messaging::{PublishRequest, producer::JetStreamPublisher};
 /// use tower::ServiceExt;
 ///

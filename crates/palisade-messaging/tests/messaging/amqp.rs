@@ -41,7 +41,13 @@ async fn publishes_with_confirms_and_message_id() {
         .expect("one message in the queue");
     assert_eq!(got.delivery.data, b"hello");
     let props = &got.delivery.properties;
-    assert_eq!(props.message_id().as_ref().map(|s| s.as_str()), Some("m-1"));
+    assert_eq!(
+        props
+            .message_id()
+            .as_ref()
+            .map(lapin::types::ShortString::as_str),
+        Some("m-1")
+    );
     assert_eq!(*props.delivery_mode(), Some(2));
     let headers = props.headers().as_ref().expect("headers");
     assert!(matches!(

@@ -1,5 +1,8 @@
 //! Broker URLs, skipping outside CI, unique names.
 
+// Each broker's helpers are used only when its feature is on.
+#![allow(dead_code)]
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,9 +13,10 @@ pub(crate) fn url(var: &str, default: &str) -> String {
 
 /// Outside CI: print why and return `None` (the test skips). Under `CI=true`: panic.
 pub(crate) fn unavailable<T>(what: &str, err: impl std::fmt::Display) -> Option<T> {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what} must be reachable under CI=true: {err}");
-    }
+    assert!(
+        std::env::var("CI").is_ok_and(|v| v != "true") || std::env::var("CI").is_err(),
+        "{what} must be reachable under CI=true: {err}"
+    );
     eprintln!("skipping: {what} is not reachable: {err}");
     None
 }
