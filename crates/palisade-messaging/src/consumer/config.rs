@@ -1,7 +1,7 @@
 //! Stream processor settings.
 
-// The runtime is driven by the broker sources (feature `nats`).
-#![cfg_attr(not(feature = "nats"), allow(dead_code))]
+// The runtime is driven by the broker sources (features `nats`, `amqp`).
+#![cfg_attr(not(any(feature = "nats", feature = "amqp")), allow(dead_code))]
 
 use palisade_core::ConfigError;
 use palisade_core::config::{check_duration, check_range};

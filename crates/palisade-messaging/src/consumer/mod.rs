@@ -1,7 +1,7 @@
 //! The event stream processor: consume a broker, dispatch by type, ack after success.
 //!
-//! A [`StreamProcessor`] pulls from a JetStream durable consumer
-//! ([`run_jetstream`](StreamProcessor::run_jetstream), feature `nats`) and hands each
+//! A [`StreamProcessor`] pulls from a JetStream durable consumer (`run_jetstream`, feature
+//! `nats`) or a RabbitMQ queue (`run_amqp`, feature `amqp`) and hands each
 //! message, as a [`Delivery`], to a handler `Service<Delivery>` — usually a [`Dispatch`]
 //! routing by message type ([`TYPE_HEADER`], else the subject). What it guarantees is listed
 //! on [`StreamProcessor`]: bounded concurrency, ack only after success, redelivery with
@@ -30,6 +30,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "amqp")]
+mod amqp;
 mod config;
 mod delivery;
 mod dispatch;
@@ -37,6 +39,8 @@ mod dispatch;
 mod nats;
 mod processor;
 
+#[cfg(feature = "amqp")]
+pub use self::amqp::ATTEMPT_HEADER;
 pub use self::config::ProcessorConfig;
 pub use self::delivery::{Delivery, Permanent, TYPE_HEADER};
 pub use self::dispatch::Dispatch;

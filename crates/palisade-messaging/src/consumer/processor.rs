@@ -1,7 +1,7 @@
 //! The runtime: bounded concurrency, ack after success, backoff, dead letters, shutdown.
 
-// The runtime is driven by the broker sources (feature `nats`).
-#![cfg_attr(not(feature = "nats"), allow(dead_code))]
+// The runtime is driven by the broker sources (features `nats`, `amqp`).
+#![cfg_attr(not(any(feature = "nats", feature = "amqp")), allow(dead_code))]
 
 use super::config::ProcessorConfig;
 use super::delivery::{Delivery, Permanent};

@@ -6,6 +6,8 @@ mod support;
 mod amqp;
 #[cfg(feature = "nats")]
 mod consumer;
+#[cfg(feature = "amqp")]
+mod consumer_amqp;
 mod jobs;
 #[cfg(feature = "nats")]
 mod nats;
