@@ -1,5 +1,7 @@
 //! palisade-messaging's tests, against the real brokers where they need one.
 
+#[cfg(feature = "nats")]
+mod proxy;
 mod support;
 
 #[cfg(feature = "amqp")]

@@ -93,3 +93,73 @@ async fn no_stream_and_bad_input_are_typed_errors() {
     assert_eq!(s, 0, "nothing invalid was sent");
     js.delete_stream(&name).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_broker_that_goes_away_is_unavailable_then_recovers() {
+    use crate::proxy::Proxy;
+    let Some((js, name, subject)) = with_stream().await else {
+        return;
+    };
+    let url = support::url("NATS_URL", "nats://127.0.0.1:4222");
+    let host = url.trim_start_matches("nats://");
+    let upstream = tokio::net::lookup_host(host).await.unwrap().next().unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(format!("nats://{}", proxy.addr))
+        .await
+        .unwrap();
+    let publisher = JetStreamPublisher::from_context(
+        jetstream::context::ContextBuilder::new()
+            .timeout(Duration::from_millis(500))
+            .build(client),
+    );
+    let ok = publisher
+        .clone()
+        .oneshot(PublishRequest::new(subject.clone(), "before").with_message_id("a"))
+        .await
+        .unwrap();
+    assert_eq!(ok.sequence, Some(1));
+
+    proxy.cut();
+    let err = publisher
+        .clone()
+        .oneshot(PublishRequest::new(subject.clone(), "during").with_message_id("b"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), PublishErrorKind::Unavailable, "{err}");
+    assert!(err.is_retryable());
+
+    proxy.restore().await;
+    // The client reconnects on its own; the same message id is retried until it lands.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let receipt = loop {
+        match publisher
+            .clone()
+            .oneshot(PublishRequest::new(subject.clone(), "during").with_message_id("b"))
+            .await
+        {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(e.is_retryable(), "{e}");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never recovered: {e}"
+                );
+            }
+        }
+    };
+    // "b" may have been stored by a buffered publish on reconnect: then this is a duplicate,
+    // never a second copy.
+    let stored = js
+        .get_stream(&name)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages;
+    assert_eq!(stored, 2, "a and b once each (receipt {receipt:?})");
+    js.delete_stream(&name).await.unwrap();
+}
