@@ -1,6 +1,6 @@
 //! palisade-messaging's tests, against the real brokers where they need one.
 
-#[cfg(feature = "nats")]
+#[cfg(any(feature = "nats", feature = "postgres"))]
 mod proxy;
 mod support;
 

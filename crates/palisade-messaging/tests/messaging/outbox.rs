@@ -385,3 +385,91 @@ async fn relay_config_is_checked() {
         .unwrap_err();
     assert_eq!(e.field(), "relay.max_attempts");
 }
+
+#[tokio::test]
+async fn a_running_relay_reconnects_after_losing_the_database() {
+    use crate::proxy::Proxy;
+    let Some((mut db, outbox)) = Schema::new().await else {
+        return;
+    };
+    let config = support::pg_config();
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let upstream = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = Proxy::start(upstream).await;
+    // A fresh config: `host`/`port` on a parsed one would add a second host, not replace it.
+    let mut via_proxy = tokio_postgres::Config::new();
+    via_proxy.host("127.0.0.1").port(proxy.addr.port());
+    if let Some(user) = config.get_user() {
+        via_proxy.user(user);
+    }
+    if let Some(db) = config.get_dbname() {
+        via_proxy.dbname(db);
+    }
+    if let Some(pw) = config.get_password() {
+        via_proxy.password(pw);
+    }
+
+    let seen: Seen = Arc::default();
+    let relay = OutboxRelay::builder(outbox.clone(), recorder(seen.clone(), Duration::ZERO))
+        .poll_interval(Duration::from_millis(50))
+        .backoff(Duration::from_millis(50), Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(relay.run(via_proxy, async {
+        let _ = stop_rx.await;
+    }));
+    enqueue_many(&mut db.client, &outbox, 5).await;
+    // Wait for the commit, not only the publishes: a cut between the two would (rightly)
+    // publish those rows again after the reconnect.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while outbox.pending(&db.client).await.unwrap() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "first rows not relayed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen.lock().unwrap().len(), 5);
+
+    proxy.cut();
+    let tx = db.client.transaction().await.unwrap();
+    for i in 0..5 {
+        outbox
+            .enqueue(
+                &tx,
+                &OutboxMessage::new("s", "x").with_message_id(format!("late-{i}")),
+            )
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        5,
+        "nothing relayed while cut off"
+    );
+    proxy.restore().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().len() < 10 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay did not reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(seen.lock().unwrap().values().all(|&n| n == 1));
+    stop_tx.send(()).unwrap();
+    task.await.unwrap();
+    assert_eq!(outbox.pending(&db.client).await.unwrap(), 0);
+    db.drop_schema().await;
+}
