@@ -6,17 +6,19 @@
 //! ```
 //!
 //! Prints, per producer: sequential publishes (one at a time, confirm awaited) with p50/p99
-//! latency, and messages/s with 64 publishes in flight; then outbox relay rows/s with 1 and
-//! 2 relays publishing to JetStream. Uses its own stream, queue and schemas, deleted after.
+//! latency, and messages/s with 64 publishes in flight; the stream processor's messages/s
+//! (no-op handler, ack per message); then outbox relay rows/s with 1 and 2 relays publishing
+//! to JetStream. Uses its own stream, queue and schemas, deleted after.
 
-use async_nats::jetstream::{self, stream};
-use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+use async_nats::jetstream::{self, consumer::pull, stream};
+use lapin::options::{QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions};
 use lapin::types::FieldTable;
+use palisade_messaging::consumer::{Delivery, ProcessorConfig, StreamProcessor};
 use palisade_messaging::outbox::{Outbox, OutboxMessage, OutboxRelay};
 use palisade_messaging::producer::{AmqpPublisher, JetStreamPublisher};
 use palisade_messaging::{PublishError, PublishReceipt, PublishRequest};
-use std::time::Instant;
-use tower::{Service, ServiceExt};
+use std::time::{Duration, Instant};
+use tower::{Service, ServiceExt, service_fn};
 
 const SEQUENTIAL: usize = 2_000;
 const CONCURRENT: usize = 20_000;
@@ -89,6 +91,108 @@ where
         CONCURRENT as f64 / took.as_secs_f64(),
         p(0.50),
         p(0.99)
+    );
+}
+
+const CONSUMED: usize = 20_000;
+
+/// Waits until the processor handled `n` messages of type `kind`; returns the time taken.
+async fn until_handled<H>(
+    p: &StreamProcessor<H>,
+    kind: &str,
+    n: usize,
+    start: Instant,
+) -> Duration {
+    loop {
+        if p.stats().get(kind).is_some_and(|c| c.handled as usize >= n) {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn consume_jetstream(js: &jetstream::Context, name: &str) {
+    let stream = js.get_stream(name).await.unwrap();
+    let subject = format!("{name}.consume");
+    let publisher = JetStreamPublisher::from_context(js.clone());
+    let mut acks = Vec::new();
+    for i in 0..CONSUMED {
+        acks.push(publisher.clone().oneshot(
+            PublishRequest::new(subject.clone(), vec![b'x'; 256]).with_message_id(format!("k-{i}")),
+        ));
+        if acks.len() == 256 {
+            futures_util::future::try_join_all(acks.drain(..))
+                .await
+                .unwrap();
+        }
+    }
+    futures_util::future::try_join_all(acks).await.unwrap();
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("bench".into()),
+            filter_subject: subject.clone(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let handler = service_fn(|_d: Delivery| async { Ok::<_, std::io::Error>(()) });
+    let config = ProcessorConfig::new(format!("{name}.dlq")).max_in_flight(64);
+    let p = StreamProcessor::new(handler, publisher, &config).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let start = Instant::now();
+    let run = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            p.run_jetstream(consumer, async {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    };
+    let took = until_handled(&p, &subject, CONSUMED, start).await;
+    stop.send(()).unwrap();
+    run.await.unwrap().unwrap();
+    println!(
+        "processor jetstream: {CONSUMED} msgs handled and acked in {took:?} = {:.0} msg/s (64 in flight, no-op handler)",
+        CONSUMED as f64 / took.as_secs_f64()
+    );
+}
+
+async fn consume_amqp(conn: &lapin::Connection, publisher: AmqpPublisher, queue: &str) {
+    let mut acks = Vec::new();
+    for _ in 0..CONSUMED {
+        acks.push(
+            publisher
+                .clone()
+                .oneshot(PublishRequest::new(queue, vec![b'x'; 256])),
+        );
+        if acks.len() == 256 {
+            futures_util::future::try_join_all(acks.drain(..))
+                .await
+                .unwrap();
+        }
+    }
+    futures_util::future::try_join_all(acks).await.unwrap();
+    let handler = service_fn(|_d: Delivery| async { Ok::<_, std::io::Error>(()) });
+    let config = ProcessorConfig::new(format!("{queue}.dlq")).max_in_flight(64);
+    let p = StreamProcessor::new(handler, publisher, &config).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let start = Instant::now();
+    let (ran, took) = tokio::join!(
+        p.run_amqp(conn, queue, async {
+            let _ = stopped.await;
+        }),
+        async {
+            let took = until_handled(&p, queue, CONSUMED, start).await;
+            stop.send(()).unwrap();
+            took
+        }
+    );
+    ran.unwrap();
+    println!(
+        "processor rabbitmq:  {CONSUMED} msgs handled and acked in {took:?} = {:.0} msg/s (prefetch 64, no-op handler)",
+        CONSUMED as f64 / took.as_secs_f64()
     );
 }
 
@@ -198,11 +302,19 @@ async fn main() {
     let amqp = AmqpPublisher::new(conn.create_channel().await.unwrap(), "")
         .await
         .unwrap();
-    measure("rabbitmq", amqp, &name).await;
+    measure("rabbitmq", amqp.clone(), &name).await;
     channel
-        .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+        .queue_purge(name.as_str().into(), QueuePurgeOptions::default())
         .await
         .unwrap();
+    consume_amqp(&conn, amqp, &name).await;
+    for q in [name.clone(), format!("{name}.retry")] {
+        channel
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await
+            .unwrap();
+    }
+    consume_jetstream(&js, &name).await;
 
     relay_run(&js, &format!("{name}.relay"), 1).await;
     relay_run(&js, &format!("{name}.relay"), 2).await;

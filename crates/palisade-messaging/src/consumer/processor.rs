@@ -122,6 +122,16 @@ fn panic_reason(p: &(dyn std::any::Any + Send)) -> String {
     format!("handler panicked: {msg}")
 }
 
+impl<H> StreamProcessor<H> {
+    /// Counts per message type since the processor was made (shared by its clones).
+    pub fn stats(&self) -> HashMap<String, TypeCounts> {
+        self.stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
 impl<H> StreamProcessor<H>
 where
     H: Service<Delivery> + Clone + Send + 'static,
@@ -154,14 +164,6 @@ where
 
     pub(crate) fn config_max_in_flight(&self) -> usize {
         self.config.max_in_flight
-    }
-
-    /// Counts per message type since the processor was made (shared by its clones).
-    pub fn stats(&self) -> HashMap<String, TypeCounts> {
-        self.stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
     }
 
     fn count(&self, kind: &str, f: impl FnOnce(&mut TypeCounts)) {
