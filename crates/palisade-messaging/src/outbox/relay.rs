@@ -38,9 +38,19 @@ pub struct OutboxRelayBuilder<P> {
     max_attempts: u32,
     base_backoff: Duration,
     max_backoff: Duration,
+    publish_timeout: Duration,
 }
 
 impl<P> OutboxRelayBuilder<P> {
+    /// Longest wait for one publish (1 ms to 10 min; default 30 s): a publish still
+    /// unconfirmed then counts as failed, so a hung broker cannot hold the batch's row
+    /// locks forever.
+    #[must_use]
+    pub fn publish_timeout(mut self, d: Duration) -> Self {
+        self.publish_timeout = d;
+        self
+    }
+
     /// Rows claimed and published per transaction (1 to 10 000; default 100).
     #[must_use]
     pub fn batch_size(mut self, n: u32) -> Self {
@@ -86,6 +96,12 @@ impl<P> OutboxRelayBuilder<P> {
         )?;
         check_duration("relay.backoff.base", self.base_backoff, ms, hour)?;
         check_duration(
+            "relay.publish_timeout",
+            self.publish_timeout,
+            ms,
+            Duration::from_secs(600),
+        )?;
+        check_duration(
             "relay.backoff.max",
             self.max_backoff,
             self.base_backoff,
@@ -117,6 +133,7 @@ impl<P> OutboxRelayBuilder<P> {
             max_attempts: self.max_attempts,
             base_backoff: self.base_backoff,
             max_backoff: self.max_backoff,
+            publish_timeout: self.publish_timeout,
             sql: Arc::new(Sql {
                 claim: claim_sql,
                 sent: sent_sql,
@@ -150,6 +167,7 @@ pub struct OutboxRelay<P> {
     max_attempts: u32,
     base_backoff: Duration,
     max_backoff: Duration,
+    publish_timeout: Duration,
     listen_sql: String,
     sql: Arc<Sql>,
 }
@@ -166,6 +184,7 @@ impl<P> OutboxRelay<P> {
             max_attempts: 10,
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
+            publish_timeout: Duration::from_secs(30),
         }
     }
 
@@ -222,7 +241,13 @@ where
             let (id, req) = row_to_request(row);
             let attempts: i32 = row.get(6);
             let svc = self.producer.clone();
-            async move { (id, attempts, publish(svc, req).await) }
+            let limit = self.publish_timeout;
+            async move {
+                let result = tokio::time::timeout(limit, publish(svc, req))
+                    .await
+                    .unwrap_or_else(|_| Err(format!("publish timed out after {limit:?}").into()));
+                (id, attempts, result)
+            }
         });
         let results = futures_util::future::join_all(calls).await;
         let mut sent = Vec::with_capacity(results.len());

@@ -379,6 +379,11 @@ async fn relay_config_is_checked() {
         .build()
         .unwrap_err();
     assert_eq!(e.field(), "relay.backoff.max");
+    let e = OutboxRelay::builder(outbox.clone(), p)
+        .publish_timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.field(), "relay.publish_timeout");
     let e = OutboxRelay::builder(outbox, p)
         .max_attempts(0)
         .build()
@@ -471,5 +476,36 @@ async fn a_running_relay_reconnects_after_losing_the_database() {
     stop_tx.send(()).unwrap();
     task.await.unwrap();
     assert_eq!(outbox.pending(&db.client).await.unwrap(), 0);
+    db.drop_schema().await;
+}
+
+#[tokio::test]
+async fn a_hung_publish_times_out_and_releases_the_row() {
+    let Some((mut db, outbox)) = Schema::new().await else {
+        return;
+    };
+    enqueue_many(&mut db.client, &outbox, 1).await;
+    let hanging = service_fn(|_req: PublishRequest| {
+        std::future::pending::<Result<PublishReceipt, std::io::Error>>()
+    });
+    let relay = OutboxRelay::builder(outbox.clone(), hanging)
+        .publish_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let b = tokio::time::timeout(Duration::from_secs(5), relay.run_once(&mut db.client))
+        .await
+        .expect("the batch ends despite the hung broker")
+        .unwrap();
+    assert_eq!((b.claimed, b.published, b.failed), (1, 0, 1));
+    let row = db
+        .client
+        .query_one(
+            &format!("SELECT attempts, last_error FROM {}", outbox.table()),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 1);
+    assert!(row.get::<_, String>(1).contains("timed out"));
     db.drop_schema().await;
 }
