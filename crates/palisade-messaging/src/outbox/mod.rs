@@ -16,6 +16,8 @@
 //! - **Wake-up.** `enqueue` also runs `pg_notify` on the outbox's channel, delivered when
 //!   the caller commits; an idle relay `LISTEN`s and wakes at once, and polls every
 //!   `poll_interval` anyway (a missed notification, rows inserted by other means).
+//! - **A hung broker cannot stall the table.** Each publish is bounded by the relay's
+//!   `publish_timeout`; a publish still unconfirmed then counts as failed.
 //! - **Poison rows never block.** A failed publish increments `attempts`, keeps the error
 //!   in `last_error` and sets `next_attempt_at` with exponential backoff; rows due later
 //!   are skipped, and after `max_attempts` a row stays parked (`sent_at` null,
