@@ -98,6 +98,11 @@ pub use palisade_health as health;
 #[cfg(feature = "metrics")]
 pub use palisade_metrics as metrics;
 
+/// Messaging: producers for NATS JetStream and RabbitMQ, the outbox on PostgreSQL, the event
+/// stream processor, write-behind and async jobs (`palisade-messaging`).
+#[cfg(feature = "messaging")]
+pub use palisade_messaging as messaging;
+
 /// Shared HTTP cache: RFC 9111 freshness, `Vary`, validation, invalidation and
 /// `stale-if-error`, stored in memory bounded by bytes (`palisade-cache`).
 #[cfg(feature = "cache")]

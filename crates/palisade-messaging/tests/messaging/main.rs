@@ -1,0 +1,18 @@
+//! palisade-messaging's tests, against the real brokers where they need one.
+
+#[cfg(any(feature = "nats", feature = "postgres"))]
+mod proxy;
+mod support;
+
+#[cfg(feature = "amqp")]
+mod amqp;
+#[cfg(feature = "nats")]
+mod consumer;
+#[cfg(feature = "amqp")]
+mod consumer_amqp;
+mod jobs;
+#[cfg(feature = "nats")]
+mod nats;
+#[cfg(feature = "postgres")]
+mod outbox;
+mod write_behind;
