@@ -1,6 +1,7 @@
 //! One breaker's shared state: a state machine behind a briefly held mutex, with atomic
-//! fast paths so that CLOSED (recording aside), DISABLED, FORCED_OPEN and a still-running
-//! OPEN period take no lock to admit or reject.
+//! fast paths so that CLOSED, DISABLED, FORCED_OPEN and a still-running OPEN period take no
+//! lock to admit or reject, and an outcome in CLOSED or METRICS_ONLY goes into the
+//! lock-free window; the lock is taken only when that outcome may open the breaker.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -12,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::events::BreakerEvent;
 use crate::machine::{Machine, Permit, Rejected, Settings, State, Transition};
-use crate::window::Totals;
+use crate::window::{Totals, Window};
 
 #[derive(Debug)]
 pub(crate) struct Breaker {
@@ -21,6 +22,10 @@ pub(crate) struct Breaker {
     /// End of the current OPEN period, in nanoseconds on `clock`.
     open_until: AtomicU64,
     machine: Mutex<Machine>,
+    /// The machine's window, recorded into without the lock in CLOSED and METRICS_ONLY.
+    window: Arc<Window>,
+    /// The machine's settings (thresholds, slow-call duration), read without the lock.
+    settings: Settings,
     automatic: bool,
     /// The retry hint of a FORCED_OPEN rejection (the state has no end of its own).
     wait_in_open: Duration,
@@ -32,6 +37,7 @@ pub(crate) struct Breaker {
 impl Breaker {
     /// `listeners` carry the breaker's instance name.
     pub(crate) fn new(settings: Settings, listeners: Listeners<BreakerEvent>) -> Arc<Self> {
+        let machine = Machine::new(settings.clone());
         Arc::new_cyclic(|me| Self {
             automatic: settings.automatic,
             wait_in_open: settings.wait_in_open,
@@ -39,7 +45,9 @@ impl Breaker {
             clock: Clock::new(),
             state: AtomicU8::new(State::Closed as u8),
             open_until: AtomicU64::new(0),
-            machine: Mutex::new(Machine::new(settings)),
+            window: machine.window().clone(),
+            machine: Mutex::new(machine),
+            settings,
             listeners,
         })
     }
@@ -180,6 +188,28 @@ impl Breaker {
             return;
         }
         let now = self.clock.since_epoch(end);
+        if permit == Permit::Recorded {
+            let state = self.state();
+            if matches!(state, State::Closed | State::MetricsOnly) {
+                // As `Machine::record` does under the lock, without it: the window is
+                // shared, and only an outcome that may open the breaker takes the lock.
+                let changed = match outcome {
+                    Some(failed) => {
+                        self.window
+                            .add(failed, duration > self.settings.slow_call, now)
+                    }
+                    None => self.window.advance_shared(now),
+                };
+                if state == State::Closed && changed && self.settings.trips(self.window.totals()) {
+                    let mut m = self.lock();
+                    let t = m.recorded(now);
+                    self.publish(&m);
+                    // Announced under the lock, so listeners see transitions in order.
+                    self.announce(t, m.next_deadline());
+                }
+                return;
+            }
+        }
         let mut m = self.lock();
         let t = m.record(permit, outcome, duration, now);
         self.publish(&m);
