@@ -123,6 +123,9 @@ where
     S::Error: std::fmt::Debug + Send,
 {
     use tower::ServiceExt;
+    if counted_calls().is_some() {
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -291,6 +294,18 @@ fn bench_with<S, Q>(
 {
     const N: usize = 10_000;
     let mut cx = Context::from_waker(Waker::noop());
+    if let Some(calls) = counted_calls() {
+        // Instruction-count mode (see `counted_calls`): only the chosen contender, a fixed
+        // number of calls, no criterion.
+        let id = format!("{group_name}/{name}");
+        if std::env::var("LAYERS_ONLY").is_ok_and(|only| id == only) {
+            for _ in 0..calls {
+                call_with(&mut svc, &mut cx, &make);
+            }
+            println!("counted    {id}: {calls} calls");
+        }
+        return;
+    }
     call_with(&mut svc, &mut cx, &make);
     let region = Region::new(GLOBAL);
     for _ in 0..N {
@@ -303,6 +318,21 @@ fn bench_with<S, Q>(
         stats.bytes_allocated as f64 / N as f64
     );
     group.bench_function(name, |b| b.iter(|| call_with(&mut svc, &mut cx, &make)));
+}
+
+/// `LAYERS_CALLS=n LAYERS_ONLY="<group>/<contender>"`: run that one contender `n` times and
+/// nothing else, for counting instructions under callgrind, which the machine's load does not
+/// change. Instructions per call are the difference between two counts over the difference
+/// in calls (start-up cancels out):
+///
+/// ```text
+/// cargo bench --bench layers --no-run   # prints the binary's path
+/// LAYERS_CALLS=20000 LAYERS_ONLY="breaker (closed, success)/palisade CircuitBreaker" \
+///     valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/deps/layers-<hash> --bench
+/// # the same with LAYERS_CALLS=40000; (total at 40000 − total at 20000) / 20000
+/// ```
+fn counted_calls() -> Option<usize> {
+    std::env::var("LAYERS_CALLS").ok()?.parse().ok()
 }
 
 /// A current-thread runtime with timers, entered by each group (the layers' sleeps need one).

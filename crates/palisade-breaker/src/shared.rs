@@ -143,8 +143,19 @@ impl Breaker {
         CircuitOpen::new(r.retry_after)
     }
 
-    /// Asks to make a call now.
+    /// Asks to make a call now: CLOSED and DISABLED answer from one atomic load, inlined.
+    #[inline]
     pub(crate) fn acquire(&self) -> Result<Permit, CircuitOpen> {
+        match self.state() {
+            State::Closed => Ok(Permit::Recorded),
+            State::Disabled => Ok(Permit::Unrecorded),
+            _ => self.acquire_slow(),
+        }
+    }
+
+    /// [`acquire`](Self::acquire) in the other states.
+    #[cold]
+    fn acquire_slow(&self) -> Result<Permit, CircuitOpen> {
         match self.state() {
             State::Closed => return Ok(Permit::Recorded),
             State::Disabled => return Ok(Permit::Unrecorded),
@@ -176,33 +187,46 @@ impl Breaker {
         r.map_err(|r| self.reject(r))
     }
 
-    /// Records a finished call; `outcome` is `Some(failed)` or `None` when ignored.
+    /// Records a finished call, started at `start` and ended at `end`; `outcome` is
+    /// `Some(failed)` or `None` when ignored.
+    #[inline]
     pub(crate) fn record(
         &self,
         permit: Permit,
         outcome: Option<bool>,
-        duration: Duration,
+        start: Instant,
         end: Instant,
     ) {
         if permit == Permit::Unrecorded {
             return;
         }
-        let now = self.clock.since_epoch(end);
         if permit == Permit::Recorded {
             let state = self.state();
             if matches!(state, State::Closed | State::MetricsOnly) {
                 // As `Machine::record` does under the lock, without it: the window is
-                // shared, and only an outcome that may open the breaker takes the lock.
+                // shared, and only an outcome that may open the breaker takes the lock. A
+                // count window needs no recording time, so it is computed only for a time
+                // window or a transition.
+                let now = || self.clock.since_epoch(end);
+                let at = if self.window.is_timed() {
+                    now()
+                } else {
+                    Duration::ZERO
+                };
                 let changed = match outcome {
                     Some(failed) => {
-                        self.window
-                            .add(failed, duration > self.settings.slow_call, now)
+                        // `end - start > slow_call`, with an add instead of a subtraction
+                        // (`Instant` subtraction normalises a `Duration`: twice the work).
+                        let slow = start
+                            .checked_add(self.settings.slow_call)
+                            .is_some_and(|slow_from| end > slow_from);
+                        self.window.add(failed, slow, at)
                     }
-                    None => self.window.advance_shared(now),
+                    None => self.window.advance_shared(at),
                 };
                 if state == State::Closed && changed && self.settings.trips(self.window.totals()) {
                     let mut m = self.lock();
-                    let t = m.recorded(now);
+                    let t = m.recorded(now());
                     self.publish(&m);
                     // Announced under the lock, so listeners see transitions in order.
                     self.announce(t, m.next_deadline());
@@ -210,6 +234,8 @@ impl Breaker {
                 return;
             }
         }
+        let now = self.clock.since_epoch(end);
+        let duration = end.saturating_duration_since(start);
         let mut m = self.lock();
         let t = m.record(permit, outcome, duration, now);
         self.publish(&m);

@@ -317,6 +317,12 @@ impl Window {
         dropped
     }
 
+    /// Whether outcomes need their time (a time window).
+    #[inline]
+    pub(crate) fn is_timed(&self) -> bool {
+        matches!(self, Self::Time { .. })
+    }
+
     pub(crate) fn totals(&self) -> Totals {
         match self {
             Self::Count { totals, .. } | Self::Time { totals, .. } => totals.totals(),
