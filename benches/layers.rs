@@ -528,6 +528,210 @@ fn ratelimit(c: &mut Criterion) {
         governor,
         &make,
     );
+    // governor's keyed limiter called directly, keyed by the same header: the floor a keyed
+    // limiter's decision can be compared with.
+    let limiter = std::sync::Arc::new(governor::RateLimiter::keyed(
+        governor::Quota::per_second(std::num::NonZeroU32::new(1_000_000).unwrap()),
+    ));
+    bench_with(
+        &mut group,
+        group_name,
+        "governor check_key (header value key)",
+        service_fn(move |req: Req| {
+            let key = req.headers().get("x-api-key").cloned();
+            let allowed = key.is_some_and(|k| limiter.check_key(&k).is_ok());
+            assert!(allowed);
+            ready(Ok::<_, Infallible>(ok()))
+        }),
+        &make,
+    );
+    group.finish();
+}
+
+/// A rate limit on one global key, next to tower_governor's global layer and governor's
+/// direct limiter, on the same `http::Request<()>`.
+fn ratelimit_global(c: &mut Criterion) {
+    use palisade::key::GlobalKey;
+    use palisade::ratelimit::{Quota, RateLimitLayer};
+
+    let rt = runtime();
+    let _guard = rt.enter();
+    type Res = http::Response<axum::body::Body>;
+    let ok = || -> Res { http::Response::new(axum::body::Body::empty()) };
+    let palisade_layer = |headers: bool| {
+        RateLimitLayer::new(GlobalKey, Quota::per_second("global", 1_000_000_000).unwrap())
+            .response_headers(headers)
+            .layer(service_fn(move |_: Req| ready(Ok::<_, Infallible>(ok()))))
+    };
+    let governor_layer = {
+        let conf = tower_governor::governor::GovernorConfigBuilder::default()
+            .per_nanosecond(1)
+            .burst_size(1_000_000_000)
+            .key_extractor(tower_governor::key_extractor::GlobalKeyExtractor)
+            .finish()
+            .unwrap();
+        tower_governor::GovernorLayer::new(conf)
+            .layer(service_fn(move |_: Req| ready(Ok::<_, Infallible>(ok()))))
+    };
+    let limiter = std::sync::Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+        std::num::NonZeroU32::new(1_000_000_000).unwrap(),
+    )));
+
+    let group_name = "rate limit (global key)";
+    let mut group = c.benchmark_group(group_name);
+    group.throughput(Throughput::Elements(1));
+    for ext in [false, true] {
+        let suffix = if ext { ", request with extensions" } else { "" };
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("bare service_fn{suffix}"),
+            service_fn(move |_: Req| ready(Ok::<_, Infallible>(ok()))),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("palisade RateLimit (no response headers){suffix}"),
+            palisade_layer(false),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("palisade RateLimit (default: RateLimit headers){suffix}"),
+            palisade_layer(true),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("tower_governor Governor (global key){suffix}"),
+            governor_layer.clone(),
+            ext,
+        );
+        let limiter = limiter.clone();
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("governor check (direct){suffix}"),
+            service_fn(move |_: Req| {
+                assert!(limiter.check().is_ok());
+                ready(Ok::<_, Infallible>(ok()))
+            }),
+            ext,
+        );
+    }
+    group.finish();
+}
+
+/// The lean four-layer stack, outermost first: rate limit (global key) → breaker → bulkhead
+/// → timeout, on an `http::Request<()>`; next to tower's three layers (rate limit,
+/// concurrency limit, timeout) and tower-resilience's four.
+fn four_layers(c: &mut Criterion) {
+    use palisade::breaker::CircuitBreakerLayer;
+    use palisade::bulkhead::BulkheadLayer;
+    use palisade::key::GlobalKey;
+    use palisade::ratelimit::{Quota, RateLimitLayer};
+    use tower::ServiceBuilder;
+
+    let rt = runtime();
+    let _guard = rt.enter();
+    type Res = http::Response<()>;
+    let d = Duration::from_secs(30);
+    let inner = || service_fn(|_: Req| ready(Ok::<_, Infallible>(Res::new(()))));
+    let ours = |defaults: bool| {
+        let mut rate = RateLimitLayer::new(
+            GlobalKey,
+            Quota::per_second("stack", 1_000_000_000).unwrap(),
+        );
+        let mut timeout = TimeoutLayer::new(d);
+        if !defaults {
+            rate = rate.response_headers(false);
+            timeout = timeout.insert_deadline(false);
+        }
+        ServiceBuilder::new()
+            .layer(rate)
+            .layer(CircuitBreakerLayer::builder().build().unwrap())
+            .layer(
+                BulkheadLayer::builder()
+                    .max_concurrent(1_000)
+                    .release_on_response()
+                    .build()
+                    .unwrap(),
+            )
+            .layer(timeout)
+            .service(inner())
+    };
+    let tower_stack = || {
+        ServiceBuilder::new()
+            .rate_limit(1_000_000_000, Duration::from_secs(1))
+            .concurrency_limit(1_000)
+            .timeout(d)
+            .service(inner())
+    };
+    let theirs = || {
+        use tower_resilience::{bulkhead, circuitbreaker, ratelimiter, timelimiter};
+        ServiceBuilder::new()
+            .layer(
+                ratelimiter::RateLimiterLayer::per_second(1_000_000_000)
+                    .build()
+                    .unwrap(),
+            )
+            .layer(
+                circuitbreaker::CircuitBreakerLayer::builder()
+                    .build()
+                    .unwrap(),
+            )
+            .layer(
+                bulkhead::BulkheadLayer::builder()
+                    .max_concurrent_calls(1_000)
+                    .build()
+                    .unwrap(),
+            )
+            .layer(
+                timelimiter::TimeLimiterLayer::builder()
+                    .timeout_duration(d)
+                    .build(),
+            )
+            .service(inner())
+    };
+
+    let group_name = "four layers (rate limit, breaker, bulkhead, timeout)";
+    let mut group = c.benchmark_group(group_name);
+    group.throughput(Throughput::Elements(1));
+    for ext in [false, true] {
+        let suffix = if ext { ", request with extensions" } else { "" };
+        bench_one(&mut group, group_name, &format!("bare service_fn{suffix}"), inner(), ext);
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("palisade lean (no RateLimit headers, no Deadline){suffix}"),
+            ours(false),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("palisade defaults{suffix}"),
+            ours(true),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("tower (rate limit, concurrency limit, timeout){suffix}"),
+            tower_stack(),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("tower-resilience{suffix}"),
+            theirs(),
+            ext,
+        );
+    }
     group.finish();
 }
 
@@ -641,5 +845,15 @@ fn stack(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, timeout, breaker, bulkhead, retry, ratelimit, stack);
+criterion_group!(
+    benches,
+    timeout,
+    breaker,
+    bulkhead,
+    retry,
+    ratelimit,
+    ratelimit_global,
+    four_layers,
+    stack
+);
 criterion_main!(benches);
