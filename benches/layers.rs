@@ -553,9 +553,9 @@ fn ratelimit(c: &mut Criterion) {
     );
     // governor's keyed limiter called directly, keyed by the same header: the floor a keyed
     // limiter's decision can be compared with.
-    let limiter = std::sync::Arc::new(governor::RateLimiter::keyed(
-        governor::Quota::per_second(std::num::NonZeroU32::new(1_000_000).unwrap()),
-    ));
+    let limiter = std::sync::Arc::new(governor::RateLimiter::keyed(governor::Quota::per_second(
+        std::num::NonZeroU32::new(1_000_000).unwrap(),
+    )));
     bench_with(
         &mut group,
         group_name,
@@ -585,9 +585,12 @@ fn ratelimit_global(c: &mut Criterion) {
     type Res = http::Response<axum::body::Body>;
     let ok = || -> Res { http::Response::new(axum::body::Body::empty()) };
     let palisade_layer = |headers: bool| {
-        RateLimitLayer::new(GlobalKey, Quota::per_second("global", 1_000_000_000).unwrap())
-            .response_headers(headers)
-            .layer(service_fn(move |_: Req| ready(Ok::<_, Infallible>(ok()))))
+        RateLimitLayer::new(
+            GlobalKey,
+            Quota::per_second("global", 1_000_000_000).unwrap(),
+        )
+        .response_headers(headers)
+        .layer(service_fn(move |_: Req| ready(Ok::<_, Infallible>(ok()))))
     };
     let governor_layer = {
         let conf = tower_governor::governor::GovernorConfigBuilder::default()
@@ -731,7 +734,13 @@ fn four_layers(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for ext in [false, true] {
         let suffix = if ext { ", request with extensions" } else { "" };
-        bench_one(&mut group, group_name, &format!("bare service_fn{suffix}"), inner(), ext);
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("bare service_fn{suffix}"),
+            inner(),
+            ext,
+        );
         bench_one(
             &mut group,
             group_name,
