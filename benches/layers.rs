@@ -64,6 +64,9 @@ fn bench_one<S>(
 }
 
 fn timeout(c: &mut Criterion) {
+    if skipped("timeout") && skipped("timeout, request with extensions") {
+        return;
+    }
     let rt = runtime();
     let _guard = rt.enter();
     let d = Duration::from_secs(30);
@@ -123,6 +126,9 @@ where
     S::Error: std::fmt::Debug + Send,
 {
     use tower::ServiceExt;
+    if counted_calls().is_some() {
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -153,6 +159,9 @@ where
 }
 
 fn breaker(c: &mut Criterion) {
+    if skipped("breaker (closed, success)") {
+        return;
+    }
     use palisade::breaker::CircuitBreakerLayer;
     use palisade::classify::ErrorsAsFailures;
 
@@ -198,6 +207,9 @@ fn breaker(c: &mut Criterion) {
 }
 
 fn bulkhead(c: &mut Criterion) {
+    if skipped("bulkhead (uncontended)") {
+        return;
+    }
     use palisade::bulkhead::{BulkheadLayer, BulkheadMode};
 
     let rt = runtime();
@@ -291,6 +303,18 @@ fn bench_with<S, Q>(
 {
     const N: usize = 10_000;
     let mut cx = Context::from_waker(Waker::noop());
+    if let Some(calls) = counted_calls() {
+        // Instruction-count mode (see `counted_calls`): only the chosen contender, a fixed
+        // number of calls, no criterion.
+        let id = format!("{group_name}/{name}");
+        if std::env::var("LAYERS_ONLY").is_ok_and(|only| id == only) {
+            for _ in 0..calls {
+                call_with(&mut svc, &mut cx, &make);
+            }
+            println!("counted    {id}: {calls} calls");
+        }
+        return;
+    }
     call_with(&mut svc, &mut cx, &make);
     let region = Region::new(GLOBAL);
     for _ in 0..N {
@@ -303,6 +327,29 @@ fn bench_with<S, Q>(
         stats.bytes_allocated as f64 / N as f64
     );
     group.bench_function(name, |b| b.iter(|| call_with(&mut svc, &mut cx, &make)));
+}
+
+/// `LAYERS_CALLS=n LAYERS_ONLY="<group>/<contender>"`: run that one contender `n` times and
+/// nothing else, for counting instructions under callgrind, which the machine's load does not
+/// change. Instructions per call are the difference between two counts over the difference
+/// in calls (start-up cancels out):
+///
+/// ```text
+/// cargo bench --bench layers --no-run   # prints the binary's path
+/// LAYERS_CALLS=20000 LAYERS_ONLY="breaker (closed, success)/palisade CircuitBreaker" \
+///     valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/deps/layers-<hash> --bench
+/// # the same with LAYERS_CALLS=40000; (total at 40000 − total at 20000) / 20000
+/// ```
+fn counted_calls() -> Option<usize> {
+    std::env::var("LAYERS_CALLS").ok()?.parse().ok()
+}
+
+/// In instruction-count mode, whether a group other than the chosen contender's is skipped
+/// before it builds anything (governor's clock calibrates itself for a varying number of
+/// instructions).
+fn skipped(group: &str) -> bool {
+    counted_calls().is_some()
+        && !std::env::var("LAYERS_ONLY").is_ok_and(|only| only.starts_with(&format!("{group}/")))
 }
 
 /// A current-thread runtime with timers, entered by each group (the layers' sleeps need one).
@@ -340,6 +387,9 @@ impl<Q, R, E> tower::retry::Policy<Q, R, E> for NeverRetry {
 }
 
 fn retry(c: &mut Criterion) {
+    if skipped("retry (success, no retry)") {
+        return;
+    }
     use bytes::Bytes;
     use http_body_util::Empty;
     use palisade::retry::{RetryBody, RetryLayer};
@@ -428,6 +478,9 @@ impl tower_governor::key_extractor::KeyExtractor for ApiKey {
 
 #[allow(clippy::needless_borrows_for_generic_args)]
 fn ratelimit(c: &mut Criterion) {
+    if skipped("rate limit (10,000 keys)") {
+        return;
+    }
     use palisade::key::HeaderKey;
     use palisade::ratelimit::{Quota, RateLimitLayer};
     use std::cell::Cell;
@@ -498,6 +551,225 @@ fn ratelimit(c: &mut Criterion) {
         governor,
         &make,
     );
+    // governor's keyed limiter called directly, keyed by the same header: the floor a keyed
+    // limiter's decision can be compared with.
+    let limiter = std::sync::Arc::new(governor::RateLimiter::keyed(governor::Quota::per_second(
+        std::num::NonZeroU32::new(1_000_000).unwrap(),
+    )));
+    bench_with(
+        &mut group,
+        group_name,
+        "governor check_key (header value key)",
+        service_fn(move |req: Req| {
+            let key = req.headers().get("x-api-key").cloned();
+            let allowed = key.is_some_and(|k| limiter.check_key(&k).is_ok());
+            assert!(allowed);
+            ready(Ok::<_, Infallible>(ok()))
+        }),
+        &make,
+    );
+    group.finish();
+}
+
+/// A rate limit on one global key, next to tower_governor's global layer and governor's
+/// direct limiter, on the same `http::Request<()>`.
+fn ratelimit_global(c: &mut Criterion) {
+    if skipped("rate limit (global key)") {
+        return;
+    }
+    use palisade::key::GlobalKey;
+    use palisade::ratelimit::{Quota, RateLimitLayer};
+
+    let rt = runtime();
+    let _guard = rt.enter();
+    type Res = http::Response<axum::body::Body>;
+    let ok = || -> Res { http::Response::new(axum::body::Body::empty()) };
+    let palisade_layer = |headers: bool| {
+        RateLimitLayer::new(
+            GlobalKey,
+            Quota::per_second("global", 1_000_000_000).unwrap(),
+        )
+        .response_headers(headers)
+        .layer(service_fn(move |_: Req| ready(Ok::<_, Infallible>(ok()))))
+    };
+    let governor_layer = {
+        let conf = tower_governor::governor::GovernorConfigBuilder::default()
+            .per_nanosecond(1)
+            .burst_size(1_000_000_000)
+            .key_extractor(tower_governor::key_extractor::GlobalKeyExtractor)
+            .finish()
+            .unwrap();
+        tower_governor::GovernorLayer::new(conf)
+            .layer(service_fn(move |_: Req| ready(Ok::<_, Infallible>(ok()))))
+    };
+    let limiter = std::sync::Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+        std::num::NonZeroU32::new(1_000_000_000).unwrap(),
+    )));
+
+    let group_name = "rate limit (global key)";
+    let mut group = c.benchmark_group(group_name);
+    group.throughput(Throughput::Elements(1));
+    for ext in [false, true] {
+        let suffix = if ext { ", request with extensions" } else { "" };
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("bare service_fn{suffix}"),
+            service_fn(move |_: Req| ready(Ok::<_, Infallible>(ok()))),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("palisade RateLimit (no response headers){suffix}"),
+            palisade_layer(false),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("palisade RateLimit (default: RateLimit headers){suffix}"),
+            palisade_layer(true),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("tower_governor Governor (global key){suffix}"),
+            governor_layer.clone(),
+            ext,
+        );
+        let limiter = limiter.clone();
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("governor check (direct){suffix}"),
+            service_fn(move |_: Req| {
+                assert!(limiter.check().is_ok());
+                ready(Ok::<_, Infallible>(ok()))
+            }),
+            ext,
+        );
+    }
+    group.finish();
+}
+
+/// The lean four-layer stack, outermost first: rate limit (global key) → breaker → bulkhead
+/// → timeout, on an `http::Request<()>`; next to tower's three layers (rate limit,
+/// concurrency limit, timeout) and tower-resilience's four.
+fn four_layers(c: &mut Criterion) {
+    if skipped("four layers (rate limit, breaker, bulkhead, timeout)") {
+        return;
+    }
+    use palisade::breaker::CircuitBreakerLayer;
+    use palisade::bulkhead::BulkheadLayer;
+    use palisade::key::GlobalKey;
+    use palisade::ratelimit::{Quota, RateLimitLayer};
+    use tower::ServiceBuilder;
+
+    let rt = runtime();
+    let _guard = rt.enter();
+    type Res = http::Response<()>;
+    let d = Duration::from_secs(30);
+    let inner = || service_fn(|_: Req| ready(Ok::<_, Infallible>(Res::new(()))));
+    let ours = |defaults: bool| {
+        let mut rate = RateLimitLayer::new(
+            GlobalKey,
+            Quota::per_second("stack", 1_000_000_000).unwrap(),
+        );
+        let mut timeout = TimeoutLayer::new(d);
+        if !defaults {
+            rate = rate.response_headers(false);
+            timeout = timeout.insert_deadline(false);
+        }
+        ServiceBuilder::new()
+            .layer(rate)
+            .layer(CircuitBreakerLayer::builder().build().unwrap())
+            .layer(
+                BulkheadLayer::builder()
+                    .max_concurrent(1_000)
+                    .release_on_response()
+                    .build()
+                    .unwrap(),
+            )
+            .layer(timeout)
+            .service(inner())
+    };
+    let tower_stack = || {
+        ServiceBuilder::new()
+            .rate_limit(1_000_000_000, Duration::from_secs(1))
+            .concurrency_limit(1_000)
+            .timeout(d)
+            .service(inner())
+    };
+    let theirs = || {
+        use tower_resilience::{bulkhead, circuitbreaker, ratelimiter, timelimiter};
+        ServiceBuilder::new()
+            .layer(
+                ratelimiter::RateLimiterLayer::per_second(1_000_000_000)
+                    .build()
+                    .unwrap(),
+            )
+            .layer(
+                circuitbreaker::CircuitBreakerLayer::builder()
+                    .build()
+                    .unwrap(),
+            )
+            .layer(
+                bulkhead::BulkheadLayer::builder()
+                    .max_concurrent_calls(1_000)
+                    .build()
+                    .unwrap(),
+            )
+            .layer(
+                timelimiter::TimeLimiterLayer::builder()
+                    .timeout_duration(d)
+                    .build(),
+            )
+            .service(inner())
+    };
+
+    let group_name = "four layers (rate limit, breaker, bulkhead, timeout)";
+    let mut group = c.benchmark_group(group_name);
+    group.throughput(Throughput::Elements(1));
+    for ext in [false, true] {
+        let suffix = if ext { ", request with extensions" } else { "" };
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("bare service_fn{suffix}"),
+            inner(),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("palisade lean (no RateLimit headers, no Deadline){suffix}"),
+            ours(false),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("palisade defaults{suffix}"),
+            ours(true),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("tower (rate limit, concurrency limit, timeout){suffix}"),
+            tower_stack(),
+            ext,
+        );
+        bench_one(
+            &mut group,
+            group_name,
+            &format!("tower-resilience{suffix}"),
+            theirs(),
+            ext,
+        );
+    }
     group.finish();
 }
 
@@ -505,6 +777,9 @@ fn ratelimit(c: &mut Criterion) {
 /// bulkhead, next to tower-resilience's equivalent (its rate limiter is global, so ours uses
 /// `GlobalKey`), on a GET that succeeds at once.
 fn stack(c: &mut Criterion) {
+    if skipped("full stack (GET, success)") {
+        return;
+    }
     use bytes::Bytes;
     use http_body_util::Empty;
     use palisade::breaker::CircuitBreakerLayer;
@@ -611,5 +886,15 @@ fn stack(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, timeout, breaker, bulkhead, retry, ratelimit, stack);
+criterion_group!(
+    benches,
+    timeout,
+    breaker,
+    bulkhead,
+    retry,
+    ratelimit,
+    ratelimit_global,
+    four_layers,
+    stack
+);
 criterion_main!(benches);

@@ -21,9 +21,12 @@
 //!   no shared overflow breaker; idle keys are dropped after
 //!   [`idle_timeout`](KeyedCircuitBreakerLayer::idle_timeout).
 //! - One breaker per layer, shared by every clone. Admission in CLOSED, DISABLED,
-//!   FORCED_OPEN and during an OPEN wait is a single atomic load; recording an outcome takes
-//!   a mutex for the few instructions of a window update (never across an `.await`). No
-//!   allocation per call.
+//!   FORCED_OPEN and during an OPEN wait is a single atomic load. Recording an outcome in
+//!   CLOSED takes no lock: the window is a ring of atomic slots (count) or of per-second
+//!   atomic buckets (time) with running atomic totals, so a success that replaces a success
+//!   in a full count window is one atomic add. The state machine's mutex is taken only for
+//!   an outcome that may open the breaker, for half-open probes and for transitions, and
+//!   never across an `.await`. No allocation per call.
 //!
 //! # Testing
 //!

@@ -3,6 +3,7 @@
 //! the proptest model.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::window::{SlidingWindow, Totals, Window};
@@ -74,6 +75,21 @@ pub(crate) struct Settings {
     pub(crate) automatic: bool,
 }
 
+impl Settings {
+    /// Whether a rate reaches its threshold. Thresholds are validated to (0, 100] and a rate
+    /// over no calls is 0, so no calls never trip.
+    #[inline]
+    pub(crate) fn rates_trip(&self, t: Totals) -> bool {
+        t.failure_rate() >= self.failure_rate || t.slow_rate() >= self.slow_rate
+    }
+
+    /// Whether the window's totals open a CLOSED breaker.
+    #[inline]
+    pub(crate) fn trips(&self, t: Totals) -> bool {
+        t.calls >= self.minimum_calls && self.rates_trip(t)
+    }
+}
+
 /// What a permitted call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Permit {
@@ -103,7 +119,8 @@ pub(crate) struct Rejected {
 pub(crate) struct Machine {
     pub(crate) settings: Settings,
     state: State,
-    window: Window,
+    /// Shared with the breaker, which records CLOSED outcomes into it without the lock.
+    window: Arc<Window>,
     /// When OPEN ends (elapsed since epoch).
     open_until: Duration,
     /// OPEN periods since the last CLOSED, for the growing wait.
@@ -118,7 +135,7 @@ pub(crate) struct Machine {
 impl Machine {
     pub(crate) fn new(settings: Settings) -> Self {
         Self {
-            window: Window::new(settings.window),
+            window: Arc::new(Window::new(settings.window)),
             settings,
             state: State::Closed,
             open_until: Duration::ZERO,
@@ -132,6 +149,11 @@ impl Machine {
 
     pub(crate) fn state(&self) -> State {
         self.state
+    }
+
+    /// The window, for recording without the lock.
+    pub(crate) fn window(&self) -> &Arc<Window> {
+        &self.window
     }
 
     pub(crate) fn open_until(&self) -> Duration {
@@ -174,10 +196,10 @@ impl Machine {
             }
             State::Closed => {
                 self.consecutive_opens = 0;
-                self.window.reset();
+                self.window.clear();
             }
             State::Disabled | State::ForcedOpen | State::MetricsOnly => {
-                self.window.reset();
+                self.window.clear();
             }
         }
         *out = Some(Transition { from, to });
@@ -265,7 +287,7 @@ impl Machine {
     /// Whether a rate reaches its threshold. Thresholds are validated to (0, 100] and a rate
     /// over no calls is 0, so no calls never trip.
     fn rates_trip(&self, t: Totals) -> bool {
-        t.failure_rate() >= self.settings.failure_rate || t.slow_rate() >= self.settings.slow_rate
+        self.settings.rates_trip(t)
     }
 
     /// Records a finished call. `outcome` is `None` for an ignored call.
@@ -282,17 +304,11 @@ impl Machine {
         match (permit, self.state) {
             (Permit::Recorded, State::Closed | State::MetricsOnly) => {
                 if let Some(failed) = outcome {
-                    self.window.record(failed, slow, now);
+                    self.window.add(failed, slow, now);
                 } else {
-                    self.window.advance(now);
+                    self.window.advance_shared(now);
                 }
-                let totals = self.window.totals();
-                if self.state == State::Closed
-                    && totals.calls >= self.settings.minimum_calls
-                    && self.rates_trip(totals)
-                {
-                    self.set(State::Open, now, &mut t);
-                }
+                self.trip_if_due(now, &mut t);
             }
             (Permit::Probe(g), State::HalfOpen) if g == self.generation => match outcome {
                 Some(failed) => {
@@ -315,6 +331,23 @@ impl Machine {
         t
     }
 
+    /// Opens a CLOSED breaker whose window's totals reach a threshold (with at least
+    /// `minimum_calls` calls).
+    fn trip_if_due(&mut self, now: Duration, out: &mut Option<Transition>) {
+        if self.state == State::Closed && self.settings.trips(self.window.totals()) {
+            self.set(State::Open, now, out);
+        }
+    }
+
+    /// After an outcome was recorded into the window without the lock: applies due timers
+    /// and opens the breaker if the window now trips it.
+    pub(crate) fn recorded(&mut self, now: Duration) -> Option<Transition> {
+        let mut t = None;
+        self.tick(now, &mut t);
+        self.trip_if_due(now, &mut t);
+        t
+    }
+
     /// A permitted call was dropped before it finished: free its probe slot.
     pub(crate) fn cancel(&mut self, permit: Permit) {
         if let Permit::Probe(g) = permit
@@ -329,7 +362,7 @@ impl Machine {
     pub(crate) fn force(&mut self, to: State, now: Duration) -> Option<Transition> {
         let mut t = None;
         if to == State::Closed && self.state == State::Closed {
-            self.window.reset();
+            self.window.clear();
         }
         self.set(to, now, &mut t);
         t

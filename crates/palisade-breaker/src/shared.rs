@@ -1,6 +1,7 @@
 //! One breaker's shared state: a state machine behind a briefly held mutex, with atomic
-//! fast paths so that CLOSED (recording aside), DISABLED, FORCED_OPEN and a still-running
-//! OPEN period take no lock to admit or reject.
+//! fast paths so that CLOSED, DISABLED, FORCED_OPEN and a still-running OPEN period take no
+//! lock to admit or reject, and an outcome in CLOSED or METRICS_ONLY goes into the
+//! lock-free window; the lock is taken only when that outcome may open the breaker.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -12,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::events::BreakerEvent;
 use crate::machine::{Machine, Permit, Rejected, Settings, State, Transition};
-use crate::window::Totals;
+use crate::window::{Totals, Window};
 
 #[derive(Debug)]
 pub(crate) struct Breaker {
@@ -21,6 +22,10 @@ pub(crate) struct Breaker {
     /// End of the current OPEN period, in nanoseconds on `clock`.
     open_until: AtomicU64,
     machine: Mutex<Machine>,
+    /// The machine's window, recorded into without the lock in CLOSED and METRICS_ONLY.
+    window: Arc<Window>,
+    /// The machine's settings (thresholds, slow-call duration), read without the lock.
+    settings: Settings,
     automatic: bool,
     /// The retry hint of a FORCED_OPEN rejection (the state has no end of its own).
     wait_in_open: Duration,
@@ -32,6 +37,7 @@ pub(crate) struct Breaker {
 impl Breaker {
     /// `listeners` carry the breaker's instance name.
     pub(crate) fn new(settings: Settings, listeners: Listeners<BreakerEvent>) -> Arc<Self> {
+        let machine = Machine::new(settings.clone());
         Arc::new_cyclic(|me| Self {
             automatic: settings.automatic,
             wait_in_open: settings.wait_in_open,
@@ -39,7 +45,9 @@ impl Breaker {
             clock: Clock::new(),
             state: AtomicU8::new(State::Closed as u8),
             open_until: AtomicU64::new(0),
-            machine: Mutex::new(Machine::new(settings)),
+            window: machine.window().clone(),
+            machine: Mutex::new(machine),
+            settings,
             listeners,
         })
     }
@@ -135,8 +143,19 @@ impl Breaker {
         CircuitOpen::new(r.retry_after)
     }
 
-    /// Asks to make a call now.
+    /// Asks to make a call now: CLOSED and DISABLED answer from one atomic load, inlined.
+    #[inline]
     pub(crate) fn acquire(&self) -> Result<Permit, CircuitOpen> {
+        match self.state() {
+            State::Closed => Ok(Permit::Recorded),
+            State::Disabled => Ok(Permit::Unrecorded),
+            _ => self.acquire_slow(),
+        }
+    }
+
+    /// [`acquire`](Self::acquire) in the other states.
+    #[cold]
+    fn acquire_slow(&self) -> Result<Permit, CircuitOpen> {
         match self.state() {
             State::Closed => return Ok(Permit::Recorded),
             State::Disabled => return Ok(Permit::Unrecorded),
@@ -168,18 +187,55 @@ impl Breaker {
         r.map_err(|r| self.reject(r))
     }
 
-    /// Records a finished call; `outcome` is `Some(failed)` or `None` when ignored.
+    /// Records a finished call, started at `start` and ended at `end`; `outcome` is
+    /// `Some(failed)` or `None` when ignored.
+    #[inline]
     pub(crate) fn record(
         &self,
         permit: Permit,
         outcome: Option<bool>,
-        duration: Duration,
+        start: Instant,
         end: Instant,
     ) {
         if permit == Permit::Unrecorded {
             return;
         }
+        if permit == Permit::Recorded {
+            let state = self.state();
+            if matches!(state, State::Closed | State::MetricsOnly) {
+                // As `Machine::record` does under the lock, without it: the window is
+                // shared, and only an outcome that may open the breaker takes the lock. A
+                // count window needs no recording time, so it is computed only for a time
+                // window or a transition.
+                let now = || self.clock.since_epoch(end);
+                let at = if self.window.is_timed() {
+                    now()
+                } else {
+                    Duration::ZERO
+                };
+                let changed = match outcome {
+                    Some(failed) => {
+                        // `end - start > slow_call`, with an add instead of a subtraction
+                        // (`Instant` subtraction normalises a `Duration`: twice the work).
+                        let slow = start
+                            .checked_add(self.settings.slow_call)
+                            .is_some_and(|slow_from| end > slow_from);
+                        self.window.add(failed, slow, at)
+                    }
+                    None => self.window.advance_shared(at),
+                };
+                if state == State::Closed && changed && self.settings.trips(self.window.totals()) {
+                    let mut m = self.lock();
+                    let t = m.recorded(now());
+                    self.publish(&m);
+                    // Announced under the lock, so listeners see transitions in order.
+                    self.announce(t, m.next_deadline());
+                }
+                return;
+            }
+        }
         let now = self.clock.since_epoch(end);
+        let duration = end.saturating_duration_since(start);
         let mut m = self.lock();
         let t = m.record(permit, outcome, duration, now);
         self.publish(&m);

@@ -1,8 +1,14 @@
 //! Sliding windows of call outcomes (Resilience4j's COUNT_BASED and TIME_BASED).
 //!
 //! Both keep running totals and subtract what falls out of the window, so reading the rates
-//! is O(1). All storage is allocated once, when the breaker is built.
+//! is O(1). All storage is allocated once, when the breaker is built. The window is shared
+//! by every call without a lock: a count window's outcome is one atomic add for its position
+//! plus, when the slot's flags change, a swap and one add per changed counter; a time
+//! window's is one add per counter, and a short lock once a second to drop old buckets.
 
+use std::sync::Mutex;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 use std::time::Duration;
 
 /// Which window the breaker uses.
@@ -45,11 +51,6 @@ impl Totals {
         self.failed += u32::from(failed);
         self.slow += u32::from(slow);
     }
-    fn sub(&mut self, other: Totals) {
-        self.calls -= other.calls;
-        self.failed -= other.failed;
-        self.slow -= other.slow;
-    }
 }
 
 fn pct(n: u32, d: u32) -> f32 {
@@ -64,107 +65,292 @@ const FAILED: u8 = 1;
 const SLOW: u8 = 2;
 const USED: u8 = 4;
 
+/// A second no bucket holds.
+const EMPTY: u64 = u64::MAX;
+
+/// Running totals in atomics. Every change to a ring slot or bucket is mirrored here by the
+/// thread that made it, so at rest the totals equal a recount of the window; while two
+/// updates race, a reader may see one half of them, so counters are read clamped at zero.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    calls: AtomicU64,
+    failed: AtomicU64,
+    slow: AtomicU64,
+}
+
+/// A wrapping counter as a non-negative `u32` (a counter that raced below zero reads 0).
+fn clamp(v: u64) -> u32 {
+    // Below zero it wraps to a huge `u64`, negative as an `i64`.
+    u32::try_from((v as i64).max(0)).unwrap_or(u32::MAX)
+}
+
+impl Counters {
+    fn totals(&self) -> Totals {
+        Totals {
+            calls: clamp(self.calls.load(Relaxed)),
+            failed: clamp(self.failed.load(Relaxed)),
+            slow: clamp(self.slow.load(Relaxed)),
+        }
+    }
+
+    /// Applies one slot's change from the flags `old` to `new`.
+    fn replace(&self, old: u8, new: u8) {
+        for (bit, counter) in [
+            (USED, &self.calls),
+            (FAILED, &self.failed),
+            (SLOW, &self.slow),
+        ] {
+            match (old & bit != 0, new & bit != 0) {
+                (false, true) => {
+                    counter.fetch_add(1, Relaxed);
+                }
+                (true, false) => {
+                    counter.fetch_sub(1, Relaxed);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn add(&self, calls: u64, failed: u64, slow: u64) {
+        // Only the counters that change are touched: a success is one atomic add.
+        for (n, counter) in [
+            (calls, &self.calls),
+            (failed, &self.failed),
+            (slow, &self.slow),
+        ] {
+            if n != 0 {
+                counter.fetch_add(n, Relaxed);
+            }
+        }
+    }
+
+    fn sub(&self, calls: u64, failed: u64, slow: u64) {
+        for (n, counter) in [
+            (calls, &self.calls),
+            (failed, &self.failed),
+            (slow, &self.slow),
+        ] {
+            if n != 0 {
+                counter.fetch_sub(n, Relaxed);
+            }
+        }
+    }
+}
+
+/// One second of a time window.
+#[derive(Debug)]
+pub(crate) struct Bucket {
+    /// The second it holds, [`EMPTY`] if none.
+    sec: AtomicU64,
+    calls: AtomicU64,
+    failed: AtomicU64,
+    slow: AtomicU64,
+}
+
+impl Bucket {
+    fn empty() -> Self {
+        Self {
+            sec: AtomicU64::new(EMPTY),
+            calls: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            slow: AtomicU64::new(0),
+        }
+    }
+
+    /// Empties the bucket, taking what it held out of `totals`.
+    fn drain(&self, totals: &Counters) {
+        let calls = self.calls.swap(0, Relaxed);
+        let failed = self.failed.swap(0, Relaxed);
+        let slow = self.slow.swap(0, Relaxed);
+        totals.sub(calls, failed, slow);
+    }
+}
+
+/// `x % d` for a 32-bit `x` and a non-zero `d`, by multiplication (Lemire's fastmod):
+/// `m` is `u64::MAX / d + 1`, wrapping (0 for `d` = 1, which gives 0).
+#[inline]
+fn fastmod(x: u32, m: u64, d: u32) -> usize {
+    let low = m.wrapping_mul(u64::from(x));
+    ((u128::from(low) * u128::from(d)) >> 64) as usize
+}
+
+/// A sliding window shared without a lock: outcomes are recorded with atomic operations, and
+/// only a time window's move to a new second (at most once a second) takes a short lock.
 #[derive(Debug)]
 pub(crate) enum Window {
     Count {
-        ring: Box<[u8]>,
-        next: usize,
-        totals: Totals,
+        /// Flags of the last `len` outcomes, `USED` once written.
+        ring: Box<[AtomicU8]>,
+        /// Outcomes recorded so far (wrapping); the next one goes to `next % len`.
+        next: AtomicU32,
+        /// `u64::MAX / len + 1`, for [`fastmod`].
+        magic: u64,
+        totals: Counters,
     },
     Time {
-        buckets: Box<[(u64, Totals)]>,
-        totals: Totals,
+        buckets: Box<[Bucket]>,
+        /// Serialises moving to a new second.
+        rotate: Mutex<()>,
+        totals: Counters,
     },
 }
 
 impl Window {
     pub(crate) fn new(kind: SlidingWindow) -> Self {
         match kind {
-            SlidingWindow::Count(n) => Self::Count {
-                ring: vec![0; n as usize].into_boxed_slice(),
-                next: 0,
-                totals: Totals::default(),
-            },
+            SlidingWindow::Count(n) => {
+                let n = n.max(1);
+                Self::Count {
+                    ring: (0..n).map(|_| AtomicU8::new(0)).collect(),
+                    next: AtomicU32::new(0),
+                    magic: (u64::MAX / u64::from(n)).wrapping_add(1),
+                    totals: Counters::default(),
+                }
+            }
             SlidingWindow::Time(n) => Self::Time {
-                buckets: vec![(u64::MAX, Totals::default()); n as usize].into_boxed_slice(),
-                totals: Totals::default(),
+                buckets: (0..n.max(1)).map(|_| Bucket::empty()).collect(),
+                rotate: Mutex::new(()),
+                totals: Counters::default(),
             },
         }
     }
 
+    #[cfg(test)]
     /// Records one outcome at `elapsed` since the breaker's epoch.
     pub(crate) fn record(&mut self, failed: bool, slow: bool, elapsed: Duration) {
+        self.add(failed, slow, elapsed);
+    }
+
+    /// Records one outcome at `elapsed` since the breaker's epoch, from any thread. Returns
+    /// whether the totals changed: in a full count window, an outcome that replaces one
+    /// with the same flags changes nothing, and costs one atomic add and one load.
+    #[inline]
+    pub(crate) fn add(&self, failed: bool, slow: bool, elapsed: Duration) -> bool {
         match self {
-            Self::Count { ring, next, totals } => {
-                let old = ring[*next];
-                if old & USED != 0 {
-                    totals.sub(Totals {
-                        calls: 1,
-                        failed: u32::from(old & FAILED != 0),
-                        slow: u32::from(old & SLOW != 0),
-                    });
-                }
+            Self::Count {
+                ring,
+                next,
+                magic,
+                totals,
+            } => {
+                // `ring` has 1..=10,000 slots, so its length fits a `u32`.
+                let at = fastmod(next.fetch_add(1, Relaxed), *magic, ring.len() as u32);
+                let slot = &ring[at];
                 // The flags are disjoint bits, so `|` and `^` give the same byte: the two
                 // `| → ^` mutants here are equivalent (excluded in `.cargo/mutants.toml`).
-                ring[*next] = USED | if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 };
-                *next = (*next + 1) % ring.len();
-                totals.add(failed, slow);
+                let new = USED | if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 };
+                if slot.load(Relaxed) == new {
+                    return false;
+                }
+                let old = slot.swap(new, Relaxed);
+                totals.replace(old, new);
+                old != new
             }
-            Self::Time { .. } => {
-                self.advance(elapsed);
-                let Self::Time { buckets, totals } = self else {
-                    unreachable!()
-                };
+            Self::Time {
+                buckets, totals, ..
+            } => {
+                self.advance_shared(elapsed);
                 let sec = elapsed.as_secs();
-                let slot = &mut buckets[(sec % buckets.len() as u64) as usize];
-                slot.1.add(failed, slow);
-                totals.add(failed, slow);
+                let b = &buckets[(sec % buckets.len() as u64) as usize];
+                b.calls.fetch_add(1, Relaxed);
+                if failed {
+                    b.failed.fetch_add(1, Relaxed);
+                }
+                if slow {
+                    b.slow.fetch_add(1, Relaxed);
+                }
+                totals.add(1, u64::from(failed), u64::from(slow));
+                true
             }
         }
     }
 
+    #[cfg(test)]
     /// Drops buckets older than the window (time-based only).
     pub(crate) fn advance(&mut self, elapsed: Duration) {
-        if let Self::Time { buckets, totals } = self {
-            let sec = elapsed.as_secs();
-            let n = buckets.len() as u64;
-            let slot = &mut buckets[(sec % n) as usize];
-            if slot.0 != sec {
-                // Evict every bucket whose second is out of the window [sec - n + 1, sec]. Only
-                // the bucket at `sec % n` could hold `sec` and it does not, so `b.0 > sec` and
-                // `b.0 >= sec` agree here (that mutant is equivalent, excluded in
-                // `.cargo/mutants.toml`). A bucket ahead of `sec` (a call that ended later
-                // recorded first) is dropped too, never subtracted from.
-                for b in buckets.iter_mut() {
-                    if b.0 != u64::MAX && (b.0 > sec || sec - b.0 >= n) {
-                        totals.sub(b.1);
-                        *b = (u64::MAX, Totals::default());
-                    }
-                }
-                let slot = &mut buckets[(sec % n) as usize];
-                if slot.0 != sec {
-                    *slot = (sec, Totals::default());
-                }
+        self.advance_shared(elapsed);
+    }
+
+    /// Drops buckets older than the window (time-based only), from any thread. Returns
+    /// whether any was dropped. Lock-free unless `elapsed` starts a new second.
+    #[inline]
+    pub(crate) fn advance_shared(&self, elapsed: Duration) -> bool {
+        let Self::Time {
+            buckets,
+            rotate,
+            totals,
+        } = self
+        else {
+            return false;
+        };
+        let sec = elapsed.as_secs();
+        let n = buckets.len() as u64;
+        let slot = &buckets[(sec % n) as usize];
+        if slot.sec.load(Relaxed) == sec {
+            return false;
+        }
+        let _rotating = rotate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.sec.load(Relaxed) == sec {
+            return false; // another thread moved on while this one waited
+        }
+        // Evict every bucket whose second is out of the window [sec - n + 1, sec]. Only
+        // the bucket at `sec % n` could hold `sec` and it does not, so `b.0 > sec` and
+        // `b.0 >= sec` agree here (that mutant is equivalent, excluded in
+        // `.cargo/mutants.toml`). A bucket ahead of `sec` (a call that ended later
+        // recorded first) is dropped too, never subtracted from.
+        let mut dropped = false;
+        for b in buckets {
+            let s = b.sec.load(Relaxed);
+            if s != EMPTY && (s > sec || sec - s >= n) {
+                b.drain(totals);
+                b.sec.store(EMPTY, Relaxed);
+                dropped = true;
             }
         }
+        // The slot is empty now (any other second it could hold is out of the window);
+        // drain what a racing recorder may have added to it since.
+        slot.drain(totals);
+        slot.sec.store(sec, Relaxed);
+        dropped
+    }
+
+    /// Whether outcomes need their time (a time window).
+    #[inline]
+    pub(crate) fn is_timed(&self) -> bool {
+        matches!(self, Self::Time { .. })
     }
 
     pub(crate) fn totals(&self) -> Totals {
         match self {
-            Self::Count { totals, .. } | Self::Time { totals, .. } => *totals,
+            Self::Count { totals, .. } | Self::Time { totals, .. } => totals.totals(),
         }
     }
 
-    pub(crate) fn reset(&mut self) {
+    /// Empties the window, from any thread. Each slot is swapped out and its flags taken out
+    /// of the totals, so an outcome recorded concurrently is either cleared or counted,
+    /// never half of each.
+    pub(crate) fn clear(&self) {
         match self {
-            Self::Count { ring, next, totals } => {
-                ring.fill(0);
-                *next = 0;
-                *totals = Totals::default();
+            Self::Count { ring, totals, .. } => {
+                for slot in ring {
+                    totals.replace(slot.swap(0, Relaxed), 0);
+                }
             }
-            Self::Time { buckets, totals } => {
-                buckets.fill((u64::MAX, Totals::default()));
-                *totals = Totals::default();
+            Self::Time {
+                buckets,
+                rotate,
+                totals,
+            } => {
+                let _rotating = rotate
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for b in buckets {
+                    b.drain(totals);
+                    b.sec.store(EMPTY, Relaxed);
+                }
             }
         }
     }
@@ -263,6 +449,152 @@ mod tests {
                 proptest::prop_assert_eq!(w.totals().calls, tail.len() as u32);
                 proptest::prop_assert_eq!(w.totals().failed, tail.iter().filter(|c| c.1).count() as u32);
             }
+        }
+    }
+}
+
+/// Tests of the lock-free recording: threads racing on one window leave totals that equal a
+/// recount of what the window holds.
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// What the window holds, recounted slot by slot (or bucket by bucket).
+    fn recount(w: &Window) -> Totals {
+        let mut t = Totals::default();
+        match w {
+            Window::Count { ring, .. } => {
+                for s in ring {
+                    let f = s.load(Relaxed);
+                    t.calls += u32::from(f & USED != 0);
+                    t.failed += u32::from(f & FAILED != 0);
+                    t.slow += u32::from(f & SLOW != 0);
+                }
+            }
+            Window::Time { buckets, .. } => {
+                for b in buckets {
+                    t.calls += b.calls.load(Relaxed) as u32;
+                    t.failed += b.failed.load(Relaxed) as u32;
+                    t.slow += b.slow.load(Relaxed) as u32;
+                }
+            }
+        }
+        t
+    }
+
+    /// Four threads record `per_thread` outcomes each (thread `i` fails every `i + 2`th
+    /// call and is slow every `i + 3`th), `at(thread, call)` giving the time.
+    fn race(w: &Arc<Window>, per_thread: u32, at: fn(u32, u32) -> Duration) -> Totals {
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let w = w.clone();
+                std::thread::spawn(move || {
+                    let mut mine = Totals::default();
+                    for c in 0..per_thread {
+                        let (f, s) = (c % (i + 2) == 0, c % (i + 3) == 0);
+                        w.add(f, s, at(i, c));
+                        mine.add(f, s);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let mut all = Totals::default();
+        for t in threads {
+            let mine = t.join().unwrap();
+            all.calls += mine.calls;
+            all.failed += mine.failed;
+            all.slow += mine.slow;
+        }
+        all
+    }
+
+    #[test]
+    fn racing_outcomes_all_count_in_a_window_large_enough() {
+        let w = Arc::new(Window::new(SlidingWindow::Count(10_000)));
+        let all = race(&w, 2_500, |_, _| Duration::ZERO);
+        assert_eq!(all.calls, 10_000);
+        assert_eq!(w.totals(), all);
+        assert_eq!(recount(&w), all);
+    }
+
+    #[test]
+    fn racing_outcomes_in_a_small_count_window_match_its_slots() {
+        let w = Arc::new(Window::new(SlidingWindow::Count(7)));
+        race(&w, 20_000, |_, _| Duration::ZERO);
+        assert_eq!(w.totals().calls, 7);
+        assert_eq!(w.totals(), recount(&w));
+    }
+
+    #[test]
+    fn racing_outcomes_in_a_time_window_match_its_buckets() {
+        let w = Arc::new(Window::new(SlidingWindow::Time(3)));
+        // Each thread walks through 10 seconds; the window keeps the last 3 it saw.
+        race(&w, 20_000, |_, c| Duration::from_millis(u64::from(c) / 2));
+        assert_eq!(w.totals(), recount(&w));
+        assert!(w.totals().calls > 0);
+    }
+
+    #[test]
+    fn clearing_while_recording_leaves_consistent_totals() {
+        for kind in [SlidingWindow::Count(50), SlidingWindow::Time(2)] {
+            let w = Arc::new(Window::new(kind));
+            let clearer = {
+                let w = w.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        w.clear();
+                        std::thread::yield_now();
+                    }
+                })
+            };
+            race(&w, 5_000, |_, c| Duration::from_millis(u64::from(c)));
+            clearer.join().unwrap();
+            assert_eq!(w.totals(), recount(&w), "{kind:?}");
+            w.clear();
+            assert_eq!(w.totals(), Totals::default(), "{kind:?}");
+            assert_eq!(recount(&w), Totals::default(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn an_outcome_like_the_one_it_replaces_changes_nothing() {
+        let w = Window::new(SlidingWindow::Count(2));
+        assert!(w.add(false, false, Duration::ZERO), "first fill");
+        assert!(w.add(false, false, Duration::ZERO), "second fill");
+        assert!(!w.add(false, false, Duration::ZERO), "success over success");
+        assert!(w.add(true, false, Duration::ZERO), "failure over success");
+        assert!(!w.add(false, false, Duration::ZERO), "success over success");
+        assert!(w.add(false, true, Duration::ZERO), "slow over failure");
+        assert_eq!(
+            w.totals(),
+            Totals {
+                calls: 2,
+                failed: 0,
+                slow: 1
+            }
+        );
+        // A time window always changes, and reports dropped buckets.
+        let t = Window::new(SlidingWindow::Time(1));
+        assert!(t.add(false, false, Duration::ZERO));
+        assert!(!t.advance_shared(Duration::from_millis(999)));
+        assert!(t.advance_shared(Duration::from_secs(1)));
+        assert_eq!(t.totals(), Totals::default());
+    }
+
+    #[test]
+    fn counters_that_raced_below_zero_read_as_zero() {
+        assert_eq!(clamp(0u64.wrapping_sub(1)), 0);
+        assert_eq!(clamp(5), 5);
+        assert_eq!(clamp(u64::from(u32::MAX) + 1), u32::MAX);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fastmod_is_remainder(x in proptest::num::u32::ANY, d in 1u32..=10_000) {
+            let m = (u64::MAX / u64::from(d)).wrapping_add(1);
+            proptest::prop_assert_eq!(fastmod(x, m, d), (x % d) as usize);
         }
     }
 }

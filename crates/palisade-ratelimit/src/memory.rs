@@ -91,6 +91,7 @@ impl MemoryStore {
     }
 
     /// Decides a request for `key` now.
+    #[inline]
     pub(crate) fn decide(
         &self,
         key: u64,

@@ -24,6 +24,8 @@ pub struct RateLimit<S, X> {
     inner: S,
     extractor: X,
     shared: Arc<Shared>,
+    /// The hash of a zero-sized key (`GlobalKey`), which has one value: hashed once.
+    zst_hash: Option<u64>,
 }
 
 impl<S, X> RateLimit<S, X> {
@@ -32,6 +34,7 @@ impl<S, X> RateLimit<S, X> {
             inner,
             extractor,
             shared,
+            zst_hash: None,
         }
     }
     palisade_core::define_inner_service_accessors!();
@@ -138,7 +141,14 @@ where
             Err(e) => return ResponseFuture::rejected(Box::new(e)),
         };
         let shared = &*self.shared;
-        let hash = shared.hasher.hash_one(&key);
+        // A zero-sized key type has a single value, so its hash never changes.
+        let hash = if size_of::<X::Key>() == 0 {
+            *self
+                .zst_hash
+                .get_or_insert_with(|| shared.hasher.hash_one(&key))
+        } else {
+            shared.hasher.hash_one(&key)
+        };
         let set = shared.quotas_for(hash);
         let max_wait = max_wait(shared, &req);
         #[cfg(feature = "redis")]

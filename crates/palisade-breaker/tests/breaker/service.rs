@@ -525,3 +525,65 @@ fn the_name_comes_from_code_or_config_and_is_checked() {
     let bad = CircuitBreakerLayer::builder().name("").build().unwrap_err();
     assert_eq!(bad.field(), "name");
 }
+
+/// Outcomes are recorded without a lock in CLOSED: two worker threads failing at once open
+/// the breaker exactly once (one transition, announced once), and the successes recorded
+/// concurrently before it all count.
+#[test]
+fn concurrent_outcomes_open_the_breaker_once() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    let layer = CircuitBreakerLayer::builder()
+        .window(SlidingWindow::Count(1_000))
+        .minimum_calls(1_000)
+        .failure_rate_threshold(50.0)
+        .classifier(ErrorsAsFailures)
+        .on_event(move |e: &BreakerEvent| {
+            if let BreakerEvent::StateChanged { from, to, .. } = e {
+                l.lock().unwrap().push((*from, *to));
+            }
+        })
+        .build()
+        .unwrap();
+    let h = layer.handle();
+    let svc = layer.layer(service_fn(|fail: bool| async move {
+        if fail {
+            Err(std::io::Error::other("x"))
+        } else {
+            Ok(())
+        }
+    }));
+    rt.block_on(async {
+        // 2 × 250 successes, then 2 × 250 failures: the window fills (1,000 calls, 50 %
+        // failed) with the last failure, which opens it.
+        for fail in [false, true] {
+            let tasks: Vec<_> = (0..2)
+                .map(|_| {
+                    let svc = svc.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..250 {
+                            let r = svc.clone().oneshot(fail).await;
+                            assert!(r.is_ok() != fail, "admitted while closed");
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let t = h.totals();
+            if !fail {
+                assert_eq!((t.calls, t.failed), (500, 0));
+            }
+        }
+    });
+    assert_eq!(h.state(), State::Open);
+    assert_eq!(*log.lock().unwrap(), vec![(State::Closed, State::Open)]);
+    assert_eq!(h.totals().calls, 1_000);
+    assert_eq!(h.totals().failed, 500);
+}
