@@ -8,6 +8,25 @@
 //! backoff, dead letters with the reason after `max_attempts`, graceful shutdown, and
 //! counts per message type ([`StreamProcessor::stats`]).
 //!
+//! # Effectively once: the inbox
+//!
+//! Delivery is at least once (a handler that succeeded may see its message again if the
+//! ack was lost, a relay republished it, or a shutdown abandoned it). Wrap the handler in
+//! `palisade-idempotency`'s `InboxLayer` keyed by the message id, so a repeat is answered
+//! `Duplicate` without running the effect again and a repeat arriving while the first is
+//! still running fails with `IdempotencyConflict`, which the processor redelivers later:
+//!
+//! ```ignore
+//! use palisade::idempotency::{InboxLayer, MemoryStore};
+//! let handler = InboxLayer::new(MemoryStore::new(), |d: &Delivery| {
+//!     d.message_id.clone().unwrap_or_else(|| format!("seq-{:?}", d.sequence))
+//! })
+//! .layer(Dispatch::new().route("orders.created", create_order));
+//! let processor = StreamProcessor::new(handler, dead_letters, &ProcessorConfig::new("orders.dlq"))?;
+//! ```
+//!
+//! # Example
+//!
 //! ```
 //! use palisade_messaging::consumer::{Delivery, Dispatch, Permanent};
 //! use tower::{ServiceExt, service_fn};
