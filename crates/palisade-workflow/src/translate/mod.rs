@@ -22,6 +22,7 @@
 //! /// The domain's transfer: amounts in cents.
 //! struct Transfer { account: String, cents: u64 }
 //!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! // The legacy API says `acct_no` and `amt` (a decimal string in euros).
 //! let to_domain = |v: Value| -> Result<Transfer, TranslationError> {
 //!     let account = v["acct_no"].as_str()
@@ -45,7 +46,6 @@
 //! });
 //! let svc = TranslateLayer::from_fns(to_domain, from_domain).layer(domain);
 //!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let ok = svc.clone().oneshot(json!({ "acct_no": "FR76-1", "amt": "12.5" })).await.unwrap();
 //! assert_eq!(ok, json!({ "bal": "87.50" }));
 //!

@@ -503,3 +503,55 @@ async fn crash_with_compensate_on_unknown() {
     let tried = crash_matrix(MemorySagaStore::new(), Behave::Ok, OnUnknown::Compensate).await;
     assert_eq!(tried, 16);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sagas_run_independently() {
+    let ok_ledger = Arc::new(Ledger::default());
+    let bad_ledger = Arc::new(Ledger::default());
+    let store = MemorySagaStore::new();
+    let good = SagaOrchestrator::new(saga(&ok_ledger, Behave::Ok), store.clone());
+    let bad = SagaOrchestrator::new(
+        Saga::builder("refund")
+            .step(step(&bad_ledger, "reserve", Behave::Ok))
+            .step(step(&bad_ledger, "charge", Behave::Ok))
+            .step(step(&bad_ledger, "ship", Behave::Fail))
+            .build()
+            .unwrap(),
+        store.clone(),
+    );
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (g, b) = (good.clone(), bad.clone());
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                g.start(&format!("g-{i}"), Order::default()).await
+            } else {
+                b.start(&format!("b-{i}"), Order::default()).await
+            }
+        }));
+    }
+    for t in tasks {
+        let r = t.await.unwrap().unwrap();
+        let want = if r.id.starts_with("g-") {
+            SagaState::Done
+        } else {
+            SagaState::Compensated
+        };
+        assert_eq!(r.state, want, "{}", r.id);
+    }
+    assert_eq!(ok_ledger.applied("ship").len(), 10);
+    assert_eq!(bad_ledger.applied("charge"), bad_ledger.undone("charge"));
+    assert_eq!(bad_ledger.undone("charge").len(), 10);
+    assert_eq!(good.list(SagaState::Done, 100).await.unwrap().len(), 10);
+    assert_eq!(
+        bad.list(SagaState::Compensated, 100).await.unwrap().len(),
+        10
+    );
+    assert!(
+        good.list(SagaState::Compensated, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "listed per saga"
+    );
+}
