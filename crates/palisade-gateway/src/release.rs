@@ -24,6 +24,7 @@ use tower::ServiceExt;
 use tower_service::Service;
 
 use crate::config;
+use crate::proxy::ServedBy;
 use crate::upstream::{CallError, Group, UpstreamError};
 
 /// One arm of a split: an upstream group as a service.
@@ -42,7 +43,17 @@ impl Service<Request<Body>> for Arm {
     }
 
     fn call(&mut self, req: Request<Body>) -> CallFuture {
-        Box::pin(Arc::clone(&self.0).call(req))
+        let group = Arc::clone(&self.0);
+        Box::pin(async move {
+            let name = Arc::clone(&group.name);
+            let mut result = group.call(req).await;
+            // The access log names the arm's group (a route forwarding to one group is
+            // logged under that group without this).
+            if let Ok(res) = &mut result {
+                res.extensions_mut().insert(ServedBy(name));
+            }
+            result
+        })
     }
 }
 
