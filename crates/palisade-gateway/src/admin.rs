@@ -130,9 +130,33 @@ pub(crate) fn handle(gw: &Gateway, req: &Request<Incoming>) -> Response<Body> {
     }
 }
 
+/// Decodes `%XX` escapes (route names such as `prefix /users` arrive as `prefix%20/users`);
+/// `None` for a bad escape or a result that is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// `POST /canaries/ROUTE/pause|resume` and `POST /splits/ROUTE/switch|drain|undrain/ARM`
-/// (ROUTE may contain `/`: the action and arm are taken from the end).
+/// (ROUTE may contain `/`: the action and arm are taken from the end; both are
+/// percent-decoded).
 fn release_action(gw: &Gateway, path: &str) -> Response<Body> {
+    let Some(decoded) = percent_decode(path) else {
+        return problem(StatusCode::BAD_REQUEST, "bad percent-encoding in the path");
+    };
+    let path = decoded.as_str();
     let table = gw.table();
     let not_found = |what: &str| problem(StatusCode::NOT_FOUND, what);
     let bad = |e: palisade_core::ConfigError| {
@@ -181,5 +205,20 @@ fn release_action(gw: &Gateway, path: &str) -> Response<Body> {
     match result {
         Ok(()) => done(r),
         Err(e) => bad(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(
+            super::percent_decode("/splits/prefix%20/users/switch/b").as_deref(),
+            Some("/splits/prefix /users/switch/b")
+        );
+        assert_eq!(super::percent_decode("%e2%9c%93").as_deref(), Some("✓"));
+        assert_eq!(super::percent_decode("%2"), None);
+        assert_eq!(super::percent_decode("%zz"), None);
+        assert_eq!(super::percent_decode("%ff"), None);
     }
 }

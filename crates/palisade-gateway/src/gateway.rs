@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use axum_core::body::Body;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use palisade_core::key::PeerAddr;
 use palisade_core::rejection::RenderedRejection;
 use palisade_policy::{Format, Loader, PolicyHandle, PolicySet, Problem, RouteStack};
 use serde_json::Value;
@@ -205,6 +206,9 @@ impl Gateway {
             let i = t.set.route_index(req.method(), req.uri(), req.headers());
             (t.routes[i].stack.clone(), Arc::clone(&t.routes[i].meta))
         };
+        // The client's address, where Palisade's key extractors (`peer_ip`) and the split's
+        // `trusted_peers` override access look for it.
+        req.extensions_mut().insert(PeerAddr(info.peer));
         req.extensions_mut().insert(info);
         let method = req.method().clone();
         let Ok(mut res) = stack.oneshot(req.map(Body::new)).await;

@@ -80,8 +80,9 @@ pub(crate) enum Target {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TeTrailers;
 
-/// The upstream group that served (or failed) a request, in the response's extensions for
-/// the access log.
+/// The upstream group that served a split route's request (or had no endpoint for it), in
+/// the response's extensions for the access log; a route forwarding to one group is logged
+/// under that group without it (no per-request insertion on that path).
 #[derive(Debug, Clone)]
 pub(crate) struct ServedBy(pub(crate) Arc<str>);
 

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum_core::body::Body;
@@ -20,10 +20,10 @@ use palisade_core::key::KeyError;
 use palisade_core::{Classifier, ConfiguredKey, ConfiguredKeyValue, KeyExtractor, Outcome};
 use palisade_traffic::{CanaryController, CanaryState, RollbackReason, SplitHandle, Tick};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use tower_service::Service;
 
 use crate::config;
+use crate::proxy::ServedBy;
 use crate::upstream::{CallError, Group, UpstreamError};
 
 /// One arm of a split: an upstream group as a service.
@@ -42,7 +42,17 @@ impl Service<Request<Body>> for Arm {
     }
 
     fn call(&mut self, req: Request<Body>) -> CallFuture {
-        Box::pin(Arc::clone(&self.0).call(req))
+        let group = Arc::clone(&self.0);
+        Box::pin(async move {
+            let name = Arc::clone(&group.name);
+            let mut result = group.call(req).await;
+            // The access log names the arm's group (a route forwarding to one group is
+            // logged under that group without this).
+            if let Ok(res) = &mut result {
+                res.extensions_mut().insert(ServedBy(name));
+            }
+            result
+        })
     }
 }
 
@@ -89,7 +99,9 @@ struct CanaryRun {
 pub(crate) struct Release {
     pub(crate) route: String,
     pub(crate) config: config::Split,
-    split: TrafficSplit,
+    /// Locked only to pick the arm and start its call (never across an `.await`): the
+    /// split's `call` needs `&mut`, and a clone per request would copy its arm list.
+    split: Mutex<TrafficSplit>,
     pub(crate) handle: SplitHandle,
     groups: Vec<Arc<Group>>,
     canary: Option<CanaryRun>,
@@ -157,7 +169,7 @@ impl Release {
         Some(Arc::new(Self {
             route: route.to_owned(),
             config: cfg.clone(),
-            split,
+            split: Mutex::new(split),
             handle,
             groups: arm_groups,
             canary,
@@ -239,8 +251,16 @@ impl Release {
 
     /// Sends `req` to the arm the split picks.
     pub(crate) async fn call(&self, req: Request<Body>) -> Result<Response<Incoming>, CallError> {
-        // The split's arms are always ready; a clone is needed to call it from `&self`.
-        self.split.clone().oneshot(req).await
+        let future = {
+            let mut split = self.split.lock().unwrap_or_else(PoisonError::into_inner);
+            // The arms are always ready, so the split is: this only keeps the contract.
+            let mut cx = Context::from_waker(Waker::noop());
+            if let Poll::Ready(Err(e)) = split.poll_ready(&mut cx) {
+                return Err(e);
+            }
+            split.call(req)
+        };
+        future.await
     }
 
     /// The split's state for `/canaries` and the status page.

@@ -34,7 +34,7 @@ pub(crate) use self::outlier::{OutlierClassifier, breaker_config};
 pub(crate) use self::send::UpstreamError;
 use self::send::{HttpClient, Send};
 use crate::config::{Balance, Protocol, Upstream};
-use crate::proxy::{ServedBy, TeTrailers};
+use crate::proxy::TeTrailers;
 
 impl Endpoint {
     fn ejected(&self) -> bool {
@@ -289,12 +289,10 @@ impl Group {
             e.latency.observe(now.saturating_sub(sent), now);
         }
         match result {
-            Ok(mut res) => {
+            Ok(res) => {
                 if res.status().is_server_error() {
                     e.failures.fetch_add(1, Ordering::Relaxed);
                 }
-                res.extensions_mut()
-                    .insert(ServedBy(Arc::clone(&self.name)));
                 Ok(res)
             }
             Err(UpstreamError::Ejected) => Err(CallError::Upstream(UpstreamError::Ejected)),

@@ -31,12 +31,18 @@ fn rest(upstream: &Upstream) -> String {
     format!(
         r#"
 [upstreams.api]
-endpoints = ["{}"]
+endpoints = ["{0}"]
 [[routes]]
 name = "limited"
 match = {{ prefix = "/limited" }}
 rate_limit = {{ quotas = [{{ name = "q", limit = 1, window = "1m" }}] }}
 forward = {{ upstream = "api" }}
+[[routes]]
+name = "split"
+match = {{ prefix = "/split" }}
+forward = {{ split = {{ arms = [{{ name = "a", upstream = "api" }}, {{ name = "b", upstream = "api2" }}], weights = [0, 1] }} }}
+[upstreams.api2]
+endpoints = ["{0}"]
 [fallback]
 forward = {{ upstream = "api" }}
 "#,
@@ -69,6 +75,11 @@ async fn json_access_log_has_one_line_per_request() {
     assert_eq!(lines[1]["route"], "limited");
     assert_eq!(lines[2]["status"], 429);
     assert_eq!(lines[2]["rejection"], "rate_limited", "{}", lines[2]);
+    // A split route names the group of the arm that served.
+    assert_eq!(get(&gw.url("/split")).await.status, 200);
+    let lines = wait_for_lines(&gw, 4).await;
+    assert_eq!(lines[3]["route"], "split");
+    assert_eq!(lines[3]["upstream"], "api2", "{}", lines[3]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

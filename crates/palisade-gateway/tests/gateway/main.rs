@@ -4,6 +4,7 @@
 
 mod support;
 
+mod canary;
 mod check;
 mod grpc;
 mod limits;

@@ -147,6 +147,32 @@ forward = {{ upstream = "a" }}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_on_the_client_address_see_the_peer() {
+    let a = Upstream::start("a").await;
+    let gw = Gateway::start(&config(
+        "",
+        &format!(
+            r#"
+[upstreams.a]
+endpoints = ["{}"]
+[[routes]]
+match = {{ prefix = "/per-ip" }}
+rate_limit = {{ key = {{ type = "peer_ip" }}, quotas = [{{ limit = 1, window = "1m" }}] }}
+forward = {{ upstream = "a" }}
+[fallback]
+forward = {{ upstream = "a" }}
+"#,
+            a.addr
+        ),
+    ));
+    // Keyed on 127.0.0.1: the first passes, the second is limited (not a 400 for a missing
+    // peer address).
+    assert_eq!(get(&gw.url("/per-ip")).await.status, 200);
+    let res = get(&gw.url("/per-ip")).await;
+    assert_eq!(res.status, 429, "{}", res.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_and_bodies_stream_through() {
     let a = Upstream::start("a").await;
     let gw = Gateway::start(&config(

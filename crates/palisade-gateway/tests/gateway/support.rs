@@ -313,3 +313,17 @@ pub(crate) async fn send(req: Request<Full<Bytes>>) -> Answer {
 pub(crate) async fn get(url: &str) -> Answer {
     send(Request::get(url).body(Full::default()).unwrap()).await
 }
+
+/// A `POST` with an empty body (the admin actions).
+pub(crate) async fn post(url: &str) -> Answer {
+    send(Request::post(url).body(Full::default()).unwrap()).await
+}
+
+/// A `GET` with these headers.
+pub(crate) async fn get_with(url: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut req = Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(req.body(Full::<Bytes>::default()).unwrap()).await
+}
