@@ -25,7 +25,8 @@
 //! use palisade_cache::{CacheLayer, RedisStore};
 //! use std::time::Duration;
 //!
-//! # async fn run() -> redis::RedisResult<()> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> redis::RedisResult<()> {
 //! let store = RedisStore::connect("redis://127.0.0.1:6379")
 //!     .await?
 //!     .prefix("shop:cache:")
