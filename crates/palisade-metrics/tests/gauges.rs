@@ -95,6 +95,7 @@ async fn breaker_state_is_exported_before_any_transition() {
 }
 
 #[tokio::test(start_paused = true)]
+#[allow(clippy::float_cmp)] // whole numbers of bytes, exact in f64
 async fn usage_gauges_follow_the_store_and_name_layer_and_instance() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
