@@ -93,3 +93,36 @@ async fn breaker_state_is_exported_before_any_transition() {
     assert_eq!(state(&recorder.snap()), 3, "disabled");
     watcher.abort();
 }
+
+#[tokio::test(start_paused = true)]
+#[allow(clippy::float_cmp)] // whole numbers of bytes, exact in f64
+async fn usage_gauges_follow_the_store_and_name_layer_and_instance() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let recorder = Recording::start();
+    let used = Arc::new(AtomicU64::new(512));
+    let reading = used.clone();
+    let start = Instant::now();
+    let watcher = palisade_metrics::watch_usage(
+        "cache",
+        "pages",
+        move || (reading.load(Ordering::SeqCst), Some(4096_u64)),
+        EVERY,
+    );
+    let labels = [("layer", "cache"), ("instance", "pages")];
+    let snap = recorder.snap();
+    assert_eq!(snap.gauge(palisade_metrics::STORE_BYTES, &labels), 512.0);
+    assert_eq!(
+        snap.gauge(palisade_metrics::STORE_CAPACITY_BYTES, &labels),
+        4096.0
+    );
+    used.store(2048, Ordering::SeqCst);
+    sleep_until(start + secs(1.5)).await;
+    assert_eq!(
+        recorder
+            .snap()
+            .gauge(palisade_metrics::STORE_BYTES, &labels),
+        2048.0
+    );
+    watcher.abort();
+}
