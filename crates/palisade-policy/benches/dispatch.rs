@@ -54,6 +54,39 @@ fn handler() -> Handler {
 
 /// The same layers as `SECTIONS`, by hand, boxed like a route stack.
 fn by_hand() -> Handler {
+    BoxCloneSyncService::new(by_hand_typed())
+}
+
+/// Calls a clone of `svc`, driven to readiness, inside one boxed future: how hyper-util and
+/// axum call a service (a clone per request), and how the dispatcher calls a route's stack.
+fn cloned_call<S>(svc: &S, path: &'static str) -> Response<Body>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let req = Request::get(path).body(Body::empty()).unwrap();
+    let mut svc = svc.clone();
+    let fut: std::pin::Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>> =
+        Box::pin(async move {
+            std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
+            svc.call(req).await
+        });
+    block_on(fut).unwrap()
+}
+
+/// The same layers as `SECTIONS`, by hand.
+fn by_hand_typed() -> impl Service<
+    Request<Body>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
     let mut rl = RateLimitConfig::default();
     rl.quotas = vec![QuotaConfig::new(
         "default",
@@ -75,7 +108,7 @@ fn by_hand() -> Handler {
         .layer(bh.build().unwrap())
         .map_err(Into::<palisade_core::BoxError>::into)
         .service(handler());
-    BoxCloneSyncService::new(svc)
+    svc
 }
 
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -126,11 +159,16 @@ fn dispatch(c: &mut Criterion) {
     let mut hand = by_hand();
     let one = PolicyHandle::new(PolicySet::from_toml(&file(0, "30s")).unwrap());
     let mut one = one.layer().layer(handler());
-    let many = PolicyHandle::new(PolicySet::from_toml(&file(1000, "30s")).unwrap());
-    let mut many = many.layer().layer(handler());
+    let many_handle = PolicyHandle::new(PolicySet::from_toml(&file(1000, "30s")).unwrap());
+    let mut many = many_handle.layer().layer(handler());
+    // The policy's own stack for route 999, built without the dispatcher: what dispatch
+    // (route match + stack lookup) adds is measured against this.
+    let set = many_handle.current();
+    let mut same = set.route_stack(999, handler());
     let mut bare = handler();
     allocations("bare handler", &mut bare, "/r999/7");
     allocations("by hand", &mut hand, "/r999/7");
+    allocations("same stack, no dispatch", &mut same, "/r999/7");
     allocations("policy, fallback only", &mut one, "/r999/7");
     allocations("policy, 1000 routes, first", &mut many, "/r0/7");
     allocations("policy, 1000 routes, last", &mut many, "/r999/7");
@@ -138,6 +176,17 @@ fn dispatch(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("bare handler", |b| b.iter(|| call(&mut bare, "/r999/7")));
     g.bench_function("by hand", |b| b.iter(|| call(&mut hand, "/r999/7")));
+    let typed = by_hand_typed();
+    g.bench_function("by hand, cloned per request", |b| {
+        b.iter(|| cloned_call(&typed, "/r999/7"));
+    });
+    g.bench_function("route match only, 1000 routes, last", |b| {
+        let req = Request::get("/r999/7").body(Body::empty()).unwrap();
+        b.iter(|| black_box(set.route_index(req.method(), req.uri(), req.headers())));
+    });
+    g.bench_function("same stack, no dispatch", |b| {
+        b.iter(|| call(&mut same, "/r999/7"));
+    });
     g.bench_function("policy, fallback only", |b| {
         b.iter(|| call(&mut one, "/r999/7"));
     });
