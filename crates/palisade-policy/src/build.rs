@@ -244,5 +244,5 @@ pub(crate) fn client(eff: &Effective, rep: &mut Reporter<'_>) -> Option<ClientLa
 
 /// Reads a value with serde, for lints (already validated, so failures are ignored).
 pub(crate) fn peek<T: DeserializeOwned>(v: &Value) -> Option<T> {
-    serde_json::from_value(v.clone()).ok()
+    T::deserialize(v).ok()
 }

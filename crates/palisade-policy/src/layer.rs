@@ -14,7 +14,7 @@ use palisade_core::BoxError;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::reload::{PolicyHandle, Rebuild};
+use crate::reload::{PolicyHandle, Rebuild, bury};
 use crate::set::PolicySet;
 use crate::build::ServerLayers;
 use crate::stack::{SharedStack, StackFuture};
@@ -112,7 +112,8 @@ where
 {
     fn rebuild(&self, set: &Arc<PolicySet>) {
         let old = self.stacks.load_full();
-        self.stacks.store(Arc::new(self.build(set, Some(&old))));
+        let new = Arc::new(self.build(set, Some(&old)));
+        bury((old, self.stacks.swap(new)));
     }
 }
 

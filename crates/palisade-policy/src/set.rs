@@ -120,7 +120,12 @@ impl Loader {
         let root = format.parse(text)?;
         let mut problems = Vec::new();
         let file = schema::read(&root, &mut problems);
-        self.finish(&file, previous, problems)
+        let set = self.finish(&file, previous, problems);
+        if previous.is_some() {
+            // A reload: the parse tree and the file's shape are freed off its path.
+            crate::reload::bury((root, file));
+        }
+        set
     }
 
     /// Builds the set a file's shape (or a [`PolicySetBuilder`](crate::PolicySetBuilder))
