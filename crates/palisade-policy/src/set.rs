@@ -256,6 +256,7 @@ fn assemble(
         } else {
             let mut rep = Reporter {
                 at: &r.at,
+                instance: &r.name,
                 problems,
             };
             build::server(&eff, cx, &mut rep).map(Arc::new)
@@ -298,6 +299,7 @@ fn assemble(
         } else {
             let mut rep = Reporter {
                 at: &c.at,
+                instance: &c.name,
                 problems,
             };
             build::client(&eff, &mut rep).map(Arc::new)
@@ -336,6 +338,7 @@ fn assemble(
             let eff = effective(&RawFile::default(), &lone, &SERVER_SECTIONS);
             let mut rep = Reporter {
                 at: &lone.at,
+                instance: &lone.name,
                 problems,
             };
             build::server(&eff, cx, &mut rep);
