@@ -78,12 +78,9 @@ where
 }
 
 /// The same layers as `SECTIONS`, by hand.
-fn by_hand_typed() -> impl Service<
-    Request<Body>,
-    Response = Response<Body>,
-    Error = Infallible,
-    Future: Send + 'static,
-> + Clone
+fn by_hand_typed()
+-> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send + 'static>
++ Clone
 + Send
 + Sync
 + 'static {
@@ -243,15 +240,19 @@ fn reload(c: &mut Criterion) {
     println!(
         "reload 1000 routes, every route changed, median of 20: wall {:.1} ms, thread CPU {}",
         wall[10].as_secs_f64() * 1e3,
-        cpu.get(cpu.len() / 2)
-            .map_or("n/a".to_owned(), |c| format!("{:.1} ms", c.as_secs_f64() * 1e3)),
+        cpu.get(cpu.len() / 2).map_or("n/a".to_owned(), |c| format!(
+            "{:.1} ms",
+            c.as_secs_f64() * 1e3
+        )),
     );
 }
 
 /// This thread's CPU time (Linux: `/proc/thread-self/schedstat`, in ns).
 fn thread_cpu() -> Option<Duration> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    Some(Duration::from_nanos(s.split_whitespace().next()?.parse().ok()?))
+    Some(Duration::from_nanos(
+        s.split_whitespace().next()?.parse().ok()?,
+    ))
 }
 
 criterion_group!(benches, dispatch, reload);

@@ -14,9 +14,9 @@ use palisade_core::BoxError;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::build::ServerLayers;
 use crate::reload::{PolicyHandle, Rebuild, bury};
 use crate::set::PolicySet;
-use crate::build::ServerLayers;
 use crate::stack::{SharedStack, StackFuture};
 
 /// Applies a [`PolicyHandle`]'s per-route stacks to any `http` service: each request goes
@@ -163,10 +163,7 @@ impl fmt::Debug for ResponseFuture {
 impl std::future::Future for ResponseFuture {
     type Output = Result<Response<Body>, Infallible>;
 
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Self::Output> {
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.inner.as_mut().poll(cx)
     }
 }

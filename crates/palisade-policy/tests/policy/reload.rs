@@ -105,8 +105,7 @@ async fn requests_in_flight_finish_on_the_old_stack() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn ten_thousand_requests_in_flight_across_twenty_reloads_of_1000_routes_all_get_an_answer()
-{
+async fn ten_thousand_requests_in_flight_across_twenty_reloads_of_1000_routes_all_get_an_answer() {
     // 1,000 routes, all changed by every reload (their timeout flips). The two files also
     // differ in their number of routes, and the extra route's stack would answer 504 at
     // once: a request matched against one set but sent to a stack of the other would show.
@@ -157,5 +156,9 @@ async fn ten_thousand_requests_in_flight_across_twenty_reloads_of_1000_routes_al
     }
     assert_eq!(ok, 10_000);
     assert_eq!(s.handle.reloads(), 20);
-    assert_eq!(s.handle.current().route_count(), 1_001, "999 + /slow + the fallback");
+    assert_eq!(
+        s.handle.current().route_count(),
+        1_001,
+        "999 + /slow + the fallback"
+    );
 }
