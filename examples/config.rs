@@ -1,13 +1,11 @@
 //! Per-route Palisade stacks from one policy file (`examples/config.toml`), served by axum.
 //!
 //! ```text
-//! cargo run --example config --features policy,toggle,traffic               # examples/config.toml
-//! cargo run --example config --features policy,toggle,traffic -- my.toml    # your file
+//! cargo run --example config --features policy,toggle,traffic [-- my.toml]   # on :3000
 //! ```
 //!
-//! The file says which layers each route gets; `palisade::policy` composes them in the
-//! canonical order, checks every value and reloads the file when it changes. This program
-//! brings the handlers, the flags for `gate`, and the server.
+//! The file says which layers each route gets (composed in the canonical order, checked,
+//! reloaded on change); this program brings the handlers, the flags and the server.
 
 use axum::Router;
 use axum::extract::Request;
@@ -20,9 +18,16 @@ use palisade::traffic::Split;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::time::sleep;
 use tower::Layer;
+
 /// Counts `/pay` executions, to show that a replayed payment runs once.
 pub(crate) static CHARGES: AtomicUsize = AtomicUsize::new(0);
+
+async fn pay() -> (StatusCode, String) {
+    let n = CHARGES.fetch_add(1, Ordering::SeqCst) + 1;
+    (StatusCode::CREATED, format!("{{\"charge\":\"ch_{n}\"}}"))
+}
 
 /// The policy file at `path` (flags from `flags.json` beside it) over the app's handlers.
 pub(crate) fn load(path: &Path) -> Result<(PolicyHandle, PolicyService<Router>), BoxError> {
@@ -36,17 +41,8 @@ pub(crate) fn load(path: &Path) -> Result<(PolicyHandle, PolicyService<Router>),
         .seed(7)
         .build()?;
     let app = Router::new()
-        .route(
-            "/pay",
-            post(|| async {
-                let n = CHARGES.fetch_add(1, Ordering::SeqCst) + 1;
-                (StatusCode::CREATED, format!("{{\"charge\":\"ch_{n}\"}}"))
-            }),
-        )
-        .route(
-            "/search",
-            get(|| tokio::time::sleep(Duration::from_millis(400))),
-        ) // > 250 ms
+        .route("/pay", post(pay))
+        .route("/search", get(|| sleep(Duration::from_millis(400)))) // > its 250 ms
         .route("/beta", get(|| async { "beta" }))
         .route_service("/checkout", checkout);
     Ok((handle.clone(), handle.layer().layer(app)))
@@ -54,19 +50,10 @@ pub(crate) fn load(path: &Path) -> Result<(PolicyHandle, PolicyService<Router>),
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let default = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/config.toml");
-    let file = std::env::args().nth(1).unwrap_or(default.into());
-    let (handle, app) = load(Path::new(&file))?;
+    let file = std::env::args().nth(1);
+    let (handle, app) = load(Path::new(file.as_deref().unwrap_or("examples/config.toml")))?;
     handle.watch_file(Duration::from_secs(1));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-    println!(
-        "routes {:?} on http://127.0.0.1:3000",
-        handle.current().route_names()
-    );
-    axum::serve(
-        listener,
-        axum::ServiceExt::<Request>::into_make_service(app),
-    )
-    .await?;
-    Ok(())
+    let app = axum::ServiceExt::<Request>::into_make_service(app);
+    Ok(axum::serve(listener, app).await?)
 }
