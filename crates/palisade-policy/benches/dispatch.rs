@@ -95,7 +95,7 @@ fn by_hand_typed()
     bh.max_concurrent = 100_000;
     let mut t = TimeoutConfig::new(Duration::from_secs(30));
     t.insert_deadline = false;
-    let svc = ServiceBuilder::new()
+    ServiceBuilder::new()
         .map_response(|r: Response<palisade_core::RejectionBody<Body>>| r.map(Body::new))
         .layer(HandleRejectionsLayer::new())
         .layer(rl.build().unwrap())
@@ -104,8 +104,7 @@ fn by_hand_typed()
         .map_response(|r: Response<palisade_bulkhead::BulkheadBody<Body>>| r.map(Body::new))
         .layer(bh.build().unwrap())
         .map_err(Into::<palisade_core::BoxError>::into)
-        .service(handler());
-    svc
+        .service(handler())
 }
 
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -232,7 +231,7 @@ fn reload(c: &mut Criterion) {
             .reload_str(if i % 2 == 0 { &b } else { &a }, Format::Toml)
             .unwrap();
         wall.push(w0.elapsed());
-        cpu.push(thread_cpu().zip(c0).map(|(c1, c0)| c1 - c0));
+        cpu.push(thread_cpu().zip(c0).and_then(|(c1, c0)| c1.checked_sub(c0)));
     }
     wall.sort();
     let mut cpu: Vec<Duration> = cpu.into_iter().flatten().collect();

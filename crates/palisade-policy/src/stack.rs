@@ -126,7 +126,7 @@ impl ServerLayers {
                 .map_request(|r: Request<RequestBody<Body>>| r.map(Body::new))
                 .into_inner()
         });
-        let svc = ServiceBuilder::new()
+        ServiceBuilder::new()
             .map_response(|r: Response<palisade_core::RejectionBody<Body>>| r.map(Body::new))
             .layer(HandleRejectionsLayer::new())
             .option_layer(self.rate_limit.clone())
@@ -137,7 +137,6 @@ impl ServerLayers {
             .option_layer(self.breaker.clone())
             .option_layer(bulkhead)
             .option_layer(fault)
-            .service(base);
-        svc
+            .service(base)
     }
 }

@@ -1,6 +1,8 @@
 //! Reload: atomic swap, state kept for unchanged routes, reset for changed ones, bad files
 //! rejected with the last good set still serving.
 
+use std::fmt::Write as _;
+
 use crate::support;
 
 use palisade_policy::{Format, PolicyHandle, PolicySet};
@@ -117,7 +119,8 @@ async fn ten_thousand_requests_in_flight_across_twenty_reloads_of_1000_routes_al
         };
         let mut routes = String::new();
         for i in 0..999 {
-            routes += &format!(
+            let _ = write!(
+                routes,
                 "[[routes]]\nmatch = {{ path = \"/r{i}/{{id}}\" }}\ntimeout = {{ timeout = \"{t}\" }}\n"
             );
         }
