@@ -33,8 +33,7 @@ fn load_text(text: &str) -> String {
     let path = dir.join(format!("bad-{}.toml", text.len()));
     std::fs::write(&path, text).unwrap();
     let err = config_example::load(&path)
-        .err()
-        .expect("a bad file")
+        .expect_err("a bad file")
         .to_string();
     std::fs::remove_dir_all(&dir).unwrap();
     err.replace(&path.display().to_string(), "FILE")
@@ -59,7 +58,7 @@ fn the_shipped_file_names_every_route_and_needs_the_flags() {
         .current()
         .warnings()
         .iter()
-        .map(|w| w.to_string())
+        .map(ToString::to_string)
         .collect();
     assert_eq!(
         warnings,
