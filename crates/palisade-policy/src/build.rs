@@ -60,7 +60,19 @@ impl std::fmt::Debug for Context {
 /// value was written: a field inherited from `defaults` or a policy is reported there, once.
 pub(crate) struct Reporter<'a> {
     pub(crate) at: &'a str,
+    /// The consumer's name (a route's, a client's): the instance name of its layers whose
+    /// section names none, so two routes' bulkheads are two metric series. `""`: none.
+    pub(crate) instance: &'a str,
     pub(crate) problems: &'a mut Vec<Problem>,
+}
+
+/// `name` as an instance name (1–128 visible ASCII characters): other characters become
+/// `_` (`path /orders/{id}` → `path_/orders/{id}`), and it is cut at 128.
+pub(crate) fn instance_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .take(palisade_core::config::MAX_INSTANCE_NAME)
+        .collect()
 }
 
 impl Reporter<'_> {
@@ -87,9 +99,17 @@ impl Reporter<'_> {
         self.push(section, merged, e.field(), e.problem().to_owned());
     }
 
-    fn typed<T: DeserializeOwned>(&mut self, section: &str, merged: &Merged) -> Option<T> {
+    /// The section read into its typed config, named after the consumer unless it names
+    /// itself.
+    fn typed<T: DeserializeOwned + Named>(&mut self, section: &str, merged: &Merged) -> Option<T> {
         match serde_path_to_error::deserialize::<_, T>(&merged.value) {
-            Ok(t) => Some(t),
+            Ok(mut t) => {
+                let name = t.name();
+                if name.is_none() && !self.instance.is_empty() {
+                    *name = Some(instance_name(self.instance));
+                }
+                Some(t)
+            }
             Err(e) => {
                 let path = e.path().to_string();
                 let path = if path == "." { String::new() } else { path };
@@ -99,6 +119,32 @@ impl Reporter<'_> {
         }
     }
 }
+
+/// A layer config with an instance name.
+pub(crate) trait Named {
+    fn name(&mut self) -> &mut Option<String>;
+}
+
+macro_rules! named {
+    ($($t:ty),*) => {$(
+        impl Named for $t {
+            fn name(&mut self) -> &mut Option<String> {
+                &mut self.name
+            }
+        }
+    )*};
+}
+
+named!(
+    RateLimitConfig,
+    CacheConfig,
+    TimeoutConfig,
+    IdempotencyConfig,
+    BreakerConfig,
+    BulkheadConfig,
+    FaultConfig,
+    RetryConfig
+);
 
 fn unknown_field_name(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("unknown field `")?;
@@ -244,5 +290,5 @@ pub(crate) fn client(eff: &Effective, rep: &mut Reporter<'_>) -> Option<ClientLa
 
 /// Reads a value with serde, for lints (already validated, so failures are ignored).
 pub(crate) fn peek<T: DeserializeOwned>(v: &Value) -> Option<T> {
-    serde_json::from_value(v.clone()).ok()
+    T::deserialize(v).ok()
 }

@@ -148,6 +148,7 @@ impl PolicyBuilder {
             .collect();
         let mut rep = Reporter {
             at: "",
+            instance: "",
             problems: &mut problems,
         };
         build::server(&eff, &Context::default(), &mut rep);

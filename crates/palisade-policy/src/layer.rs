@@ -1,5 +1,6 @@
 //! [`PolicyLayer`] and [`PolicyService`]: route each request to its route's stack.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
@@ -10,13 +11,13 @@ use axum_core::body::Body;
 use bytes::Bytes;
 use http::{Request, Response};
 use palisade_core::BoxError;
-use tower::util::Oneshot;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::reload::{PolicyHandle, Rebuild};
+use crate::build::ServerLayers;
+use crate::reload::{PolicyHandle, Rebuild, bury};
 use crate::set::PolicySet;
-use crate::stack::RouteStack;
+use crate::stack::{SharedStack, StackFuture};
 
 /// Applies a [`PolicyHandle`]'s per-route stacks to any `http` service: each request goes
 /// through the stack of the first route whose `match` holds, or the fallback's, and then to
@@ -63,7 +64,7 @@ struct Shared<S> {
 
 struct Stacks {
     set: Arc<PolicySet>,
-    stacks: Vec<RouteStack>,
+    stacks: Vec<Arc<dyn SharedStack>>,
 }
 
 impl<S, ResB> Shared<S>
@@ -75,19 +76,23 @@ where
     ResB::Error: Into<BoxError>,
 {
     fn build(&self, set: &Arc<PolicySet>, old: Option<&Stacks>) -> Stacks {
+        // A route whose layers were carried over keeps its built stack as well.
+        let kept: HashMap<*const ServerLayers, &Arc<dyn SharedStack>> = old
+            .map(|o| {
+                o.set
+                    .routes
+                    .iter()
+                    .map(|p| Arc::as_ptr(&p.layers))
+                    .zip(&o.stacks)
+                    .collect()
+            })
+            .unwrap_or_default();
         let stacks = set
             .routes
             .iter()
-            .map(|r| {
-                // A route whose layers were carried over keeps its built stack as well.
-                old.and_then(|o| {
-                    o.set
-                        .routes
-                        .iter()
-                        .position(|p| Arc::ptr_eq(&p.layers, &r.layers))
-                        .map(|i| o.stacks[i].clone())
-                })
-                .unwrap_or_else(|| r.layers.stack(self.inner.clone()))
+            .map(|r| match kept.get(&Arc::as_ptr(&r.layers)) {
+                Some(s) => Arc::clone(s),
+                None => r.layers.shared(self.inner.clone()),
             })
             .collect();
         Stacks {
@@ -107,7 +112,8 @@ where
 {
     fn rebuild(&self, set: &Arc<PolicySet>) {
         let old = self.stacks.load_full();
-        self.stacks.store(Arc::new(self.build(set, Some(&old))));
+        let new = Arc::new(self.build(set, Some(&old)));
+        bury((old, self.stacks.swap(new)));
     }
 }
 
@@ -143,8 +149,24 @@ where
 }
 
 /// The response future of [`PolicyService`]: the chosen route's stack, driven to readiness
-/// and called.
-pub type ResponseFuture = Oneshot<RouteStack, Request<Body>>;
+/// and called. One allocation per request, holding the stack's clone and its call.
+pub struct ResponseFuture {
+    inner: StackFuture,
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl std::future::Future for ResponseFuture {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
 
 impl<S, B> Service<Request<B>> for PolicyService<S>
 where
@@ -163,6 +185,8 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let stacks = self.shared.stacks.load();
         let i = stacks.set.route_for(req.method(), req.uri(), req.headers());
-        Oneshot::new(stacks.stacks[i].clone(), req.map(Body::new))
+        ResponseFuture {
+            inner: stacks.stacks[i].oneshot(req.map(Body::new)),
+        }
     }
 }

@@ -134,10 +134,20 @@
 //!
 //! # Costs
 //!
-//! Routes are indexed by the literal first path segment their matcher requires, so dispatch
-//! does not test every route's matcher. Each route's stack is type-erased (one
-//! `BoxCloneSyncService`), cloned per request: one allocation per request over the same
-//! layers composed by hand.
+//! Routes are indexed by the literal first path segment their matcher requires (an FNV hash
+//! of that segment), so dispatch does not test every route's matcher: with 1,000 routes,
+//! finding one takes about 40 ns. Each route's stack is built once and shared; a request
+//! calls a clone of it inside its one boxed response future, so dispatch allocates nothing
+//! over a hand-built boxed stack. A reload of 1,000 routes builds only what changed and
+//! frees the replaced set on a background thread (`palisade-policy-drop`). Measured
+//! figures are in the crate's README.
+//!
+//! # Names
+//!
+//! A route's name (its `name`, else its matcher, e.g. `path /orders/{id}`) is the instance
+//! name of its layers, for their events and metrics, so two routes' bulkheads are two
+//! series: characters other than visible ASCII become `_` (`path_/orders/{id}`) and it is
+//! cut at 128. A section that sets its own `name` keeps it. Clients are named the same way.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 

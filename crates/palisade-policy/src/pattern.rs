@@ -80,9 +80,11 @@ impl PathTemplate {
             if *seg == Seg::Rest {
                 return !rest.is_empty();
             }
-            let (head, tail) = match rest.find('/') {
-                Some(j) => (&rest[..j], Some(&rest[j + 1..])),
-                None => (rest, None),
+            let j = crate::index::slash(rest);
+            let (head, tail) = if j < rest.len() {
+                (&rest[..j], Some(&rest[j + 1..]))
+            } else {
+                (rest, None)
             };
             let ok = match seg {
                 Seg::Lit(l) => head == l,

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
 
 use arc_swap::ArcSwap;
 
@@ -17,6 +17,25 @@ use crate::source::Format;
 /// [`PolicyService`]: crate::PolicyService
 pub(crate) trait Rebuild: Send + Sync {
     fn rebuild(&self, set: &Arc<PolicySet>);
+}
+
+/// Drops `garbage` on a background thread (`palisade-policy-drop`), off the reload's path:
+/// freeing a replaced set of 1,000 routes, its parse tree and its stacks takes a fifth of
+/// the reload's time. Inline if that thread cannot be started.
+pub(crate) fn bury<T: Send + 'static>(garbage: T) {
+    static GRAVE: OnceLock<Option<mpsc::Sender<Box<dyn Send>>>> = OnceLock::new();
+    let grave = GRAVE.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Box<dyn Send>>();
+        std::thread::Builder::new()
+            .name("palisade-policy-drop".into())
+            .spawn(move || rx.into_iter().for_each(drop))
+            .ok()
+            .map(|_| tx)
+    });
+    if let Some(tx) = grave {
+        // A send fails only if the thread is gone; the garbage then drops here.
+        let _ = tx.send(Box::new(garbage));
+    }
 }
 
 /// The live [`PolicySet`] and the services built from it. Cheap to clone (an `Arc`).
@@ -98,6 +117,7 @@ impl PolicyHandle {
         };
         let prev = self.current();
         let next = self.inner.loader.load_path_over(path, Some(&prev));
+        bury(prev);
         self.install(next)
     }
 
@@ -105,6 +125,7 @@ impl PolicyHandle {
     pub fn reload_str(&self, text: &str, format: Format) -> Result<(), PolicyError> {
         let prev = self.current();
         let next = self.inner.loader.load_str_over(text, format, Some(&prev));
+        bury(prev);
         self.install(next)
     }
 
@@ -112,7 +133,7 @@ impl PolicyHandle {
         match next {
             Ok(set) => {
                 let set = Arc::new(set);
-                self.inner.current.store(Arc::clone(&set));
+                bury(self.inner.current.swap(Arc::clone(&set)));
                 let services: Vec<_> = {
                     let mut list = self
                         .inner

@@ -120,7 +120,12 @@ impl Loader {
         let root = format.parse(text)?;
         let mut problems = Vec::new();
         let file = schema::read(&root, &mut problems);
-        self.finish(&file, previous, problems)
+        let set = self.finish(&file, previous, problems);
+        if previous.is_some() {
+            // A reload: the parse tree and the file's shape are freed off its path.
+            crate::reload::bury((root, file));
+        }
+        set
     }
 
     /// Builds the set a file's shape (or a [`PolicySetBuilder`](crate::PolicySetBuilder))
@@ -251,6 +256,7 @@ fn assemble(
         } else {
             let mut rep = Reporter {
                 at: &r.at,
+                instance: &r.name,
                 problems,
             };
             build::server(&eff, cx, &mut rep).map(Arc::new)
@@ -293,6 +299,7 @@ fn assemble(
         } else {
             let mut rep = Reporter {
                 at: &c.at,
+                instance: &c.name,
                 problems,
             };
             build::client(&eff, &mut rep).map(Arc::new)
@@ -331,6 +338,7 @@ fn assemble(
             let eff = effective(&RawFile::default(), &lone, &SERVER_SECTIONS);
             let mut rep = Reporter {
                 at: &lone.at,
+                instance: &lone.name,
                 problems,
             };
             build::server(&eff, cx, &mut rep);

@@ -19,12 +19,75 @@ use crate::build::ServerLayers;
 /// A built route stack over the inner service: infallible, answering with axum's [`Body`].
 pub type RouteStack = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
+/// The response future of a dispatched request: one allocation holding the route stack's
+/// clone and its call, the same single boxed future a hand-built boxed stack costs.
+pub(crate) type StackFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+/// A route stack as the dispatcher holds it: shared by reference, called through a clone
+/// that lives inside the response future (no boxed clone per request).
+pub(crate) trait SharedStack: Send + Sync {
+    fn oneshot(&self, req: Request<Body>) -> StackFuture;
+}
+
+impl<T> SharedStack for T
+where
+    T: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    T::Future: Send + 'static,
+{
+    fn oneshot(&self, req: Request<Body>) -> StackFuture {
+        let mut svc = self.clone();
+        Box::pin(async move {
+            std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
+            svc.call(req).await
+        })
+    }
+}
+
 impl ServerLayers {
     /// Wraps `inner` in this route's layers, outermost first:
     /// rejections → rate limit → flag gate → cache → timeout → idempotency → breaker →
     /// bulkhead → fault → inner.
     /// Absent layers are not there at all (an `Either` arm straight to the next one).
     pub(crate) fn stack<S, ResB>(&self, inner: S) -> RouteStack
+    where
+        S: Service<Request<Body>, Response = Response<ResB>> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        ResB: http_body::Body<Data = Bytes> + Send + 'static,
+        ResB::Error: Into<BoxError>,
+    {
+        BoxCloneSyncService::new(self.typed(inner))
+    }
+
+    /// The same stack, shared for dispatch (see [`SharedStack`]).
+    pub(crate) fn shared<S, ResB>(&self, inner: S) -> std::sync::Arc<dyn SharedStack>
+    where
+        S: Service<Request<Body>, Response = Response<ResB>> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        ResB: http_body::Body<Data = Bytes> + Send + 'static,
+        ResB::Error: Into<BoxError>,
+    {
+        std::sync::Arc::new(self.typed(inner))
+    }
+
+    fn typed<S, ResB>(
+        &self,
+        inner: S,
+    ) -> impl Service<
+        Request<Body>,
+        Response = Response<Body>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
     where
         S: Service<Request<Body>, Response = Response<ResB>> + Clone + Send + Sync + 'static,
         S::Future: Send + 'static,
@@ -63,7 +126,7 @@ impl ServerLayers {
                 .map_request(|r: Request<RequestBody<Body>>| r.map(Body::new))
                 .into_inner()
         });
-        let svc = ServiceBuilder::new()
+        ServiceBuilder::new()
             .map_response(|r: Response<palisade_core::RejectionBody<Body>>| r.map(Body::new))
             .layer(HandleRejectionsLayer::new())
             .option_layer(self.rate_limit.clone())
@@ -74,7 +137,6 @@ impl ServerLayers {
             .option_layer(self.breaker.clone())
             .option_layer(bulkhead)
             .option_layer(fault)
-            .service(base);
-        BoxCloneSyncService::new(svc)
+            .service(base)
     }
 }

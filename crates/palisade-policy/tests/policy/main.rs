@@ -11,6 +11,7 @@ mod explain;
 mod fault;
 mod gate;
 mod gateway_sections;
+mod instance;
 mod matcher;
 mod reload;
 mod schema;

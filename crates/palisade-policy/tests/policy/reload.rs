@@ -1,6 +1,8 @@
 //! Reload: atomic swap, state kept for unchanged routes, reset for changed ones, bad files
 //! rejected with the last good set still serving.
 
+use std::fmt::Write as _;
+
 use crate::support;
 
 use palisade_policy::{Format, PolicyHandle, PolicySet};
@@ -105,18 +107,25 @@ async fn requests_in_flight_finish_on_the_old_stack() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn ten_thousand_requests_in_flight_across_twenty_reloads_all_get_an_answer() {
-    // The two files differ in their number of routes, and the extra route's stack would
-    // answer 504 at once: a request matched against one set but sent to a stack of the other
-    // would show.
+async fn ten_thousand_requests_in_flight_across_twenty_reloads_of_1000_routes_all_get_an_answer() {
+    // 1,000 routes, all changed by every reload (their timeout flips). The two files also
+    // differ in their number of routes, and the extra route's stack would answer 504 at
+    // once: a request matched against one set but sent to a stack of the other would show.
     let text = |t: &str| {
         let extra = if t == "6s" {
             "[[routes]]\nmatch = { prefix = \"/x\" }\ntimeout = { timeout = \"1ms\" }\n"
         } else {
             ""
         };
+        let mut routes = String::new();
+        for i in 0..999 {
+            let _ = write!(
+                routes,
+                "[[routes]]\nmatch = {{ path = \"/r{i}/{{id}}\" }}\ntimeout = {{ timeout = \"{t}\" }}\n"
+            );
+        }
         format!(
-            "{extra}[[routes]]\nmatch = {{ prefix = \"/slow\" }}\ntimeout = {{ timeout = \"{t}\" }}\nbulkhead = {{ max_concurrent = 100000 }}\n[fallback]\n"
+            "{extra}{routes}[[routes]]\nmatch = {{ prefix = \"/slow\" }}\ntimeout = {{ timeout = \"{t}\" }}\nbulkhead = {{ max_concurrent = 100000 }}\n[fallback]\n"
         )
     };
     let s = Server::new(PolicyHandle::new(
@@ -150,4 +159,9 @@ async fn ten_thousand_requests_in_flight_across_twenty_reloads_all_get_an_answer
     }
     assert_eq!(ok, 10_000);
     assert_eq!(s.handle.reloads(), 20);
+    assert_eq!(
+        s.handle.current().route_count(),
+        1_001,
+        "999 + /slow + the fallback"
+    );
 }
