@@ -6,6 +6,7 @@ mod support;
 mod axum_example;
 mod clients;
 mod config;
+mod cqrs_example;
 mod exactly_once;
 mod grpc;
 mod timeout_http;

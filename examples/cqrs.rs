@@ -1,14 +1,15 @@
-//! CQRS over one event store, through axum: a command endpoint that appends through a
-//! `CommandHandler` (a conflict or a refusal becomes a problem response) and a query
-//! endpoint served from a projection that follows the store's global order.
+//! CQRS over one event store, through axum: a write side whose command endpoint appends
+//! through a `CommandHandler` (a conflict or a refusal becomes a problem response), a read
+//! side served from a projection that follows the store's global order, and palisade-traffic's
+//! `Split` sending reads (`GET`, `HEAD`, `OPTIONS`) to the read side and everything else to the
+//! write side (in production, two deployments; here two routers in one process). The arm that
+//! answered is named in `x-served-by`.
 //!
 //! ```text
-//! cargo run -p palisade-workflow --example cqrs_axum
+//! cargo run --example cqrs --features workflow,traffic
 //! ```
 //!
-//! It drives the router in-process with `oneshot` and prints what it gets; put the two
-//! routes behind palisade-traffic's CQRS split to send reads and writes to separate
-//! deployments.
+//! It drives the split in-process with `oneshot` and prints what it gets.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,13 +17,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::HeaderName;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
-use palisade_core::BoxError;
-use palisade_workflow::projection::MemoryCheckpointStore;
-use palisade_workflow::{
+use palisade::BoxError;
+use palisade::traffic::{Rule, Split};
+use palisade::workflow::projection::MemoryCheckpointStore;
+use palisade::workflow::{
     Aggregate, AggregateRepository, Command, CommandHandler, MemoryEventStore, Projection,
     ProjectionRunner, RecordedEvent,
 };
@@ -48,7 +51,7 @@ enum AccountCommand {
 impl Aggregate for Account {
     type Event = AccountEvent;
     type Command = AccountCommand;
-    type Error = palisade_core::AnyRejection;
+    type Error = palisade::rejection::AnyRejection;
 
     fn event_type(e: &AccountEvent) -> &'static str {
         match e {
@@ -68,7 +71,9 @@ impl Aggregate for Account {
             AccountCommand::Withdraw(n) if n <= self.balance => {
                 Ok(vec![AccountEvent::Withdrawn(n)])
             }
-            AccountCommand::Withdraw(_) => Err(palisade_core::AnyRejection::new(InsufficientFunds)),
+            AccountCommand::Withdraw(_) => {
+                Err(palisade::rejection::AnyRejection::new(InsufficientFunds))
+            }
         }
     }
 }
@@ -83,15 +88,15 @@ impl std::fmt::Display for InsufficientFunds {
     }
 }
 impl std::error::Error for InsufficientFunds {}
-impl palisade_core::Rejection for InsufficientFunds {
+impl palisade::rejection::Rejection for InsufficientFunds {
     fn kind(&self) -> &'static str {
         "insufficient_funds"
     }
     fn status(&self) -> StatusCode {
         StatusCode::UNPROCESSABLE_ENTITY
     }
-    fn grpc_code(&self) -> palisade_core::GrpcCode {
-        palisade_core::GrpcCode::FailedPrecondition
+    fn grpc_code(&self) -> palisade::grpc::GrpcCode {
+        palisade::grpc::GrpcCode::FailedPrecondition
     }
 }
 
@@ -130,7 +135,7 @@ async fn command(
     match state.commands.oneshot(Command::new(id, cmd)).await {
         Ok(out) => (StatusCode::ACCEPTED, format!("version {}", out.version)).into_response(),
         // A conflict is a 409, a refusal whatever its rejection says (here 422).
-        Err(err) => palisade_core::response::error_response(&*err, false).into_response(),
+        Err(err) => palisade::response::error_response(&*err, false).into_response(),
     }
 }
 
@@ -141,20 +146,8 @@ async fn query(State(state): State<AppState>, Path(id): Path<String>) -> Respons
     }
 }
 
-async fn send(app: &Router, method: &str, uri: &str) -> (StatusCode, String) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+/// The write side and the read side behind one split: reads to `read`, the rest to `write`.
+pub(crate) fn app() -> Result<Router, BoxError> {
     let store = MemoryEventStore::new();
     let balances = Balances::default();
     let state = AppState {
@@ -165,21 +158,57 @@ async fn main() {
         ProjectionRunner::new(store, balances, MemoryCheckpointStore::new(), "balances");
     tokio::spawn(async move { runner.run(Duration::from_millis(10)).await });
 
-    let app = Router::new()
+    let write = Router::new()
         .route("/accounts/{id}/{verb}/{amount}", post(command))
+        .with_state(state.clone());
+    let read = Router::new()
         .route("/accounts/{id}", get(query))
         .with_state(state);
+    let (split, _handle) = Split::builder()
+        .arm("write", write)
+        .arm("read", read)
+        .weights([100, 0]) // what no rule claims goes to the write side
+        .rule(Rule::reads("read"))
+        .response_header(HeaderName::from_static("x-served-by"))
+        .build()?;
+    Ok(Router::new().fallback_service(split))
+}
 
+/// Sends one request through `app`: status, the arm that answered, body.
+pub(crate) async fn send(app: &Router, method: &str, uri: &str) -> (StatusCode, String, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let arm = res
+        .headers()
+        .get("x-served-by")
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, arm, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), BoxError> {
+    let app = app()?;
     for (method, uri) in [
         ("POST", "/accounts/alice/deposit/100"),
         ("POST", "/accounts/alice/withdraw/30"),
         ("POST", "/accounts/alice/withdraw/500"),
     ] {
-        let (status, body) = send(&app, method, uri).await;
-        println!("{method} {uri} -> {status} {body}");
+        let (status, arm, body) = send(&app, method, uri).await;
+        println!("{method} {uri} -> {status} (x-served-by: {arm}) {body}");
     }
     tokio::time::sleep(Duration::from_millis(50)).await; // the projection catches up
-    let (status, body) = send(&app, "GET", "/accounts/alice").await;
-    println!("GET /accounts/alice -> {status} {body}");
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "70"));
+    let (status, arm, body) = send(&app, "GET", "/accounts/alice").await;
+    println!("GET /accounts/alice -> {status} (x-served-by: {arm}) {body}");
+    assert_eq!(
+        (status, arm.as_str(), body.as_str()),
+        (StatusCode::OK, "read", "70")
+    );
+    Ok(())
 }
