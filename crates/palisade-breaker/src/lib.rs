@@ -86,6 +86,9 @@ pub mod future;
 mod handle;
 mod keyed;
 mod layer;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_model;
 mod machine;
 mod service;
 mod shared;

@@ -6,8 +6,19 @@
 //! plus, when the slot's flags change, a swap and one add per changed counter; a time
 //! window's is one add per counter, and a short lock once a second to drop old buckets.
 
+// Under `--cfg loom` the slots, buckets, totals and the rotation lock are loom's, so that
+// `tests/loom.rs` explores every interleaving of recording, rotating and clearing.
+#[cfg(loom)]
+use loom::sync::Mutex;
+#[cfg(loom)]
+use loom::sync::atomic::Ordering::Relaxed;
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
+#[cfg(not(loom))]
 use std::sync::Mutex;
+#[cfg(not(loom))]
 use std::sync::atomic::Ordering::Relaxed;
+#[cfg(not(loom))]
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 use std::time::Duration;
 
@@ -329,6 +340,43 @@ impl Window {
         }
     }
 
+    /// What the window holds, recounted slot by slot (or bucket by bucket): at rest, equal
+    /// to [`totals`](Self::totals).
+    #[cfg(any(test, loom))]
+    pub(crate) fn recount(&self) -> Totals {
+        let mut t = Totals::default();
+        match self {
+            Self::Count { ring, .. } => {
+                for s in ring {
+                    let f = s.load(Relaxed);
+                    t.calls += u32::from(f & USED != 0);
+                    t.failed += u32::from(f & FAILED != 0);
+                    t.slow += u32::from(f & SLOW != 0);
+                }
+            }
+            Self::Time { buckets, .. } => {
+                for b in buckets {
+                    t.calls += b.calls.load(Relaxed) as u32;
+                    t.failed += b.failed.load(Relaxed) as u32;
+                    t.slow += b.slow.load(Relaxed) as u32;
+                }
+            }
+        }
+        t
+    }
+
+    /// The running totals as signed numbers, not clamped (the loom model checks that none
+    /// ever goes below zero at rest).
+    #[cfg(loom)]
+    pub(crate) fn raw_totals(&self) -> (i64, i64, i64) {
+        let (Self::Count { totals, .. } | Self::Time { totals, .. }) = self;
+        (
+            totals.calls.load(Relaxed) as i64,
+            totals.failed.load(Relaxed) as i64,
+            totals.slow.load(Relaxed) as i64,
+        )
+    }
+
     /// Empties the window, from any thread. Each slot is swapped out and its flags taken out
     /// of the totals, so an outcome recorded concurrently is either cleared or counted,
     /// never half of each.
@@ -460,29 +508,6 @@ mod shared_tests {
     use super::*;
     use std::sync::Arc;
 
-    /// What the window holds, recounted slot by slot (or bucket by bucket).
-    fn recount(w: &Window) -> Totals {
-        let mut t = Totals::default();
-        match w {
-            Window::Count { ring, .. } => {
-                for s in ring {
-                    let f = s.load(Relaxed);
-                    t.calls += u32::from(f & USED != 0);
-                    t.failed += u32::from(f & FAILED != 0);
-                    t.slow += u32::from(f & SLOW != 0);
-                }
-            }
-            Window::Time { buckets, .. } => {
-                for b in buckets {
-                    t.calls += b.calls.load(Relaxed) as u32;
-                    t.failed += b.failed.load(Relaxed) as u32;
-                    t.slow += b.slow.load(Relaxed) as u32;
-                }
-            }
-        }
-        t
-    }
-
     /// Four threads record `per_thread` outcomes each (thread `i` fails every `i + 2`th
     /// call and is slow every `i + 3`th), `at(thread, call)` giving the time.
     fn race(w: &Arc<Window>, per_thread: u32, at: fn(u32, u32) -> Duration) -> Totals {
@@ -516,7 +541,7 @@ mod shared_tests {
         let all = race(&w, 2_500, |_, _| Duration::ZERO);
         assert_eq!(all.calls, 10_000);
         assert_eq!(w.totals(), all);
-        assert_eq!(recount(&w), all);
+        assert_eq!(w.recount(), all);
     }
 
     #[test]
@@ -524,7 +549,7 @@ mod shared_tests {
         let w = Arc::new(Window::new(SlidingWindow::Count(7)));
         race(&w, 20_000, |_, _| Duration::ZERO);
         assert_eq!(w.totals().calls, 7);
-        assert_eq!(w.totals(), recount(&w));
+        assert_eq!(w.totals(), w.recount());
     }
 
     #[test]
@@ -532,7 +557,7 @@ mod shared_tests {
         let w = Arc::new(Window::new(SlidingWindow::Time(3)));
         // Each thread walks through 10 seconds; the window keeps the last 3 it saw.
         race(&w, 20_000, |_, c| Duration::from_millis(u64::from(c) / 2));
-        assert_eq!(w.totals(), recount(&w));
+        assert_eq!(w.totals(), w.recount());
         assert!(w.totals().calls > 0);
     }
 
@@ -551,10 +576,10 @@ mod shared_tests {
             };
             race(&w, 5_000, |_, c| Duration::from_millis(u64::from(c)));
             clearer.join().unwrap();
-            assert_eq!(w.totals(), recount(&w), "{kind:?}");
+            assert_eq!(w.totals(), w.recount(), "{kind:?}");
             w.clear();
             assert_eq!(w.totals(), Totals::default(), "{kind:?}");
-            assert_eq!(recount(&w), Totals::default(), "{kind:?}");
+            assert_eq!(w.recount(), Totals::default(), "{kind:?}");
         }
     }
 
