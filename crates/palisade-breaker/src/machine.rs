@@ -91,11 +91,11 @@ impl Settings {
 
     /// Whether an outcome recorded into the shared window without the lock may have opened a
     /// CLOSED breaker, so that the lock must be taken: it `changed` the totals and they now
-    /// trip. Of outcomes racing, the one whose change lands last reads the final totals, so
-    /// a trip is never missed (the `loom` model in `tests/loom.rs` checks it).
+    /// trip. Of outcomes racing, the last to read the totals (after a fence) reads the final
+    /// ones, so a trip is never missed (the `loom` model in `tests/loom.rs` checks it).
     #[inline]
     pub(crate) fn may_trip(&self, window: &Window, changed: bool) -> bool {
-        changed && self.trips(window.totals())
+        changed && self.trips(window.totals_after_change())
     }
 }
 

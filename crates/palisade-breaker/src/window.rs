@@ -11,13 +11,17 @@
 #[cfg(loom)]
 use loom::sync::Mutex;
 #[cfg(loom)]
-use loom::sync::atomic::Ordering::Relaxed;
+use loom::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+#[cfg(loom)]
+use loom::sync::atomic::fence;
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 #[cfg(not(loom))]
 use std::sync::Mutex;
 #[cfg(not(loom))]
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+#[cfg(not(loom))]
+use std::sync::atomic::fence;
 #[cfg(not(loom))]
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 use std::time::Duration;
@@ -169,12 +173,18 @@ impl Bucket {
         }
     }
 
-    /// Empties the bucket, taking what it held out of `totals`.
-    fn drain(&self, totals: &Counters) {
-        let calls = self.calls.swap(0, Relaxed);
+    /// Empties the bucket, taking what it held out of `totals`. Returns whether it held
+    /// anything.
+    fn drain(&self, totals: &Counters) -> bool {
+        // `calls` first and with `Acquire`, pairing with the recorder's `Release` add of its
+        // call after its flags: a drain that takes a call takes its flags too, so a bucket
+        // never holds a failure or slow call without its call (a rate above 100 %). A call
+        // added after the swap may lose its flags to it: counted, as a fast success.
+        let calls = self.calls.swap(0, Acquire);
         let failed = self.failed.swap(0, Relaxed);
         let slow = self.slow.swap(0, Relaxed);
         totals.sub(calls, failed, slow);
+        calls | failed | slow != 0
     }
 }
 
@@ -264,13 +274,14 @@ impl Window {
                 self.advance_shared(elapsed);
                 let sec = elapsed.as_secs();
                 let b = &buckets[(sec % buckets.len() as u64) as usize];
-                b.calls.fetch_add(1, Relaxed);
+                // The flags before the call, which is added with `Release` (see `drain`).
                 if failed {
                     b.failed.fetch_add(1, Relaxed);
                 }
                 if slow {
                     b.slow.fetch_add(1, Relaxed);
                 }
+                b.calls.fetch_add(1, Release);
                 totals.add(1, u64::from(failed), u64::from(slow));
                 true
             }
@@ -322,8 +333,9 @@ impl Window {
             }
         }
         // The slot is empty now (any other second it could hold is out of the window);
-        // drain what a racing recorder may have added to it since.
-        slot.drain(totals);
+        // drain what a racing recorder may have added to it since (that changes the totals
+        // too, so it counts as dropped: the caller's "may trip" check must run).
+        dropped |= slot.drain(totals);
         slot.sec.store(sec, Relaxed);
         dropped
     }
@@ -377,9 +389,23 @@ impl Window {
         )
     }
 
+    /// The totals, read after an outcome that changed them: a `SeqCst` fence first. Of the
+    /// outcomes racing, the one whose fence comes last in the fences' single order reads
+    /// every change made before the others' fences, so the breaker's "may trip" check after
+    /// it sees the final totals and a trip is never missed. Without it (before the `loom`
+    /// model in `tests/loom.rs` found it), two failures filling an empty window could each
+    /// read the other's `calls` or `failed` stale, and neither open the breaker. Only an
+    /// outcome that changed the totals pays it.
+    #[inline]
+    pub(crate) fn totals_after_change(&self) -> Totals {
+        fence(SeqCst);
+        self.totals()
+    }
+
     /// Empties the window, from any thread. Each slot is swapped out and its flags taken out
-    /// of the totals, so an outcome recorded concurrently is either cleared or counted,
-    /// never half of each.
+    /// of the totals, so an outcome recorded concurrently in a count window is either cleared
+    /// or counted, never half of each; in a time window it may be counted without its flags
+    /// (see `Bucket::drain`), never its flags without its call.
     pub(crate) fn clear(&self) {
         match self {
             Self::Count { ring, totals, .. } => {
