@@ -55,9 +55,7 @@ fn race(m: &Model, outcomes: &[Outcome], other: Other) -> (Totals, bool) {
                 m.clear();
                 false
             })),
-            Other::Ignore(ms) => Some(thread::spawn(move || {
-                m.ignore(Duration::from_millis(ms))
-            })),
+            Other::Ignore(ms) => Some(thread::spawn(move || m.ignore(Duration::from_millis(ms)))),
         }
     };
     let mut locked = false;
@@ -74,7 +72,11 @@ fn race(m: &Model, outcomes: &[Outcome], other: Other) -> (Totals, bool) {
         m.raw_totals()
     );
     let totals = m.totals();
-    assert_eq!(totals, m.recount(), "totals differ from the window's contents");
+    assert_eq!(
+        totals,
+        m.recount(),
+        "totals differ from the window's contents"
+    );
     (totals, locked)
 }
 
@@ -164,7 +166,11 @@ fn clearing_a_count_window_while_outcomes_are_recorded_keeps_totals_consistent()
 fn two_failures_in_one_second_of_a_time_window_are_both_counted_and_trip() {
     loom::model(|| {
         let m = model(SlidingWindow::Time(2), 2, 100.0);
-        let (totals, locked) = race(&m, &[(true, false, 100), (true, false, 200)], Other::Nothing);
+        let (totals, locked) = race(
+            &m,
+            &[(true, false, 100), (true, false, 200)],
+            Other::Nothing,
+        );
         assert_eq!(
             totals,
             Totals {
@@ -184,7 +190,11 @@ fn an_outcome_racing_a_rotation_never_leaves_a_flag_without_its_call() {
     // flags, never keep them without its call: before the fix, `failed` could exceed `calls`).
     loom::model(|| {
         let m = model(SlidingWindow::Time(2), 1, 100.0);
-        let (totals, locked) = race(&m, &[(true, false, 500), (true, true, 2_500)], Other::Nothing);
+        let (totals, locked) = race(
+            &m,
+            &[(true, false, 500), (true, true, 2_500)],
+            Other::Nothing,
+        );
         assert!((1..=2).contains(&totals.calls), "{totals:?}");
         assert!(totals.failed <= totals.calls, "{totals:?}");
         assert!(totals.slow <= totals.calls, "{totals:?}");
@@ -198,7 +208,11 @@ fn clearing_a_time_window_while_outcomes_are_recorded_keeps_totals_consistent() 
     b.preemption_bound = Some(3);
     b.check(|| {
         let m = model(SlidingWindow::Time(2), 1, 100.0);
-        let (totals, _) = race(&m, &[(true, false, 500), (false, true, 1_500)], Other::Clear);
+        let (totals, _) = race(
+            &m,
+            &[(true, false, 500), (false, true, 1_500)],
+            Other::Clear,
+        );
         assert!(totals.calls <= 2, "{totals:?}");
         assert!(totals.failed <= totals.calls, "{totals:?}");
         assert!(totals.slow <= totals.calls, "{totals:?}");
