@@ -635,6 +635,38 @@ mod shared_tests {
     }
 
     #[test]
+    fn a_racing_recorders_leftover_in_the_rotated_slot_counts_as_dropped() {
+        // A recorder that passed `advance_shared` just before its bucket was emptied adds
+        // to a bucket holding no second; the next rotation onto that slot drains it, and that
+        // change to the totals must be reported so that the "may trip" check runs.
+        for (calls, failed, slow) in [(1, 0, 0), (1, 1, 0), (1, 1, 1)] {
+            let w = Window::new(SlidingWindow::Time(2));
+            let Window::Time {
+                buckets, totals, ..
+            } = &w
+            else {
+                unreachable!()
+            };
+            buckets[0].calls.store(calls, Relaxed);
+            buckets[0].failed.store(failed, Relaxed);
+            buckets[0].slow.store(slow, Relaxed);
+            totals.add(calls, failed, slow);
+            assert!(
+                w.advance_shared(Duration::from_millis(100)),
+                "{calls} {failed} {slow}"
+            );
+            assert_eq!(w.totals(), Totals::default());
+            assert_eq!(w.recount(), Totals::default());
+        }
+        // Moving to a new second with nothing out of the window and nothing left over drops
+        // nothing.
+        let w = Window::new(SlidingWindow::Time(2));
+        assert!(w.add(true, false, Duration::from_millis(100)));
+        assert!(!w.advance_shared(Duration::from_millis(1_200)));
+        assert_eq!(w.totals().calls, 1);
+    }
+
+    #[test]
     fn counters_that_raced_below_zero_read_as_zero() {
         assert_eq!(clamp(0u64.wrapping_sub(1)), 0);
         assert_eq!(clamp(5), 5);
