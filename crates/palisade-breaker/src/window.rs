@@ -668,6 +668,13 @@ mod shared_tests {
     }
 
     #[test]
+    fn only_a_time_window_needs_the_time_of_an_outcome() {
+        // The breaker reads the clock for an outcome only when this says so.
+        assert!(!Window::new(SlidingWindow::Count(3)).is_timed());
+        assert!(Window::new(SlidingWindow::Time(3)).is_timed());
+    }
+
+    #[test]
     fn counters_that_raced_below_zero_read_as_zero() {
         assert_eq!(clamp(0u64.wrapping_sub(1)), 0);
         assert_eq!(clamp(5), 5);
