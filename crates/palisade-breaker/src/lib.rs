@@ -40,6 +40,14 @@
 //!     -- --lib --test breaker
 //! ```
 //!
+//! The lock-free window (recording, a time window's rotation, clearing, and the check
+//! that decides whether an outcome takes the lock to open the breaker) has a `loom` model,
+//! `tests/loom.rs`:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test -p palisade-breaker --test loom --release
+//! ```
+//!
 //! Put it inside retry (so a retry meets the open breaker and stops) and outside the
 //! bulkhead. The breaker does not limit concurrency (in CLOSED every call passes, as in
 //! Resilience4j): use a bulkhead for that.
@@ -86,6 +94,9 @@ pub mod future;
 mod handle;
 mod keyed;
 mod layer;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_model;
 mod machine;
 mod service;
 mod shared;

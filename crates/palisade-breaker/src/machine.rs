@@ -88,6 +88,15 @@ impl Settings {
     pub(crate) fn trips(&self, t: Totals) -> bool {
         t.calls >= self.minimum_calls && self.rates_trip(t)
     }
+
+    /// Whether an outcome recorded into the shared window without the lock may have opened a
+    /// CLOSED breaker, so that the lock must be taken: it `changed` the totals and they now
+    /// trip. Of outcomes racing, the last to read the totals (after a fence) reads the final
+    /// ones, so a trip is never missed (the `loom` model in `tests/loom.rs` checks it).
+    #[inline]
+    pub(crate) fn may_trip(&self, window: &Window, changed: bool) -> bool {
+        changed && self.trips(window.totals_after_change())
+    }
 }
 
 /// What a permitted call is.

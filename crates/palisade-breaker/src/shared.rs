@@ -224,7 +224,7 @@ impl Breaker {
                     }
                     None => self.window.advance_shared(at),
                 };
-                if state == State::Closed && changed && self.settings.trips(self.window.totals()) {
+                if state == State::Closed && self.settings.may_trip(&self.window, changed) {
                     let mut m = self.lock();
                     let t = m.recorded(now());
                     self.publish(&m);

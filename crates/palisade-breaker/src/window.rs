@@ -6,8 +6,23 @@
 //! plus, when the slot's flags change, a swap and one add per changed counter; a time
 //! window's is one add per counter, and a short lock once a second to drop old buckets.
 
+// Under `--cfg loom` the slots, buckets, totals and the rotation lock are loom's, so that
+// `tests/loom.rs` explores every interleaving of recording, rotating and clearing.
+#[cfg(loom)]
+use loom::sync::Mutex;
+#[cfg(loom)]
+use loom::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+#[cfg(loom)]
+use loom::sync::atomic::fence;
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
+#[cfg(not(loom))]
 use std::sync::Mutex;
-use std::sync::atomic::Ordering::Relaxed;
+#[cfg(not(loom))]
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+#[cfg(not(loom))]
+use std::sync::atomic::fence;
+#[cfg(not(loom))]
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 use std::time::Duration;
 
@@ -158,12 +173,18 @@ impl Bucket {
         }
     }
 
-    /// Empties the bucket, taking what it held out of `totals`.
-    fn drain(&self, totals: &Counters) {
-        let calls = self.calls.swap(0, Relaxed);
+    /// Empties the bucket, taking what it held out of `totals`. Returns whether it held
+    /// anything.
+    fn drain(&self, totals: &Counters) -> bool {
+        // `calls` first and with `Acquire`, pairing with the recorder's `Release` add of its
+        // call after its flags: a drain that takes a call takes its flags too, so a bucket
+        // never holds a failure or slow call without its call (a rate above 100 %). A call
+        // added after the swap may lose its flags to it: counted, as a fast success.
+        let calls = self.calls.swap(0, Acquire);
         let failed = self.failed.swap(0, Relaxed);
         let slow = self.slow.swap(0, Relaxed);
         totals.sub(calls, failed, slow);
+        calls | failed | slow != 0
     }
 }
 
@@ -253,13 +274,14 @@ impl Window {
                 self.advance_shared(elapsed);
                 let sec = elapsed.as_secs();
                 let b = &buckets[(sec % buckets.len() as u64) as usize];
-                b.calls.fetch_add(1, Relaxed);
+                // The flags before the call, which is added with `Release` (see `drain`).
                 if failed {
                     b.failed.fetch_add(1, Relaxed);
                 }
                 if slow {
                     b.slow.fetch_add(1, Relaxed);
                 }
+                b.calls.fetch_add(1, Release);
                 totals.add(1, u64::from(failed), u64::from(slow));
                 true
             }
@@ -311,8 +333,9 @@ impl Window {
             }
         }
         // The slot is empty now (any other second it could hold is out of the window);
-        // drain what a racing recorder may have added to it since.
-        slot.drain(totals);
+        // drain what a racing recorder may have added to it since (that changes the totals
+        // too, so it counts as dropped: the caller's "may trip" check must run).
+        dropped |= slot.drain(totals);
         slot.sec.store(sec, Relaxed);
         dropped
     }
@@ -329,9 +352,60 @@ impl Window {
         }
     }
 
+    /// What the window holds, recounted slot by slot (or bucket by bucket): at rest, equal
+    /// to [`totals`](Self::totals).
+    #[cfg(any(test, loom))]
+    pub(crate) fn recount(&self) -> Totals {
+        let mut t = Totals::default();
+        match self {
+            Self::Count { ring, .. } => {
+                for s in ring {
+                    let f = s.load(Relaxed);
+                    t.calls += u32::from(f & USED != 0);
+                    t.failed += u32::from(f & FAILED != 0);
+                    t.slow += u32::from(f & SLOW != 0);
+                }
+            }
+            Self::Time { buckets, .. } => {
+                for b in buckets {
+                    t.calls += b.calls.load(Relaxed) as u32;
+                    t.failed += b.failed.load(Relaxed) as u32;
+                    t.slow += b.slow.load(Relaxed) as u32;
+                }
+            }
+        }
+        t
+    }
+
+    /// The running totals as signed numbers, not clamped (the loom model checks that none
+    /// ever goes below zero at rest).
+    #[cfg(loom)]
+    pub(crate) fn raw_totals(&self) -> (i64, i64, i64) {
+        let (Self::Count { totals, .. } | Self::Time { totals, .. }) = self;
+        (
+            totals.calls.load(Relaxed) as i64,
+            totals.failed.load(Relaxed) as i64,
+            totals.slow.load(Relaxed) as i64,
+        )
+    }
+
+    /// The totals, read after an outcome that changed them: a `SeqCst` fence first. Of the
+    /// outcomes racing, the one whose fence comes last in the fences' single order reads
+    /// every change made before the others' fences, so the breaker's "may trip" check after
+    /// it sees the final totals and a trip is never missed. Without it (before the `loom`
+    /// model in `tests/loom.rs` found it), two failures filling an empty window could each
+    /// read the other's `calls` or `failed` stale, and neither open the breaker. Only an
+    /// outcome that changed the totals pays it.
+    #[inline]
+    pub(crate) fn totals_after_change(&self) -> Totals {
+        fence(SeqCst);
+        self.totals()
+    }
+
     /// Empties the window, from any thread. Each slot is swapped out and its flags taken out
-    /// of the totals, so an outcome recorded concurrently is either cleared or counted,
-    /// never half of each.
+    /// of the totals, so an outcome recorded concurrently in a count window is either cleared
+    /// or counted, never half of each; in a time window it may be counted without its flags
+    /// (see `Bucket::drain`), never its flags without its call.
     pub(crate) fn clear(&self) {
         match self {
             Self::Count { ring, totals, .. } => {
@@ -460,29 +534,6 @@ mod shared_tests {
     use super::*;
     use std::sync::Arc;
 
-    /// What the window holds, recounted slot by slot (or bucket by bucket).
-    fn recount(w: &Window) -> Totals {
-        let mut t = Totals::default();
-        match w {
-            Window::Count { ring, .. } => {
-                for s in ring {
-                    let f = s.load(Relaxed);
-                    t.calls += u32::from(f & USED != 0);
-                    t.failed += u32::from(f & FAILED != 0);
-                    t.slow += u32::from(f & SLOW != 0);
-                }
-            }
-            Window::Time { buckets, .. } => {
-                for b in buckets {
-                    t.calls += b.calls.load(Relaxed) as u32;
-                    t.failed += b.failed.load(Relaxed) as u32;
-                    t.slow += b.slow.load(Relaxed) as u32;
-                }
-            }
-        }
-        t
-    }
-
     /// Four threads record `per_thread` outcomes each (thread `i` fails every `i + 2`th
     /// call and is slow every `i + 3`th), `at(thread, call)` giving the time.
     fn race(w: &Arc<Window>, per_thread: u32, at: fn(u32, u32) -> Duration) -> Totals {
@@ -516,7 +567,7 @@ mod shared_tests {
         let all = race(&w, 2_500, |_, _| Duration::ZERO);
         assert_eq!(all.calls, 10_000);
         assert_eq!(w.totals(), all);
-        assert_eq!(recount(&w), all);
+        assert_eq!(w.recount(), all);
     }
 
     #[test]
@@ -524,7 +575,7 @@ mod shared_tests {
         let w = Arc::new(Window::new(SlidingWindow::Count(7)));
         race(&w, 20_000, |_, _| Duration::ZERO);
         assert_eq!(w.totals().calls, 7);
-        assert_eq!(w.totals(), recount(&w));
+        assert_eq!(w.totals(), w.recount());
     }
 
     #[test]
@@ -532,7 +583,7 @@ mod shared_tests {
         let w = Arc::new(Window::new(SlidingWindow::Time(3)));
         // Each thread walks through 10 seconds; the window keeps the last 3 it saw.
         race(&w, 20_000, |_, c| Duration::from_millis(u64::from(c) / 2));
-        assert_eq!(w.totals(), recount(&w));
+        assert_eq!(w.totals(), w.recount());
         assert!(w.totals().calls > 0);
     }
 
@@ -551,10 +602,10 @@ mod shared_tests {
             };
             race(&w, 5_000, |_, c| Duration::from_millis(u64::from(c)));
             clearer.join().unwrap();
-            assert_eq!(w.totals(), recount(&w), "{kind:?}");
+            assert_eq!(w.totals(), w.recount(), "{kind:?}");
             w.clear();
             assert_eq!(w.totals(), Totals::default(), "{kind:?}");
-            assert_eq!(recount(&w), Totals::default(), "{kind:?}");
+            assert_eq!(w.recount(), Totals::default(), "{kind:?}");
         }
     }
 
@@ -581,6 +632,46 @@ mod shared_tests {
         assert!(!t.advance_shared(Duration::from_millis(999)));
         assert!(t.advance_shared(Duration::from_secs(1)));
         assert_eq!(t.totals(), Totals::default());
+    }
+
+    #[test]
+    fn a_racing_recorders_leftover_in_the_rotated_slot_counts_as_dropped() {
+        // A recorder that passed `advance_shared` just before its bucket was emptied adds
+        // to a bucket holding no second; the next rotation onto that slot drains it, and that
+        // change to the totals must be reported so that the "may trip" check runs. The
+        // leftover may be flags without their call yet (the call is added last).
+        for (calls, failed, slow) in [(1, 0, 0), (1, 1, 0), (1, 1, 1), (0, 1, 0), (0, 1, 1)] {
+            let w = Window::new(SlidingWindow::Time(2));
+            let Window::Time {
+                buckets, totals, ..
+            } = &w
+            else {
+                unreachable!()
+            };
+            buckets[0].calls.store(calls, Relaxed);
+            buckets[0].failed.store(failed, Relaxed);
+            buckets[0].slow.store(slow, Relaxed);
+            totals.add(calls, failed, slow);
+            assert!(
+                w.advance_shared(Duration::from_millis(100)),
+                "{calls} {failed} {slow}"
+            );
+            assert_eq!(w.totals(), Totals::default());
+            assert_eq!(w.recount(), Totals::default());
+        }
+        // Moving to a new second with nothing out of the window and nothing left over drops
+        // nothing.
+        let w = Window::new(SlidingWindow::Time(2));
+        assert!(w.add(true, false, Duration::from_millis(100)));
+        assert!(!w.advance_shared(Duration::from_millis(1_200)));
+        assert_eq!(w.totals().calls, 1);
+    }
+
+    #[test]
+    fn only_a_time_window_needs_the_time_of_an_outcome() {
+        // The breaker reads the clock for an outcome only when this says so.
+        assert!(!Window::new(SlidingWindow::Count(3)).is_timed());
+        assert!(Window::new(SlidingWindow::Time(3)).is_timed());
     }
 
     #[test]
