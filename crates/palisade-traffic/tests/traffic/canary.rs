@@ -2,10 +2,10 @@
 
 use crate::support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::Request;
+use palisade_test::EventRecorder;
 use palisade_traffic::{
     CanaryConfig, CanaryController, CanaryState, RollbackReason, Split, SplitHandle, Tick,
     TrafficEvent,
@@ -13,21 +13,21 @@ use palisade_traffic::{
 use support::Arm;
 use tower::ServiceExt;
 
-type Events = Arc<Mutex<Vec<TrafficEvent>>>;
+/// The recorded events other than `Routed` (one per request).
+fn transitions(events: &EventRecorder) -> Vec<TrafficEvent> {
+    let mut all = events.events::<TrafficEvent>();
+    all.retain(|e| !matches!(e, TrafficEvent::Routed { .. }));
+    all
+}
 
-fn setup() -> (Split<Arm>, SplitHandle, Arm, Arm, Events) {
+fn setup() -> (Split<Arm>, SplitHandle, Arm, Arm, EventRecorder) {
     let (stable, canary) = (Arm::new("stable"), Arm::new("canary"));
-    let events: Events = Arc::default();
-    let e2 = Arc::clone(&events);
+    let events = EventRecorder::new();
     let (split, handle) = Split::builder()
         .arm("stable", stable.clone())
         .arm("canary", canary.clone())
         .seed(42)
-        .on_event(move |e: &TrafficEvent| {
-            if !matches!(e, TrafficEvent::Routed { .. }) {
-                e2.lock().unwrap().push(e.clone());
-            }
-        })
+        .on_event(events.on())
         .build()
         .unwrap();
     (split, handle, stable, canary, events)
@@ -70,9 +70,7 @@ async fn healthy_canary_is_promoted_step_by_step() {
     assert_eq!(handle.weights(), vec![0, 100]);
     assert_eq!(ctl.state(), CanaryState::Promoted);
     assert_eq!(ctl.tick(), Tick::Finished);
-    let names: Vec<_> = events
-        .lock()
-        .unwrap()
+    let names: Vec<_> = transitions(&events)
         .iter()
         .map(palisade_core::Event::name)
         .collect();
@@ -97,7 +95,7 @@ fn start_announces_the_first_step() {
     let ctl = CanaryController::start(handle.clone(), "stable", "canary", config()).unwrap();
     assert_eq!(ctl.state(), CanaryState::Progressing { percent: 5 });
     assert_eq!(
-        *events.lock().unwrap(),
+        transitions(&events),
         [
             TrafficEvent::WeightChanged {
                 instance: "traffic".into(),
@@ -140,7 +138,7 @@ async fn failing_canary_rolls_back_at_the_first_interval() {
     send(&split, 200).await;
     assert_eq!(canary.served(), served, "no traffic after rollback");
     assert!(matches!(
-        events.lock().unwrap().last(),
+        transitions(&events).last(),
         Some(TrafficEvent::RolledBack { .. })
     ));
 }
