@@ -277,7 +277,8 @@ pin_project! {
     pub struct ScriptedFuture {
         sleep: Option<Pin<Box<Sleep>>>,
         outcome: Option<Result<ScriptedResponse, BoxError>>,
-        _guard: InFlight,
+        // Leaves the in-flight count when the call answers (or is dropped unanswered).
+        guard: Option<InFlight>,
     }
 }
 
@@ -296,7 +297,10 @@ impl Future for ScriptedFuture {
             *this.sleep = None;
         }
         match this.outcome.take() {
-            Some(outcome) => Poll::Ready(outcome),
+            Some(outcome) => {
+                *this.guard = None;
+                Poll::Ready(outcome)
+            }
             None => Poll::Pending, // hang (or polled after completion)
         }
     }
@@ -342,7 +346,7 @@ impl<B> Service<Request<B>> for ScriptedService {
         ScriptedFuture {
             sleep: (!step.delay.is_zero()).then(|| Box::pin(tokio::time::sleep(step.delay))),
             outcome,
-            _guard: guard,
+            guard: Some(guard),
         }
     }
 }
