@@ -79,6 +79,20 @@ async fn a_call_leaves_in_flight_when_it_answers_not_when_its_future_is_dropped(
 }
 
 #[tokio::test(start_paused = true)]
+async fn set_otherwise_changes_the_answer_after_the_script() {
+    let svc = ScriptedService::new().then(status(503));
+    let mut got = Vec::new();
+    for change in [None, None, Some(status(500)), None] {
+        if let Some(step) = change {
+            svc.set_otherwise(step);
+        }
+        let res = svc.clone().oneshot(Request::new(())).await.unwrap();
+        got.push(res.status().as_u16());
+    }
+    assert_eq!(got, [503, 200, 500, 500]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn advance_to_moves_the_clock_only_forward() {
     let t0 = Instant::now();
     advance_to(t0 + ms(250)).await;
