@@ -4,8 +4,8 @@
 mod support;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use palisade_idempotency::{
     Begin, IdempotencyEvent, IdempotencyLayer, MemoryStore, Store, StoreError, StoreFuture,
     StoredResponse,
 };
+use palisade_test::EventRecorder;
 use support::{Answer, Handler, is_problem, post, send, with_tenant};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
@@ -73,18 +74,9 @@ fn tenant_layer(
     }))
 }
 
-fn events(
-    layer: IdempotencyLayer<MemoryStore>,
-) -> (
-    IdempotencyLayer<MemoryStore>,
-    Arc<Mutex<Vec<IdempotencyEvent>>>,
-) {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let l = log.clone();
-    (
-        layer.on_event(move |e| l.lock().unwrap().push(e.clone())),
-        log,
-    )
+fn events(layer: IdempotencyLayer<MemoryStore>) -> (IdempotencyLayer<MemoryStore>, EventRecorder) {
+    let log = EventRecorder::new();
+    (layer.on_event(log.on()), log)
 }
 
 fn original(a: &Answer) -> bool {
@@ -117,7 +109,7 @@ async fn t1_first_request_executes_and_stores() {
     assert_eq!(h.calls(), 1);
     assert_eq!(store.len(), 1, "entry k1 stored");
     assert_eq!(
-        *log.lock().unwrap(),
+        *log.events::<IdempotencyEvent>(),
         vec![IdempotencyEvent::Executed {
             instance: "idempotency".into(),
             status: StatusCode::CREATED,
@@ -147,7 +139,7 @@ async fn t2_replay_is_byte_identical() {
     let c = send(&mut svc, post(Some("\"k1\""), "A")).await;
     assert_eq!(c, b);
     assert_eq!(
-        log.lock().unwrap()[1],
+        log.events::<IdempotencyEvent>()[1],
         IdempotencyEvent::Replayed {
             instance: "idempotency".into(),
             status: StatusCode::CREATED
@@ -172,9 +164,12 @@ async fn t3_in_flight_is_409() {
     h.0.gate.add_permits(1);
     let a = t.await.unwrap();
     assert_eq!(a.status, StatusCode::CREATED);
-    assert!(log.lock().unwrap().contains(&IdempotencyEvent::Conflict {
-        instance: "idempotency".into()
-    }));
+    assert!(
+        log.events::<IdempotencyEvent>()
+            .contains(&IdempotencyEvent::Conflict {
+                instance: "idempotency".into()
+            })
+    );
     // The 409 was not stored: the next retry replays the original.
     let c = send(&mut second, post(Some("\"k1\""), "A")).await;
     assert!(replayed(&c));
@@ -192,7 +187,7 @@ async fn t4_different_payload_is_422() {
     assert!(is_problem(&b));
     assert_eq!(h.calls(), 1);
     assert_eq!(
-        *log.lock().unwrap().last().unwrap(),
+        *log.events::<IdempotencyEvent>().last().unwrap(),
         IdempotencyEvent::Mismatch {
             instance: "idempotency".into()
         }
@@ -314,7 +309,7 @@ async fn t9_server_error_reruns_when_not_stored() {
     assert!(original(&b));
     assert_eq!(h.calls(), 2);
     assert_eq!(
-        log.lock().unwrap()[0],
+        log.events::<IdempotencyEvent>()[0],
         IdempotencyEvent::Executed {
             instance: "idempotency".into(),
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -467,11 +462,10 @@ async fn dropped_future_keeps_executing_and_retry_replays() {
 }
 
 /// Waits until the detached execution has stored its response.
-async fn wait_stored(log: &Arc<Mutex<Vec<IdempotencyEvent>>>) {
+async fn wait_stored(log: &EventRecorder) {
     for _ in 0..10_000 {
         if log
-            .lock()
-            .unwrap()
+            .events::<IdempotencyEvent>()
             .iter()
             .any(|e| matches!(e, IdempotencyEvent::Executed { .. }))
         {
@@ -649,8 +643,7 @@ async fn crashed_holder_lease_expires_then_one_execution() {
     assert!(replayed(&b));
     assert_eq!(h.calls(), 2, "the crashed attempt and exactly one more");
     assert!(
-        log.lock()
-            .unwrap()
+        log.events::<IdempotencyEvent>()
             .contains(&IdempotencyEvent::LockExpired {
                 instance: "idempotency".into(),
                 late_finisher: false
@@ -682,7 +675,7 @@ async fn late_finisher_cannot_overwrite_newer_result() {
     assert_eq!(late.body, r#"{"id":1,"body":"A"}"#);
     let replay = send(&mut fast, post(Some("\"k1\""), "A")).await;
     assert_eq!(replay.body, second.body, "the newer result stays");
-    let log = log.lock().unwrap();
+    let log = log.events::<IdempotencyEvent>();
     assert!(log.contains(&IdempotencyEvent::LockExpired {
         instance: "idempotency".into(),
         late_finisher: false
@@ -995,18 +988,9 @@ fn flaky(marker_ok: bool) -> FlakyStore {
     }
 }
 
-fn flaky_events(
-    store: FlakyStore,
-) -> (
-    IdempotencyLayer<FlakyStore>,
-    Arc<Mutex<Vec<IdempotencyEvent>>>,
-) {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let l = log.clone();
-    (
-        IdempotencyLayer::new(store).on_event(move |e| l.lock().unwrap().push(e.clone())),
-        log,
-    )
+fn flaky_events(store: FlakyStore) -> (IdempotencyLayer<FlakyStore>, EventRecorder) {
+    let log = EventRecorder::new();
+    (IdempotencyLayer::new(store).on_event(log.on()), log)
 }
 
 /// Issue #15 item 3: a failed write after the handler ran keeps the key locked and is
@@ -1024,8 +1008,7 @@ async fn failed_store_write_is_retried_not_reexecuted() {
         "the caller gets the response"
     );
     assert!(
-        log.lock()
-            .unwrap()
+        log.events::<IdempotencyEvent>()
             .contains(&IdempotencyEvent::StoreFailed {
                 instance: "idempotency".into()
             })
@@ -1056,8 +1039,7 @@ async fn unstorable_response_marks_outcome_unknown() {
     );
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(
-        log.lock()
-            .unwrap()
+        log.events::<IdempotencyEvent>()
             .contains(&IdempotencyEvent::OutcomeUnknown {
                 instance: "idempotency".into(),
                 recorded: true

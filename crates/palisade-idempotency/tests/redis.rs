@@ -513,12 +513,11 @@ async fn redis_connection_drop_between_begin_and_complete_never_reexecutes() {
     let store = RedisStore::new(via_proxy, p.clone());
     let h = Handler::new();
     h.0.gated.store(true, Ordering::SeqCst);
-    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let l = log.clone();
+    let log = palisade_test::EventRecorder::new();
     let layer = IdempotencyLayer::new(store.clone())
         .global_scope()
         .lease(Duration::from_secs(10))
-        .on_event(move |e| l.lock().unwrap().push(e.clone()));
+        .on_event(log.on());
     let svc = ServiceBuilder::new()
         .layer(HandleRejectionsLayer::new())
         .layer(layer)
@@ -537,8 +536,7 @@ async fn redis_connection_drop_between_begin_and_complete_never_reexecutes() {
         "the caller gets the response"
     );
     assert!(
-        log.lock()
-            .unwrap()
+        log.events::<palisade_idempotency::IdempotencyEvent>()
             .contains(&palisade_idempotency::IdempotencyEvent::StoreFailed {
                 instance: "idempotency".into()
             })

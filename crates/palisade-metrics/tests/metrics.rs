@@ -8,7 +8,7 @@ use common::Recording;
 use http::Request;
 use palisade_core::event::{Event, Listeners};
 use palisade_metrics::{EventMetrics, MetricsLayer};
-use tower::{Layer, Service, ServiceExt, service_fn};
+use tower::{Layer, Service, ServiceExt};
 
 /// Each scripted call takes 100 ms.
 const DELAY: Duration = Duration::from_millis(100);
@@ -17,8 +17,7 @@ const DELAY: Duration = Duration::from_millis(100);
 async fn scripted_sequence_gives_exact_counts() {
     let recorder = Recording::start();
 
-    let svc =
-        MetricsLayer::with_route("checkout").layer(service_fn(|req| common::scripted(req, DELAY)));
+    let svc = MetricsLayer::with_route("checkout").layer(common::scripted(DELAY));
     let script = [
         ("/ok", 10),
         ("/limited", 3),
@@ -52,11 +51,10 @@ async fn scripted_sequence_gives_exact_counts() {
 async fn in_flight_and_cancellation() {
     let recorder = Recording::start();
 
-    let mut svc =
-        MetricsLayer::with_route("r").layer(service_fn(|req| common::scripted(req, DELAY)));
-    svc.ready().await.unwrap();
+    let mut svc = MetricsLayer::with_route("r").layer(common::scripted(DELAY));
+    ServiceExt::<Request<()>>::ready(&mut svc).await.unwrap();
     let first = svc.call(Request::get("/ok").body(()).unwrap());
-    svc.ready().await.unwrap();
+    ServiceExt::<Request<()>>::ready(&mut svc).await.unwrap();
     let second = svc.call(Request::get("/ok").body(()).unwrap());
     // The debugging recorder resets values on snapshot, so gauges read as deltas.
     assert!((recorder.snap().in_flight("r") - 2.0).abs() < f64::EPSILON);
@@ -80,7 +78,7 @@ async fn custom_classifier_decides_success() {
     let recorder = Recording::start();
     let svc = MetricsLayer::with_route("r")
         .classifier(palisade_core::ErrorsAsFailures)
-        .layer(service_fn(|req| common::scripted(req, DELAY)));
+        .layer(common::scripted(DELAY));
     svc.clone()
         .oneshot(Request::get("/500").body(()).unwrap())
         .await

@@ -17,7 +17,7 @@ use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
 use palisade_breaker::{BreakerEvent, State};
 use palisade_core::event::AnyListener;
 use palisade_metrics::{DURATION_BUCKETS, EventMetrics, MetricsLayer, OtelRecorder};
-use tower::{Layer, ServiceExt, service_fn};
+use tower::{Layer, ServiceExt};
 
 fn metric<'a>(exported: &'a ResourceMetrics, name: &str) -> &'a Metric {
     exported
@@ -78,9 +78,7 @@ async fn red_metrics_and_events_reach_the_meter() {
     let _guard = metrics::set_default_local_recorder(&recorder);
     palisade_metrics::describe();
 
-    let svc = MetricsLayer::with_route("api").layer(service_fn(|req| {
-        common::scripted(req, Duration::from_millis(20))
-    }));
+    let svc = MetricsLayer::with_route("api").layer(common::scripted(Duration::from_millis(20)));
     for (path, n) in [("/ok", 10), ("/limited", 3), ("/slow", 2), ("/replayed", 1)] {
         for _ in 0..n {
             let _ = svc

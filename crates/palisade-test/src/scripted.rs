@@ -149,7 +149,7 @@ pub const fn ms(n: u64) -> Duration {
 
 struct Shared {
     script: Mutex<VecDeque<Step>>,
-    otherwise: Step,
+    otherwise: Mutex<Step>,
     seen: Mutex<Vec<Seen>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -209,7 +209,7 @@ impl ScriptedService {
         Self {
             shared: Arc::new(Shared {
                 script: Mutex::new(VecDeque::new()),
-                otherwise: step,
+                otherwise: Mutex::new(step),
                 seen: Mutex::new(Vec::new()),
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(0),
@@ -227,6 +227,12 @@ impl ScriptedService {
     /// Appends a step to the script of a service already in use.
     pub fn push(&self, step: Step) {
         lock(&self.shared.script).push_back(step);
+    }
+
+    /// Changes the answer given once the script is used up, for a service already in use
+    /// (an upstream that starts failing, or slows down, in the middle of a test).
+    pub fn set_otherwise(&self, step: Step) {
+        *lock(&self.shared.otherwise) = step;
     }
 
     /// How many times it was called.
@@ -258,8 +264,8 @@ impl ScriptedService {
             }
             Some(_) => script
                 .pop_front()
-                .unwrap_or_else(|| self.shared.otherwise.clone()),
-            None => self.shared.otherwise.clone(),
+                .unwrap_or_else(|| lock(&self.shared.otherwise).clone()),
+            None => lock(&self.shared.otherwise).clone(),
         }
     }
 }
@@ -277,7 +283,8 @@ pin_project! {
     pub struct ScriptedFuture {
         sleep: Option<Pin<Box<Sleep>>>,
         outcome: Option<Result<ScriptedResponse, BoxError>>,
-        _guard: InFlight,
+        // Leaves the in-flight count when the call answers (or is dropped unanswered).
+        guard: Option<InFlight>,
     }
 }
 
@@ -296,7 +303,10 @@ impl Future for ScriptedFuture {
             *this.sleep = None;
         }
         match this.outcome.take() {
-            Some(outcome) => Poll::Ready(outcome),
+            Some(outcome) => {
+                *this.guard = None;
+                Poll::Ready(outcome)
+            }
             None => Poll::Pending, // hang (or polled after completion)
         }
     }
@@ -342,7 +352,7 @@ impl<B> Service<Request<B>> for ScriptedService {
         ScriptedFuture {
             sleep: (!step.delay.is_zero()).then(|| Box::pin(tokio::time::sleep(step.delay))),
             outcome,
-            _guard: guard,
+            guard: Some(guard),
         }
     }
 }

@@ -63,6 +63,36 @@ async fn delays_count_in_flight_and_hang_never_answers() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_call_leaves_in_flight_when_it_answers_not_when_its_future_is_dropped() {
+    use std::future::Future;
+    use tower_service::Service;
+    let mut svc = ScriptedService::new().then(delay(ms(10)).then_ok());
+    let mut fut = Box::pin(svc.call(Request::new(())));
+    assert_eq!(svc.in_flight(), 1);
+    let res = std::future::poll_fn(|cx| fut.as_mut().poll(cx)).await;
+    assert_eq!(res.unwrap().status(), 200);
+    // A layer may release its permit between the answer and dropping the future: the
+    // call must not be counted past its answer.
+    assert_eq!(svc.in_flight(), 0);
+    drop(fut);
+    assert_eq!((svc.in_flight(), svc.max_in_flight()), (0, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn set_otherwise_changes_the_answer_after_the_script() {
+    let svc = ScriptedService::new().then(status(503));
+    let mut got = Vec::new();
+    for change in [None, None, Some(status(500)), None] {
+        if let Some(step) = change {
+            svc.set_otherwise(step);
+        }
+        let res = svc.clone().oneshot(Request::new(())).await.unwrap();
+        got.push(res.status().as_u16());
+    }
+    assert_eq!(got, [503, 200, 500, 500]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn advance_to_moves_the_clock_only_forward() {
     let t0 = Instant::now();
     advance_to(t0 + ms(250)).await;

@@ -6,23 +6,31 @@ use std::time::Duration;
 
 use palisade_bulkhead::{Aimd, BulkheadEvent, BulkheadLayer};
 use palisade_core::BoxError;
+use palisade_test::EventRecorder;
 use tower::{Layer, ServiceExt, service_fn};
+
+/// The recorded `LimitChanged` events as `(from, to)`.
+fn limit_changes(events: &EventRecorder) -> Vec<(usize, usize)> {
+    events
+        .events::<BulkheadEvent>()
+        .iter()
+        .filter_map(|e| match e {
+            BulkheadEvent::LimitChanged { from, to, .. } => Some((*from, *to)),
+            _ => None,
+        })
+        .collect()
+}
 
 #[tokio::test(start_paused = true)]
 async fn limit_falls_when_latency_rises_and_recovers_when_it_falls() {
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let ev = events.clone();
+    let events = EventRecorder::new();
     let layer = BulkheadLayer::builder()
         .max_concurrent(20)
         .max_queue(1_000)
         .max_queue_wait(Duration::from_secs(600))
         .adaptive(Aimd::new(2, 20, Duration::from_millis(100)).backoff(0.5))
         .release_on_response()
-        .on_event(move |e| {
-            if let BulkheadEvent::LimitChanged { from, to, .. } = e {
-                ev.lock().unwrap().push((*from, *to));
-            }
-        })
+        .on_event(events.on())
         .build()
         .unwrap();
     let h = layer.handle();
@@ -51,19 +59,19 @@ async fn limit_falls_when_latency_rises_and_recovers_when_it_falls() {
     round(40).await;
     assert_eq!(h.limit(), 2);
     {
-        let ev = events.lock().unwrap();
+        let ev = limit_changes(&events);
         assert_eq!(ev[0], (20, 10));
         assert!(ev.iter().all(|(from, to)| to < from));
     }
     assert_eq!((h.in_flight(), h.queued()), (0, 0));
 
     // Fast calls again: additive increase back to the maximum, never beyond.
-    events.lock().unwrap().clear();
+    events.clear();
     latency_ms.store(10, Ordering::SeqCst);
     round(60).await;
     assert_eq!(h.limit(), 20);
     {
-        let ev = events.lock().unwrap();
+        let ev = limit_changes(&events);
         assert_eq!(ev[0], (2, 3));
         assert!(ev.iter().all(|(from, to)| *to == from + 1));
     }

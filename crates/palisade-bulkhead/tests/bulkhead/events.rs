@@ -1,23 +1,22 @@
 //! Events: admitted, queued, rejected.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use palisade_bulkhead::{BulkheadEvent, BulkheadLayer, RejectReason};
 use palisade_core::{BoxError, BulkheadFull};
+use palisade_test::EventRecorder;
 use tower::{Layer, ServiceExt, service_fn};
 
 #[tokio::test(start_paused = true)]
 async fn admitted_queued_rejected_in_order() {
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let ev = events.clone();
+    let events = EventRecorder::new();
     let layer = BulkheadLayer::builder()
         .max_concurrent(1)
         .max_queue(1)
         .max_queue_wait(Duration::from_secs(10))
         .release_on_response()
         .name("db")
-        .on_event(move |e| ev.lock().unwrap().push(e.clone()))
+        .on_event(events.on())
         .build()
         .unwrap();
     let svc = layer.layer(service_fn(|ms: u64| async move {
@@ -34,7 +33,7 @@ async fn admitted_queued_rejected_in_order() {
     assert_eq!(first.await.unwrap().unwrap(), 100);
     assert_eq!(second.await.unwrap().unwrap(), 1);
     assert_eq!(
-        *events.lock().unwrap(),
+        events.events::<BulkheadEvent>(),
         [
             BulkheadEvent::Admitted {
                 instance: "db".into(),
@@ -66,12 +65,11 @@ async fn the_name_comes_from_code_or_config_and_defaults_to_the_layer() {
     use palisade_core::Event;
     use palisade_core::event::OccupancyGauge;
 
-    let names = Arc::new(Mutex::new(Vec::new()));
+    let events = EventRecorder::new();
     let build = |builder: palisade_bulkhead::BulkheadBuilder| {
-        let n = names.clone();
         let layer = builder
             .release_on_response()
-            .on_event(move |e: &BulkheadEvent| n.lock().unwrap().push(e.instance().to_owned()))
+            .on_event(events.on::<BulkheadEvent>())
             .build()
             .unwrap();
         (
@@ -87,10 +85,12 @@ async fn the_name_comes_from_code_or_config_and_defaults_to_the_layer() {
     for svc in [a, b, c] {
         svc.oneshot(()).await.unwrap();
     }
-    assert_eq!(
-        *names.lock().unwrap(),
-        ["from-config", "from-code", "bulkhead"]
-    );
+    let names: Vec<_> = events
+        .events::<BulkheadEvent>()
+        .iter()
+        .map(|e| e.instance().to_owned())
+        .collect();
+    assert_eq!(names, ["from-config", "from-code", "bulkhead"]);
     assert_eq!(OccupancyGauge::instance(&configured), "from-config");
     assert_eq!(coded.name(), "from-code");
     assert_eq!(unnamed.name(), "bulkhead");

@@ -9,6 +9,8 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, StreamBody};
 use palisade_bulkhead::{BulkheadLayer, BulkheadMode, HeaderPriority, priority_fn};
 use palisade_core::{BoxError, BulkheadFull, HandleRejectionsLayer};
+use palisade_test::ScriptedService;
+use palisade_test::scripted::{delay, ms};
 use tokio::sync::Notify;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 
@@ -22,26 +24,17 @@ async fn never_more_than_n_inside_under_1000_callers() {
         .build()
         .unwrap();
     let handle = layer.handle();
-    let inside = Arc::new(AtomicUsize::new(0));
-    let high = Arc::new(AtomicUsize::new(0));
-    let (i, h) = (inside.clone(), high.clone());
-    let svc = layer.layer(service_fn(move |(): ()| {
-        let (i, h) = (i.clone(), h.clone());
-        async move {
-            let now = i.fetch_add(1, Ordering::SeqCst) + 1;
-            h.fetch_max(now, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            i.fetch_sub(1, Ordering::SeqCst);
-            Ok::<_, BoxError>(())
-        }
-    }));
+    let inner = ScriptedService::otherwise(delay(ms(1)).then_ok());
+    let svc = layer.layer(inner.clone());
     let tasks: Vec<_> = (0..1000)
-        .map(|_| tokio::spawn(svc.clone().oneshot(())))
+        .map(|_| tokio::spawn(svc.clone().oneshot(Request::new(()))))
         .collect();
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    assert_eq!(high.load(Ordering::SeqCst), 8);
+    assert_eq!(inner.calls(), 1000);
+    assert_eq!(inner.max_in_flight(), 8);
+    assert_eq!(inner.in_flight(), 0);
     assert_eq!((handle.in_flight(), handle.queued()), (0, 0));
 }
 

@@ -1,50 +1,41 @@
 //! `CoalesceLayer`: one upstream call for concurrent identical requests; cancellation of
 //! followers and leaders; failures and large bodies.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use palisade_cache::{CoalesceLayer, LeaderFailed};
-use palisade_core::{BoxError, CircuitOpen};
-use tower::{Layer, ServiceExt, service_fn};
+use palisade_core::CircuitOpen;
+use palisade_test::ScriptedService;
+use palisade_test::scripted::{self, respond};
+use tower::{Layer, ServiceExt};
 
-/// An origin taking `delay` per call, counting calls; `fail` makes it return an open circuit.
+/// Makes `origin` take `delay` per call, answering `body` with `vary: accept-language` and
+/// the request's language in `x-lang`; `fail` makes it return an open circuit instead.
 fn slow_origin(
-    calls: Arc<AtomicUsize>,
+    origin: &ScriptedService,
     delay: Duration,
     body: &'static str,
     fail: bool,
-) -> impl tower::Service<
-    Request<()>,
-    Response = Response<Full<Bytes>>,
-    Error = BoxError,
-    Future = impl Send,
-> + Clone
-+ Send
-+ 'static {
-    service_fn(move |req: Request<()>| {
-        calls.fetch_add(1, Ordering::SeqCst);
-        async move {
-            tokio::time::sleep(delay).await;
-            if fail {
-                return Err::<Response<Full<Bytes>>, BoxError>(CircuitOpen::new(None).into());
-            }
-            let lang = req
-                .headers()
-                .get("accept-language")
-                .map_or("-", |v| v.to_str().unwrap())
-                .to_owned();
-            Ok(Response::builder()
-                .header("vary", "accept-language")
-                .header("x-lang", lang)
-                .body(Full::new(Bytes::from_static(body.as_bytes())))
-                .unwrap())
+) -> ScriptedService {
+    origin.set_otherwise(scripted::delay(delay).then(respond(move |seen| {
+        if fail {
+            return Err(CircuitOpen::new(None).into());
         }
-    })
+        let lang = seen
+            .headers
+            .get("accept-language")
+            .map_or("-", |v| v.to_str().unwrap())
+            .to_owned();
+        Ok(Response::builder()
+            .header("vary", "accept-language")
+            .header("x-lang", lang)
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap())
+    })));
+    origin.clone()
 }
 
 fn get() -> Request<()> {
@@ -53,9 +44,9 @@ fn get() -> Request<()> {
 
 #[tokio::test(start_paused = true)]
 async fn thousand_concurrent_identical_gets_make_one_upstream_call() {
-    let calls = Arc::new(AtomicUsize::new(0));
+    let origin = ScriptedService::new();
     let svc = CoalesceLayer::new().layer(slow_origin(
-        calls.clone(),
+        &origin,
         Duration::from_secs(1),
         "shared",
         false,
@@ -73,22 +64,17 @@ async fn thousand_concurrent_identical_gets_make_one_upstream_call() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), "shared");
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(origin.calls(), 1);
     assert_eq!(svc.in_flight(), 0);
     // Later requests are not coalesced with a finished flight.
     svc.clone().oneshot(get()).await.unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(origin.calls(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn cancelled_follower_does_not_cancel_the_leader() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let svc = CoalesceLayer::new().layer(slow_origin(
-        calls.clone(),
-        Duration::from_secs(1),
-        "ok",
-        false,
-    ));
+    let origin = ScriptedService::new();
+    let svc = CoalesceLayer::new().layer(slow_origin(&origin, Duration::from_secs(1), "ok", false));
     let leader = tokio::spawn(svc.clone().oneshot(get()));
     tokio::task::yield_now().await;
     let follower = tokio::spawn(svc.clone().oneshot(get()));
@@ -96,18 +82,13 @@ async fn cancelled_follower_does_not_cancel_the_leader() {
     follower.abort();
     let res = leader.await.unwrap().unwrap();
     assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "ok");
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(origin.calls(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn cancelled_leader_hands_over_to_a_follower() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let svc = CoalesceLayer::new().layer(slow_origin(
-        calls.clone(),
-        Duration::from_secs(1),
-        "ok",
-        false,
-    ));
+    let origin = ScriptedService::new();
+    let svc = CoalesceLayer::new().layer(slow_origin(&origin, Duration::from_secs(1), "ok", false));
     let leader = tokio::spawn(svc.clone().oneshot(get()));
     tokio::task::yield_now().await;
     let followers: Vec<_> = (0..3)
@@ -124,7 +105,7 @@ async fn cancelled_leader_hands_over_to_a_follower() {
         assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "ok");
     }
     assert_eq!(
-        calls.load(Ordering::SeqCst),
+        origin.calls(),
         2,
         "one new leader, not one call per follower"
     );
@@ -132,9 +113,8 @@ async fn cancelled_leader_hands_over_to_a_follower() {
 
 #[tokio::test(start_paused = true)]
 async fn leader_failure_fails_followers_with_its_status() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let svc =
-        CoalesceLayer::new().layer(slow_origin(calls.clone(), Duration::from_secs(1), "", true));
+    let origin = ScriptedService::new();
+    let svc = CoalesceLayer::new().layer(slow_origin(&origin, Duration::from_secs(1), "", true));
     let leader = tokio::spawn(svc.clone().oneshot(get()));
     tokio::task::yield_now().await;
     let follower = tokio::spawn(svc.clone().oneshot(get()));
@@ -142,14 +122,14 @@ async fn leader_failure_fails_followers_with_its_status() {
     let err = follower.await.unwrap().unwrap_err();
     let failed = err.downcast_ref::<LeaderFailed>().expect("LeaderFailed");
     assert_eq!(failed.status, 503);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(origin.calls(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn followers_go_alone_over_the_body_bound_or_on_a_vary_mismatch() {
-    let calls = Arc::new(AtomicUsize::new(0));
+    let origin = ScriptedService::new();
     let svc = CoalesceLayer::new().max_body_bytes(4).layer(slow_origin(
-        calls.clone(),
+        &origin,
         Duration::from_secs(1),
         "0123456789",
         false,
@@ -164,15 +144,10 @@ async fn followers_go_alone_over_the_body_bound_or_on_a_vary_mismatch() {
             "0123456789"
         );
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(origin.calls(), 3);
 
-    let calls = Arc::new(AtomicUsize::new(0));
-    let svc = CoalesceLayer::new().layer(slow_origin(
-        calls.clone(),
-        Duration::from_secs(1),
-        "x",
-        false,
-    ));
+    let origin = ScriptedService::new();
+    let svc = CoalesceLayer::new().layer(slow_origin(&origin, Duration::from_secs(1), "x", false));
     let with = |lang: &str| {
         Request::get("http://example.com/a")
             .header("accept-language", lang)
@@ -186,5 +161,5 @@ async fn followers_go_alone_over_the_body_bound_or_on_a_vary_mismatch() {
     assert_eq!(en.await.unwrap().unwrap().headers()["x-lang"], "en");
     assert_eq!(de.await.unwrap().unwrap().headers()["x-lang"], "de");
     assert_eq!(en2.await.unwrap().unwrap().headers()["x-lang"], "en");
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(origin.calls(), 2);
 }

@@ -1,12 +1,11 @@
 //! `FallbackLayer`: chosen outcomes answered from a fallback, with an event per answer.
 
-use std::sync::{Arc, Mutex};
-
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use palisade_cache::{FallbackEvent, FallbackLayer, FallbackReason};
 use palisade_core::{BoxError, BulkheadFull, CircuitOpen, Listeners};
+use palisade_test::EventRecorder;
 use tower::{Layer, ServiceExt, service_fn};
 
 fn inner(
@@ -42,14 +41,10 @@ async fn run(layer: &FallbackLayer, outcome: u8) -> Result<(StatusCode, Bytes), 
 
 #[tokio::test]
 async fn answers_only_the_chosen_rejection_kind() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
+    let events = EventRecorder::new();
     let layer = FallbackLayer::fixed(StatusCode::OK, Bytes::from_static(b"cached default"))
         .on_rejection("circuit_open")
-        .listeners(
-            Listeners::new()
-                .on(move |e: &FallbackEvent| log.lock().unwrap().push(e.reason.clone())),
-        );
+        .listeners(Listeners::new().on(events.on::<FallbackEvent>()));
     assert_eq!(
         run(&layer, 0).await.unwrap(),
         (StatusCode::OK, Bytes::from_static(b"real"))
@@ -61,7 +56,11 @@ async fn answers_only_the_chosen_rejection_kind() {
     assert!(run(&layer, 2).await.unwrap_err().is::<BulkheadFull>());
     assert!(run(&layer, 3).await.is_err());
     assert_eq!(run(&layer, 4).await.unwrap().0, 503);
-    let seen = seen.lock().unwrap();
+    let seen: Vec<_> = events
+        .events::<FallbackEvent>()
+        .into_iter()
+        .map(|e| e.reason)
+        .collect();
     assert_eq!(seen.len(), 1);
     assert!(matches!(
         &seen[0],

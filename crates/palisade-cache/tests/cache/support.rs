@@ -1,10 +1,6 @@
 //! Shared test support: a scripted origin, a cache on paused time, request helpers.
 #![allow(dead_code, unreachable_pub)]
 
-use std::future::{Ready, ready};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -12,6 +8,8 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use palisade_cache::{Cache, CacheLayer, Clock, MemoryStore};
 use palisade_core::BoxError;
+use palisade_test::ScriptedService;
+use palisade_test::scripted::respond;
 use tower::{Layer, Service, ServiceExt};
 
 /// The wall time the cache's clock is anchored at (a whole second).
@@ -31,55 +29,26 @@ pub fn date(offset: i64) -> String {
     httpdate::fmt_http_date(t)
 }
 
-pub type Handler =
-    dyn Fn(&Request<()>, usize) -> Result<Response<Full<Bytes>>, BoxError> + Send + Sync;
+/// The origin of the tests: palisade-test's [`ScriptedService`].
+pub type Origin = ScriptedService;
 
-/// An origin answering with a closure of (request, call number from 1), recording calls.
-#[derive(Clone)]
-pub struct Origin {
-    pub calls: Arc<AtomicUsize>,
-    pub seen: Arc<Mutex<Vec<Request<()>>>>,
-    handler: Arc<Handler>,
-}
-
-impl Origin {
-    pub fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-    /// Headers of the n-th request the origin saw (from 1).
-    pub fn request_headers(&self, n: usize) -> HeaderMap {
-        self.seen.lock().unwrap()[n - 1].headers().clone()
-    }
-}
-
+/// An origin answering with a closure of (request, call number from 1); it records every
+/// request (`requests()`) and counts calls (`calls()`).
 pub fn origin(
     f: impl Fn(&Request<()>, usize) -> Result<Response<Full<Bytes>>, BoxError> + Send + Sync + 'static,
 ) -> Origin {
-    Origin {
-        calls: Arc::new(AtomicUsize::new(0)),
-        seen: Arc::new(Mutex::new(Vec::new())),
-        handler: Arc::new(f),
-    }
+    ScriptedService::otherwise(respond(move |seen| {
+        let mut req = Request::new(());
+        *req.method_mut() = seen.method.clone();
+        *req.uri_mut() = seen.uri.clone();
+        *req.headers_mut() = seen.headers.clone();
+        f(&req, seen.index + 1)
+    }))
 }
 
-impl Service<Request<()>> for Origin {
-    type Response = Response<Full<Bytes>>;
-    type Error = BoxError;
-    type Future = Ready<Result<Self::Response, BoxError>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<()>) -> Self::Future {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut copy = Request::new(());
-        *copy.method_mut() = req.method().clone();
-        *copy.uri_mut() = req.uri().clone();
-        *copy.headers_mut() = req.headers().clone();
-        self.seen.lock().unwrap().push(copy);
-        ready((self.handler)(&req, n))
-    }
+/// Headers of the n-th request `o` saw (from 1).
+pub fn request_headers(o: &Origin, n: usize) -> HeaderMap {
+    o.requests()[n - 1].headers.clone()
 }
 
 /// A response with `status`, `headers` and `body` (as the origin closure's result).

@@ -1,4 +1,4 @@
-//! `palisade-replay FILE URL [--pace recorded|fast] [--header NAME]... [--ignore POINTER]...`
+//! `palisade-replay FILE URL [--pace recorded|fast] [--concurrency N] [--header NAME]... [--ignore POINTER]...`
 //!
 //! Replays the recording in FILE (JSON lines written by `RecordLayer`) against the service
 //! at URL and prints the summary table. Exit status: 0 when every exchange answered the
@@ -7,9 +7,9 @@
 use std::process::ExitCode;
 
 use palisade_chaos::record::read_recording_file;
-use palisade_chaos::replay::{HttpTarget, Pace, ReplayOptions, replay};
+use palisade_chaos::replay::{HttpTarget, MAX_REPLAY_CONCURRENCY, Pace, ReplayOptions, replay};
 
-const USAGE: &str = "usage: palisade-replay FILE URL [--pace recorded|fast] [--header NAME]... [--ignore JSON-POINTER]...";
+const USAGE: &str = "usage: palisade-replay FILE URL [--pace recorded|fast] [--concurrency 1-1024] [--header NAME]... [--ignore JSON-POINTER]...";
 
 fn main() -> ExitCode {
     match run() {
@@ -35,6 +35,17 @@ fn run() -> Result<bool, String> {
                     "fast" => Pace::Fast,
                     other => return Err(format!("unknown pace {other:?}")),
                 });
+            }
+            "--concurrency" => {
+                let n = value()?;
+                let n = n
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_REPLAY_CONCURRENCY).contains(n))
+                    .ok_or_else(|| {
+                        format!("--concurrency must be 1 to {MAX_REPLAY_CONCURRENCY} (got {n:?})")
+                    })?;
+                options = options.concurrency(n);
             }
             "--header" => {
                 let name = value()?;

@@ -75,7 +75,7 @@ impl RecordLayer {
         let sink = Sink::start(Box::new(out), capacity.clamp(1, MAX_CAPACITY))?;
         Ok(Self {
             settings: Settings {
-                limit: 64 << 10,
+                limit: crate::record::DEFAULT_MAX_BODY,
                 rules: HeaderRules {
                     redact: vec![AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE, SET_COOKIE],
                     only: None,

@@ -13,6 +13,9 @@
 //!   a bounded queue feeds a writer thread, and an exchange that finds it full is dropped
 //!   and counted ([`RecordStats::dropped`]).
 //!
+//! - **Configuration**: [`RecordConfig`] (deserializable with feature `serde`) builds the
+//!   layer from a config file's section, every value validated first.
+//!
 //! An exchange is written when its response body ends (or is dropped).
 //!
 //! Requires feature `record`.
@@ -66,6 +69,7 @@
 //! ```
 
 mod body;
+mod config;
 mod draft;
 mod exchange;
 mod future;
@@ -74,6 +78,7 @@ mod service;
 mod writer;
 
 pub use body::RecordBody;
+pub use config::{DEFAULT_MAX_BODY, MAX_HEADER_NAMES, MAX_PATH, RecordConfig};
 pub use exchange::{Exchange, Message, REDACTED, read_recording, read_recording_file};
 pub use future::ResponseFuture;
 pub use layer::{DEFAULT_CAPACITY, MAX_BODY, MAX_CAPACITY, RecordHandle, RecordLayer, RecordStats};

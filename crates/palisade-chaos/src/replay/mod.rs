@@ -16,6 +16,6 @@ mod run;
 pub use diff::{Difference, MAX_FIELD_DIFFERENCES, diff_json};
 #[cfg(feature = "cli")]
 pub use http::HttpTarget;
-pub use options::{MAX_REPLAY_BODY, Pace, ReplayOptions};
+pub use options::{MAX_REPLAY_BODY, MAX_REPLAY_CONCURRENCY, Pace, ReplayOptions};
 pub use report::{ExchangeOutcome, ReplayReport, Summary};
 pub use run::replay;

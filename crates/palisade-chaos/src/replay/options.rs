@@ -5,6 +5,9 @@ use http::{HeaderName, HeaderValue};
 /// The largest response body read per replayed request: 16 MiB.
 pub const MAX_REPLAY_BODY: usize = 16 << 20;
 
+/// The most requests [`ReplayOptions::concurrency`] keeps in flight: 1024.
+pub const MAX_REPLAY_CONCURRENCY: usize = 1024;
+
 /// When replayed requests are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -12,15 +15,16 @@ pub enum Pace {
     /// Each request at its recorded offset from the first, or as soon as the previous one
     /// finished if the candidate is slower (requests go one at a time).
     Recorded,
-    /// One after the other, as fast as the candidate allows (its `poll_ready`).
+    /// As fast as the candidate allows (its `poll_ready`): one after the other, or up to
+    /// [`ReplayOptions::concurrency`] at once.
     #[default]
     Fast,
 }
 
 /// How [`replay`](crate::replay::replay) sends and compares.
 ///
-/// Defaults: [`Pace::Fast`], compares the status, `content-type` and the body (field by
-/// field when both are JSON), reads up to 1 MiB of each response.
+/// Defaults: [`Pace::Fast`] one request at a time, compares the status, `content-type` and
+/// the body (field by field when both are JSON), reads up to 1 MiB of each response.
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
     pub(crate) pace: Pace,
@@ -28,6 +32,7 @@ pub struct ReplayOptions {
     pub(crate) ignored: Vec<String>,
     pub(crate) set: Vec<(HeaderName, HeaderValue)>,
     pub(crate) max_body: usize,
+    pub(crate) concurrency: usize,
 }
 
 impl Default for ReplayOptions {
@@ -45,6 +50,7 @@ impl ReplayOptions {
             ignored: Vec::new(),
             set: Vec::new(),
             max_body: 1 << 20,
+            concurrency: 1,
         }
     }
 
@@ -94,6 +100,16 @@ impl ReplayOptions {
     #[must_use]
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes.min(MAX_REPLAY_BODY);
+        self
+    }
+
+    /// With [`Pace::Fast`], keeps up to `n` requests in flight at once (clamped into
+    /// `1..=`[`MAX_REPLAY_CONCURRENCY`]); a new one starts as soon as one finishes and the
+    /// candidate is ready. The report keeps the recorded order. [`Pace::Recorded`] sends at
+    /// the recorded offsets, one at a time, whatever this says. Default 1.
+    #[must_use]
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.clamp(1, MAX_REPLAY_CONCURRENCY);
         self
     }
 }

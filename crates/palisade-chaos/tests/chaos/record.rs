@@ -527,3 +527,109 @@ async fn round_trip_against_a_changed_service_shows_exactly_the_changes() {
     );
     assert_eq!(report.summary().failed, 1);
 }
+
+/// A JSON answer naming the request's path, as recorded and as replayed.
+fn path_json(path: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(json!({ "path": path }).to_string())))
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn fast_replay_keeps_up_to_its_concurrency_in_flight_and_the_recorded_order() {
+    use palisade_test::ScriptedService;
+    use palisade_test::scripted::{delay, ms, respond};
+
+    let file = Memory::default();
+    let rec = RecordLayer::to_writer(file.clone(), 16).unwrap();
+    let handle = rec.handle();
+    let mut v1 = rec.layer(service_fn(|req: In| async move {
+        Ok::<_, Infallible>(path_json(req.uri().path()))
+    }));
+    for i in 0..8 {
+        send(&mut v1, get(&format!("/n/{i}"))).await;
+    }
+    handle.flush().await.unwrap();
+    let recording = file.exchanges();
+    assert_eq!(recording.len(), 8);
+
+    // Each replayed call takes 100 ms; the candidate answers as recorded.
+    let candidate = || {
+        ScriptedService::otherwise(
+            delay(ms(100)).then(respond(|seen| Ok(path_json(seen.uri.path())))),
+        )
+    };
+    for (n, rounds) in [
+        (None, 8),
+        (Some(0), 8),
+        (Some(1), 8),
+        (Some(3), 3),
+        (Some(8), 1),
+        (Some(100), 1),
+    ] {
+        let v2 = candidate();
+        let mut options = ReplayOptions::new();
+        if let Some(n) = n {
+            options = options.concurrency(n);
+        }
+        let start = Instant::now();
+        let report = replay(&recording, v2.clone(), &options).await;
+        assert_eq!(start.elapsed(), ms(100) * rounds, "concurrency {n:?}");
+        assert_eq!(
+            v2.max_in_flight(),
+            n.unwrap_or(1).clamp(1, 8),
+            "concurrency {n:?}"
+        );
+        assert_eq!(v2.calls(), 8);
+        assert_eq!(report.summary().same, 8, "{report}");
+        let uris: Vec<_> = report.outcomes.iter().map(|o| o.uri.as_str()).collect();
+        assert_eq!(uris, (0..8).map(|i| format!("/n/{i}")).collect::<Vec<_>>());
+        assert!(report.outcomes.iter().all(|o| o.replayed == ms(100)));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_replay_reports_failures_in_place() {
+    use palisade_test::ScriptedService;
+    use palisade_test::scripted::{delay, error, ms};
+
+    let mut recording = Vec::new();
+    let file = Memory::default();
+    let rec = RecordLayer::to_writer(file.clone(), 16).unwrap();
+    let handle = rec.handle();
+    let mut v1 = rec.layer(service_fn(|req: In| async move {
+        Ok::<_, Infallible>(path_json(req.uri().path()))
+    }));
+    for i in 0..4 {
+        send(&mut v1, get(&format!("/n/{i}"))).await;
+    }
+    handle.flush().await.unwrap();
+    recording.extend(file.exchanges());
+    recording[1].method = "NOT A METHOD".into();
+
+    // The second sent request (the third exchange, as the second is never sent) fails slowly.
+    let v2 = ScriptedService::new()
+        .then(delay(ms(10)).then(palisade_test::scripted::respond(|seen| {
+            Ok(path_json(seen.uri.path()))
+        })))
+        .then(delay(ms(50)).then(error("refused")))
+        .then(delay(ms(10)).then(palisade_test::scripted::respond(|seen| {
+            Ok(path_json(seen.uri.path()))
+        })));
+    let report = replay(&recording, v2.clone(), &ReplayOptions::new().concurrency(4)).await;
+    assert_eq!(v2.calls(), 3);
+    assert_eq!(v2.max_in_flight(), 3);
+    let diffs: Vec<Vec<String>> = report
+        .outcomes
+        .iter()
+        .map(|o| o.differences.iter().map(ToString::to_string).collect())
+        .collect();
+    assert_eq!(diffs[0], Vec::<String>::new());
+    assert_eq!(diffs[3], Vec::<String>::new());
+    assert_eq!(diffs[1].len(), 1);
+    assert!(diffs[1][0].contains("NOT A METHOD"), "{:?}", diffs[1]);
+    assert_eq!(diffs[2].len(), 1);
+    assert!(diffs[2][0].contains("refused"), "{:?}", diffs[2]);
+    assert_eq!(report.outcomes[2].replayed, ms(50));
+}

@@ -4,11 +4,14 @@
 
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::Response;
+use http_body_util::Full;
 use metrics::{Key, LocalRecorderGuard, SharedString, Unit};
 use metrics_util::CompositeKey;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use palisade_core::{BoxError, CircuitOpen, Elapsed, RateLimited};
+use palisade_core::{CircuitOpen, Elapsed, RateLimited};
+use palisade_test::ScriptedService;
+use palisade_test::scripted::respond;
 
 /// A fresh [`DebuggingRecorder`], this thread's recorder until the `Recording` is dropped.
 pub struct Recording {
@@ -146,21 +149,25 @@ impl Snap {
     }
 }
 
-/// A handler scripted by path: waits `delay`, then answers or fails as the path says.
-pub async fn scripted(req: Request<()>, delay: Duration) -> Result<Response<()>, BoxError> {
-    tokio::time::sleep(delay).await;
-    match req.uri().path() {
+/// A handler scripted by path (palisade-test's `ScriptedService`): waits `delay`, then
+/// answers or fails as the path says.
+pub fn scripted(delay: Duration) -> ScriptedService {
+    let answer = respond(move |seen| match seen.uri.path() {
         "/limited" => {
             Err(RateLimited::new(Duration::from_secs(1), http::HeaderMap::new(), vec![]).into())
         }
         "/slow" => Err(Elapsed::new(delay).into()),
         "/open" => Err(CircuitOpen::new(None).into()),
         "/boom" => Err("boom".into()),
-        "/500" => Ok(Response::builder().status(500).body(()).unwrap()),
+        "/500" => Ok(Response::builder()
+            .status(500)
+            .body(Full::default())
+            .unwrap()),
         "/replayed" => Ok(Response::builder()
             .header("idempotent-replayed", "true")
-            .body(())
+            .body(Full::default())
             .unwrap()),
-        _ => Ok(Response::new(())),
-    }
+        _ => Ok(Response::new(Full::default())),
+    });
+    ScriptedService::otherwise(palisade_test::scripted::delay(delay).then(answer))
 }

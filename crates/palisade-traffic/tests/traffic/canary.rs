@@ -2,10 +2,11 @@
 
 use crate::support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::Request;
+use palisade_test::EventRecorder;
+use palisade_test::scripted::{delay, status};
 use palisade_traffic::{
     CanaryConfig, CanaryController, CanaryState, RollbackReason, Split, SplitHandle, Tick,
     TrafficEvent,
@@ -13,21 +14,21 @@ use palisade_traffic::{
 use support::Arm;
 use tower::ServiceExt;
 
-type Events = Arc<Mutex<Vec<TrafficEvent>>>;
+/// The recorded events other than `Routed` (one per request).
+fn transitions(events: &EventRecorder) -> Vec<TrafficEvent> {
+    let mut all = events.events::<TrafficEvent>();
+    all.retain(|e| !matches!(e, TrafficEvent::Routed { .. }));
+    all
+}
 
-fn setup() -> (Split<Arm>, SplitHandle, Arm, Arm, Events) {
-    let (stable, canary) = (Arm::new("stable"), Arm::new("canary"));
-    let events: Events = Arc::default();
-    let e2 = Arc::clone(&events);
+fn setup() -> (Split<Arm>, SplitHandle, Arm, Arm, EventRecorder) {
+    let (stable, canary) = (support::arm("stable"), support::arm("canary"));
+    let events = EventRecorder::new();
     let (split, handle) = Split::builder()
         .arm("stable", stable.clone())
         .arm("canary", canary.clone())
         .seed(42)
-        .on_event(move |e: &TrafficEvent| {
-            if !matches!(e, TrafficEvent::Routed { .. }) {
-                e2.lock().unwrap().push(e.clone());
-            }
-        })
+        .on_event(events.on())
         .build()
         .unwrap();
     (split, handle, stable, canary, events)
@@ -60,7 +61,7 @@ async fn healthy_canary_is_promoted_step_by_step() {
     // Too few canary samples: hold.
     assert_eq!(ctl.tick(), Tick::Held { percent: 5 });
     send(&split, 1000).await;
-    assert!(canary.served() >= 20, "{}", canary.served());
+    assert!(canary.calls() >= 20, "{}", canary.calls());
     assert_eq!(ctl.tick(), Tick::Advanced { percent: 25 });
     assert_eq!(handle.weights(), vec![75, 25]);
     send(&split, 200).await;
@@ -70,9 +71,7 @@ async fn healthy_canary_is_promoted_step_by_step() {
     assert_eq!(handle.weights(), vec![0, 100]);
     assert_eq!(ctl.state(), CanaryState::Promoted);
     assert_eq!(ctl.tick(), Tick::Finished);
-    let names: Vec<_> = events
-        .lock()
-        .unwrap()
+    let names: Vec<_> = transitions(&events)
         .iter()
         .map(palisade_core::Event::name)
         .collect();
@@ -97,7 +96,7 @@ fn start_announces_the_first_step() {
     let ctl = CanaryController::start(handle.clone(), "stable", "canary", config()).unwrap();
     assert_eq!(ctl.state(), CanaryState::Progressing { percent: 5 });
     assert_eq!(
-        *events.lock().unwrap(),
+        transitions(&events),
         [
             TrafficEvent::WeightChanged {
                 instance: "traffic".into(),
@@ -115,11 +114,11 @@ fn start_announces_the_first_step() {
 #[tokio::test(start_paused = true)]
 async fn failing_canary_rolls_back_at_the_first_interval() {
     let (split, handle, stable, canary, events) = setup();
-    canary.set_status(500);
+    canary.set_otherwise(status(500));
     let ctl = CanaryController::start(handle.clone(), "stable", "canary", config()).unwrap();
     let run = tokio::spawn(ctl.run());
     send(&split, 1000).await;
-    assert!(stable.served() > 900);
+    assert!(stable.calls() > 900);
     // Just before the first interval: still at 5 %.
     tokio::time::advance(Duration::from_secs(59)).await;
     tokio::task::yield_now().await;
@@ -136,11 +135,11 @@ async fn failing_canary_rolls_back_at_the_first_interval() {
     };
     assert!((ce - 1.0).abs() < 1e-9 && se == 0.0);
     assert_eq!(handle.weights(), vec![100, 0]);
-    let served = canary.served();
+    let served = canary.calls();
     send(&split, 200).await;
-    assert_eq!(canary.served(), served, "no traffic after rollback");
+    assert_eq!(canary.calls(), served, "no traffic after rollback");
     assert!(matches!(
-        events.lock().unwrap().last(),
+        transitions(&events).last(),
         Some(TrafficEvent::RolledBack { .. })
     ));
 }
@@ -149,8 +148,8 @@ async fn failing_canary_rolls_back_at_the_first_interval() {
 async fn error_rate_within_threshold_of_stable_still_advances() {
     let (split, handle, stable, canary, _) = setup();
     // Both arms fail the same way: the canary is no worse than stable.
-    stable.set_status(503);
-    canary.set_status(503);
+    stable.set_otherwise(status(503));
+    canary.set_otherwise(status(503));
     let mut ctl = CanaryController::start(handle, "stable", "canary", config()).unwrap();
     send(&split, 1000).await;
     assert_eq!(ctl.tick(), Tick::Advanced { percent: 25 });
@@ -159,7 +158,7 @@ async fn error_rate_within_threshold_of_stable_still_advances() {
 #[tokio::test(start_paused = true)]
 async fn slow_canary_rolls_back_on_p99() {
     let (split, handle, _stable, canary, _) = setup();
-    canary.set_delay(Duration::from_millis(500));
+    canary.set_otherwise(delay(Duration::from_millis(500)).then(support::named("canary")));
     let mut c = config();
     c.max_p99 = Some(Duration::from_millis(100));
     let mut ctl = CanaryController::start(handle.clone(), "stable", "canary", c).unwrap();
@@ -169,7 +168,7 @@ async fn slow_canary_rolls_back_on_p99() {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    assert!(canary.served() >= 20);
+    assert!(canary.calls() >= 20);
     match ctl.tick() {
         Tick::RolledBack(RollbackReason::Latency { p99, bound }) => {
             assert!(p99 >= Duration::from_millis(500), "{p99:?}");
@@ -223,7 +222,7 @@ use palisade_core::key::PeerAddr;
 use palisade_traffic::OverrideAccess;
 
 fn gated(access: OverrideAccess) -> (Split<Arm>, SplitHandle, Arm, Arm) {
-    let (stable, canary) = (Arm::new("stable"), Arm::new("canary"));
+    let (stable, canary) = (support::arm("stable"), support::arm("canary"));
     let (split, handle) = Split::builder()
         .arm("stable", stable.clone())
         .arm("canary", canary.clone())
@@ -259,11 +258,11 @@ async fn an_outside_client_cannot_force_a_rollback() {
     let access = OverrideAccess::trusted_peers(["10.0.0.0/8"]).unwrap();
     let (split, handle, _stable, canary) = gated(access);
     let mut ctl = CanaryController::start(handle.clone(), "stable", "canary", config()).unwrap();
-    canary.set_status(500);
+    canary.set_otherwise(status(500));
     // 200 requests naming the canary from the internet: the override is ignored, the
     // weights (5 %) route them, and too few reach the canary for a decision.
     force_canary(&split, 200, "198.51.100.7:1", None).await;
-    assert!(canary.served() < 20, "{}", canary.served());
+    assert!(canary.calls() < 20, "{}", canary.calls());
     assert_eq!(ctl.tick(), Tick::Held { percent: 5 });
     assert_eq!(handle.weights(), vec![95, 5]);
 }
@@ -277,14 +276,14 @@ async fn overridden_requests_never_count_in_the_analysis() {
     let mut ctl = CanaryController::start(handle.clone(), "stable", "canary", config()).unwrap();
     // A tester with the secret sends 200 failing requests to the canary by hand: they reach
     // it, but the analysis ignores them (no rollback), ...
-    canary.set_status(500);
+    canary.set_otherwise(status(500));
     force_canary(&split, 200, "198.51.100.7:1", Some(token)).await;
-    assert_eq!(canary.served(), 200);
+    assert_eq!(canary.calls(), 200);
     assert_eq!(ctl.tick(), Tick::Held { percent: 5 });
     // ...and 200 successful ones cannot promote it either.
-    canary.set_status(200);
+    canary.set_otherwise(status(200));
     force_canary(&split, 200, "198.51.100.7:1", Some(token)).await;
-    assert_eq!(canary.served(), 400);
+    assert_eq!(canary.calls(), 400);
     assert_eq!(ctl.tick(), Tick::Held { percent: 5 });
     assert_eq!(handle.weights(), vec![95, 5]);
     // Weighted traffic still counts: enough of it and the healthy canary advances.

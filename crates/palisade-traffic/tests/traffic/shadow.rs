@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use palisade_test::EventRecorder;
 use palisade_traffic::{ShadowLayer, TrafficEvent};
 use tower::{Layer, ServiceExt, service_fn};
 
@@ -40,17 +41,6 @@ where
     })
 }
 
-fn events() -> (
-    Arc<Mutex<Vec<TrafficEvent>>>,
-    impl Fn(&TrafficEvent) + Send + Sync + 'static,
-) {
-    let seen: Arc<Mutex<Vec<TrafficEvent>>> = Arc::default();
-    let s2 = Arc::clone(&seen);
-    (seen, move |e: &TrafficEvent| {
-        s2.lock().unwrap().push(e.clone());
-    })
-}
-
 fn post(body: &'static str) -> Request<Full<Bytes>> {
     Request::post("/orders")
         .header("x-id", "1")
@@ -61,9 +51,9 @@ fn post(body: &'static str) -> Request<Full<Bytes>> {
 #[tokio::test(start_paused = true)]
 async fn mirror_gets_a_copy_but_never_the_answer_or_the_wait() {
     let (primary_seen, mirror_seen): (Seen, Seen) = (Arc::default(), Arc::default());
-    let (evs, on) = events();
-    let layer =
-        ShadowLayer::new(echo(500, Duration::from_secs(10), Arc::clone(&mirror_seen))).on_event(on);
+    let evs = EventRecorder::new();
+    let layer = ShadowLayer::new(echo(500, Duration::from_secs(10), Arc::clone(&mirror_seen)))
+        .on_event(evs.on());
     let svc = layer.layer(echo(200, Duration::ZERO, Arc::clone(&primary_seen)));
     let start = tokio::time::Instant::now();
     let res = svc.clone().oneshot(post("hello")).await.unwrap();
@@ -76,7 +66,7 @@ async fn mirror_gets_a_copy_but_never_the_answer_or_the_wait() {
     tokio::time::sleep(Duration::from_secs(11)).await;
     assert_eq!(*mirror_seen.lock().unwrap(), ["hello"]);
     assert_eq!(
-        *evs.lock().unwrap(),
+        evs.events::<TrafficEvent>(),
         [TrafficEvent::ShadowCompared {
             instance: "shadow".into(),
             primary: Some(StatusCode::OK),
@@ -89,11 +79,11 @@ async fn mirror_gets_a_copy_but_never_the_answer_or_the_wait() {
 #[tokio::test(start_paused = true)]
 async fn concurrency_limit_and_body_limit_skip_mirroring() {
     let (primary_seen, mirror_seen): (Seen, Seen) = (Arc::default(), Arc::default());
-    let (evs, on) = events();
+    let evs = EventRecorder::new();
     let layer = ShadowLayer::new(echo(200, Duration::from_secs(10), Arc::clone(&mirror_seen)))
         .max_concurrency(1)
         .max_body(8)
-        .on_event(on);
+        .on_event(evs.on());
     let svc = layer.layer(echo(201, Duration::ZERO, Arc::clone(&primary_seen)));
     for body in ["one", "two", "far too long body"] {
         let res = svc.clone().oneshot(post(body)).await.unwrap();
@@ -107,8 +97,7 @@ async fn concurrency_limit_and_body_limit_skip_mirroring() {
     );
     assert_eq!(*mirror_seen.lock().unwrap(), ["one"]);
     let names: Vec<_> = evs
-        .lock()
-        .unwrap()
+        .events::<TrafficEvent>()
         .iter()
         .map(palisade_core::Event::name)
         .collect();
@@ -125,7 +114,7 @@ async fn concurrency_limit_and_body_limit_skip_mirroring() {
 #[tokio::test(start_paused = true)]
 async fn hung_mirror_times_out_and_frees_its_permit() {
     let mirror_seen: Seen = Arc::default();
-    let (evs, on) = events();
+    let evs = EventRecorder::new();
     let layer = ShadowLayer::new(echo(
         200,
         Duration::from_secs(3600),
@@ -133,12 +122,12 @@ async fn hung_mirror_times_out_and_frees_its_permit() {
     ))
     .max_concurrency(1)
     .timeout(Duration::from_secs(1))
-    .on_event(on);
+    .on_event(evs.on());
     let svc = layer.layer(echo(200, Duration::ZERO, Arc::default()));
     svc.clone().oneshot(post("a")).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        *evs.lock().unwrap(),
+        evs.events::<TrafficEvent>(),
         [TrafficEvent::ShadowCompared {
             instance: "shadow".into(),
             primary: Some(StatusCode::OK),
@@ -148,7 +137,7 @@ async fn hung_mirror_times_out_and_frees_its_permit() {
     );
     svc.clone().oneshot(post("b")).await.unwrap();
     assert_eq!(
-        evs.lock().unwrap().len(),
+        evs.events::<TrafficEvent>().len(),
         1,
         "second request was mirrored, not skipped"
     );

@@ -2,11 +2,12 @@
 
 use crate::support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{HeaderName, Method, Request};
 use palisade_core::key::HeaderKey;
+use palisade_test::EventRecorder;
+use palisade_test::scripted::{delay, status};
 use palisade_traffic::{RouteReason, Rule, Split, TrafficEvent};
 use support::Arm;
 use tower::{Service, ServiceExt};
@@ -20,7 +21,7 @@ fn req(method: Method, path: &str) -> Request<()> {
 }
 
 fn two_arms() -> (Arm, Arm) {
-    (Arm::new("stable"), Arm::new("canary"))
+    (support::arm("stable"), support::arm("canary"))
 }
 
 #[test]
@@ -127,7 +128,7 @@ async fn override_header_and_cookie_force_an_arm() {
         .unwrap();
     assert_eq!(split.route(&forced).reason, RouteReason::Override);
     assert_eq!(
-        split.clone().oneshot(forced).await.unwrap().into_body(),
+        split.clone().oneshot(forced).await.unwrap().headers()["x-arm"].clone(),
         "canary"
     );
     let cookie = Request::get("/")
@@ -135,14 +136,14 @@ async fn override_header_and_cookie_force_an_arm() {
         .body(())
         .unwrap();
     assert_eq!(
-        split.clone().oneshot(cookie).await.unwrap().into_body(),
+        split.clone().oneshot(cookie).await.unwrap().headers()["x-arm"].clone(),
         "canary"
     );
     // Unknown arm name: ignored, weights decide.
     let unknown = Request::get("/").header("x-arm", "nope").body(()).unwrap();
     assert_eq!(split.route(&unknown).reason, RouteReason::Random);
     assert_eq!(
-        split.clone().oneshot(unknown).await.unwrap().into_body(),
+        split.clone().oneshot(unknown).await.unwrap().headers()["x-arm"].clone(),
         "stable"
     );
     // Drained arm: the override cannot force it.
@@ -152,14 +153,14 @@ async fn override_header_and_cookie_force_an_arm() {
         .body(())
         .unwrap();
     assert_eq!(
-        split.clone().oneshot(forced).await.unwrap().into_body(),
+        split.clone().oneshot(forced).await.unwrap().headers()["x-arm"].clone(),
         "stable"
     );
 }
 
 #[tokio::test]
 async fn strangler_path_rules_move_routes_one_by_one() {
-    let (legacy, new) = (Arm::new("legacy"), Arm::new("new"));
+    let (legacy, new) = (support::arm("legacy"), support::arm("new"));
     let (split, handle) = Split::builder()
         .arm("legacy", legacy)
         .arm("new", new)
@@ -167,7 +168,7 @@ async fn strangler_path_rules_move_routes_one_by_one() {
         .unwrap();
     let body = |r| {
         let s = split.clone();
-        async move { s.oneshot(r).await.unwrap().into_body() }
+        async move { s.oneshot(r).await.unwrap().headers()["x-arm"].clone() }
     };
     assert_eq!(body(req(Method::GET, "/orders/1")).await, "legacy");
     handle
@@ -196,7 +197,7 @@ async fn strangler_path_rules_move_routes_one_by_one() {
 
 #[tokio::test]
 async fn cqrs_method_rules_send_reads_to_replica() {
-    let (primary, replica) = (Arm::new("primary"), Arm::new("replica"));
+    let (primary, replica) = (support::arm("primary"), support::arm("replica"));
     let (split, _) = Split::builder()
         .arm("primary", primary.clone())
         .arm("replica", replica.clone())
@@ -210,7 +211,8 @@ async fn cqrs_method_rules_send_reads_to_replica() {
                 .oneshot(req(m, "/items"))
                 .await
                 .unwrap()
-                .into_body(),
+                .headers()["x-arm"]
+                .clone(),
             "replica"
         );
     }
@@ -221,18 +223,19 @@ async fn cqrs_method_rules_send_reads_to_replica() {
                 .oneshot(req(m, "/items"))
                 .await
                 .unwrap()
-                .into_body(),
+                .headers()["x-arm"]
+                .clone(),
             "primary"
         );
     }
-    assert_eq!((primary.served(), replica.served()), (4, 3));
+    assert_eq!((primary.calls(), replica.calls()), (4, 3));
 }
 
 #[tokio::test(start_paused = true)]
 async fn blue_green_switch_leaves_in_flight_requests_on_their_arm() {
-    let (blue, green) = (Arm::new("blue"), Arm::new("green"));
-    blue.set_delay(Duration::from_secs(1));
-    green.set_delay(Duration::from_secs(1));
+    let (blue, green) = (support::arm("blue"), support::arm("green"));
+    blue.set_otherwise(delay(Duration::from_secs(1)).then(support::named("blue")));
+    green.set_otherwise(delay(Duration::from_secs(1)).then(support::named("green")));
     let (split, handle) = Split::builder()
         .arm("blue", blue.clone())
         .arm("green", green.clone())
@@ -255,12 +258,15 @@ async fn blue_green_switch_leaves_in_flight_requests_on_their_arm() {
         .collect();
     tokio::time::advance(Duration::from_secs(2)).await;
     for f in in_flight {
-        assert_eq!(f.await.unwrap().unwrap().into_body(), "blue");
+        assert_eq!(f.await.unwrap().unwrap().headers()["x-arm"].clone(), "blue");
     }
     for f in after {
-        assert_eq!(f.await.unwrap().unwrap().into_body(), "green");
+        assert_eq!(
+            f.await.unwrap().unwrap().headers()["x-arm"].clone(),
+            "green"
+        );
     }
-    assert_eq!((blue.served(), green.served()), (100, 50));
+    assert_eq!((blue.calls(), green.calls()), (100, 50));
 }
 
 #[tokio::test]
@@ -314,21 +320,20 @@ async fn response_header_names_the_arm_only_when_enabled() {
 
 #[tokio::test]
 async fn events_and_stats() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s2 = Arc::clone(&seen);
+    let events = EventRecorder::new();
     let (a, b) = two_arms();
-    b.set_status(503);
+    b.set_otherwise(status(503));
     let (split, handle) = Split::builder()
         .arm("stable", a)
         .arm("canary", b)
         .weights([0, 1])
-        .on_event(move |e: &TrafficEvent| s2.lock().unwrap().push(e.clone()))
+        .on_event(events.on())
         .build()
         .unwrap();
     split.clone().oneshot(req(Method::GET, "/")).await.unwrap();
     handle.set_weights(&[1, 0]).unwrap();
     split.clone().oneshot(req(Method::GET, "/")).await.unwrap();
-    let seen = seen.lock().unwrap().clone();
+    let seen = events.events::<TrafficEvent>();
     assert_eq!(
         seen,
         vec![
@@ -359,19 +364,19 @@ fn builder_validation() {
     let e = Split::builder::<Arm>().build().unwrap_err();
     assert_eq!(e.field(), "arms");
     let e = Split::builder()
-        .arm("a", Arm::new("a"))
-        .arm("a", Arm::new("a"))
+        .arm("a", support::arm("a"))
+        .arm("a", support::arm("a"))
         .build()
         .unwrap_err();
     assert_eq!(e.field(), "arms");
     let e = Split::builder()
-        .arm("a", Arm::new("a"))
+        .arm("a", support::arm("a"))
         .weights([1, 2])
         .build()
         .unwrap_err();
     assert_eq!(e.field(), "weights");
     let e = Split::builder()
-        .arm("a", Arm::new("a"))
+        .arm("a", support::arm("a"))
         .rule(Rule::reads("b"))
         .build()
         .unwrap_err();
