@@ -50,6 +50,12 @@ use crate::config::LogFormat;
 use crate::gateway::{Gateway, Source};
 use crate::proxy::ConnInfo;
 
+/// mimalloc instead of glibc's malloc: a proxied request allocates and frees small buffers
+/// (heads, header maps, futures) across worker threads, where glibc's arenas spent about a
+/// tenth of the gateway's CPU (measured with `perf`, see the README's performance section).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 const USAGE: &str = "usage:

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -42,21 +42,23 @@ impl Drain {
 #[derive(Clone)]
 pub(crate) struct ConnGuard(#[allow(dead_code)] Arc<(tokio::sync::OwnedSemaphorePermit, Drain)>);
 
-/// When a connection last moved bytes, in milliseconds since `epoch`.
+/// Whether a connection moved bytes since the idle check last looked, and how many of its
+/// requests are being served. The I/O path only sets a flag (no clock read, no shared write
+/// when already set); the connection's idle ticker reads the clock once per tick.
 struct Activity {
-    epoch: Instant,
-    last: AtomicU64,
+    moved: AtomicBool,
     in_flight: AtomicUsize,
 }
 
 impl Activity {
     fn touch(&self) {
-        self.last
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        if !self.moved.load(Ordering::Relaxed) {
+            self.moved.store(true, Ordering::Relaxed);
+        }
     }
-    fn idle_for(&self) -> Duration {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last.load(Ordering::Relaxed)))
+    /// Clears the flag, returning whether bytes moved since the last call.
+    fn take_moved(&self) -> bool {
+        self.moved.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -143,7 +145,6 @@ pub(crate) async fn serve<H, F>(
     let builder = Arc::new(builder(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let idle = limits.idle_timeout;
-    let epoch = Instant::now();
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -163,8 +164,7 @@ pub(crate) async fn serve<H, F>(
         };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity {
-            epoch,
-            last: AtomicU64::new(epoch.elapsed().as_millis() as u64),
+            moved: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
         });
         let io = TokioIo::new(Tracked {
@@ -195,6 +195,8 @@ pub(crate) async fn serve<H, F>(
             tokio::pin!(conn);
             let mut closing = false;
             let tick = (idle / 4).max(Duration::from_millis(5));
+            // When the connection last moved bytes, to within one tick.
+            let mut last_moved = Instant::now();
             loop {
                 tokio::select! {
                     _ = conn.as_mut() => break,
@@ -203,7 +205,10 @@ pub(crate) async fn serve<H, F>(
                         conn.as_mut().graceful_shutdown();
                     }
                     () = tokio::time::sleep(tick), if !closing => {
-                        if activity.in_flight.load(Ordering::Relaxed) == 0 && activity.idle_for() >= idle {
+                        if activity.take_moved() {
+                            last_moved = Instant::now();
+                        }
+                        if activity.in_flight.load(Ordering::Relaxed) == 0 && last_moved.elapsed() >= idle {
                             closing = true;
                             conn.as_mut().graceful_shutdown();
                         }
