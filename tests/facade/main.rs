@@ -4,6 +4,7 @@
 mod support;
 
 mod axum_example;
+mod chaos_flag;
 mod clients;
 mod config;
 mod cqrs_example;
