@@ -12,8 +12,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Empty;
 use palisade::chaos::FaultLayer;
 use palisade::toggle::{
-    Condition, EvaluationContext, Flag, FlagSet, Flags, Fractional, StaticProvider, TARGETING_KEY,
-    TargetingRule,
+    Condition, EvaluationContext, Flag, FlagSet, Flags, Fractional, StaticProvider, TargetingRule,
 };
 use tower::{Layer, ServiceExt, service_fn};
 
