@@ -5,6 +5,18 @@
 //!
 //! `cargo bench -p palisade-cache --bench cache`
 //!
+//! `CACHE_CALLS=n CACHE_ONLY=<palisade|tower_resilience|bare_service>`: build that one
+//! contender, answer `n` hits with it and nothing else (no allocation count, no criterion),
+//! for counting instructions under callgrind, which the machine's load does not change.
+//! Instructions per hit are the difference between two counts over the difference in calls
+//! (start-up and the first, storing request cancel out):
+//!
+//! ```text
+//! CACHE_CALLS=20000 CACHE_ONLY=palisade \
+//!     valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/deps/cache-<hash> --bench
+//! # the same with CACHE_CALLS=40000; (total at 40000 − total at 20000) / 20000
+//! ```
+//!
 //! tower-resilience's layer caches any `Clone` response; `http::Response` is not `Clone`,
 //! so its inner service answers the same status, header map and body as a tuple, turned
 //! into an `http::Response` after the hit (a move, no allocation). Its key is a 64-bit hash
@@ -177,7 +189,31 @@ fn benches(crit: &mut Criterion) {
     group.finish();
 }
 
+/// Instruction-count mode: `CACHE_CALLS` hits on the contender named by `CACHE_ONLY`.
+fn counted(calls: usize, only: &str) {
+    fn run(calls: usize, mut hit: impl FnMut(Request<()>) -> StatusCode) {
+        for _ in 0..calls {
+            assert_eq!(black_box(hit(black_box(request()))), StatusCode::OK);
+        }
+    }
+    match only {
+        "palisade" => run(calls, palisade()),
+        "tower_resilience" => run(calls, tower_resilience()),
+        "bare_service" => run(calls, bare()),
+        other => panic!("CACHE_ONLY={other}: palisade, tower_resilience or bare_service"),
+    }
+    println!("counted {only}: {calls} calls");
+}
+
 fn main() {
+    if let Some(calls) = std::env::var("CACHE_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        let only = std::env::var("CACHE_ONLY").unwrap_or_else(|_| "palisade".into());
+        counted(calls, &only);
+        return;
+    }
     allocations("palisade", palisade());
     allocations("tower_resilience", tower_resilience());
     allocations("bare_service", bare());
