@@ -20,6 +20,58 @@ struct Slot {
     weight: u32,
 }
 
+/// Moka's hasher for our keys. A key already is a 64-bit SipHash of the primary key, so a
+/// second SipHash pass inside moka buys nothing; one keyed multiply-fold mixes it instead
+/// (the seed is random per store, so bucket placement stays unpredictable from outside even
+/// though the key hash itself is deterministic, which `RedisStore` relies on).
+#[derive(Clone)]
+struct KeyHasherBuilder {
+    seed: u64,
+}
+
+impl KeyHasherBuilder {
+    fn random() -> Self {
+        use std::hash::BuildHasher;
+        Self {
+            seed: std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64) | 1,
+        }
+    }
+}
+
+impl std::hash::BuildHasher for KeyHasherBuilder {
+    type Hasher = KeyHasher;
+    #[inline]
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(self.seed)
+    }
+}
+
+/// See [`KeyHasherBuilder`]: `write_u64` is the path taken for a `u64` key.
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        // A folded 64×64→128 multiply (as foldhash and wyhash): every input bit reaches
+        // the high and low output bits.
+        let full = u128::from(n ^ self.0).wrapping_mul(u128::from(0x9E37_79B9_7F4A_7C15_u64));
+        self.0 = ((full >> 64) as u64) ^ (full as u64);
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `u64` keys; kept correct for any other input.
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 struct PerEntryTtl;
 
 impl moka::Expiry<u64, Slot> for PerEntryTtl {
@@ -48,7 +100,7 @@ impl moka::Expiry<u64, Slot> for PerEntryTtl {
 /// ```
 #[derive(Clone)]
 pub struct MemoryStore {
-    cache: Moka<u64, Slot>,
+    cache: Moka<u64, Slot, KeyHasherBuilder>,
     evicted: Arc<AtomicU64>,
     /// The listeners of the layer using the store, for [`CacheEvent::Evicted`].
     listeners: Arc<ArcSwapOption<Listeners<CacheEvent>>>,
@@ -92,7 +144,7 @@ impl MemoryStore {
                     });
                 }
             })
-            .build();
+            .build_with_hasher(KeyHasherBuilder::random());
         Self {
             cache,
             evicted,
