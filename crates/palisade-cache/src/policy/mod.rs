@@ -73,6 +73,45 @@ pub(crate) fn response_directives<St>(s: &Settings<St>, headers: &HeaderMap) -> 
     ResponseDirectives::from_headers(headers)
 }
 
+/// Which of the request fields read on the way to a stored answer are present, found in
+/// one pass over the request's field names: an absent one then costs no map lookup (the
+/// common request has none of them).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RequestFields {
+    pub(crate) cache_control: bool,
+    pub(crate) if_none_match: bool,
+    pub(crate) if_modified_since: bool,
+    pub(crate) range: bool,
+}
+
+impl RequestFields {
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
+        use http::header::{CACHE_CONTROL, IF_MODIFIED_SINCE, IF_NONE_MATCH, RANGE};
+        let mut f = Self::default();
+        for name in headers.keys() {
+            if name == CACHE_CONTROL {
+                f.cache_control = true;
+            } else if name == IF_NONE_MATCH {
+                f.if_none_match = true;
+            } else if name == IF_MODIFIED_SINCE {
+                f.if_modified_since = true;
+            } else if name == RANGE {
+                f.range = true;
+            }
+        }
+        f
+    }
+
+    /// The request's directives (no parsing when it has no `Cache-Control`).
+    pub(crate) fn directives(self, headers: &HeaderMap) -> RequestDirectives {
+        if self.cache_control {
+            RequestDirectives::from_headers(headers)
+        } else {
+            RequestDirectives::default()
+        }
+    }
+}
+
 pub(crate) fn is_get_or_head(m: &Method) -> bool {
     m == Method::GET || m == Method::HEAD
 }

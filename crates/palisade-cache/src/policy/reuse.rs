@@ -14,8 +14,8 @@ use crate::key;
 use crate::layer::Settings;
 use crate::store::{Entry, StoredResponse};
 
-use super::serve::serve;
-use super::{Label, Lookup};
+use super::serve::serve_with;
+use super::{Label, Lookup, RequestFields};
 
 /// Picks the most recent variant of `entry` matching the request's key and `Vary` values.
 fn select(
@@ -49,7 +49,8 @@ pub(crate) fn lookup<St, B>(
     entry: Option<&Entry>,
     now: Instant,
 ) -> Lookup<B> {
-    let rd = RequestDirectives::from_headers(headers);
+    let fields = RequestFields::of(headers);
+    let rd = fields.directives(headers);
     let Some(v) = entry.and_then(|e| select(e, uri, headers, &s.key_headers)) else {
         if rd.only_if_cached {
             return only_if_cached_miss(s);
@@ -69,7 +70,7 @@ pub(crate) fn lookup<St, B>(
         if fresh {
             s.listeners
                 .emit_named(|instance| CacheEvent::Hit { instance });
-            return Lookup::Serve(serve(s, method, headers, &v, age, Label::Hit));
+            return Lookup::Serve(serve_with(s, fields, method, headers, &v, age, Label::Hit));
         }
         let staleness = age.saturating_sub(v.lifetime);
         let allowed = match rd.max_stale {
@@ -80,7 +81,7 @@ pub(crate) fn lookup<St, B>(
         if allowed && !v.directives.forbids_stale() {
             s.listeners
                 .emit_named(|instance| CacheEvent::Stale { instance });
-            return Lookup::Serve(serve(s, method, headers, &v, age, Label::Stale));
+            return Lookup::Serve(serve_with(s, fields, method, headers, &v, age, Label::Stale));
         }
         let swr = v
             .directives
@@ -89,7 +90,7 @@ pub(crate) fn lookup<St, B>(
         if swr && !v.directives.forbids_stale() && !rd.only_if_cached {
             s.listeners
                 .emit_named(|instance| CacheEvent::Stale { instance });
-            let res = serve(s, method, headers, &v, age, Label::Stale);
+            let res = serve_with(s, fields, method, headers, &v, age, Label::Stale);
             return Lookup::ServeAndRefresh(res, v);
         }
     }

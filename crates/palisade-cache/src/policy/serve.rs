@@ -16,7 +16,7 @@ use crate::key;
 use crate::layer::Settings;
 use crate::store::StoredResponse;
 
-use super::{Label, label_response};
+use super::{Label, RequestFields, label_response};
 
 /// Whether the client's own conditional request (If-None-Match, else If-Modified-Since)
 /// is satisfied by `v` (RFC 9110 §13.2.2).
@@ -43,8 +43,24 @@ pub(crate) fn serve<St, B>(
     age: Duration,
     label: Label,
 ) -> Response<CacheBody<B>> {
+    let fields = RequestFields::of(request_headers);
+    serve_with(s, fields, method, request_headers, v, age, label)
+}
+
+/// [`serve`] with the request's fields already surveyed (the hit path has them).
+pub(crate) fn serve_with<St, B>(
+    s: &Settings<St>,
+    fields: RequestFields,
+    method: &Method,
+    request_headers: &HeaderMap,
+    v: &StoredResponse,
+    age: Duration,
+    label: Label,
+) -> Response<CacheBody<B>> {
     let age = age_header(age.as_secs());
-    let mut res = if v.status == StatusCode::OK && not_modified(request_headers, v) {
+    let conditional = fields.if_none_match || fields.if_modified_since;
+    let mut res = if v.status == StatusCode::OK && conditional && not_modified(request_headers, v)
+    {
         // RFC 9110 §15.4.5: the fields a 200 would have carried that describe the cache
         // and validation, nothing about the content.
         let mut headers = HeaderMap::new();
@@ -67,7 +83,7 @@ pub(crate) fn serve<St, B>(
         *res.status_mut() = v.status;
         *res.version_mut() = v.version;
         *res.headers_mut() = v.headers.clone();
-        if v.status == StatusCode::OK && request_headers.contains_key(http::header::RANGE) {
+        if v.status == StatusCode::OK && fields.range {
             apply_range(request_headers, v, &mut res);
         }
         res
