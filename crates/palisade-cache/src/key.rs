@@ -3,14 +3,26 @@
 
 use std::hash::{DefaultHasher, Hasher};
 
-use http::{HeaderMap, HeaderName, Uri, header::HOST};
+use http::{HeaderMap, HeaderName, HeaderValue, Uri, header::HOST};
 
 /// Feeds the primary key's text, piece by piece, to `f`.
 fn pieces(uri: &Uri, headers: &HeaderMap, key_headers: &[HeaderName], f: &mut dyn FnMut(&[u8])) {
+    pieces_with_host(uri, || headers.get(HOST), headers, key_headers, f);
+}
+
+/// [`pieces`] with the request's first `Host` value given by `host` (asked only for an
+/// origin-form target, which has no authority).
+fn pieces_with_host<'a>(
+    uri: &Uri,
+    host: impl FnOnce() -> Option<&'a HeaderValue>,
+    headers: &HeaderMap,
+    key_headers: &[HeaderName],
+    f: &mut dyn FnMut(&[u8]),
+) {
     match uri.authority() {
         Some(a) => f(a.as_str().as_bytes()),
         None => {
-            if let Some(h) = headers.get(HOST) {
+            if let Some(h) = host() {
                 f(h.as_bytes());
             }
         }
@@ -39,6 +51,18 @@ pub(crate) fn hash(uri: &Uri, headers: &HeaderMap, key_headers: &[HeaderName]) -
     h.finish()
 }
 
+/// [`hash`] with the request's first `Host` value already found.
+pub(crate) fn hash_with_host(
+    uri: &Uri,
+    host: Option<&HeaderValue>,
+    headers: &HeaderMap,
+    key_headers: &[HeaderName],
+) -> u64 {
+    let mut h = DefaultHasher::new();
+    pieces_with_host(uri, || host, headers, key_headers, &mut |p| h.write(p));
+    h.finish()
+}
+
 /// The primary key's full text (stored with the entry).
 pub(crate) fn text(uri: &Uri, headers: &HeaderMap, key_headers: &[HeaderName]) -> Box<str> {
     let mut s = Vec::new();
@@ -47,15 +71,22 @@ pub(crate) fn text(uri: &Uri, headers: &HeaderMap, key_headers: &[HeaderName]) -
 }
 
 /// Whether `stored` is the text of this request's key.
-pub(crate) fn matches(
+#[cfg(test)]
+fn matches(stored: &str, uri: &Uri, headers: &HeaderMap, key_headers: &[HeaderName]) -> bool {
+    matches_with_host(stored, uri, headers.get(HOST), headers, key_headers)
+}
+
+/// Whether `stored` is the text of this request's key, whose first `Host` value is `host`.
+pub(crate) fn matches_with_host(
     stored: &str,
     uri: &Uri,
+    host: Option<&HeaderValue>,
     headers: &HeaderMap,
     key_headers: &[HeaderName],
 ) -> bool {
     let mut rest = stored.as_bytes();
     let mut ok = true;
-    pieces(uri, headers, key_headers, &mut |p| {
+    pieces_with_host(uri, || host, headers, key_headers, &mut |p| {
         if ok && rest.starts_with(p) {
             rest = &rest[p.len()..];
         } else {

@@ -108,11 +108,13 @@ where
         let mut prefetched = None;
         let mut hash = 0;
         if policy::is_get_or_head(req.method()) {
-            hash = key::hash(req.uri(), req.headers(), &s.key_headers);
+            let fields = policy::RequestFields::of(req.headers());
+            hash = key::hash_with_host(req.uri(), fields.host, req.headers(), &s.key_headers);
             if let Some(found) = s.store.get_now(hash) {
                 let now = s.clock.now();
-                match policy::lookup(
+                match policy::lookup_with(
                     s,
+                    fields,
                     req.method(),
                     req.uri(),
                     req.headers(),

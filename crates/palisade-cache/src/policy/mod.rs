@@ -7,7 +7,7 @@ mod reuse;
 mod serve;
 mod store;
 
-pub(crate) use reuse::{lookup, stale_if_error};
+pub(crate) use reuse::{lookup, lookup_with, stale_if_error};
 pub(crate) use serve::serve;
 pub(crate) use store::{merge_304, storable, stored_response, ttl, with_variant};
 
@@ -73,23 +73,29 @@ pub(crate) fn response_directives<St>(s: &Settings<St>, headers: &HeaderMap) -> 
     ResponseDirectives::from_headers(headers)
 }
 
-/// Which of the request fields read on the way to a stored answer are present, found in
-/// one pass over the request's field names: an absent one then costs no map lookup (the
-/// common request has none of them).
+/// Which of the request fields read on the way to a stored answer are present, and the
+/// first `Host`, found in one pass over the request's fields: an absent one then costs no
+/// map lookup (the common request has none of them but `Host`).
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct RequestFields {
+pub(crate) struct RequestFields<'a> {
+    pub(crate) host: Option<&'a HeaderValue>,
     pub(crate) cache_control: bool,
     pub(crate) if_none_match: bool,
     pub(crate) if_modified_since: bool,
     pub(crate) range: bool,
 }
 
-impl RequestFields {
-    pub(crate) fn of(headers: &HeaderMap) -> Self {
-        use http::header::{CACHE_CONTROL, IF_MODIFIED_SINCE, IF_NONE_MATCH, RANGE};
+impl<'a> RequestFields<'a> {
+    pub(crate) fn of(headers: &'a HeaderMap) -> Self {
+        use http::header::{CACHE_CONTROL, HOST, IF_MODIFIED_SINCE, IF_NONE_MATCH, RANGE};
         let mut f = Self::default();
-        for name in headers.keys() {
-            if name == CACHE_CONTROL {
+        for (name, value) in headers {
+            if name == HOST {
+                // A name's values come together, first one first.
+                if f.host.is_none() {
+                    f.host = Some(value);
+                }
+            } else if name == CACHE_CONTROL {
                 f.cache_control = true;
             } else if name == IF_NONE_MATCH {
                 f.if_none_match = true;

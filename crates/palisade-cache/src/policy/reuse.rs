@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, Method, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
 use tokio::time::Instant;
 
 use crate::body::CacheBody;
@@ -21,10 +21,11 @@ use super::{Label, Lookup, RequestFields};
 fn select(
     entry: &Entry,
     uri: &Uri,
+    host: Option<&HeaderValue>,
     headers: &HeaderMap,
     key_headers: &[HeaderName],
 ) -> Option<Arc<StoredResponse>> {
-    if !key::matches(&entry.key, uri, headers, key_headers) {
+    if !key::matches_with_host(&entry.key, uri, host, headers, key_headers) {
         return None;
     }
     entry
@@ -49,9 +50,21 @@ pub(crate) fn lookup<St, B>(
     entry: Option<&Entry>,
     now: Instant,
 ) -> Lookup<B> {
-    let fields = RequestFields::of(headers);
+    lookup_with(s, RequestFields::of(headers), method, uri, headers, entry, now)
+}
+
+/// [`lookup`] with the request's fields already surveyed (the hit path has them).
+pub(crate) fn lookup_with<St, B>(
+    s: &Settings<St>,
+    fields: RequestFields<'_>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    entry: Option<&Entry>,
+    now: Instant,
+) -> Lookup<B> {
     let rd = fields.directives(headers);
-    let Some(v) = entry.and_then(|e| select(e, uri, headers, &s.key_headers)) else {
+    let Some(v) = entry.and_then(|e| select(e, uri, fields.host, headers, &s.key_headers)) else {
         if rd.only_if_cached {
             return only_if_cached_miss(s);
         }

@@ -50,7 +50,7 @@ pub(crate) fn serve<St, B>(
 /// [`serve`] with the request's fields already surveyed (the hit path has them).
 pub(crate) fn serve_with<St, B>(
     s: &Settings<St>,
-    fields: RequestFields,
+    fields: RequestFields<'_>,
     method: &Method,
     request_headers: &HeaderMap,
     v: &StoredResponse,
