@@ -50,7 +50,15 @@ pub(crate) fn lookup<St, B>(
     entry: Option<&Entry>,
     now: Instant,
 ) -> Lookup<B> {
-    lookup_with(s, RequestFields::of(headers), method, uri, headers, entry, now)
+    lookup_with(
+        s,
+        RequestFields::of(headers),
+        method,
+        uri,
+        headers,
+        entry,
+        now,
+    )
 }
 
 /// [`lookup`] with the request's fields already surveyed (the hit path has them).
@@ -94,7 +102,15 @@ pub(crate) fn lookup_with<St, B>(
         if allowed && !v.directives.forbids_stale() {
             s.listeners
                 .emit_named(|instance| CacheEvent::Stale { instance });
-            return Lookup::Serve(serve_with(s, fields, method, headers, &v, age, Label::Stale));
+            return Lookup::Serve(serve_with(
+                s,
+                fields,
+                method,
+                headers,
+                &v,
+                age,
+                Label::Stale,
+            ));
         }
         let swr = v
             .directives

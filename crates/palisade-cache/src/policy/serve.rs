@@ -59,8 +59,7 @@ pub(crate) fn serve_with<St, B>(
 ) -> Response<CacheBody<B>> {
     let age = age_header(age.as_secs());
     let conditional = fields.if_none_match || fields.if_modified_since;
-    let mut res = if v.status == StatusCode::OK && conditional && not_modified(request_headers, v)
-    {
+    let mut res = if v.status == StatusCode::OK && conditional && not_modified(request_headers, v) {
         // RFC 9110 §15.4.5: the fields a 200 would have carried that describe the cache
         // and validation, nothing about the content.
         let mut headers = HeaderMap::new();
