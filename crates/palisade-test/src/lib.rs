@@ -2,7 +2,7 @@
 //!
 //! - [`scripted`]: [`ScriptedService`], a handler answering from a script (`ok()`,
 //!   `status(503)`, `delay(ms(50)).then_ok()`, `error(..)`, `hang()`, `.times(n)`, closures),
-//!   recording every request and counting calls in flight.
+//!   recording every request, counting calls in flight and listing the calls dropped unanswered.
 //! - [`time`]: helpers over tokio's paused clock ([`advance_to`](time::advance_to),
 //!   [`settle`](time::settle)).
 //! - [`events`]: [`EventRecorder`], which collects the events of every Palisade layer, and

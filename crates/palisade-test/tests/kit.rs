@@ -60,6 +60,25 @@ async fn delays_count_in_flight_and_hang_never_answers() {
     .await;
     assert!(res.is_err(), "hang answered");
     assert_eq!(svc.in_flight(), 0, "dropping the future ends the call");
+    assert_eq!(svc.cancelled(), [0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_lists_the_calls_dropped_before_answering() {
+    let svc = ScriptedService::new()
+        .then(delay(ms(100)).then_ok())
+        .then(delay(ms(10)).then_ok())
+        .then(delay(ms(100)).then_ok());
+    let slow = tokio::spawn(svc.clone().oneshot(Request::new(())));
+    settle().await;
+    // Call 1 answers; then call 2 and call 0, still waiting, are dropped in that order.
+    svc.clone().oneshot(Request::new(())).await.unwrap();
+    let third = tokio::time::timeout(ms(5), svc.clone().oneshot(Request::new(()))).await;
+    assert!(third.is_err(), "call 2 answered early");
+    slow.abort();
+    settle().await;
+    assert_eq!(svc.cancelled(), [2, 0]);
+    assert_eq!((svc.calls(), svc.in_flight()), (3, 0));
 }
 
 #[tokio::test(start_paused = true)]
