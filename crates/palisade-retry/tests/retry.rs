@@ -16,6 +16,8 @@ use palisade_retry::{
     Backoff, Decision, GiveUpReason, ReplayBody, RetryEvent, RetryLayer, RetryReason,
     RetryThrottle, TpsBudget, predicate_fn,
 };
+use palisade_test::scripted::{self, ScriptedResponse};
+use palisade_test::{EventRecorder, ScriptedService};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 
@@ -163,17 +165,6 @@ fn unavailable() -> Result<Response<()>, BoxError> {
     status(503)
 }
 
-fn events() -> (
-    Arc<Mutex<Vec<RetryEvent>>>,
-    impl Fn(&RetryEvent) + Send + Sync + 'static,
-) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    (seen, move |e: &RetryEvent| {
-        s.lock().unwrap().push(e.clone());
-    })
-}
-
 fn get() -> Request<Empty<Bytes>> {
     Request::get("/x").body(Empty::new()).unwrap()
 }
@@ -197,16 +188,16 @@ async fn exponential_sequence_is_exact_and_capped() {
 #[tokio::test(start_paused = true)]
 async fn constant_sequence_and_events() {
     let up = Upstream::new(vec![|| status(502), || status(504), ok]);
-    let (seen, on) = events();
+    let events = EventRecorder::new();
     let svc = base()
         .max_attempts(5)
         .backoff(Backoff::constant(MS(30)))
-        .on_event(on)
+        .on_event(events.on())
         .layer(up.clone());
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
     assert_eq!(up.gaps(), [30, 30]);
     assert_eq!(
-        *seen.lock().unwrap(),
+        events.events::<RetryEvent>(),
         [
             RetryEvent::Attempt {
                 instance: "retry".into(),
@@ -232,18 +223,17 @@ async fn jittered_sequences_match_the_seeded_backoff() {
         Backoff::decorrelated_jitter(MS(100), MS(1000)),
     ] {
         let up = Upstream::new(vec![unavailable]);
-        let (seen, on) = events();
+        let events = EventRecorder::new();
         let svc = base()
             .max_attempts(6)
             .backoff(backoff)
             .seed(99)
-            .on_event(on)
+            .on_event(events.on())
             .layer(up.clone());
         let _ = svc.oneshot(get()).await.unwrap();
         let expected: Vec<Duration> = backoff.delays(99).take(5).collect();
-        let got: Vec<Duration> = seen
-            .lock()
-            .unwrap()
+        let got: Vec<Duration> = events
+            .events::<RetryEvent>()
             .iter()
             .filter_map(|e| match e {
                 RetryEvent::Attempt { delay, .. } => Some(*delay),
@@ -300,17 +290,17 @@ async fn server_delay_above_max_backoff_gives_up() {
             .body(())
             .unwrap())
     }]);
-    let (seen, on) = events();
+    let events = EventRecorder::new();
     let svc = base()
         .backoff(Backoff::exponential(MS(10), Duration::from_secs(5)))
-        .on_event(on)
+        .on_event(events.on())
         .layer(up.clone());
     let start = Instant::now();
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 503);
     assert_eq!(up.calls(), 1);
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert_eq!(
-        *seen.lock().unwrap(),
+        events.events::<RetryEvent>(),
         [RetryEvent::GaveUp {
             instance: "retry".into(),
             attempts: 1,
@@ -343,17 +333,17 @@ async fn a_huge_retry_after_is_bounded_never_a_panic_or_a_hang() {
     ];
     for (huge, response) in cases {
         let up = Upstream::new(vec![response]);
-        let (seen, on) = events();
+        let events = EventRecorder::new();
         let svc = base()
             .backoff(Backoff::exponential(MS(10), Duration::MAX))
-            .on_event(on)
+            .on_event(events.on())
             .layer(up.clone());
         let start = Instant::now();
         assert_eq!(svc.oneshot(get()).await.unwrap().status(), 503, "{huge}");
         assert_eq!(up.calls(), 1, "{huge}");
         assert_eq!(start.elapsed(), Duration::ZERO);
         assert_eq!(
-            *seen.lock().unwrap(),
+            events.events::<RetryEvent>(),
             [RetryEvent::GaveUp {
                 instance: "retry".into(),
                 attempts: 1,
@@ -501,11 +491,11 @@ async fn body_over_limit_is_sent_once() {
     // Unknown size: streamed on from the read prefix.
     for slow in [false, true] {
         let up = Upstream::new(vec![unavailable, ok]);
-        let (seen, on) = events();
+        let events = EventRecorder::new();
         let svc = base()
             .body_limit(10)
             .backoff(Backoff::constant(MS(5)))
-            .on_event(on)
+            .on_event(events.on())
             .layer(up.clone());
         let req = Request::put("/doc")
             .body(Chunks::new(&["hello ", "chunked ", "world"]).slow(slow))
@@ -513,7 +503,7 @@ async fn body_over_limit_is_sent_once() {
         assert_eq!(svc.oneshot(req).await.unwrap().status(), 503);
         assert_eq!(up.bodies(), [Bytes::from_static(b"hello chunked world")]);
         assert_eq!(
-            *seen.lock().unwrap(),
+            events.events::<RetryEvent>(),
             [RetryEvent::BodyTooLarge {
                 instance: "retry".into(),
                 limit: 10
@@ -541,11 +531,11 @@ async fn body_over_limit_is_sent_once() {
 #[tokio::test(start_paused = true)]
 async fn deadline_stops_retries() {
     let up = Upstream::new(vec![unavailable]);
-    let (seen, on) = events();
+    let events = EventRecorder::new();
     let svc = base()
         .max_attempts(10)
         .backoff(Backoff::exponential(MS(100), Duration::from_secs(5)))
-        .on_event(on)
+        .on_event(events.on())
         .layer(up.clone());
     let mut req = get();
     req.extensions_mut().insert(Deadline::after(MS(350)));
@@ -555,7 +545,7 @@ async fn deadline_stops_retries() {
     assert_eq!(up.gaps(), [100, 200]);
     assert_eq!(start.elapsed(), MS(300));
     assert_eq!(
-        seen.lock().unwrap().last(),
+        events.events::<RetryEvent>().last(),
         Some(&RetryEvent::GaveUp {
             instance: "retry".into(),
             attempts: 3,
@@ -591,17 +581,17 @@ async fn per_attempt_timeout_is_retried() {
 #[tokio::test(start_paused = true)]
 async fn transport_errors_are_retried_up_to_max_attempts() {
     let up = Upstream::new(vec![|| Err("connection reset".into())]);
-    let (seen, on) = events();
+    let events = EventRecorder::new();
     let svc = base()
         .max_attempts(4)
         .backoff(Backoff::constant(MS(1)))
-        .on_event(on)
+        .on_event(events.on())
         .layer(up.clone());
     let err = svc.oneshot(get()).await.unwrap_err();
     assert_eq!(err.to_string(), "connection reset");
     assert_eq!(up.calls(), 4);
     assert_eq!(
-        seen.lock().unwrap().last(),
+        events.events::<RetryEvent>().last(),
         Some(&RetryEvent::Exhausted {
             instance: "retry".into(),
             attempts: 4
@@ -613,12 +603,12 @@ async fn transport_errors_are_retried_up_to_max_attempts() {
 async fn tps_budget_bounds_amplification() {
     // 1000 requests against an always-failing upstream, within one ttl.
     let up = Upstream::new(vec![unavailable]);
-    let (seen, on) = events();
+    let events = EventRecorder::new();
     let layer = RetryLayer::new()
         .max_attempts(3)
         .backoff(Backoff::constant(Duration::ZERO))
         .budget(TpsBudget::new(Duration::from_secs(10), 10, 0.2))
-        .on_event(on);
+        .on_event(events.on());
     let svc = layer.layer(up.clone());
     for _ in 0..1000 {
         let res = svc.clone().oneshot(get()).await.unwrap();
@@ -626,7 +616,7 @@ async fn tps_budget_bounds_amplification() {
     }
     // requests × (1 + ratio) + min_per_sec × ttl = 1000 × 1.2 + 10 × 10
     assert_eq!(up.calls(), 1300);
-    let seen = seen.lock().unwrap();
+    let seen = events.events::<RetryEvent>();
     let refused = seen
         .iter()
         .filter(|e| matches!(e, RetryEvent::BudgetExhausted { .. }))
@@ -677,31 +667,36 @@ async fn custom_predicate() {
 
 #[tokio::test(start_paused = true)]
 async fn grpc_retries_carry_previous_attempts() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    let up = tower::service_fn(move |req: Request<ReplayBody<Empty<Bytes>>>| {
-        s.lock().unwrap().push(
-            req.headers()
-                .get("grpc-previous-rpc-attempts")
-                .map(|v| v.to_str().unwrap().to_owned()),
-        );
-        let n = s.lock().unwrap().len();
-        async move { if n < 3 { grpc(None) } else { ok() } }
+    // UNAVAILABLE twice, then OK.
+    let unavailable = scripted::respond(|_| {
+        let mut res = ScriptedResponse::default();
+        let h = res.headers_mut();
+        h.insert("content-type", "application/grpc".parse().unwrap());
+        h.insert("grpc-status", "14".parse().unwrap());
+        Ok(res)
     });
+    let up = ScriptedService::new().then(unavailable.times(2));
     let svc = base()
         .max_attempts(4)
         .backoff(Backoff::constant(MS(1)))
-        .layer(up);
+        .layer(up.clone());
     let req = Request::post("/pkg.Svc/Get")
         .header("content-type", "application/grpc")
         .header("idempotency-key", "\"k\"")
         .body(Empty::new())
         .unwrap();
     assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
-    assert_eq!(
-        *seen.lock().unwrap(),
-        [None, Some("1".to_owned()), Some("2".to_owned())]
-    );
+    let previous: Vec<_> = up
+        .requests()
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("grpc-previous-rpc-attempts")
+                .map(|v| v.to_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(previous, [None, Some("1".to_owned()), Some("2".to_owned())]);
+    assert_eq!(up.calls(), 3);
 }
 
 #[tokio::test(start_paused = true)]
