@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use palisade_core::Event;
 use palisade_core::event::AnyListener;
+use tokio::time::Instant;
 
 /// One recorded event.
 #[derive(Clone)]
@@ -16,6 +17,8 @@ pub struct Recorded {
     pub name: &'static str,
     /// Its `Debug` form.
     pub debug: String,
+    /// When it was emitted (tokio time, so exact on a paused clock).
+    pub at: Instant,
     value: Option<Arc<dyn Any + Send + Sync>>,
 }
 
@@ -61,6 +64,7 @@ impl EventRecorder {
                 layer: e.layer(),
                 name: e.name(),
                 debug: format!("{e:?}"),
+                at: Instant::now(),
                 value: Some(Arc::new(e.clone())),
             });
         }
@@ -74,6 +78,7 @@ impl EventRecorder {
                 layer: e.layer(),
                 name: e.name(),
                 debug: format!("{e:?}"),
+                at: Instant::now(),
                 value: None,
             });
         })

@@ -136,3 +136,27 @@ async fn scenario_sends_at_the_given_instants_and_reports_pending() {
     let at: Vec<_> = svc.requests().iter().map(|s| s.at - t0).collect();
     assert_eq!(at, [ms(100), ms(300)]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn recorded_events_carry_the_instant_they_were_emitted() {
+    use palisade_test::EventRecorder;
+    #[derive(Debug, Clone)]
+    struct Tick;
+    impl palisade_core::Event for Tick {
+        fn layer(&self) -> &'static str {
+            "clock"
+        }
+        fn name(&self) -> &'static str {
+            "tick"
+        }
+    }
+    let rec = EventRecorder::new();
+    let listen = rec.on::<Tick>();
+    let t0 = Instant::now();
+    listen(&Tick);
+    tokio::time::advance(ms(250)).await;
+    listen(&Tick);
+    let at: Vec<Duration> = rec.all().iter().map(|r| r.at - t0).collect();
+    assert_eq!(at, [ms(0), ms(250)]);
+    assert_eq!(rec.names(), ["clock/tick", "clock/tick"]);
+}
