@@ -160,3 +160,45 @@ async fn recorded_events_carry_the_instant_they_were_emitted() {
     assert_eq!(at, [ms(0), ms(250)]);
     assert_eq!(rec.names(), ["clock/tick", "clock/tick"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn collect_bodies_records_each_body_and_passes_it_on() {
+    use http_body_util::BodyExt;
+    use palisade_test::CollectBodies;
+    let upstream = CollectBodies::new(ScriptedService::new().then(respond(|_| {
+        Ok(Response::new(Full::new(Bytes::from("first"))))
+    })));
+    let res = upstream
+        .clone()
+        .oneshot(Request::new(Full::new(Bytes::from_static(b"one"))))
+        .await
+        .unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "first");
+    upstream
+        .clone()
+        .oneshot(Request::new(http_body_util::Empty::<Bytes>::new()))
+        .await
+        .unwrap();
+    assert_eq!(upstream.bodies(), ["one", ""]);
+    assert_eq!(upstream.inner().calls(), 2);
+
+    // A body that fails while being read fails the call before the handler sees it.
+    struct Broken;
+    impl http_body::Body for Broken {
+        type Data = Bytes;
+        type Error = palisade_core::BoxError;
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(Some(Err("body broke".into())))
+        }
+    }
+    let err = upstream
+        .clone()
+        .oneshot(Request::new(Broken))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "body broke");
+    assert_eq!((upstream.bodies().len(), upstream.inner().calls()), (2, 2));
+}
