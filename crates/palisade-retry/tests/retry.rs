@@ -17,9 +17,9 @@ use palisade_retry::{
     RetryThrottle, TpsBudget, predicate_fn,
 };
 use palisade_test::scripted::{self, ScriptedResponse};
-use palisade_test::{EventRecorder, ScriptedService};
+use palisade_test::{CollectBodies, EventRecorder, ScriptedService};
 use tokio::time::Instant;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, ServiceExt};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
@@ -78,81 +78,28 @@ impl Body for Chunks {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Seen {
-    at: Instant,
-    body: Bytes,
+type Answer = fn() -> Result<Response<()>, BoxError>;
+
+/// An upstream answering from `script` (the last answer repeats), reading and recording
+/// every request body.
+fn upstream(script: &[Answer]) -> CollectBodies<ScriptedService> {
+    let step = |answer: Answer| scripted::respond(move |_| Ok(answer()?.map(|()| Full::default())));
+    let (last, first) = script.split_last().expect("a script");
+    let up = first
+        .iter()
+        .fold(ScriptedService::otherwise(step(*last)), |up, a| {
+            up.then(step(*a))
+        });
+    CollectBodies::new(up)
 }
 
-/// An upstream answering from a script (the last entry repeats), recording each call.
-#[derive(Clone)]
-struct Upstream {
-    script: Arc<Vec<fn() -> Result<Response<()>, BoxError>>>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    delay: Option<(usize, Duration)>,
-}
-
-impl Upstream {
-    fn new(script: Vec<fn() -> Result<Response<()>, BoxError>>) -> Self {
-        Self {
-            script: Arc::new(script),
-            seen: Arc::default(),
-            delay: None,
-        }
-    }
-    fn calls(&self) -> usize {
-        self.seen.lock().unwrap().len()
-    }
-    fn gaps(&self) -> Vec<u128> {
-        let seen = self.seen.lock().unwrap();
-        seen.windows(2)
-            .map(|w| (w[1].at - w[0].at).as_millis())
-            .collect()
-    }
-    fn bodies(&self) -> Vec<Bytes> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|s| s.body.clone())
-            .collect()
-    }
-}
-
-impl<B> Service<Request<ReplayBody<B>>> for Upstream
-where
-    B: Body<Data = Bytes> + Unpin + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<()>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<()>, BoxError>> + Send>>;
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, req: Request<ReplayBody<B>>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            let at = Instant::now();
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map_err(Into::into)?
-                .to_bytes();
-            let n = {
-                let mut seen = this.seen.lock().unwrap();
-                seen.push(Seen { at, body });
-                seen.len() - 1
-            };
-            if let Some((k, d)) = this.delay
-                && n == k
-            {
-                tokio::time::sleep(d).await;
-            }
-            (this.script[n.min(this.script.len() - 1)])()
-        })
-    }
+/// The gaps between calls, in milliseconds.
+fn gaps(up: &CollectBodies<ScriptedService>) -> Vec<u128> {
+    up.inner()
+        .requests()
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).as_millis())
+        .collect()
 }
 
 fn status(s: u16) -> Result<Response<()>, BoxError> {
@@ -175,19 +122,19 @@ fn base() -> RetryLayer {
 
 #[tokio::test(start_paused = true)]
 async fn exponential_sequence_is_exact_and_capped() {
-    let up = Upstream::new(vec![unavailable]);
+    let up = upstream(&[unavailable]);
     let svc = base()
         .max_attempts(6)
         .backoff(Backoff::exponential(MS(100), MS(500)))
         .layer(up.clone());
     let res = svc.oneshot(get()).await.unwrap();
     assert_eq!(res.status(), 503);
-    assert_eq!(up.gaps(), [100, 200, 400, 500, 500]);
+    assert_eq!(gaps(&up), [100, 200, 400, 500, 500]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn constant_sequence_and_events() {
-    let up = Upstream::new(vec![|| status(502), || status(504), ok]);
+    let up = upstream(&[|| status(502), || status(504), ok]);
     let events = EventRecorder::new();
     let svc = base()
         .max_attempts(5)
@@ -195,7 +142,7 @@ async fn constant_sequence_and_events() {
         .on_event(events.on())
         .layer(up.clone());
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
-    assert_eq!(up.gaps(), [30, 30]);
+    assert_eq!(gaps(&up), [30, 30]);
     assert_eq!(
         events.events::<RetryEvent>(),
         [
@@ -222,7 +169,7 @@ async fn jittered_sequences_match_the_seeded_backoff() {
         Backoff::equal_jitter(MS(100), MS(1000)),
         Backoff::decorrelated_jitter(MS(100), MS(1000)),
     ] {
-        let up = Upstream::new(vec![unavailable]);
+        let up = upstream(&[unavailable]);
         let events = EventRecorder::new();
         let svc = base()
             .max_attempts(6)
@@ -242,7 +189,7 @@ async fn jittered_sequences_match_the_seeded_backoff() {
             .collect();
         assert_eq!(got, expected, "{backoff:?}");
         assert_eq!(
-            up.gaps(),
+            gaps(&up),
             // tokio timers tick in whole milliseconds
             expected
                 .iter()
@@ -255,7 +202,7 @@ async fn jittered_sequences_match_the_seeded_backoff() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_seconds_and_http_date() {
-    let up = Upstream::new(vec![
+    let up = upstream(&[
         || {
             Ok(Response::builder()
                 .status(503)
@@ -278,12 +225,12 @@ async fn retry_after_seconds_and_http_date() {
         .backoff(Backoff::exponential(MS(10), Duration::from_secs(5)))
         .layer(up.clone());
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
-    assert_eq!(up.gaps(), [2000, 3000]);
+    assert_eq!(gaps(&up), [2000, 3000]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn server_delay_above_max_backoff_gives_up() {
-    let up = Upstream::new(vec![|| {
+    let up = upstream(&[|| {
         Ok(Response::builder()
             .status(503)
             .header("retry-after", "120")
@@ -297,7 +244,7 @@ async fn server_delay_above_max_backoff_gives_up() {
         .layer(up.clone());
     let start = Instant::now();
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 503);
-    assert_eq!(up.calls(), 1);
+    assert_eq!(up.inner().calls(), 1);
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert_eq!(
         events.events::<RetryEvent>(),
@@ -332,7 +279,7 @@ async fn a_huge_retry_after_is_bounded_never_a_panic_or_a_hang() {
         ("one day", || unavailable_for("86401")),
     ];
     for (huge, response) in cases {
-        let up = Upstream::new(vec![response]);
+        let up = upstream(&[response]);
         let events = EventRecorder::new();
         let svc = base()
             .backoff(Backoff::exponential(MS(10), Duration::MAX))
@@ -340,7 +287,7 @@ async fn a_huge_retry_after_is_bounded_never_a_panic_or_a_hang() {
             .layer(up.clone());
         let start = Instant::now();
         assert_eq!(svc.oneshot(get()).await.unwrap().status(), 503, "{huge}");
-        assert_eq!(up.calls(), 1, "{huge}");
+        assert_eq!(up.inner().calls(), 1, "{huge}");
         assert_eq!(start.elapsed(), Duration::ZERO);
         assert_eq!(
             events.events::<RetryEvent>(),
@@ -367,12 +314,16 @@ fn grpc(pushback: Option<&'static str>) -> Result<Response<()>, BoxError> {
 
 #[tokio::test(start_paused = true)]
 async fn grpc_pushback() {
-    let up = Upstream::new(vec![|| grpc(Some("2000")), || grpc(None), || {
-        Ok(Response::builder()
-            .header("grpc-status", "0")
-            .body(())
-            .unwrap())
-    }]);
+    let up = upstream(&[
+        || grpc(Some("2000")),
+        || grpc(None),
+        || {
+            Ok(Response::builder()
+                .header("grpc-status", "0")
+                .body(())
+                .unwrap())
+        },
+    ]);
     let svc = base()
         .max_attempts(4)
         .backoff(Backoff::exponential(MS(100), Duration::from_secs(5)))
@@ -380,36 +331,33 @@ async fn grpc_pushback() {
     let res = svc.oneshot(get()).await.unwrap();
     assert_eq!(res.headers()["grpc-status"], "0");
     // exactly the pushback, then backoff restarts from initial
-    assert_eq!(up.gaps(), [2000, 100]);
+    assert_eq!(gaps(&up), [2000, 100]);
 
     for bad in [|| grpc(Some("-1")), || grpc(Some("abc")), || grpc(Some(""))] {
-        let up = Upstream::new(vec![bad, ok]);
+        let up = upstream(&[bad, ok]);
         let svc = base().layer(up.clone());
         assert_eq!(
             svc.oneshot(get()).await.unwrap().headers()["grpc-status"],
             "14"
         );
-        assert_eq!(up.calls(), 1);
+        assert_eq!(up.inner().calls(), 1);
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn non_retryable_statuses_are_returned() {
     for s in [400u16, 404, 409, 500, 501] {
-        let up = Upstream::new(vec![unavailable]);
-        let up = Upstream {
-            script: Arc::new(match s {
-                400 => vec![|| status(400)],
-                404 => vec![|| status(404)],
-                409 => vec![|| status(409)],
-                500 => vec![|| status(500)],
-                _ => vec![|| status(501)],
-            }),
-            ..up
+        let answer: Answer = match s {
+            400 => || status(400),
+            404 => || status(404),
+            409 => || status(409),
+            500 => || status(500),
+            _ => || status(501),
         };
+        let up = upstream(&[answer]);
         let svc = base().layer(up.clone());
         assert_eq!(svc.oneshot(get()).await.unwrap().status(), s);
-        assert_eq!(up.calls(), 1, "{s}");
+        assert_eq!(up.inner().calls(), 1, "{s}");
     }
 }
 
@@ -423,27 +371,27 @@ async fn unsafe_methods_need_a_key_or_opt_in() {
         b.body(Full::new(Bytes::from_static(b"{}"))).unwrap()
     };
     // POST without key: sent once.
-    let up = Upstream::new(vec![unavailable, ok]);
+    let up = upstream(&[unavailable, ok]);
     let svc = base().backoff(Backoff::constant(MS(1))).layer(up.clone());
     assert_eq!(svc.oneshot(post(false)).await.unwrap().status(), 503);
-    assert_eq!(up.calls(), 1);
+    assert_eq!(up.inner().calls(), 1);
     // POST with Idempotency-Key: retried.
-    let up = Upstream::new(vec![|| status(502), ok]);
+    let up = upstream(&[|| status(502), ok]);
     let svc = base().backoff(Backoff::constant(MS(1))).layer(up.clone());
     assert_eq!(svc.oneshot(post(true)).await.unwrap().status(), 200);
-    assert_eq!(up.calls(), 2);
+    assert_eq!(up.inner().calls(), 2);
     // PATCH with opt-in: retried.
-    let up = Upstream::new(vec![unavailable, ok]);
+    let up = upstream(&[unavailable, ok]);
     let svc = base()
         .backoff(Backoff::constant(MS(1)))
         .retry_unsafe_methods(true)
         .layer(up.clone());
     let req = Request::patch("/x").body(Empty::<Bytes>::new()).unwrap();
     assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
-    assert_eq!(up.calls(), 2);
+    assert_eq!(up.inner().calls(), 2);
     // PUT and DELETE: retried (idempotent).
     for m in ["PUT", "DELETE"] {
-        let up = Upstream::new(vec![unavailable, ok]);
+        let up = upstream(&[unavailable, ok]);
         let svc = base().backoff(Backoff::constant(MS(1))).layer(up.clone());
         let req = Request::builder()
             .method(m)
@@ -451,7 +399,7 @@ async fn unsafe_methods_need_a_key_or_opt_in() {
             .body(Empty::<Bytes>::new())
             .unwrap();
         assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
-        assert_eq!(up.calls(), 2, "{m}");
+        assert_eq!(up.inner().calls(), 2, "{m}");
     }
 }
 
@@ -459,7 +407,7 @@ async fn unsafe_methods_need_a_key_or_opt_in() {
 async fn body_bytes_identical_on_every_attempt() {
     // Ready at once (read in `call`) or streaming (read by the future).
     for slow in [false, true] {
-        let up = Upstream::new(vec![unavailable, || status(502), ok]);
+        let up = upstream(&[unavailable, || status(502), ok]);
         let svc = base().backoff(Backoff::constant(MS(5))).layer(up.clone());
         let req = Request::put("/doc")
             .body(Chunks::new(&["hello ", "chunked ", "world"]).slow(slow))
@@ -475,14 +423,14 @@ async fn body_bytes_identical_on_every_attempt() {
 #[tokio::test(start_paused = true)]
 async fn body_read_error_is_returned_without_a_call() {
     for slow in [false, true] {
-        let up = Upstream::new(vec![ok]);
+        let up = upstream(&[ok]);
         let svc = base().layer(up.clone());
         let req = Request::put("/doc")
             .body(Chunks::new(&["partial"]).slow(slow).failing())
             .unwrap();
         let err = svc.oneshot(req).await.unwrap_err();
         assert_eq!(err.to_string(), "body broke");
-        assert_eq!(up.calls(), 0);
+        assert_eq!(up.inner().calls(), 0);
     }
 }
 
@@ -490,7 +438,7 @@ async fn body_read_error_is_returned_without_a_call() {
 async fn body_over_limit_is_sent_once() {
     // Unknown size: streamed on from the read prefix.
     for slow in [false, true] {
-        let up = Upstream::new(vec![unavailable, ok]);
+        let up = upstream(&[unavailable, ok]);
         let events = EventRecorder::new();
         let svc = base()
             .body_limit(10)
@@ -511,7 +459,7 @@ async fn body_over_limit_is_sent_once() {
         );
     }
     // Known size above the limit: not even read first.
-    let up = Upstream::new(vec![unavailable, ok]);
+    let up = upstream(&[unavailable, ok]);
     let svc = base().body_limit(10).layer(up.clone());
     let req = Request::put("/doc")
         .body(Full::new(Bytes::from(vec![b'x'; 11])))
@@ -519,7 +467,7 @@ async fn body_over_limit_is_sent_once() {
     assert_eq!(svc.oneshot(req).await.unwrap().status(), 503);
     assert_eq!(up.bodies(), [Bytes::from(vec![b'x'; 11])]);
     // Exactly at the limit: replayed.
-    let up = Upstream::new(vec![unavailable, ok]);
+    let up = upstream(&[unavailable, ok]);
     let svc = base().body_limit(10).layer(up.clone());
     let req = Request::put("/doc")
         .body(Full::new(Bytes::from(vec![b'y'; 10])))
@@ -530,7 +478,7 @@ async fn body_over_limit_is_sent_once() {
 
 #[tokio::test(start_paused = true)]
 async fn deadline_stops_retries() {
-    let up = Upstream::new(vec![unavailable]);
+    let up = upstream(&[unavailable]);
     let events = EventRecorder::new();
     let svc = base()
         .max_attempts(10)
@@ -542,7 +490,7 @@ async fn deadline_stops_retries() {
     let start = Instant::now();
     assert_eq!(svc.oneshot(req).await.unwrap().status(), 503);
     // attempts at 0, 100, 300; the next would start at 700 ≥ 350
-    assert_eq!(up.gaps(), [100, 200]);
+    assert_eq!(gaps(&up), [100, 200]);
     assert_eq!(start.elapsed(), MS(300));
     assert_eq!(
         events.events::<RetryEvent>().last(),
@@ -556,20 +504,23 @@ async fn deadline_stops_retries() {
 
 #[tokio::test(start_paused = true)]
 async fn per_attempt_timeout_is_retried() {
-    let mut up = Upstream::new(vec![ok]);
-    up.delay = Some((0, Duration::from_secs(60)));
+    // The first call takes a minute, the next ones answer at once.
+    let up = CollectBodies::new(
+        ScriptedService::new().then(scripted::delay(Duration::from_secs(60)).then_ok()),
+    );
     let svc = base()
         .backoff(Backoff::constant(MS(10)))
         .per_attempt_timeout(Duration::from_secs(1))
         .layer(up.clone());
     let start = Instant::now();
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
-    assert_eq!(up.calls(), 2);
+    assert_eq!(up.inner().calls(), 2);
     assert_eq!(start.elapsed(), MS(1010));
 
     // Always slow: the last error is core's Elapsed.
-    let mut up = Upstream::new(vec![ok]);
-    up.delay = Some((0, Duration::from_secs(60)));
+    let up = CollectBodies::new(
+        ScriptedService::new().then(scripted::delay(Duration::from_secs(60)).then_ok()),
+    );
     let svc = base()
         .max_attempts(1)
         .per_attempt_timeout(Duration::from_secs(1))
@@ -580,7 +531,7 @@ async fn per_attempt_timeout_is_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn transport_errors_are_retried_up_to_max_attempts() {
-    let up = Upstream::new(vec![|| Err("connection reset".into())]);
+    let up = upstream(&[|| Err("connection reset".into())]);
     let events = EventRecorder::new();
     let svc = base()
         .max_attempts(4)
@@ -589,7 +540,7 @@ async fn transport_errors_are_retried_up_to_max_attempts() {
         .layer(up.clone());
     let err = svc.oneshot(get()).await.unwrap_err();
     assert_eq!(err.to_string(), "connection reset");
-    assert_eq!(up.calls(), 4);
+    assert_eq!(up.inner().calls(), 4);
     assert_eq!(
         events.events::<RetryEvent>().last(),
         Some(&RetryEvent::Exhausted {
@@ -602,7 +553,7 @@ async fn transport_errors_are_retried_up_to_max_attempts() {
 #[tokio::test(start_paused = true)]
 async fn tps_budget_bounds_amplification() {
     // 1000 requests against an always-failing upstream, within one ttl.
-    let up = Upstream::new(vec![unavailable]);
+    let up = upstream(&[unavailable]);
     let events = EventRecorder::new();
     let layer = RetryLayer::new()
         .max_attempts(3)
@@ -615,7 +566,7 @@ async fn tps_budget_bounds_amplification() {
         assert_eq!(res.status(), 503);
     }
     // requests × (1 + ratio) + min_per_sec × ttl = 1000 × 1.2 + 10 × 10
-    assert_eq!(up.calls(), 1300);
+    assert_eq!(up.inner().calls(), 1300);
     let seen = events.events::<RetryEvent>();
     let refused = seen
         .iter()
@@ -632,7 +583,7 @@ async fn tps_budget_bounds_amplification() {
 
 #[tokio::test(start_paused = true)]
 async fn grpc_throttle_stops_retries_below_half() {
-    let up = Upstream::new(vec![|| grpc(None)]);
+    let up = upstream(&[|| grpc(None)]);
     let svc = RetryLayer::new()
         .max_attempts(3)
         .backoff(Backoff::constant(Duration::ZERO))
@@ -642,16 +593,16 @@ async fn grpc_throttle_stops_retries_below_half() {
         svc.clone().oneshot(get()).await.unwrap();
     }
     // tokens 10→9 (retry) →8 (retry) →7; 6 (retry) →5 (refused); then 1 attempt each
-    assert_eq!(up.calls(), 3 + 2 + 8);
+    assert_eq!(up.inner().calls(), 3 + 2 + 8);
 }
 
 #[tokio::test(start_paused = true)]
 async fn custom_predicate() {
-    let up = Upstream::new(vec![|| status(500), ok]);
+    let up = upstream(&[|| status(500), ok]);
     let svc = base()
         .backoff(Backoff::constant(MS(1)))
         .predicate(predicate_fn(
-            |r: Result<&Response<()>, &BoxError>| match r {
+            |r: Result<&ScriptedResponse, &BoxError>| match r {
                 Ok(res) if res.status() == 500 => Decision::Retry {
                     reason: RetryReason::Status(res.status()),
                     after: None,
@@ -662,7 +613,7 @@ async fn custom_predicate() {
         ))
         .layer(up.clone());
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
-    assert_eq!(up.calls(), 2);
+    assert_eq!(up.inner().calls(), 2);
 }
 
 #[tokio::test(start_paused = true)]
