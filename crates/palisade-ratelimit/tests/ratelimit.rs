@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use palisade_core::key::{ForwardedIp, GlobalKey, HeaderKey, PeerAddr, PeerIp};
-use palisade_core::{Deadline, HandleRejectionsLayer, KeyError, RateLimited};
+use palisade_core::{BoxError, Deadline, HandleRejectionsLayer, KeyError, RateLimited};
 use palisade_ratelimit::{Quota, QuotaSet, RateLimitEvent, RateLimitLayer, RateLimitMode};
 use palisade_test::scripted::ScriptedResponse;
 use palisade_test::{EventRecorder, ScriptedService};
@@ -18,8 +18,7 @@ type Res = ScriptedResponse;
 /// `upstream`, as a service of `Request<()>` only (so `ready()` infers the request type).
 fn unit_requests(
     upstream: &ScriptedService,
-) -> impl Service<Request<()>, Response = Res, Error = palisade_core::BoxError, Future: Send> + Clone + use<>
-{
+) -> impl Service<Request<()>, Response = Res, Error = BoxError, Future: Send> + Clone + use<> {
     upstream.clone()
 }
 
@@ -33,7 +32,7 @@ fn from_peer(ip: &str) -> Request<()> {
 
 async fn admits<S>(svc: &mut S, n: usize, mk: impl Fn() -> Request<()>) -> usize
 where
-    S: Service<Request<()>, Response = Res, Error = palisade_core::BoxError>,
+    S: Service<Request<()>, Response = Res, Error = BoxError>,
 {
     let mut ok = 0;
     for _ in 0..n {
@@ -293,8 +292,8 @@ async fn client_mode_is_bounded_by_the_deadline() {
 async fn events_report_allowed_and_limited_with_hashed_keys() {
     let inner = unit_requests(&ScriptedService::new());
     let events = EventRecorder::new();
-    let layer = RateLimitLayer::new(PeerIp, Quota::per_minute("default", 1).unwrap())
-        .on_event(events.on());
+    let layer =
+        RateLimitLayer::new(PeerIp, Quota::per_minute("default", 1).unwrap()).on_event(events.on());
     let mut svc = ServiceBuilder::new().layer(layer).service(inner);
     svc.ready()
         .await
