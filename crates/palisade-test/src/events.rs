@@ -15,6 +15,8 @@ pub struct Recorded {
     pub layer: &'static str,
     /// The event name (`"state_changed"`).
     pub name: &'static str,
+    /// The name of the emitting layer instance (`"payments"`; the layer's name when unnamed).
+    pub instance: String,
     /// Its `Debug` form.
     pub debug: String,
     /// When it was emitted (tokio time, so exact on a paused clock).
@@ -63,6 +65,7 @@ impl EventRecorder {
             rec.push(Recorded {
                 layer: e.layer(),
                 name: e.name(),
+                instance: e.instance().to_owned(),
                 debug: format!("{e:?}"),
                 at: Instant::now(),
                 value: Some(Arc::new(e.clone())),
@@ -77,6 +80,7 @@ impl EventRecorder {
             rec.push(Recorded {
                 layer: e.layer(),
                 name: e.name(),
+                instance: e.instance().to_owned(),
                 debug: format!("{e:?}"),
                 at: Instant::now(),
                 value: None,

@@ -159,6 +159,11 @@ async fn recorded_events_carry_the_instant_they_were_emitted() {
     let at: Vec<Duration> = rec.all().iter().map(|r| r.at - t0).collect();
     assert_eq!(at, [ms(0), ms(250)]);
     assert_eq!(rec.names(), ["clock/tick", "clock/tick"]);
+    assert_eq!(
+        rec.all()[0].instance,
+        "clock",
+        "an unnamed instance is named by its layer"
+    );
 }
 
 #[tokio::test(start_paused = true)]
