@@ -342,7 +342,7 @@ async fn poll_ready_follows_the_inner_service_and_clones_share_state() {
     tokio_test::assert_ready_ok!(svc.poll_ready());
     let fut = svc.call(Request::new(()));
     let (_req, send) = handle.next_request().await.unwrap();
-    send.send_response(Response::new(Default::default()));
+    send.send_response(ScriptedResponse::default());
     let res = fut.await.unwrap();
     assert_eq!(res.headers()["ratelimit"], "\"h\";r=0;t=3600");
     // The quota is spent for every clone: refused without reaching the inner service.
