@@ -142,30 +142,26 @@ async fn hedging_in_front_executes_the_handler_once() {
     use bytes::Bytes;
     use http_body_util::{BodyExt, Full};
     use palisade::retry::HedgeLayer;
-    use tower::{Layer, ServiceExt, service_fn};
+    use palisade_test::ScriptedService;
+    use palisade_test::scripted::{ScriptedResponse, delay, respond};
+    use tower::{Layer, ServiceExt};
 
-    let calls = Arc::new(AtomicUsize::new(0));
     let sent = Arc::new(AtomicUsize::new(0));
-    let c = calls.clone();
-    let handler = service_fn(move |_req: http::Request<_>| {
-        let n = c.fetch_add(1, Ordering::SeqCst) + 1;
-        async move {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            Ok::<_, std::convert::Infallible>(
-                http::Response::builder()
-                    .status(201)
-                    .body(Full::new(Bytes::from(format!("charge {n}"))))
-                    .unwrap(),
-            )
-        }
-    });
+    // Every charge takes 200 ms and answers 201 "charge <n>".
+    let handler =
+        ScriptedService::otherwise(delay(Duration::from_millis(200)).then(respond(|seen| {
+            let mut res =
+                ScriptedResponse::new(Full::new(Bytes::from(format!("charge {}", seen.index + 1))));
+            *res.status_mut() = http::StatusCode::CREATED;
+            Ok(res)
+        })));
     let server = ServiceBuilder::new()
         .handle_rejections()
         .layer(
             IdempotencyLayer::new(MemoryStore::new())
                 .scope(HeaderKey::new(HeaderName::from_static("x-api-key"))),
         )
-        .service(handler);
+        .service(handler.clone());
     let s = sent.clone();
     let counted = tower::util::MapRequestLayer::new(move |req: http::Request<Full<Bytes>>| {
         s.fetch_add(1, Ordering::SeqCst);
@@ -193,11 +189,7 @@ async fn hedging_in_front_executes_the_handler_once() {
         "charge 1"
     );
     assert_eq!(sent.load(Ordering::SeqCst), 2, "the hedge sent its copy");
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        1,
-        "the copy never reached the handler"
-    );
+    assert_eq!(handler.calls(), 1, "the copy never reached the handler");
 
     // A later retry with the same key replays the stored response.
     let again = client.oneshot(pay()).await.unwrap();
@@ -207,5 +199,5 @@ async fn hedging_in_front_executes_the_handler_once() {
         again.into_body().collect().await.unwrap().to_bytes(),
         "charge 1"
     );
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(handler.calls(), 1);
 }

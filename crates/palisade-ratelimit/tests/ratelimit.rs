@@ -2,32 +2,24 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Empty;
 use palisade_core::key::{ForwardedIp, GlobalKey, HeaderKey, PeerAddr, PeerIp};
-use palisade_core::{Deadline, HandleRejectionsLayer, KeyError, RateLimited};
+use palisade_core::{BoxError, Deadline, HandleRejectionsLayer, KeyError, RateLimited};
 use palisade_ratelimit::{Quota, QuotaSet, RateLimitEvent, RateLimitLayer, RateLimitMode};
+use palisade_test::scripted::ScriptedResponse;
+use palisade_test::{EventRecorder, ScriptedService};
 use tokio::time::{Instant, advance};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
-type Res = Response<Empty<Bytes>>;
+type Res = ScriptedResponse;
 
-fn counting() -> (
-    Arc<AtomicUsize>,
-    impl Service<Request<()>, Response = Res, Error = Infallible, Future: Send> + Clone,
-) {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let c = calls.clone();
-    let svc = service_fn(move |_req: Request<()>| {
-        c.fetch_add(1, Ordering::SeqCst);
-        async { Ok::<_, Infallible>(Response::new(Empty::new())) }
-    });
-    (calls, svc)
+/// `upstream`, as a service of `Request<()>` only (so `ready()` infers the request type).
+fn unit_requests(
+    upstream: &ScriptedService,
+) -> impl Service<Request<()>, Response = Res, Error = BoxError, Future: Send> + Clone + use<> {
+    upstream.clone()
 }
 
 fn from_peer(ip: &str) -> Request<()> {
@@ -40,7 +32,7 @@ fn from_peer(ip: &str) -> Request<()> {
 
 async fn admits<S>(svc: &mut S, n: usize, mk: impl Fn() -> Request<()>) -> usize
 where
-    S: Service<Request<()>, Response = Res, Error = palisade_core::BoxError>,
+    S: Service<Request<()>, Response = Res, Error = BoxError>,
 {
     let mut ok = 0;
     for _ in 0..n {
@@ -54,7 +46,8 @@ where
 
 #[tokio::test(start_paused = true)]
 async fn exact_admits_for_rate_and_burst() {
-    let (calls, inner) = counting();
+    let upstream = ScriptedService::new();
+    let inner = unit_requests(&upstream);
     let layer = RateLimitLayer::new(
         GlobalKey,
         Quota::per_second("default", 10).unwrap().burst(5),
@@ -67,12 +60,13 @@ async fn exact_admits_for_rate_and_burst() {
     assert_eq!(admits(&mut svc, 5, || Request::new(())).await, 1);
     advance(Duration::from_secs(1)).await; // refills 10 but the bucket holds 5
     assert_eq!(admits(&mut svc, 20, || Request::new(())).await, 5);
-    assert_eq!(calls.load(Ordering::SeqCst), 11);
+    assert_eq!(upstream.calls(), 11);
 }
 
 #[tokio::test(start_paused = true)]
 async fn multiple_quotas_all_must_pass_and_refusals_consume_nothing() {
-    let (calls, inner) = counting();
+    let upstream = ScriptedService::new();
+    let inner = unit_requests(&upstream);
     let set = QuotaSet::new([
         Quota::per_second("sec", 3).unwrap(),
         Quota::per_minute("min", 5).unwrap(),
@@ -92,7 +86,7 @@ async fn multiple_quotas_all_must_pass_and_refusals_consume_nothing() {
     };
     let rl = err.downcast_ref::<RateLimited>().unwrap();
     assert_eq!(rl.violated_policies, vec!["min".to_owned()]);
-    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert_eq!(upstream.calls(), 5);
     // Refusals by "min" did not spend "sec": after "min" refills one unit (12 s), one passes.
     advance(Duration::from_secs(11)).await;
     assert_eq!(admits(&mut svc, 3, || Request::new(())).await, 1);
@@ -101,7 +95,7 @@ async fn multiple_quotas_all_must_pass_and_refusals_consume_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn headers_on_success_and_on_429_are_byte_exact() {
-    let (_, inner) = counting();
+    let inner = unit_requests(&ScriptedService::new());
     let layer = RateLimitLayer::new(PeerIp, Quota::per_minute("default", 100).unwrap())
         .legacy_headers(true);
     let svc = ServiceBuilder::new()
@@ -152,7 +146,7 @@ async fn headers_on_success_and_on_429_are_byte_exact() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_value_matches_the_wait() {
-    let (_, inner) = counting();
+    let inner = unit_requests(&ScriptedService::new());
     let layer = RateLimitLayer::new(GlobalKey, Quota::per_minute("slow", 1).unwrap())
         .response_headers(false);
     let mut svc = ServiceBuilder::new().layer(layer).service(inner);
@@ -183,7 +177,7 @@ async fn retry_after_value_matches_the_wait() {
 
 #[tokio::test(start_paused = true)]
 async fn xff_from_untrusted_peer_does_not_change_the_key() {
-    let (_, inner) = counting();
+    let inner = unit_requests(&ScriptedService::new());
     let key = ForwardedIp::parse(["10.0.0.0/8"]).unwrap();
     let layer = RateLimitLayer::new(key, Quota::per_minute("default", 2).unwrap());
     let mut svc = ServiceBuilder::new().layer(layer).service(inner);
@@ -219,7 +213,7 @@ async fn xff_from_untrusted_peer_does_not_change_the_key() {
 
 #[tokio::test(start_paused = true)]
 async fn tiers_override_quotas_per_key_and_missing_keys_are_400() {
-    let (_, inner) = counting();
+    let inner = unit_requests(&ScriptedService::new());
     let layer = RateLimitLayer::new(
         HeaderKey::new(http::HeaderName::from_static("x-api-key")),
         Quota::per_minute("free", 2).unwrap(),
@@ -242,7 +236,8 @@ async fn tiers_override_quotas_per_key_and_missing_keys_are_400() {
 
 #[tokio::test(start_paused = true)]
 async fn client_mode_50_calls_at_10_per_second_take_4_seconds() {
-    let (calls, inner) = counting();
+    let upstream = ScriptedService::new();
+    let inner = unit_requests(&upstream);
     let layer = RateLimitLayer::new(GlobalKey, Quota::per_second("out", 10).unwrap())
         .mode(RateLimitMode::Wait);
     let mut svc = ServiceBuilder::new().layer(layer).service(inner);
@@ -257,12 +252,13 @@ async fn client_mode_50_calls_at_10_per_second_take_4_seconds() {
     }
     // 10 at once (the burst), then one every 100 ms.
     assert_eq!(start.elapsed(), Duration::from_secs(4));
-    assert_eq!(calls.load(Ordering::SeqCst), 50);
+    assert_eq!(upstream.calls(), 50);
 }
 
 #[tokio::test(start_paused = true)]
 async fn client_mode_is_bounded_by_the_deadline() {
-    let (calls, inner) = counting();
+    let upstream = ScriptedService::new();
+    let inner = unit_requests(&upstream);
     let layer = RateLimitLayer::new(GlobalKey, Quota::per_second("out", 1).unwrap().burst(1))
         .mode(RateLimitMode::Wait);
     let mut svc = ServiceBuilder::new().layer(layer).service(inner);
@@ -289,16 +285,15 @@ async fn client_mode_is_bounded_by_the_deadline() {
         .insert(Deadline::after(Duration::from_secs(2)));
     svc.ready().await.unwrap().call(req).await.unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(1));
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(upstream.calls(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn events_report_allowed_and_limited_with_hashed_keys() {
-    let (_, inner) = counting();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let l = log.clone();
-    let layer = RateLimitLayer::new(PeerIp, Quota::per_minute("default", 1).unwrap())
-        .on_event(move |e| l.lock().unwrap().push(e.clone()));
+    let inner = unit_requests(&ScriptedService::new());
+    let events = EventRecorder::new();
+    let layer =
+        RateLimitLayer::new(PeerIp, Quota::per_minute("default", 1).unwrap()).on_event(events.on());
     let mut svc = ServiceBuilder::new().layer(layer).service(inner);
     svc.ready()
         .await
@@ -312,7 +307,7 @@ async fn events_report_allowed_and_limited_with_hashed_keys() {
         .call(from_peer("192.0.2.1"))
         .await
         .unwrap_err();
-    let log = log.lock().unwrap();
+    let log = events.events::<RateLimitEvent>();
     assert_eq!(log.len(), 2);
     let (
         RateLimitEvent::Allowed {
@@ -347,7 +342,7 @@ async fn poll_ready_follows_the_inner_service_and_clones_share_state() {
     tokio_test::assert_ready_ok!(svc.poll_ready());
     let fut = svc.call(Request::new(()));
     let (_req, send) = handle.next_request().await.unwrap();
-    send.send_response(Response::new(Empty::new()));
+    send.send_response(ScriptedResponse::default());
     let res = fut.await.unwrap();
     assert_eq!(res.headers()["ratelimit"], "\"h\";r=0;t=3600");
     // The quota is spent for every clone: refused without reaching the inner service.
@@ -360,7 +355,8 @@ async fn poll_ready_follows_the_inner_service_and_clones_share_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_callers_get_exactly_the_burst() {
-    let (calls, inner) = counting();
+    let upstream = ScriptedService::new();
+    let inner = unit_requests(&upstream);
     let layer = RateLimitLayer::new(GlobalKey, Quota::per_hour("h", 50).unwrap());
     let svc = ServiceBuilder::new().layer(layer).service(inner);
     let mut tasks = Vec::new();
@@ -381,7 +377,7 @@ async fn concurrent_callers_get_exactly_the_burst() {
         total += t.await.unwrap();
     }
     assert_eq!(total, 50);
-    assert_eq!(calls.load(Ordering::SeqCst), 50);
+    assert_eq!(upstream.calls(), 50);
 }
 
 #[cfg(feature = "reqwest")]
@@ -413,7 +409,8 @@ async fn client_mode_in_front_of_a_reqwest_style_service() {
 
 #[tokio::test(start_paused = true)]
 async fn grpc_callers_get_resource_exhausted() {
-    let (calls, inner) = counting();
+    let upstream = ScriptedService::new();
+    let inner = unit_requests(&upstream);
     let svc = ServiceBuilder::new()
         .layer(HandleRejectionsLayer::new())
         .layer(RateLimitLayer::new(
@@ -432,5 +429,5 @@ async fn grpc_callers_get_resource_exhausted() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["grpc-status"], "8");
     assert_eq!(res.headers()["grpc-retry-pushback-ms"], "1000");
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(upstream.calls(), 1);
 }

@@ -2,23 +2,22 @@
 //! time, unique key prefixes. Outside CI a missing Redis skips the tests.
 #![cfg(feature = "redis")]
 
-use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::Empty;
+use http::Request;
 use palisade_core::key::HeaderKey;
 use palisade_core::{BoxError, RateLimited, StoreUnavailable};
 use palisade_ratelimit::redis::RedisBackend;
 use palisade_ratelimit::{FailAction, Quota, RateLimitEvent, RateLimitLayer};
+use palisade_test::scripted::ScriptedResponse;
+use palisade_test::{EventRecorder, ScriptedService};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tower::{Layer, Service, ServiceExt, service_fn};
+use tower::{Layer, Service, ServiceExt};
 
-type Res = Response<Empty<Bytes>>;
+type Res = ScriptedResponse;
 
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -46,13 +45,11 @@ async fn connect(url: &str) -> Option<RedisBackend> {
     }
 }
 
+/// `upstream`, as a service of `Request<()>` only (so `ready()` infers the request type).
 fn app(
-    calls: Arc<AtomicUsize>,
-) -> impl Service<Request<()>, Response = Res, Error = Infallible, Future: Send> + Clone {
-    service_fn(move |_req: Request<()>| {
-        calls.fetch_add(1, Ordering::SeqCst);
-        async { Ok::<_, Infallible>(Response::new(Empty::new())) }
-    })
+    upstream: &ScriptedService,
+) -> impl Service<Request<()>, Response = Res, Error = BoxError, Future: Send> + Clone + use<> {
+    upstream.clone()
 }
 
 fn req(key: &str) -> Request<()> {
@@ -80,9 +77,9 @@ async fn two_instances_share_one_quota_on_redis_clock() {
                 .on_failure(FailAction::Closed),
         )
     };
-    let calls = Arc::new(AtomicUsize::new(0));
-    let mut one = mk(a).layer(app(calls.clone()));
-    let mut two = mk(b).layer(app(calls.clone()));
+    let upstream = ScriptedService::new();
+    let mut one = mk(a).layer(app(&upstream));
+    let mut two = mk(b).layer(app(&upstream));
 
     let first = one.ready().await.unwrap().call(req("k1")).await.unwrap();
     assert_eq!(first.headers()["ratelimit"], "\"default\";r=99;t=1");
@@ -102,7 +99,7 @@ async fn two_instances_share_one_quota_on_redis_clock() {
         allowed <= 100 + refill,
         "allowed {allowed} > 100 + {refill} in {elapsed:?}"
     );
-    assert_eq!(calls.load(Ordering::SeqCst), allowed);
+    assert_eq!(upstream.calls(), allowed);
     // Another key is independent.
     assert!(two.ready().await.unwrap().call(req("k2")).await.is_ok());
 
@@ -141,8 +138,8 @@ async fn wait_mode_through_redis_spaces_calls() {
                 .timeout(Duration::from_secs(5))
                 .on_failure(FailAction::Closed),
         );
-    let calls = Arc::new(AtomicUsize::new(0));
-    let mut svc = layer.layer(app(calls.clone()));
+    let upstream = ScriptedService::new();
+    let mut svc = layer.layer(app(&upstream));
     let started = Instant::now();
     for _ in 0..5 {
         svc.ready().await.unwrap().call(req("w")).await.unwrap();
@@ -151,7 +148,7 @@ async fn wait_mode_through_redis_spaces_calls() {
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(390), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
-    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert_eq!(upstream.calls(), 5);
 }
 
 async fn pump<R: AsyncReadExt + Unpin, W: AsyncWriteExt + Unpin>(
@@ -214,16 +211,14 @@ async fn stalled_redis_gives_the_fail_mode_within_the_timeout() {
         .unwrap()
         .prefix(&unique_prefix("stall"))
         .timeout(Duration::from_millis(50));
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let ev = events.clone();
+    let events = EventRecorder::new();
     let quota = Quota::per_minute("default", 1).unwrap();
-    let calls = Arc::new(AtomicUsize::new(0));
+    let upstream = ScriptedService::new();
     let mk = |action: FailAction, timeout: Duration| {
-        let ev = ev.clone();
         RateLimitLayer::new(api_key(), quota.clone())
             .redis("stall", backend.clone().on_failure(action).timeout(timeout))
-            .on_event(move |e| ev.lock().unwrap().push(e.clone()))
-            .layer(app(calls.clone()))
+            .on_event(events.on())
+            .layer(app(&upstream))
     };
     let fast = Duration::from_millis(50);
     let (closed, open, local) = (
@@ -263,10 +258,9 @@ async fn stalled_redis_gives_the_fail_mode_within_the_timeout() {
     assert!(err.is::<RateLimited>(), "local: {err}");
     assert!(t.elapsed() < bound * 2, "{:?}", t.elapsed());
 
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(upstream.calls(), 3);
     let failures: Vec<FailAction> = events
-        .lock()
-        .unwrap()
+        .events::<RateLimitEvent>()
         .iter()
         .filter_map(|e| match e {
             RateLimitEvent::StoreFailed { action, .. } => Some(*action),
@@ -297,13 +291,13 @@ async fn config_with_a_redis_section() {
         "redis": { "url": redis_url(), "layer_name": "config", "prefix": unique_prefix("config"), "timeout": "5s", "on_failure": "closed" }
     });
     let config: palisade_ratelimit::RateLimitConfig = serde_json::from_value(json).unwrap();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let svc = config.build().unwrap().layer(app(calls.clone()));
+    let upstream = ScriptedService::new();
+    let svc = config.build().unwrap().layer(app(&upstream));
     assert!(svc.clone().oneshot(req("c")).await.is_ok());
     assert!(svc.clone().oneshot(req("c")).await.is_ok());
     let err = svc.clone().oneshot(req("c")).await.unwrap_err();
     assert!(err.is::<RateLimited>(), "{err}");
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(upstream.calls(), 2);
 
     let bad: palisade_ratelimit::RateLimitConfig = serde_json::from_value(
         serde_json::json!({ "redis": { "url": "nope://", "layer_name": "r" } }),
@@ -331,10 +325,10 @@ async fn two_routes_with_one_policy_name_keep_separate_buckets() {
         RateLimitLayer::new(api_key(), Quota::per_minute("default", 1).unwrap())
             .redis(route, backend.clone())
     };
-    let calls = Arc::new(AtomicUsize::new(0));
-    let mut pay = layer("pay").layer(app(calls.clone()));
-    let mut search = layer("search").layer(app(calls.clone()));
-    let mut pay_too = layer("pay").layer(app(calls.clone()));
+    let upstream = ScriptedService::new();
+    let mut pay = layer("pay").layer(app(&upstream));
+    let mut search = layer("search").layer(app(&upstream));
+    let mut pay_too = layer("pay").layer(app(&upstream));
     // One unit per route: the second route's first call is its own.
     assert!(pay.ready().await.unwrap().call(req("k1")).await.is_ok());
     assert!(search.ready().await.unwrap().call(req("k1")).await.is_ok());
@@ -347,7 +341,7 @@ async fn two_routes_with_one_policy_name_keep_separate_buckets() {
         .await
         .unwrap_err();
     assert!(e.is::<RateLimited>(), "{e}");
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(upstream.calls(), 2);
     // A key holding the key syntax cannot reach another key's bucket.
     assert!(
         pay.ready()

@@ -1,73 +1,63 @@
 //! Hedging: a slow first attempt loses to the hedge and is dropped.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::{Request, Response};
-use palisade_core::BoxError;
+use http::{Request, StatusCode};
 use palisade_retry::{HedgeLayer, RetryEvent, TpsBudget};
+use palisade_test::scripted::{ScriptedResponse, delay, error, respond};
+use palisade_test::{EventRecorder, ScriptedService};
 use tokio::time::Instant;
-use tower::{Layer, ServiceExt, service_fn};
+use tower::{Layer, ServiceExt};
 
-struct DropFlag(Arc<Mutex<Vec<u32>>>, u32);
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.lock().unwrap().push(self.1);
-    }
+/// Attempt `n` waits `waits[n]` ms, then answers `statuses[n]` with `n` in `x-attempt`; a
+/// 409 is a problem+json "request still in flight" answer, as Palisade's idempotency layer
+/// renders it. A call past the script fails.
+fn upstream(waits: &[u64], statuses: &[u16]) -> ScriptedService {
+    waits.iter().zip(statuses).fold(
+        ScriptedService::otherwise(error("call past the script")),
+        |up, (&wait, &status)| {
+            up.then(
+                delay(Duration::from_millis(wait)).then(respond(move |seen| {
+                    let mut res = ScriptedResponse::default();
+                    *res.status_mut() = StatusCode::from_u16(status)?;
+                    let h = res.headers_mut();
+                    h.insert("x-attempt", seen.index.into());
+                    if status == 409 {
+                        h.insert("content-type", "application/problem+json".parse()?);
+                    }
+                    Ok(res)
+                })),
+            )
+        },
+    )
 }
 
-/// Attempt `n` waits `waits[n]` ms then answers `statuses[n]`; records drops.
-fn upstream(
-    waits: &'static [u64],
-    statuses: &'static [u16],
-) -> (
-    Arc<AtomicU32>,
-    Arc<Mutex<Vec<u32>>>,
-    impl tower::Service<
-        Request<()>,
-        Response = Response<u32>,
-        Error = BoxError,
-        Future = impl Future<Output = Result<Response<u32>, BoxError>> + Send,
-    > + Clone,
-) {
-    let calls = Arc::new(AtomicU32::new(0));
-    let dropped = Arc::new(Mutex::new(Vec::new()));
-    let (c, d) = (calls.clone(), dropped.clone());
-    let svc = service_fn(move |_req: Request<()>| {
-        let n = c.fetch_add(1, Ordering::SeqCst);
-        let guard = DropFlag(d.clone(), n);
-        async move {
-            let _guard = guard;
-            tokio::time::sleep(Duration::from_millis(waits[n as usize])).await;
-            Ok::<_, BoxError>(
-                Response::builder()
-                    .status(statuses[n as usize])
-                    .body(n)
-                    .unwrap(),
-            )
-        }
-    });
-    (calls, dropped, svc)
+/// Which attempt gave this answer.
+fn attempt(res: &ScriptedResponse) -> usize {
+    res.headers()["x-attempt"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
 async fn slow_first_attempt_loses_and_is_dropped() {
-    let (calls, dropped, svc) = upstream(&[60_000, 10], &[200, 200]);
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let e = events.clone();
+    let up = upstream(&[60_000, 10], &[200, 200]);
+    let events = EventRecorder::new();
     let svc = HedgeLayer::new(Duration::from_millis(50))
-        .on_event(move |ev: &RetryEvent| e.lock().unwrap().push(ev.clone()))
-        .layer(svc);
+        .on_event(events.on())
+        .layer(up.clone());
     let start = Instant::now();
     let res = svc.oneshot(Request::new(())).await.unwrap();
-    assert_eq!(*res.body(), 1);
+    assert_eq!(attempt(&res), 1);
     assert_eq!(start.elapsed(), Duration::from_millis(60));
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
-    // the hedge finished first (dropped after answering), then the stuck loser was dropped
-    assert_eq!(*dropped.lock().unwrap(), [1, 0]);
+    assert_eq!(up.calls(), 2);
+    // the hedge answered; the stuck loser was dropped unanswered
+    assert_eq!(up.cancelled(), [0]);
+    assert_eq!(up.in_flight(), 0);
     assert_eq!(
-        *events.lock().unwrap(),
+        events.events::<RetryEvent>(),
         [RetryEvent::Hedged {
             instance: "hedge".into(),
             n: 2
@@ -77,50 +67,55 @@ async fn slow_first_attempt_loses_and_is_dropped() {
 
 #[tokio::test(start_paused = true)]
 async fn fast_first_attempt_sends_no_hedge() {
-    let (calls, _dropped, svc) = upstream(&[10, 10], &[200, 200]);
+    let up = upstream(&[10, 10], &[200, 200]);
+    let svc = up.clone();
     let svc = HedgeLayer::new(Duration::from_millis(50)).layer(svc);
-    assert_eq!(*svc.oneshot(Request::new(())).await.unwrap().body(), 0);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(attempt(&svc.oneshot(Request::new(())).await.unwrap()), 0);
+    assert_eq!(up.calls(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn retryable_failure_hedges_at_once() {
-    let (calls, _dropped, svc) = upstream(&[5, 5, 5], &[503, 503, 200]);
+    let up = upstream(&[5, 5, 5], &[503, 503, 200]);
+    let svc = up.clone();
     let svc = HedgeLayer::new(Duration::from_secs(10))
         .max_hedged(2)
         .layer(svc);
     let start = Instant::now();
     let res = svc.oneshot(Request::new(())).await.unwrap();
-    assert_eq!((res.status().as_u16(), *res.body()), (200, 2));
+    assert_eq!((res.status().as_u16(), attempt(&res)), (200, 2));
     assert_eq!(start.elapsed(), Duration::from_millis(15));
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(up.calls(), 3);
 
     // All copies fail: the last failure is returned.
-    let (calls, _dropped, svc) = upstream(&[5, 5], &[503, 502]);
+    let up = upstream(&[5, 5], &[503, 502]);
+    let svc = up.clone();
     let svc = HedgeLayer::new(Duration::from_secs(10)).layer(svc);
     let res = svc.oneshot(Request::new(())).await.unwrap();
     assert_eq!(res.status(), 502);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(up.calls(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn budget_and_method_gate_hedges() {
     // A withdrawal costs 2, one request deposits 1: no hedge.
-    let (calls, _d, svc) = upstream(&[1000, 10], &[200, 200]);
+    let up = upstream(&[1000, 10], &[200, 200]);
+    let svc = up.clone();
     let svc = HedgeLayer::new(Duration::from_millis(50))
         .budget(TpsBudget::new(Duration::from_secs(1), 0, 0.5))
         .layer(svc);
     let start = Instant::now();
-    assert_eq!(*svc.oneshot(Request::new(())).await.unwrap().body(), 0);
+    assert_eq!(attempt(&svc.oneshot(Request::new(())).await.unwrap()), 0);
     assert_eq!(start.elapsed(), Duration::from_secs(1));
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(up.calls(), 1);
 
     // POST is not hedged.
-    let (calls, _d, svc) = upstream(&[1000, 10], &[200, 200]);
+    let up = upstream(&[1000, 10], &[200, 200]);
+    let svc = up.clone();
     let svc = HedgeLayer::new(Duration::from_millis(50)).layer(svc);
     let req = Request::post("/pay").body(()).unwrap();
-    assert_eq!(*svc.oneshot(req).await.unwrap().body(), 0);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(attempt(&svc.oneshot(req).await.unwrap()), 0);
+    assert_eq!(up.calls(), 1);
 }
 
 // ---- learned delay (a latency percentile) ----
@@ -150,20 +145,17 @@ fn learned() -> HedgeBuilder {
 #[tokio::test(start_paused = true)]
 async fn learned_delay_hedges_at_the_percentile_not_before() {
     let (waits, statuses) = script(40, 20);
-    let (calls, _dropped, svc) = upstream(waits, statuses);
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let e = events.clone();
-    let layer = learned()
-        .on_event(move |ev: &RetryEvent| e.lock().unwrap().push((Instant::now(), ev.clone())))
-        .build()
-        .unwrap();
+    let up = upstream(waits, statuses);
+    let svc = up.clone();
+    let events = EventRecorder::new();
+    let layer = learned().on_event(events.on()).build().unwrap();
     let svc = layer.layer(svc);
     // Period 0: 40 calls of 20 ms, one clone after another; nothing is learned yet.
     for _ in 0..40 {
         svc.clone().oneshot(Request::new(())).await.unwrap();
     }
     assert_eq!(layer.current_delay(), None);
-    assert!(events.lock().unwrap().is_empty());
+    assert!(events.all().is_empty());
     // Period 1 reads period 0: p95 of 20 ms, rounded up to its bucket's top (< 1.6 %).
     tokio::time::advance(Duration::from_secs(10)).await;
     let p95 = layer.current_delay().unwrap();
@@ -171,19 +163,17 @@ async fn learned_delay_hedges_at_the_percentile_not_before() {
 
     let start = Instant::now();
     let res = svc.clone().oneshot(Request::new(())).await.unwrap();
-    assert_eq!(*res.body(), 41, "the hedge answered");
-    assert_eq!(calls.load(Ordering::SeqCst), 42);
+    assert_eq!(attempt(&res), 41, "the hedge answered");
+    assert_eq!(up.calls(), 42);
     // The hedge left at p95, not before (tokio's timers tick in whole milliseconds).
-    let events = events.lock().unwrap();
-    assert_eq!(events.len(), 1);
     assert_eq!(
-        events[0].1,
-        RetryEvent::Hedged {
+        events.events::<RetryEvent>(),
+        [RetryEvent::Hedged {
             instance: "hedge".into(),
             n: 2
-        }
+        }]
     );
-    let hedged_at = events[0].0 - start;
+    let hedged_at = events.all()[0].at - start;
     assert!(
         hedged_at >= p95 && hedged_at <= p95 + MS(1),
         "{hedged_at:?}"
@@ -199,7 +189,7 @@ async fn learned_percentile_picks_the_tail() {
     let waits: &'static [u64] = Box::leak(waits.into_boxed_slice());
     let statuses: &'static [u16] = Box::leak(vec![200; 100].into_boxed_slice());
     for (pct, expected) in [(90.0, MS(10)), (95.0, MS(100)), (100.0, MS(100))] {
-        let (_calls, _dropped, svc) = upstream(waits, statuses);
+        let svc = upstream(waits, statuses);
         let layer = learned().percentile(pct).build().unwrap();
         let svc = layer.layer(svc);
         for _ in 0..100 {
@@ -217,7 +207,8 @@ async fn learned_percentile_picks_the_tail() {
 #[tokio::test(start_paused = true)]
 async fn below_min_data_points_nothing_is_hedged() {
     let (waits, statuses) = script(19, 20);
-    let (calls, _dropped, svc) = upstream(waits, statuses);
+    let up = upstream(waits, statuses);
+    let svc = up.clone();
     let layer = learned().build().unwrap();
     let svc = layer.layer(svc);
     for _ in 0..19 {
@@ -227,15 +218,16 @@ async fn below_min_data_points_nothing_is_hedged() {
     assert_eq!(layer.current_delay(), None);
     let start = Instant::now();
     let res = svc.oneshot(Request::new(())).await.unwrap();
-    assert_eq!(*res.body(), 19, "the stuck call, never hedged");
+    assert_eq!(attempt(&res), 19, "the stuck call, never hedged");
     assert_eq!(start.elapsed(), MS(60_000));
-    assert_eq!(calls.load(Ordering::SeqCst), 20);
+    assert_eq!(up.calls(), 20);
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_window_rotates_and_forgets() {
     let (waits, statuses) = script(20, 20);
-    let (calls, _dropped, svc) = upstream(waits, statuses);
+    let up = upstream(waits, statuses);
+    let svc = up.clone();
     let layer = learned().build().unwrap();
     // Two services from one layer, and clones: one histogram.
     let a = layer.layer(svc.clone());
@@ -251,9 +243,9 @@ async fn the_window_rotates_and_forgets() {
     assert_eq!(layer.current_delay(), None);
     let start = Instant::now();
     let res = a.oneshot(Request::new(())).await.unwrap();
-    assert_eq!(*res.body(), 20, "not hedged");
+    assert_eq!(attempt(&res), 20, "not hedged");
     assert_eq!(start.elapsed(), MS(60_000));
-    assert_eq!(calls.load(Ordering::SeqCst), 21);
+    assert_eq!(up.calls(), 21);
 }
 
 #[tokio::test(start_paused = true)]
@@ -263,7 +255,7 @@ async fn only_successes_and_hedgeable_requests_are_learned() {
     let mut statuses = vec![503; 20];
     statuses.extend([200; 20]);
     let statuses: &'static [u16] = Box::leak(statuses.into_boxed_slice());
-    let (_calls, _dropped, svc) = upstream(waits, statuses);
+    let svc = upstream(waits, statuses);
     let layer = learned().build().unwrap();
     let svc = layer.layer(svc);
     for _ in 0..20 {
@@ -318,37 +310,6 @@ fn learned_delay_settings_are_validated() {
 
 // ---- hedging and idempotency (issue #15 item 5) ----
 
-/// Attempt `n` waits `waits[n]` ms, then answers `statuses[n]`; a 409 is a problem+json
-/// "request still in flight" answer, as Palisade's idempotency layer renders it.
-fn keyed_upstream(
-    waits: &'static [u64],
-    statuses: &'static [u16],
-) -> (
-    Arc<AtomicU32>,
-    impl tower::Service<
-        Request<()>,
-        Response = Response<u32>,
-        Error = BoxError,
-        Future = impl Future<Output = Result<Response<u32>, BoxError>> + Send,
-    > + Clone,
-) {
-    let calls = Arc::new(AtomicU32::new(0));
-    let c = calls.clone();
-    let svc = service_fn(move |_req: Request<()>| {
-        let n = c.fetch_add(1, Ordering::SeqCst);
-        async move {
-            tokio::time::sleep(Duration::from_millis(waits[n as usize])).await;
-            let status = statuses[n as usize];
-            let mut res = Response::builder().status(status);
-            if status == 409 {
-                res = res.header("content-type", "application/problem+json");
-            }
-            Ok::<_, BoxError>(res.body(n).unwrap())
-        }
-    });
-    (calls, svc)
-}
-
 fn keyed(method: &str) -> Request<()> {
     Request::builder()
         .method(method)
@@ -362,54 +323,61 @@ fn keyed(method: &str) -> Request<()> {
 async fn only_safe_methods_are_hedged_unless_opted_in() {
     // A keyed POST and a PUT are sent once, even though the first copy is slow.
     for method in ["POST", "PUT", "DELETE", "PATCH"] {
-        let (calls, svc) = keyed_upstream(&[1000, 10], &[200, 200]);
+        let up = upstream(&[1000, 10], &[200, 200]);
+        let svc = up.clone();
         let svc = HedgeLayer::new(Duration::from_millis(50)).layer(svc);
         let start = Instant::now();
-        assert_eq!(*svc.oneshot(keyed(method)).await.unwrap().body(), 0);
+        assert_eq!(attempt(&svc.oneshot(keyed(method)).await.unwrap()), 0);
         assert_eq!(start.elapsed(), Duration::from_secs(1), "{method}");
-        assert_eq!(calls.load(Ordering::SeqCst), 1, "{method}");
+        assert_eq!(up.calls(), 1, "{method}");
     }
     // Safe methods are hedged.
     for method in ["GET", "HEAD", "OPTIONS", "TRACE"] {
-        let (calls, svc) = keyed_upstream(&[1000, 10], &[200, 200]);
+        let up = upstream(&[1000, 10], &[200, 200]);
+        let svc = up.clone();
         let svc = HedgeLayer::new(Duration::from_millis(50)).layer(svc);
-        assert_eq!(*svc.oneshot(keyed(method)).await.unwrap().body(), 1);
-        assert_eq!(calls.load(Ordering::SeqCst), 2, "{method}");
+        assert_eq!(attempt(&svc.oneshot(keyed(method)).await.unwrap()), 1);
+        assert_eq!(up.calls(), 2, "{method}");
     }
     // The opt-in, in code and in the config (also under its former name).
-    let (calls, svc) = keyed_upstream(&[1000, 10], &[200, 200]);
+    let up = upstream(&[1000, 10], &[200, 200]);
+    let svc = up.clone();
     let svc = HedgeLayer::new(Duration::from_millis(50))
         .hedge_unsafe_methods(true)
         .layer(svc);
-    assert_eq!(*svc.oneshot(keyed("POST")).await.unwrap().body(), 1);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(attempt(&svc.oneshot(keyed("POST")).await.unwrap()), 1);
+    assert_eq!(up.calls(), 2);
     let mut cfg = palisade_retry::HedgeConfig::default();
     cfg.delay = Some(Duration::from_millis(50));
-    let (calls, svc) = keyed_upstream(&[1000, 10], &[200, 200]);
+    let up = upstream(&[1000, 10], &[200, 200]);
+    let svc = up.clone();
     assert_eq!(
-        *cfg.build()
-            .unwrap()
-            .layer(svc)
-            .oneshot(keyed("POST"))
-            .await
-            .unwrap()
-            .body(),
+        attempt(
+            &cfg.build()
+                .unwrap()
+                .layer(svc)
+                .oneshot(keyed("POST"))
+                .await
+                .unwrap()
+        ),
         0
     );
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(up.calls(), 1);
     cfg.hedge_unsafe_methods = true;
-    let (calls, svc) = keyed_upstream(&[1000, 10], &[200, 200]);
+    let up = upstream(&[1000, 10], &[200, 200]);
+    let svc = up.clone();
     assert_eq!(
-        *cfg.build()
-            .unwrap()
-            .layer(svc)
-            .oneshot(keyed("POST"))
-            .await
-            .unwrap()
-            .body(),
+        attempt(
+            &cfg.build()
+                .unwrap()
+                .layer(svc)
+                .oneshot(keyed("POST"))
+                .await
+                .unwrap()
+        ),
         1
     );
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(up.calls(), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -417,22 +385,22 @@ async fn in_flight_conflict_from_a_hedge_is_not_final() {
     // The original takes 100 ms and succeeds; the hedge, sent at 50 ms, meets the
     // original's lease at the server and gets 409 at 55 ms. The caller gets the original's
     // 200 at 100 ms, and the 409 triggers no further hedge.
-    let (calls, svc) = keyed_upstream(&[100, 5, 5], &[200, 409, 200]);
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let e = events.clone();
+    let up = upstream(&[100, 5, 5], &[200, 409, 200]);
+    let svc = up.clone();
+    let events = EventRecorder::new();
     let svc = HedgeLayer::new(Duration::from_millis(50))
         .hedge_unsafe_methods(true)
         .max_hedged(2)
-        .on_event(move |ev: &RetryEvent| e.lock().unwrap().push(ev.clone()))
+        .on_event(events.on())
         .layer(svc);
     let start = Instant::now();
     let res = svc.oneshot(keyed("POST")).await.unwrap();
-    assert_eq!((res.status().as_u16(), *res.body()), (200, 0));
+    assert_eq!((res.status().as_u16(), attempt(&res)), (200, 0));
     assert_eq!(start.elapsed(), Duration::from_millis(100));
     // a second hedge would be due at 105 ms: the original answered first
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(up.calls(), 2);
     assert_eq!(
-        *events.lock().unwrap(),
+        events.events::<RetryEvent>(),
         [RetryEvent::Hedged {
             instance: "hedge".into(),
             n: 2
@@ -440,35 +408,38 @@ async fn in_flight_conflict_from_a_hedge_is_not_final() {
     );
 
     // The other way round: the hedge won the race at the server, the original gets 409.
-    let (calls, svc) = keyed_upstream(&[60, 30], &[409, 201]);
+    let up = upstream(&[60, 30], &[409, 201]);
+    let svc = up.clone();
     let svc = HedgeLayer::new(Duration::from_millis(50))
         .hedge_unsafe_methods(true)
         .layer(svc);
     let start = Instant::now();
     let res = svc.oneshot(keyed("POST")).await.unwrap();
-    assert_eq!((res.status().as_u16(), *res.body()), (201, 1));
+    assert_eq!((res.status().as_u16(), attempt(&res)), (201, 1));
     assert_eq!(start.elapsed(), Duration::from_millis(80));
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(up.calls(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_conflict_with_no_copy_outstanding_is_returned() {
     // Another client holds the key: the only copy's 409 is the answer.
-    let (calls, svc) = keyed_upstream(&[10, 10], &[409, 200]);
+    let up = upstream(&[10, 10], &[409, 200]);
+    let svc = up.clone();
     let svc = HedgeLayer::new(Duration::from_millis(50))
         .hedge_unsafe_methods(true)
         .layer(svc);
     let res = svc.oneshot(keyed("POST")).await.unwrap();
-    assert_eq!((res.status().as_u16(), *res.body()), (409, 0));
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!((res.status().as_u16(), attempt(&res)), (409, 0));
+    assert_eq!(up.calls(), 1);
     // Every copy conflicts: the last conflict is returned once all have answered.
-    let (calls, svc) = keyed_upstream(&[100, 10], &[409, 409]);
+    let up = upstream(&[100, 10], &[409, 409]);
+    let svc = up.clone();
     let svc = HedgeLayer::new(Duration::from_millis(50))
         .hedge_unsafe_methods(true)
         .layer(svc);
     let start = Instant::now();
     let res = svc.oneshot(keyed("POST")).await.unwrap();
-    assert_eq!((res.status().as_u16(), *res.body()), (409, 0));
+    assert_eq!((res.status().as_u16(), attempt(&res)), (409, 0));
     assert_eq!(start.elapsed(), Duration::from_millis(100));
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(up.calls(), 2);
 }

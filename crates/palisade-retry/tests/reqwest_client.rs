@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::routing::put;
 use http::StatusCode;
 use palisade_retry::{Backoff, RetryEvent, RetryLayer};
+use palisade_test::EventRecorder;
 use tower::{Layer, ServiceExt};
 
 async fn flaky(State(count): State<Arc<AtomicU32>>, body: Bytes) -> (StatusCode, Bytes) {
@@ -33,14 +34,13 @@ async fn reqwest_client_retries_a_flaky_server() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let e = events.clone();
+    let events = EventRecorder::new();
     let client = reqwest::Client::new();
     let svc = RetryLayer::new()
         .max_attempts(3)
         .body_limit(16)
         .backoff(Backoff::constant(Duration::from_millis(1)))
-        .on_event(move |ev: &RetryEvent| e.lock().unwrap().push(ev.clone()))
+        .on_event(events.on())
         .layer(client.clone());
 
     let req = client
@@ -76,7 +76,7 @@ async fn reqwest_client_retries_a_flaky_server() {
 
     // A body over the limit: sent once, event emitted.
     count.store(0, Ordering::SeqCst);
-    events.lock().unwrap().clear();
+    events.clear();
     let req = client
         .put(format!("http://{addr}/doc"))
         .body(vec![b'z'; 17])
@@ -85,7 +85,7 @@ async fn reqwest_client_retries_a_flaky_server() {
     assert_eq!(svc.oneshot(req).await.unwrap().status(), 502);
     assert_eq!(count.load(Ordering::SeqCst), 1);
     assert_eq!(
-        *events.lock().unwrap(),
+        events.events::<RetryEvent>(),
         [RetryEvent::BodyTooLarge {
             instance: "retry".into(),
             limit: 16

@@ -16,8 +16,10 @@ use palisade_retry::{
     Backoff, Decision, GiveUpReason, ReplayBody, RetryEvent, RetryLayer, RetryReason,
     RetryThrottle, TpsBudget, predicate_fn,
 };
+use palisade_test::scripted::{self, ScriptedResponse};
+use palisade_test::{CollectBodies, EventRecorder, ScriptedService};
 use tokio::time::Instant;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, ServiceExt};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
@@ -76,81 +78,28 @@ impl Body for Chunks {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Seen {
-    at: Instant,
-    body: Bytes,
+type Answer = fn() -> Result<Response<()>, BoxError>;
+
+/// An upstream answering from `script` (the last answer repeats), reading and recording
+/// every request body.
+fn upstream(script: &[Answer]) -> CollectBodies<ScriptedService> {
+    let step = |answer: Answer| scripted::respond(move |_| Ok(answer()?.map(|()| Full::default())));
+    let (last, first) = script.split_last().expect("a script");
+    let up = first
+        .iter()
+        .fold(ScriptedService::otherwise(step(*last)), |up, a| {
+            up.then(step(*a))
+        });
+    CollectBodies::new(up)
 }
 
-/// An upstream answering from a script (the last entry repeats), recording each call.
-#[derive(Clone)]
-struct Upstream {
-    script: Arc<Vec<fn() -> Result<Response<()>, BoxError>>>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    delay: Option<(usize, Duration)>,
-}
-
-impl Upstream {
-    fn new(script: Vec<fn() -> Result<Response<()>, BoxError>>) -> Self {
-        Self {
-            script: Arc::new(script),
-            seen: Arc::default(),
-            delay: None,
-        }
-    }
-    fn calls(&self) -> usize {
-        self.seen.lock().unwrap().len()
-    }
-    fn gaps(&self) -> Vec<u128> {
-        let seen = self.seen.lock().unwrap();
-        seen.windows(2)
-            .map(|w| (w[1].at - w[0].at).as_millis())
-            .collect()
-    }
-    fn bodies(&self) -> Vec<Bytes> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|s| s.body.clone())
-            .collect()
-    }
-}
-
-impl<B> Service<Request<ReplayBody<B>>> for Upstream
-where
-    B: Body<Data = Bytes> + Unpin + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<()>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<()>, BoxError>> + Send>>;
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, req: Request<ReplayBody<B>>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            let at = Instant::now();
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map_err(Into::into)?
-                .to_bytes();
-            let n = {
-                let mut seen = this.seen.lock().unwrap();
-                seen.push(Seen { at, body });
-                seen.len() - 1
-            };
-            if let Some((k, d)) = this.delay
-                && n == k
-            {
-                tokio::time::sleep(d).await;
-            }
-            (this.script[n.min(this.script.len() - 1)])()
-        })
-    }
+/// The gaps between calls, in milliseconds.
+fn gaps(up: &CollectBodies<ScriptedService>) -> Vec<u128> {
+    up.inner()
+        .requests()
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).as_millis())
+        .collect()
 }
 
 fn status(s: u16) -> Result<Response<()>, BoxError> {
@@ -163,17 +112,6 @@ fn unavailable() -> Result<Response<()>, BoxError> {
     status(503)
 }
 
-fn events() -> (
-    Arc<Mutex<Vec<RetryEvent>>>,
-    impl Fn(&RetryEvent) + Send + Sync + 'static,
-) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    (seen, move |e: &RetryEvent| {
-        s.lock().unwrap().push(e.clone());
-    })
-}
-
 fn get() -> Request<Empty<Bytes>> {
     Request::get("/x").body(Empty::new()).unwrap()
 }
@@ -184,29 +122,29 @@ fn base() -> RetryLayer {
 
 #[tokio::test(start_paused = true)]
 async fn exponential_sequence_is_exact_and_capped() {
-    let up = Upstream::new(vec![unavailable]);
+    let up = upstream(&[unavailable]);
     let svc = base()
         .max_attempts(6)
         .backoff(Backoff::exponential(MS(100), MS(500)))
         .layer(up.clone());
     let res = svc.oneshot(get()).await.unwrap();
     assert_eq!(res.status(), 503);
-    assert_eq!(up.gaps(), [100, 200, 400, 500, 500]);
+    assert_eq!(gaps(&up), [100, 200, 400, 500, 500]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn constant_sequence_and_events() {
-    let up = Upstream::new(vec![|| status(502), || status(504), ok]);
-    let (seen, on) = events();
+    let up = upstream(&[|| status(502), || status(504), ok]);
+    let events = EventRecorder::new();
     let svc = base()
         .max_attempts(5)
         .backoff(Backoff::constant(MS(30)))
-        .on_event(on)
+        .on_event(events.on())
         .layer(up.clone());
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
-    assert_eq!(up.gaps(), [30, 30]);
+    assert_eq!(gaps(&up), [30, 30]);
     assert_eq!(
-        *seen.lock().unwrap(),
+        events.events::<RetryEvent>(),
         [
             RetryEvent::Attempt {
                 instance: "retry".into(),
@@ -231,19 +169,18 @@ async fn jittered_sequences_match_the_seeded_backoff() {
         Backoff::equal_jitter(MS(100), MS(1000)),
         Backoff::decorrelated_jitter(MS(100), MS(1000)),
     ] {
-        let up = Upstream::new(vec![unavailable]);
-        let (seen, on) = events();
+        let up = upstream(&[unavailable]);
+        let events = EventRecorder::new();
         let svc = base()
             .max_attempts(6)
             .backoff(backoff)
             .seed(99)
-            .on_event(on)
+            .on_event(events.on())
             .layer(up.clone());
         let _ = svc.oneshot(get()).await.unwrap();
         let expected: Vec<Duration> = backoff.delays(99).take(5).collect();
-        let got: Vec<Duration> = seen
-            .lock()
-            .unwrap()
+        let got: Vec<Duration> = events
+            .events::<RetryEvent>()
             .iter()
             .filter_map(|e| match e {
                 RetryEvent::Attempt { delay, .. } => Some(*delay),
@@ -252,7 +189,7 @@ async fn jittered_sequences_match_the_seeded_backoff() {
             .collect();
         assert_eq!(got, expected, "{backoff:?}");
         assert_eq!(
-            up.gaps(),
+            gaps(&up),
             // tokio timers tick in whole milliseconds
             expected
                 .iter()
@@ -265,7 +202,7 @@ async fn jittered_sequences_match_the_seeded_backoff() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_seconds_and_http_date() {
-    let up = Upstream::new(vec![
+    let up = upstream(&[
         || {
             Ok(Response::builder()
                 .status(503)
@@ -288,29 +225,29 @@ async fn retry_after_seconds_and_http_date() {
         .backoff(Backoff::exponential(MS(10), Duration::from_secs(5)))
         .layer(up.clone());
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
-    assert_eq!(up.gaps(), [2000, 3000]);
+    assert_eq!(gaps(&up), [2000, 3000]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn server_delay_above_max_backoff_gives_up() {
-    let up = Upstream::new(vec![|| {
+    let up = upstream(&[|| {
         Ok(Response::builder()
             .status(503)
             .header("retry-after", "120")
             .body(())
             .unwrap())
     }]);
-    let (seen, on) = events();
+    let events = EventRecorder::new();
     let svc = base()
         .backoff(Backoff::exponential(MS(10), Duration::from_secs(5)))
-        .on_event(on)
+        .on_event(events.on())
         .layer(up.clone());
     let start = Instant::now();
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 503);
-    assert_eq!(up.calls(), 1);
+    assert_eq!(up.inner().calls(), 1);
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert_eq!(
-        *seen.lock().unwrap(),
+        events.events::<RetryEvent>(),
         [RetryEvent::GaveUp {
             instance: "retry".into(),
             attempts: 1,
@@ -342,18 +279,18 @@ async fn a_huge_retry_after_is_bounded_never_a_panic_or_a_hang() {
         ("one day", || unavailable_for("86401")),
     ];
     for (huge, response) in cases {
-        let up = Upstream::new(vec![response]);
-        let (seen, on) = events();
+        let up = upstream(&[response]);
+        let events = EventRecorder::new();
         let svc = base()
             .backoff(Backoff::exponential(MS(10), Duration::MAX))
-            .on_event(on)
+            .on_event(events.on())
             .layer(up.clone());
         let start = Instant::now();
         assert_eq!(svc.oneshot(get()).await.unwrap().status(), 503, "{huge}");
-        assert_eq!(up.calls(), 1, "{huge}");
+        assert_eq!(up.inner().calls(), 1, "{huge}");
         assert_eq!(start.elapsed(), Duration::ZERO);
         assert_eq!(
-            *seen.lock().unwrap(),
+            events.events::<RetryEvent>(),
             [RetryEvent::GaveUp {
                 instance: "retry".into(),
                 attempts: 1,
@@ -377,12 +314,16 @@ fn grpc(pushback: Option<&'static str>) -> Result<Response<()>, BoxError> {
 
 #[tokio::test(start_paused = true)]
 async fn grpc_pushback() {
-    let up = Upstream::new(vec![|| grpc(Some("2000")), || grpc(None), || {
-        Ok(Response::builder()
-            .header("grpc-status", "0")
-            .body(())
-            .unwrap())
-    }]);
+    let up = upstream(&[
+        || grpc(Some("2000")),
+        || grpc(None),
+        || {
+            Ok(Response::builder()
+                .header("grpc-status", "0")
+                .body(())
+                .unwrap())
+        },
+    ]);
     let svc = base()
         .max_attempts(4)
         .backoff(Backoff::exponential(MS(100), Duration::from_secs(5)))
@@ -390,36 +331,33 @@ async fn grpc_pushback() {
     let res = svc.oneshot(get()).await.unwrap();
     assert_eq!(res.headers()["grpc-status"], "0");
     // exactly the pushback, then backoff restarts from initial
-    assert_eq!(up.gaps(), [2000, 100]);
+    assert_eq!(gaps(&up), [2000, 100]);
 
     for bad in [|| grpc(Some("-1")), || grpc(Some("abc")), || grpc(Some(""))] {
-        let up = Upstream::new(vec![bad, ok]);
+        let up = upstream(&[bad, ok]);
         let svc = base().layer(up.clone());
         assert_eq!(
             svc.oneshot(get()).await.unwrap().headers()["grpc-status"],
             "14"
         );
-        assert_eq!(up.calls(), 1);
+        assert_eq!(up.inner().calls(), 1);
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn non_retryable_statuses_are_returned() {
     for s in [400u16, 404, 409, 500, 501] {
-        let up = Upstream::new(vec![unavailable]);
-        let up = Upstream {
-            script: Arc::new(match s {
-                400 => vec![|| status(400)],
-                404 => vec![|| status(404)],
-                409 => vec![|| status(409)],
-                500 => vec![|| status(500)],
-                _ => vec![|| status(501)],
-            }),
-            ..up
+        let answer: Answer = match s {
+            400 => || status(400),
+            404 => || status(404),
+            409 => || status(409),
+            500 => || status(500),
+            _ => || status(501),
         };
+        let up = upstream(&[answer]);
         let svc = base().layer(up.clone());
         assert_eq!(svc.oneshot(get()).await.unwrap().status(), s);
-        assert_eq!(up.calls(), 1, "{s}");
+        assert_eq!(up.inner().calls(), 1, "{s}");
     }
 }
 
@@ -433,27 +371,27 @@ async fn unsafe_methods_need_a_key_or_opt_in() {
         b.body(Full::new(Bytes::from_static(b"{}"))).unwrap()
     };
     // POST without key: sent once.
-    let up = Upstream::new(vec![unavailable, ok]);
+    let up = upstream(&[unavailable, ok]);
     let svc = base().backoff(Backoff::constant(MS(1))).layer(up.clone());
     assert_eq!(svc.oneshot(post(false)).await.unwrap().status(), 503);
-    assert_eq!(up.calls(), 1);
+    assert_eq!(up.inner().calls(), 1);
     // POST with Idempotency-Key: retried.
-    let up = Upstream::new(vec![|| status(502), ok]);
+    let up = upstream(&[|| status(502), ok]);
     let svc = base().backoff(Backoff::constant(MS(1))).layer(up.clone());
     assert_eq!(svc.oneshot(post(true)).await.unwrap().status(), 200);
-    assert_eq!(up.calls(), 2);
+    assert_eq!(up.inner().calls(), 2);
     // PATCH with opt-in: retried.
-    let up = Upstream::new(vec![unavailable, ok]);
+    let up = upstream(&[unavailable, ok]);
     let svc = base()
         .backoff(Backoff::constant(MS(1)))
         .retry_unsafe_methods(true)
         .layer(up.clone());
     let req = Request::patch("/x").body(Empty::<Bytes>::new()).unwrap();
     assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
-    assert_eq!(up.calls(), 2);
+    assert_eq!(up.inner().calls(), 2);
     // PUT and DELETE: retried (idempotent).
     for m in ["PUT", "DELETE"] {
-        let up = Upstream::new(vec![unavailable, ok]);
+        let up = upstream(&[unavailable, ok]);
         let svc = base().backoff(Backoff::constant(MS(1))).layer(up.clone());
         let req = Request::builder()
             .method(m)
@@ -461,7 +399,7 @@ async fn unsafe_methods_need_a_key_or_opt_in() {
             .body(Empty::<Bytes>::new())
             .unwrap();
         assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
-        assert_eq!(up.calls(), 2, "{m}");
+        assert_eq!(up.inner().calls(), 2, "{m}");
     }
 }
 
@@ -469,7 +407,7 @@ async fn unsafe_methods_need_a_key_or_opt_in() {
 async fn body_bytes_identical_on_every_attempt() {
     // Ready at once (read in `call`) or streaming (read by the future).
     for slow in [false, true] {
-        let up = Upstream::new(vec![unavailable, || status(502), ok]);
+        let up = upstream(&[unavailable, || status(502), ok]);
         let svc = base().backoff(Backoff::constant(MS(5))).layer(up.clone());
         let req = Request::put("/doc")
             .body(Chunks::new(&["hello ", "chunked ", "world"]).slow(slow))
@@ -485,14 +423,14 @@ async fn body_bytes_identical_on_every_attempt() {
 #[tokio::test(start_paused = true)]
 async fn body_read_error_is_returned_without_a_call() {
     for slow in [false, true] {
-        let up = Upstream::new(vec![ok]);
+        let up = upstream(&[ok]);
         let svc = base().layer(up.clone());
         let req = Request::put("/doc")
             .body(Chunks::new(&["partial"]).slow(slow).failing())
             .unwrap();
         let err = svc.oneshot(req).await.unwrap_err();
         assert_eq!(err.to_string(), "body broke");
-        assert_eq!(up.calls(), 0);
+        assert_eq!(up.inner().calls(), 0);
     }
 }
 
@@ -500,12 +438,12 @@ async fn body_read_error_is_returned_without_a_call() {
 async fn body_over_limit_is_sent_once() {
     // Unknown size: streamed on from the read prefix.
     for slow in [false, true] {
-        let up = Upstream::new(vec![unavailable, ok]);
-        let (seen, on) = events();
+        let up = upstream(&[unavailable, ok]);
+        let events = EventRecorder::new();
         let svc = base()
             .body_limit(10)
             .backoff(Backoff::constant(MS(5)))
-            .on_event(on)
+            .on_event(events.on())
             .layer(up.clone());
         let req = Request::put("/doc")
             .body(Chunks::new(&["hello ", "chunked ", "world"]).slow(slow))
@@ -513,7 +451,7 @@ async fn body_over_limit_is_sent_once() {
         assert_eq!(svc.oneshot(req).await.unwrap().status(), 503);
         assert_eq!(up.bodies(), [Bytes::from_static(b"hello chunked world")]);
         assert_eq!(
-            *seen.lock().unwrap(),
+            events.events::<RetryEvent>(),
             [RetryEvent::BodyTooLarge {
                 instance: "retry".into(),
                 limit: 10
@@ -521,7 +459,7 @@ async fn body_over_limit_is_sent_once() {
         );
     }
     // Known size above the limit: not even read first.
-    let up = Upstream::new(vec![unavailable, ok]);
+    let up = upstream(&[unavailable, ok]);
     let svc = base().body_limit(10).layer(up.clone());
     let req = Request::put("/doc")
         .body(Full::new(Bytes::from(vec![b'x'; 11])))
@@ -529,7 +467,7 @@ async fn body_over_limit_is_sent_once() {
     assert_eq!(svc.oneshot(req).await.unwrap().status(), 503);
     assert_eq!(up.bodies(), [Bytes::from(vec![b'x'; 11])]);
     // Exactly at the limit: replayed.
-    let up = Upstream::new(vec![unavailable, ok]);
+    let up = upstream(&[unavailable, ok]);
     let svc = base().body_limit(10).layer(up.clone());
     let req = Request::put("/doc")
         .body(Full::new(Bytes::from(vec![b'y'; 10])))
@@ -540,22 +478,22 @@ async fn body_over_limit_is_sent_once() {
 
 #[tokio::test(start_paused = true)]
 async fn deadline_stops_retries() {
-    let up = Upstream::new(vec![unavailable]);
-    let (seen, on) = events();
+    let up = upstream(&[unavailable]);
+    let events = EventRecorder::new();
     let svc = base()
         .max_attempts(10)
         .backoff(Backoff::exponential(MS(100), Duration::from_secs(5)))
-        .on_event(on)
+        .on_event(events.on())
         .layer(up.clone());
     let mut req = get();
     req.extensions_mut().insert(Deadline::after(MS(350)));
     let start = Instant::now();
     assert_eq!(svc.oneshot(req).await.unwrap().status(), 503);
     // attempts at 0, 100, 300; the next would start at 700 ≥ 350
-    assert_eq!(up.gaps(), [100, 200]);
+    assert_eq!(gaps(&up), [100, 200]);
     assert_eq!(start.elapsed(), MS(300));
     assert_eq!(
-        seen.lock().unwrap().last(),
+        events.events::<RetryEvent>().last(),
         Some(&RetryEvent::GaveUp {
             instance: "retry".into(),
             attempts: 3,
@@ -566,20 +504,23 @@ async fn deadline_stops_retries() {
 
 #[tokio::test(start_paused = true)]
 async fn per_attempt_timeout_is_retried() {
-    let mut up = Upstream::new(vec![ok]);
-    up.delay = Some((0, Duration::from_secs(60)));
+    // The first call takes a minute, the next ones answer at once.
+    let up = CollectBodies::new(
+        ScriptedService::new().then(scripted::delay(Duration::from_secs(60)).then_ok()),
+    );
     let svc = base()
         .backoff(Backoff::constant(MS(10)))
         .per_attempt_timeout(Duration::from_secs(1))
         .layer(up.clone());
     let start = Instant::now();
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
-    assert_eq!(up.calls(), 2);
+    assert_eq!(up.inner().calls(), 2);
     assert_eq!(start.elapsed(), MS(1010));
 
     // Always slow: the last error is core's Elapsed.
-    let mut up = Upstream::new(vec![ok]);
-    up.delay = Some((0, Duration::from_secs(60)));
+    let up = CollectBodies::new(
+        ScriptedService::new().then(scripted::delay(Duration::from_secs(60)).then_ok()),
+    );
     let svc = base()
         .max_attempts(1)
         .per_attempt_timeout(Duration::from_secs(1))
@@ -590,18 +531,18 @@ async fn per_attempt_timeout_is_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn transport_errors_are_retried_up_to_max_attempts() {
-    let up = Upstream::new(vec![|| Err("connection reset".into())]);
-    let (seen, on) = events();
+    let up = upstream(&[|| Err("connection reset".into())]);
+    let events = EventRecorder::new();
     let svc = base()
         .max_attempts(4)
         .backoff(Backoff::constant(MS(1)))
-        .on_event(on)
+        .on_event(events.on())
         .layer(up.clone());
     let err = svc.oneshot(get()).await.unwrap_err();
     assert_eq!(err.to_string(), "connection reset");
-    assert_eq!(up.calls(), 4);
+    assert_eq!(up.inner().calls(), 4);
     assert_eq!(
-        seen.lock().unwrap().last(),
+        events.events::<RetryEvent>().last(),
         Some(&RetryEvent::Exhausted {
             instance: "retry".into(),
             attempts: 4
@@ -612,21 +553,21 @@ async fn transport_errors_are_retried_up_to_max_attempts() {
 #[tokio::test(start_paused = true)]
 async fn tps_budget_bounds_amplification() {
     // 1000 requests against an always-failing upstream, within one ttl.
-    let up = Upstream::new(vec![unavailable]);
-    let (seen, on) = events();
+    let up = upstream(&[unavailable]);
+    let events = EventRecorder::new();
     let layer = RetryLayer::new()
         .max_attempts(3)
         .backoff(Backoff::constant(Duration::ZERO))
         .budget(TpsBudget::new(Duration::from_secs(10), 10, 0.2))
-        .on_event(on);
+        .on_event(events.on());
     let svc = layer.layer(up.clone());
     for _ in 0..1000 {
         let res = svc.clone().oneshot(get()).await.unwrap();
         assert_eq!(res.status(), 503);
     }
     // requests × (1 + ratio) + min_per_sec × ttl = 1000 × 1.2 + 10 × 10
-    assert_eq!(up.calls(), 1300);
-    let seen = seen.lock().unwrap();
+    assert_eq!(up.inner().calls(), 1300);
+    let seen = events.events::<RetryEvent>();
     let refused = seen
         .iter()
         .filter(|e| matches!(e, RetryEvent::BudgetExhausted { .. }))
@@ -642,7 +583,7 @@ async fn tps_budget_bounds_amplification() {
 
 #[tokio::test(start_paused = true)]
 async fn grpc_throttle_stops_retries_below_half() {
-    let up = Upstream::new(vec![|| grpc(None)]);
+    let up = upstream(&[|| grpc(None)]);
     let svc = RetryLayer::new()
         .max_attempts(3)
         .backoff(Backoff::constant(Duration::ZERO))
@@ -652,16 +593,16 @@ async fn grpc_throttle_stops_retries_below_half() {
         svc.clone().oneshot(get()).await.unwrap();
     }
     // tokens 10→9 (retry) →8 (retry) →7; 6 (retry) →5 (refused); then 1 attempt each
-    assert_eq!(up.calls(), 3 + 2 + 8);
+    assert_eq!(up.inner().calls(), 3 + 2 + 8);
 }
 
 #[tokio::test(start_paused = true)]
 async fn custom_predicate() {
-    let up = Upstream::new(vec![|| status(500), ok]);
+    let up = upstream(&[|| status(500), ok]);
     let svc = base()
         .backoff(Backoff::constant(MS(1)))
         .predicate(predicate_fn(
-            |r: Result<&Response<()>, &BoxError>| match r {
+            |r: Result<&ScriptedResponse, &BoxError>| match r {
                 Ok(res) if res.status() == 500 => Decision::Retry {
                     reason: RetryReason::Status(res.status()),
                     after: None,
@@ -672,36 +613,41 @@ async fn custom_predicate() {
         ))
         .layer(up.clone());
     assert_eq!(svc.oneshot(get()).await.unwrap().status(), 200);
-    assert_eq!(up.calls(), 2);
+    assert_eq!(up.inner().calls(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn grpc_retries_carry_previous_attempts() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    let up = tower::service_fn(move |req: Request<ReplayBody<Empty<Bytes>>>| {
-        s.lock().unwrap().push(
-            req.headers()
-                .get("grpc-previous-rpc-attempts")
-                .map(|v| v.to_str().unwrap().to_owned()),
-        );
-        let n = s.lock().unwrap().len();
-        async move { if n < 3 { grpc(None) } else { ok() } }
+    // UNAVAILABLE twice, then OK.
+    let unavailable = scripted::respond(|_| {
+        let mut res = ScriptedResponse::default();
+        let h = res.headers_mut();
+        h.insert("content-type", "application/grpc".parse().unwrap());
+        h.insert("grpc-status", "14".parse().unwrap());
+        Ok(res)
     });
+    let up = ScriptedService::new().then(unavailable.times(2));
     let svc = base()
         .max_attempts(4)
         .backoff(Backoff::constant(MS(1)))
-        .layer(up);
+        .layer(up.clone());
     let req = Request::post("/pkg.Svc/Get")
         .header("content-type", "application/grpc")
         .header("idempotency-key", "\"k\"")
         .body(Empty::new())
         .unwrap();
     assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
-    assert_eq!(
-        *seen.lock().unwrap(),
-        [None, Some("1".to_owned()), Some("2".to_owned())]
-    );
+    let previous: Vec<_> = up
+        .requests()
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("grpc-previous-rpc-attempts")
+                .map(|v| v.to_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(previous, [None, Some("1".to_owned()), Some("2".to_owned())]);
+    assert_eq!(up.calls(), 3);
 }
 
 #[tokio::test(start_paused = true)]

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use palisade_core::Event;
 use palisade_core::event::AnyListener;
+use tokio::time::Instant;
 
 /// One recorded event.
 #[derive(Clone)]
@@ -14,8 +15,12 @@ pub struct Recorded {
     pub layer: &'static str,
     /// The event name (`"state_changed"`).
     pub name: &'static str,
+    /// The name of the emitting layer instance (`"payments"`; the layer's name when unnamed).
+    pub instance: String,
     /// Its `Debug` form.
     pub debug: String,
+    /// When it was emitted (tokio time, so exact on a paused clock).
+    pub at: Instant,
     value: Option<Arc<dyn Any + Send + Sync>>,
 }
 
@@ -60,7 +65,9 @@ impl EventRecorder {
             rec.push(Recorded {
                 layer: e.layer(),
                 name: e.name(),
+                instance: e.instance().to_owned(),
                 debug: format!("{e:?}"),
+                at: Instant::now(),
                 value: Some(Arc::new(e.clone())),
             });
         }
@@ -73,7 +80,9 @@ impl EventRecorder {
             rec.push(Recorded {
                 layer: e.layer(),
                 name: e.name(),
+                instance: e.instance().to_owned(),
                 debug: format!("{e:?}"),
+                at: Instant::now(),
                 value: None,
             });
         })

@@ -2,7 +2,9 @@
 //!
 //! - [`scripted`]: [`ScriptedService`], a handler answering from a script (`ok()`,
 //!   `status(503)`, `delay(ms(50)).then_ok()`, `error(..)`, `hang()`, `.times(n)`, closures),
-//!   recording every request and counting calls in flight.
+//!   recording every request, counting calls in flight and listing the calls dropped unanswered.
+//! - [`bodies`]: [`CollectBodies`], which reads and records each request body in front of a
+//!   handler (what a retrying layer sent on each attempt).
 //! - [`time`]: helpers over tokio's paused clock ([`advance_to`](time::advance_to),
 //!   [`settle`](time::settle)).
 //! - [`events`]: [`EventRecorder`], which collects the events of every Palisade layer, and
@@ -73,11 +75,13 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub mod bodies;
 pub mod events;
 pub mod scenario;
 pub mod scripted;
 pub mod time;
 
+pub use bodies::CollectBodies;
 pub use events::{EventRecorder, Recorded};
 pub use scenario::{Outcome, Scenario};
 pub use scripted::{ScriptedService, Seen, Step};

@@ -151,6 +151,7 @@ struct Shared {
     script: Mutex<VecDeque<Step>>,
     otherwise: Mutex<Step>,
     seen: Mutex<Vec<Seen>>,
+    cancelled: Mutex<Vec<usize>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
 }
@@ -211,6 +212,7 @@ impl ScriptedService {
                 script: Mutex::new(VecDeque::new()),
                 otherwise: Mutex::new(step),
                 seen: Mutex::new(Vec::new()),
+                cancelled: Mutex::new(Vec::new()),
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(0),
             }),
@@ -245,6 +247,12 @@ impl ScriptedService {
         lock(&self.shared.seen).clone()
     }
 
+    /// The indices of the calls whose futures were dropped before they answered (a hedge's
+    /// loser, a call under a timeout), in the order they were dropped.
+    pub fn cancelled(&self) -> Vec<usize> {
+        lock(&self.shared.cancelled).clone()
+    }
+
     /// Calls in flight now.
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight.load(Ordering::SeqCst)
@@ -270,11 +278,18 @@ impl ScriptedService {
     }
 }
 
-struct InFlight(Arc<Shared>);
+struct InFlight {
+    shared: Arc<Shared>,
+    index: usize,
+    answered: bool,
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if !self.answered {
+            lock(&self.shared.cancelled).push(self.index);
+        }
     }
 }
 
@@ -304,6 +319,9 @@ impl Future for ScriptedFuture {
         }
         match this.outcome.take() {
             Some(outcome) => {
+                if let Some(guard) = this.guard.as_mut() {
+                    guard.answered = true;
+                }
                 *this.guard = None;
                 Poll::Ready(outcome)
             }
@@ -325,7 +343,6 @@ impl<B> Service<Request<B>> for ScriptedService {
         let shared = &self.shared;
         let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        let guard = InFlight(shared.clone());
         let seen = {
             let mut log = lock(&shared.seen);
             let seen = Seen {
@@ -337,6 +354,11 @@ impl<B> Service<Request<B>> for ScriptedService {
             };
             log.push(seen.clone());
             seen
+        };
+        let guard = InFlight {
+            shared: shared.clone(),
+            index: seen.index,
+            answered: false,
         };
         let step = self.next_step();
         let outcome = match &step.action {

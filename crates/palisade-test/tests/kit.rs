@@ -60,6 +60,25 @@ async fn delays_count_in_flight_and_hang_never_answers() {
     .await;
     assert!(res.is_err(), "hang answered");
     assert_eq!(svc.in_flight(), 0, "dropping the future ends the call");
+    assert_eq!(svc.cancelled(), [0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_lists_the_calls_dropped_before_answering() {
+    let svc = ScriptedService::new()
+        .then(delay(ms(100)).then_ok())
+        .then(delay(ms(10)).then_ok())
+        .then(delay(ms(100)).then_ok());
+    let slow = tokio::spawn(svc.clone().oneshot(Request::new(())));
+    settle().await;
+    // Call 1 answers; then call 2 and call 0, still waiting, are dropped in that order.
+    svc.clone().oneshot(Request::new(())).await.unwrap();
+    let third = tokio::time::timeout(ms(5), svc.clone().oneshot(Request::new(()))).await;
+    assert!(third.is_err(), "call 2 answered early");
+    slow.abort();
+    settle().await;
+    assert_eq!(svc.cancelled(), [2, 0]);
+    assert_eq!((svc.calls(), svc.in_flight()), (3, 0));
 }
 
 #[tokio::test(start_paused = true)]
@@ -116,4 +135,75 @@ async fn scenario_sends_at_the_given_instants_and_reports_pending() {
     assert_eq!(table, ["pending", "200"]);
     let at: Vec<_> = svc.requests().iter().map(|s| s.at - t0).collect();
     assert_eq!(at, [ms(100), ms(300)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn recorded_events_carry_the_instant_they_were_emitted() {
+    use palisade_test::EventRecorder;
+    #[derive(Debug, Clone)]
+    struct Tick;
+    impl palisade_core::Event for Tick {
+        fn layer(&self) -> &'static str {
+            "clock"
+        }
+        fn name(&self) -> &'static str {
+            "tick"
+        }
+    }
+    let rec = EventRecorder::new();
+    let listen = rec.on::<Tick>();
+    let t0 = Instant::now();
+    listen(&Tick);
+    tokio::time::advance(ms(250)).await;
+    listen(&Tick);
+    let at: Vec<Duration> = rec.all().iter().map(|r| r.at - t0).collect();
+    assert_eq!(at, [ms(0), ms(250)]);
+    assert_eq!(rec.names(), ["clock/tick", "clock/tick"]);
+    assert_eq!(
+        rec.all()[0].instance,
+        "clock",
+        "an unnamed instance is named by its layer"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn collect_bodies_records_each_body_and_passes_it_on() {
+    use http_body_util::BodyExt;
+    use palisade_test::CollectBodies;
+    let upstream = CollectBodies::new(ScriptedService::new().then(respond(|_| {
+        Ok(Response::new(Full::new(Bytes::from("first"))))
+    })));
+    let res = upstream
+        .clone()
+        .oneshot(Request::new(Full::new(Bytes::from_static(b"one"))))
+        .await
+        .unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "first");
+    upstream
+        .clone()
+        .oneshot(Request::new(http_body_util::Empty::<Bytes>::new()))
+        .await
+        .unwrap();
+    assert_eq!(upstream.bodies(), ["one", ""]);
+    assert_eq!(upstream.inner().calls(), 2);
+
+    // A body that fails while being read fails the call before the handler sees it.
+    struct Broken;
+    impl http_body::Body for Broken {
+        type Data = Bytes;
+        type Error = palisade_core::BoxError;
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(Some(Err("body broke".into())))
+        }
+    }
+    let err = upstream
+        .clone()
+        .oneshot(Request::new(Broken))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "body broke");
+    assert_eq!((upstream.bodies().len(), upstream.inner().calls()), (2, 2));
 }

@@ -1,18 +1,18 @@
 //! Behaviour of the circuit breaker through its Tower service.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http::Request;
 use palisade_breaker::{
     BreakerConfig, BreakerEvent, CircuitBreakerLayer, KeyedCircuitBreakerLayer, SlidingWindow,
     State,
 };
 use palisade_core::key::key_fn;
 use palisade_core::{BoxError, CircuitOpen, ErrorsAsFailures, HandleRejectionsLayer, KeyError};
+use palisade_test::scripted::{delay, error, status};
+use palisade_test::{EventRecorder, ScriptedService, assert_events};
 use tokio::sync::Notify;
 use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
@@ -33,6 +33,18 @@ fn specs_layer() -> CircuitBreakerLayer<ErrorsAsFailures> {
         .unwrap()
 }
 
+/// The recorded `StateChanged` events as `(from, to)`.
+fn transitions(events: &EventRecorder) -> Vec<(State, State)> {
+    events
+        .events::<BreakerEvent>()
+        .iter()
+        .filter_map(|e| match e {
+            BreakerEvent::StateChanged { from, to, .. } => Some((*from, *to)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A service answering Ok(()) or Err after `delay`, per request.
 async fn svc_fn(req: (bool, Duration)) -> Result<(), BoxError> {
     tokio::time::sleep(req.1).await;
@@ -43,35 +55,26 @@ async fn svc_fn(req: (bool, Duration)) -> Result<(), BoxError> {
 async fn cb5_open_rejects_without_calling_and_cb6_probes_after_wait() {
     let layer = specs_layer();
     let h = layer.handle();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let c = calls.clone();
-    let svc = layer.layer(service_fn(move |r: (bool, Duration)| {
-        c.fetch_add(1, Ordering::SeqCst);
-        svc_fn(r)
-    }));
+    // Five failures, then successes.
+    let upstream = ScriptedService::new().then(error("boom").times(5));
+    let svc = layer.layer(upstream.clone());
+    let get = || Request::new(());
     for _ in 0..5 {
-        assert!(svc.clone().oneshot((true, Duration::ZERO)).await.is_err());
+        assert!(svc.clone().oneshot(get()).await.is_err());
     }
     assert_eq!(h.state(), State::Open);
     tokio::time::advance(30 * S).await;
-    let err = svc
-        .clone()
-        .oneshot((false, Duration::ZERO))
-        .await
-        .unwrap_err();
+    let err = svc.clone().oneshot(get()).await.unwrap_err();
     assert_eq!(
         err.downcast_ref::<CircuitOpen>().unwrap().retry_after,
         Some(30 * S)
     );
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        5,
-        "CB5: inner service not called"
-    );
+    assert_eq!(upstream.calls(), 5, "CB5: inner service not called");
     tokio::time::advance(30 * S).await;
-    svc.clone().oneshot((false, Duration::ZERO)).await.unwrap();
+    let res = svc.clone().oneshot(get()).await.unwrap();
+    assert_eq!(res.status(), 200);
     assert_eq!(h.state(), State::HalfOpen, "CB6");
-    assert_eq!(calls.load(Ordering::SeqCst), 6);
+    assert_eq!(upstream.calls(), 6);
 }
 
 #[tokio::test(start_paused = true)]
@@ -90,12 +93,7 @@ async fn half_open_with_probe_slots_taken_still_sends_retry_after() {
                     .build()
                     .unwrap(),
             )
-            .service(service_fn(|_r: Request<()>| async {
-                tokio::time::sleep(10 * S).await;
-                let mut res = Response::new(Full::new(Bytes::from_static(b"down")));
-                *res.status_mut() = StatusCode::BAD_GATEWAY;
-                Ok::<_, BoxError>(res)
-            }));
+            .service(ScriptedService::otherwise(delay(10 * S).then(status(502))));
         for _ in 0..2 {
             let res = svc.clone().oneshot(Request::new(())).await.unwrap();
             assert_eq!(res.status(), 502);
@@ -133,11 +131,7 @@ async fn retry_after_is_exact_through_handle_rejections() {
                 .build()
                 .unwrap(),
         )
-        .service(service_fn(|_r: Request<()>| async {
-            let mut res = Response::new(Full::new(Bytes::from_static(b"down")));
-            *res.status_mut() = StatusCode::BAD_GATEWAY;
-            Ok::<_, BoxError>(res)
-        }));
+        .service(ScriptedService::otherwise(status(502)));
     drop(h);
     for _ in 0..5 {
         assert_eq!(
@@ -246,34 +240,31 @@ async fn dropped_probe_frees_its_slot() {
 async fn forced_states_through_the_handle() {
     let layer = specs_layer();
     let h = layer.handle();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let c = calls.clone();
-    let svc = layer.layer(service_fn(move |r: (bool, Duration)| {
-        c.fetch_add(1, Ordering::SeqCst);
-        svc_fn(r)
-    }));
+    let upstream = ScriptedService::otherwise(error("boom"));
+    let svc = layer.layer(upstream.clone());
+    let get = || Request::new(());
     h.force_open();
-    let err = svc
-        .clone()
-        .oneshot((false, Duration::ZERO))
-        .await
-        .unwrap_err();
+    let err = svc.clone().oneshot(get()).await.unwrap_err();
     assert_eq!(
         err.downcast_ref::<CircuitOpen>().unwrap().retry_after,
         Some(60 * S),
         "FORCED_OPEN has no end of its own: the hint is wait_in_open"
     );
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(upstream.calls(), 0);
     h.disable();
     for _ in 0..20 {
-        let _ = svc.clone().oneshot((true, Duration::ZERO)).await;
+        let err = svc.clone().oneshot(get()).await.unwrap_err();
+        assert!(!err.is::<CircuitOpen>(), "DISABLED lets every call through");
     }
+    assert_eq!(upstream.calls(), 20);
     assert_eq!(h.state(), State::Disabled);
     assert_eq!(h.totals().calls, 0, "DISABLED records nothing");
     h.metrics_only();
     for _ in 0..10 {
-        let _ = svc.clone().oneshot((true, Duration::ZERO)).await;
+        let err = svc.clone().oneshot(get()).await.unwrap_err();
+        assert!(!err.is::<CircuitOpen>(), "METRICS_ONLY never rejects");
     }
+    assert_eq!(upstream.calls(), 30);
     assert_eq!(h.state(), State::MetricsOnly);
     assert_eq!(h.totals().failed, 10);
     assert!((h.failure_rate() - 100.0).abs() < f32::EPSILON);
@@ -294,22 +285,11 @@ async fn keyed_breakers_are_isolated_and_bounded() {
     let mut cfg = BreakerConfig::default();
     cfg.window = SlidingWindow::Count(5);
     cfg.minimum_calls = 2;
-    let opened = Arc::new(AtomicUsize::new(0));
-    let o = opened.clone();
+    let events = EventRecorder::new();
     let layer = KeyedCircuitBreakerLayer::new(by_key, &cfg, 2)
         .unwrap()
         .classifier(ErrorsAsFailures)
-        .on_event(move |e| {
-            if matches!(
-                e,
-                BreakerEvent::StateChanged {
-                    to: State::Open,
-                    ..
-                }
-            ) {
-                o.fetch_add(1, Ordering::SeqCst);
-            }
-        });
+        .on_event(events.on());
     let svc = layer
         .clone()
         .layer(service_fn(|r: (&'static str, bool)| async move {
@@ -324,8 +304,8 @@ async fn keyed_breakers_are_isolated_and_bounded() {
     }
     assert_eq!(layer.state_of(&"a"), Some(State::Open));
     assert_eq!(
-        opened.load(Ordering::SeqCst),
-        1,
+        transitions(&events),
+        [(State::Closed, State::Open)],
         "keyed listeners see the opening"
     );
     svc.clone().oneshot(("b", false)).await.unwrap();
@@ -353,19 +333,14 @@ fn no_lost_or_double_transitions_under_threads() {
         .enable_all()
         .build()
         .unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let l = log.clone();
+    let events = EventRecorder::new();
     let layer = CircuitBreakerLayer::builder()
         .window(SlidingWindow::Count(20))
         .minimum_calls(5)
         .wait_in_open(Duration::from_millis(1))
         .permitted_in_half_open(3)
         .classifier(ErrorsAsFailures)
-        .on_event(move |e: &BreakerEvent| {
-            if let BreakerEvent::StateChanged { from, to, .. } = e {
-                l.lock().unwrap().push((*from, *to));
-            }
-        })
+        .on_event(events.on())
         .build()
         .unwrap();
     let h = layer.handle();
@@ -398,7 +373,7 @@ fn no_lost_or_double_transitions_under_threads() {
             t.await.unwrap();
         }
     });
-    let log = log.lock().unwrap();
+    let log = transitions(&events);
     assert!(
         log.len() > 3,
         "the stress actually moved the breaker: {}",
@@ -420,8 +395,7 @@ fn no_lost_or_double_transitions_under_threads() {
 /// `max_wait_in_half_open`.
 #[tokio::test(start_paused = true)]
 async fn automatic_transition_moves_states_without_calls() {
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let ev = events.clone();
+    let events = EventRecorder::new();
     let layer = CircuitBreakerLayer::builder()
         .window(SlidingWindow::Count(10))
         .minimum_calls(5)
@@ -430,11 +404,7 @@ async fn automatic_transition_moves_states_without_calls() {
         .max_wait_in_half_open(5 * S)
         .automatic_transition(true)
         .classifier(ErrorsAsFailures)
-        .on_event(move |e| {
-            if let BreakerEvent::StateChanged { from, to, .. } = e {
-                ev.lock().unwrap().push((*from, *to));
-            }
-        })
+        .on_event(events.on())
         .build()
         .unwrap();
     let h = layer.handle();
@@ -452,7 +422,7 @@ async fn automatic_transition_moves_states_without_calls() {
     tokio::task::yield_now().await;
     assert_eq!(h.state(), State::Open, "no probe within 5 s");
     assert_eq!(
-        *events.lock().unwrap(),
+        transitions(&events),
         [
             (State::Closed, State::Open),
             (State::Open, State::HalfOpen),
@@ -504,13 +474,12 @@ fn the_name_comes_from_code_or_config_and_is_checked() {
     use palisade_core::Event;
     use palisade_core::event::StateGauge;
 
-    let names = Arc::new(Mutex::new(Vec::new()));
-    let n = names.clone();
+    let events = EventRecorder::new();
     let mut config = BreakerConfig::default();
     config.name = Some("payments".into());
     let layer = CircuitBreakerLayer::builder()
         .config(config)
-        .on_event(move |e| n.lock().unwrap().push(e.instance().to_owned()))
+        .on_event(events.on())
         .build()
         .unwrap();
     let handle = layer.handle();
@@ -518,7 +487,13 @@ fn the_name_comes_from_code_or_config_and_is_checked() {
     assert_eq!(StateGauge::instance(&handle), "payments");
     assert_eq!(StateGauge::state(&handle), "closed");
     handle.force_open();
-    assert_eq!(*names.lock().unwrap(), ["payments"]);
+    assert_events!(events, BreakerEvent, [BreakerEvent::StateChanged { .. }]);
+    let names: Vec<_> = events
+        .events::<BreakerEvent>()
+        .iter()
+        .map(|e| e.instance().to_owned())
+        .collect();
+    assert_eq!(names, ["payments"]);
 
     let unnamed = CircuitBreakerLayer::builder().build().unwrap();
     assert_eq!(unnamed.handle().name(), "breaker");
@@ -536,18 +511,13 @@ fn concurrent_outcomes_open_the_breaker_once() {
         .enable_time()
         .build()
         .unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let l = log.clone();
+    let events = EventRecorder::new();
     let layer = CircuitBreakerLayer::builder()
         .window(SlidingWindow::Count(1_000))
         .minimum_calls(1_000)
         .failure_rate_threshold(50.0)
         .classifier(ErrorsAsFailures)
-        .on_event(move |e: &BreakerEvent| {
-            if let BreakerEvent::StateChanged { from, to, .. } = e {
-                l.lock().unwrap().push((*from, *to));
-            }
-        })
+        .on_event(events.on())
         .build()
         .unwrap();
     let h = layer.handle();
@@ -583,7 +553,7 @@ fn concurrent_outcomes_open_the_breaker_once() {
         }
     });
     assert_eq!(h.state(), State::Open);
-    assert_eq!(*log.lock().unwrap(), vec![(State::Closed, State::Open)]);
+    assert_eq!(transitions(&events), [(State::Closed, State::Open)]);
     assert_eq!(h.totals().calls, 1_000);
     assert_eq!(h.totals().failed, 500);
 }

@@ -1,28 +1,29 @@
 //! Route names are the instance names of the routes' layers, so two routes' limiters (or
 //! bulkheads, breakers) are two series in the events and metrics.
 
-use std::sync::Mutex;
+use std::sync::LazyLock;
+
+use palisade_test::EventRecorder;
 
 use crate::support::Server;
 
-/// `(layer, event, instance)` of every event of this process since the listener was set.
-static SEEN: Mutex<Vec<(&'static str, &'static str, String)>> = Mutex::new(Vec::new());
+/// Every event of this process since the listener was set.
+static SEEN: LazyLock<EventRecorder> = LazyLock::new(EventRecorder::new);
 
+/// `(layer, event)` of the events of `instance`.
 fn seen(instance: &str) -> Vec<(&'static str, &'static str)> {
-    SEEN.lock()
-        .unwrap()
+    SEEN.all()
         .iter()
-        .filter(|(_, _, i)| i == instance)
-        .map(|(l, e, _)| (*l, *e))
+        .filter(|r| r.instance == instance)
+        .map(|r| (r.layer, r.name))
         .collect()
 }
 
 #[tokio::test(start_paused = true)]
 async fn each_route_names_its_layers_unless_a_section_names_itself() {
-    let set = palisade_core::event::set_global_listener(|e: &dyn palisade_core::Event| {
-        SEEN.lock()
-            .unwrap()
-            .push((e.layer(), e.name(), e.instance().to_owned()));
+    let record = SEEN.listener();
+    let set = palisade_core::event::set_global_listener(move |e: &dyn palisade_core::Event| {
+        record.on_event(e);
     });
     assert!(set, "the only global listener of this test binary");
     let s = Server::toml(
