@@ -27,7 +27,9 @@ pin_project! {
     enum Kind<B> {
         Inner { #[pin] body: B },
         Throttled { #[pin] body: B, throttle: Box<Throttle> },
-        Full { #[pin] body: Full<Bytes> },
+        // Boxed, so that the passthrough body is the inner one plus a tag: an abort's body
+        // only exists when a fault fired, and a larger `FaultBody` costs every response a copy.
+        Full { body: Box<Full<Bytes>> },
     }
 }
 
@@ -66,7 +68,9 @@ impl<B> FaultBody<B> {
     }
     pub(crate) fn full(body: Full<Bytes>) -> Self {
         Self {
-            kind: Kind::Full { body },
+            kind: Kind::Full {
+                body: Box::new(body),
+            },
         }
     }
     pub(crate) fn throttled(body: B, rate: NonZeroU64, guard: Option<ActiveGuard>) -> Self {
@@ -99,7 +103,7 @@ impl<B: Body<Data = Bytes>> Body for FaultBody<B> {
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().kind.project() {
             KindProj::Inner { body } => body.poll_frame(cx),
-            KindProj::Full { body } => match ready!(body.poll_frame(cx)) {
+            KindProj::Full { body } => match ready!(Pin::new(&mut **body).poll_frame(cx)) {
                 Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),
                 Some(Err(never)) => match never {},
                 None => Poll::Ready(None),

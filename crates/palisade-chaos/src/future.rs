@@ -22,6 +22,23 @@ pin_project! {
     /// Response future of [`Fault`](crate::Fault).
     pub struct ResponseFuture<F, S, Req> {
         #[pin]
+        kind: Outer<F, S, Req>,
+    }
+}
+
+pin_project! {
+    // Two states only: the passthrough future is the inner one plus a tag, and everything a
+    // fault needs lives behind one box that exists only when a fault fired.
+    #[project = OuterProj]
+    enum Outer<F, S, Req> {
+        Passthrough { #[pin] fut: F },
+        Faulted { faulted: Pin<Box<Faulted<F, S, Req>>> },
+    }
+}
+
+pin_project! {
+    struct Faulted<F, S, Req> {
+        #[pin]
         kind: Kind<F, S, Req>,
         throttle: Option<NonZeroU64>,
         guard: Option<ActiveGuard>,
@@ -32,30 +49,21 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, S, Req> {
         Calling { #[pin] fut: F },
-        // Boxed so that the common (passthrough) future stays as small as the inner one: these
-        // states only exist when a fault fired.
-        Delayed { delayed: Box<Delayed<S, Req>> },
-        Answer { answer: Box<Answer> },
+        Delayed { sleep: Pin<Box<Sleep>>, inner: Option<S>, req: Option<Req> },
+        Answer { sleep: Option<Pin<Box<Sleep>>>, abort: Option<Response<Full<Bytes>>> },
     }
-}
-
-struct Delayed<S, Req> {
-    sleep: Pin<Box<Sleep>>,
-    inner: Option<S>,
-    req: Option<Req>,
-}
-
-struct Answer {
-    sleep: Option<Pin<Box<Sleep>>>,
-    abort: Option<Response<Full<Bytes>>>,
 }
 
 impl<F, S, Req> std::fmt::Debug for ResponseFuture<F, S, Req> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("throttle", &self.throttle)
-            .field("faulted", &self.guard.is_some())
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("ResponseFuture");
+        match &self.kind {
+            Outer::Passthrough { .. } => d.field("faulted", &false),
+            Outer::Faulted { faulted } => d
+                .field("faulted", &faulted.guard.is_some())
+                .field("throttle", &faulted.throttle),
+        };
+        d.finish_non_exhaustive()
     }
 }
 
@@ -63,33 +71,30 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
     #[inline]
     pub(crate) fn passthrough(fut: F) -> Self {
         Self {
-            kind: Kind::Calling { fut },
-            throttle: None,
-            guard: None,
+            kind: Outer::Passthrough { fut },
+        }
+    }
+    fn faulted(kind: Kind<F, S, Req>, throttle: Option<NonZeroU64>, guard: ActiveGuard) -> Self {
+        Self {
+            kind: Outer::Faulted {
+                faulted: Box::pin(Faulted {
+                    kind,
+                    throttle,
+                    guard: Some(guard),
+                }),
+            },
         }
     }
     pub(crate) fn calling(fut: F, throttle: Option<NonZeroU64>, guard: ActiveGuard) -> Self {
-        Self {
-            kind: Kind::Calling { fut },
-            throttle,
-            guard: Some(guard),
-        }
+        Self::faulted(Kind::Calling { fut }, throttle, guard)
     }
     pub(crate) fn answer(
         delay: Option<Duration>,
         abort: Option<Response<Full<Bytes>>>,
         guard: ActiveGuard,
     ) -> Self {
-        Self {
-            kind: Kind::Answer {
-                answer: Box::new(Answer {
-                    sleep: delay.map(|d| Box::pin(tokio::time::sleep(d))),
-                    abort,
-                }),
-            },
-            throttle: None,
-            guard: Some(guard),
-        }
+        let sleep = delay.map(|d| Box::pin(tokio::time::sleep(d)));
+        Self::faulted(Kind::Answer { sleep, abort }, None, guard)
     }
     pub(crate) fn delayed(
         delay: Option<Duration>,
@@ -98,17 +103,12 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
         throttle: Option<NonZeroU64>,
         guard: ActiveGuard,
     ) -> Self {
-        Self {
-            kind: Kind::Delayed {
-                delayed: Box::new(Delayed {
-                    sleep: Box::pin(tokio::time::sleep(delay.unwrap_or_default())),
-                    inner: Some(inner),
-                    req: Some(req),
-                }),
-            },
-            throttle,
-            guard: Some(guard),
-        }
+        let kind = Kind::Delayed {
+            sleep: Box::pin(tokio::time::sleep(delay.unwrap_or_default())),
+            inner: Some(inner),
+            req: Some(req),
+        };
+        Self::faulted(kind, throttle, guard)
     }
 }
 
@@ -121,6 +121,24 @@ where
     type Output = Result<Response<FaultBody<B>>, BoxError>;
 
     #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            OuterProj::Passthrough { fut } => fut
+                .poll(cx)
+                .map(|res| Ok(res.map_err(Into::into)?.map(FaultBody::inner))),
+            OuterProj::Faulted { faulted } => faulted.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, E, S, Req, B> Future for Faulted<F, S, Req>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
+    S: Service<Req, Future = F, Response = Response<B>, Error = E>,
+{
+    type Output = Result<Response<FaultBody<B>>, BoxError>;
+
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             let this = self.as_mut().project();
@@ -135,22 +153,19 @@ where
                         None => res.map(FaultBody::inner),
                     }));
                 }
-                KindProj::Answer { answer } => {
-                    let answer = answer.as_mut();
-                    if let Some(s) = answer.sleep.as_mut() {
+                KindProj::Answer { sleep, abort } => {
+                    if let Some(s) = sleep.as_mut() {
                         ready!(s.as_mut().poll(cx));
                     }
                     *this.guard = None;
-                    return Poll::Ready(match answer.abort.take() {
+                    return Poll::Ready(match abort.take() {
                         Some(res) => Ok(res.map(FaultBody::full)),
                         None => Err(FaultInjected.into()),
                     });
                 }
-                KindProj::Delayed { delayed } => {
-                    let delayed = delayed.as_mut();
-                    ready!(delayed.sleep.as_mut().poll(cx));
-                    let (Some(mut svc), Some(req)) = (delayed.inner.take(), delayed.req.take())
-                    else {
+                KindProj::Delayed { sleep, inner, req } => {
+                    ready!(sleep.as_mut().poll(cx));
+                    let (Some(mut svc), Some(req)) = (inner.take(), req.take()) else {
                         unreachable!("polled after the delay was spent");
                     };
                     let fut = svc.call(req);
