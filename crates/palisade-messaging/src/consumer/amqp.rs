@@ -147,12 +147,107 @@ where
     /// backoff as its per-message TTL, then the original is acked. Delays of different
     /// lengths in that queue expire in order (RabbitMQ expires at the head only), so a
     /// short delay may wait behind a longer one: retries can come late, never be lost.
+    ///
+    /// Returns when `shutdown` completes, or when the connection is lost (the handlers
+    /// running are waited for, up to `shutdown_grace`; their messages are redelivered by
+    /// RabbitMQ to the next consumer). To reconnect by itself, use
+    /// [`run_amqp_reconnecting`](Self::run_amqp_reconnecting).
     pub async fn run_amqp(
         &self,
         connection: &Connection,
         queue: &str,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), BoxError> {
+        self.amqp_session(connection, queue, pin!(shutdown))
+            .await
+            .map(drop)
+    }
+
+    /// Processes RabbitMQ `queue` as [`run_amqp`](Self::run_amqp) does, on connections
+    /// made by `connect`, until `shutdown` completes: when the connection is lost or cannot
+    /// be made, `connect` is called again after the processor's redelivery backoff
+    /// ([`ProcessorConfig::backoff`](crate::consumer::ProcessorConfig::backoff), doubling
+    /// per failure in a row).
+    ///
+    /// Nothing is lost and nothing is acknowledged twice across a reconnection: a message
+    /// is acknowledged on the channel it was delivered on, after its handler succeeded;
+    /// one whose acknowledgement did not reach RabbitMQ is redelivered on the new
+    /// connection (wrap the handler in the idempotency inbox so its effect runs once).
+    ///
+    /// ```no_run
+    /// # use palisade_messaging::consumer::{Delivery, ProcessorConfig, StreamProcessor};
+    /// # use palisade_messaging::producer::AmqpPublisher;
+    /// # async fn run(dead_letters: AmqpPublisher) -> Result<(), palisade_core::BoxError> {
+    /// let handler = tower::service_fn(|_d: Delivery| async { Ok::<_, std::io::Error>(()) });
+    /// let processor = StreamProcessor::new(handler, dead_letters, &ProcessorConfig::new("orders.dlq"))?;
+    /// let connect = || {
+    ///     lapin::Connection::connect("amqp://127.0.0.1:5672/%2f", lapin::ConnectionProperties::default())
+    /// };
+    /// processor
+    ///     .run_amqp_reconnecting(connect, "orders", async { let _ = tokio::signal::ctrl_c().await; })
+    ///     .await
+    /// # }
+    /// ```
+    pub async fn run_amqp_reconnecting<C, F>(
+        &self,
+        mut connect: C,
+        queue: &str,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), BoxError>
+    where
+        C: FnMut() -> F,
+        F: Future<Output = Result<Connection, lapin::Error>>,
+    {
+        let mut shutdown = pin!(shutdown);
+        let mut failures = 0u32;
+        loop {
+            let connection = tokio::select! {
+                biased;
+                () = shutdown.as_mut() => return Ok(()),
+                c = connect() => c,
+            };
+            match connection {
+                Ok(connection) => {
+                    let ended = self
+                        .amqp_session(&connection, queue, shutdown.as_mut())
+                        .await;
+                    match ended {
+                        Ok(Session::Stopped) => {
+                            let _ = connection.close(200, "shutdown".into()).await;
+                            return Ok(());
+                        }
+                        Ok(Session::Lost { delivered }) => {
+                            if delivered {
+                                failures = 0;
+                            }
+                            tracing::warn!(target: "palisade::messaging", queue, "RabbitMQ connection lost; reconnecting");
+                        }
+                        Err(e) => {
+                            tracing::warn!(target: "palisade::messaging", queue, error = %e, "RabbitMQ session failed; reconnecting");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(target: "palisade::messaging", queue, error = %e, "RabbitMQ connect failed; retrying");
+                }
+            }
+            failures = failures.saturating_add(1);
+            let delay = self.config_backoff(failures);
+            tokio::select! {
+                biased;
+                () = shutdown.as_mut() => return Ok(()),
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// One consuming session on `connection`: until `shutdown` or the connection's end.
+    async fn amqp_session(
+        &self,
+        connection: &Connection,
+        queue: &str,
+        shutdown: std::pin::Pin<&mut (impl Future<Output = ()> + ?Sized)>,
+    ) -> Result<Session, BoxError> {
         let queue_name = ShortString::try_new(queue)?;
         let retry_queue = ShortString::try_new(format!("{queue}.retry"))?;
         let consume = connection.create_channel().await?;
@@ -191,18 +286,43 @@ where
                 FieldTable::default(),
             )
             .await?;
-        let messages = consumer.map(|r| {
-            r.map(|delivery| AmqpMessage {
-                delivery,
-                retry_queue: retry_queue.clone(),
-                retry: retry.clone(),
+        let delivered = std::sync::atomic::AtomicBool::new(false);
+        // A consumer error means the channel or the connection is gone: the session ends
+        // there, and the caller reconnects (or returns).
+        let messages = consumer
+            .take_while(|r| {
+                if let Err(e) = r {
+                    tracing::warn!(target: "palisade::messaging", error = %e, "RabbitMQ consumer failed");
+                }
+                std::future::ready(r.is_ok())
             })
-            .map_err(BoxError::from)
-        });
-        self.drive(pin!(messages), pin!(shutdown)).await;
+            .map(|r| {
+                delivered.store(true, std::sync::atomic::Ordering::Relaxed);
+                r.map(|delivery| AmqpMessage {
+                    delivery,
+                    retry_queue: retry_queue.clone(),
+                    retry: retry.clone(),
+                })
+                .map_err(BoxError::from)
+            });
+        let stopped = self.drive(pin!(messages), shutdown).await;
         // Closing the consuming channel returns its unacknowledged (fetched, unstarted)
         // messages to the queue at once.
         let _ = consume.close(200, "shutdown".into()).await;
-        Ok(())
+        Ok(if stopped {
+            Session::Stopped
+        } else {
+            Session::Lost {
+                delivered: delivered.load(std::sync::atomic::Ordering::Relaxed),
+            }
+        })
     }
+}
+
+/// How a consuming session ended.
+enum Session {
+    /// `shutdown` completed.
+    Stopped,
+    /// The consumer ended: the channel or connection is gone.
+    Lost { delivered: bool },
 }

@@ -166,6 +166,11 @@ where
         self.config.max_in_flight
     }
 
+    /// The backoff before the `n`th retry (of a message, or of a connection).
+    pub(crate) fn config_backoff(&self, n: u32) -> Duration {
+        self.config.backoff_for(n)
+    }
+
     fn count(&self, kind: &str, f: impl FnOnce(&mut TypeCounts)) {
         let mut stats = self
             .stats
@@ -247,15 +252,18 @@ where
     }
 
     /// The loop shared by every source: the next message (`None` when the source ended)
-    /// is taken only once a permit for it is.
+    /// is taken only once a permit for it is. Returns `true` when `shutdown` ended it,
+    /// `false` when the source did.
     pub(crate) async fn drive<M>(
         &self,
         mut messages: Pin<&mut (impl Stream<Item = Result<M, BoxError>> + ?Sized)>,
         shutdown: Pin<&mut (impl Future<Output = ()> + ?Sized)>,
-    ) where
+    ) -> bool
+    where
         M: Settle,
     {
         let mut shutdown = shutdown;
+        let mut stopped = true;
         let permits = Arc::new(Semaphore::new(self.config.max_in_flight));
         let mut tasks = JoinSet::new();
         let mut errors = 0u32;
@@ -272,7 +280,10 @@ where
                 m = messages.next() => m,
             };
             match message {
-                None => break,
+                None => {
+                    stopped = false;
+                    break;
+                }
                 Some(Ok(m)) => {
                     errors = 0;
                     let this = self.clone();
@@ -301,5 +312,6 @@ where
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
+        stopped
     }
 }

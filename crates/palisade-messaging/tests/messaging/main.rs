@@ -1,6 +1,6 @@
 //! palisade-messaging's tests, against the real brokers where they need one.
 
-#[cfg(any(feature = "nats", feature = "postgres"))]
+#[cfg(any(feature = "nats", feature = "postgres", feature = "amqp"))]
 mod proxy;
 mod support;
 
