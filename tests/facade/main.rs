@@ -7,6 +7,7 @@ mod axum_example;
 mod chaos_flag;
 mod clients;
 mod config;
+mod consumer_inbox;
 mod cqrs_example;
 mod exactly_once;
 mod grpc;

@@ -14,7 +14,9 @@
 //! ack was lost, a relay republished it, or a shutdown abandoned it). Wrap the handler in
 //! `palisade-idempotency`'s `InboxLayer` keyed by the message id, so a repeat is answered
 //! `Duplicate` without running the effect again and a repeat arriving while the first is
-//! still running fails with `IdempotencyConflict`, which the processor redelivers later:
+//! still running fails with `IdempotencyConflict`, which the processor redelivers later.
+//! (This crate depends on core only, so the example uses the facade; the facade's test
+//! `consumer_inbox` runs it against RabbitMQ with every message published three times.)
 //!
 //! ```ignore
 //! use palisade::idempotency::{InboxLayer, MemoryStore};
