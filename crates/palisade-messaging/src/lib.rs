@@ -4,9 +4,9 @@
 //! |---|---|---|
 //! | Message producer | [`producer`]: `JetStreamPublisher`, `AmqpPublisher` | NATS JetStream (`nats`), RabbitMQ (`amqp`) |
 //! | Transactional outbox | [`outbox`]: `Outbox`, `OutboxRelay` | PostgreSQL (`postgres`) |
-//! | Event stream processor | [`consumer`]: `StreamProcessor`, `Dispatch` | NATS JetStream (`nats`) |
+//! | Event stream processor | [`consumer`]: `StreamProcessor`, `Dispatch` | NATS JetStream (`nats`), RabbitMQ (`amqp`, reconnecting) |
 //! | Write-behind | [`write_behind`]: `WriteBehind` | any store `Service<Vec<(K, V)>>` |
-//! | Async processing | [`jobs`]: `AsyncJobLayer`, `JobStatusService` | in memory |
+//! | Async processing | [`jobs`]: `AsyncJobLayer`, `JobStatusService` | in memory, or Redis (`redis`) |
 //!
 //! Every producer is a `tower::Service<`[`PublishRequest`]`>` answering a
 //! [`PublishReceipt`] once the broker confirmed the message, or a typed [`PublishError`]; so

@@ -2,12 +2,13 @@
 
 use super::store::{JobStore, StoredResponse};
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use palisade_core::BoxError;
-use std::future::{Ready, poll_fn, ready};
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::Semaphore;
@@ -80,8 +81,8 @@ struct FinishGuard {
 
 impl Drop for FinishGuard {
     fn drop(&mut self) {
-        self.store
-            .finish(&self.id, Err("the job was interrupted".to_owned()));
+        // A no-op for a job that finished (a finished job never changes).
+        self.store.interrupted(&self.id);
     }
 }
 
@@ -97,7 +98,8 @@ where
 {
     type Response = Response<Full<Bytes>>;
     type Error = std::convert::Infallible;
-    type Future = Ready<Result<Self::Response, Self::Error>>;
+    /// Boxed: the job path spawns a task (and may ask Redis) anyway.
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // The inner service is made ready inside each job, not here.
@@ -105,55 +107,83 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let Some(id) = self.store.create() else {
-            let mut res = json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "{\"error\":\"too many jobs\"}".to_owned(),
-            );
-            res.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            return ready(Ok(res));
-        };
-        let location = format!("{}/{id}", self.store.prefix());
-        let body =
-            format!("{{\"id\":\"{id}\",\"status\":\"pending\",\"location\":\"{location}\"}}");
-        let mut inner = self.inner.clone();
+        let inner = self.inner.clone();
         let store = self.store.clone();
         let permits = self.permits.clone();
-        let guard = FinishGuard {
-            store: store.clone(),
-            id: id.clone(),
-        };
-        tokio::spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else {
-                return;
+        Box::pin(async move {
+            let id = match store.create().await {
+                Ok(Some(id)) => id,
+                Ok(None) => return Ok(refused("{\"error\":\"too many jobs\"}")),
+                Err(e) => {
+                    tracing::warn!(target: "palisade::messaging", error = %e, "job store unavailable");
+                    return Ok(refused("{\"error\":\"job store unavailable\"}"));
+                }
             };
-            store.running(&guard.id);
-            let outcome = async {
-                poll_fn(|cx| inner.poll_ready(cx))
-                    .await
-                    .map_err(Into::into)?;
-                let res = inner.call(req).await.map_err(Into::into)?;
-                let (parts, body) = res.into_parts();
-                let body = Limited::new(body, store.max_result_bytes())
-                    .collect()
-                    .await?
-                    .to_bytes();
-                Ok::<_, BoxError>(StoredResponse {
-                    status: parts.status,
-                    content_type: parts.headers.get(CONTENT_TYPE).cloned(),
-                    body,
-                })
+            let location = format!("{}/{id}", store.prefix());
+            let body =
+                format!("{{\"id\":\"{id}\",\"status\":\"pending\",\"location\":\"{location}\"}}");
+            spawn_job(inner, req, store, permits, id);
+            let mut res = json_response(StatusCode::ACCEPTED, body);
+            // The id and prefix are checked ASCII, so the header value is always valid.
+            if let Ok(v) = HeaderValue::try_from(location) {
+                res.headers_mut().insert(LOCATION, v);
             }
-            .await
-            .map_err(|e| e.to_string());
-            store.finish(&guard.id, outcome);
-        });
-        let mut res = json_response(StatusCode::ACCEPTED, body);
-        // The id and prefix are checked ASCII, so the header value is always valid.
-        if let Ok(v) = HeaderValue::try_from(location) {
-            res.headers_mut().insert(LOCATION, v);
-        }
-        ready(Ok(res))
+            Ok(res)
+        })
     }
+}
+
+/// `503` with `Retry-After: 1`: the store is full, or unreachable.
+fn refused(body: &'static str) -> Response<Full<Bytes>> {
+    let mut res = json_response(StatusCode::SERVICE_UNAVAILABLE, body.to_owned());
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    res
+}
+
+/// Runs job `id` in the background under the concurrency limit and stores its outcome.
+fn spawn_job<S, B, RB>(
+    mut inner: S,
+    req: Request<B>,
+    store: JobStore,
+    permits: Arc<Semaphore>,
+    id: String,
+) where
+    S: Service<Request<B>, Response = Response<RB>> + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    B: Send + 'static,
+    RB: Body + Send + 'static,
+    RB::Data: Send,
+    RB::Error: Into<BoxError>,
+{
+    let guard = FinishGuard {
+        store: store.clone(),
+        id,
+    };
+    tokio::spawn(async move {
+        let Ok(_permit) = permits.acquire_owned().await else {
+            return;
+        };
+        store.running(&guard.id).await;
+        let outcome = async {
+            poll_fn(|cx| inner.poll_ready(cx))
+                .await
+                .map_err(Into::into)?;
+            let res = inner.call(req).await.map_err(Into::into)?;
+            let (parts, body) = res.into_parts();
+            let body = Limited::new(body, store.max_result_bytes())
+                .collect()
+                .await?
+                .to_bytes();
+            Ok::<_, BoxError>(StoredResponse {
+                status: parts.status,
+                content_type: parts.headers.get(CONTENT_TYPE).cloned(),
+                body,
+            })
+        }
+        .await
+        .map_err(|e| e.to_string());
+        store.finish(&guard.id, outcome).await;
+    });
 }

@@ -11,9 +11,12 @@
 //!   done, `202` with the status JSON before that;
 //! - `404` for an unknown or expired id, `405` for another method.
 //!
-//! The store is in memory and bounded twice: a finished job is kept for `ttl`, and at most
+//! The store is in memory, or in Redis with the `redis` feature
+//! ([`JobStore::in_redis`]: every instance behind a load balancer then serves every job and
+//! shares one cap). It is bounded twice: a finished job is kept for `ttl`, and at most
 //! `max_jobs` jobs are kept; when full (after dropping expired ones), a new request is
-//! refused with `503 Service Unavailable` and `Retry-After`, never queued unboundedly.
+//! refused with `503 Service Unavailable` and `Retry-After`, never queued unboundedly (so is
+//! a request while Redis does not answer).
 //! Results larger than `max_result_bytes` fail the job instead of being stored.
 //!
 //! For priority lanes put Palisade's bulkhead (priority queue) around the inner service:

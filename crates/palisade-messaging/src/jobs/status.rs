@@ -2,12 +2,12 @@
 
 use super::store::{JobState, JobStore};
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use http::header::{ALLOW, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::future::{Ready, ready};
 use std::task::{Context, Poll};
 use tower_service::Service;
 
@@ -24,7 +24,7 @@ impl JobStatusService {
         Self { store }
     }
 
-    fn respond(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    async fn respond(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
         let Some(rest) = path
             .strip_prefix(self.store.prefix())
             .and_then(|r| r.strip_prefix('/'))
@@ -44,8 +44,16 @@ impl JobStatusService {
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return res;
         }
-        let Some(job) = self.store.get(id) else {
-            return plain(StatusCode::NOT_FOUND, "no such job");
+        let job = match self.store.get(id).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return plain(StatusCode::NOT_FOUND, "no such job"),
+            Err(e) => {
+                tracing::warn!(target: "palisade::messaging", error = %e, "job store unavailable");
+                let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, "job store unavailable");
+                res.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return res;
+            }
         };
         if let (true, Some(stored)) = (want_result, job.response) {
             let mut res = Response::new(Full::new(stored.body));
@@ -97,13 +105,16 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 impl<B> Service<Request<B>> for JobStatusService {
     type Response = Response<Full<Bytes>>;
     type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
+    /// Boxed: a lookup may ask Redis.
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        ready(Ok(self.respond(req.method(), req.uri().path())))
+        let this = self.clone();
+        let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+        Box::pin(async move { Ok(this.respond(&method, &path).await) })
     }
 }

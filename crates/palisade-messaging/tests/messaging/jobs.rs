@@ -170,10 +170,10 @@ async fn concurrency_is_bounded_and_failures_are_reported() {
         ids.push(res.headers()["location"].to_str().unwrap().to_owned());
     }
     tokio::time::sleep(Duration::from_millis(1)).await;
-    let states: Vec<_> = ids
-        .iter()
-        .map(|l| store.state(l.rsplit('/').next().unwrap()))
-        .collect();
+    let mut states = Vec::new();
+    for l in &ids {
+        states.push(store.state(l.rsplit('/').next().unwrap()).await.unwrap());
+    }
     assert_eq!(
         states
             .iter()
@@ -213,7 +213,10 @@ async fn concurrency_is_bounded_and_failures_are_reported() {
     );
     assert!(body.contains("failed"));
     assert_eq!(
-        store.state(ids[0].rsplit('/').next().unwrap()),
+        store
+            .state(ids[0].rsplit('/').next().unwrap())
+            .await
+            .unwrap(),
         Some(JobState::Succeeded)
     );
 }

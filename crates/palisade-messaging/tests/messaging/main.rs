@@ -11,6 +11,8 @@ mod consumer;
 #[cfg(feature = "amqp")]
 mod consumer_amqp;
 mod jobs;
+#[cfg(feature = "redis")]
+mod jobs_redis;
 #[cfg(feature = "nats")]
 mod nats;
 #[cfg(feature = "postgres")]
