@@ -56,6 +56,7 @@
 //! | [`palisade_store_bytes`](STORE_BYTES) | gauge: bytes held now | `layer`, `instance` | sampled by [`watch_usage`] (a cache's store) |
 //! | [`palisade_store_capacity_bytes`](STORE_CAPACITY_BYTES) | gauge: the byte bound | `layer`, `instance` | sampled by [`watch_usage`] |
 //! | [`palisade_canary_rollbacks_total`](CANARY_ROLLBACKS_TOTAL) | counter | `traffic`, `arm`, `reason`: `error_rate`, `latency` | `TrafficEvent::RolledBack` |
+//! | [`palisade_messages_total`](MESSAGES_TOTAL) | counter | `processor`, `type` (≤ 64, then `other`), `outcome`: `handled`, `retried`, `dead_lettered` | messaging's `ConsumerEvent` |
 //!
 //! `outcome` values: [`success`](SUCCESS), [`failure`](FAILURE), [`ignored`](IGNORED),
 //! [`cancelled`](CANCELLED), [`idempotent_replay`](IDEMPOTENT_REPLAY), or a rejection's
@@ -160,7 +161,7 @@ pub use names::{
     BREAKER_STATE, BREAKER_TRANSITIONS_TOTAL, BULKHEAD_IN_FLIGHT, BULKHEAD_IN_FLIGHT_AT_ADMISSION,
     BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE, BULKHEAD_QUEUED, BULKHEAD_REJECTIONS_TOTAL,
     CANARY_ROLLBACKS_TOTAL, CANARY_WEIGHT_PERCENT, CANCELLED, COUNT_BUCKETS, DURATION_BUCKETS,
-    EVENTS_TOTAL, FAILURE, IDEMPOTENT_REPLAY, IGNORED, RATELIMIT_DECISIONS_TOTAL,
+    EVENTS_TOTAL, FAILURE, IDEMPOTENT_REPLAY, IGNORED, MESSAGES_TOTAL, RATELIMIT_DECISIONS_TOTAL,
     REQUEST_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, RETRY_ATTEMPTS_TOTAL,
     RETRY_BUDGET_EXHAUSTED_TOTAL, STORE_BYTES, STORE_CAPACITY_BYTES, SUCCESS, describe,
 };

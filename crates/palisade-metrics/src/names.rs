@@ -43,6 +43,10 @@ pub const RATELIMIT_DECISIONS_TOTAL: &str = "palisade_ratelimit_decisions_total"
 pub const CANARY_WEIGHT_PERCENT: &str = "palisade_canary_weight_percent";
 /// Counter of canary rollbacks, labels `traffic`, `arm` and `reason` (`error_rate`, `latency`).
 pub const CANARY_ROLLBACKS_TOTAL: &str = "palisade_canary_rollbacks_total";
+/// Counter of messages a stream processor settled, labels `processor`, `type` (the message
+/// type, at most 64 names, then `other`) and `outcome` (`handled`, `retried`,
+/// `dead_lettered`).
+pub const MESSAGES_TOTAL: &str = "palisade_messages_total";
 
 /// Gauge of the bytes a bounded store holds now (a cache's), labels `layer` and `instance`;
 /// sampled by [`watch_usage`](crate::watch_usage).
@@ -165,5 +169,10 @@ pub fn describe() {
         CANARY_ROLLBACKS_TOTAL,
         Unit::Count,
         "Canary rollbacks by arm and reason."
+    );
+    describe_counter!(
+        MESSAGES_TOTAL,
+        Unit::Count,
+        "Messages a stream processor settled, by message type and outcome."
     );
 }

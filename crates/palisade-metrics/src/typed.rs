@@ -11,7 +11,7 @@ use crate::events::instance;
 use crate::names::{
     BREAKER_STATE, BREAKER_TRANSITIONS_TOTAL, BULKHEAD_IN_FLIGHT_AT_ADMISSION,
     BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE, BULKHEAD_REJECTIONS_TOTAL, CANARY_ROLLBACKS_TOTAL,
-    CANARY_WEIGHT_PERCENT, RATELIMIT_DECISIONS_TOTAL, RETRY_ATTEMPTS_TOTAL,
+    CANARY_WEIGHT_PERCENT, MESSAGES_TOTAL, RATELIMIT_DECISIONS_TOTAL, RETRY_ATTEMPTS_TOTAL,
     RETRY_BUDGET_EXHAUSTED_TOTAL,
 };
 use crate::series::{OTHER, Series};
@@ -21,6 +21,8 @@ static METADATA: metrics::Metadata<'static> =
 
 /// Most distinct canary arm names labelled; further arms are labelled `other`.
 pub(crate) const MAX_ARMS: usize = 32;
+/// Most distinct message types labelled; further types are labelled `other`.
+pub(crate) const MAX_MESSAGE_TYPES: usize = 64;
 
 const RETRY_REASONS: [&str; 3] = ["error", "status", "grpc"];
 const BULKHEAD_REASONS: [&str; 3] = ["full", "queue_timeout", "too_many_keys"];
@@ -103,6 +105,8 @@ pub(crate) struct LayerMetrics {
     breaker: Series<BreakerHandles>,
     /// Canary arm names given their own label value so far.
     arms: Mutex<Vec<Arc<str>>>,
+    /// Message types given their own label value so far.
+    message_types: Mutex<Vec<Arc<str>>>,
 }
 
 impl LayerMetrics {
@@ -114,6 +118,7 @@ impl LayerMetrics {
             "retry" => self.retry(event),
             "breaker" => self.breaker(event),
             "traffic" => self.traffic(event),
+            "stream_processor" => self.messages(event),
             _ => {}
         }
     }
@@ -266,22 +271,50 @@ impl LayerMetrics {
         }
     }
 
+    /// Messages settled by a stream processor, by type and outcome (registered through the
+    /// macro: one recorder lookup per message, next to a broker round trip).
+    fn messages(&self, event: &dyn Event) {
+        let outcome = match event.name() {
+            "handled" => "handled",
+            "retried" => "retried",
+            "dead_lettered" => "dead_lettered",
+            _ => return,
+        };
+        let kind = bounded_label(
+            &self.message_types,
+            event.target().unwrap_or(""),
+            MAX_MESSAGE_TYPES,
+        );
+        metrics::counter!(
+            MESSAGES_TOTAL,
+            "processor" => SharedString::from(instance(event).to_owned()),
+            "type" => kind,
+            "outcome" => outcome
+        )
+        .increment(1);
+    }
+
     /// The `arm` label: the arm's name for the first [`MAX_ARMS`] names seen, then `other`.
     fn arm_label(&self, arm: &str) -> SharedString {
-        let mut arms = self.arms.lock().unwrap_or_else(PoisonError::into_inner);
-        if !arms.iter().any(|a| **a == *arm) {
-            if arms.len() >= MAX_ARMS {
-                return SharedString::const_str(OTHER);
-            }
-            arms.push(arm.into());
-        }
-        SharedString::from(arm.to_owned())
+        bounded_label(&self.arms, arm, MAX_ARMS)
     }
 
     /// Typed series cached so far.
     pub(crate) fn len(&self) -> usize {
         self.retry.len() + self.bulkhead.len() + self.ratelimit.len() + self.breaker.len()
     }
+}
+
+/// `value` as a label for the first `max` distinct values seen, then `other`.
+fn bounded_label(seen: &Mutex<Vec<Arc<str>>>, value: &str, max: usize) -> SharedString {
+    let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+    if !seen.iter().any(|a| **a == *value) {
+        if seen.len() >= max {
+            return SharedString::const_str(OTHER);
+        }
+        seen.push(value.into());
+    }
+    SharedString::from(value.to_owned())
 }
 
 fn count(event: &dyn Event) -> f64 {

@@ -374,3 +374,64 @@ async fn two_named_bulkheads_are_two_series() {
     names.dedup();
     assert_eq!(names, ["cache", "db"]);
 }
+
+/// A stream processor's events (messaging's `ConsumerEvent`, read through core's vocabulary
+/// alone): counted per processor, message type and outcome, types capped at 64.
+#[test]
+fn messages_by_type_and_outcome() {
+    #[derive(Debug)]
+    struct Settled {
+        outcome: &'static str,
+        kind: String,
+    }
+    impl Event for Settled {
+        fn layer(&self) -> &'static str {
+            "stream_processor"
+        }
+        fn name(&self) -> &'static str {
+            self.outcome
+        }
+        fn instance(&self) -> &'static str {
+            "orders"
+        }
+        fn target(&self) -> Option<&str> {
+            Some(&self.kind)
+        }
+    }
+    let recorder = Recording::start();
+    let listeners = Listeners::new().on_any(EventMetrics::new().into_listener());
+    let emit = |outcome, kind: &str| {
+        listeners.emit_with(|| Settled {
+            outcome,
+            kind: kind.to_owned(),
+        });
+    };
+    emit("handled", "order.created");
+    emit("handled", "order.created");
+    emit("retried", "order.created");
+    emit("dead_lettered", "order.paid");
+    emit("disconnected", "");
+    for i in 0..70 {
+        emit("handled", &format!("t{i}"));
+    }
+    let snap = recorder.snap();
+    let messages = |kind, outcome| {
+        snap.counter(
+            "palisade_messages_total",
+            &[
+                ("processor", "orders"),
+                ("type", kind),
+                ("outcome", outcome),
+            ],
+        )
+    };
+    assert_eq!(messages("order.created", "handled"), 2);
+    assert_eq!(messages("order.created", "retried"), 1);
+    assert_eq!(messages("order.paid", "dead_lettered"), 1);
+    let types: std::collections::BTreeSet<_> = snap
+        .label_values("palisade_messages_total", "type")
+        .into_iter()
+        .collect();
+    assert_eq!(types.len(), 65, "{types:?}"); // 64 names + "other"
+    assert_eq!(messages("other", "handled"), 8); // t62..t69
+}

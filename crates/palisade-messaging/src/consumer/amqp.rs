@@ -231,6 +231,7 @@ where
                     tracing::warn!(target: "palisade::messaging", queue, error = %e, "RabbitMQ connect failed; retrying");
                 }
             }
+            self.emit(|instance| super::events::ConsumerEvent::Disconnected { instance });
             failures = failures.saturating_add(1);
             let delay = self.config_backoff(failures);
             tokio::select! {

@@ -56,6 +56,7 @@ mod amqp;
 mod config;
 mod delivery;
 mod dispatch;
+mod events;
 #[cfg(feature = "nats")]
 mod nats;
 mod processor;
@@ -65,6 +66,7 @@ pub use self::amqp::ATTEMPT_HEADER;
 pub use self::config::ProcessorConfig;
 pub use self::delivery::{Delivery, Permanent, TYPE_HEADER};
 pub use self::dispatch::Dispatch;
+pub use self::events::ConsumerEvent;
 pub use self::processor::{
     DEAD_LETTER_ATTEMPTS, DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, StreamProcessor, TypeCounts,
 };

@@ -5,9 +5,11 @@
 
 use super::config::ProcessorConfig;
 use super::delivery::{Delivery, Permanent};
+use super::events::ConsumerEvent;
 use crate::message::PublishRequest;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, Stream, StreamExt};
+use palisade_core::event::{InstanceName, Listeners};
 use palisade_core::{BoxError, ConfigError};
 use std::collections::HashMap;
 use std::fmt;
@@ -74,6 +76,7 @@ pub struct StreamProcessor<H> {
     dead_letter: DeadLetter,
     config: Arc<ProcessorConfig>,
     stats: Arc<Mutex<HashMap<String, TypeCounts>>>,
+    listeners: Listeners<ConsumerEvent>,
 }
 
 impl<H> fmt::Debug for StreamProcessor<H> {
@@ -94,6 +97,7 @@ where
             dead_letter: self.dead_letter.clone(),
             config: self.config.clone(),
             stats: self.stats.clone(),
+            listeners: self.listeners.clone(),
         }
     }
 }
@@ -123,6 +127,25 @@ fn panic_reason(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl<H> StreamProcessor<H> {
+    /// The processor's instance name, carried by its events (default `"stream_processor"`).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<InstanceName>) -> Self {
+        self.listeners = self.listeners.named(name);
+        self
+    }
+
+    /// Calls `f` with every [`ConsumerEvent`]: each message handled, retried or
+    /// dead-lettered (with its type), and each lost connection.
+    #[must_use]
+    pub fn on_event(mut self, f: impl Fn(&ConsumerEvent) + Send + Sync + 'static) -> Self {
+        self.listeners = self.listeners.on(f);
+        self
+    }
+
+    pub(crate) fn emit(&self, f: impl FnOnce(InstanceName) -> ConsumerEvent) {
+        self.listeners.emit_named(f);
+    }
+
     /// Counts per message type since the processor was made (shared by its clones).
     pub fn stats(&self) -> HashMap<String, TypeCounts> {
         self.stats
@@ -159,6 +182,7 @@ where
             dead_letter,
             config: Arc::new(config.clone()),
             stats: Arc::default(),
+            listeners: Listeners::new().named("stream_processor"),
         })
     }
 
@@ -188,6 +212,7 @@ where
         let kind = delivery.message_type().to_owned();
         let attempt = delivery.attempt;
         let mut handler = self.handler.clone();
+        let started = tokio::time::Instant::now();
         let outcome = AssertUnwindSafe(async {
             poll_fn(|cx| handler.poll_ready(cx))
                 .await
@@ -207,6 +232,11 @@ where
                     tracing::warn!(target: "palisade::messaging", error = %e, "ack failed");
                 }
                 self.count(&kind, |c| c.handled += 1);
+                self.emit(|instance| ConsumerEvent::Handled {
+                    instance,
+                    kind: kind.clone(),
+                    duration: started.elapsed(),
+                });
                 return;
             }
             Ok(Err(e)) => (e.to_string(), e.is::<Permanent>()),
@@ -237,6 +267,16 @@ where
                     }
                     tracing::warn!(target: "palisade::messaging", kind, attempt, reason, "message dead-lettered");
                     self.count(&kind, |c| c.dead_lettered += 1);
+                    self.emit(|instance| ConsumerEvent::DeadLettered {
+                        instance,
+                        kind: kind.clone(),
+                        attempt,
+                        reason: if permanent {
+                            "permanent"
+                        } else {
+                            "max_attempts"
+                        },
+                    });
                     return;
                 }
                 Err(e) => {
@@ -249,6 +289,12 @@ where
             tracing::warn!(target: "palisade::messaging", error = %e, "nak failed");
         }
         self.count(&kind, |c| c.retried += 1);
+        self.emit(|instance| ConsumerEvent::Retried {
+            instance,
+            kind,
+            attempt,
+            delay,
+        });
     }
 
     /// The loop shared by every source: the next message (`None` when the source ended)

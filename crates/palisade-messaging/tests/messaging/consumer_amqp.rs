@@ -3,9 +3,10 @@
 use crate::support;
 use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable};
+use palisade_core::event::Event;
 use palisade_messaging::consumer::{
-    DEAD_LETTER_ATTEMPTS, DEAD_LETTER_REASON, Delivery, Dispatch, ProcessorConfig, StreamProcessor,
-    TYPE_HEADER,
+    ConsumerEvent, DEAD_LETTER_ATTEMPTS, DEAD_LETTER_REASON, Delivery, Dispatch, ProcessorConfig,
+    StreamProcessor, TYPE_HEADER,
 };
 use palisade_messaging::{PublishRequest, producer::AmqpPublisher};
 use std::collections::HashMap;
@@ -221,7 +222,14 @@ async fn reconnects_after_the_connection_is_cut_and_loses_nothing() {
         .max_in_flight(4)
         .backoff(Duration::from_millis(50), Duration::from_millis(200))
         .shutdown_grace(Duration::from_secs(2));
-    let processor = StreamProcessor::new(handler, publisher.clone(), &config).unwrap();
+    let events: Arc<Mutex<Vec<ConsumerEvent>>> = Arc::default();
+    let processor = StreamProcessor::new(handler, publisher.clone(), &config)
+        .unwrap()
+        .name("orders")
+        .on_event({
+            let events = events.clone();
+            move |e: &ConsumerEvent| events.lock().unwrap().push(e.clone())
+        });
     let connects = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let run = {
@@ -292,6 +300,18 @@ async fn reconnects_after_the_connection_is_cut_and_loses_nothing() {
     let stats = processor.stats();
     let total: u64 = stats.values().map(|c| c.handled).sum();
     assert_eq!(total, seen.values().map(|n| u64::from(*n)).sum::<u64>());
+    // The same story as events: one `handled` per handler success, each with the processor's
+    // name and the message type, and the lost connection.
+    let events = events.lock().unwrap().clone();
+    let handled_events = events.iter().filter(|e| e.name() == "handled").count();
+    assert_eq!(handled_events as u64, total);
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.name() == "handled")
+            .all(|e| e.instance() == "orders" && e.target() == Some(queue.as_str()))
+    );
+    assert!(events.iter().any(|e| e.name() == "disconnected"));
     for q in [queue.clone(), dlq, format!("{queue}.retry")] {
         admin
             .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
