@@ -92,6 +92,16 @@
 //! assert_eq!(calls.load(Ordering::SeqCst), 1);
 //! # }
 //! ```
+//!
+//! # Spawning a call
+//!
+//! `tokio::spawn(cache.oneshot(req))` and an `async move` block doing
+//! `cache.ready().await?.call(req).await` both work. `cache.oneshot(req).await` inside an
+//! `async move` block does not compile ("higher-ranked lifetime error") when the inner
+//! service's error holds a trait object (`BoxError`): the cache boxes its miss path into a
+//! `'static` future, so its `Service` impl asks `S: 'static`, which rustc cannot prove again
+//! inside an async block for a type holding `dyn Error + 'static`. A rustc limit; the two
+//! forms above avoid it.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 

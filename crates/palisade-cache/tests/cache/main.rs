@@ -12,3 +12,4 @@ mod misses;
 #[cfg(feature = "redis")]
 mod redis;
 mod rfc9111;
+mod spawn;
