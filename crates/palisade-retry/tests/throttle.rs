@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::Request;
+use http_body_util::Full;
 use palisade_core::{BoxError, HandleRejectionsLayer, Throttled};
 use palisade_retry::ThrottleEvent;
 use palisade_retry::throttle::AdaptiveThrottleLayer;
@@ -34,7 +36,7 @@ fn capacity(per_second: u64) -> (ScriptedService, Arc<AtomicU64>) {
         } else {
             503
         };
-        let mut res = ScriptedResponse::new(Default::default());
+        let mut res = ScriptedResponse::new(Full::new(Bytes::new()));
         *res.status_mut() = http::StatusCode::from_u16(status).unwrap();
         Ok(res)
     }));
@@ -111,19 +113,28 @@ async fn a_healthy_upstream_is_never_throttled_and_recovery_stops_shedding() {
     let shed = offer(&mut svc, Duration::from_millis(10), Duration::from_secs(30)).await;
     assert_eq!(shed, 0);
     assert_eq!(upstream.calls(), 3000);
+    // 20 buckets of 500 ms; the current one (30.0 s) is empty: 20.5 s to 30 s counted.
     let stats = layer.stats();
-    assert_eq!((stats.requests, stats.accepts), (1000, 1000));
+    assert_eq!((stats.requests, stats.accepts), (950, 950));
     assert_eq!(stats.probability, 0.0);
 
-    // An outage: everything 503 for 10 s. Shedding starts at once.
+    // A total outage of 20 s: shedding starts once the accepts fall below half the
+    // requests (5 s in), then nearly everything is shed: about 250 + 1,000.
     upstream.set_otherwise(scripted::status(503));
-    let shed = offer(&mut svc, Duration::from_millis(10), Duration::from_secs(10)).await;
-    assert!(shed > 500, "{shed}");
-    // Recovery: after one window of healthy answers nothing is shed any more.
+    let calls = upstream.calls();
+    let shed = offer(&mut svc, Duration::from_millis(10), Duration::from_secs(5)).await;
+    assert!(shed < 20, "{shed}");
+    let shed = offer(&mut svc, Duration::from_millis(10), Duration::from_secs(15)).await;
+    assert!(shed > 1_100, "{shed}");
+    assert_eq!(upstream.calls() - calls + shed as usize, 2_000);
+    // Recovery: from about one request per window, the sent rate grows e-fold about every
+    // 6 s (window / k, slowed by accepts leaving the window); within 90 s the accepts are
+    // back above half the requests and nothing is shed any more.
     upstream.set_otherwise(scripted::ok());
-    offer(&mut svc, Duration::from_millis(10), Duration::from_secs(10)).await;
+    offer(&mut svc, Duration::from_millis(10), Duration::from_secs(90)).await;
     let shed = offer(&mut svc, Duration::from_millis(10), Duration::from_secs(10)).await;
     assert_eq!(shed, 0);
+    assert_eq!(layer.stats().probability, 0.0);
 }
 
 #[tokio::test(start_paused = true)]

@@ -19,6 +19,15 @@
 //! [`ThrottleEvent::Throttled`](crate::events::ThrottleEvent) is emitted, which
 //! `palisade-metrics` counts as `palisade_adaptive_throttle_throttled_total`.
 //!
+//! Shedding starts once accepts fall below `requests / k` over the window (after a sudden
+//! total outage: after `window × (1 − 1/k)`, half the window with `k` = 2). Recovery is
+//! gradual by design: with no accepts left in the window the client still sends about one
+//! request per window, and each accepted one lets more through, so the sent rate grows
+//! geometrically (e-fold a little slower than every `window / k`) until accepts reach
+//! `requests / k` again. Cap the
+//! rejection probability with [`max_probability`](AdaptiveThrottleLayer::max_probability)
+//! to keep probing at a fixed share and recover faster.
+//!
 //! It works for any client service: `hyper_util`'s client (`http::Request<B>`) and
 //! `reqwest::Client` (`reqwest::Request`) alike, since it reads only the response.
 //!
