@@ -105,6 +105,7 @@ pub use key::{KeyError, KeyExtractor};
 pub use key_config::{ConfiguredKey, ConfiguredKeyValue, KeyConfig};
 pub use rejection::{
     AnyRejection, BulkheadFull, CircuitOpen, Elapsed, IdempotencyConflict, IdempotencyKeyInvalid,
-    IdempotencyKeyMissing, IdempotencyMismatch, RateLimited, Rejection, StoreUnavailable, Throttled,
+    IdempotencyKeyMissing, IdempotencyMismatch, RateLimited, Rejection, StoreUnavailable,
+    Throttled,
 };
 pub use request::{RequestParts, ResponseParts};

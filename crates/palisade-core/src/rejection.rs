@@ -405,7 +405,10 @@ impl Throttled {
         Self { probability }
     }
 }
-simple_error!(Throttled, "request throttled by the client: the upstream is rejecting most requests");
+simple_error!(
+    Throttled,
+    "request throttled by the client: the upstream is rejecting most requests"
+);
 
 impl Rejection for Throttled {
     fn kind(&self) -> &'static str {

@@ -34,7 +34,9 @@ pub trait RequestParts {
 
 /// `host[:port]` of an authority that may carry `user:password@`.
 fn strip_userinfo(authority: &str) -> &str {
-    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
 }
 
 impl<B> RequestParts for http::Request<B> {
@@ -152,7 +154,9 @@ mod tests {
 
     #[test]
     fn authority_from_uri_then_host_header() {
-        let req = http::Request::get("http://u:p@Api.example:8443/x").body(()).unwrap();
+        let req = http::Request::get("http://u:p@Api.example:8443/x")
+            .body(())
+            .unwrap();
         assert_eq!(RequestParts::authority(&req), Some("Api.example:8443"));
         let req = http::Request::get("/x")
             .header("host", "origin.example")

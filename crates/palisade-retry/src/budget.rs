@@ -383,7 +383,10 @@ mod tests {
         tokio::time::advance(Duration::from_secs(61)).await;
         budgets.evict_idle();
         assert!(budgets.is_empty());
-        assert_eq!(KeyedBudget::new(0, Duration::ZERO, RetryThrottle::default_for_tests).max_hosts(), 1);
+        assert_eq!(
+            KeyedBudget::new(0, Duration::ZERO, RetryThrottle::default_for_tests).max_hosts(),
+            1
+        );
     }
 
     impl RetryThrottle {

@@ -34,9 +34,11 @@ async fn a_hundred_thousand_hosts_keep_memory_bounded() {
         TpsBudget::default,
     ));
     let budgets = layer.get_budget_per_host().unwrap().clone();
-    let mut svc = layer.layer(service_fn(|_req: Request<ReplayBody<Empty<bytes::Bytes>>>| {
-        ready(Ok::<_, Infallible>(Response::new(())))
-    }));
+    let mut svc = layer.layer(service_fn(
+        |_req: Request<ReplayBody<Empty<bytes::Bytes>>>| {
+            ready(Ok::<_, Infallible>(Response::new(())))
+        },
+    ));
     let mut cx = Context::from_waker(Waker::noop());
     let mut send = |i: usize| {
         let req = Request::get(format!("http://h{i}.example/"))
@@ -63,5 +65,8 @@ async fn a_hundred_thousand_hosts_keep_memory_bounded() {
     // 1,000 budgets (a TpsBudget, its key, the store's slots): well under 1 MiB.
     assert!(after_10k < 1 << 20, "{after_10k}");
     // Ten times the hosts, the same memory (slack for allocator-internal growth).
-    assert!(after_100k - after_10k < 64 << 10, "{after_10k} -> {after_100k}");
+    assert!(
+        after_100k - after_10k < 64 << 10,
+        "{after_10k} -> {after_100k}"
+    );
 }

@@ -720,7 +720,11 @@ async fn per_host_budgets_keep_one_hosts_outage_from_spending_anothers_retries()
             layer.budget(make())
         };
         let svc = layer.layer(upstream.clone());
-        let get = |host: &str| Request::get(format!("http://{host}/")).body(Empty::<Bytes>::new()).unwrap();
+        let get = |host: &str| {
+            Request::get(format!("http://{host}/"))
+                .body(Empty::<Bytes>::new())
+                .unwrap()
+        };
         // Host a fails: 3 attempts, then its budget is spent (1 attempt).
         for _ in 0..2 {
             let res = svc.clone().oneshot(get("a.example")).await.unwrap();
@@ -730,7 +734,11 @@ async fn per_host_budgets_keep_one_hosts_outage_from_spending_anothers_retries()
         // Host b: its own budget (3 attempts), or the spent shared one (1).
         svc.clone().oneshot(get("b.example")).await.unwrap();
         let b_calls = upstream.calls() - 4;
-        assert_eq!(b_calls, if per_host { 3 } else { 1 }, "per_host = {per_host}");
+        assert_eq!(
+            b_calls,
+            if per_host { 3 } else { 1 },
+            "per_host = {per_host}"
+        );
         let hosts: Vec<_> = upstream
             .requests()
             .iter()

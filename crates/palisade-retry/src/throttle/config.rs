@@ -11,8 +11,7 @@ use super::layer::AdaptiveThrottleLayer;
 /// Bounds of `k`.
 pub const K_RANGE: (f64, f64) = (1.0, 10.0);
 /// Bounds of the window.
-pub const WINDOW_RANGE: (Duration, Duration) =
-    (Duration::from_secs(1), Duration::from_secs(3600));
+pub const WINDOW_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
 /// Bounds of the bucket count.
 pub const BUCKETS_RANGE: (u32, u32) = (1, 120);
 

@@ -49,7 +49,11 @@ impl<S, C> AdaptiveThrottle<S, C> {
 
     /// The window's counts now (shared with every service of the same layer).
     pub fn stats(&self) -> ThrottleStats {
-        stats(&self.shared.state, self.shared.k, self.shared.max_probability)
+        stats(
+            &self.shared.state,
+            self.shared.k,
+            self.shared.max_probability,
+        )
     }
 
     palisade_core::define_inner_service_accessors!();
