@@ -1,6 +1,6 @@
 //! Per-host retry budgets keep memory bounded however many hosts a client meets: 100,000
-//! distinct hosts through a layer capped at 1,000 leave the store at 1,000 budgets and the
-//! heap where 10,000 hosts left it. (A counting global allocator; one test in this file,
+//! distinct hosts through a layer capped at 1,000 leave the store at 1,000 budgets, the
+//! heap under 1 MiB, and the last 40,000 hosts add nothing to it. (A counting global allocator; one test in this file,
 //! so nothing else allocates meanwhile.)
 
 use std::convert::Infallible;
@@ -51,22 +51,21 @@ async fn a_hundred_thousand_hosts_keep_memory_bounded() {
         }
     };
     let region = Region::new(GLOBAL);
-    for i in 0..10_000 {
-        send(i);
+    let mut held_after = Vec::new();
+    for (from, to) in [(0, 10_000), (10_000, 60_000), (60_000, 100_000)] {
+        for i in from..to {
+            send(i);
+        }
+        assert_eq!(budgets.len(), MAX_HOSTS);
+        held_after.push(held(&region));
     }
-    let after_10k = held(&region);
-    assert_eq!(budgets.len(), MAX_HOSTS);
-    for i in 10_000..100_000 {
-        send(i);
-    }
-    let after_100k = held(&region);
-    assert_eq!(budgets.len(), MAX_HOSTS);
-    println!("held: {after_10k} B after 10,000 hosts, {after_100k} B after 100,000");
+    println!("held after 10,000 / 60,000 / 100,000 hosts: {held_after:?} B");
     // 1,000 budgets (a TpsBudget, its key, the store's slots): well under 1 MiB.
-    assert!(after_10k < 1 << 20, "{after_10k}");
-    // Ten times the hosts, the same memory (slack for allocator-internal growth).
+    assert!(held_after.iter().all(|&b| b < 1 << 20), "{held_after:?}");
+    // The store's hash map grows once, when the tombstones of evicted keys fill it (hashbrown
+    // then doubles it rather than rehash in place); after that, more hosts add nothing.
     assert!(
-        after_100k - after_10k < 64 << 10,
-        "{after_10k} -> {after_100k}"
+        (held_after[2] - held_after[1]).abs() < 4 << 10,
+        "{held_after:?}"
     );
 }
