@@ -284,7 +284,7 @@ pub const MAX_HOSTS_RANGE: (usize, usize) = (1, 1_000_000);
 /// allocates its key and budget).
 ///
 /// ```
-/// use palisade_retry::budget::{Budget, KeyedBudget, TpsBudget};
+/// use palisade_retry::budget::{KeyedBudget, TpsBudget};
 /// use std::time::Duration;
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let budgets = KeyedBudget::new(1024, Duration::from_secs(600), || {
