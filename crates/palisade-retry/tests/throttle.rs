@@ -1,5 +1,6 @@
 //! Client-side adaptive throttling against scripted upstreams, on paused time with a
 //! seeded RNG.
+#![allow(clippy::float_cmp)] // probabilities clamped to exactly 0 or to the cap
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

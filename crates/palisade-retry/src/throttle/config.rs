@@ -129,6 +129,7 @@ impl TryFrom<AdaptiveThrottleConfig> for AdaptiveThrottleLayer {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // a value passed through unchanged is exact
 mod tests {
     use super::*;
 

@@ -24,7 +24,7 @@ pub(crate) struct State {
 
 impl State {
     fn new(window: Duration, buckets: u32, seed: Option<u64>) -> Self {
-        let seed = seed.unwrap_or_else(|| rand::random());
+        let seed = seed.unwrap_or_else(rand::random);
         Self {
             window: Window::new(window, buckets),
             rng: AtomicU64::new(seed),
@@ -263,6 +263,7 @@ impl<S, C: Clone> Layer<S> for AdaptiveThrottleLayer<C> {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // clamped bounds and identical seeded draws are exact
 mod tests {
     use super::*;
 

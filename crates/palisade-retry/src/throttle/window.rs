@@ -37,7 +37,7 @@ impl fmt::Debug for Window {
             .field("bucket", &Duration::from_nanos(self.bucket_nanos))
             .field("requests", &requests)
             .field("accepts", &accepts)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
