@@ -15,7 +15,8 @@ const COUNT: u64 = u32::MAX as u64;
 ///
 /// Each slot is one `AtomicU64`: the bucket number it counts for (its *tag*, the low 32
 /// bits of `time / bucket width`) in the high half and the count in the low half. A record
-/// into a slot whose tag is older starts it over at 1 for the current bucket; a read sums
+/// into a slot whose tag is older starts it over at 1 for the current bucket (one whose tag
+/// is newer by at most a window, written by a racing record, is counted into); a read sums
 /// the slots whose tag is one of the last `buckets` buckets. Requests and accepts have
 /// separate slots, so there is no reset to race with. The window covers between
 /// `window - window / buckets` and `window` of history.
@@ -87,11 +88,15 @@ impl Window {
 
 #[inline]
 fn add(slots: &[AtomicU64], bucket: u64) {
-    let slot = &slots[(bucket % slots.len() as u64) as usize];
+    let n = slots.len() as u64;
+    let slot = &slots[(bucket % n) as usize];
     let tag = (bucket & COUNT) << 32;
     let mut current = slot.load(Ordering::Relaxed);
     loop {
-        let next = if current & !COUNT == tag {
+        // A tag at most one window ahead of ours: a racing record that read the clock a
+        // little later already moved the slot on; count in its bucket rather than wipe it.
+        let ahead = ((current >> 32) as u32).wrapping_sub(bucket as u32);
+        let next = if current & !COUNT == tag || (ahead > 0 && u64::from(ahead) <= n) {
             if current & COUNT == COUNT {
                 return; // saturated
             }
@@ -161,5 +166,25 @@ mod tests {
         add(&slots, big);
         assert_eq!(sum(&slots, big), 1);
         assert_eq!(sum(&slots, big + 1), 0);
+    }
+
+    #[test]
+    fn a_late_record_does_not_wipe_a_newer_bucket() {
+        // One slot: buckets 4 and 5 share it. A record that read the clock in bucket 4 but
+        // lands after one in bucket 5 counts in 5 instead of resetting it.
+        let slots = [AtomicU64::new(0)];
+        add(&slots, 5);
+        add(&slots, 4);
+        assert_eq!(sum(&slots, 5), 2);
+        // A slot far "ahead" (a tag wrapped around, untouched for 2^32 buckets) is stale.
+        let slots = [AtomicU64::new(((9 & COUNT) << 32) | 7)];
+        add(&slots, 2);
+        assert_eq!(sum(&slots, 2), 1);
+        let slots: [AtomicU64; 4] = Default::default();
+        add(&slots, 10); // slot 2
+        add(&slots, 6); // slot 2, one window behind: counted in bucket 10
+        assert_eq!(sum(&slots, 10), 2);
+        add(&slots, 14); // slot 2, a window later: starts over
+        assert_eq!(sum(&slots, 14), 1);
     }
 }
