@@ -288,6 +288,24 @@ mod tests {
         assert!((2_800..3_200).contains(&below), "{below}");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn probability_is_bounded_and_zero_while_accepts_keep_up(
+            requests in 0u64..1_000_000,
+            accepts in 0u64..1_000_000,
+            k in 1.0f64..10.0,
+            max in 0.0f64..=1.0,
+        ) {
+            let accepts = accepts.min(requests);
+            let p = probability(k, max, requests, accepts);
+            proptest::prop_assert!((0.0..=max).contains(&p));
+            proptest::prop_assert!(p < 1.0, "requests / (requests + 1) < 1");
+            if requests as f64 <= k * accepts as f64 {
+                proptest::prop_assert_eq!(p, 0.0);
+            }
+        }
+    }
+
     #[test]
     fn setters_clamp() {
         let l = AdaptiveThrottleLayer::new()

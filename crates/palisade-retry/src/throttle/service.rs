@@ -17,7 +17,8 @@ use crate::events::ThrottleEvent;
 ///
 /// Works for any request type (`http::Request<B>` for hyper-util's client,
 /// `reqwest::Request` for `reqwest::Client`): it reads only the response, through the
-/// classifier. Clones share one window.
+/// classifier. Clones share one window. `poll_ready` is the inner service's; a request shed
+/// in `call` leaves that readiness unused, as tower's `LoadShed` does.
 pub struct AdaptiveThrottle<S, C> {
     inner: S,
     shared: Arc<Shared<C>>,
