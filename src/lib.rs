@@ -129,7 +129,7 @@ pub mod prelude {
     #[cfg(feature = "ratelimit")]
     pub use palisade_ratelimit::{Quota, RateLimitConfig, RateLimitLayer};
     #[cfg(feature = "retry")]
-    pub use palisade_retry::{Backoff, RetryLayer};
+    pub use palisade_retry::{AdaptiveThrottleLayer, Backoff, RetryLayer};
     #[cfg(feature = "timeout")]
     pub use palisade_timeout::{TimeoutConfig, TimeoutLayer};
 }

@@ -11,6 +11,11 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 /// replays (read by the metrics layer to count replays).
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
+/// `x-palisade-throttled: 1`: set on the response rendered from a
+/// [`Throttled`](crate::Throttled) rejection, so that a caller can tell a request its own
+/// client shed (client-side adaptive throttling) from a server's 503.
+pub const THROTTLED: HeaderName = HeaderName::from_static("x-palisade-throttled");
+
 pub use crate::grpc::{
     GRPC_PREVIOUS_RPC_ATTEMPTS, GRPC_RETRY_PUSHBACK_MS_HEADER, GRPC_STATUS_HEADER,
     GRPC_TIMEOUT_HEADER,

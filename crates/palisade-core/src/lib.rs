@@ -106,5 +106,6 @@ pub use key_config::{ConfiguredKey, ConfiguredKeyValue, KeyConfig};
 pub use rejection::{
     AnyRejection, BulkheadFull, CircuitOpen, Elapsed, IdempotencyConflict, IdempotencyKeyInvalid,
     IdempotencyKeyMissing, IdempotencyMismatch, RateLimited, Rejection, StoreUnavailable,
+    Throttled,
 };
 pub use request::{RequestParts, ResponseParts};

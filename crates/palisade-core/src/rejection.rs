@@ -15,6 +15,7 @@
 //! | [`IdempotencyConflict`] | 409 | ABORTED |
 //! | [`IdempotencyMismatch`] | 422 | FAILED_PRECONDITION |
 //! | [`StoreUnavailable`] | 503 + `Retry-After` | UNAVAILABLE |
+//! | [`Throttled`] | 503 + `x-palisade-throttled: 1` | UNAVAILABLE |
 //! | [`AnyRejection`] (your own) | what it says | what it says |
 //!
 //! Bodies are RFC 9457 problem details. Where no registered problem type exists the type is
@@ -389,6 +390,41 @@ rejection!(
     retry_after
 );
 
+/// A client-side adaptive throttle shed the request locally, without sending it: the
+/// upstream has been refusing most requests lately (Google SRE book, "Handling Overload").
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Throttled {
+    /// The local rejection probability when the request was shed, in `[0, 1]`.
+    pub probability: f64,
+}
+
+impl Throttled {
+    /// A rejection made with rejection probability `probability`.
+    pub const fn new(probability: f64) -> Self {
+        Self { probability }
+    }
+}
+simple_error!(
+    Throttled,
+    "request throttled by the client: the upstream is rejecting most requests"
+);
+
+impl Rejection for Throttled {
+    fn kind(&self) -> &'static str {
+        "throttled"
+    }
+    fn status(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+    fn grpc_code(&self) -> GrpcCode {
+        GrpcCode::Unavailable
+    }
+    fn extra_headers(&self, headers: &mut HeaderMap) {
+        headers.insert(crate::header::THROTTLED, HeaderValue::from_static("1"));
+    }
+}
+
 /// A rejection of your own, carried through `BoxError` so that
 /// [`HandleRejections`](crate::HandleRejections) renders it like the built-in ones.
 pub struct AnyRejection(Box<dyn Rejection>);
@@ -452,6 +488,7 @@ fn as_rejection<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a dyn Rejection> {
         IdempotencyKeyMissing,
         IdempotencyKeyInvalid,
         StoreUnavailable,
+        Throttled,
         crate::key::KeyError
     );
     e.downcast_ref::<AnyRejection>().map(AnyRejection::get)

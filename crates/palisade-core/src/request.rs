@@ -22,6 +22,21 @@ pub trait RequestParts {
     fn extensions(&self) -> Option<&Extensions>;
     /// The request extensions, mutably, when the request type exposes them.
     fn extensions_mut(&mut self) -> Option<&mut Extensions>;
+    /// The upstream the request is for, `host[:port]` without user information: the target
+    /// URI's authority (a client's absolute-form request), else the `Host` header (an
+    /// origin-form request, as a server receives it). `None` when neither is present.
+    /// Per-upstream state (a retry budget per host) is keyed on it. The host is returned as
+    /// written: `reqwest` lowercases it, `http::Uri` keeps its case.
+    fn authority(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// `host[:port]` of an authority that may carry `user:password@`.
+fn strip_userinfo(authority: &str) -> &str {
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
 }
 
 impl<B> RequestParts for http::Request<B> {
@@ -45,6 +60,16 @@ impl<B> RequestParts for http::Request<B> {
     }
     fn extensions_mut(&mut self) -> Option<&mut Extensions> {
         Some(self.extensions_mut())
+    }
+    fn authority(&self) -> Option<&str> {
+        match self.uri().authority() {
+            Some(a) => Some(strip_userinfo(a.as_str())),
+            None => self
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| !h.is_empty()),
+        }
     }
 }
 
@@ -70,6 +95,10 @@ impl RequestParts for reqwest::Request {
     }
     fn extensions_mut(&mut self) -> Option<&mut Extensions> {
         None
+    }
+    fn authority(&self) -> Option<&str> {
+        let a = strip_userinfo(self.url().authority());
+        (!a.is_empty()).then_some(a)
     }
 }
 
@@ -120,6 +149,22 @@ mod tests {
         assert_eq!(RequestParts::path(&req), "/a/b");
         assert_eq!(RequestParts::query(&req), Some("x=1"));
         assert!(RequestParts::extensions_mut(&mut req).is_some());
+        assert_eq!(RequestParts::authority(&req), Some("h"));
+    }
+
+    #[test]
+    fn authority_from_uri_then_host_header() {
+        let req = http::Request::get("http://u:p@Api.example:8443/x")
+            .body(())
+            .unwrap();
+        assert_eq!(RequestParts::authority(&req), Some("Api.example:8443"));
+        let req = http::Request::get("/x")
+            .header("host", "origin.example")
+            .body(())
+            .unwrap();
+        assert_eq!(RequestParts::authority(&req), Some("origin.example"));
+        let req = http::Request::get("/x").body(()).unwrap();
+        assert_eq!(RequestParts::authority(&req), None);
     }
 
     #[cfg(feature = "reqwest")]
@@ -137,5 +182,11 @@ mod tests {
         assert_eq!(RequestParts::headers(&req)["idempotency-key"], "\"k\"");
         // reqwest keeps its extensions private: layers must not rely on them.
         assert!(RequestParts::extensions(&req).is_none());
+        assert_eq!(RequestParts::authority(&req), Some("example.invalid"));
+        let req = reqwest::Request::new(
+            Method::GET,
+            "http://u:p@Example.invalid:8080/".parse().unwrap(),
+        );
+        assert_eq!(RequestParts::authority(&req), Some("example.invalid:8080"));
     }
 }

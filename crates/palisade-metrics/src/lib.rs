@@ -46,6 +46,7 @@
 //! | [`palisade_breaker_transitions_total`](BREAKER_TRANSITIONS_TOTAL) | counter | `breaker`, `from`, `to` | `BreakerEvent::StateChanged` |
 //! | [`palisade_retry_attempts_total`](RETRY_ATTEMPTS_TOTAL) | counter (retries, not first attempts) | `retry`, `reason`: `error`, `status`, `grpc` | `RetryEvent::Attempt` |
 //! | [`palisade_retry_budget_exhausted_total`](RETRY_BUDGET_EXHAUSTED_TOTAL) | counter | `retry` | `RetryEvent::BudgetExhausted` |
+//! | [`palisade_adaptive_throttle_throttled_total`](ADAPTIVE_THROTTLE_THROTTLED_TOTAL) | counter | `adaptive_throttle` | `ThrottleEvent::Throttled` |
 //! | [`palisade_bulkhead_in_flight`](BULKHEAD_IN_FLIGHT) | gauge: calls inside now | `bulkhead` | sampled by [`watch_bulkhead`] |
 //! | [`palisade_bulkhead_queued`](BULKHEAD_QUEUED) | gauge: requests waiting now | `bulkhead` | sampled by [`watch_bulkhead`] |
 //! | [`palisade_bulkhead_in_flight_at_admission`](BULKHEAD_IN_FLIGHT_AT_ADMISSION) | histogram: calls inside at each admission | `bulkhead` | `BulkheadEvent::Admitted` |
@@ -158,12 +159,13 @@ pub use layer::{DEFAULT_MAX_ROUTES, MetricsLayer};
 #[cfg(feature = "prometheus")]
 pub use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 pub use names::{
-    BREAKER_STATE, BREAKER_TRANSITIONS_TOTAL, BULKHEAD_IN_FLIGHT, BULKHEAD_IN_FLIGHT_AT_ADMISSION,
-    BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE, BULKHEAD_QUEUED, BULKHEAD_REJECTIONS_TOTAL,
-    CANARY_ROLLBACKS_TOTAL, CANARY_WEIGHT_PERCENT, CANCELLED, COUNT_BUCKETS, DURATION_BUCKETS,
-    EVENTS_TOTAL, FAILURE, IDEMPOTENT_REPLAY, IGNORED, MESSAGES_TOTAL, RATELIMIT_DECISIONS_TOTAL,
-    REQUEST_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, RETRY_ATTEMPTS_TOTAL,
-    RETRY_BUDGET_EXHAUSTED_TOTAL, STORE_BYTES, STORE_CAPACITY_BYTES, SUCCESS, describe,
+    ADAPTIVE_THROTTLE_THROTTLED_TOTAL, BREAKER_STATE, BREAKER_TRANSITIONS_TOTAL,
+    BULKHEAD_IN_FLIGHT, BULKHEAD_IN_FLIGHT_AT_ADMISSION, BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE,
+    BULKHEAD_QUEUED, BULKHEAD_REJECTIONS_TOTAL, CANARY_ROLLBACKS_TOTAL, CANARY_WEIGHT_PERCENT,
+    CANCELLED, COUNT_BUCKETS, DURATION_BUCKETS, EVENTS_TOTAL, FAILURE, IDEMPOTENT_REPLAY, IGNORED,
+    MESSAGES_TOTAL, RATELIMIT_DECISIONS_TOTAL, REQUEST_DURATION_SECONDS, REQUESTS_IN_FLIGHT,
+    REQUESTS_TOTAL, RETRY_ATTEMPTS_TOTAL, RETRY_BUDGET_EXHAUSTED_TOTAL, STORE_BYTES,
+    STORE_CAPACITY_BYTES, SUCCESS, describe,
 };
 #[cfg(feature = "otel")]
 pub use otel::{OtelRecorder, install_otel};

@@ -21,6 +21,9 @@ pub const BREAKER_TRANSITIONS_TOTAL: &str = "palisade_breaker_transitions_total"
 pub const RETRY_ATTEMPTS_TOTAL: &str = "palisade_retry_attempts_total";
 /// Counter of retries refused by the retry budget, label `retry` (the instance).
 pub const RETRY_BUDGET_EXHAUSTED_TOTAL: &str = "palisade_retry_budget_exhausted_total";
+/// Counter of requests a client-side adaptive throttle shed locally, label
+/// `adaptive_throttle` (the instance).
+pub const ADAPTIVE_THROTTLE_THROTTLED_TOTAL: &str = "palisade_adaptive_throttle_throttled_total";
 /// Gauge of the calls inside a bulkhead now, label `bulkhead`; sampled by
 /// [`watch_bulkhead`](crate::watch_bulkhead).
 pub const BULKHEAD_IN_FLIGHT: &str = "palisade_bulkhead_in_flight";
@@ -119,6 +122,11 @@ pub fn describe() {
         RETRY_BUDGET_EXHAUSTED_TOTAL,
         Unit::Count,
         "Retries refused by the retry budget."
+    );
+    describe_counter!(
+        ADAPTIVE_THROTTLE_THROTTLED_TOTAL,
+        Unit::Count,
+        "Requests shed locally by a client-side adaptive throttle."
     );
     describe_gauge!(
         BULKHEAD_IN_FLIGHT,

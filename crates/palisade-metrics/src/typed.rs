@@ -9,10 +9,10 @@ use palisade_core::event::{Event, state};
 
 use crate::events::instance;
 use crate::names::{
-    BREAKER_STATE, BREAKER_TRANSITIONS_TOTAL, BULKHEAD_IN_FLIGHT_AT_ADMISSION,
-    BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE, BULKHEAD_REJECTIONS_TOTAL, CANARY_ROLLBACKS_TOTAL,
-    CANARY_WEIGHT_PERCENT, MESSAGES_TOTAL, RATELIMIT_DECISIONS_TOTAL, RETRY_ATTEMPTS_TOTAL,
-    RETRY_BUDGET_EXHAUSTED_TOTAL,
+    ADAPTIVE_THROTTLE_THROTTLED_TOTAL, BREAKER_STATE, BREAKER_TRANSITIONS_TOTAL,
+    BULKHEAD_IN_FLIGHT_AT_ADMISSION, BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE, BULKHEAD_REJECTIONS_TOTAL,
+    CANARY_ROLLBACKS_TOTAL, CANARY_WEIGHT_PERCENT, MESSAGES_TOTAL, RATELIMIT_DECISIONS_TOTAL,
+    RETRY_ATTEMPTS_TOTAL, RETRY_BUDGET_EXHAUSTED_TOTAL,
 };
 use crate::series::{OTHER, Series};
 
@@ -100,6 +100,7 @@ struct BreakerHandles {
 #[derive(Default)]
 pub(crate) struct LayerMetrics {
     retry: Series<RetryHandles>,
+    throttle: Series<Counter>,
     bulkhead: Series<BulkheadHandles>,
     ratelimit: Series<RateLimitHandles>,
     breaker: Series<BreakerHandles>,
@@ -116,6 +117,7 @@ impl LayerMetrics {
             "ratelimit" => self.ratelimit(event),
             "bulkhead" => self.bulkhead(event),
             "retry" => self.retry(event),
+            "adaptive_throttle" => self.throttle(event),
             "breaker" => self.breaker(event),
             "traffic" => self.traffic(event),
             "stream_processor" => self.messages(event),
@@ -207,6 +209,22 @@ impl LayerMetrics {
                 h.budget_exhausted.increment(1);
             }
         });
+    }
+
+    fn throttle(&self, event: &dyn Event) {
+        if event.name() != "throttled" {
+            return;
+        }
+        let make = |instance: SharedString| {
+            counter(
+                ADAPTIVE_THROTTLE_THROTTLED_TOTAL,
+                vec![Label::new("adaptive_throttle", instance)],
+            )
+        };
+        self.throttle
+            .with("adaptive_throttle", "", instance(event), make, |c| {
+                c.increment(1);
+            });
     }
 
     fn breaker(&self, event: &dyn Event) {

@@ -435,3 +435,36 @@ fn messages_by_type_and_outcome() {
     assert_eq!(types.len(), 65, "{types:?}"); // 64 names + "other"
     assert_eq!(messages("other", "handled"), 8); // t62..t69
 }
+
+#[tokio::test(start_paused = true)]
+async fn adaptive_throttle_sheds_are_counted() {
+    use palisade_retry::throttle::AdaptiveThrottleLayer;
+
+    let recorder = Recording::start();
+    let events = EventMetrics::new();
+    let layer = AdaptiveThrottleLayer::new()
+        .name("search")
+        .seed(5)
+        .on_event(events.callback());
+    let svc = layer.layer(service_fn(|_req: Request<()>| async {
+        let mut res = Response::new(());
+        *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+        Ok::<_, Infallible>(res)
+    }));
+    let mut shed = 0_u64;
+    for _ in 0..200 {
+        if svc.clone().oneshot(Request::new(())).await.is_err() {
+            shed += 1;
+        }
+    }
+    assert!(shed > 150, "{shed}");
+    let snap = recorder.snap();
+    assert_eq!(
+        snap.counter(
+            "palisade_adaptive_throttle_throttled_total",
+            &[("adaptive_throttle", "search")]
+        ),
+        shed
+    );
+    assert_eq!(snap.events("adaptive_throttle", "throttled"), shed);
+}

@@ -1,5 +1,6 @@
 //! No-retry success path: palisade's `Retry` vs tower's `Retry` (never-retry policy) vs
-//! tower-resilience's retry, same criterion group, plus allocations per call.
+//! tower-resilience's retry, same criterion group, plus allocations per call; and the
+//! adaptive throttle's passthrough (an upstream accepting everything) against the bare service.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::Empty;
-use palisade_retry::{ReplayBody, RetryLayer};
+use palisade_retry::{AdaptiveThrottleLayer, ReplayBody, RetryLayer};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::{Layer, Service};
 
@@ -81,6 +82,7 @@ fn bench(c: &mut Criterion) {
     let mut palisade_nb = RetryLayer::new().no_budget().layer(inner_b);
     let mut palisade_single = RetryLayer::new().no_budget().max_attempts(1).layer(inner_b);
     let mut tower_retry = tower::retry::RetryLayer::new(NeverRetry).layer(inner_t);
+    let mut throttle = AdaptiveThrottleLayer::new().seed(1).layer(inner_t);
     let mut resilience = tower_resilience::retry::RetryLayer::<
         &'static str,
         Response<()>,
@@ -99,6 +101,9 @@ fn bench(c: &mut Criterion) {
     });
     allocs_per_op("palisade-retry-no-budget", || {
         black_box(call(&mut palisade_nb, get()).unwrap());
+    });
+    allocs_per_op("adaptive-throttle", || {
+        black_box(call(&mut throttle, get()).unwrap());
     });
     allocs_per_op("tower-retry", || {
         black_box(call(&mut tower_retry, get()).unwrap());
@@ -135,6 +140,13 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             get,
             |req| call(&mut palisade_single, req).unwrap(),
+            BatchSize::SmallInput,
+        );
+    });
+    g.bench_function("adaptive-throttle", |b| {
+        b.iter_batched(
+            get,
+            |req| call(&mut throttle, req).unwrap(),
             BatchSize::SmallInput,
         );
     });

@@ -12,6 +12,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::backoff::BackoffState;
+use crate::budget::Budget;
 use crate::decide::{Next, decide};
 use crate::layer::Shared;
 use crate::policy::Predicate;
@@ -50,6 +51,8 @@ pub(crate) struct Attempts<S, P> {
     pub(crate) svc: Option<S>,
     pub(crate) sent: u32,
     pub(crate) deadline: Option<Deadline>,
+    /// The request host's budget, when budgets are per host (else the shared one applies).
+    pub(crate) host_budget: Option<Arc<dyn Budget>>,
     backoff: BackoffState,
     /// The per-attempt timeout, then the backoff.
     timer: BoxTimer,
@@ -69,6 +72,7 @@ impl<S, P> Attempts<S, P> {
             svc: None,
             sent: 0,
             deadline: None,
+            host_budget: None,
             backoff: BackoffState::new(),
             timer,
         }
@@ -110,8 +114,13 @@ impl<S, P> Attempts<S, P> {
                     step.set(Step::Done);
                     self.timer.arm(None);
                     self.sent += 1;
+                    let budget = self
+                        .host_budget
+                        .as_deref()
+                        .or(self.shared.budget.as_deref());
                     let next = decide(
                         &self.shared,
+                        budget,
                         self.sent,
                         &mut self.backoff,
                         self.deadline,

@@ -7,6 +7,10 @@
 //! - [`RetryThrottle`]: gRPC `retryThrottling` (gRFC A6) — a token bucket of `max_tokens`;
 //!   a failed attempt costs 1, a success adds `token_ratio`; retries and hedges are allowed
 //!   only while tokens > `max_tokens / 2`.
+//! - [`KeyedBudget`]: one budget of either kind per upstream host (the request's
+//!   authority), in a bounded store: a client talking to many hosts keeps one host's
+//!   outage from spending the retries of the others, and memory stays bounded however
+//!   many hosts it meets.
 //!
 //! ```
 //! use palisade_retry::budget::{Budget, TpsBudget};
@@ -25,7 +29,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicIsize, AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use palisade_core::clock::{Clock, nanos};
+use palisade_core::keyed::KeyedStore;
 use tokio::time::Instant;
 
 /// A retry budget. Implementations are shared (`Arc`) by all clones of the service.
@@ -260,10 +267,133 @@ impl Budget for RetryThrottle {
     }
 }
 
+/// Bounds of [`KeyedBudget::new`]'s `max_hosts`.
+pub const MAX_HOSTS_RANGE: (usize, usize) = (1, 1_000_000);
+
+/// One retry budget per upstream host, made on first use by a factory and kept in a
+/// bounded [`KeyedStore`]: at most `max_hosts` budgets, the least recently used evicted
+/// first, a budget unused for `idle` dropped.
+///
+/// The key is the request's authority (`host[:port]`, from the URI or else the `Host`
+/// header: [`RequestParts::authority`](palisade_core::RequestParts::authority)); requests
+/// without one share the budget of the empty key. An evicted host starts again from a
+/// fresh budget (full reserve): size `max_hosts` above the number of hosts a client
+/// really talks to, so that only hosts nobody calls any more are evicted.
+///
+/// Looking a host up takes one shard lock of the store (no allocation; a new host
+/// allocates its key and budget).
+///
+/// ```
+/// use palisade_retry::budget::{KeyedBudget, TpsBudget};
+/// use std::time::Duration;
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let budgets = KeyedBudget::new(1024, Duration::from_secs(600), || {
+///     TpsBudget::new(Duration::from_secs(1), 2, 0.2)
+/// });
+/// let a = budgets.budget_for("a.example").unwrap();
+/// assert!(a.withdraw() && a.withdraw() && !a.withdraw()); // a's reserve is spent...
+/// assert!(budgets.budget_for("b.example").unwrap().withdraw()); // ...b's is not
+/// assert_eq!(budgets.len(), 2);
+/// # }
+/// ```
+pub struct KeyedBudget {
+    store: KeyedStore<String, Arc<dyn Budget>>,
+    make: Box<dyn Fn() -> Arc<dyn Budget> + Send + Sync>,
+}
+
+impl fmt::Debug for KeyedBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedBudget")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyedBudget {
+    /// At most `max_hosts` budgets (clamped to [`MAX_HOSTS_RANGE`]), each dropped after
+    /// `idle` unused, made by `make`.
+    pub fn new<B: Budget>(
+        max_hosts: usize,
+        idle: Duration,
+        make: impl Fn() -> B + Send + Sync + 'static,
+    ) -> Self {
+        Self::from_fn(max_hosts, idle, move || Arc::new(make()) as Arc<dyn Budget>)
+    }
+
+    /// As [`new`](Self::new), with a factory of shared budgets (e.g. a kind chosen at run
+    /// time).
+    pub fn from_fn(
+        max_hosts: usize,
+        idle: Duration,
+        make: impl Fn() -> Arc<dyn Budget> + Send + Sync + 'static,
+    ) -> Self {
+        let max_hosts = max_hosts.clamp(MAX_HOSTS_RANGE.0, MAX_HOSTS_RANGE.1);
+        Self {
+            store: KeyedStore::new(max_hosts, idle),
+            make: Box::new(make),
+        }
+    }
+
+    /// The budget of `host`, made if new. `None` only if the store could not make room,
+    /// which an unpinned store never fails to do.
+    pub fn budget_for(&self, host: &str) -> Option<Arc<dyn Budget>> {
+        self.store.get_or_insert_with(host, || (self.make)()).ok()
+    }
+
+    /// Hosts with a budget now.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Whether no host has a budget.
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
+    /// The cap on hosts.
+    pub fn max_hosts(&self) -> usize {
+        self.store.max_keys()
+    }
+
+    /// Drops every budget unused for longer than `idle` (the request path drops a few as it
+    /// goes; this is for a periodic task).
+    pub fn evict_idle(&self) {
+        self.store.evict_idle();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn keyed_budgets_are_per_host_and_bounded() {
+        let budgets = KeyedBudget::new(2, Duration::from_secs(60), || {
+            TpsBudget::new(Duration::from_secs(1), 1, 1.0)
+        });
+        assert!(budgets.budget_for("a").unwrap().withdraw());
+        assert!(!budgets.budget_for("a").unwrap().withdraw());
+        assert!(budgets.budget_for("b").unwrap().withdraw());
+        // A third host evicts the least recently used (a), which starts over.
+        assert!(budgets.budget_for("c").unwrap().withdraw());
+        assert_eq!(budgets.len(), 2);
+        assert!(budgets.budget_for("a").unwrap().withdraw());
+        assert_eq!(budgets.max_hosts(), 2);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        budgets.evict_idle();
+        assert!(budgets.is_empty());
+        assert_eq!(
+            KeyedBudget::new(0, Duration::ZERO, RetryThrottle::default_for_tests).max_hosts(),
+            1
+        );
+    }
+
+    impl RetryThrottle {
+        fn default_for_tests() -> Self {
+            Self::new(10, 0.1)
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn tps_reserve() {

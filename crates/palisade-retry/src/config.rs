@@ -1,12 +1,13 @@
 //! Plain-data configuration of the retry layer, deserializable with the `serde` feature.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use palisade_core::ConfigError;
 use palisade_core::config::{check_duration, check_range};
 
 use crate::backoff::{Backoff, BackoffKind};
-use crate::budget::{RetryThrottle, TpsBudget};
+use crate::budget::{Budget, KeyedBudget, MAX_HOSTS_RANGE, RetryThrottle, TpsBudget};
 use crate::{HedgeLayer, RetryLayer};
 
 /// Which retry budget to use.
@@ -85,6 +86,17 @@ pub struct RetryConfig {
     pub throttle_max_tokens: u32,
     /// Throttle credit per success, 0.001–1000. Default 0.1.
     pub throttle_token_ratio: f32,
+    /// One budget per upstream host (the request's authority) instead of one shared by
+    /// every request. Default `false`.
+    pub budget_per_host: bool,
+    /// With `budget_per_host`: the most hosts given a budget, 1–1 000 000 (the least
+    /// recently used is evicted). Default 1024.
+    pub budget_max_hosts: usize,
+    /// With `budget_per_host`: a host's budget is dropped after this long unused, 1 s–24 h.
+    /// Default 10 min.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub budget_host_idle: Duration,
     /// RNG seed (tests). Default none (random).
     pub seed: Option<u64>,
 }
@@ -107,6 +119,9 @@ impl Default for RetryConfig {
             budget_retry_percent: 0.2,
             throttle_max_tokens: 10,
             throttle_token_ratio: 0.1,
+            budget_per_host: false,
+            budget_max_hosts: 1024,
+            budget_host_idle: Duration::from_secs(600),
             seed: None,
         }
     }
@@ -158,6 +173,31 @@ impl RetryConfig {
             palisade_core::config::check_instance_name("name", name)?;
             layer = layer.name(name);
         }
+        if self.budget_per_host {
+            check_range(
+                "budget_max_hosts",
+                self.budget_max_hosts,
+                MAX_HOSTS_RANGE.0,
+                MAX_HOSTS_RANGE.1,
+            )?;
+            check_duration(
+                "budget_host_idle",
+                self.budget_host_idle,
+                Duration::from_secs(1),
+                Duration::from_secs(86_400),
+            )?;
+        }
+        let per_host = |layer: RetryLayer, budget: fn(&Self) -> Arc<dyn Budget>| {
+            if !self.budget_per_host {
+                return layer.shared_budget(budget(self));
+            }
+            let cfg = self.clone();
+            layer.budget_per_host(KeyedBudget::from_fn(
+                self.budget_max_hosts,
+                self.budget_host_idle,
+                move || budget(&cfg),
+            ))
+        };
         layer = match self.budget {
             BudgetKind::None => layer.no_budget(),
             BudgetKind::Tps => {
@@ -180,11 +220,13 @@ impl RetryConfig {
                     0.0,
                     1000.0,
                 )?;
-                layer.budget(TpsBudget::new(
-                    self.budget_ttl,
-                    self.budget_min_per_sec,
-                    self.budget_retry_percent,
-                ))
+                per_host(layer, |c| {
+                    Arc::new(TpsBudget::new(
+                        c.budget_ttl,
+                        c.budget_min_per_sec,
+                        c.budget_retry_percent,
+                    ))
+                })
             }
             BudgetKind::Throttle => {
                 check_range("throttle_max_tokens", self.throttle_max_tokens, 1, 1000)?;
@@ -200,10 +242,12 @@ impl RetryConfig {
                     0.001,
                     1000.0,
                 )?;
-                layer.budget(RetryThrottle::new(
-                    self.throttle_max_tokens,
-                    self.throttle_token_ratio,
-                ))
+                per_host(layer, |c| {
+                    Arc::new(RetryThrottle::new(
+                        c.throttle_max_tokens,
+                        c.throttle_token_ratio,
+                    ))
+                })
             }
         };
         Ok(layer)
@@ -340,6 +384,28 @@ mod tests {
             bad(|c| c.per_attempt_timeout = Some(Duration::ZERO)),
             "per_attempt_timeout"
         );
+        assert_eq!(
+            bad(|c| {
+                c.budget_per_host = true;
+                c.budget_max_hosts = 0;
+            }),
+            "budget_max_hosts"
+        );
+        assert_eq!(
+            bad(|c| {
+                c.budget_per_host = true;
+                c.budget_host_idle = Duration::from_millis(10);
+            }),
+            "budget_host_idle"
+        );
+        let per_host = RetryConfig {
+            budget_per_host: true,
+            budget_max_hosts: 64,
+            ..RetryConfig::default()
+        }
+        .build()
+        .unwrap();
+        assert_eq!(per_host.get_budget_per_host().unwrap().max_hosts(), 64);
         let layer = RetryConfig {
             max_attempts: 5,
             ..RetryConfig::default()

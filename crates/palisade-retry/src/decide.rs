@@ -8,6 +8,7 @@ use palisade_core::{BoxError, Deadline};
 use tokio::time::Instant;
 
 use crate::backoff::BackoffState;
+use crate::budget::Budget;
 use crate::events::{GiveUpReason, RetryEvent};
 use crate::layer::Shared;
 use crate::policy::{Decision, Predicate};
@@ -30,9 +31,10 @@ fn give_up<P>(shared: &Shared<P>, attempts: u32, reason: GiveUpReason) {
 }
 
 /// The verdict after attempt number `attempts`: return the result, or retry after a delay
-/// (budget withdrawn, event emitted).
+/// (`budget` withdrawn, event emitted).
 pub(crate) fn decide<P, R>(
     shared: &Shared<P>,
+    budget: Option<&dyn Budget>,
     attempts: u32,
     backoff: &mut BackoffState,
     deadline: Option<Deadline>,
@@ -45,14 +47,14 @@ where
     let decision = shared.predicate.check(result);
     let (reason, after) = match decision {
         Decision::Success => {
-            if let Some(b) = &shared.budget {
+            if let Some(b) = budget {
                 b.record(true);
             }
             return Next::Return;
         }
         Decision::Return => return Next::Return,
         Decision::DontRetry => {
-            if let Some(b) = &shared.budget {
+            if let Some(b) = budget {
                 b.record(false);
             }
             if can_retry {
@@ -61,7 +63,7 @@ where
             return Next::Return;
         }
         Decision::Retry { reason, after } => {
-            if let Some(b) = &shared.budget {
+            if let Some(b) = budget {
                 b.record(false);
             }
             (reason, after)
@@ -98,7 +100,7 @@ where
         give_up(shared, attempts, GiveUpReason::Deadline);
         return Next::Return;
     }
-    if let Some(b) = &shared.budget
+    if let Some(b) = budget
         && !b.withdraw()
     {
         shared

@@ -1,4 +1,5 @@
-//! Events emitted by the retry layer.
+//! Events emitted by the retry layer ([`RetryEvent`]) and the adaptive throttle
+//! ([`ThrottleEvent`]).
 
 use std::time::Duration;
 
@@ -162,6 +163,52 @@ impl GiveUpReason {
             Self::ServerDelayTooLong => "server_delay_too_long",
             Self::Deadline => "deadline",
             Self::Pushback => "pushback",
+        }
+    }
+}
+
+/// What the client-side adaptive throttle ([`AdaptiveThrottleLayer`](crate::AdaptiveThrottleLayer))
+/// did. Layer name `"adaptive_throttle"`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ThrottleEvent {
+    /// A request was shed locally, without being sent.
+    Throttled {
+        /// The throttle's name.
+        instance: InstanceName,
+        /// The rejection probability it was shed with, in `[0, 1]`.
+        probability: f64,
+        /// Requests in the window, this one included.
+        requests: u64,
+        /// Accepts in the window.
+        accepts: u64,
+    },
+}
+
+impl Event for ThrottleEvent {
+    fn layer(&self) -> &'static str {
+        "adaptive_throttle"
+    }
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Throttled { .. } => "throttled",
+        }
+    }
+    fn instance(&self) -> &str {
+        match self {
+            Self::Throttled { instance, .. } => instance,
+        }
+    }
+    /// The rejection probability, in whole percent (rounded).
+    fn percent(&self) -> Option<u32> {
+        match self {
+            Self::Throttled { probability, .. } => Some((probability * 100.0).round() as u32),
+        }
+    }
+    /// Requests in the window.
+    fn count(&self) -> Option<u64> {
+        match self {
+            Self::Throttled { requests, .. } => Some(*requests),
         }
     }
 }

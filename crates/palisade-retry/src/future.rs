@@ -20,6 +20,7 @@ use tower_service::Service;
 
 use crate::attempts::{Attempts, Replay, Step};
 use crate::body::ReplayBody;
+use crate::budget::Budget;
 use crate::events::RetryEvent;
 use crate::head::HeadCopy;
 use crate::layer::Shared;
@@ -148,6 +149,15 @@ where
             attempts,
             replay,
         }
+    }
+
+    /// Sets the budget of the request's host (per-host budgets); `None` leaves the shared one.
+    #[inline]
+    pub(crate) fn with_host_budget(mut self, budget: Option<Arc<dyn Budget>>) -> Self {
+        if budget.is_some() {
+            self.attempts.host_budget = budget;
+        }
+        self
     }
 
     /// A request that is not retried: one call, already made.

@@ -10,7 +10,7 @@ use rand::rngs::SmallRng;
 use tower_layer::Layer;
 
 use crate::backoff::Backoff;
-use crate::budget::{Budget, TpsBudget};
+use crate::budget::{Budget, KeyedBudget, TpsBudget};
 use crate::events::RetryEvent;
 use crate::policy::{DefaultPredicate, IDEMPOTENCY_KEY, is_idempotent};
 use crate::service::Retry;
@@ -28,6 +28,7 @@ pub struct RetryLayer<P = DefaultPredicate> {
     pub(crate) backoff: Backoff,
     pub(crate) rng: Arc<Mutex<SmallRng>>,
     pub(crate) budget: Option<Arc<dyn Budget>>,
+    pub(crate) per_host: Option<Arc<KeyedBudget>>,
     pub(crate) listeners: Listeners<RetryEvent>,
     pub(crate) body_limit: usize,
     pub(crate) per_attempt_timeout: Option<Duration>,
@@ -42,6 +43,7 @@ impl<P: Clone> Clone for RetryLayer<P> {
             backoff: self.backoff,
             rng: self.rng.clone(),
             budget: self.budget.clone(),
+            per_host: self.per_host.clone(),
             listeners: self.listeners.clone(),
             body_limit: self.body_limit,
             per_attempt_timeout: self.per_attempt_timeout,
@@ -57,6 +59,7 @@ impl<P: fmt::Debug> fmt::Debug for RetryLayer<P> {
             .field("max_attempts", &self.max_attempts)
             .field("backoff", &self.backoff)
             .field("budget", &self.budget)
+            .field("per_host", &self.per_host)
             .field("body_limit", &self.body_limit)
             .field("per_attempt_timeout", &self.per_attempt_timeout)
             .field("retry_unsafe", &self.retry_unsafe)
@@ -79,6 +82,7 @@ impl RetryLayer {
             backoff: Backoff::default(),
             rng: Arc::new(Mutex::new(SmallRng::from_rng(&mut rand::rng()))),
             budget: Some(Arc::new(TpsBudget::default())),
+            per_host: None,
             listeners: Listeners::new().named("retry"),
             body_limit: DEFAULT_BODY_LIMIT,
             per_attempt_timeout: None,
@@ -108,21 +112,39 @@ impl<P> RetryLayer<P> {
     }
 
     /// The retry budget, shared by every service this layer builds and their clones.
+    /// Replaces a [`budget_per_host`](Self::budget_per_host).
     pub fn budget(mut self, budget: impl Budget) -> Self {
         self.budget = Some(Arc::new(budget));
+        self.per_host = None;
         self
     }
 
-    /// A budget already shared with other layers.
+    /// A budget already shared with other layers. Replaces a
+    /// [`budget_per_host`](Self::budget_per_host).
     pub fn shared_budget(mut self, budget: Arc<dyn Budget>) -> Self {
         self.budget = Some(budget);
+        self.per_host = None;
+        self
+    }
+
+    /// One budget per upstream host (the request's authority), in a bounded store;
+    /// replaces the shared budget. See [`KeyedBudget`].
+    pub fn budget_per_host(mut self, budgets: KeyedBudget) -> Self {
+        self.per_host = Some(Arc::new(budgets));
+        self.budget = None;
         self
     }
 
     /// No retry budget (only max attempts limit retries).
     pub fn no_budget(mut self) -> Self {
         self.budget = None;
+        self.per_host = None;
         self
+    }
+
+    /// The per-host budgets, when set (to read how many hosts are kept).
+    pub fn get_budget_per_host(&self) -> Option<&Arc<KeyedBudget>> {
+        self.per_host.as_ref()
     }
 
     /// The replay buffer limit in bytes; a larger request body is sent once, not retried.
@@ -166,6 +188,7 @@ impl<P> RetryLayer<P> {
             backoff: self.backoff,
             rng: self.rng,
             budget: self.budget,
+            per_host: self.per_host,
             listeners: self.listeners,
             body_limit: self.body_limit,
             per_attempt_timeout: self.per_attempt_timeout,
@@ -191,6 +214,7 @@ pub(crate) struct Shared<P> {
     pub(crate) backoff: Backoff,
     pub(crate) rng: Arc<Mutex<SmallRng>>,
     pub(crate) budget: Option<Arc<dyn Budget>>,
+    pub(crate) per_host: Option<Arc<KeyedBudget>>,
     pub(crate) listeners: Listeners<RetryEvent>,
     pub(crate) body_limit: usize,
     pub(crate) per_attempt_timeout: Option<Duration>,
@@ -199,18 +223,29 @@ pub(crate) struct Shared<P> {
 }
 
 impl<P> Shared<P> {
-    /// Called once per request, by every request type: deposits into the budget and says
-    /// whether the request may be retried (more than one attempt allowed, and a safe method,
-    /// an `Idempotency-Key`, or unsafe methods allowed). `body_len` is the body's known
-    /// length (or lower bound); over the replay limit, [`RetryEvent::BodyTooLarge`] is
-    /// emitted and the request is not retried.
+    /// The budget of the host `authority` when budgets are per host (`None` otherwise: the
+    /// shared budget, if any, applies). Requests without an authority share the empty key;
+    /// a store that cannot make room (never, unpinned) falls back to the shared budget.
+    pub(crate) fn host_budget(&self, authority: Option<&str>) -> Option<Arc<dyn Budget>> {
+        self.per_host
+            .as_ref()
+            .and_then(|k| k.budget_for(authority.unwrap_or("")))
+    }
+
+    /// Called once per request, by every request type: deposits into the budget (the
+    /// host's, `host`, when budgets are per host) and says whether the request may be
+    /// retried (more than one attempt allowed, and a safe method, an `Idempotency-Key`, or
+    /// unsafe methods allowed). `body_len` is the body's known length (or lower bound);
+    /// over the replay limit, [`RetryEvent::BodyTooLarge`] is emitted and the request is
+    /// not retried.
     pub(crate) fn admit(
         &self,
         method: &http::Method,
         headers: &http::HeaderMap,
         body_len: u64,
+        host: Option<&dyn Budget>,
     ) -> bool {
-        if let Some(b) = &self.budget {
+        if let Some(b) = host.or(self.budget.as_deref()) {
             b.deposit();
         }
         let retryable = self.max_attempts > 1
@@ -234,6 +269,7 @@ impl<P: Clone> RetryLayer<P> {
             backoff: self.backoff,
             rng: self.rng.clone(),
             budget: self.budget.clone(),
+            per_host: self.per_host.clone(),
             listeners: self.listeners.clone(),
             body_limit: self.body_limit,
             per_attempt_timeout: self.per_attempt_timeout,

@@ -28,7 +28,11 @@
 //!   unless [`HedgeLayer::hedge_unsafe_methods`] is set, and a 409 "still in flight" from
 //!   an `Idempotency-Key` server is never final while another copy is outstanding.
 //! - **Budget** ([`budget`]): Finagle/tower [`TpsBudget`] by default, or gRPC
-//!   [`RetryThrottle`]; shared by every clone.
+//!   [`RetryThrottle`]; shared by every clone, or one per upstream host
+//!   ([`KeyedBudget`](budget::KeyedBudget), bounded).
+//! - **Adaptive throttling** ([`throttle`]): the SRE book's client-side throttle; sheds
+//!   requests locally while the upstream rejects most of them, so the client sends about
+//!   `k` × what the upstream accepts.
 //!
 //! Place it inside the timeout layer (one deadline covers all attempts) and outside any
 //! per-attempt layers. The response future is a named state machine.
@@ -143,14 +147,16 @@ pub mod policy;
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
 mod service;
+pub mod throttle;
 mod timer;
 
 pub use self::backoff::{Backoff, BackoffKind};
 pub use self::body::{ReplayBody, RetryBody};
 pub use self::budget::{Budget, RetryThrottle, TpsBudget};
 pub use self::config::{BudgetKind, HedgeConfig, RetryConfig};
-pub use self::events::{GiveUpReason, RetryEvent, RetryReason};
+pub use self::events::{GiveUpReason, RetryEvent, RetryReason, ThrottleEvent};
 pub use self::hedge::{Hedge, HedgeBuilder, HedgeLayer};
 pub use self::layer::{DEFAULT_BODY_LIMIT, RetryLayer};
 pub use self::policy::{Decision, DefaultPredicate, Predicate, predicate_fn};
 pub use self::service::Retry;
+pub use self::throttle::{AdaptiveThrottle, AdaptiveThrottleConfig, AdaptiveThrottleLayer};

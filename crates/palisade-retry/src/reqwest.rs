@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use palisade_core::BoxError;
+use palisade_core::{BoxError, RequestParts};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
@@ -40,9 +40,11 @@ where
             .body()
             .and_then(reqwest::Body::as_bytes)
             .map_or(0, |b| b.len() as u64);
-        let retryable = shared.admit(req.method(), req.headers(), body_len);
+        let host = shared.host_budget(RequestParts::authority(&req));
+        let retryable = shared.admit(req.method(), req.headers(), body_len, host.as_deref());
         let template = if retryable { req.try_clone() } else { None };
         let mut attempts = Attempts::new(shared, true);
+        attempts.host_budget = host;
         let fut = if template.is_none() {
             self.get_mut().call(req)
         } else {

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::Request;
 use http_body::Body;
-use palisade_core::{BoxError, Deadline};
+use palisade_core::{BoxError, Deadline, RequestParts};
 use tower_service::Service;
 
 use crate::body::ReplayBody;
@@ -75,12 +75,13 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let shared = self.shared.clone();
         let body_len = req.body().size_hint().lower();
-        if !shared.admit(req.method(), req.headers(), body_len) {
+        let host = shared.host_budget(RequestParts::authority(&req));
+        if !shared.admit(req.method(), req.headers(), body_len, host.as_deref()) {
             // Not retryable: pass the body through untouched, never buffer.
             let fut = self.inner.call(req.map(ReplayBody::original));
-            return ResponseFuture::single(fut, shared);
+            return ResponseFuture::single(fut, shared).with_host_budget(host);
         }
         let deadline = Deadline::from_request(&req);
-        ResponseFuture::retrying(&mut self.inner, req, deadline, shared)
+        ResponseFuture::retrying(&mut self.inner, req, deadline, shared).with_host_budget(host)
     }
 }

@@ -92,3 +92,43 @@ async fn reqwest_client_retries_a_flaky_server() {
         }]
     );
 }
+
+/// The adaptive throttle around `reqwest::Client`: a real server refusing everything with
+/// 503 sees only a handful of the 200 requests; the rest fail locally with `Throttled`.
+#[tokio::test]
+async fn reqwest_client_is_throttled_by_a_refusing_server() {
+    use palisade_core::Throttled;
+    use palisade_retry::AdaptiveThrottleLayer;
+
+    let count = Arc::new(AtomicU32::new(0));
+    let app = Router::new()
+        .route(
+            "/busy",
+            axum::routing::get(|State(count): State<Arc<AtomicU32>>| async move {
+                count.fetch_add(1, Ordering::SeqCst);
+                StatusCode::SERVICE_UNAVAILABLE
+            }),
+        )
+        .with_state(count.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let client = reqwest::Client::new();
+    let svc = AdaptiveThrottleLayer::new().seed(11).layer(client.clone());
+    let mut shed = 0_u32;
+    for _ in 0..200 {
+        let req = client.get(format!("http://{addr}/busy")).build().unwrap();
+        match svc.clone().oneshot(req).await {
+            Ok(res) => assert_eq!(res.status(), 503),
+            Err(e) => {
+                assert!(e.is::<Throttled>(), "{e}");
+                shed += 1;
+            }
+        }
+    }
+    let sent = count.load(Ordering::SeqCst);
+    assert_eq!(sent + shed, 200);
+    // With no accepts the n-th request goes out with probability 1/n: about ln(200) ≈ 6.
+    assert!(sent < 20, "sent {sent}");
+}

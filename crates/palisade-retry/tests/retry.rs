@@ -701,3 +701,49 @@ async fn retries_rebuild_the_same_head() {
         assert_eq!(body, "payload");
     }
 }
+
+/// Per-host budgets: one host's outage spends its own retries, not another host's.
+#[tokio::test(start_paused = true)]
+async fn per_host_budgets_keep_one_hosts_outage_from_spending_anothers_retries() {
+    use palisade_retry::budget::KeyedBudget;
+
+    for per_host in [true, false] {
+        // Reserve of 2 retries per budget, no credit per request.
+        let make = || TpsBudget::new(Duration::from_secs(1), 2, 0.0);
+        let upstream = ScriptedService::otherwise(scripted::status(503));
+        let layer = RetryLayer::new()
+            .max_attempts(3)
+            .backoff(Backoff::constant(MS(1)));
+        let layer = if per_host {
+            layer.budget_per_host(KeyedBudget::new(16, Duration::from_secs(60), make))
+        } else {
+            layer.budget(make())
+        };
+        let svc = layer.layer(upstream.clone());
+        let get = |host: &str| {
+            Request::get(format!("http://{host}/"))
+                .body(Empty::<Bytes>::new())
+                .unwrap()
+        };
+        // Host a fails: 3 attempts, then its budget is spent (1 attempt).
+        for _ in 0..2 {
+            let res = svc.clone().oneshot(get("a.example")).await.unwrap();
+            assert_eq!(res.status(), 503);
+        }
+        assert_eq!(upstream.calls(), 4);
+        // Host b: its own budget (3 attempts), or the spent shared one (1).
+        svc.clone().oneshot(get("b.example")).await.unwrap();
+        let b_calls = upstream.calls() - 4;
+        assert_eq!(
+            b_calls,
+            if per_host { 3 } else { 1 },
+            "per_host = {per_host}"
+        );
+        let hosts: Vec<_> = upstream
+            .requests()
+            .iter()
+            .map(|s| s.uri.host().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(hosts[4], "b.example");
+    }
+}

@@ -94,3 +94,19 @@ fn mapping_table() {
         assert_eq!(r.grpc_code(), code, "{}", r.kind());
     }
 }
+
+#[test]
+fn throttled_renders_503_with_its_header_and_unavailable() {
+    let err: BoxError = Throttled::new(0.5).into();
+    let r = find_rejection(&*err).unwrap();
+    assert_eq!(r.kind(), "throttled");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.grpc_code(), GrpcCode::Unavailable);
+    assert_eq!(r.retry_after(), None);
+    let res = crate::response::rejection_response(r);
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()[crate::header::THROTTLED], "1");
+    assert!(res.headers().get(http::header::RETRY_AFTER).is_none());
+    let grpc = crate::response::grpc_rejection_response(r);
+    assert_eq!(grpc.headers()["grpc-status"], "14");
+}
