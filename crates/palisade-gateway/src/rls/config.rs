@@ -209,7 +209,15 @@ pub(crate) fn load(text: &str, into: &mut Domains, problems: &mut Vec<ConfigErro
         Err(e) => {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
-            problems.push(ConfigError::new(path, e.into_inner().to_string()));
+            let mut msg = e.into_inner().to_string();
+            // serde_yaml_ng starts its message with its own (shorter) path: drop it.
+            if let Some((head, rest)) = msg.split_once(": ")
+                && !head.contains(' ')
+                && path.starts_with(head)
+            {
+                msg = rest.to_owned();
+            }
+            problems.push(ConfigError::new(path, msg));
             return;
         }
     };

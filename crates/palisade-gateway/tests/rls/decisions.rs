@@ -2,7 +2,7 @@
 //! mode, unlimited and unmatched descriptors, hits_addend, overrides and the headers.
 
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::RateLimitOverride;
-use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitResponse;
+use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{Code, DescriptorStatus};
 use envoy_types::pb::google::protobuf::UInt64Value;
 
@@ -50,7 +50,7 @@ async fn statuses_per_descriptor_and_the_overall_code() {
     let prefix = unique_prefix("decisions");
     let rls = Rls::start(CONFIG, &["--prefix", &prefix, "--redis-timeout", "5s"]);
     let mut client = rls.client().await;
-    let mut call = async |req| {
+    let mut call = async |req: RateLimitRequest| {
         tokio::time::timeout(STEP, client.should_rate_limit(req))
             .await
             .expect("call timed out")
