@@ -386,8 +386,8 @@ async fn check_hits_spends_several_units_at_once() {
         .prefix(&prefix)
         .layer_name("hits")
         .timeout(Duration::from_secs(5));
-    let set = palisade_ratelimit::QuotaSet::new([Quota::per_minute("default", 10).unwrap()])
-        .unwrap();
+    let set =
+        palisade_ratelimit::QuotaSet::new([Quota::per_minute("default", 10).unwrap()]).unwrap();
     // 4 + 4 of 10 units admitted, 4 more refused (2 left), then 0 counts as 1.
     let d = backend.check_hits("k", &set, 4).await.unwrap();
     assert!(d.is_allowed());

@@ -107,9 +107,11 @@ impl Unit {
             "week" => Self::Week,
             "month" => Self::Month,
             "year" => {
-                return Err("`year` is not supported: Palisade's GCRA keeps windows up to 31 days \
+                return Err(
+                    "`year` is not supported: Palisade's GCRA keeps windows up to 31 days \
                      (second, minute, hour, day, week, month)"
-                    .into());
+                        .into(),
+                );
             }
             _ => {
                 return Err(format!(
@@ -209,20 +211,23 @@ pub(crate) fn load(text: &str, into: &mut Domains, problems: &mut Vec<ConfigErro
         Err(e) => {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
-            let mut msg = e.into_inner().to_string();
+            let msg = e.into_inner().to_string();
             // serde_yaml_ng starts its message with its own (shorter) path: drop it.
-            if let Some((head, rest)) = msg.split_once(": ")
-                && !head.contains(' ')
-                && path.starts_with(head)
-            {
-                msg = rest.to_owned();
-            }
+            let msg = match msg.split_once(": ") {
+                Some((head, rest)) if !head.contains(' ') && path.starts_with(head) => {
+                    rest.to_owned()
+                }
+                _ => msg,
+            };
             problems.push(ConfigError::new(path, msg));
             return;
         }
     };
     if file.domain.is_empty() {
-        problems.push(ConfigError::new("domain", "is required and must not be empty"));
+        problems.push(ConfigError::new(
+            "domain",
+            "is required and must not be empty",
+        ));
         return;
     }
     if into.domains.contains_key(&file.domain) {
@@ -264,17 +269,26 @@ fn level(
         let here = format!("{at}[{i}]");
         let mut ok = true;
         if d.key.is_empty() {
-            problems.push(ConfigError::new(format!("{here}.key"), "is required and must not be empty"));
+            problems.push(ConfigError::new(
+                format!("{here}.key"),
+                "is required and must not be empty",
+            ));
             ok = false;
         }
         if d.key.len() > MAX_TEXT {
-            problems.push(ConfigError::new(format!("{here}.key"), format!("at most {MAX_TEXT} bytes")));
+            problems.push(ConfigError::new(
+                format!("{here}.key"),
+                format!("at most {MAX_TEXT} bytes"),
+            ));
             ok = false;
         }
         let value = d.value.as_deref().filter(|v| !v.is_empty());
         if let Some(v) = value {
             if v.len() > MAX_TEXT {
-                problems.push(ConfigError::new(format!("{here}.value"), format!("at most {MAX_TEXT} bytes")));
+                problems.push(ConfigError::new(
+                    format!("{here}.value"),
+                    format!("at most {MAX_TEXT} bytes"),
+                ));
                 ok = false;
             }
             if v.trim_end_matches('*').contains('*') || v.ends_with("**") {
@@ -292,11 +306,20 @@ fn level(
         if d.rate_limit.as_ref().is_some_and(|rl| !rl.unlimited) && limit.is_none() {
             ok = false;
         }
-        let children = level(&d.descriptors, &format!("{here}.descriptors"), depth + 1, count, problems);
+        let children = level(
+            &d.descriptors,
+            &format!("{here}.descriptors"),
+            depth + 1,
+            count,
+            problems,
+        );
         if !ok {
             continue;
         }
-        let level = Level { limit, next: children };
+        let level = Level {
+            limit,
+            next: children,
+        };
         if let Err(problem) = node.insert(&d.key, value, level) {
             problems.push(ConfigError::new(here, problem));
         }
@@ -313,7 +336,10 @@ fn rate_limit(
 ) -> Option<Limit> {
     let at = format!("{here}.rate_limit");
     if rl.replaces.is_some() {
-        problems.push(ConfigError::new(format!("{at}.replaces"), "is not supported"));
+        problems.push(ConfigError::new(
+            format!("{at}.replaces"),
+            "is not supported",
+        ));
         return None;
     }
     let unit = rl.unit.as_deref().filter(|u| !u.is_empty());
@@ -359,7 +385,10 @@ fn rate_limit(
                 "limit" => "requests_per_unit",
                 _ => "unit",
             };
-            problems.push(ConfigError::new(format!("{at}.{field}"), e.problem().to_owned()));
+            problems.push(ConfigError::new(
+                format!("{at}.{field}"),
+                e.problem().to_owned(),
+            ));
             None
         }
     }
@@ -430,20 +459,32 @@ mod tests {
         let e = check("domain: edge\ndescriptors:\n  - key: a\n    rate_limit: {unit: second, requests_per_unit: 1, burst: 3}\n").unwrap_err();
         assert_eq!(e.len(), 1);
         assert!(
-            e[0].starts_with("invalid configuration `descriptors[0].rate_limit.burst`: unknown field `burst`"),
+            e[0].starts_with(
+                "invalid configuration `descriptors[0].rate_limit.burst`: unknown field `burst`"
+            ),
             "{e:?}"
         );
         let e = check("domain: edge\ndescriptors:\n  - key: a\n    rate_limit: {unit: second, requests_per_unit: -1}\n").unwrap_err();
-        assert!(e[0].contains("descriptors[0].rate_limit.requests_per_unit"), "{e:?}");
+        assert!(
+            e[0].contains("descriptors[0].rate_limit.requests_per_unit"),
+            "{e:?}"
+        );
         let e = check("descriptors: []\n").unwrap_err();
-        assert_eq!(e, ["invalid configuration `domain`: is required and must not be empty"]);
+        assert_eq!(
+            e,
+            ["invalid configuration `domain`: is required and must not be empty"]
+        );
     }
 
     #[test]
     fn duplicates_are_refused() {
         let mut d = Domains::default();
         let mut problems = Vec::new();
-        load("domain: edge\ndescriptors:\n  - key: a\n    value: x\n  - key: a\n    value: x\n", &mut d, &mut problems);
+        load(
+            "domain: edge\ndescriptors:\n  - key: a\n    value: x\n  - key: a\n    value: x\n",
+            &mut d,
+            &mut problems,
+        );
         load("domain: edge\n", &mut d, &mut problems);
         let p: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(
@@ -462,7 +503,10 @@ mod tests {
         }
         assert!(Unit::from_proto(0).is_err());
         assert!(Unit::from_proto(6).unwrap_err().contains("year"));
-        assert_eq!(Unit::parse("Month").unwrap().window(), Duration::from_secs(2_592_000));
+        assert_eq!(
+            Unit::parse("Month").unwrap().window(),
+            Duration::from_secs(2_592_000)
+        );
         assert_eq!(default_name("path", Some("/caf\u{e9}")), "path_/caf_");
     }
 }

@@ -55,7 +55,12 @@ struct KeyEntry {
 
 impl Node {
     /// Adds a descriptor; a second one with the same key and value is refused.
-    pub(crate) fn insert(&mut self, key: &str, value: Option<&str>, level: Level) -> Result<(), String> {
+    pub(crate) fn insert(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        level: Level,
+    ) -> Result<(), String> {
         let entry = self.keys.entry(key.to_owned()).or_default();
         let dup = || match value {
             Some(v) => format!("duplicate descriptor `{key}` = `{v}`"),
@@ -168,7 +173,10 @@ descriptors:
         assert_eq!(find(&[("ip", "10.0.0.1")]).as_deref(), Some("exact-ip"));
         assert_eq!(find(&[("ip", "10.0.0.2")]).as_deref(), Some("any-ip"));
         assert_eq!(find(&[("ip", "192.168.1.1")]).as_deref(), Some("unlimited"));
-        assert_eq!(find(&[("tenant", "a"), ("user", "u1")]).as_deref(), Some("tenant-a-user"));
+        assert_eq!(
+            find(&[("tenant", "a"), ("user", "u1")]).as_deref(),
+            Some("tenant-a-user")
+        );
         // The limit is the last entry's: a prefix of a nested descriptor has none.
         assert_eq!(find(&[("tenant", "a")]), None);
         assert_eq!(find(&[("tenant", "b"), ("user", "u1")]), None);

@@ -20,7 +20,8 @@ use super::service::Applied;
 /// The headers for the limits that applied; `over`: the overall code is `OVER_LIMIT`.
 pub(crate) fn response_headers(applied: &[&Applied], over: bool) -> Vec<(&'static str, String)> {
     let Some(closest) = applied.iter().min_by(|a, b| {
-        let refused = |x: &Applied| !(x.over && !x.shadow);
+        // `false` sorts first: a refusing limit is the closest.
+        let refused = |x: &Applied| !x.over || x.shadow;
         (refused(a), a.remaining, std::cmp::Reverse(a.reset)).cmp(&(
             refused(b),
             b.remaining,
@@ -43,8 +44,19 @@ pub(crate) fn response_headers(applied: &[&Applied], over: bool) -> Vec<(&'stati
             policy.push_str(", ");
             state.push_str(", ");
         }
-        write_policy_item(&mut policy, &a.name, u64::from(a.requests_per_unit), Some(w), None);
-        write_limit_item(&mut state, &a.name, u64::from(a.remaining), seconds_ceil(a.reset));
+        write_policy_item(
+            &mut policy,
+            &a.name,
+            u64::from(a.requests_per_unit),
+            Some(w),
+            None,
+        );
+        write_limit_item(
+            &mut state,
+            &a.name,
+            u64::from(a.remaining),
+            seconds_ceil(a.reset),
+        );
     }
     let mut out = vec![
         ("x-ratelimit-limit", limit),
@@ -72,7 +84,14 @@ mod tests {
     use super::super::config::Unit;
     use super::*;
 
-    fn applied(name: &str, rpu: u32, unit: Unit, over: bool, remaining: u32, reset_ms: u64) -> Applied {
+    fn applied(
+        name: &str,
+        rpu: u32,
+        unit: Unit,
+        over: bool,
+        remaining: u32,
+        reset_ms: u64,
+    ) -> Applied {
         Applied {
             name: name.into(),
             requests_per_unit: rpu,
@@ -92,11 +111,20 @@ mod tests {
         assert_eq!(
             h,
             [
-                ("x-ratelimit-limit", r#"10, 10;w=1;name="per-ip", 1000;w=3600;name="hourly""#.to_owned()),
+                (
+                    "x-ratelimit-limit",
+                    r#"10, 10;w=1;name="per-ip", 1000;w=3600;name="hourly""#.to_owned()
+                ),
                 ("x-ratelimit-remaining", "3".to_owned()),
                 ("x-ratelimit-reset", "1".to_owned()),
-                ("ratelimit-policy", r#""per-ip";q=10;w=1, "hourly";q=1000;w=3600"#.to_owned()),
-                ("ratelimit", r#""per-ip";r=3;t=1, "hourly";r=998;t=8"#.to_owned()),
+                (
+                    "ratelimit-policy",
+                    r#""per-ip";q=10;w=1, "hourly";q=1000;w=3600"#.to_owned()
+                ),
+                (
+                    "ratelimit",
+                    r#""per-ip";r=3;t=1, "hourly";r=998;t=8"#.to_owned()
+                ),
             ]
         );
         // A refused limit is the closest, whatever the others' remaining.

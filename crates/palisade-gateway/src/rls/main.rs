@@ -106,7 +106,9 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 let t = humantime_serde::re::humantime::parse_duration(&v)
                     .map_err(|e| format!("--redis-timeout `{v}`: {e} (e.g. 50ms)"))?;
                 if t < Duration::from_millis(1) || t > Duration::from_secs(60) {
-                    return Err(format!("--redis-timeout `{v}`: must be between 1ms and 60s"));
+                    return Err(format!(
+                        "--redis-timeout `{v}`: must be between 1ms and 60s"
+                    ));
                 }
                 o.timeout = t;
             }
@@ -199,7 +201,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -274,8 +279,16 @@ mod tests {
         assert_eq!(o.on_failure, OnFailure::Deny);
         assert!(parse_args(&args("check a b")).unwrap().check_only);
         assert!(parse_args(&args("")).unwrap_err().contains("--config"));
-        assert!(parse_args(&args("-c a --on-redis-failure maybe")).unwrap_err().contains("error, allow or deny"));
+        assert!(
+            parse_args(&args("-c a --on-redis-failure maybe"))
+                .unwrap_err()
+                .contains("error, allow or deny")
+        );
         assert!(parse_args(&args("-c a --redis-timeout 0s")).is_err());
-        assert!(parse_args(&args("-c a --listen")).unwrap_err().contains("needs a value"));
+        assert!(
+            parse_args(&args("-c a --listen"))
+                .unwrap_err()
+                .contains("needs a value")
+        );
     }
 }

@@ -105,7 +105,7 @@ pub(crate) struct Applied {
     pub(crate) reset: Duration,
 }
 
-fn invalid(field: String, problem: &str) -> Status {
+fn invalid(field: &str, problem: &str) -> Status {
     Status::invalid_argument(format!("{field}: {problem}"))
 }
 
@@ -119,47 +119,50 @@ fn proto_duration(d: Duration) -> envoy_types::pb::google::protobuf::Duration {
 /// Checks a request's shape; the first problem, naming its field.
 fn check_request(req: &RateLimitRequest) -> Result<(), Status> {
     if req.domain.is_empty() {
-        return Err(invalid("domain".into(), "must not be empty"));
+        return Err(invalid("domain", "must not be empty"));
     }
     if req.domain.len() > MAX_ENTRY_TEXT {
-        return Err(invalid("domain".into(), "is longer than 1024 bytes"));
+        return Err(invalid("domain", "is longer than 1024 bytes"));
     }
     if req.descriptors.is_empty() {
-        return Err(invalid("descriptors".into(), "must not be empty"));
+        return Err(invalid("descriptors", "must not be empty"));
     }
     if req.descriptors.len() > MAX_REQUEST_DESCRIPTORS {
         return Err(invalid(
-            "descriptors".into(),
+            "descriptors",
             &format!("at most {MAX_REQUEST_DESCRIPTORS} per request"),
         ));
     }
     for (i, d) in req.descriptors.iter().enumerate() {
         if d.entries.is_empty() {
-            return Err(invalid(format!("descriptors[{i}].entries"), "must not be empty"));
+            return Err(invalid(
+                &format!("descriptors[{i}].entries"),
+                "must not be empty",
+            ));
         }
         if d.entries.len() > MAX_ENTRIES {
             return Err(invalid(
-                format!("descriptors[{i}].entries"),
+                &format!("descriptors[{i}].entries"),
                 &format!("at most {MAX_ENTRIES} per descriptor"),
             ));
         }
         for (j, e) in d.entries.iter().enumerate() {
             if e.key.is_empty() {
                 return Err(invalid(
-                    format!("descriptors[{i}].entries[{j}].key"),
+                    &format!("descriptors[{i}].entries[{j}].key"),
                     "must not be empty",
                 ));
             }
             if e.key.len() > MAX_ENTRY_TEXT || e.value.len() > MAX_ENTRY_TEXT {
                 return Err(invalid(
-                    format!("descriptors[{i}].entries[{j}]"),
+                    &format!("descriptors[{i}].entries[{j}]"),
                     "key and value must be at most 1024 bytes each",
                 ));
             }
         }
         if d.is_negative_hits {
             return Err(invalid(
-                format!("descriptors[{i}].is_negative_hits"),
+                &format!("descriptors[{i}].is_negative_hits"),
                 "is not supported",
             ));
         }
@@ -167,7 +170,7 @@ fn check_request(req: &RateLimitRequest) -> Result<(), Status> {
             && h.value > u64::from(u32::MAX)
         {
             return Err(invalid(
-                format!("descriptors[{i}].hits_addend"),
+                &format!("descriptors[{i}].hits_addend"),
                 "must be at most 4294967295",
             ));
         }
@@ -180,12 +183,12 @@ fn override_limit(i: usize, d: &RateLimitDescriptor) -> Result<Option<Limit>, St
     let Some(o) = &d.limit else {
         return Ok(None);
     };
-    let unit =
-        Unit::from_proto(o.unit).map_err(|e| invalid(format!("descriptors[{i}].limit.unit"), &e))?;
+    let unit = Unit::from_proto(o.unit)
+        .map_err(|e| invalid(&format!("descriptors[{i}].limit.unit"), &e))?;
     let name = format!("override-{}-per-{}", o.requests_per_unit, unit.name());
     config::limit(&name, o.requests_per_unit, unit, false)
         .map(Some)
-        .map_err(|e| invalid(format!("descriptors[{i}].limit"), e.problem()))
+        .map_err(|e| invalid(&format!("descriptors[{i}].limit"), e.problem()))
 }
 
 impl Rls {
@@ -217,16 +220,20 @@ impl Rls {
             limits.push(limit);
         }
         let checks = req.descriptors.iter().zip(&limits).map(|(d, limit)| {
-            let hits = d.hits_addend.as_ref().map_or(request_hits, |h| h.value as u32).max(1);
+            let hits = d
+                .hits_addend
+                .as_ref()
+                .map_or(request_hits, |h| h.value as u32)
+                .max(1);
             let key = DescriptorKey {
                 domain: &req.domain,
                 entries: &d.entries,
             };
             async move {
                 match limit {
-                    Some(Limit::Limited {
-                        quota: Some(q), ..
-                    }) => Some(self.backend.check_hits(&key, q, hits).await),
+                    Some(Limit::Limited { quota: Some(q), .. }) => {
+                        Some(self.backend.check_hits(&key, q, hits).await)
+                    }
                     _ => None,
                 }
             }
@@ -275,7 +282,11 @@ impl Rls {
                 if d.is_allowed() {
                     (false, remaining, s.reset)
                 } else {
-                    (true, remaining, s.wait.min(unit.window()).max(Duration::from_millis(1)))
+                    (
+                        true,
+                        remaining,
+                        s.wait.min(unit.window()).max(Duration::from_millis(1)),
+                    )
                 }
             }
             Some(Err(e)) => {
@@ -289,7 +300,11 @@ impl Rls {
                 }
             }
         };
-        let code = if over && !shadow { Code::OverLimit } else { Code::Ok };
+        let code = if over && !shadow {
+            Code::OverLimit
+        } else {
+            Code::Ok
+        };
         let status = DescriptorStatus {
             code: code as i32,
             current_limit: Some(RateLimit {

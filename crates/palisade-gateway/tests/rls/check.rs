@@ -27,11 +27,23 @@ fn check_exits_2_with_every_problem_and_its_path() {
     let bad = dir.0.join("bad.yaml");
     std::fs::write(&bad, BAD).unwrap();
     let typo = dir.0.join("typo.yaml");
-    std::fs::write(&typo, "domain: x\ndescriptors:\n  - key: a\n    ratelimit: {}\n").unwrap();
-    let out = Command::new(BIN).arg("check").arg(&bad).arg(&typo).output().unwrap();
+    std::fs::write(
+        &typo,
+        "domain: x\ndescriptors:\n  - key: a\n    ratelimit: {}\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg(&bad)
+        .arg(&typo)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("invalid configuration (6 problems):"), "{err}");
+    assert!(
+        err.starts_with("invalid configuration (6 problems):"),
+        "{err}"
+    );
     for p in [
         "bad.yaml: invalid configuration `descriptors[0].rate_limit.unit`: unknown unit `fortnight`",
         "bad.yaml: invalid configuration `descriptors[1].key`: is required",
@@ -43,7 +55,11 @@ fn check_exits_2_with_every_problem_and_its_path() {
         assert!(err.contains(p), "missing {p:?} in:\n{err}");
     }
     // The same for --config: nothing is served.
-    let out = Command::new(BIN).arg("--config").arg(&bad).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 

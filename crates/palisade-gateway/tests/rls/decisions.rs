@@ -2,8 +2,8 @@
 //! mode, unlimited and unmatched descriptors, hits_addend, overrides and the headers.
 
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::RateLimitOverride;
-use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{Code, DescriptorStatus};
+use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use envoy_types::pb::google::protobuf::UInt64Value;
 
 use crate::support::{Rls, STEP, delete, descriptor, keys, redis, request, unique_prefix};
@@ -66,11 +66,23 @@ async fn statuses_per_descriptor_and_the_overall_code() {
         assert_eq!(code(s), Code::Ok);
         assert_eq!(s.limit_remaining, left);
         let limit = s.current_limit.as_ref().unwrap();
-        assert_eq!((limit.name.as_str(), limit.requests_per_unit, limit.unit), ("user", 3, 2));
+        assert_eq!(
+            (limit.name.as_str(), limit.requests_per_unit, limit.unit),
+            ("user", 3, 2)
+        );
         let reset = s.duration_until_reset.unwrap();
-        assert!(reset.seconds <= 60 && (reset.seconds, reset.nanos) > (0, 0), "{reset:?}");
-        assert_eq!(header(&r, "x-ratelimit-remaining"), Some(left.to_string().as_str()));
-        assert_eq!(header(&r, "x-ratelimit-limit"), Some(r#"3, 3;w=60;name="user""#));
+        assert!(
+            reset.seconds <= 60 && (reset.seconds, reset.nanos) > (0, 0),
+            "{reset:?}"
+        );
+        assert_eq!(
+            header(&r, "x-ratelimit-remaining"),
+            Some(left.to_string().as_str())
+        );
+        assert_eq!(
+            header(&r, "x-ratelimit-limit"),
+            Some(r#"3, 3;w=60;name="user""#)
+        );
         assert_eq!(header(&r, "ratelimit-policy"), Some(r#""user";q=3;w=60"#));
         assert_eq!(header(&r, "retry-after"), None);
     }
@@ -98,7 +110,10 @@ async fn statuses_per_descriptor_and_the_overall_code() {
     .await;
     assert_eq!(r.overall_code, Code::OverLimit as i32);
     let codes: Vec<Code> = r.statuses.iter().map(code).collect();
-    assert_eq!(codes, [Code::Ok, Code::Ok, Code::Ok, Code::Ok, Code::OverLimit]);
+    assert_eq!(
+        codes,
+        [Code::Ok, Code::Ok, Code::Ok, Code::Ok, Code::OverLimit]
+    );
     assert_eq!(r.statuses[0].limit_remaining, 2);
     assert_eq!(r.statuses[1].limit_remaining, 99);
     assert_eq!(r.statuses[1].current_limit.as_ref().unwrap().name, "vip");
@@ -128,11 +143,18 @@ async fn statuses_per_descriptor_and_the_overall_code() {
 
     // Nested: the limit is the last entry's.
     for expected in [Code::Ok, Code::Ok, Code::OverLimit] {
-        let r = call(request("edge", vec![descriptor(&[("tenant", "acme"), ("user", "u1")])])).await;
+        let r = call(request(
+            "edge",
+            vec![descriptor(&[("tenant", "acme"), ("user", "u1")])],
+        ))
+        .await;
         assert_eq!(code(&r.statuses[0]), expected);
     }
     let r = call(request("edge", vec![descriptor(&[("tenant", "acme")])])).await;
-    assert_eq!((code(&r.statuses[0]), r.statuses[0].current_limit.clone()), (Code::Ok, None));
+    assert_eq!(
+        (code(&r.statuses[0]), r.statuses[0].current_limit.clone()),
+        (Code::Ok, None)
+    );
 
     // hits_addend: the request's (0 means 1), overridden by the descriptor's.
     let mut req = request("edge", vec![descriptor(&[("user", "carol")])]);
@@ -143,7 +165,10 @@ async fn statuses_per_descriptor_and_the_overall_code() {
     assert_eq!(code(&r.statuses[0]), Code::OverLimit);
     req.descriptors[0].hits_addend = Some(UInt64Value { value: 1 });
     let r = call(req).await;
-    assert_eq!((code(&r.statuses[0]), r.statuses[0].limit_remaining), (Code::Ok, 0));
+    assert_eq!(
+        (code(&r.statuses[0]), r.statuses[0].limit_remaining),
+        (Code::Ok, 0)
+    );
 
     // A limit override from Envoy replaces the configured one.
     let mut d = descriptor(&[("user", "dave")]);
@@ -169,7 +194,9 @@ async fn statuses_per_descriptor_and_the_overall_code() {
         found.contains(&format!("{prefix}rls:{{edge:user:alice}}:user")),
         "{found:?}"
     );
-    assert!(found.contains(&format!("{prefix}rls:{{edge:tenant:acme:user:u1}}:acme-user")));
+    assert!(found.contains(&format!(
+        "{prefix}rls:{{edge:tenant:acme:user:u1}}:acme-user"
+    )));
     // alice, bob, vip, /login, acme/u1, carol and (unless it expired already) dave's override.
     assert!((6..=7).contains(&found.len()), "{found:?}");
     delete(&mut conn, &prefix).await;

@@ -20,15 +20,30 @@ fn closed_port() -> u16 {
 async fn redis_down_is_unavailable_or_the_configured_answer() {
     let redis = format!("redis://127.0.0.1:{}", closed_port());
     let req = || request("edge", vec![descriptor(&[("user", "a")])]);
-    for (mode, expected) in [("error", None), ("allow", Some(Code::Ok)), ("deny", Some(Code::OverLimit))] {
+    for (mode, expected) in [
+        ("error", None),
+        ("allow", Some(Code::Ok)),
+        ("deny", Some(Code::OverLimit)),
+    ] {
         let rls = Rls::start(
             CONFIG,
-            &["--redis", &redis, "--redis-timeout", "200ms", "--on-redis-failure", mode],
+            &[
+                "--redis",
+                &redis,
+                "--redis-timeout",
+                "200ms",
+                "--on-redis-failure",
+                mode,
+            ],
         );
         let mut client = rls.client().await;
         let started = Instant::now();
         let r = client.should_rate_limit(req()).await;
-        assert!(started.elapsed() < Duration::from_secs(3), "{mode}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{mode}: {:?}",
+            started.elapsed()
+        );
         match expected {
             None => {
                 let e = r.unwrap_err();

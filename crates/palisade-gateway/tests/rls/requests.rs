@@ -43,21 +43,52 @@ async fn bad_requests_are_invalid_argument() {
         d
     };
     let cases = [
-        (request("", vec![descriptor(&[("ip", "1")])]), "domain: must not be empty"),
+        (
+            request("", vec![descriptor(&[("ip", "1")])]),
+            "domain: must not be empty",
+        ),
         (request("edge", vec![]), "descriptors: must not be empty"),
-        (request("edge", vec![descriptor(&[("ip", "1")]), descriptor(&[])]), "descriptors[1].entries: must not be empty"),
-        (request("edge", vec![descriptor(&[("ip", "1"), ("", "v")])]), "descriptors[0].entries[1].key: must not be empty"),
-        (request("edge", vec![descriptor(&[("ip", long.as_str())])]), "descriptors[0].entries[0]: key and value must be at most 1024 bytes each"),
-        (request("edge", vec![descriptor(&[("ip", "1")]); 65]), "descriptors: at most 64 per request"),
-        (request("edge", vec![year]), "descriptors[0].limit.unit: `year` is not supported"),
-        (request("edge", vec![unknown_unit]), "descriptors[0].limit.unit: unknown unit number 42"),
-        (request("edge", vec![negative]), "descriptors[0].is_negative_hits: is not supported"),
-        (request("edge", vec![huge]), "descriptors[0].hits_addend: must be at most 4294967295"),
+        (
+            request("edge", vec![descriptor(&[("ip", "1")]), descriptor(&[])]),
+            "descriptors[1].entries: must not be empty",
+        ),
+        (
+            request("edge", vec![descriptor(&[("ip", "1"), ("", "v")])]),
+            "descriptors[0].entries[1].key: must not be empty",
+        ),
+        (
+            request("edge", vec![descriptor(&[("ip", long.as_str())])]),
+            "descriptors[0].entries[0]: key and value must be at most 1024 bytes each",
+        ),
+        (
+            request("edge", vec![descriptor(&[("ip", "1")]); 65]),
+            "descriptors: at most 64 per request",
+        ),
+        (
+            request("edge", vec![year]),
+            "descriptors[0].limit.unit: `year` is not supported",
+        ),
+        (
+            request("edge", vec![unknown_unit]),
+            "descriptors[0].limit.unit: unknown unit number 42",
+        ),
+        (
+            request("edge", vec![negative]),
+            "descriptors[0].is_negative_hits: is not supported",
+        ),
+        (
+            request("edge", vec![huge]),
+            "descriptors[0].hits_addend: must be at most 4294967295",
+        ),
     ];
     for (req, message) in cases {
         let e = client.should_rate_limit(req).await.unwrap_err();
         assert_eq!(e.code(), GrpcCode::InvalidArgument, "{e:?}");
-        assert!(e.message().starts_with(message), "{:?} vs {message:?}", e.message());
+        assert!(
+            e.message().starts_with(message),
+            "{:?} vs {message:?}",
+            e.message()
+        );
     }
     // Still serving.
     let r = client

@@ -54,7 +54,10 @@ pub(crate) fn unique_prefix(test: &str) -> String {
 }
 
 /// The keys under `prefix`, sorted.
-pub(crate) async fn keys(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
+pub(crate) async fn keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+) -> Vec<String> {
     let mut keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}*"))
         .query_async(conn)
@@ -68,7 +71,11 @@ pub(crate) async fn keys(conn: &mut redis::aio::MultiplexedConnection, prefix: &
 pub(crate) async fn delete(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) {
     let keys = keys(conn, prefix).await;
     if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(&keys).query_async(conn).await.unwrap();
+        let _: () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(conn)
+            .await
+            .unwrap();
     }
 }
 
