@@ -16,7 +16,8 @@
 //! is one unit every `unit / n`, bursts up to `n`) instead of fixed windows, so there is
 //! no double burst at a window edge; `duration_until_reset` is the time until the limit is
 //! full again (or, when refused, until one more request is admitted); `year` and
-//! `replaces` are refused at load; a malformed request is `INVALID_ARGUMENT`.
+//! `replaces` are refused at load; a malformed request is `INVALID_ARGUMENT`. SIGHUP reloads
+//! the files (a bad set is refused, the last good one stays).
 //!
 //! The service's modules: [`config`] (the files), [`descriptors`] (the tree and the
 //! matching), [`service`] (the gRPC method), [`headers`] (`response_headers_to_add`).
@@ -235,8 +236,8 @@ async fn serve(opts: Options, domains: Domains) -> ExitCode {
     let _ = std::io::stdout().flush();
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let result = tonic::transport::Server::builder()
-        .add_service(RateLimitServiceServer::new(rls))
-        .serve_with_incoming_shutdown(incoming, shutdown())
+        .add_service(RateLimitServiceServer::new(rls.clone()))
+        .serve_with_incoming_shutdown(incoming, shutdown(&rls, &opts.configs))
         .await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -247,19 +248,35 @@ async fn serve(opts: Options, domains: Domains) -> ExitCode {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown() {
+/// Resolves on Ctrl-C or SIGTERM; on SIGHUP reads `files` again and, if they are valid,
+/// serves them (else keeps the last good configuration and prints the problems).
+async fn shutdown(rls: &Rls, files: &[PathBuf]) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+        if let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => return,
+                    _ = term.recv() => return,
+                    _ = hup.recv() => match load(files) {
+                        Ok(domains) => {
+                            tracing::info!(target: "palisade_rls", domains = domains.domains.len(), "configuration reloaded");
+                            rls.reload(domains);
+                        }
+                        Err(problems) => {
+                            tracing::warn!(target: "palisade_rls", problems = problems.len(), "reload rejected; the last good configuration stays");
+                            print_problems(&problems);
+                        }
+                    },
+                }
             }
-            return;
         }
     }
+    let _ = (rls, files);
     let _ = tokio::signal::ctrl_c().await;
 }
 

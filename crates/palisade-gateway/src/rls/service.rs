@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::Entry;
@@ -61,7 +62,8 @@ impl OnFailure {
 /// The rate-limit service: the checked configuration and the Redis backend.
 #[derive(Debug, Clone)]
 pub(crate) struct Rls {
-    domains: Arc<Domains>,
+    /// Swapped whole on reload (SIGHUP); a request reads one version throughout.
+    domains: Arc<ArcSwap<Domains>>,
     backend: RedisBackend,
     on_failure: OnFailure,
 }
@@ -196,17 +198,23 @@ impl Rls {
     /// its layer name is set to `rls`).
     pub(crate) fn new(domains: Domains, backend: RedisBackend, on_failure: OnFailure) -> Self {
         Self {
-            domains: Arc::new(domains),
+            domains: Arc::new(ArcSwap::from_pointee(domains)),
             backend: backend.layer_name("rls"),
             on_failure,
         }
+    }
+
+    /// Replaces the configuration; requests in flight finish with the old one.
+    pub(crate) fn reload(&self, domains: Domains) {
+        self.domains.store(Arc::new(domains));
     }
 
     /// Decides one request.
     pub(crate) async fn decide(&self, req: &RateLimitRequest) -> Result<RateLimitResponse, Status> {
         check_request(req)?;
         let request_hits = req.hits_addend.max(1);
-        let root = self.domains.domains.get(&req.domain);
+        let domains = self.domains.load();
+        let root = domains.domains.get(&req.domain);
         let mut limits: Vec<Option<Limit>> = Vec::with_capacity(req.descriptors.len());
         for (i, d) in req.descriptors.iter().enumerate() {
             let limit = match root {

@@ -8,4 +8,5 @@ mod support;
 mod check;
 mod decisions;
 mod failure;
+mod reload;
 mod requests;

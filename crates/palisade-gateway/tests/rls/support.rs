@@ -145,6 +145,22 @@ impl Rls {
         }
     }
 
+    /// The config file the service was started with (rewrite it, then [`hangup`](Self::hangup)).
+    pub(crate) fn config_path(&self) -> std::path::PathBuf {
+        self._dir.0.join("config.yaml")
+    }
+
+    /// Sends SIGHUP (reload).
+    pub(crate) fn hangup(&self) {
+        let ok = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
     pub(crate) async fn client(&self) -> RateLimitServiceClient<Channel> {
         tokio::time::timeout(
             STEP,
