@@ -105,7 +105,7 @@ impl Drop for TempDir {
 pub(crate) struct Rls {
     child: Child,
     pub(crate) addr: SocketAddr,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Rls {
@@ -138,16 +138,12 @@ impl Rls {
             let _ = child.kill();
             panic!("the service did not start on:\n{yaml}");
         };
-        Self {
-            child,
-            addr,
-            _dir: dir,
-        }
+        Self { child, addr, dir }
     }
 
     /// The config file the service was started with (rewrite it, then [`hangup`](Self::hangup)).
     pub(crate) fn config_path(&self) -> std::path::PathBuf {
-        self._dir.0.join("config.yaml")
+        self.dir.0.join("config.yaml")
     }
 
     /// Sends SIGHUP (reload).
