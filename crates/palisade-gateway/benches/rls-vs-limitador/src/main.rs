@@ -100,7 +100,8 @@ where
                 let k = (i.wrapping_mul(2_654_435_761)) % keys;
                 let t0 = Instant::now();
                 let r = call(k).await;
-                run.lat_us.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                run.lat_us
+                    .push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
                 run.calls += 1;
                 match r {
                     Ok(true) => run.allowed += 1,
@@ -154,7 +155,9 @@ async fn palisade(o: &Opts) {
 async fn limitador(o: &Opts) {
     let ns = unique("limitador");
     let storage = AsyncRedisStorage::new(&o.redis).await.expect("redis");
-    let limiter = Arc::new(limitador::AsyncRateLimiter::new_with_storage(Box::new(storage)));
+    let limiter = Arc::new(limitador::AsyncRateLimiter::new_with_storage(Box::new(
+        storage,
+    )));
     let limit = Limit::new(
         ns.as_str(),
         u64::from(o.limit),
