@@ -179,6 +179,20 @@ impl RedisBackend {
             .await?)
     }
 
+    /// Like [`check`](Self::check), but the request spends `hits` units of every quota
+    /// (0 counts as 1): admitted only if all of them conform now. A request of more units
+    /// than a quota's burst is never admitted. Envoy's `hits_addend` maps here.
+    pub async fn check_hits<K: StorageKey + ?Sized>(
+        &self,
+        key: &K,
+        quotas: &QuotaSet,
+        hits: u32,
+    ) -> Result<RateLimitDecision, palisade_core::BoxError> {
+        Ok(self
+            .decide_hits(storage_key::encode(key), quotas.clone(), None, hits.max(1))
+            .await?)
+    }
+
     /// Decides one request for `key` (already in the storage-key encoding).
     pub(crate) fn decide(
         &self,
@@ -186,11 +200,22 @@ impl RedisBackend {
         set: QuotaSet,
         max_wait: Option<Duration>,
     ) -> DecideFuture {
+        self.decide_hits(key, set, max_wait, 1)
+    }
+
+    /// Decides one request of `hits` units for `key` (already in the storage-key encoding).
+    fn decide_hits(
+        &self,
+        key: String,
+        set: QuotaSet,
+        max_wait: Option<Duration>,
+        hits: u32,
+    ) -> DecideFuture {
         let this = self.clone();
         Box::pin(async move {
             let mut inv = this.script.prepare_invoke();
             let max_wait_us: i64 = max_wait.map_or(-1, |d| d.as_micros().min(1 << 52) as i64);
-            inv.arg(max_wait_us);
+            inv.arg(max_wait_us).arg(hits);
             for q in set.quotas() {
                 inv.key(this.key_of(&key, q.name()));
                 let em = (q.emission_ns() / 1000).max(1);

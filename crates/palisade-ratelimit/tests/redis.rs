@@ -374,3 +374,48 @@ async fn two_routes_with_one_policy_name_keep_separate_buckets() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_hits_spends_several_units_at_once() {
+    let url = redis_url();
+    let Some(backend) = connect(&url).await else {
+        return;
+    };
+    let prefix = unique_prefix("hits");
+    let backend = backend
+        .prefix(&prefix)
+        .layer_name("hits")
+        .timeout(Duration::from_secs(5));
+    let set =
+        palisade_ratelimit::QuotaSet::new([Quota::per_minute("default", 10).unwrap()]).unwrap();
+    // 4 + 4 of 10 units admitted, 4 more refused (2 left), then 0 counts as 1.
+    let d = backend.check_hits("k", &set, 4).await.unwrap();
+    assert!(d.is_allowed());
+    assert_eq!(d.states()[0].remaining, 6);
+    let d = backend.check_hits("k", &set, 4).await.unwrap();
+    assert_eq!(d.states()[0].remaining, 2);
+    let d = backend.check_hits("k", &set, 4).await.unwrap();
+    assert!(!d.is_allowed());
+    assert_eq!(d.states()[0].remaining, 2);
+    let d = backend.check_hits("k", &set, 0).await.unwrap();
+    assert!(d.is_allowed());
+    assert_eq!(d.states()[0].remaining, 1);
+    // More units than the burst: never admitted, nothing spent.
+    let d = backend.check_hits("other", &set, 11).await.unwrap();
+    assert!(!d.is_allowed());
+    assert_eq!(d.states()[0].remaining, 10);
+
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys, [format!("{prefix}hits:{{k}}:default")]);
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
