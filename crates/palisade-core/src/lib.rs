@@ -10,7 +10,8 @@
 //! - [`key`]: which bucket a request belongs to (header, peer IP, trusted `X-Forwarded-For`,
 //!   path, global, closure).
 //! - [`request`]: method/path/headers/extensions over `http::Request<B>` and
-//!   `reqwest::Request`.
+//!   `reqwest::Request`, and the [`Http`](request::Http) / [`AnyRequest`] modes of layers
+//!   that also take any other request type.
 //! - [`event`]: typed events to listeners and `tracing`, free when nobody listens, with one
 //!   vocabulary every layer's events share (layer, instance name, kind, typed fields) and
 //!   live-gauge traits for handles.
@@ -107,4 +108,4 @@ pub use rejection::{
     AnyRejection, BulkheadFull, CircuitOpen, Elapsed, IdempotencyConflict, IdempotencyKeyInvalid,
     IdempotencyKeyMissing, IdempotencyMismatch, RateLimited, Rejection, StoreUnavailable,
 };
-pub use request::{RequestParts, ResponseParts};
+pub use request::{AnyRequest, RequestMode, RequestParts, ResponseMode, ResponseParts};

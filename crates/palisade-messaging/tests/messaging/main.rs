@@ -11,6 +11,7 @@ mod consumer;
 #[cfg(feature = "amqp")]
 mod consumer_amqp;
 mod jobs;
+mod resilience;
 #[cfg(feature = "nats")]
 mod nats;
 #[cfg(feature = "postgres")]
