@@ -1,5 +1,9 @@
 //! No-retry success path: palisade's `Retry` vs tower's `Retry` (never-retry policy) vs
 //! tower-resilience's retry, same criterion group, plus allocations per call.
+//!
+//! Group `retry_any_request`: palisade's any-request mode (`RetryLayer::any_request`) on a
+//! `Service<u64>` next to tower's `Retry` on the same service, with a policy that clones
+//! the request and retries errors (what a retrying policy does on the success path).
 
 use std::future::Future;
 use std::hint::black_box;
@@ -40,6 +44,27 @@ impl<Req, Res, E> tower::retry::Policy<Req, Res, E> for NeverRetry {
     }
     fn clone_request(&mut self, _req: &Req) -> Option<Req> {
         None
+    }
+}
+
+/// tower's retry with up to `0` more attempts on errors; clones the request as any
+/// retrying policy must before the first call.
+#[derive(Clone, Copy)]
+struct Attempts(usize);
+impl<Res, E> tower::retry::Policy<u64, Res, E> for Attempts {
+    type Future = std::future::Ready<()>;
+    fn retry(&mut self, _req: &mut u64, result: &mut Result<Res, E>) -> Option<Self::Future> {
+        match result {
+            Ok(_) => None,
+            Err(_) if self.0 > 0 => {
+                self.0 -= 1;
+                Some(std::future::ready(()))
+            }
+            Err(_) => None,
+        }
+    }
+    fn clone_request(&mut self, req: &u64) -> Option<u64> {
+        Some(*req)
     }
 }
 
@@ -147,6 +172,39 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("tower-resilience-retry", |b| {
         b.iter(|| black_box(call(&mut resilience, "/").unwrap()));
+    });
+    g.finish();
+
+    // Any request type: a `Service<u64>`.
+    let inner_u = tower::service_fn(|n: u64| {
+        std::future::ready(Ok::<_, std::convert::Infallible>(n + 1))
+    });
+    let mut bare_u = inner_u;
+    let mut any = RetryLayer::any_request().layer(inner_u);
+    let mut any_nb = RetryLayer::any_request().no_budget().layer(inner_u);
+    let mut tower_u = tower::retry::RetryLayer::new(Attempts(2)).layer(inner_u);
+    allocs_per_op("u64 bare", || {
+        black_box(call(&mut bare_u, black_box(7)).unwrap());
+    });
+    allocs_per_op("u64 palisade-retry any_request", || {
+        black_box(call(&mut any, black_box(7)).unwrap());
+    });
+    allocs_per_op("u64 tower-retry", || {
+        black_box(call(&mut tower_u, black_box(7)).unwrap());
+    });
+    let mut g = c.benchmark_group("retry_any_request");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("bare-u64", |b| {
+        b.iter(|| black_box(call(&mut bare_u, black_box(7)).unwrap()));
+    });
+    g.bench_function("palisade-retry-any-request-u64", |b| {
+        b.iter(|| black_box(call(&mut any, black_box(7)).unwrap()));
+    });
+    g.bench_function("palisade-retry-any-request-no-budget-u64", |b| {
+        b.iter(|| black_box(call(&mut any_nb, black_box(7)).unwrap()));
+    });
+    g.bench_function("tower-retry-u64", |b| {
+        b.iter(|| black_box(call(&mut tower_u, black_box(7)).unwrap()));
     });
     g.finish();
 }

@@ -1,5 +1,6 @@
-//! Retry middleware for HTTP clients: jittered backoff, `Retry-After` and gRPC pushback,
-//! safe-by-default methods, request body replay and a retry budget shared by all clones.
+//! Retry middleware for HTTP clients (and [any request type](#any-request-type)): jittered
+//! backoff, `Retry-After` and gRPC pushback, safe-by-default methods, request body replay
+//! and a retry budget shared by all clones.
 //!
 //! [`RetryLayer`] wraps a `Service<http::Request<ReplayBody<B>>>` (hyper-util's client, an
 //! axum/tower service, …) and retries an attempt the [`Predicate`] classifies as a
@@ -50,8 +51,8 @@
 //! - there is no method to say a request is unsafe to repeat: make it idempotent (a
 //!   message id the broker deduplicates) or keep one attempt;
 //! - no [`Deadline`](palisade_core::Deadline) travels in such a request; an outer
-//!   [`TimeoutLayer::any_request`](https://docs.rs/palisade-timeout) still bounds all
-//!   attempts. [`HedgeLayer`] stays HTTP-only.
+//!   timeout still bounds all attempts (palisade-timeout's `TimeoutLayer::any_request`). [`HedgeLayer`] stays
+//!   HTTP-only.
 //!
 //! It costs what tower's `Retry` costs on the same request (`benches/retry.rs`, group
 //! `retry_any_request`).
