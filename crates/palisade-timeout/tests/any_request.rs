@@ -7,7 +7,7 @@ use palisade_core::Elapsed;
 use palisade_timeout::{DeadlineSource, Timeout, TimeoutEvent, TimeoutLayer};
 use tokio::time::advance;
 use tokio_test::{assert_pending, assert_ready_ok, task};
-use tower::{Service, ServiceExt, service_fn};
+use tower::{ServiceExt, service_fn};
 use tower_test::mock;
 
 /// A request type with no headers and no extensions.
