@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use palisade_core::key::{KeyError, KeyExtractor, key_fn};
 use palisade_core::RateLimited;
+use palisade_core::key::{KeyError, KeyExtractor, key_fn};
 use palisade_ratelimit::{Quota, RateLimitEvent, RateLimitLayer, RateLimitMode};
 use tokio::time::{Instant, advance};
 use tower::{Layer, ServiceExt, service_fn};
@@ -36,7 +36,10 @@ impl KeyExtractor<Publish> for Tenant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Receipt(u32);
 
-fn producer(calls: Arc<AtomicU32>) -> impl tower::Service<Publish, Response = Receipt, Error = std::io::Error, Future = impl Send> + Clone {
+fn producer(
+    calls: Arc<AtomicU32>,
+) -> impl tower::Service<Publish, Response = Receipt, Error = std::io::Error, Future = impl Send> + Clone
+{
     service_fn(move |req: Publish| {
         let n = calls.fetch_add(1, Ordering::SeqCst);
         async move {

@@ -176,9 +176,8 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     // Any request type: a `Service<u64>`.
-    let inner_u = tower::service_fn(|n: u64| {
-        std::future::ready(Ok::<_, std::convert::Infallible>(n + 1))
-    });
+    let inner_u =
+        tower::service_fn(|n: u64| std::future::ready(Ok::<_, std::convert::Infallible>(n + 1)));
     let mut bare_u = inner_u;
     let mut any = RetryLayer::any_request().layer(inner_u);
     let mut any_nb = RetryLayer::any_request().no_budget().layer(inner_u);

@@ -3,8 +3,8 @@
 use std::time::{Duration, SystemTime};
 
 use http::{Method, StatusCode};
-use palisade_core::rejection::find_rejection;
 use palisade_core::classify::{Classifier, Outcome};
+use palisade_core::rejection::find_rejection;
 use palisade_core::{BoxError, ErrorsAsFailures, GrpcCode, ResponseParts, retry_after};
 
 use crate::events::RetryReason;

@@ -24,7 +24,9 @@ type Events = Arc<Mutex<Vec<RetryEvent>>>;
 fn recorded() -> (Events, impl Fn(&RetryEvent) + Send + Sync + 'static) {
     let events = Events::default();
     let log = events.clone();
-    (events, move |e: &RetryEvent| log.lock().unwrap().push(e.clone()))
+    (events, move |e: &RetryEvent| {
+        log.lock().unwrap().push(e.clone())
+    })
 }
 
 /// Fails `failures` times with an error, then answers the request's id.
@@ -137,9 +139,7 @@ async fn a_rejection_retry_after_above_the_max_backoff_gives_up() {
     let (events, on_event) = recorded();
     let open = service_fn(move |_n: u64| {
         c.fetch_add(1, Ordering::SeqCst);
-        async {
-            Err::<u64, BoxError>(CircuitOpen::new(Some(Duration::from_secs(600))).into())
-        }
+        async { Err::<u64, BoxError>(CircuitOpen::new(Some(Duration::from_secs(600))).into()) }
     });
     let svc = RetryLayer::any_request().on_event(on_event).layer(open);
     let err = svc.oneshot(1).await.unwrap_err();
@@ -195,7 +195,9 @@ async fn a_classifier_retries_responses_and_returns_ignored_ones() {
 
     // Ignored errors are returned at once.
     let failing = service_fn(|_n: u64| async { Err::<u64, BoxError>("bad input".into()) });
-    let svc = RetryLayer::any_request().classifier(classifier).layer(failing);
+    let svc = RetryLayer::any_request()
+        .classifier(classifier)
+        .layer(failing);
     assert_eq!(svc.oneshot(1).await.unwrap_err().to_string(), "bad input");
 }
 

@@ -51,9 +51,8 @@ async fn fires_exactly_at_the_configured_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn answers_and_errors_pass_through() {
-    let (mut svc, mut handle) = mock::spawn_layer::<u64, u64, _>(TimeoutLayer::any_request(
-        Duration::from_secs(1),
-    ));
+    let (mut svc, mut handle) =
+        mock::spawn_layer::<u64, u64, _>(TimeoutLayer::any_request(Duration::from_secs(1)));
     assert_ready_ok!(svc.poll_ready());
     let fut = svc.call(41);
     let (n, send) = handle.next_request().await.unwrap();

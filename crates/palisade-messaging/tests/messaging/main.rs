@@ -11,9 +11,9 @@ mod consumer;
 #[cfg(feature = "amqp")]
 mod consumer_amqp;
 mod jobs;
-mod resilience;
 #[cfg(feature = "nats")]
 mod nats;
 #[cfg(feature = "postgres")]
 mod outbox;
+mod resilience;
 mod write_behind;

@@ -136,7 +136,10 @@ where
         .predicate(predicate_fn(
             |r: Result<&PublishReceipt, &BoxError>| match r {
                 Ok(_) => Decision::Success,
-                Err(e) if e.downcast_ref::<PublishError>().is_some_and(PublishError::is_retryable) => {
+                Err(e)
+                    if e.downcast_ref::<PublishError>()
+                        .is_some_and(PublishError::is_retryable) =>
+                {
                     Decision::Retry {
                         reason: RetryReason::Error,
                         after: None,
@@ -230,7 +233,11 @@ async fn failures_open_the_breaker_and_the_retry_stops_there() {
     let (svc, breaker, retries) = stack(producer.clone(), &Dials::default());
 
     // Three attempts, three failures: not yet the breaker's minimum of four calls.
-    let err = svc.clone().oneshot(msg("orders.created", "m-1")).await.unwrap_err();
+    let err = svc
+        .clone()
+        .oneshot(msg("orders.created", "m-1"))
+        .await
+        .unwrap_err();
     assert_eq!(
         err.downcast_ref::<PublishError>().map(PublishError::kind),
         Some(PublishErrorKind::Unavailable)
@@ -239,9 +246,16 @@ async fn failures_open_the_breaker_and_the_retry_stops_there() {
     assert_eq!(breaker.state(), State::Closed);
 
     // The fourth failure opens it; the retry then meets CircuitOpen and returns it.
-    let err = svc.clone().oneshot(msg("orders.created", "m-2")).await.unwrap_err();
+    let err = svc
+        .clone()
+        .oneshot(msg("orders.created", "m-2"))
+        .await
+        .unwrap_err();
     let open = err.downcast_ref::<CircuitOpen>().expect("CircuitOpen");
-    assert!(open.retry_after.is_some_and(|d| d <= Duration::from_secs(30)));
+    assert!(
+        open.retry_after
+            .is_some_and(|d| d <= Duration::from_secs(30))
+    );
     assert_eq!(producer.calls(), 4);
     assert_eq!(breaker.state(), State::Open);
 
@@ -264,12 +278,22 @@ async fn a_full_bulkhead_rejects_and_is_not_retried() {
     let first = tokio::spawn(svc.clone().oneshot(msg("orders.created", "m-1")));
     tokio::task::yield_now().await; // the first publish holds the only slot
     assert_eq!(producer.calls(), 1);
-    let err = svc.clone().oneshot(msg("orders.created", "m-2")).await.unwrap_err();
+    let err = svc
+        .clone()
+        .oneshot(msg("orders.created", "m-2"))
+        .await
+        .unwrap_err();
     assert!(err.is::<BulkheadFull>(), "{err}");
     assert_eq!(producer.calls(), 1);
     assert_eq!(first.await.unwrap().unwrap().sequence, Some(1));
     // The slot is free again once the first is confirmed.
-    assert_eq!(svc.oneshot(msg("orders.created", "m-3")).await.unwrap().sequence, Some(2));
+    assert_eq!(
+        svc.oneshot(msg("orders.created", "m-3"))
+            .await
+            .unwrap()
+            .sequence,
+        Some(2)
+    );
     assert_eq!(producer.calls(), 2);
     assert!(attempts(&retries).is_empty());
     // The refusal was the bulkhead's, not the broker's: the breaker ignored it.
@@ -286,14 +310,24 @@ async fn the_rate_limit_rejects_per_subject_prefix() {
     let (svc, _breaker, retries) = stack(producer.clone(), &dials);
 
     for id in ["m-1", "m-2"] {
-        svc.clone().oneshot(msg("orders.created", id)).await.unwrap();
+        svc.clone()
+            .oneshot(msg("orders.created", id))
+            .await
+            .unwrap();
     }
-    let err = svc.clone().oneshot(msg("orders.updated", "m-3")).await.unwrap_err();
+    let err = svc
+        .clone()
+        .oneshot(msg("orders.updated", "m-3"))
+        .await
+        .unwrap_err();
     let limited = err.downcast_ref::<RateLimited>().expect("RateLimited");
     assert_eq!(limited.retry_after, Duration::from_secs(30));
     assert_eq!(producer.calls(), 2);
     // Another prefix has its own bucket; a subject without one is a KeyError.
-    svc.clone().oneshot(msg("invoices.paid", "m-4")).await.unwrap();
+    svc.clone()
+        .oneshot(msg("invoices.paid", "m-4"))
+        .await
+        .unwrap();
     let err = svc.oneshot(msg(".x", "m-5")).await.unwrap_err();
     assert!(err.is::<KeyError>(), "{err}");
     assert_eq!(producer.calls(), 3);
@@ -349,7 +383,10 @@ async fn around_real_jetstream() {
     let first = svc.clone().oneshot(msg(&subject, "a")).await.unwrap();
     assert_eq!(first.sequence, Some(1));
     let again = svc.clone().oneshot(msg(&subject, "a")).await.unwrap();
-    assert!(again.duplicate, "same message id: deduplicated by JetStream");
+    assert!(
+        again.duplicate,
+        "same message id: deduplicated by JetStream"
+    );
     let err = svc.oneshot(msg(&subject, "b")).await.unwrap_err();
     assert!(err.is::<RateLimited>(), "{err}");
     let stored = js
