@@ -47,20 +47,18 @@ impl<Req, Res, E> tower::retry::Policy<Req, Res, E> for NeverRetry {
     }
 }
 
-/// tower's retry with up to `0` more attempts on errors; clones the request as any
+/// tower's retry with up to `self.0` more attempts on errors; clones the request as any
 /// retrying policy must before the first call.
 #[derive(Clone, Copy)]
 struct Attempts(usize);
 impl<Res, E> tower::retry::Policy<u64, Res, E> for Attempts {
     type Future = std::future::Ready<()>;
     fn retry(&mut self, _req: &mut u64, result: &mut Result<Res, E>) -> Option<Self::Future> {
-        match result {
-            Ok(_) => None,
-            Err(_) if self.0 > 0 => {
-                self.0 -= 1;
-                Some(std::future::ready(()))
-            }
-            Err(_) => None,
+        if result.is_err() && self.0 > 0 {
+            self.0 -= 1;
+            Some(std::future::ready(()))
+        } else {
+            None
         }
     }
     fn clone_request(&mut self, req: &u64) -> Option<u64> {

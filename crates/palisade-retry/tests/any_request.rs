@@ -25,7 +25,7 @@ fn recorded() -> (Events, impl Fn(&RetryEvent) + Send + Sync + 'static) {
     let events = Events::default();
     let log = events.clone();
     (events, move |e: &RetryEvent| {
-        log.lock().unwrap().push(e.clone())
+        log.lock().unwrap().push(e.clone());
     })
 }
 
