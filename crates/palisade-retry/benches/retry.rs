@@ -66,6 +66,32 @@ impl<Res, E> tower::retry::Policy<u64, Res, E> for Attempts {
     }
 }
 
+/// tower's retry with a shared `tower::retry::budget::TpsBudget`, as tower's docs write
+/// it: a success deposits, a retry withdraws; the policy (an `Arc`) is cloned per call.
+#[derive(Clone)]
+struct BudgetAttempts {
+    left: usize,
+    budget: std::sync::Arc<tower::retry::budget::TpsBudget>,
+}
+impl<Res, E> tower::retry::Policy<u64, Res, E> for BudgetAttempts {
+    type Future = std::future::Ready<()>;
+    fn retry(&mut self, _req: &mut u64, result: &mut Result<Res, E>) -> Option<Self::Future> {
+        use tower::retry::budget::Budget as _;
+        if result.is_ok() {
+            self.budget.deposit();
+            None
+        } else if self.left > 0 && self.budget.withdraw() {
+            self.left -= 1;
+            Some(std::future::ready(()))
+        } else {
+            None
+        }
+    }
+    fn clone_request(&mut self, req: &u64) -> Option<u64> {
+        Some(*req)
+    }
+}
+
 fn get() -> Request<Empty<Bytes>> {
     Request::get("/").body(Empty::new()).unwrap()
 }
@@ -180,6 +206,15 @@ fn bench(c: &mut Criterion) {
     let mut any = RetryLayer::any_request().layer(inner_u);
     let mut any_nb = RetryLayer::any_request().no_budget().layer(inner_u);
     let mut tower_u = tower::retry::RetryLayer::new(Attempts(2)).layer(inner_u);
+    let mut tower_ub = tower::retry::RetryLayer::new(BudgetAttempts {
+        left: 2,
+        budget: std::sync::Arc::new(tower::retry::budget::TpsBudget::new(
+            std::time::Duration::from_secs(10),
+            10,
+            0.2,
+        )),
+    })
+    .layer(inner_u);
     allocs_per_op("u64 bare", || {
         black_box(call(&mut bare_u, black_box(7)).unwrap());
     });
@@ -202,6 +237,9 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("tower-retry-u64", |b| {
         b.iter(|| black_box(call(&mut tower_u, black_box(7)).unwrap()));
+    });
+    g.bench_function("tower-retry-tps-budget-u64", |b| {
+        b.iter(|| black_box(call(&mut tower_ub, black_box(7)).unwrap()));
     });
     g.finish();
 }

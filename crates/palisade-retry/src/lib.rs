@@ -54,8 +54,17 @@
 //!   timeout still bounds all attempts (palisade-timeout's `TimeoutLayer::any_request`). [`HedgeLayer`] stays
 //!   HTTP-only.
 //!
-//! It costs what tower's `Retry` costs on the same request (`benches/retry.rs`, group
-//! `retry_any_request`).
+//! Its cost on the success path is that of tower's `Retry` with a shared budget on the
+//! same request: on a `Service<u64>`, 47 ns per call with the default [`TpsBudget`] against
+//! 42 ns for tower's `Retry` with tower's `TpsBudget`, and 14 ns with
+//! [`no_budget`](RetryLayer::no_budget) against 1 ns for a tower policy without shared
+//! state (the difference is the reference count of the layer's shared state, which the
+//! response future holds; no allocation either way). `benches/retry.rs`, group
+//! `retry_any_request`:
+//!
+//! ```text
+//! cargo bench -p palisade-retry --bench retry -- retry_any_request --warm-up-time 1 --measurement-time 3
+//! ```
 //!
 //! ```
 //! use palisade_core::BoxError;
