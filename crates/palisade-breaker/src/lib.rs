@@ -52,6 +52,45 @@
 //! bulkhead. The breaker does not limit concurrency (in CLOSED every call passes, as in
 //! Resilience4j): use a bulkhead for that.
 //!
+//! # Any request type
+//!
+//! [`CircuitBreaker`] is a `Service<R>` for every `R`: nothing is read from the request,
+//! so it stacks on a broker producer's `Service<PublishRequest>`, a database call or a
+//! `Service<u64>` as it is. Only the classifier looks at results, and the default one
+//! ([`DefaultClassifier`](palisade_core::DefaultClassifier)) wants HTTP responses: for any
+//! other response give [`ErrorsAsFailures`](palisade_core::ErrorsAsFailures) (every `Err`
+//! is a failure) or a [`classify_fn`](palisade_core::classify_fn) closure, which may reuse
+//! `DefaultClassifier::classify_error` to ignore the local refusals of layers inside.
+//!
+//! ```
+//! use palisade_breaker::{CircuitBreakerLayer, SlidingWindow, State};
+//! use palisade_core::classify::{DefaultClassifier, Outcome, classify_fn};
+//! use palisade_core::{BoxError, CircuitOpen};
+//! use tower::{Layer, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! // A row count of 0 means the replica lost its data: a failure, as are errors.
+//! let classify = classify_fn(|r: Result<&u64, &BoxError>| match r {
+//!     Ok(0) => Outcome::Failure,
+//!     Ok(_) => Outcome::Success,
+//!     Err(e) => DefaultClassifier::new().classify_error(e),
+//! });
+//! let layer = CircuitBreakerLayer::builder()
+//!     .window(SlidingWindow::Count(2))
+//!     .minimum_calls(2)
+//!     .classifier(classify)
+//!     .build()
+//!     .unwrap();
+//! let count_rows = layer.layer(service_fn(|table: &'static str| async move {
+//!     Ok::<u64, BoxError>(if table == "lost" { 0 } else { 42 })
+//! }));
+//! assert_eq!(count_rows.clone().oneshot("users").await.unwrap(), 42);
+//! count_rows.clone().oneshot("lost").await.unwrap(); // 0: counted as a failure
+//! assert_eq!(layer.handle().state(), State::Open); // 50 % of 2 calls failed
+//! assert!(count_rows.oneshot("users").await.unwrap_err().is::<CircuitOpen>());
+//! # }
+//! ```
+//!
 //! # Example
 //! ```
 //! use palisade_breaker::{CircuitBreakerLayer, SlidingWindow, State};

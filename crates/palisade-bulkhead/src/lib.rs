@@ -47,6 +47,44 @@
 //! time bound, priorities, body-end release and a 503 with a retry hint instead of an
 //! `Overloaded` error.
 //!
+//! # Any request type
+//!
+//! [`Bulkhead`] is a `Service<R>` for every `R`, so it stacks on a broker producer's
+//! `Service<PublishRequest>`, a database call or a `Service<u64>`. Two parts are HTTP's:
+//! the default release ([`OnBodyEnd`] holds the slot until an HTTP response body ends),
+//! so use [`release_on_response`](BulkheadBuilder::release_on_response) for any other
+//! response; and [`HeaderPriority`], where a [`priority_fn`] closure reads any request.
+//!
+//! ```
+//! use palisade_bulkhead::{BulkheadLayer, priority_fn};
+//! use palisade_core::BulkheadFull;
+//! use std::time::Duration;
+//! use tower::{Layer, ServiceExt, service_fn};
+//!
+//! /// A job for a database: its priority lane and the work.
+//! #[derive(Debug)]
+//! struct Job { urgent: bool, secs: u64 }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let layer = BulkheadLayer::builder()
+//!     .max_concurrent(1)
+//!     .priority(priority_fn(|job: &Job| usize::from(job.urgent)), vec![0, 0])
+//!     .release_on_response()
+//!     .build()
+//!     .unwrap();
+//! let db = layer.layer(service_fn(|job: Job| async move {
+//!     tokio::time::sleep(Duration::from_secs(job.secs)).await;
+//!     Ok::<_, std::io::Error>(job.secs)
+//! }));
+//! let running = tokio::spawn(db.clone().oneshot(Job { urgent: false, secs: 1 }));
+//! tokio::task::yield_now().await; // holds the only slot
+//! let err = db.clone().oneshot(Job { urgent: true, secs: 1 }).await.unwrap_err();
+//! assert!(err.is::<BulkheadFull>());
+//! assert_eq!(running.await.unwrap().unwrap(), 1);
+//! assert_eq!(db.oneshot(Job { urgent: true, secs: 2 }).await.unwrap(), 2);
+//! # }
+//! ```
+//!
 //! # Example
 //! ```
 //! use palisade_bulkhead::BulkheadLayer;

@@ -59,6 +59,45 @@
 //! Where it sits: outside the timeout, retry and breaker layers (so that their rejections
 //! reach `stale-if-error`), inside `HandleRejections`.
 //!
+//! # Any request type
+//!
+//! The HTTP cache ([`CacheLayer`]) and the coalescer ([`CoalesceLayer`]) take
+//! `http::Request`s and answer `http::Response`s only: their keys are the method, host,
+//! path and query, and they store and share response bodies; the fallback
+//! ([`FallbackLayer`]) takes any request type but answers an HTTP response. For any other
+//! request type (a database call, a broker's reply, a `Service<u64>`) use [`ValueCache`]
+//! inside the service: cache-aside with a TTL, concurrent loads of one key coalesced into
+//! one call.
+//!
+//! ```
+//! use palisade_cache::ValueCache;
+//! use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+//! use std::time::Duration;
+//! use tower::{ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let loads = Arc::new(AtomicUsize::new(0));
+//! let l = loads.clone();
+//! let cache: ValueCache<u64, String> = ValueCache::new(10_000);
+//! // A `Service<u64>` (a user lookup) that loads through the cache.
+//! let users = service_fn(move |id: u64| {
+//!     let (cache, l) = (cache.clone(), l.clone());
+//!     async move {
+//!         cache
+//!             .get_or_load(id, Duration::from_secs(60), || async move {
+//!                 l.fetch_add(1, Ordering::SeqCst);
+//!                 Ok::<_, std::io::Error>(format!("user {id}"))
+//!             })
+//!             .await
+//!     }
+//! });
+//! let (a, b) = tokio::join!(users.clone().oneshot(7), users.clone().oneshot(7));
+//! assert_eq!((a.unwrap(), b.unwrap()), ("user 7".to_owned(), "user 7".to_owned()));
+//! assert_eq!(users.oneshot(7).await.unwrap(), "user 7");
+//! assert_eq!(loads.load(Ordering::SeqCst), 1); // one load for three calls
+//! # }
+//! ```
+//!
 //! # Example
 //!
 //! ```

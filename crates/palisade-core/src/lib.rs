@@ -10,7 +10,8 @@
 //! - [`key`]: which bucket a request belongs to (header, peer IP, trusted `X-Forwarded-For`,
 //!   path, global, closure).
 //! - [`request`]: method/path/headers/extensions over `http::Request<B>` and
-//!   `reqwest::Request`.
+//!   `reqwest::Request`, and the [`Http`](request::Http) / [`AnyRequest`] modes of layers
+//!   that also take any other request type.
 //! - [`event`]: typed events to listeners and `tracing`, free when nobody listens, with one
 //!   vocabulary every layer's events share (layer, instance name, kind, typed fields) and
 //!   live-gauge traits for handles.
@@ -108,4 +109,4 @@ pub use rejection::{
     IdempotencyKeyMissing, IdempotencyMismatch, RateLimited, Rejection, StoreUnavailable,
     Throttled,
 };
-pub use request::{RequestParts, ResponseParts};
+pub use request::{AnyRequest, RequestMode, RequestParts, ResponseMode, ResponseParts};

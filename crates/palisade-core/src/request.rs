@@ -3,8 +3,35 @@
 //! Layers are written against [`RequestParts`] and [`ResponseParts`] rather than
 //! `http::Request<B>` directly, so the same layer works in a hyper/axum/tonic server and
 //! around a `reqwest::Client` (feature `reqwest`).
+//!
+//! # Any request type
+//!
+//! A layer that can also run around services of other request types (a broker producer's
+//! `Service<PublishRequest>`, a database call, a `Service<u64>`) takes a *mode* type
+//! parameter: [`Http`] (the default: method, path, headers and extensions through
+//! [`RequestParts`]) or [`AnyRequest`] (nothing is read from the request or written to the
+//! response). [`RequestMode`] and [`ResponseMode`] say what a mode can reach; a layer
+//! written against them has one code path for both.
+//!
+//! ```
+//! use palisade_core::request::{AnyRequest, Http, RequestMode, ResponseMode};
+//! use palisade_core::Deadline;
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let mut req = http::Request::new(());
+//! let deadline = Deadline::after(Duration::from_secs(1));
+//! req.extensions_mut().insert(deadline);
+//! assert_eq!(<Http as RequestMode<_>>::deadline(&req), Some(deadline));
+//! // A plain `u64` request carries no deadline, and its response no headers.
+//! assert_eq!(<AnyRequest as RequestMode<u64>>::deadline(&7), None);
+//! assert!(<AnyRequest as ResponseMode<u64>>::headers_mut(&mut 7).is_none());
+//! # }
+//! ```
 
 use http::{Extensions, HeaderMap, Method, StatusCode};
+
+use crate::deadline::Deadline;
 
 /// Read (and limited write) access to a request's method, path, headers and extensions.
 pub trait RequestParts {
@@ -135,6 +162,60 @@ impl ResponseParts for reqwest::Response {
     }
     fn headers_mut(&mut self) -> &mut HeaderMap {
         self.headers_mut()
+    }
+}
+
+/// The default mode of a layer: the request is HTTP-shaped ([`RequestParts`]: method, path,
+/// headers, extensions, so deadlines travel in extensions) and so is the response
+/// ([`ResponseParts`]). See the [module docs](self#any-request-type).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Http;
+
+/// The mode of a layer that takes any request type: nothing is read from the request
+/// (no headers, no extensions, so no [`Deadline`] travels in it) and nothing is written to
+/// the response. See the [module docs](self#any-request-type).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct AnyRequest;
+
+/// What a layer in mode `Self` can read from a request of type `R`.
+pub trait RequestMode<R: ?Sized>: Send + Sync + 'static {
+    /// The [`Deadline`] an outer layer put on the request, if requests of this mode carry
+    /// one.
+    fn deadline(req: &R) -> Option<Deadline>;
+}
+
+impl<R: RequestParts + ?Sized> RequestMode<R> for Http {
+    #[inline]
+    fn deadline(req: &R) -> Option<Deadline> {
+        Deadline::from_request(req)
+    }
+}
+
+impl<R: ?Sized> RequestMode<R> for AnyRequest {
+    #[inline]
+    fn deadline(_req: &R) -> Option<Deadline> {
+        None
+    }
+}
+
+/// What a layer in mode `Self` can write to a response of type `Res`.
+pub trait ResponseMode<Res: ?Sized>: Send + Sync + 'static {
+    /// The response's headers, if responses of this mode have them (to annotate, e.g. with
+    /// `RateLimit` fields).
+    fn headers_mut(res: &mut Res) -> Option<&mut HeaderMap>;
+}
+
+impl<Res: ResponseParts + ?Sized> ResponseMode<Res> for Http {
+    #[inline]
+    fn headers_mut(res: &mut Res) -> Option<&mut HeaderMap> {
+        Some(res.headers_mut())
+    }
+}
+
+impl<Res: ?Sized> ResponseMode<Res> for AnyRequest {
+    #[inline]
+    fn headers_mut(_res: &mut Res) -> Option<&mut HeaderMap> {
+        None
     }
 }
 

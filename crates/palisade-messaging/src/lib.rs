@@ -10,8 +10,9 @@
 //!
 //! Every producer is a `tower::Service<`[`PublishRequest`]`>` answering a
 //! [`PublishReceipt`] once the broker confirmed the message, or a typed [`PublishError`]; so
-//! Palisade's layers (timeout, retry, breaker, bulkhead, which take any request type) stack
-//! on them, and the outbox relay and the processor's dead letters publish through any of
+//! Palisade's layers stack on them (timeout, retry and rate limit through their
+//! `any_request` constructors, breaker and bulkhead as they are, with a classifier and
+//! `release_on_response`: the stack is in `tests/messaging/resilience.rs`), and the outbox relay and the processor's dead letters publish through any of
 //! them. A message id travels with each message (`Nats-Msg-Id`, AMQP `message-id`) so
 //! retries and relays are deduplicated broker-side or by the consumer's inbox.
 //!

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -18,7 +19,7 @@ use crate::headers::ResponseFields;
 use crate::layer::Shared;
 use crate::quota::QuotaSet;
 use crate::service::{Step, step};
-use palisade_core::ResponseParts;
+use palisade_core::request::{Http, ResponseMode};
 
 /// A decision by a remote store (Redis): the decision, or the error text.
 pub(crate) type DecideFuture =
@@ -90,13 +91,14 @@ pin_project! {
 pin_project! {
     /// Response future of [`RateLimit`](crate::RateLimit): refused at once, held back
     /// (wait mode), waiting for Redis, or running the inner service.
-    pub struct ResponseFuture<F, S, Req> {
+    pub struct ResponseFuture<F, S, Req, M = Http> {
         #[pin]
         kind: Kind<F, S, Req>,
+        mode: PhantomData<fn() -> M>,
     }
 }
 
-impl<F, S, Req> fmt::Debug for ResponseFuture<F, S, Req> {
+impl<F, S, Req, M> fmt::Debug for ResponseFuture<F, S, Req, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.kind {
             Kind::Called { .. } => "called",
@@ -110,15 +112,17 @@ impl<F, S, Req> fmt::Debug for ResponseFuture<F, S, Req> {
     }
 }
 
-impl<F, S, Req> ResponseFuture<F, S, Req> {
+impl<F, S, Req, M> ResponseFuture<F, S, Req, M> {
     pub(crate) fn called(future: F, headers: Option<ResponseFields>) -> Self {
         Self {
             kind: Kind::Called { future, headers },
+            mode: PhantomData,
         }
     }
     pub(crate) fn rejected(error: BoxError) -> Self {
         Self {
             kind: Kind::Rejected { error: Some(error) },
+            mode: PhantomData,
         }
     }
     pub(crate) fn waiting(
@@ -131,6 +135,7 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
             kind: Kind::Waiting {
                 parked: Parked::new(wait, Held { svc, req, headers }),
             },
+            mode: PhantomData,
         }
     }
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
@@ -145,15 +150,16 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
                 future,
                 remote: Some(Box::new((remote, held))),
             },
+            mode: PhantomData,
         }
     }
 }
 
-impl<F, S, Req, Res, E> Future for ResponseFuture<F, S, Req>
+impl<F, S, Req, Res, E, M> Future for ResponseFuture<F, S, Req, M>
 where
     F: Future<Output = Result<Res, E>>,
     S: Service<Req, Future = F, Error = E>,
-    Res: ResponseParts,
+    M: ResponseMode<Res>,
     E: Into<BoxError>,
 {
     type Output = Result<Res, BoxError>;
@@ -164,8 +170,10 @@ where
             match kind.as_mut().project() {
                 KindProj::Called { future, headers } => {
                     let mut res = ready!(future.poll(cx)).map_err(Into::into)?;
-                    if let Some(h) = headers.take() {
-                        h.apply(res.headers_mut());
+                    if let Some(h) = headers.take()
+                        && let Some(map) = M::headers_mut(&mut res)
+                    {
+                        h.apply(map);
                     }
                     return Poll::Ready(Ok(res));
                 }

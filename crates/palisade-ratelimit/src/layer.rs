@@ -1,8 +1,10 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use palisade_core::request::{AnyRequest, Http};
 use palisade_core::{InstanceName, Listeners};
 use tower_layer::Layer;
 
@@ -67,26 +69,74 @@ impl Shared {
 /// Defaults: [`RateLimitMode::Reject`], no `max_wait` bound beyond the request's deadline, IETF
 /// headers on successful responses, no legacy `X-RateLimit-*` headers, at most 100,000
 /// tracked keys, idle keys swept every 60 s.
+///
+/// The mode `M` says what the services it builds read and write: [`Http`] (the default,
+/// built by [`new`](RateLimitLayer::new): the request's
+/// [`Deadline`](palisade_core::Deadline) bounds a wait, successful responses get the
+/// `RateLimit` fields) or [`AnyRequest`] (built by
+/// [`any_request`](RateLimitLayer::any_request): any request and response type, keyed by
+/// a closure or any [`KeyExtractor`](palisade_core::KeyExtractor) for that type).
 #[derive(Debug, Clone)]
-pub struct RateLimitLayer<X> {
+pub struct RateLimitLayer<X, M = Http> {
     extractor: X,
     shared: Arc<Shared>,
+    mode: PhantomData<fn() -> M>,
 }
 
 impl<X> RateLimitLayer<X> {
     /// Limits requests per key (`extractor`, e.g. [`PeerIp`](palisade_core::key::PeerIp)) to
     /// `quotas` (one [`Quota`](crate::Quota) or a [`QuotaSet`] that must all pass).
     pub fn new(extractor: X, quotas: impl Into<QuotaSet>) -> Self {
+        Self::with_mode(extractor, quotas.into(), true)
+    }
+
+    /// Whether successful responses carry `RateLimit-Policy` and `RateLimit` in
+    /// [`RateLimitMode::Reject`] (default `true`). Costs two header insertions per response and, when
+    /// the `r`/`t` numbers differ from the last response built on the same thread, one small
+    /// allocation for the `RateLimit` value. Client mode never writes them into upstream
+    /// responses.
+    #[must_use]
+    pub fn response_headers(mut self, yes: bool) -> Self {
+        self.shared_mut().response_headers = yes;
+        self
+    }
+
+    /// Whether to add legacy `X-RateLimit-Limit/Remaining/Reset` (delta seconds) for the
+    /// quota closest to exhaustion (default `false`).
+    #[must_use]
+    pub fn legacy_headers(mut self, yes: bool) -> Self {
+        self.shared_mut().legacy_headers = yes;
+        self
+    }
+}
+
+impl<X> RateLimitLayer<X, AnyRequest> {
+    /// Limits requests of any type (a broker producer's `Service<PublishRequest>`, a
+    /// database call) per key to `quotas`. `extractor` is any
+    /// [`KeyExtractor`](palisade_core::KeyExtractor) for the request type: a closure through
+    /// [`key_fn`](palisade_core::key::key_fn), [`GlobalKey`](palisade_core::key::GlobalKey),
+    /// or your own impl. The response is not touched (no `RateLimit` fields), and a wait
+    /// ([`RateLimitMode::Wait`]) is bounded by [`max_wait`](Self::max_wait) alone, as such a
+    /// request carries no [`Deadline`](palisade_core::Deadline). A refusal is the same
+    /// [`RateLimited`](palisade_core::RateLimited) error, with its `retry_after`.
+    pub fn any_request(extractor: X, quotas: impl Into<QuotaSet>) -> Self {
+        Self::with_mode(extractor, quotas.into(), false)
+    }
+}
+
+impl<X, M> RateLimitLayer<X, M> {
+    fn with_mode(extractor: X, quotas: QuotaSet, response_headers: bool) -> Self {
         Self {
             extractor,
+            mode: PhantomData,
             shared: Arc::new(Shared {
                 hasher: RandomState::new(),
                 store: Arc::new(MemoryStore::new(DEFAULT_MAX_KEYS, DEFAULT_IDLE_SWEEP)),
-                default: quotas.into(),
+                default: quotas,
                 tiers: HashMap::new(),
                 mode: RateLimitMode::Reject,
                 max_wait: None,
-                response_headers: true,
+                response_headers,
                 legacy_headers: false,
                 listeners: Listeners::new().named("ratelimit"),
                 max_keys: DEFAULT_MAX_KEYS,
@@ -123,25 +173,6 @@ impl<X> RateLimitLayer<X> {
     #[must_use]
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.shared_mut().max_wait = Some(max_wait);
-        self
-    }
-
-    /// Whether successful responses carry `RateLimit-Policy` and `RateLimit` in
-    /// [`RateLimitMode::Reject`] (default `true`). Costs two header insertions per response and, when
-    /// the `r`/`t` numbers differ from the last response built on the same thread, one small
-    /// allocation for the `RateLimit` value. Client mode never writes them into upstream
-    /// responses.
-    #[must_use]
-    pub fn response_headers(mut self, yes: bool) -> Self {
-        self.shared_mut().response_headers = yes;
-        self
-    }
-
-    /// Whether to add legacy `X-RateLimit-Limit/Remaining/Reset` (delta seconds) for the
-    /// quota closest to exhaustion (default `false`).
-    #[must_use]
-    pub fn legacy_headers(mut self, yes: bool) -> Self {
-        self.shared_mut().legacy_headers = yes;
         self
     }
 
@@ -223,8 +254,8 @@ impl<X> RateLimitLayer<X> {
     }
 }
 
-impl<S, X: Clone> Layer<S> for RateLimitLayer<X> {
-    type Service = RateLimit<S, X>;
+impl<S, X: Clone, M> Layer<S> for RateLimitLayer<X, M> {
+    type Service = RateLimit<S, X, M>;
     fn layer(&self, inner: S) -> Self::Service {
         RateLimit::from_parts(inner, self.extractor.clone(), self.shared.clone())
     }

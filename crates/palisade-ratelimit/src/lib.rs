@@ -25,6 +25,46 @@
 //!   with Redis's clock, fail-open / fail-closed / local fallback on errors.
 //! - [`parse`] reads an upstream's `RateLimit` / `RateLimit-Policy` fields.
 //!
+//! # Any request type
+//!
+//! [`RateLimitLayer::any_request`] limits services of any request type (a broker
+//! producer's `Service<PublishRequest>`, a database call, a `Service<u64>`). Keys come from
+//! the request through a closure ([`key_fn`](palisade_core::key::key_fn)) or any
+//! [`KeyExtractor`](palisade_core::KeyExtractor) for that type; quotas, tiers, both modes,
+//! Redis and events are the same. The response is not touched (the `RateLimit` fields are
+//! for HTTP responses), and a refusal is the same [`RateLimited`](palisade_core::RateLimited)
+//! error, whose `retry_after` says when to try again.
+//!
+//! ```
+//! use palisade_core::RateLimited;
+//! use palisade_core::key::{KeyError, key_fn};
+//! use palisade_ratelimit::{Quota, RateLimitLayer};
+//! use std::time::Duration;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! /// A message for a broker: the tenant is the first token of the subject.
+//! #[derive(Clone)]
+//! struct Publish { subject: String }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let producer = service_fn(|_msg: Publish| async { Ok::<_, std::io::Error>(1_u64) });
+//! let tenant = key_fn(|msg: &Publish| {
+//!     msg.subject.split('.').next().filter(|t| !t.is_empty()).map(str::to_owned)
+//!         .ok_or(KeyError::Invalid { what: "subject" })
+//! });
+//! let svc = ServiceBuilder::new()
+//!     .layer(RateLimitLayer::any_request(tenant, Quota::per_second("publish", 2).unwrap()))
+//!     .service(producer);
+//! let msg = |s: &str| Publish { subject: s.to_owned() };
+//! assert_eq!(svc.clone().oneshot(msg("acme.orders")).await.unwrap(), 1);
+//! svc.clone().oneshot(msg("acme.orders")).await.unwrap();
+//! let err = svc.clone().oneshot(msg("acme.invoices")).await.unwrap_err();
+//! assert_eq!(err.downcast_ref::<RateLimited>().unwrap().retry_after, Duration::from_millis(500));
+//! // Another tenant has its own bucket.
+//! svc.oneshot(msg("globex.orders")).await.unwrap();
+//! # }
+//! ```
+//!
 //! # Algorithm
 //!
 //! GCRA ([`gcra`]) keeps one timestamp per key and quota. Several quotas are checked then

@@ -1,10 +1,12 @@
 use std::hash::BuildHasher as _;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::HeaderMap;
-use palisade_core::{BoxError, Deadline, KeyExtractor, RateLimited, RequestParts};
+use palisade_core::request::{Http, RequestMode, ResponseMode};
+use palisade_core::{BoxError, Deadline, KeyExtractor, RateLimited};
 use tower_service::Service;
 
 use crate::events::RateLimitEvent;
@@ -13,28 +15,36 @@ use crate::gcra::RateLimitDecision;
 use crate::headers::{RATELIMIT, RATELIMIT_POLICY, ResponseFields, legacy_headers, limit_value};
 use crate::layer::{RateLimitMode, Shared};
 use crate::quota::QuotaSet;
-use palisade_core::ResponseParts;
 #[cfg(feature = "redis")]
 use palisade_core::storage_key;
 use palisade_core::storage_key::StorageKey;
 
 /// Rate-limits requests per key; see the [crate docs](crate).
+///
+/// In mode [`Http`] (the default) the request must be HTTP-shaped
+/// ([`RequestParts`](palisade_core::RequestParts)) and so must the response
+/// ([`ResponseParts`](palisade_core::ResponseParts)); in mode
+/// [`AnyRequest`](palisade_core::AnyRequest) (built by
+/// [`RateLimitLayer::any_request`](crate::RateLimitLayer::any_request)) both may be of any
+/// type.
 #[derive(Debug, Clone)]
-pub struct RateLimit<S, X> {
+pub struct RateLimit<S, X, M = Http> {
     inner: S,
     extractor: X,
     shared: Arc<Shared>,
     /// The hash of a zero-sized key (`GlobalKey`), which has one value: hashed once.
     zst_hash: Option<u64>,
+    mode: PhantomData<fn() -> M>,
 }
 
-impl<S, X> RateLimit<S, X> {
+impl<S, X, M> RateLimit<S, X, M> {
     pub(crate) fn from_parts(inner: S, extractor: X, shared: Arc<Shared>) -> Self {
         Self {
             inner,
             extractor,
             shared,
             zst_hash: None,
+            mode: PhantomData,
         }
     }
     palisade_core::define_inner_service_accessors!();
@@ -104,11 +114,11 @@ pub(crate) fn step(shared: &Shared, set: &QuotaSet, hash: u64, d: &RateLimitDeci
 }
 
 /// The longest this request may wait, `None` in reject mode.
-pub(crate) fn max_wait<R: RequestParts>(shared: &Shared, req: &R) -> Option<Duration> {
+pub(crate) fn max_wait<M: RequestMode<R>, R>(shared: &Shared, req: &R) -> Option<Duration> {
     match shared.mode {
         RateLimitMode::Reject => None,
         RateLimitMode::Wait => {
-            let deadline = Deadline::from_request(req).map(Deadline::remaining);
+            let deadline = M::deadline(req).map(Deadline::remaining);
             Some(match (shared.max_wait, deadline) {
                 (Some(a), Some(b)) => a.min(b),
                 (Some(a), None) | (None, Some(a)) => a,
@@ -118,18 +128,17 @@ pub(crate) fn max_wait<R: RequestParts>(shared: &Shared, req: &R) -> Option<Dura
     }
 }
 
-impl<S, X, Req> Service<Req> for RateLimit<S, X>
+impl<S, X, Req, M> Service<Req> for RateLimit<S, X, M>
 where
-    Req: RequestParts,
+    M: RequestMode<Req> + ResponseMode<S::Response>,
     X: KeyExtractor<Req>,
     X::Key: StorageKey,
     S: Service<Req> + Clone,
-    S::Response: ResponseParts,
     S::Error: Into<BoxError>,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future, S, Req>;
+    type Future = ResponseFuture<S::Future, S, Req, M>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -150,7 +159,7 @@ where
             shared.hasher.hash_one(&key)
         };
         let set = shared.quotas_for(hash);
-        let max_wait = max_wait(shared, &req);
+        let max_wait = max_wait::<M, _>(shared, &req);
         #[cfg(feature = "redis")]
         if let Some(redis) = &shared.redis {
             let fut = redis.decide(storage_key::encode(&key), set.clone(), max_wait);

@@ -1,6 +1,10 @@
 //! No-retry success path: palisade's `Retry` vs tower's `Retry` (never-retry policy) vs
 //! tower-resilience's retry, same criterion group, plus allocations per call; and the
 //! adaptive throttle's passthrough (an upstream accepting everything) against the bare service.
+//!
+//! Group `retry_any_request`: palisade's any-request mode (`RetryLayer::any_request`) on a
+//! `Service<u64>` next to tower's `Retry` on the same service, with a policy that clones
+//! the request and retries errors (what a retrying policy does on the success path).
 
 use std::future::Future;
 use std::hint::black_box;
@@ -41,6 +45,51 @@ impl<Req, Res, E> tower::retry::Policy<Req, Res, E> for NeverRetry {
     }
     fn clone_request(&mut self, _req: &Req) -> Option<Req> {
         None
+    }
+}
+
+/// tower's retry with up to `self.0` more attempts on errors; clones the request as any
+/// retrying policy must before the first call.
+#[derive(Clone, Copy)]
+struct Attempts(usize);
+impl<Res, E> tower::retry::Policy<u64, Res, E> for Attempts {
+    type Future = std::future::Ready<()>;
+    fn retry(&mut self, _req: &mut u64, result: &mut Result<Res, E>) -> Option<Self::Future> {
+        if result.is_err() && self.0 > 0 {
+            self.0 -= 1;
+            Some(std::future::ready(()))
+        } else {
+            None
+        }
+    }
+    fn clone_request(&mut self, req: &u64) -> Option<u64> {
+        Some(*req)
+    }
+}
+
+/// tower's retry with a shared `tower::retry::budget::TpsBudget`, as tower's docs write
+/// it: a success deposits, a retry withdraws; the policy (an `Arc`) is cloned per call.
+#[derive(Clone)]
+struct BudgetAttempts {
+    left: usize,
+    budget: std::sync::Arc<tower::retry::budget::TpsBudget>,
+}
+impl<Res, E> tower::retry::Policy<u64, Res, E> for BudgetAttempts {
+    type Future = std::future::Ready<()>;
+    fn retry(&mut self, _req: &mut u64, result: &mut Result<Res, E>) -> Option<Self::Future> {
+        use tower::retry::budget::Budget as _;
+        if result.is_ok() {
+            self.budget.deposit();
+            None
+        } else if self.left > 0 && self.budget.withdraw() {
+            self.left -= 1;
+            Some(std::future::ready(()))
+        } else {
+            None
+        }
+    }
+    fn clone_request(&mut self, req: &u64) -> Option<u64> {
+        Some(*req)
     }
 }
 
@@ -159,6 +208,50 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("tower-resilience-retry", |b| {
         b.iter(|| black_box(call(&mut resilience, "/").unwrap()));
+    });
+    g.finish();
+
+    // Any request type: a `Service<u64>`.
+    let inner_u =
+        tower::service_fn(|n: u64| std::future::ready(Ok::<_, std::convert::Infallible>(n + 1)));
+    let mut bare_u = inner_u;
+    let mut any = RetryLayer::any_request().layer(inner_u);
+    let mut any_nb = RetryLayer::any_request().no_budget().layer(inner_u);
+    let mut tower_u = tower::retry::RetryLayer::new(Attempts(2)).layer(inner_u);
+    let mut tower_ub = tower::retry::RetryLayer::new(BudgetAttempts {
+        left: 2,
+        budget: std::sync::Arc::new(tower::retry::budget::TpsBudget::new(
+            std::time::Duration::from_secs(10),
+            10,
+            0.2,
+        )),
+    })
+    .layer(inner_u);
+    allocs_per_op("u64 bare", || {
+        black_box(call(&mut bare_u, black_box(7)).unwrap());
+    });
+    allocs_per_op("u64 palisade-retry any_request", || {
+        black_box(call(&mut any, black_box(7)).unwrap());
+    });
+    allocs_per_op("u64 tower-retry", || {
+        black_box(call(&mut tower_u, black_box(7)).unwrap());
+    });
+    let mut g = c.benchmark_group("retry_any_request");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("bare-u64", |b| {
+        b.iter(|| black_box(call(&mut bare_u, black_box(7)).unwrap()));
+    });
+    g.bench_function("palisade-retry-any-request-u64", |b| {
+        b.iter(|| black_box(call(&mut any, black_box(7)).unwrap()));
+    });
+    g.bench_function("palisade-retry-any-request-no-budget-u64", |b| {
+        b.iter(|| black_box(call(&mut any_nb, black_box(7)).unwrap()));
+    });
+    g.bench_function("tower-retry-u64", |b| {
+        b.iter(|| black_box(call(&mut tower_u, black_box(7)).unwrap()));
+    });
+    g.bench_function("tower-retry-tps-budget-u64", |b| {
+        b.iter(|| black_box(call(&mut tower_ub, black_box(7)).unwrap()));
     });
     g.finish();
 }

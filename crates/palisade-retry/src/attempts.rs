@@ -85,6 +85,7 @@ impl<S, P> Attempts<S, P> {
     }
 
     /// Drives the loop to the final result.
+    #[inline]
     pub(crate) fn poll<Req, R>(
         &mut self,
         mut step: Pin<&mut Step<S::Future>>,

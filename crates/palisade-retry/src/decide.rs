@@ -32,6 +32,7 @@ fn give_up<P>(shared: &Shared<P>, attempts: u32, reason: GiveUpReason) {
 
 /// The verdict after attempt number `attempts`: return the result, or retry after a delay
 /// (`budget` withdrawn, event emitted).
+#[inline]
 pub(crate) fn decide<P, R>(
     shared: &Shared<P>,
     budget: Option<&dyn Budget>,

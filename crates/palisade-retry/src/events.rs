@@ -17,6 +17,9 @@ pub enum RetryReason {
     Status(StatusCode),
     /// A retryable gRPC status (UNAVAILABLE) in the response headers.
     Grpc(GrpcCode),
+    /// A response (not an error) the predicate or classifier called a retryable failure;
+    /// for responses that are not HTTP (see [`RetryLayer::classifier`](crate::RetryLayer::classifier)).
+    Response,
 }
 
 /// Why the layer stopped retrying a request that failed.
@@ -116,7 +119,7 @@ impl Event for RetryEvent {
             _ => None,
         }
     }
-    /// Why a retry: `error`, `status`, `grpc`; why giving up: `server_delay_too_long`,
+    /// Why a retry: `error`, `status`, `grpc`, `response`; why giving up: `server_delay_too_long`,
     /// `deadline`, `pushback`.
     fn reason(&self) -> Option<&'static str> {
         match self {
@@ -146,12 +149,13 @@ impl Event for RetryEvent {
 }
 
 impl RetryReason {
-    /// Stable snake_case name: `error`, `status`, `grpc`.
+    /// Stable snake_case name: `error`, `status`, `grpc`, `response`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Error => "error",
             Self::Status(_) => "status",
             Self::Grpc(_) => "grpc",
+            Self::Response => "response",
         }
     }
 }

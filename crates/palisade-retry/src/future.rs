@@ -18,6 +18,7 @@ use palisade_core::{BoxError, Deadline};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+pub use crate::any::AnyFuture;
 use crate::attempts::{Attempts, Replay, Step};
 use crate::body::ReplayBody;
 use crate::budget::Budget;

@@ -1,10 +1,12 @@
 //! [`RetryLayer`]: the settings, shared by every service it builds.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use palisade_core::{InstanceName, Listeners};
+use palisade_core::request::{AnyRequest, Http};
+use palisade_core::{ErrorsAsFailures, InstanceName, Listeners};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tower_layer::Layer;
@@ -23,7 +25,13 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// Defaults: 3 attempts, full-jitter backoff 100 ms × 2 capped at 10 s, a
 /// [`TpsBudget`] of (10 s, 10/s, 20 %), 64 KiB body replay buffer, no per-attempt timeout,
 /// only idempotent or `Idempotency-Key` requests retried, [`DefaultPredicate`].
-pub struct RetryLayer<P = DefaultPredicate> {
+///
+/// The mode `M` says which requests the services it builds take: [`Http`] (the default,
+/// built by [`new`](RetryLayer::new): `http::Request`s with body replay, and
+/// `reqwest::Request`s) or [`AnyRequest`] (built by
+/// [`any_request`](RetryLayer::any_request): any request type that can be sent again, see
+/// [`ReplayRequest`](crate::ReplayRequest)).
+pub struct RetryLayer<P = DefaultPredicate, M = Http> {
     pub(crate) max_attempts: u32,
     pub(crate) backoff: Backoff,
     pub(crate) rng: Arc<Mutex<SmallRng>>,
@@ -34,9 +42,10 @@ pub struct RetryLayer<P = DefaultPredicate> {
     pub(crate) per_attempt_timeout: Option<Duration>,
     pub(crate) retry_unsafe: bool,
     pub(crate) predicate: P,
+    pub(crate) mode: PhantomData<fn() -> M>,
 }
 
-impl<P: Clone> Clone for RetryLayer<P> {
+impl<P: Clone, M> Clone for RetryLayer<P, M> {
     fn clone(&self) -> Self {
         Self {
             max_attempts: self.max_attempts,
@@ -49,11 +58,12 @@ impl<P: Clone> Clone for RetryLayer<P> {
             per_attempt_timeout: self.per_attempt_timeout,
             retry_unsafe: self.retry_unsafe,
             predicate: self.predicate.clone(),
+            mode: PhantomData,
         }
     }
 }
 
-impl<P: fmt::Debug> fmt::Debug for RetryLayer<P> {
+impl<P: fmt::Debug, M> fmt::Debug for RetryLayer<P, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryLayer")
             .field("max_attempts", &self.max_attempts)
@@ -74,25 +84,50 @@ impl Default for RetryLayer {
     }
 }
 
-impl RetryLayer {
-    /// A layer with the defaults.
-    pub fn new() -> Self {
-        Self {
-            max_attempts: 3,
-            backoff: Backoff::default(),
-            rng: Arc::new(Mutex::new(SmallRng::from_rng(&mut rand::rng()))),
-            budget: Some(Arc::new(TpsBudget::default())),
-            per_host: None,
-            listeners: Listeners::new().named("retry"),
-            body_limit: DEFAULT_BODY_LIMIT,
-            per_attempt_timeout: None,
-            retry_unsafe: false,
-            predicate: DefaultPredicate,
-        }
+fn defaults<P, M>(predicate: P) -> RetryLayer<P, M> {
+    RetryLayer {
+        max_attempts: 3,
+        backoff: Backoff::default(),
+        rng: Arc::new(Mutex::new(SmallRng::from_rng(&mut rand::rng()))),
+        budget: Some(Arc::new(TpsBudget::default())),
+        per_host: None,
+        listeners: Listeners::new().named("retry"),
+        body_limit: DEFAULT_BODY_LIMIT,
+        per_attempt_timeout: None,
+        retry_unsafe: false,
+        predicate,
+        mode: PhantomData,
     }
 }
 
-impl<P> RetryLayer<P> {
+impl RetryLayer<ErrorsAsFailures, AnyRequest> {
+    /// A layer for services of any request type that can be sent again
+    /// ([`ReplayRequest`](crate::ReplayRequest): every `Clone` type), with the same
+    /// defaults, backoff, budget and events as [`new`](RetryLayer::new). What is retried:
+    /// every `Err` ([`ErrorsAsFailures`]; a rejection's own `retry_after`, such as an inner
+    /// breaker's remaining open time, replaces the backoff); every `Ok` is a success.
+    /// Replace it with [`predicate`](RetryLayer::predicate) (a [`predicate_fn`](crate::predicate_fn)
+    /// closure) or [`classifier`](RetryLayer::classifier).
+    ///
+    /// No method or header says whether such a request is safe to send twice: a request
+    /// type that can be replayed is retried. Make the sends idempotent (a message id the
+    /// broker deduplicates, an upsert), or keep [`max_attempts`](RetryLayer::max_attempts)
+    /// at 1. The body limit and [`retry_unsafe_methods`](RetryLayer::retry_unsafe_methods)
+    /// do not apply, and no [`Deadline`](palisade_core::Deadline) travels in such a request
+    /// (an outer timeout still bounds all attempts by dropping the future).
+    pub fn any_request() -> Self {
+        defaults(ErrorsAsFailures)
+    }
+}
+
+impl RetryLayer {
+    /// A layer with the defaults.
+    pub fn new() -> Self {
+        defaults(DefaultPredicate)
+    }
+}
+
+impl<P, M> RetryLayer<P, M> {
     /// Attempts including the first (at least 1; 1 disables retries).
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n.max(1);
@@ -182,7 +217,7 @@ impl<P> RetryLayer<P> {
     }
 
     /// Replaces what is retried.
-    pub fn predicate<Q>(self, predicate: Q) -> RetryLayer<Q> {
+    pub fn predicate<Q>(self, predicate: Q) -> RetryLayer<Q, M> {
         RetryLayer {
             max_attempts: self.max_attempts,
             backoff: self.backoff,
@@ -194,7 +229,17 @@ impl<P> RetryLayer<P> {
             per_attempt_timeout: self.per_attempt_timeout,
             retry_unsafe: self.retry_unsafe,
             predicate,
+            mode: PhantomData,
         }
+    }
+
+    /// Replaces what is retried with a [`Classifier`](palisade_core::Classifier) (the
+    /// breaker's vocabulary, e.g. a [`classify_fn`](palisade_core::classify_fn) closure over
+    /// `Result<&Res, &BoxError>`): a failure is retried (after the rejection's own
+    /// `retry_after`, if the error is one), a success is credited, an ignored result is
+    /// returned as is. See [`FromClassifier`](crate::policy::FromClassifier).
+    pub fn classifier<C>(self, classifier: C) -> RetryLayer<crate::policy::FromClassifier<C>, M> {
+        self.predicate(crate::policy::FromClassifier::new(classifier))
     }
 
     /// The configured max attempts.
@@ -232,6 +277,18 @@ impl<P> Shared<P> {
             .and_then(|k| k.budget_for(authority.unwrap_or("")))
     }
 
+    /// [`admit`](Self::admit) for a request of any type: deposits into the budget and says
+    /// whether more than one attempt is allowed (the request type being replayable is the
+    /// caller's part). A request of any type has no host: it uses the shared budget even
+    /// when budgets are per host (as its attempts withdraw from it).
+    #[inline]
+    pub(crate) fn admit_any(&self) -> bool {
+        if let Some(b) = &self.budget {
+            b.deposit();
+        }
+        self.max_attempts > 1
+    }
+
     /// Called once per request, by every request type: deposits into the budget (the
     /// host's, `host`, when budgets are per host) and says whether the request may be
     /// retried (more than one attempt allowed, and a safe method, an `Idempotency-Key`, or
@@ -262,7 +319,7 @@ impl<P> Shared<P> {
     }
 }
 
-impl<P: Clone> RetryLayer<P> {
+impl<P: Clone, M> RetryLayer<P, M> {
     pub(crate) fn shared(&self) -> Arc<Shared<P>> {
         Arc::new(Shared {
             max_attempts: self.max_attempts,
@@ -279,9 +336,9 @@ impl<P: Clone> RetryLayer<P> {
     }
 }
 
-impl<S, P: Clone> Layer<S> for RetryLayer<P> {
-    type Service = Retry<S, P>;
-    fn layer(&self, inner: S) -> Retry<S, P> {
+impl<S, P: Clone, M> Layer<S> for RetryLayer<P, M> {
+    type Service = Retry<S, P, M>;
+    fn layer(&self, inner: S) -> Retry<S, P, M> {
         Retry::from_shared(inner, self.shared())
     }
 }

@@ -3,8 +3,9 @@
 use std::time::{Duration, SystemTime};
 
 use http::{Method, StatusCode};
+use palisade_core::classify::{Classifier, Outcome};
 use palisade_core::rejection::find_rejection;
-use palisade_core::{BoxError, GrpcCode, ResponseParts, retry_after};
+use palisade_core::{BoxError, ErrorsAsFailures, GrpcCode, ResponseParts, retry_after};
 
 use crate::events::RetryReason;
 
@@ -85,17 +86,21 @@ pub fn is_idempotency_conflict(status: StatusCode, headers: &http::HeaderMap) ->
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultPredicate;
 
+/// An `Err` is retried, after the rejection's own `retry_after` (an inner breaker's
+/// remaining open time, a rate limit's `Retry-After`) if it is one.
+fn retry_error(err: &BoxError) -> Decision {
+    let after = find_rejection(&**err).and_then(palisade_core::Rejection::retry_after);
+    Decision::Retry {
+        reason: RetryReason::Error,
+        after,
+    }
+}
+
 impl<Res: ResponseParts> Predicate<Res> for DefaultPredicate {
     fn check(&self, result: Result<&Res, &BoxError>) -> Decision {
         let res = match result {
             Ok(res) => res,
-            Err(err) => {
-                let after = find_rejection(&**err).and_then(palisade_core::Rejection::retry_after);
-                return Decision::Retry {
-                    reason: RetryReason::Error,
-                    after,
-                };
-            }
+            Err(err) => return retry_error(err),
         };
         let headers = res.headers();
         if let Some(code) = GrpcCode::from_headers(headers) {
@@ -134,6 +139,52 @@ impl<Res: ResponseParts> Predicate<Res> for DefaultPredicate {
 
     fn is_in_flight_conflict(&self, response: &Res) -> bool {
         is_idempotency_conflict(response.status(), response.headers())
+    }
+}
+
+/// The default predicate of [`RetryLayer::any_request`](crate::RetryLayer::any_request), for
+/// any response type: every `Err` is retried (after the rejection's own `retry_after`, if
+/// the error is a Palisade rejection that has one), every `Ok` is a success.
+impl<Res> Predicate<Res> for ErrorsAsFailures {
+    #[inline]
+    fn check(&self, result: Result<&Res, &BoxError>) -> Decision {
+        match result {
+            Ok(_) => Decision::Success,
+            Err(err) => retry_error(err),
+        }
+    }
+}
+
+/// A [`Predicate`] from a [`Classifier`] over `Result<&Res, &BoxError>`; see
+/// [`RetryLayer::classifier`](crate::RetryLayer::classifier).
+///
+/// [`Outcome::Failure`] is retried ([`RetryReason::Error`] for an `Err`, after the
+/// rejection's own `retry_after` if it has one; [`RetryReason::Response`] for an `Ok`),
+/// [`Outcome::Success`] is credited to the budget, [`Outcome::Ignored`] is returned as is.
+#[derive(Debug, Clone, Copy)]
+pub struct FromClassifier<C>(C);
+
+impl<C> FromClassifier<C> {
+    /// Wraps `classifier`.
+    pub const fn new(classifier: C) -> Self {
+        Self(classifier)
+    }
+}
+
+impl<Res, C> Predicate<Res> for FromClassifier<C>
+where
+    C: Classifier<Res, BoxError>,
+{
+    fn check(&self, result: Result<&Res, &BoxError>) -> Decision {
+        match (self.0.classify(result), result) {
+            (Outcome::Success, _) => Decision::Success,
+            (Outcome::Ignored, _) => Decision::Return,
+            (Outcome::Failure, Err(err)) => retry_error(err),
+            (Outcome::Failure, Ok(_)) => Decision::Retry {
+                reason: RetryReason::Response,
+                after: None,
+            },
+        }
     }
 }
 

@@ -1,12 +1,14 @@
 //! The [`Retry`] service.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::Request;
 use http_body::Body;
+use palisade_core::request::Http;
 use palisade_core::{BoxError, Deadline, RequestParts};
 use tower_service::Service;
 
@@ -20,21 +22,28 @@ use crate::policy::Predicate;
 /// Clones share one state (budget, RNG, listeners). The first attempt is sent by the
 /// readied inner service; retries use a clone, made ready again before each call (tower's
 /// "be careful when cloning inner services").
-pub struct Retry<S, P> {
+///
+/// In mode [`Http`] (the default) it takes `http::Request`s (and `reqwest::Request`s with
+/// the `reqwest` feature); in mode [`AnyRequest`](palisade_core::AnyRequest) (built by
+/// [`RetryLayer::any_request`](crate::RetryLayer::any_request)) any request type that is
+/// [`ReplayRequest`](crate::ReplayRequest).
+pub struct Retry<S, P, M = Http> {
     inner: S,
     shared: Arc<Shared<P>>,
+    mode: PhantomData<fn() -> M>,
 }
 
-impl<S: Clone, P> Clone for Retry<S, P> {
+impl<S: Clone, P, M> Clone for Retry<S, P, M> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
+            mode: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, P> fmt::Debug for Retry<S, P> {
+impl<S: fmt::Debug, P, M> fmt::Debug for Retry<S, P, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
@@ -43,12 +52,15 @@ impl<S: fmt::Debug, P> fmt::Debug for Retry<S, P> {
     }
 }
 
-impl<S, P> Retry<S, P> {
+impl<S, P, M> Retry<S, P, M> {
     pub(crate) fn from_shared(inner: S, shared: Arc<Shared<P>>) -> Self {
-        Self { inner, shared }
+        Self {
+            inner,
+            shared,
+            mode: PhantomData,
+        }
     }
 
-    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
     pub(crate) fn shared(&self) -> &Arc<Shared<P>> {
         &self.shared
     }

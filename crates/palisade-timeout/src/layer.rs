@@ -1,8 +1,10 @@
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
 use palisade_core::Listeners;
+use palisade_core::request::{AnyRequest, Http};
 use tower_layer::Layer;
 
 use crate::events::TimeoutEvent;
@@ -23,9 +25,51 @@ pub(crate) struct Settings {
 /// Defaults: honour an incoming `grpc-timeout` when it is shorter, no millisecond header,
 /// put the [`Deadline`](palisade_core::Deadline) in request extensions, do not write
 /// outgoing deadline headers.
-#[derive(Debug, Clone)]
-pub struct TimeoutLayer {
+///
+/// The mode `M` says what the layer reads from requests: [`Http`] (the default, built by
+/// [`new`](TimeoutLayer::new): headers and extensions, through
+/// [`RequestParts`](palisade_core::RequestParts)) or [`AnyRequest`] (built by
+/// [`any_request`](TimeoutLayer::any_request): the configured timeout alone, for any
+/// request type).
+#[derive(Debug)]
+pub struct TimeoutLayer<M = Http> {
     settings: Settings,
+    mode: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for TimeoutLayer<M> {
+    fn clone(&self) -> Self {
+        Self {
+            settings: self.settings.clone(),
+            mode: PhantomData,
+        }
+    }
+}
+
+fn defaults(timeout: Duration) -> Settings {
+    Settings {
+        timeout,
+        honour_grpc_timeout: true,
+        deadline_header: None,
+        insert_deadline: true,
+        outbound: false,
+        listeners: Listeners::new().named("timeout"),
+    }
+}
+
+impl TimeoutLayer<AnyRequest> {
+    /// A layer for services of any request type (a broker producer, a database call, a
+    /// `Service<u64>`): it fails requests taking longer than `timeout` with
+    /// [`Elapsed`](crate::error::Elapsed). The deadline is the configured timeout alone: no
+    /// header is read, and no [`Deadline`](palisade_core::Deadline) is put in the request
+    /// (it has no extensions), so inner layers are not told about it; dropping the inner
+    /// future when the time is up still stops them.
+    pub fn any_request(timeout: Duration) -> Self {
+        Self {
+            settings: defaults(timeout),
+            mode: PhantomData,
+        }
+    }
 }
 
 impl TimeoutLayer {
@@ -34,14 +78,8 @@ impl TimeoutLayer {
     /// without calling the inner service; [`TimeoutConfig`](crate::TimeoutConfig) refuses it.
     pub fn new(timeout: Duration) -> Self {
         Self {
-            settings: Settings {
-                timeout,
-                honour_grpc_timeout: true,
-                deadline_header: None,
-                insert_deadline: true,
-                outbound: false,
-                listeners: Listeners::new().named("timeout"),
-            },
+            settings: defaults(timeout),
+            mode: PhantomData,
         }
     }
 
@@ -77,7 +115,9 @@ impl TimeoutLayer {
         self.settings.outbound = yes;
         self
     }
+}
 
+impl<M> TimeoutLayer<M> {
     /// The layer's instance name, carried by its events so metrics label it. Default
     /// `"timeout"`.
     #[must_use]
@@ -105,8 +145,8 @@ impl From<Duration> for TimeoutLayer {
     }
 }
 
-impl<S> Layer<S> for TimeoutLayer {
-    type Service = Timeout<S>;
+impl<S, M> Layer<S> for TimeoutLayer<M> {
+    type Service = Timeout<S, M>;
     fn layer(&self, inner: S) -> Self::Service {
         Timeout::from_settings(inner, Arc::new(self.settings.clone()))
     }

@@ -20,6 +20,39 @@
 //! inside [`HandleRejectionsLayer`](palisade_core::HandleRejectionsLayer), which turns
 //! `Elapsed` into 504 / DEADLINE_EXCEEDED.
 //!
+//! # Any request type
+//!
+//! [`TimeoutLayer::any_request`] builds the layer for a service of any request type (a
+//! broker producer's `Service<PublishRequest>`, a database call, a `Service<u64>`): the
+//! deadline is the configured timeout alone, since such a request has no headers to carry
+//! a caller's budget and no extensions to pass the [`Deadline`](palisade_core::Deadline)
+//! inward. Header reading stays with [`TimeoutLayer::new`], for HTTP.
+//!
+//! ```
+//! use palisade_core::Elapsed;
+//! use palisade_timeout::TimeoutLayer;
+//! use std::time::Duration;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! // A database call keyed by a plain id: the slow ids take 10 s.
+//! let lookup = service_fn(|id: u64| async move {
+//!     if id > 100 {
+//!         tokio::time::sleep(Duration::from_secs(10)).await;
+//!     }
+//!     Ok::<_, std::io::Error>(format!("row {id}"))
+//! });
+//! let svc = ServiceBuilder::new()
+//!     .layer(TimeoutLayer::any_request(Duration::from_secs(2)))
+//!     .service(lookup);
+//! assert_eq!(svc.clone().oneshot(7).await.unwrap(), "row 7");
+//! let started = tokio::time::Instant::now();
+//! let err = svc.oneshot(500).await.unwrap_err();
+//! assert!(err.is::<Elapsed>());
+//! assert_eq!(started.elapsed(), Duration::from_secs(2));
+//! # }
+//! ```
+//!
 //! # Mutation testing
 //!
 //! The service and its future are mutation-tested; no mutant of `src/service.rs` or

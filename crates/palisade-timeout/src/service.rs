@@ -1,3 +1,4 @@
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -5,6 +6,7 @@ use std::time::Duration;
 use http::HeaderValue;
 use palisade_core::deadline::grpc_timeout;
 use palisade_core::grpc::GRPC_TIMEOUT_HEADER as GRPC_TIMEOUT_NAME;
+use palisade_core::request::{AnyRequest, Http};
 use palisade_core::{BoxError, Deadline, Elapsed, RequestParts};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -26,17 +28,26 @@ use crate::layer::Settings;
 ///
 /// Like tower's, it drops the inner future when the time is up, and is `Clone` (clones share
 /// the configuration).
+///
+/// In mode [`AnyRequest`] (built by [`TimeoutLayer::any_request`](crate::TimeoutLayer::any_request)
+/// or [`Timeout::any_request`]) it takes any request type and the deadline is the
+/// configured timeout alone, as `tower::timeout::Timeout`'s, with the differences above
+/// that do not need headers or extensions (the error is [`Elapsed`], a zero timeout fails
+/// at once without calling the service, the timer is armed only if the inner future is not
+/// ready at once).
 #[derive(Debug)]
-pub struct Timeout<S> {
+pub struct Timeout<S, M = Http> {
     inner: S,
     settings: Arc<Settings>,
+    mode: PhantomData<fn() -> M>,
 }
 
-impl<S: Clone> Clone for Timeout<S> {
+impl<S: Clone, M> Clone for Timeout<S, M> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             settings: self.settings.clone(),
+            mode: PhantomData,
         }
     }
 }
@@ -48,9 +59,24 @@ impl<S> Timeout<S> {
         use tower_layer::Layer;
         crate::TimeoutLayer::new(timeout).layer(inner)
     }
+}
 
+impl<S> Timeout<S, AnyRequest> {
+    /// Wraps `inner`, a service of any request type, with a plain `timeout`; see
+    /// [`TimeoutLayer::any_request`](crate::TimeoutLayer::any_request).
+    pub fn any_request(inner: S, timeout: Duration) -> Self {
+        use tower_layer::Layer;
+        crate::TimeoutLayer::any_request(timeout).layer(inner)
+    }
+}
+
+impl<S, M> Timeout<S, M> {
     pub(crate) fn from_settings(inner: S, settings: Arc<Settings>) -> Self {
-        Self { inner, settings }
+        Self {
+            inner,
+            settings,
+            mode: PhantomData,
+        }
     }
 
     palisade_core::define_inner_service_accessors!();
@@ -88,7 +114,45 @@ fn parse_millis(v: &HeaderValue) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
-impl<S, R> Service<R> for Timeout<S>
+impl<S, R> Service<R> for Timeout<S, AnyRequest>
+where
+    S: Service<R>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    #[inline]
+    fn call(&mut self, req: R) -> Self::Future {
+        let s = &*self.settings;
+        let timeout = s.timeout;
+        let source = DeadlineSource::Configured;
+        if timeout.is_zero() {
+            s.listeners.emit_named(|instance| TimeoutEvent::Elapsed {
+                instance,
+                timeout,
+                source,
+            });
+            return ResponseFuture::expired(Elapsed::new(timeout));
+        }
+        let now = Instant::now();
+        let deadline = now.checked_add(timeout).unwrap_or(now + FAR);
+        ResponseFuture::new(
+            self.inner.call(req),
+            deadline,
+            timeout,
+            source,
+            s.listeners.clone(),
+        )
+    }
+}
+
+impl<S, R> Service<R> for Timeout<S, Http>
 where
     S: Service<R>,
     S::Error: Into<BoxError>,

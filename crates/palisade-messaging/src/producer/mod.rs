@@ -11,7 +11,8 @@
 //! by [`PublishErrorKind`](crate::error::PublishErrorKind), so a retry policy can retry
 //! [`Unavailable`](crate::error::PublishErrorKind::Unavailable) only and a breaker can count
 //! it as a failure. Palisade's breaker and bulkhead take any request type and stack on them
-//! unchanged.
+//! unchanged; timeout, retry and rate limit do through `TimeoutLayer::any_request`,
+//! `RetryLayer::any_request` and `RateLimitLayer::any_request`.
 
 #[cfg(feature = "amqp")]
 mod amqp;

@@ -17,4 +17,5 @@ mod jobs_redis;
 mod nats;
 #[cfg(feature = "postgres")]
 mod outbox;
+mod resilience;
 mod write_behind;
