@@ -47,6 +47,13 @@ impl BreakerHandle {
     pub fn slow_call_rate(&self) -> f32 {
         self.totals().slow_rate()
     }
+    /// Fleet mode (`CircuitBreakerBuilder::redis`):
+    /// `Some(true)` while the last flush reached Redis and the fleet decides, `Some(false)`
+    /// before the first flush and while this instance decides alone; `None` outside fleet
+    /// mode. For health checks and tests.
+    pub fn fleet_connected(&self) -> Option<bool> {
+        self.breaker.fleet_connected()
+    }
     /// Rejects every call until another manual transition (FORCED_OPEN).
     pub fn force_open(&self) {
         self.breaker.force(State::ForcedOpen);

@@ -1,0 +1,166 @@
+//! The state machine's side of fleet mode (see `crate::fleet`): what a flush reports of this
+//! instance, and how the fleet's answer moves the local state.
+//!
+//! While the last flush reached Redis ("connected") the fleet decides: the local window and
+//! timers make no transition, the state follows the shared one at each flush, and HALF_OPEN
+//! admits only the probes leased to this instance. Otherwise the machine is the ordinary
+//! local breaker, on the window it has kept recording all along.
+
+// Without the `redis` feature nothing turns fleet mode on.
+#![cfg_attr(not(feature = "redis"), allow(dead_code))]
+
+use std::time::Duration;
+
+use super::{Machine, State, Transition};
+use crate::window::Totals;
+
+/// This instance's view of the shared breaker.
+#[derive(Debug)]
+pub(crate) struct FleetLocal {
+    /// The last flush reached Redis.
+    pub(super) connected: bool,
+    /// The shared epoch the local state follows, `None` until it follows one (or after a
+    /// failed flush): probe reports and leases are only valid for this epoch.
+    pub(super) epoch: Option<u64>,
+    /// Probe permits leased to this instance in the current HALF_OPEN epoch.
+    pub(super) leases: u32,
+    /// A call met OPEN or HALF_OPEN since the last flush, so this instance asks for leases.
+    pub(super) demand: bool,
+    /// The fleet's window and probe outcomes, as the last flush read them.
+    pub(super) window: Totals,
+    pub(super) probes: Totals,
+    pub(super) flush_interval: Duration,
+}
+
+/// What one flush reports of this instance's probes (the window's counts travel apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FleetReport {
+    /// The shared epoch this instance is in, if any.
+    pub(crate) epoch: Option<u64>,
+    /// Leased probe permits not yet finished (in flight or unused).
+    pub(crate) held: u32,
+    /// Outcomes of this instance's probes in that epoch (absolute, so a lost reply loses
+    /// nothing).
+    pub(crate) probes: Totals,
+    /// Probe permits wanted.
+    pub(crate) want: u32,
+}
+
+/// The fleet's answer to a flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FleetView {
+    /// CLOSED, OPEN or HALF_OPEN.
+    pub(crate) state: State,
+    pub(crate) epoch: u64,
+    /// Time left of OPEN.
+    pub(crate) open_remaining: Duration,
+    /// Probe permits leased to this instance by this flush.
+    pub(crate) granted: u32,
+    /// The fleet's window.
+    pub(crate) window: Totals,
+    /// The fleet's probe outcomes in HALF_OPEN.
+    pub(crate) probes: Totals,
+}
+
+impl Machine {
+    /// Turns fleet mode on. The machine decides locally until the first flush succeeds.
+    pub(crate) fn enable_fleet(&mut self, flush_interval: Duration) {
+        self.fleet = Some(FleetLocal {
+            connected: false,
+            epoch: None,
+            leases: 0,
+            demand: false,
+            window: Totals::default(),
+            probes: Totals::default(),
+            flush_interval,
+        });
+    }
+
+    /// What the next flush reports; clears the demand flag and gives back leases this
+    /// instance did not use since the last flush.
+    pub(crate) fn fleet_report(&mut self) -> Option<FleetReport> {
+        let half_open = self.state == State::HalfOpen;
+        let f = self.fleet.as_mut()?;
+        let mut report = FleetReport {
+            epoch: f.epoch,
+            held: 0,
+            probes: Totals::default(),
+            want: 0,
+        };
+        if half_open && f.connected && f.epoch.is_some() {
+            if !f.demand {
+                f.leases = f.leases.min(self.probes_admitted);
+            }
+            report.held = f.leases.saturating_sub(self.probe_results.calls);
+            report.probes = self.probe_results;
+        }
+        if f.demand {
+            report.want = self.settings.permitted_in_half_open;
+        }
+        f.demand = false;
+        Some(report)
+    }
+
+    /// Follows the fleet's state after a successful flush. The special states (DISABLED,
+    /// FORCED_OPEN, METRICS_ONLY), set by hand, are kept.
+    pub(crate) fn fleet_sync(&mut self, view: FleetView, now: Duration) -> Option<Transition> {
+        let mut t = None;
+        let Some(f) = self.fleet.as_mut() else {
+            return t;
+        };
+        f.connected = true;
+        f.window = view.window;
+        f.probes = view.probes;
+        let same_epoch = f.epoch == Some(view.epoch);
+        f.epoch = Some(view.epoch);
+        if matches!(
+            self.state,
+            State::Disabled | State::ForcedOpen | State::MetricsOnly
+        ) {
+            return t;
+        }
+        match view.state {
+            State::Open => {
+                self.set(State::Open, now, &mut t);
+                self.open_until = now + view.open_remaining;
+            }
+            State::HalfOpen => {
+                if self.state != State::HalfOpen || !same_epoch {
+                    // A new HALF_OPEN period: earlier probes no longer count.
+                    let from = self.state;
+                    self.state = State::Closed; // so that `set` sees a change
+                    self.set(State::HalfOpen, now, &mut t);
+                    if let Some(tr) = &mut t {
+                        tr.from = from;
+                    }
+                    if from == State::HalfOpen {
+                        t = None;
+                    }
+                    if let Some(f) = self.fleet.as_mut() {
+                        f.leases = 0;
+                    }
+                }
+                if let Some(f) = self.fleet.as_mut() {
+                    f.leases = f.leases.saturating_add(view.granted);
+                }
+            }
+            _ => self.set(State::Closed, now, &mut t),
+        }
+        t
+    }
+
+    /// A flush failed: decide locally from now on, on this instance's own window and probe
+    /// count (and its timers), until a flush succeeds again.
+    pub(crate) fn fleet_lost(&mut self, now: Duration) -> Option<Transition> {
+        let Some(f) = self.fleet.as_mut() else {
+            return None;
+        };
+        f.connected = false;
+        f.epoch = None;
+        f.leases = 0;
+        let mut t = None;
+        self.tick(now, &mut t);
+        self.trip_if_due(now, &mut t);
+        t
+    }
+}

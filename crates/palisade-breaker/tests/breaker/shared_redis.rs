@@ -1,0 +1,489 @@
+//! Fleet mode against the machine's Redis (`REDIS_URL`, default 127.0.0.1:6379): three
+//! instances in one process, each its own layer and connection, sharing one breaker. Real
+//! time (Redis I/O cannot run under paused time) with short flush intervals, every wait
+//! bounded; a unique key prefix per test, its keys deleted after. Outside CI a missing Redis
+//! skips the tests with a printed reason.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use palisade_breaker::{
+    BreakerConfig, BreakerEvent, BreakerHandle, CircuitBreakerLayer, FleetConfig, SlidingWindow,
+    State,
+};
+use palisade_core::{BoxError, CircuitOpen, ErrorsAsFailures};
+use palisade_test::EventRecorder;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn unique_prefix(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("palisade-test:cb:{test}:{}:{nanos}:", std::process::id())
+}
+
+/// Quick reconnects, so a test sees Redis come back within a second.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(10))
+        .set_max_delay(Duration::from_millis(100))
+        .set_connection_timeout(Some(Duration::from_millis(500)))
+        .set_response_timeout(Some(Duration::from_millis(500)))
+}
+
+async fn connect(url: &str) -> Option<ConnectionManager> {
+    let attempt = async {
+        let client = redis::Client::open(url)?;
+        ConnectionManager::new_with_config(client, manager_config()).await
+    };
+    match tokio::time::timeout(Duration::from_secs(3), attempt).await {
+        Ok(Ok(c)) => Some(c),
+        other => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "Redis at {url} is required under CI: {other:?}"
+            );
+            eprintln!("skipping: no Redis at {url}: {other:?}");
+            None
+        }
+    }
+}
+
+/// Deletes every key under `prefix` (only this test's keys: the prefix is unique).
+async fn cleanup(conn: &mut ConnectionManager, prefix: &str) {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(conn)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(&keys).query_async(conn).await.unwrap();
+    }
+}
+
+fn config(prefix: &str, flush: Duration) -> BreakerConfig {
+    let mut fleet = FleetConfig::default();
+    fleet.name = Some("payments".into());
+    fleet.key_prefix = prefix.to_owned();
+    fleet.flush_interval = flush;
+    let mut c = BreakerConfig::default();
+    c.window = SlidingWindow::Time(10);
+    c.minimum_calls = 5;
+    c.failure_rate_threshold = 50.0;
+    c.wait_in_open = Duration::from_secs(60);
+    c.max_wait_in_open = Duration::from_secs(60);
+    c.permitted_in_half_open = 3;
+    c.fleet = Some(fleet);
+    c
+}
+
+fn layer(
+    config: &BreakerConfig,
+    conn: ConnectionManager,
+    events: &EventRecorder,
+) -> CircuitBreakerLayer<ErrorsAsFailures> {
+    CircuitBreakerLayer::builder()
+        .config(config.clone())
+        .redis(conn)
+        .classifier(ErrorsAsFailures)
+        .on_event(events.on())
+        .build()
+        .unwrap()
+}
+
+/// Waits (bounded) until `cond` holds, polling every millisecond; returns how long it took.
+async fn until(what: &str, bound: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < bound, "{what}: not within {bound:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    start.elapsed()
+}
+
+async fn all_connected(handles: &[BreakerHandle]) {
+    until("every instance joins the fleet", Duration::from_secs(5), || {
+        handles.iter().all(|h| h.fleet_connected() == Some(true))
+    })
+    .await;
+}
+
+/// A service that fails while `failing` is set, else succeeds; counts its calls.
+fn upstream(
+    failing: Arc<AtomicBool>,
+    calls: Arc<AtomicUsize>,
+) -> impl Service<(), Response = (), Error = BoxError, Future: Send> + Clone + Send {
+    service_fn(move |()| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let fail = failing.load(Ordering::SeqCst);
+        async move {
+            if fail {
+                Err::<(), BoxError>("upstream down".into())
+            } else {
+                Ok(())
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_on_one_instance_open_the_breaker_on_all_within_two_flushes() {
+    let url = redis_url();
+    let Some(mut admin) = connect(&url).await else {
+        return;
+    };
+    let prefix = unique_prefix("open");
+    let flush = Duration::from_millis(100);
+    let config = config(&prefix, flush);
+    let events = EventRecorder::new();
+    let (failing, calls) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicUsize::new(0)));
+    let mut layers = Vec::new();
+    for _ in 0..3 {
+        layers.push(layer(&config, connect(&url).await.unwrap(), &events));
+    }
+    let handles: Vec<_> = layers.iter().map(CircuitBreakerLayer::handle).collect();
+    all_connected(&handles).await;
+
+    // Five failures on instance 0 alone (minimum_calls 5, 100 % failed).
+    let svc = layers[0].layer(upstream(failing.clone(), calls.clone()));
+    for _ in 0..5 {
+        let err = svc.clone().oneshot(()).await.unwrap_err();
+        assert!(!err.is::<CircuitOpen>(), "{err}");
+    }
+    let took = until("all three open", 4 * flush, || {
+        handles.iter().all(|h| h.state() == State::Open)
+    })
+    .await;
+    eprintln!("fleet open on all 3 instances {took:?} after the 5th failure (flush {flush:?})");
+    // One flush to send the counts, one for the others to read the state; the rest is the
+    // round trips and scheduling of a loaded two-core machine.
+    assert!(took <= 2 * flush + Duration::from_millis(60), "{took:?}");
+
+    // Instances 1 and 2 saw no failure, and now reject without calling the upstream.
+    failing.store(false, Ordering::SeqCst);
+    for l in &layers[1..] {
+        let svc = l.layer(upstream(failing.clone(), calls.clone()));
+        let err = svc.oneshot(()).await.unwrap_err();
+        let open = err.downcast_ref::<CircuitOpen>().expect("CircuitOpen");
+        let left = open.retry_after.unwrap();
+        assert!(left > Duration::from_secs(55) && left <= Duration::from_secs(60), "{left:?}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    // Each instance saw CLOSED → OPEN once.
+    let opened = events
+        .events::<BreakerEvent>()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                BreakerEvent::StateChanged {
+                    from: State::Closed,
+                    to: State::Open,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(opened, 3);
+
+    // The shared keys: one hash tag, TTLs set.
+    let state_key = format!("{prefix}{{payments}}:state");
+    let state: i64 = redis::cmd("HGET")
+        .arg(&state_key)
+        .arg("state")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(state, 1);
+    for key in [state_key, format!("{prefix}{{payments}}:window")] {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{key}: {ttl}");
+    }
+    drop((layers, handles));
+    cleanup(&mut admin, &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_the_configured_number_of_probes_run_fleet_wide() {
+    let url = redis_url();
+    let Some(mut admin) = connect(&url).await else {
+        return;
+    };
+    let prefix = unique_prefix("probes");
+    let flush = Duration::from_millis(20);
+    let mut config = config(&prefix, flush);
+    config.wait_in_open = Duration::from_millis(300);
+    config.max_wait_in_open = Duration::from_millis(300);
+    let events = EventRecorder::new();
+    let mut layers = Vec::new();
+    for _ in 0..3 {
+        layers.push(layer(&config, connect(&url).await.unwrap(), &events));
+    }
+    let handles: Vec<_> = layers.iter().map(CircuitBreakerLayer::handle).collect();
+    all_connected(&handles).await;
+
+    // The upstream fails until `release` is set; after that, calls hang until it is true,
+    // then succeed. `probes` counts the calls made once failing stopped.
+    let failing = Arc::new(AtomicBool::new(true));
+    let probes = Arc::new(AtomicUsize::new(0));
+    let (release, released) = watch::channel(false);
+    let svc = {
+        let (failing, probes) = (failing.clone(), probes.clone());
+        move || {
+            let (failing, probes, released) = (failing.clone(), probes.clone(), released.clone());
+            service_fn(move |()| {
+                let fail = failing.load(Ordering::SeqCst);
+                if !fail {
+                    probes.fetch_add(1, Ordering::SeqCst);
+                }
+                let mut released = released.clone();
+                async move {
+                    if fail {
+                        return Err::<(), BoxError>("upstream down".into());
+                    }
+                    released.wait_for(|r| *r).await.map_err(|e| e.to_string())?;
+                    Ok(())
+                }
+            })
+        }
+    };
+    let services: Vec<_> = layers.iter().map(|l| l.layer(svc())).collect();
+    for _ in 0..5 {
+        assert!(services[1].clone().oneshot(()).await.is_err());
+    }
+    until("all three open", 10 * flush, || {
+        handles.iter().all(|h| h.state() == State::Open)
+    })
+    .await;
+    failing.store(false, Ordering::SeqCst);
+
+    // Every instance calls every 2 ms through the 300 ms wait and well past it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut callers = Vec::new();
+    for s in &services {
+        let (s, stop) = (s.clone(), stop.clone());
+        callers.push(tokio::spawn(async move {
+            let mut in_flight = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                in_flight.push(tokio::spawn(s.clone().oneshot(())));
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            in_flight
+        }));
+    }
+    until("the fleet half-opens", Duration::from_secs(3), || {
+        handles.iter().any(|h| h.state() == State::HalfOpen)
+    })
+    .await;
+    // Long enough for every instance to ask for probe leases many times over.
+    tokio::time::sleep(25 * flush).await;
+    assert_eq!(
+        probes.load(Ordering::SeqCst),
+        3,
+        "probes admitted across the fleet"
+    );
+    assert!(handles.iter().all(|h| h.state() == State::HalfOpen));
+
+    // The three probes succeed: the fleet closes, on every instance.
+    release.send(true).unwrap();
+    until("all three closed", 10 * flush, || {
+        handles.iter().all(|h| h.state() == State::Closed)
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    for c in callers {
+        for call in c.await.unwrap() {
+            // Rejected while OPEN/HALF_OPEN, or let through.
+            match call.await.unwrap() {
+                Ok(()) => {}
+                Err(e) => assert!(e.is::<CircuitOpen>(), "{e}"),
+            }
+        }
+    }
+    assert!(services[2].clone().oneshot(()).await.is_ok());
+    drop((services, layers, handles));
+    cleanup(&mut admin, &prefix).await;
+}
+
+/// A private `redis-server` on a free port, killed on drop.
+struct PrivateRedis {
+    child: Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    async fn start(port: u16) -> Option<Self> {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "redis-server is required under CI: {e}"
+                );
+                eprintln!("skipping: cannot start redis-server: {e}");
+                return None;
+            }
+        };
+        let this = Self { child, port };
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(start.elapsed() < Duration::from_secs(5), "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Some(this)
+    }
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_means_local_mode_without_blocking_and_rejoins() {
+    let port = free_port();
+    let Some(server) = PrivateRedis::start(port).await else {
+        return;
+    };
+    let flush = Duration::from_millis(20);
+    let config = config("palisade-test:cb:down:", flush);
+    let events = EventRecorder::new();
+    let (a, b) = (
+        layer(&config, connect(&server.url()).await.unwrap(), &events),
+        layer(&config, connect(&server.url()).await.unwrap(), &events),
+    );
+    let handles = [a.handle(), b.handle()];
+    all_connected(&handles).await;
+    let (failing, calls) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let (sa, sb) = (
+        a.layer(upstream(failing.clone(), calls.clone())),
+        b.layer(upstream(failing.clone(), calls.clone())),
+    );
+
+    drop(server);
+    until("both degraded", Duration::from_secs(3), || {
+        handles.iter().all(|h| h.fleet_connected() == Some(false))
+    })
+    .await;
+    let degraded = events
+        .events::<BreakerEvent>()
+        .iter()
+        .filter(|e| matches!(e, BreakerEvent::FleetDegraded { .. }))
+        .count();
+    assert_eq!(degraded, 2, "one event per instance and outage");
+
+    // No call waits for Redis: 200 calls with Redis down, each well under a flush.
+    let mut slowest = Duration::ZERO;
+    for _ in 0..100 {
+        for s in [&sa, &sb] {
+            let t = Instant::now();
+            s.clone().oneshot(()).await.unwrap();
+            slowest = slowest.max(t.elapsed());
+        }
+    }
+    eprintln!("slowest call with Redis down: {slowest:?}");
+    assert!(slowest < Duration::from_millis(10), "{slowest:?}");
+
+    // Local mode: instance a's own window opens it (5 of 105 calls failed is below 50 %, so
+    // fail 100 more); b, which saw none of them, stays closed.
+    failing.store(true, Ordering::SeqCst);
+    for _ in 0..110 {
+        match sa.clone().oneshot(()).await {
+            Err(e) if e.is::<CircuitOpen>() => break,
+            _ => {}
+        }
+    }
+    assert_eq!(handles[0].state(), State::Open);
+    assert_eq!(handles[1].state(), State::Closed);
+    failing.store(false, Ordering::SeqCst);
+
+    // Redis comes back (empty): both rejoin and follow the fleet's CLOSED.
+    let _server = PrivateRedis::start(port).await.unwrap();
+    until("both rejoin", Duration::from_secs(5), || {
+        handles.iter().all(|h| h.fleet_connected() == Some(true))
+    })
+    .await;
+    assert_eq!(handles[0].state(), State::Closed);
+    let rejoined = events
+        .events::<BreakerEvent>()
+        .iter()
+        .filter(|e| matches!(e, BreakerEvent::FleetRejoined { .. }))
+        .count();
+    assert_eq!(rejoined, 2);
+    assert!(sa.clone().oneshot(()).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flush_task_ends_with_the_breaker() {
+    let url = redis_url();
+    let Some(mut admin) = connect(&url).await else {
+        return;
+    };
+    let prefix = unique_prefix("drop");
+    let flush = Duration::from_millis(10);
+    let events = EventRecorder::new();
+    let l = layer(&config(&prefix, flush), admin.clone(), &events);
+    all_connected(&[l.handle()]).await;
+    drop(l);
+    // With the breaker gone, its keys expire and nothing writes them again.
+    tokio::time::sleep(5 * flush).await;
+    cleanup(&mut admin, &prefix).await;
+    tokio::time::sleep(10 * flush).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+#[test]
+fn fleet_config_errors_name_their_field() {
+    let mut c = config("p:", Duration::from_millis(5));
+    assert_eq!(
+        CircuitBreakerLayer::builder()
+            .config(c.clone())
+            .build()
+            .unwrap_err()
+            .field(),
+        "fleet.flush_interval"
+    );
+    c.fleet.as_mut().unwrap().flush_interval = Duration::from_millis(100);
+    // A fleet section without a connection.
+    assert_eq!(c.build().unwrap_err().field(), "fleet");
+    c.window = SlidingWindow::Count(100);
+    assert_eq!(c.build().unwrap_err().field(), "window");
+}
