@@ -49,6 +49,7 @@ impl Breaker {
 
     /// A breaker in fleet mode when `flush_interval` is given (its flush task is started
     /// apart, see `fleet/redis.rs`).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn with_fleet(
         settings: Settings,
         listeners: Listeners<BreakerEvent>,
@@ -59,7 +60,7 @@ impl Breaker {
             machine.enable_fleet(every);
         }
         Arc::new_cyclic(|me| Self {
-            fleet: flush_interval.map(Fleet::new),
+            fleet: flush_interval.map(|_| Fleet::new()),
             degraded: AtomicBool::new(false),
             automatic: settings.automatic,
             wait_in_open: settings.wait_in_open,
@@ -300,6 +301,7 @@ impl Breaker {
 
     /// What the next flush sends: the outcomes counted since the last one and the probe
     /// report. `None` outside fleet mode.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn fleet_report(&self) -> Option<(Totals, FleetReport)> {
         let fleet = self.fleet.as_ref()?;
         let report = self.lock().fleet_report()?;
@@ -307,6 +309,7 @@ impl Breaker {
     }
 
     /// A flush succeeded: follow the fleet's state.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn fleet_synced(&self, view: FleetView) {
         let Some(fleet) = &self.fleet else {
             return;
@@ -326,6 +329,7 @@ impl Breaker {
 
     /// A flush failed: decide locally until one succeeds (one `FleetDegraded` event per
     /// outage).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn fleet_failed(&self, error: String) {
         let Some(fleet) = &self.fleet else {
             return;

@@ -7,7 +7,6 @@
 #![cfg_attr(not(feature = "redis"), allow(dead_code))]
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
-use std::time::Duration;
 
 use crate::window::Totals;
 
@@ -24,17 +23,15 @@ pub(crate) struct Fleet {
     /// The last flush reached Redis: the fleet decides, so an outcome that trips the local
     /// window takes no lock.
     connected: AtomicBool,
-    pub(crate) flush_interval: Duration,
 }
 
 impl Fleet {
-    pub(crate) fn new(flush_interval: Duration) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             calls: AtomicU32::new(0),
             failed: AtomicU32::new(0),
             slow: AtomicU32::new(0),
             connected: AtomicBool::new(false),
-            flush_interval,
         }
     }
 

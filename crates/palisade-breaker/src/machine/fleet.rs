@@ -164,3 +164,144 @@ impl Machine {
         t
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::{Permit, Settings};
+    use crate::window::SlidingWindow;
+
+    const MS: Duration = Duration::from_millis(1);
+    const FLUSH: Duration = Duration::from_millis(100);
+
+    fn settings() -> Settings {
+        Settings {
+            window: SlidingWindow::Time(10),
+            minimum_calls: 5,
+            failure_rate: 50.0,
+            slow_rate: 100.0,
+            slow_call: Duration::from_secs(60),
+            wait_in_open: Duration::from_secs(60),
+            wait_multiplier: 1.0,
+            max_wait_in_open: Duration::from_secs(60),
+            permitted_in_half_open: 3,
+            max_wait_in_half_open: None,
+            automatic: false,
+        }
+    }
+
+    fn view(state: State, epoch: u64, granted: u32) -> FleetView {
+        FleetView {
+            state,
+            epoch,
+            open_remaining: if state == State::Open {
+                Duration::from_secs(30)
+            } else {
+                Duration::ZERO
+            },
+            granted,
+            window: Totals::default(),
+            probes: Totals::default(),
+        }
+    }
+
+    fn connected() -> Machine {
+        let mut m = Machine::new(settings());
+        m.enable_fleet(FLUSH);
+        assert_eq!(m.fleet_sync(view(State::Closed, 0, 0), Duration::ZERO), None);
+        m
+    }
+
+    fn fail(m: &mut Machine, now: Duration) -> Result<(), ()> {
+        let (p, _) = m.acquire(now);
+        let p = p.map_err(|_| ())?;
+        m.record(p, Some(true), Duration::ZERO, now);
+        Ok(())
+    }
+
+    #[test]
+    fn while_connected_only_the_fleet_opens_and_half_opens() {
+        let mut m = connected();
+        for _ in 0..10 {
+            fail(&mut m, MS).unwrap();
+        }
+        assert_eq!(m.state(), State::Closed, "the local window decides nothing");
+        let t = m.fleet_sync(view(State::Open, 1, 0), 2 * MS).unwrap();
+        assert_eq!((t.from, t.to), (State::Closed, State::Open));
+        assert_eq!(m.open_until(), 2 * MS + Duration::from_secs(30));
+        // Past the shared wait the state stays OPEN until the fleet says otherwise, with a
+        // retry hint of one flush.
+        let (r, t) = m.acquire(Duration::from_secs(40));
+        assert_eq!(t, None);
+        assert_eq!(r.unwrap_err().retry_after, Some(FLUSH));
+        let report = m.fleet_report().unwrap();
+        assert_eq!(report.want, 3, "a call met OPEN: asks for probe leases");
+        assert_eq!(m.fleet_report().unwrap().want, 0, "demand is per flush");
+    }
+
+    #[test]
+    fn half_open_admits_only_leased_probes_and_reports_them() {
+        let mut m = connected();
+        m.fleet_sync(view(State::Open, 1, 0), MS);
+        let t = m.fleet_sync(view(State::HalfOpen, 2, 2), 2 * MS).unwrap();
+        assert_eq!((t.from, t.to), (State::Open, State::HalfOpen));
+        let now = 3 * MS;
+        let (a, _) = m.acquire(now);
+        let (b, _) = m.acquire(now);
+        let (c, _) = m.acquire(now);
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(c.unwrap_err().retry_after, Some(FLUSH));
+        // Three probe outcomes would close a local breaker; here only the fleet decides.
+        m.record(a, Some(false), Duration::ZERO, now);
+        let report = m.fleet_report().unwrap();
+        assert_eq!(report.epoch, Some(2));
+        assert_eq!((report.held, report.probes.calls, report.want), (1, 1, 3));
+        m.record(b, Some(true), Duration::ZERO, now);
+        assert_eq!(m.state(), State::HalfOpen);
+        // One more lease in the same epoch adds up; a probe of an old epoch no longer counts.
+        m.fleet_sync(view(State::HalfOpen, 2, 1), 4 * MS);
+        let (d, _) = m.acquire(now);
+        let d = d.unwrap();
+        m.fleet_sync(view(State::HalfOpen, 3, 0), 5 * MS);
+        m.record(d, Some(true), Duration::ZERO, now);
+        let report = m.fleet_report().unwrap();
+        assert_eq!(report.epoch, Some(3));
+        assert_eq!((report.held, report.probes.calls), (0, 0));
+        assert!(matches!(m.acquire(now).0, Err(_)), "no lease in epoch 3");
+        let t = m.fleet_sync(view(State::Closed, 4, 0), 6 * MS).unwrap();
+        assert_eq!((t.from, t.to), (State::HalfOpen, State::Closed));
+        assert_eq!(m.acquire(now).0, Ok(Permit::Recorded));
+    }
+
+    #[test]
+    fn unused_leases_go_back_when_no_call_wants_them() {
+        let mut m = connected();
+        m.fleet_sync(view(State::HalfOpen, 1, 3), MS);
+        let (p, _) = m.acquire(MS);
+        let p = p.unwrap();
+        assert_eq!(m.fleet_report().unwrap().held, 3, "demand: keeps its leases");
+        let report = m.fleet_report().unwrap();
+        assert_eq!((report.held, report.want), (1, 0), "two unused leases given back");
+        m.cancel(p);
+        assert_eq!(m.fleet_report().unwrap().held, 0);
+    }
+
+    #[test]
+    fn a_lost_fleet_leaves_the_local_breaker_in_charge() {
+        let mut m = connected();
+        for _ in 0..5 {
+            fail(&mut m, MS).unwrap();
+        }
+        assert_eq!(m.state(), State::Closed);
+        let t = m.fleet_lost(2 * MS).unwrap();
+        assert_eq!((t.from, t.to), (State::Closed, State::Open), "its own window trips");
+        assert_eq!(m.fleet_report().unwrap().epoch, None);
+        // Rejoining follows the fleet, whatever the local state.
+        let t = m.fleet_sync(view(State::Closed, 7, 0), 3 * MS).unwrap();
+        assert_eq!((t.from, t.to), (State::Open, State::Closed));
+        // Special states set by hand stay.
+        m.force(State::ForcedOpen, 4 * MS);
+        assert_eq!(m.fleet_sync(view(State::Open, 8, 0), 5 * MS), None);
+        assert_eq!(m.state(), State::ForcedOpen);
+    }
+}

@@ -405,7 +405,7 @@ async fn redis_down_means_local_mode_without_blocking_and_rejoins() {
         .count();
     assert_eq!(degraded, 2, "one event per instance and outage");
 
-    // No call waits for Redis: 200 calls with Redis down, each well under a flush.
+    // No call waits for Redis: 200 calls with Redis down.
     let mut slowest = Duration::ZERO;
     for _ in 0..100 {
         for s in [&sa, &sb] {
@@ -415,7 +415,8 @@ async fn redis_down_means_local_mode_without_blocking_and_rejoins() {
         }
     }
     eprintln!("slowest call with Redis down: {slowest:?}");
-    assert!(slowest < Duration::from_millis(10), "{slowest:?}");
+    // A flush gives up after 200 ms and a Redis command after 500 ms: far below either.
+    assert!(slowest < Duration::from_millis(100), "{slowest:?}");
 
     // Local mode: instance a's own window opens it (5 of 105 calls failed is below 50 %, so
     // fail 100 more); b, which saw none of them, stays closed.
