@@ -317,8 +317,9 @@ impl Breaker {
         let now = self.now();
         let mut m = self.lock();
         let t = m.fleet_sync(view, now);
-        fleet.set_connected(true);
+        // The state first: a reader that sees "connected" sees the fleet's state.
         self.publish(&m);
+        fleet.set_connected(true);
         if self.degraded.swap(false, Ordering::Relaxed) {
             self.listeners
                 .emit_named(|instance| BreakerEvent::FleetRejoined { instance });
