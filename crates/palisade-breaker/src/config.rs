@@ -3,9 +3,7 @@
 use std::time::Duration;
 
 use palisade_core::ConfigError;
-use palisade_core::config::{
-    MAX_INSTANCE_NAME, check_duration, check_instance_name, check_range,
-};
+use palisade_core::config::{MAX_INSTANCE_NAME, check_duration, check_instance_name, check_range};
 
 use crate::machine::Settings;
 use crate::window::SlidingWindow;

@@ -13,10 +13,10 @@ use palisade_core::storage_key;
 use redis::aio::ConnectionManager;
 use tokio::time::MissedTickBehavior;
 
+use crate::State;
 use crate::machine::{FleetReport, FleetView, Settings};
 use crate::shared::Breaker;
 use crate::window::{SlidingWindow, Totals};
-use crate::State;
 
 /// The flush's Lua script.
 pub(crate) const SCRIPT: &str = include_str!("flush.lua");
@@ -139,7 +139,11 @@ impl Link {
             .arg(self.max_wait_ms)
             .arg(self.permitted)
             .arg(self.max_half_open_ms)
-            .arg(report.epoch.map_or(-1, |e| i64::try_from(e).unwrap_or(i64::MAX)))
+            .arg(
+                report
+                    .epoch
+                    .map_or(-1, |e| i64::try_from(e).unwrap_or(i64::MAX)),
+            )
             .arg(report.held)
             .arg(report.probes.calls)
             .arg(report.probes.failed)

@@ -152,9 +152,7 @@ impl Machine {
     /// A flush failed: decide locally from now on, on this instance's own window and probe
     /// count (and its timers), until a flush succeeds again.
     pub(crate) fn fleet_lost(&mut self, now: Duration) -> Option<Transition> {
-        let Some(f) = self.fleet.as_mut() else {
-            return None;
-        };
+        let f = self.fleet.as_mut()?;
         f.connected = false;
         f.epoch = None;
         f.leases = 0;
@@ -166,6 +164,7 @@ impl Machine {
 }
 
 #[cfg(test)]
+#[allow(clippy::many_single_char_names)]
 mod tests {
     use super::*;
     use crate::machine::{Permit, Settings};
@@ -208,7 +207,10 @@ mod tests {
     fn connected() -> Machine {
         let mut m = Machine::new(settings());
         m.enable_fleet(FLUSH);
-        assert_eq!(m.fleet_sync(view(State::Closed, 0, 0), Duration::ZERO), None);
+        assert_eq!(
+            m.fleet_sync(view(State::Closed, 0, 0), Duration::ZERO),
+            None
+        );
         m
     }
 
@@ -267,7 +269,7 @@ mod tests {
         let report = m.fleet_report().unwrap();
         assert_eq!(report.epoch, Some(3));
         assert_eq!((report.held, report.probes.calls), (0, 0));
-        assert!(matches!(m.acquire(now).0, Err(_)), "no lease in epoch 3");
+        assert!(m.acquire(now).0.is_err(), "no lease in epoch 3");
         let t = m.fleet_sync(view(State::Closed, 4, 0), 6 * MS).unwrap();
         assert_eq!((t.from, t.to), (State::HalfOpen, State::Closed));
         assert_eq!(m.acquire(now).0, Ok(Permit::Recorded));
@@ -279,9 +281,17 @@ mod tests {
         m.fleet_sync(view(State::HalfOpen, 1, 3), MS);
         let (p, _) = m.acquire(MS);
         let p = p.unwrap();
-        assert_eq!(m.fleet_report().unwrap().held, 3, "demand: keeps its leases");
+        assert_eq!(
+            m.fleet_report().unwrap().held,
+            3,
+            "demand: keeps its leases"
+        );
         let report = m.fleet_report().unwrap();
-        assert_eq!((report.held, report.want), (1, 0), "two unused leases given back");
+        assert_eq!(
+            (report.held, report.want),
+            (1, 0),
+            "two unused leases given back"
+        );
         m.cancel(p);
         assert_eq!(m.fleet_report().unwrap().held, 0);
     }
@@ -294,7 +304,11 @@ mod tests {
         }
         assert_eq!(m.state(), State::Closed);
         let t = m.fleet_lost(2 * MS).unwrap();
-        assert_eq!((t.from, t.to), (State::Closed, State::Open), "its own window trips");
+        assert_eq!(
+            (t.from, t.to),
+            (State::Closed, State::Open),
+            "its own window trips"
+        );
         assert_eq!(m.fleet_report().unwrap().epoch, None);
         // Rejoining follows the fleet, whatever the local state.
         let t = m.fleet_sync(view(State::Closed, 7, 0), 3 * MS).unwrap();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use palisade_breaker::{
     BreakerConfig, BreakerEvent, BreakerHandle, CircuitBreakerLayer, FleetConfig, SlidingWindow,
-    State,
+    State, Totals,
 };
 use palisade_core::{BoxError, CircuitOpen, ErrorsAsFailures};
 use palisade_test::EventRecorder;
@@ -68,14 +68,18 @@ async fn cleanup(conn: &mut ConnectionManager, prefix: &str) {
         .await
         .unwrap();
     if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(&keys).query_async(conn).await.unwrap();
+        let _: () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(conn)
+            .await
+            .unwrap();
     }
 }
 
 fn config(prefix: &str, flush: Duration) -> BreakerConfig {
     let mut fleet = FleetConfig::default();
     fleet.name = Some("payments".into());
-    fleet.key_prefix = prefix.to_owned();
+    prefix.clone_into(&mut fleet.key_prefix);
     fleet.flush_interval = flush;
     let mut c = BreakerConfig::default();
     c.window = SlidingWindow::Time(10);
@@ -113,9 +117,11 @@ async fn until(what: &str, bound: Duration, mut cond: impl FnMut() -> bool) -> D
 }
 
 async fn all_connected(handles: &[BreakerHandle]) {
-    until("every instance joins the fleet", Duration::from_secs(5), || {
-        handles.iter().all(|h| h.fleet_connected() == Some(true))
-    })
+    until(
+        "every instance joins the fleet",
+        Duration::from_secs(5),
+        || handles.iter().all(|h| h.fleet_connected() == Some(true)),
+    )
     .await;
 }
 
@@ -147,7 +153,10 @@ async fn failures_on_one_instance_open_the_breaker_on_all_within_two_flushes() {
     let flush = Duration::from_millis(100);
     let config = config(&prefix, flush);
     let events = EventRecorder::new();
-    let (failing, calls) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicUsize::new(0)));
+    let (failing, calls) = (
+        Arc::new(AtomicBool::new(true)),
+        Arc::new(AtomicUsize::new(0)),
+    );
     let mut layers = Vec::new();
     for _ in 0..3 {
         layers.push(layer(&config, connect(&url).await.unwrap(), &events));
@@ -177,7 +186,10 @@ async fn failures_on_one_instance_open_the_breaker_on_all_within_two_flushes() {
         let err = svc.oneshot(()).await.unwrap_err();
         let open = err.downcast_ref::<CircuitOpen>().expect("CircuitOpen");
         let left = open.retry_after.unwrap();
-        assert!(left > Duration::from_secs(55) && left <= Duration::from_secs(60), "{left:?}");
+        assert!(
+            left > Duration::from_secs(55) && left <= Duration::from_secs(60),
+            "{left:?}"
+        );
     }
     assert_eq!(calls.load(Ordering::SeqCst), 5);
     // Each instance saw CLOSED → OPEN once.
@@ -320,6 +332,59 @@ async fn exactly_the_configured_number_of_probes_run_fleet_wide() {
     cleanup(&mut admin, &prefix).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_is_the_fleets_sum_and_slides() {
+    let url = redis_url();
+    let Some(mut admin) = connect(&url).await else {
+        return;
+    };
+    let prefix = unique_prefix("window");
+    let flush = Duration::from_millis(20);
+    let mut config = config(&prefix, flush);
+    config.window = SlidingWindow::Time(2);
+    let events = EventRecorder::new();
+    let mut layers = Vec::new();
+    for _ in 0..3 {
+        layers.push(layer(&config, connect(&url).await.unwrap(), &events));
+    }
+    let handles: Vec<_> = layers.iter().map(CircuitBreakerLayer::handle).collect();
+    all_connected(&handles).await;
+
+    // One success on each instance and a failure on the first: 4 calls, 1 failed, on all.
+    let (ok, calls) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    for l in &layers {
+        l.layer(upstream(not_failing.clone(), calls.clone()))
+            .oneshot(())
+            .await
+            .unwrap();
+    }
+    let failing = Arc::new(AtomicBool::new(true));
+    let svc = layers[0].layer(upstream(failing, calls.clone()));
+    assert!(svc.oneshot(()).await.is_err());
+    let four = Totals {
+        calls: 4,
+        failed: 1,
+        slow: 0,
+    };
+    until(
+        "every instance reads the fleet's window",
+        20 * flush,
+        || handles.iter().all(|h| h.totals() == four),
+    )
+    .await;
+    assert!(handles.iter().all(|h| h.state() == State::Closed));
+    // The two-second window slides past them.
+    until("the window empties", Duration::from_secs(4), || {
+        handles.iter().all(|h| h.totals() == Totals::default())
+    })
+    .await;
+    drop((layers, handles));
+    cleanup(&mut admin, &prefix).await;
+}
+
 /// A private `redis-server` on a free port, killed on drop.
 struct PrivateRedis {
     child: Child,
@@ -329,7 +394,14 @@ struct PrivateRedis {
 impl PrivateRedis {
     async fn start(port: u16) -> Option<Self> {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -346,8 +418,14 @@ impl PrivateRedis {
         };
         let this = Self { child, port };
         let start = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(start.elapsed() < Duration::from_secs(5), "redis-server did not start");
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "redis-server did not start"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Some(this)
@@ -387,7 +465,10 @@ async fn redis_down_means_local_mode_without_blocking_and_rejoins() {
     );
     let handles = [a.handle(), b.handle()];
     all_connected(&handles).await;
-    let (failing, calls) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let (failing, calls) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
     let (sa, sb) = (
         a.layer(upstream(failing.clone(), calls.clone())),
         b.layer(upstream(failing.clone(), calls.clone())),
