@@ -351,7 +351,7 @@ async fn the_window_is_the_fleets_sum_and_slides() {
     all_connected(&handles).await;
 
     // One success on each instance and a failure on the first: 4 calls, 1 failed, on all.
-    let (ok, calls) = (
+    let (not_failing, calls) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicUsize::new(0)),
     );
