@@ -325,6 +325,65 @@ mod tests {
         }
     }
 
+    #[test]
+    fn fleet_section_is_checked_with_field_paths() {
+        let with = |f: FleetConfig, window: SlidingWindow| BreakerConfig {
+            window,
+            minimum_calls: 10,
+            fleet: Some(f),
+            ..BreakerConfig::default()
+        };
+        let time = SlidingWindow::Time(5);
+        with(FleetConfig::default(), time).validate().unwrap();
+        let field = |f: FleetConfig, w| with(f, w).validate().unwrap_err().field().to_owned();
+        assert_eq!(
+            field(FleetConfig::default(), SlidingWindow::Count(100)),
+            "window"
+        );
+        let mut f = FleetConfig::default();
+        f.name = Some(String::new());
+        assert_eq!(field(f, time), "fleet.name");
+        let mut f = FleetConfig::default();
+        f.key_prefix = "has space".into();
+        assert_eq!(field(f, time), "fleet.key_prefix");
+        for every in [Duration::from_millis(9), Duration::from_secs(11)] {
+            let mut f = FleetConfig::default();
+            f.flush_interval = every;
+            assert_eq!(field(f, SlidingWindow::Time(60)), "fleet.flush_interval");
+        }
+        let mut f = FleetConfig::default();
+        f.flush_interval = Duration::from_secs(2);
+        assert_eq!(
+            with(f, SlidingWindow::Time(1))
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "invalid configuration `fleet.flush_interval`: must be at most the window (1 s; got 2s)"
+        );
+        // An empty prefix is allowed (the keys start with the hash tag).
+        let mut f = FleetConfig::default();
+        f.key_prefix = String::new();
+        with(f, time).validate().unwrap();
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn deserializes_a_fleet_section() {
+        let c: BreakerConfig = serde_json::from_str(
+            r#"{"window":{"time":30},"minimum_calls":5,"fleet":{"name":"pay","flush_interval":"50ms"}}"#,
+        )
+        .unwrap();
+        let f = c.fleet.clone().unwrap();
+        assert_eq!(f.name.as_deref(), Some("pay"));
+        assert_eq!(f.key_prefix, DEFAULT_FLEET_PREFIX);
+        assert_eq!(f.flush_interval, Duration::from_millis(50));
+        c.validate().unwrap();
+        let err = serde_json::from_str::<BreakerConfig>(r#"{"fleet":{"url":"redis://x"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `url`"), "{err}");
+    }
+
     #[cfg(feature = "serde")]
     #[test]
     fn deserializes() {
