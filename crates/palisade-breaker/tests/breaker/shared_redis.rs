@@ -16,6 +16,9 @@ use palisade_breaker::{
 use palisade_core::{BoxError, CircuitOpen, ErrorsAsFailures};
 use palisade_test::EventRecorder;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -382,6 +385,147 @@ async fn the_window_is_the_fleets_sum_and_slides() {
     })
     .await;
     drop((layers, handles));
+    cleanup(&mut admin, &prefix).await;
+}
+
+async fn pump(mut r: OwnedReadHalf, mut w: OwnedWriteHalf, stalled: Arc<AtomicBool>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if w.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A TCP proxy to Redis that stops forwarding while `stalled` is set.
+async fn stallable_proxy(stalled: Arc<AtomicBool>) -> String {
+    let url = redis_url();
+    let hostport = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = TcpStream::connect(&hostport).await else {
+                return;
+            };
+            let (ri, wi) = inbound.into_split();
+            let (ro, wo) = outbound.into_split();
+            tokio::spawn(pump(ri, wo, stalled.clone()));
+            tokio::spawn(pump(ro, wi, stalled.clone()));
+        }
+    });
+    format!("redis://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_leases_of_an_instance_that_stops_flushing_are_freed() {
+    let url = redis_url();
+    let Some(mut admin) = connect(&url).await else {
+        return;
+    };
+    let prefix = unique_prefix("lease");
+    let flush = Duration::from_millis(20);
+    let mut config = config(&prefix, flush);
+    config.wait_in_open = Duration::from_millis(100);
+    config.max_wait_in_open = Duration::from_millis(100);
+    config.permitted_in_half_open = 2;
+    let events = EventRecorder::new();
+    // Instance a reaches Redis through a proxy the test stalls.
+    let stalled = Arc::new(AtomicBool::new(false));
+    let proxy = stallable_proxy(stalled.clone()).await;
+    let a = layer(&config, connect(&proxy).await.unwrap(), &events);
+    let b = layer(&config, connect(&url).await.unwrap(), &events);
+    let handles = [a.handle(), b.handle()];
+    all_connected(&handles).await;
+
+    // a's upstream fails, then hangs: a's probes never finish.
+    let failing = Arc::new(AtomicBool::new(true));
+    let hung = Arc::new(AtomicUsize::new(0));
+    let sa = {
+        let (failing, hung) = (failing.clone(), hung.clone());
+        a.layer(service_fn(move |()| {
+            let fail = failing.load(Ordering::SeqCst);
+            let hung = hung.clone();
+            async move {
+                if fail {
+                    return Err::<(), BoxError>("upstream down".into());
+                }
+                hung.fetch_add(1, Ordering::SeqCst);
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        }))
+    };
+    for _ in 0..5 {
+        assert!(sa.clone().oneshot(()).await.is_err());
+    }
+    until("both open", 20 * flush, || {
+        handles.iter().all(|h| h.state() == State::Open)
+    })
+    .await;
+    failing.store(false, Ordering::SeqCst);
+    // a alone calls until it holds both leases, with both probes hanging.
+    let mut hanging = Vec::new();
+    let start = Instant::now();
+    while hung.load(Ordering::SeqCst) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(3), "a never probed");
+        hanging.push(tokio::spawn(sa.clone().oneshot(())));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // b's calls are rejected: the fleet's two probes are a's.
+    let (calls, never_failing) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let sb = b.layer(upstream(never_failing, calls.clone()));
+    for _ in 0..10 {
+        assert!(
+            sb.clone()
+                .oneshot(())
+                .await
+                .unwrap_err()
+                .is::<CircuitOpen>()
+        );
+        tokio::time::sleep(flush).await;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+    // a stops reaching Redis: after five missed flushes (at least 500 ms) its leases are
+    // free, b probes, its probes succeed and the fleet closes.
+    stalled.store(true, Ordering::SeqCst);
+    let t = Instant::now();
+    let took = until("b closes", Duration::from_secs(3), || {
+        let _ = tokio::spawn(sb.clone().oneshot(()));
+        handles[1].state() == State::Closed
+    })
+    .await;
+    eprintln!("b closed {took:?} after a stopped flushing");
+    assert!(
+        t.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(hung.load(Ordering::SeqCst), 2, "a's probes never finished");
+    for h in hanging {
+        h.abort();
+    }
+    stalled.store(false, Ordering::SeqCst);
+    drop((sa, sb, a, b, handles));
     cleanup(&mut admin, &prefix).await;
 }
 
