@@ -340,19 +340,27 @@ mod tests {
             field(FleetConfig::default(), SlidingWindow::Count(100)),
             "window"
         );
-        let mut f = FleetConfig::default();
-        f.name = Some(String::new());
+        let f = FleetConfig {
+            name: Some(String::new()),
+            ..FleetConfig::default()
+        };
         assert_eq!(field(f, time), "fleet.name");
-        let mut f = FleetConfig::default();
-        f.key_prefix = "has space".into();
+        let f = FleetConfig {
+            key_prefix: "has space".into(),
+            ..FleetConfig::default()
+        };
         assert_eq!(field(f, time), "fleet.key_prefix");
         for every in [Duration::from_millis(9), Duration::from_secs(11)] {
-            let mut f = FleetConfig::default();
-            f.flush_interval = every;
+            let f = FleetConfig {
+                flush_interval: every,
+                ..FleetConfig::default()
+            };
             assert_eq!(field(f, SlidingWindow::Time(60)), "fleet.flush_interval");
         }
-        let mut f = FleetConfig::default();
-        f.flush_interval = Duration::from_secs(2);
+        let f = FleetConfig {
+            flush_interval: Duration::from_secs(2),
+            ..FleetConfig::default()
+        };
         assert_eq!(
             with(f, SlidingWindow::Time(1))
                 .validate()
@@ -361,8 +369,10 @@ mod tests {
             "invalid configuration `fleet.flush_interval`: must be at most the window (1 s; got 2s)"
         );
         // An empty prefix is allowed (the keys start with the hash tag).
-        let mut f = FleetConfig::default();
-        f.key_prefix = String::new();
+        let f = FleetConfig {
+            key_prefix: String::new(),
+            ..FleetConfig::default()
+        };
         with(f, time).validate().unwrap();
     }
 

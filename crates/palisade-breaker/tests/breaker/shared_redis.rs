@@ -510,7 +510,7 @@ async fn the_probe_leases_of_an_instance_that_stops_flushing_are_freed() {
     stalled.store(true, Ordering::SeqCst);
     let t = Instant::now();
     let took = until("b closes", Duration::from_secs(3), || {
-        let _ = tokio::spawn(sb.clone().oneshot(()));
+        drop(tokio::spawn(sb.clone().oneshot(())));
         handles[1].state() == State::Closed
     })
     .await;
