@@ -35,7 +35,8 @@ impl BreakerHandle {
     pub fn state(&self) -> State {
         self.breaker.state()
     }
-    /// Counts in the window (or of the probes, in HALF_OPEN).
+    /// Counts in the window (or of the probes, in HALF_OPEN). In fleet mode, while the
+    /// fleet decides, the fleet's counts as of the last flush.
     pub fn totals(&self) -> Totals {
         self.breaker.totals()
     }
