@@ -63,8 +63,11 @@ async fn connect(url: &str) -> Option<ConnectionManager> {
     }
 }
 
-/// Deletes every key under `prefix` (only this test's keys: the prefix is unique).
+/// Deletes every key under `prefix` (only this test's keys: the prefix is unique), once
+/// the flush tasks of the test's dropped breakers have ended (each at its next tick, or when
+/// a flush in flight gives up, within 200 ms).
 async fn cleanup(conn: &mut ConnectionManager, prefix: &str) {
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}*"))
         .query_async(conn)
