@@ -3,151 +3,23 @@
 //! time (Redis I/O cannot run under paused time) with short flush intervals, every wait
 //! bounded; a unique key prefix per test, its keys deleted after. Outside CI a missing Redis
 //! skips the tests with a printed reason.
+mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use palisade_breaker::{
-    BreakerConfig, BreakerEvent, BreakerHandle, CircuitBreakerLayer, FleetConfig, SlidingWindow,
-    State, Totals,
-};
-use palisade_core::{BoxError, CircuitOpen, ErrorsAsFailures};
+use palisade_breaker::{BreakerEvent, CircuitBreakerLayer, SlidingWindow, State, Totals};
+use palisade_core::{BoxError, CircuitOpen};
 use palisade_test::EventRecorder;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tower::{Layer, Service, ServiceExt, service_fn};
+use tower::{Layer, ServiceExt, service_fn};
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn unique_prefix(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("palisade-test:cb:{test}:{}:{nanos}:", std::process::id())
-}
-
-/// Quick reconnects, so a test sees Redis come back within a second.
-fn manager_config() -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_number_of_retries(2)
-        .set_min_delay(Duration::from_millis(10))
-        .set_max_delay(Duration::from_millis(100))
-        .set_connection_timeout(Some(Duration::from_millis(500)))
-        .set_response_timeout(Some(Duration::from_millis(500)))
-}
-
-async fn connect(url: &str) -> Option<ConnectionManager> {
-    let attempt = async {
-        let client = redis::Client::open(url)?;
-        ConnectionManager::new_with_config(client, manager_config()).await
-    };
-    match tokio::time::timeout(Duration::from_secs(3), attempt).await {
-        Ok(Ok(c)) => Some(c),
-        other => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "Redis at {url} is required under CI: {other:?}"
-            );
-            eprintln!("skipping: no Redis at {url}: {other:?}");
-            None
-        }
-    }
-}
-
-/// Deletes every key under `prefix` (only this test's keys: the prefix is unique), once
-/// the flush tasks of the test's dropped breakers have ended (each at its next tick, or when
-/// a flush in flight gives up, within 200 ms).
-async fn cleanup(conn: &mut ConnectionManager, prefix: &str) {
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(conn)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL")
-            .arg(&keys)
-            .query_async(conn)
-            .await
-            .unwrap();
-    }
-}
-
-fn config(prefix: &str, flush: Duration) -> BreakerConfig {
-    let mut fleet = FleetConfig::default();
-    fleet.name = Some("payments".into());
-    prefix.clone_into(&mut fleet.key_prefix);
-    fleet.flush_interval = flush;
-    let mut c = BreakerConfig::default();
-    c.window = SlidingWindow::Time(10);
-    c.minimum_calls = 5;
-    c.failure_rate_threshold = 50.0;
-    c.wait_in_open = Duration::from_secs(60);
-    c.max_wait_in_open = Duration::from_secs(60);
-    c.permitted_in_half_open = 3;
-    c.fleet = Some(fleet);
-    c
-}
-
-fn layer(
-    config: &BreakerConfig,
-    conn: ConnectionManager,
-    events: &EventRecorder,
-) -> CircuitBreakerLayer<ErrorsAsFailures> {
-    CircuitBreakerLayer::builder()
-        .config(config.clone())
-        .redis(conn)
-        .classifier(ErrorsAsFailures)
-        .on_event(events.on())
-        .build()
-        .unwrap()
-}
-
-/// Waits (bounded) until `cond` holds, polling every millisecond; returns how long it took.
-async fn until(what: &str, bound: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < bound, "{what}: not within {bound:?}");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    start.elapsed()
-}
-
-async fn all_connected(handles: &[BreakerHandle]) {
-    until(
-        "every instance joins the fleet",
-        Duration::from_secs(5),
-        || handles.iter().all(|h| h.fleet_connected() == Some(true)),
-    )
-    .await;
-}
-
-/// A service that fails while `failing` is set, else succeeds; counts its calls.
-fn upstream(
-    failing: Arc<AtomicBool>,
-    calls: Arc<AtomicUsize>,
-) -> impl Service<(), Response = (), Error = BoxError, Future: Send> + Clone + Send {
-    service_fn(move |()| {
-        calls.fetch_add(1, Ordering::SeqCst);
-        let fail = failing.load(Ordering::SeqCst);
-        async move {
-            if fail {
-                Err::<(), BoxError>("upstream down".into())
-            } else {
-                Ok(())
-            }
-        }
-    })
-}
+use support::{
+    PrivateRedis, all_connected, cleanup, config, connect, free_port, layer, redis_url,
+    stallable_proxy, unique_prefix, until, upstream,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_on_one_instance_open_the_breaker_on_all_within_two_flushes() {
@@ -391,50 +263,6 @@ async fn the_window_is_the_fleets_sum_and_slides() {
     cleanup(&mut admin, &prefix).await;
 }
 
-async fn pump(mut r: OwnedReadHalf, mut w: OwnedWriteHalf, stalled: Arc<AtomicBool>) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match r.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        while stalled.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        if w.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// A TCP proxy to Redis that stops forwarding while `stalled` is set.
-async fn stallable_proxy(stalled: Arc<AtomicBool>) -> String {
-    let url = redis_url();
-    let hostport = url
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .unwrap()
-        .rsplit('@')
-        .next()
-        .unwrap()
-        .to_owned();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((inbound, _)) = listener.accept().await {
-            let Ok(outbound) = TcpStream::connect(&hostport).await else {
-                return;
-            };
-            let (ri, wi) = inbound.into_split();
-            let (ro, wo) = outbound.into_split();
-            tokio::spawn(pump(ri, wo, stalled.clone()));
-            tokio::spawn(pump(ro, wi, stalled.clone()));
-        }
-    });
-    format!("redis://{addr}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_leases_of_an_instance_that_stops_flushing_are_freed() {
     let url = redis_url();
@@ -530,71 +358,6 @@ async fn the_probe_leases_of_an_instance_that_stops_flushing_are_freed() {
     stalled.store(false, Ordering::SeqCst);
     drop((sa, sb, a, b, handles));
     cleanup(&mut admin, &prefix).await;
-}
-
-/// A private `redis-server` on a free port, killed on drop.
-struct PrivateRedis {
-    child: Child,
-    port: u16,
-}
-
-impl PrivateRedis {
-    async fn start(port: u16) -> Option<Self> {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match child {
-            Ok(c) => c,
-            Err(e) => {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "redis-server is required under CI: {e}"
-                );
-                eprintln!("skipping: cannot start redis-server: {e}");
-                return None;
-            }
-        };
-        let this = Self { child, port };
-        let start = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "redis-server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Some(this)
-    }
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
