@@ -1,6 +1,7 @@
 //! Closed-state success path: palisade's breaker vs tower-resilience's, around a ready
 //! `service_fn`, plus two-thread contention throughput.
-//! Run: `cargo bench -p palisade-breaker -- --warm-up-time 1 --measurement-time 3`.
+//! Run: `cargo bench -p palisade-breaker -- --warm-up-time 1 --measurement-time 3`; with
+//! `--features redis`, also fleet mode's request-path cost (`breaker_fleet_closed_success`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -137,5 +138,52 @@ fn contention(c: &mut Criterion) {
     g.finish();
 }
 
+/// Fleet mode's cost on the request path (feature `redis`): a time window, local vs fleet.
+/// The fleet breaker's flush task is spawned on a runtime that is never driven, so no flush
+/// runs and the breaker stays in its local mode, which is the dearer one (it also runs the
+/// local "may trip" check); the difference is the outcome counted for the next flush.
+#[cfg(feature = "redis")]
+fn fleet_closed_success(c: &mut Criterion) {
+    use palisade_breaker::{FleetConfig, SlidingWindow};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _in_rt = rt.enter();
+    let timed = || {
+        CircuitBreakerLayer::builder()
+            .window(SlidingWindow::Time(60))
+            .classifier(ErrorsAsFailures)
+    };
+    let local = timed().build().unwrap().layer(inner());
+    let conn = redis::Client::open("redis://127.0.0.1:6379")
+        .unwrap()
+        .get_connection_manager_lazy(redis::aio::ConnectionManagerConfig::new())
+        .unwrap();
+    let fleet = timed()
+        .fleet(FleetConfig::default())
+        .redis(conn)
+        .build()
+        .unwrap()
+        .layer(inner());
+    allocs_per_op("palisade fleet closed success", fleet.clone());
+
+    let mut g = c.benchmark_group("breaker_fleet_closed_success");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0u64;
+    for (name, mut svc) in [("local_time_window", local), ("fleet_time_window", fleet)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i = i.wrapping_add(1);
+                black_box(call(&mut svc, i)).unwrap()
+            });
+        });
+    }
+    g.finish();
+}
+
+#[cfg(not(feature = "redis"))]
 criterion_group!(benches, closed_success, contention);
+#[cfg(feature = "redis")]
+criterion_group!(benches, closed_success, contention, fleet_closed_success);
 criterion_main!(benches);

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use palisade_core::ConfigError;
-use palisade_core::config::{check_duration, check_range};
+use palisade_core::config::{MAX_INSTANCE_NAME, check_duration, check_instance_name, check_range};
 
 use crate::machine::Settings;
 use crate::window::SlidingWindow;
@@ -23,6 +23,11 @@ use crate::window::SlidingWindow;
 /// permitted_in_half_open = 10
 /// max_wait_in_half_open = "0s"  # 0 = wait for the probes indefinitely
 /// automatic_transition = false  # true: a timer moves OPEN → HALF_OPEN without a call
+///
+/// [fleet]                       # optional: share the window and state through Redis
+/// name = "payments"             # default: the breaker's name
+/// key_prefix = "palisade:cb:"
+/// flush_interval = "100ms"      # 10 ms – 10 s
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
@@ -67,6 +72,97 @@ pub struct BreakerConfig {
     /// Move OPEN → HALF_OPEN (and a stalled HALF_OPEN → OPEN) from a timer task on the
     /// current Tokio runtime instead of on the next call. Default false (lazy).
     pub automatic_transition: bool,
+    /// Share the window and the OPEN/HALF_OPEN state with every instance of the same
+    /// [`FleetConfig::name`] through Redis (feature `redis`; the connection is given in code,
+    /// with `CircuitBreakerBuilder::redis`). Needs a
+    /// time window. Default: none (this instance's own window).
+    pub fleet: Option<FleetConfig>,
+}
+
+/// The `fleet` section of a [`BreakerConfig`]: one breaker shared by every instance through
+/// Redis (see the crate docs, "Sharing state across a fleet"). The Redis URL is not part of
+/// it: the application passes its `redis::aio::ConnectionManager` to
+/// `CircuitBreakerBuilder::redis`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize, serde::Serialize),
+    serde(default, deny_unknown_fields)
+)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[non_exhaustive]
+pub struct FleetConfig {
+    /// The shared breaker's name, the `{<name>}` of its Redis keys: every instance with the
+    /// same prefix and name shares one breaker. 1–128 visible ASCII characters. Default:
+    /// the breaker's name.
+    pub name: Option<String>,
+    /// Prefix of the Redis keys, up to 128 visible ASCII characters. Default `palisade:cb:`.
+    pub key_prefix: String,
+    /// How often each instance sends its counts and reads the fleet's (one round trip),
+    /// 10 ms – 10 s, at most the window. Default 100 ms.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub flush_interval: Duration,
+}
+
+/// Default [`FleetConfig::key_prefix`].
+pub const DEFAULT_FLEET_PREFIX: &str = "palisade:cb:";
+/// Default [`FleetConfig::flush_interval`].
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            name: None,
+            key_prefix: DEFAULT_FLEET_PREFIX.to_owned(),
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+        }
+    }
+}
+
+impl FleetConfig {
+    /// Checks the section against the breaker's `window`.
+    pub(crate) fn validate(&self, window: SlidingWindow) -> Result<(), ConfigError> {
+        if let Some(name) = &self.name {
+            check_instance_name("fleet.name", name)?;
+        }
+        if self.key_prefix.len() > MAX_INSTANCE_NAME
+            || !self.key_prefix.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ConfigError::new(
+                "fleet.key_prefix",
+                format!(
+                    "must be at most {MAX_INSTANCE_NAME} visible ASCII characters (got {:?})",
+                    self.key_prefix
+                ),
+            ));
+        }
+        check_duration(
+            "fleet.flush_interval",
+            self.flush_interval,
+            Duration::from_millis(10),
+            Duration::from_secs(10),
+        )?;
+        match window {
+            SlidingWindow::Time(secs) => {
+                if self.flush_interval > Duration::from_secs(u64::from(secs)) {
+                    return Err(ConfigError::new(
+                        "fleet.flush_interval",
+                        format!(
+                            "must be at most the window ({secs} s; got {:?})",
+                            self.flush_interval
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            SlidingWindow::Count(_) => Err(ConfigError::new(
+                "window",
+                "a fleet breaker needs a time window ({ time = N }): calls on different \
+                 instances have no shared order, so there is no fleet-wide \"last N calls\"",
+            )),
+        }
+    }
 }
 
 impl Default for BreakerConfig {
@@ -84,6 +180,7 @@ impl Default for BreakerConfig {
             permitted_in_half_open: 10,
             max_wait_in_half_open: Duration::ZERO,
             automatic_transition: false,
+            fleet: None,
         }
     }
 }
@@ -155,6 +252,9 @@ impl BreakerConfig {
             Duration::ZERO,
             DAY,
         )?;
+        if let Some(fleet) = &self.fleet {
+            fleet.validate(self.window)?;
+        }
         Ok(Settings {
             window: self.window,
             minimum_calls: self.minimum_calls,
@@ -223,6 +323,75 @@ mod tests {
                 "{m}"
             );
         }
+    }
+
+    #[test]
+    fn fleet_section_is_checked_with_field_paths() {
+        let with = |f: FleetConfig, window: SlidingWindow| BreakerConfig {
+            window,
+            minimum_calls: 10,
+            fleet: Some(f),
+            ..BreakerConfig::default()
+        };
+        let time = SlidingWindow::Time(5);
+        with(FleetConfig::default(), time).validate().unwrap();
+        let field = |f: FleetConfig, w| with(f, w).validate().unwrap_err().field().to_owned();
+        assert_eq!(
+            field(FleetConfig::default(), SlidingWindow::Count(100)),
+            "window"
+        );
+        let f = FleetConfig {
+            name: Some(String::new()),
+            ..FleetConfig::default()
+        };
+        assert_eq!(field(f, time), "fleet.name");
+        let f = FleetConfig {
+            key_prefix: "has space".into(),
+            ..FleetConfig::default()
+        };
+        assert_eq!(field(f, time), "fleet.key_prefix");
+        for every in [Duration::from_millis(9), Duration::from_secs(11)] {
+            let f = FleetConfig {
+                flush_interval: every,
+                ..FleetConfig::default()
+            };
+            assert_eq!(field(f, SlidingWindow::Time(60)), "fleet.flush_interval");
+        }
+        let f = FleetConfig {
+            flush_interval: Duration::from_secs(2),
+            ..FleetConfig::default()
+        };
+        assert_eq!(
+            with(f, SlidingWindow::Time(1))
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "invalid configuration `fleet.flush_interval`: must be at most the window (1 s; got 2s)"
+        );
+        // An empty prefix is allowed (the keys start with the hash tag).
+        let f = FleetConfig {
+            key_prefix: String::new(),
+            ..FleetConfig::default()
+        };
+        with(f, time).validate().unwrap();
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn deserializes_a_fleet_section() {
+        let c: BreakerConfig = serde_json::from_str(
+            r#"{"window":{"time":30},"minimum_calls":5,"fleet":{"name":"pay","flush_interval":"50ms"}}"#,
+        )
+        .unwrap();
+        let f = c.fleet.clone().unwrap();
+        assert_eq!(f.name.as_deref(), Some("pay"));
+        assert_eq!(f.key_prefix, DEFAULT_FLEET_PREFIX);
+        assert_eq!(f.flush_interval, Duration::from_millis(50));
+        c.validate().unwrap();
+        let err = serde_json::from_str::<BreakerConfig>(r#"{"fleet":{"url":"redis://x"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `url`"), "{err}");
     }
 
     #[cfg(feature = "serde")]

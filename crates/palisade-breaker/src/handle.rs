@@ -35,7 +35,8 @@ impl BreakerHandle {
     pub fn state(&self) -> State {
         self.breaker.state()
     }
-    /// Counts in the window (or of the probes, in HALF_OPEN).
+    /// Counts in the window (or of the probes, in HALF_OPEN). In fleet mode, while the
+    /// fleet decides, the fleet's counts as of the last flush.
     pub fn totals(&self) -> Totals {
         self.breaker.totals()
     }
@@ -46,6 +47,13 @@ impl BreakerHandle {
     /// Slow-call rate in percent over [`totals`](Self::totals).
     pub fn slow_call_rate(&self) -> f32 {
         self.totals().slow_rate()
+    }
+    /// Fleet mode (`CircuitBreakerBuilder::redis`):
+    /// `Some(true)` while the last flush reached Redis and the fleet decides, `Some(false)`
+    /// before the first flush and while this instance decides alone; `None` outside fleet
+    /// mode. For health checks and tests.
+    pub fn fleet_connected(&self) -> Option<bool> {
+        self.breaker.fleet_connected()
     }
     /// Rejects every call until another manual transition (FORCED_OPEN).
     pub fn force_open(&self) {

@@ -132,6 +132,12 @@ impl<X: KeyExtractor<R>, R> KeyedCircuitBreakerLayer<X, R> {
     /// One breaker per key, each with `config`, at most `max_keys` (1–1,000,000) tracked.
     pub fn new(extractor: X, config: &BreakerConfig, max_keys: usize) -> Result<Self, ConfigError> {
         palisade_core::config::check_range("max_keys", max_keys, 1, 1_000_000)?;
+        if config.fleet.is_some() {
+            return Err(ConfigError::new(
+                "fleet",
+                "keyed breakers are not shared across a fleet (one breaker per key and instance)",
+            ));
+        }
         let settings = config.validate()?;
         let listeners = Listeners::new().named(match &config.name {
             Some(name) => {

@@ -5,7 +5,7 @@ use palisade_core::config::check_instance_name;
 use palisade_core::{ConfigError, DefaultClassifier, InstanceName, Listeners};
 use tower_layer::Layer;
 
-use crate::config::BreakerConfig;
+use crate::config::{BreakerConfig, FleetConfig};
 use crate::events::BreakerEvent;
 use crate::handle::BreakerHandle;
 use crate::service::CircuitBreaker;
@@ -19,6 +19,20 @@ pub struct CircuitBreakerBuilder<C = DefaultClassifier> {
     classifier: C,
     name: Option<InstanceName>,
     listeners: Listeners<BreakerEvent>,
+    #[cfg(feature = "redis")]
+    redis: Option<RedisConn>,
+}
+
+/// A connection manager with a `Debug` that shows nothing of it.
+#[cfg(feature = "redis")]
+#[derive(Clone)]
+struct RedisConn(redis::aio::ConnectionManager);
+
+#[cfg(feature = "redis")]
+impl std::fmt::Debug for RedisConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionManager")
+    }
 }
 
 /// The instance name of an unnamed breaker.
@@ -31,6 +45,8 @@ impl CircuitBreakerBuilder {
             classifier: DefaultClassifier::new(),
             name: None,
             listeners: Listeners::new(),
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 }
@@ -124,7 +140,31 @@ impl<C> CircuitBreakerBuilder<C> {
             classifier,
             name: self.name,
             listeners: self.listeners,
+            #[cfg(feature = "redis")]
+            redis: self.redis,
         }
+    }
+    /// Shares this breaker with every instance of the same fleet name through Redis (see
+    /// the crate docs, "Sharing state across a fleet"); the settings are `fleet`'s, or the
+    /// defaults (the breaker's name, `palisade:cb:`, 100 ms) without one. Needs a time
+    /// window, and [`build`](Self::build) must run inside a Tokio runtime (it starts the
+    /// flush task).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    #[must_use]
+    pub fn redis(mut self, conn: redis::aio::ConnectionManager) -> Self {
+        self.redis = Some(RedisConn(conn));
+        if self.config.fleet.is_none() {
+            self.config.fleet = Some(FleetConfig::default());
+        }
+        self
+    }
+    /// The fleet settings (the config's `fleet` section); the Redis connection is given
+    /// with `redis` (feature `redis`).
+    #[must_use]
+    pub fn fleet(mut self, fleet: FleetConfig) -> Self {
+        self.config.fleet = Some(fleet);
+        self
     }
     /// Adds a listener for [`BreakerEvent`]s.
     ///
@@ -147,10 +187,49 @@ impl<C> CircuitBreakerBuilder<C> {
             }
             None => InstanceName::new_static(DEFAULT_NAME),
         };
-        Ok(CircuitBreakerLayer {
-            breaker: Breaker::new(settings, self.listeners.named(name)),
-            classifier: self.classifier,
-        })
+        let Some(fleet) = &self.config.fleet else {
+            return Ok(CircuitBreakerLayer {
+                breaker: Breaker::new(settings, self.listeners.named(name)),
+                classifier: self.classifier,
+            });
+        };
+        #[cfg(feature = "redis")]
+        {
+            let Some(RedisConn(conn)) = self.redis else {
+                return Err(ConfigError::new(
+                    "fleet",
+                    "a fleet breaker needs a Redis connection: CircuitBreakerBuilder::redis",
+                ));
+            };
+            let fleet_name = fleet.name.as_deref().unwrap_or(&name).to_owned();
+            let link = crate::fleet::redis::Link::new(
+                conn,
+                &fleet.key_prefix,
+                &fleet_name,
+                &settings,
+                fleet.flush_interval,
+            );
+            let every = fleet.flush_interval;
+            let breaker = Breaker::with_fleet(settings, self.listeners.named(name), Some(every));
+            if crate::fleet::redis::spawn(&breaker, link, every).is_none() {
+                return Err(ConfigError::new(
+                    "fleet",
+                    "a fleet breaker must be built inside a Tokio runtime (it starts its flush task)",
+                ));
+            }
+            Ok(CircuitBreakerLayer {
+                breaker,
+                classifier: self.classifier,
+            })
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            let _ = (fleet, settings);
+            Err(ConfigError::new(
+                "fleet",
+                "sharing a breaker across a fleet needs palisade-breaker's `redis` feature",
+            ))
+        }
     }
 }
 

@@ -48,6 +48,69 @@
 //! RUSTFLAGS="--cfg loom" cargo test -p palisade-breaker --test loom --release
 //! ```
 //!
+//! # Sharing state across a fleet
+//!
+//! With the `redis` feature, `CircuitBreakerBuilder::redis` (or a config's `fleet`
+//! section, [`FleetConfig`], plus the connection in code) makes one breaker of every
+//! instance that uses the same key prefix and fleet name:
+//!
+//! - **Window.** Each instance records outcomes into its own window as usual, and counts
+//!   them for the fleet in three atomics. A task started by `build` flushes them every
+//!   [`flush_interval`](FleetConfig::flush_interval) (default 100 ms) in one `EVALSHA` round
+//!   trip, which adds them to the fleet's per-second buckets, drops the seconds that left
+//!   the window, and reads the fleet's totals back. The request path never waits for Redis.
+//!   Fleet mode needs a time window: calls on different instances have no shared order, so
+//!   there is no fleet-wide "last N calls".
+//! - **State.** The same script opens the shared breaker when the fleet's rates cross the
+//!   thresholds (with at least `minimum_calls` fleet-wide), moves it to HALF_OPEN when the
+//!   wait is over, and decides from the probes. The state is one hash with a fencing epoch
+//!   that every transition bumps; only the script changes it, atomically, and reports of an
+//!   older epoch are ignored. Instances follow it at their next flush: failures seen by one
+//!   instance open the breaker on all within two flush intervals (plus round trips). Redis's
+//!   `TIME` is the only clock, so instances with skewed clocks agree.
+//! - **Probes.** HALF_OPEN admits exactly `permitted_in_half_open` probes fleet-wide,
+//!   without a round trip per call: an instance whose calls met OPEN or HALF_OPEN asks for
+//!   probe *leases* in its next flush and admits at most the leases it holds. Each flush
+//!   reports the instance's unfinished leases and its probe outcomes as absolute numbers (a
+//!   lost reply loses nothing), and gives back leases it did not use; the leases of an
+//!   instance that stops flushing for five intervals (at least 500 ms) are freed. The cost is
+//!   latency, not extra probes: the first probe passes up to one flush interval after the
+//!   fleet half-opens, and a rejected call's `Retry-After` is then one flush interval.
+//! - **Redis down.** A flush that fails (or takes more than twice the interval, at least
+//!   200 ms) makes the instance decide alone, from the window it kept recording, with its
+//!   own timers and probe count, and emits [`BreakerEvent::FleetDegraded`] (once per
+//!   outage); outcomes counted for that flush are dropped. The first flush that succeeds
+//!   again emits [`BreakerEvent::FleetRejoined`] and the instance follows the fleet's state
+//!   again. [`BreakerHandle::fleet_connected`] tells which mode it is in.
+//! - **Keys.** `<prefix>{<name>}:window` and `<prefix>{<name>}:state` (the name in
+//!   palisade-core's storage-key encoding): one hash tag, so the script touches one Redis
+//!   Cluster slot. Both expire when no instance flushes (the window after its length).
+//! - Manual transitions ([`BreakerHandle`]) stay local: DISABLED, FORCED_OPEN and
+//!   METRICS_ONLY keep this instance out of the fleet's state; `open` and `reset` last until
+//!   the next flush brings the fleet's state back. Keyed breakers are not shared.
+//!
+//! ```no_run
+//! # #[cfg(feature = "redis")]
+//! # #[allow(dead_code)]
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use palisade_breaker::{CircuitBreakerLayer, FleetConfig, SlidingWindow};
+//! use std::time::Duration;
+//!
+//! let conn = redis::aio::ConnectionManager::new(redis::Client::open("redis://127.0.0.1")?).await?;
+//! let mut fleet = FleetConfig::default();
+//! fleet.name = Some("payments".into()); // every instance of the service uses this name
+//! fleet.flush_interval = Duration::from_millis(100);
+//! let layer = CircuitBreakerLayer::builder()
+//!     .window(SlidingWindow::Time(30))
+//!     .minimum_calls(20)
+//!     .fleet(fleet)
+//!     .redis(conn)
+//!     .on_event(|e| eprintln!("{e:?}")) // FleetDegraded / FleetRejoined, state changes
+//!     .build()?; // inside a Tokio runtime: starts the flush task
+//! let _handle = layer.handle(); // `fleet_connected()`: whether the fleet decides
+//! # Ok(()) }
+//! ```
+//!
 //! Put it inside retry (so a retry meets the open breaker and stops) and outside the
 //! bulkhead. The breaker does not limit concurrency (in CLOSED every call passes, as in
 //! Resilience4j): use a bulkhead for that.
@@ -129,6 +192,7 @@ pub struct ReadmeDoctests;
 mod config;
 pub mod error;
 pub mod events;
+mod fleet;
 pub mod future;
 mod handle;
 mod keyed;
@@ -141,7 +205,7 @@ mod service;
 mod shared;
 mod window;
 
-pub use config::BreakerConfig;
+pub use config::{BreakerConfig, DEFAULT_FLEET_PREFIX, DEFAULT_FLUSH_INTERVAL, FleetConfig};
 pub use events::BreakerEvent;
 pub use handle::BreakerHandle;
 pub use keyed::{

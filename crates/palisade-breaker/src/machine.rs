@@ -139,6 +139,8 @@ pub(crate) struct Machine {
     half_open_since: Duration,
     probes_admitted: u32,
     probe_results: Totals,
+    /// Fleet mode (`fleet.rs`): what this instance knows of the shared breaker.
+    fleet: Option<fleet::FleetLocal>,
 }
 
 impl Machine {
@@ -153,7 +155,14 @@ impl Machine {
             half_open_since: Duration::ZERO,
             probes_admitted: 0,
             probe_results: Totals::default(),
+            fleet: None,
         }
+    }
+
+    /// Whether the fleet decides (fleet mode, and the last flush reached Redis): the local
+    /// window and timers then make no transition of their own.
+    fn fleet_decides(&self) -> bool {
+        self.fleet.as_ref().is_some_and(|f| f.connected)
     }
 
     pub(crate) fn state(&self) -> State {
@@ -171,8 +180,15 @@ impl Machine {
 
     /// The counts the breaker decides on: the probes in HALF_OPEN, else the window.
     pub(crate) fn totals(&self) -> Totals {
-        match self.state {
-            State::HalfOpen => self.probe_results,
+        match (self.state, &self.fleet) {
+            (State::HalfOpen | State::Closed, Some(f)) if f.connected => {
+                if self.state == State::HalfOpen {
+                    f.probes
+                } else {
+                    f.window
+                }
+            }
+            (State::HalfOpen, _) => self.probe_results,
             _ => self.window.totals(),
         }
     }
@@ -217,6 +233,9 @@ impl Machine {
     /// Lazy timers: OPEN → HALF_OPEN once the wait is over; HALF_OPEN → OPEN once
     /// `max_wait_in_half_open` has passed.
     fn tick(&mut self, now: Duration, out: &mut Option<Transition>) {
+        if self.fleet_decides() {
+            return;
+        }
         match self.state {
             State::Open if now >= self.open_until => self.set(State::HalfOpen, now, out),
             State::HalfOpen => {
@@ -263,12 +282,33 @@ impl Machine {
                 state: State::ForcedOpen,
                 retry_after: Some(self.settings.wait_in_open),
             }),
-            State::Open => Err(Rejected {
-                state: State::Open,
-                retry_after: Some(self.open_until.saturating_sub(now)),
-            }),
+            State::Open => {
+                let mut retry_after = self.open_until.saturating_sub(now);
+                if let Some(f) = &mut self.fleet {
+                    f.demand = true;
+                    if f.connected {
+                        // The wait is over once the fleet says HALF_OPEN, at a next flush.
+                        retry_after = retry_after.max(f.flush_interval);
+                    }
+                }
+                Err(Rejected {
+                    state: State::Open,
+                    retry_after: Some(retry_after),
+                })
+            }
             State::HalfOpen => {
-                if self.probes_admitted < self.settings.permitted_in_half_open {
+                let limit = match &mut self.fleet {
+                    Some(f) => {
+                        f.demand = true;
+                        if f.connected {
+                            f.leases
+                        } else {
+                            self.settings.permitted_in_half_open
+                        }
+                    }
+                    None => self.settings.permitted_in_half_open,
+                };
+                if self.probes_admitted < limit {
                     self.probes_admitted += 1;
                     Ok(Permit::Probe(self.generation))
                 } else {
@@ -287,6 +327,12 @@ impl Machine {
     /// `wait_in_open` (the probes' outcome is unknown; a failed probe round would keep the
     /// breaker shut at least that long).
     fn half_open_retry_after(&self, now: Duration) -> Duration {
+        if let Some(f) = &self.fleet
+            && f.connected
+        {
+            // Probe leases come with each flush.
+            return f.flush_interval;
+        }
         match self.settings.max_wait_in_half_open {
             Some(max) => (self.half_open_since + max).saturating_sub(now),
             None => self.settings.wait_in_open,
@@ -322,7 +368,10 @@ impl Machine {
             (Permit::Probe(g), State::HalfOpen) if g == self.generation => match outcome {
                 Some(failed) => {
                     self.probe_results.add(failed, slow);
-                    if self.probe_results.calls >= self.settings.permitted_in_half_open {
+                    // In fleet mode the fleet's probes decide, at a flush.
+                    if !self.fleet_decides()
+                        && self.probe_results.calls >= self.settings.permitted_in_half_open
+                    {
                         let to = if self.rates_trip(self.probe_results) {
                             State::Open
                         } else {
@@ -343,7 +392,10 @@ impl Machine {
     /// Opens a CLOSED breaker whose window's totals reach a threshold (with at least
     /// `minimum_calls` calls).
     fn trip_if_due(&mut self, now: Duration, out: &mut Option<Transition>) {
-        if self.state == State::Closed && self.settings.trips(self.window.totals()) {
+        if self.state == State::Closed
+            && !self.fleet_decides()
+            && self.settings.trips(self.window.totals())
+        {
             self.set(State::Open, now, out);
         }
     }
@@ -377,6 +429,9 @@ impl Machine {
         t
     }
 }
+
+mod fleet;
+pub(crate) use fleet::{FleetReport, FleetView};
 
 #[cfg(test)]
 #[allow(clippy::many_single_char_names)]

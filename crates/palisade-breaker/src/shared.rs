@@ -3,7 +3,7 @@
 //! lock to admit or reject, and an outcome in CLOSED or METRICS_ONLY goes into the
 //! lock-free window; the lock is taken only when that outcome may open the breaker.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -12,7 +12,10 @@ use palisade_core::{CircuitOpen, InstanceName, Listeners};
 use tokio::time::Instant;
 
 use crate::events::BreakerEvent;
-use crate::machine::{Machine, Permit, Rejected, Settings, State, Transition};
+use crate::fleet::Fleet;
+use crate::machine::{
+    FleetReport, FleetView, Machine, Permit, Rejected, Settings, State, Transition,
+};
 use crate::window::{Totals, Window};
 
 #[derive(Debug)]
@@ -32,13 +35,33 @@ pub(crate) struct Breaker {
     /// Itself, for the eager mode's timer tasks (which must not keep it alive).
     me: Weak<Breaker>,
     pub(crate) listeners: Listeners<BreakerEvent>,
+    /// Fleet mode: the outcomes waiting for the next flush, and whether the fleet decides.
+    fleet: Option<Fleet>,
+    /// A `FleetDegraded` event was emitted and no `FleetRejoined` since (flush task only).
+    degraded: AtomicBool,
 }
 
 impl Breaker {
     /// `listeners` carry the breaker's instance name.
     pub(crate) fn new(settings: Settings, listeners: Listeners<BreakerEvent>) -> Arc<Self> {
-        let machine = Machine::new(settings.clone());
+        Self::with_fleet(settings, listeners, None)
+    }
+
+    /// A breaker in fleet mode when `flush_interval` is given (its flush task is started
+    /// apart, see `fleet/redis.rs`).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn with_fleet(
+        settings: Settings,
+        listeners: Listeners<BreakerEvent>,
+        flush_interval: Option<Duration>,
+    ) -> Arc<Self> {
+        let mut machine = Machine::new(settings.clone());
+        if let Some(every) = flush_interval {
+            machine.enable_fleet(every);
+        }
         Arc::new_cyclic(|me| Self {
+            fleet: flush_interval.map(|_| Fleet::new()),
+            degraded: AtomicBool::new(false),
             automatic: settings.automatic,
             wait_in_open: settings.wait_in_open,
             me: me.clone(),
@@ -220,11 +243,20 @@ impl Breaker {
                         let slow = start
                             .checked_add(self.settings.slow_call)
                             .is_some_and(|slow_from| end > slow_from);
+                        if state == State::Closed
+                            && let Some(fleet) = &self.fleet
+                        {
+                            fleet.add(failed, slow);
+                        }
                         self.window.add(failed, slow, at)
                     }
                     None => self.window.advance_shared(at),
                 };
-                if state == State::Closed && self.settings.may_trip(&self.window, changed) {
+                // While the fleet decides, the local window opens nothing: no lock.
+                if state == State::Closed
+                    && !self.fleet.as_ref().is_some_and(Fleet::connected)
+                    && self.settings.may_trip(&self.window, changed)
+                {
                     let mut m = self.lock();
                     let t = m.recorded(now());
                     self.publish(&m);
@@ -261,5 +293,58 @@ impl Breaker {
 
     pub(crate) fn totals(&self) -> Totals {
         self.lock().totals()
+    }
+
+    pub(crate) fn fleet_connected(&self) -> Option<bool> {
+        self.fleet.as_ref().map(Fleet::connected)
+    }
+
+    /// What the next flush sends: the outcomes counted since the last one and the probe
+    /// report. `None` outside fleet mode.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn fleet_report(&self) -> Option<(Totals, FleetReport)> {
+        let fleet = self.fleet.as_ref()?;
+        let report = self.lock().fleet_report()?;
+        Some((fleet.take(), report))
+    }
+
+    /// A flush succeeded: follow the fleet's state.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn fleet_synced(&self, view: FleetView) {
+        let Some(fleet) = &self.fleet else {
+            return;
+        };
+        let now = self.now();
+        let mut m = self.lock();
+        let t = m.fleet_sync(view, now);
+        // The state first: a reader that sees "connected" sees the fleet's state.
+        self.publish(&m);
+        fleet.set_connected(true);
+        if self.degraded.swap(false, Ordering::Relaxed) {
+            self.listeners
+                .emit_named(|instance| BreakerEvent::FleetRejoined { instance });
+        }
+        // Announced under the lock, so listeners see transitions in order.
+        self.announce(t, m.next_deadline());
+    }
+
+    /// A flush failed: decide locally until one succeeds (one `FleetDegraded` event per
+    /// outage).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn fleet_failed(&self, error: String) {
+        let Some(fleet) = &self.fleet else {
+            return;
+        };
+        let now = self.now();
+        let mut m = self.lock();
+        fleet.set_connected(false);
+        if !self.degraded.swap(true, Ordering::Relaxed) {
+            self.listeners
+                .emit_named(|instance| BreakerEvent::FleetDegraded { instance, error });
+        }
+        let t = m.fleet_lost(now);
+        self.publish(&m);
+        // Announced under the lock, so listeners see transitions in order.
+        self.announce(t, m.next_deadline());
     }
 }

@@ -166,3 +166,12 @@ async fn cost_per_new_key_does_not_grow_with_the_key_count() {
         per_key[0]
     );
 }
+
+#[test]
+fn keyed_breakers_are_not_shared_across_a_fleet() {
+    let mut cfg = config();
+    cfg.window = SlidingWindow::Time(10);
+    cfg.fleet = Some(palisade_breaker::FleetConfig::default());
+    let err = KeyedCircuitBreakerLayer::new(by_key(), &cfg, 10).unwrap_err();
+    assert_eq!(err.field(), "fleet");
+}

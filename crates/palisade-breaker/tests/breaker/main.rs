@@ -3,3 +3,5 @@
 mod keyed;
 mod model;
 mod service;
+#[cfg(feature = "redis")]
+mod shared_redis;
