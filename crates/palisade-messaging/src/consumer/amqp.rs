@@ -177,6 +177,7 @@ where
     /// ```no_run
     /// # use palisade_messaging::consumer::{Delivery, ProcessorConfig, StreamProcessor};
     /// # use palisade_messaging::producer::AmqpPublisher;
+    /// # #[allow(dead_code)]
     /// # async fn run(dead_letters: AmqpPublisher) -> Result<(), palisade_core::BoxError> {
     /// let handler = tower::service_fn(|_d: Delivery| async { Ok::<_, std::io::Error>(()) });
     /// let processor = StreamProcessor::new(handler, dead_letters, &ProcessorConfig::new("orders.dlq"))?;
@@ -184,7 +185,7 @@ where
     ///     lapin::Connection::connect("amqp://127.0.0.1:5672/%2f", lapin::ConnectionProperties::default())
     /// };
     /// processor
-    ///     .run_amqp_reconnecting(connect, "orders", async { let _ = tokio::signal::ctrl_c().await; })
+    ///     .run_amqp_reconnecting(connect, "orders", std::future::pending::<()>())
     ///     .await
     /// # }
     /// ```

@@ -171,12 +171,14 @@ impl JobStore {
     /// slot. Every operation is one round trip (a Lua script or `HGETALL`).
     ///
     /// ```no_run
-    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-    /// use palisade_messaging::jobs::JobStore;
+    /// use palisade_messaging::jobs::{AsyncJobLayer, JobStore};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let conn = redis::Client::open("redis://127.0.0.1:6379")?
     ///     .get_connection_manager()
     ///     .await?;
     /// let store = JobStore::new().in_redis(conn, "palisade:jobs:")?;
+    /// let _layer = AsyncJobLayer::new(store);
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "redis")]
