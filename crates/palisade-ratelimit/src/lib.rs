@@ -92,6 +92,8 @@ pub mod future;
 pub mod gcra;
 pub mod headers;
 mod layer;
+#[cfg(feature = "redis")]
+mod lease;
 mod memory;
 pub mod parse;
 pub mod quota;
