@@ -1,5 +1,7 @@
 //! Keyed in-memory decision over 10,000 keys: palisade vs governor's keyed limiter, plus
 //! the whole service path. Run: `cargo bench -p palisade-ratelimit -- --warm-up-time 1 --measurement-time 3`.
+//! With `--features redis`, the Redis decision against PING on the same connection
+//! (`REDIS_URL`, default 127.0.0.1:6379): `cargo bench -p palisade-ratelimit --features redis -- ratelimit_redis`.
 
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -147,6 +149,55 @@ fn redis(c: &mut Criterion) {
             .unwrap()
     });
     let quotas = QuotaSet::from(Quota::per_second("default", RATE).unwrap());
+    let prefix = format!("palisade-bench:{}:", std::process::id());
+    // Where the time of a decision goes, each on the same multiplexed connection:
+    // `ping` is the round trip alone; `script_return_1` adds EVALSHA of an empty script;
+    // `script_before` is the previous script (pcall(replicate_commands), five-integer
+    // reply per quota) through `redis::Script` (keys and args buffered twice, reply into a
+    // `Vec<i64>`), i.e. the decision as it was; `decision` is `RedisBackend::check`.
+    let empty = redis::Script::new("return 1");
+    let before = redis::Script::new(include_str!("gcra_before.lua"));
+    // Interleaved medians: on a shared, loaded machine the load drifts between criterion's
+    // groups; one PING then one decision then one old-style decision, 20,000 times, and
+    // the median of each is a steadier ratio.
+    {
+        const N: usize = 20_000;
+        let mut times = [Vec::with_capacity(N), Vec::with_capacity(N), Vec::with_capacity(N)];
+        for i in 0..N {
+            let key = (i as u64 % KEYS).to_string();
+            let t = std::time::Instant::now();
+            let pong: String = rt
+                .block_on(redis::cmd("PING").query_async(&mut conn))
+                .unwrap();
+            times[0].push(t.elapsed());
+            black_box(pong);
+            let t = std::time::Instant::now();
+            black_box(rt.block_on(backend.check(&key, &quotas)).unwrap());
+            times[1].push(t.elapsed());
+            let t = std::time::Instant::now();
+            let mut inv = before.prepare_invoke();
+            inv.arg(-1i64)
+                .key(format!("{prefix}before:{{{key}}}:default"))
+                .arg(1u64)
+                .arg(1_000_000u64);
+            let reply: Vec<i64> = rt.block_on(inv.invoke_async(&mut conn)).unwrap();
+            times[2].push(t.elapsed());
+            black_box(reply);
+        }
+        let [ping, decision, old] = times.map(|mut v| {
+            v.sort();
+            v[v.len() / 2].as_nanos() as f64
+        });
+        println!(
+            "interleaved medians over {N}: ping {:.1} us, decision {:.1} us ({:.2}x), \
+             decision as before {:.1} us ({:.2}x)",
+            ping / 1e3,
+            decision / 1e3,
+            decision / ping,
+            old / 1e3,
+            old / ping
+        );
+    }
     let mut g = c.benchmark_group("ratelimit_redis");
     g.throughput(Throughput::Elements(1));
     let mut i = 0u64;
@@ -163,6 +214,26 @@ fn redis(c: &mut Criterion) {
                 .block_on(redis::cmd("PING").query_async(&mut conn))
                 .unwrap();
             black_box(pong)
+        });
+    });
+    g.bench_function("script_return_1", |b| {
+        b.iter(|| {
+            let one: i64 = rt
+                .block_on(empty.key("k").invoke_async(&mut conn))
+                .unwrap();
+            black_box(one)
+        });
+    });
+    g.bench_function("script_before", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            let mut inv = before.prepare_invoke();
+            inv.arg(-1i64)
+                .key(format!("{prefix}before:{{{i}}}:default"))
+                .arg(1u64)
+                .arg(1_000_000u64);
+            let reply: Vec<i64> = rt.block_on(inv.invoke_async(&mut conn)).unwrap();
+            black_box(reply)
         });
     });
     g.finish();

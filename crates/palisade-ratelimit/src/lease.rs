@@ -13,7 +13,7 @@
 //! measures the admitted total with leases against the exact mode.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -28,6 +28,8 @@ pub(crate) const MAX_LEASES: usize = 10_000;
 /// Units of one key's quota set held by this instance.
 #[derive(Debug)]
 struct Lease {
+    /// The backend's layer name: two layers sharing a backend keep separate leases.
+    layer: Arc<str>,
     set_id: u64,
     set: QuotaSet,
     left: u32,
@@ -62,13 +64,16 @@ impl Leases {
     }
 
     /// Spends a leased unit of `key` under `set`, or says what the round trip gives back.
-    pub(crate) fn take(&self, key: &str, set: &QuotaSet) -> Take {
+    pub(crate) fn take(&self, layer: &str, key: &str, set: &QuotaSet) -> Take {
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(leases) = map.get_mut(key) else {
             return Take::Remote { give_back: 0 };
         };
-        let Some(i) = leases.iter().position(|l| l.set_id == set.id()) else {
+        let Some(i) = leases
+            .iter()
+            .position(|l| l.set_id == set.id() && *l.layer == *layer)
+        else {
             return Take::Remote { give_back: 0 };
         };
         let lease = &mut leases[i];
@@ -86,7 +91,14 @@ impl Leases {
     }
 
     /// Keeps the `taken − 1` units a round trip took beyond the request's own.
-    pub(crate) fn keep(&self, key: String, set: &QuotaSet, taken: u32, snapshot: RateLimitDecision) {
+    pub(crate) fn keep(
+        &self,
+        layer: Arc<str>,
+        key: String,
+        set: &QuotaSet,
+        taken: u32,
+        snapshot: RateLimitDecision,
+    ) {
         if taken <= 1 {
             return;
         }
@@ -103,13 +115,17 @@ impl Leases {
         }
         let leases = map.entry(key).or_default();
         let lease = Lease {
+            layer,
             set_id: set.id(),
             set: set.clone(),
             left: taken - 1,
             expires: now + self.hold,
             snapshot,
         };
-        match leases.iter_mut().find(|l| l.set_id == set.id()) {
+        match leases
+            .iter_mut()
+            .find(|l| l.set_id == set.id() && l.layer == lease.layer)
+        {
             // A concurrent round trip took units too: hold them all.
             Some(l) => {
                 l.left = l.left.saturating_add(lease.left);
@@ -120,14 +136,14 @@ impl Leases {
         }
     }
 
-    /// Removes every lease, returning the keys, sets and units to give back.
-    pub(crate) fn drain(&self) -> Vec<(String, QuotaSet, u32)> {
+    /// Removes every lease, returning the layers, keys, sets and units to give back.
+    pub(crate) fn drain(&self) -> Vec<(Arc<str>, String, QuotaSet, u32)> {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         map.drain()
             .flat_map(|(key, ls)| {
                 ls.into_iter()
                     .filter(|l| l.left > 0)
-                    .map(move |l| (key.clone(), l.set, l.left))
+                    .map(move |l| (l.layer, key.clone(), l.set, l.left))
             })
             .collect()
     }

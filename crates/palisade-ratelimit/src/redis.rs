@@ -234,8 +234,12 @@ impl RedisBackend {
             return Ok(0);
         };
         let mut returned = 0;
-        for (key, set, units) in leases.drain() {
-            let cmd = self.lease_command(&key, &set, 0, units);
+        for (layer, key, set, units) in leases.drain() {
+            let backend = Self {
+                layer,
+                ..self.clone()
+            };
+            let cmd = backend.lease_command(&key, &set, 0, units);
             let mut conn = self.conn.clone();
             run(&mut conn, &cmd, &self.scripts.lease, self.timeout).await?;
             returned += u64::from(units);
@@ -373,7 +377,7 @@ impl RedisBackend {
     }
 
     fn decide_leased(&self, leases: &Arc<Leases>, key: &str, set: &QuotaSet) -> DecideFuture {
-        let give_back = match leases.take(key, set) {
+        let give_back = match leases.take(&self.layer, key, set) {
             Take::Local(d) => return Box::pin(std::future::ready(Ok(d))),
             Take::Remote { give_back } => give_back,
         };
@@ -383,11 +387,12 @@ impl RedisBackend {
         let timeout = self.timeout;
         let set = set.clone();
         let leases = leases.clone();
+        let layer = self.layer.clone();
         let key = key.to_owned();
         Box::pin(async move {
             let reply = run(&mut conn, &cmd, &scripts.lease, timeout).await?;
             let (taken, d) = parse_lease_reply(&reply, set.quotas())?;
-            leases.keep(key, &set, taken, d);
+            leases.keep(layer, key, &set, taken, d);
             Ok(d.with_extra_remaining(u64::from(taken.saturating_sub(1))))
         })
     }
@@ -527,13 +532,14 @@ mod tests {
     }
 
     /// The reply rebuilt client-side equals the in-memory decision, for random arrivals
-    /// over two quotas, one of them in shadow, in reject and wait mode.
+    /// over three quotas, one of them in shadow, in reject and wait mode (intervals in
+    /// whole microseconds, the script's unit).
     #[test]
     fn rebuilt_decisions_match_the_in_memory_ones() {
         let quotas = [
             Quota::per_second("a", 10).unwrap().burst(3),
             Quota::new("b", 5, Duration::from_secs(2)).unwrap().shadow(true),
-            Quota::per_second("c", 7).unwrap(),
+            Quota::per_second("c", 8).unwrap(),
         ];
         for max_wait in [None, Some(250_000_000u64)] {
             let mut tats = [0u64; MAX_QUOTAS];

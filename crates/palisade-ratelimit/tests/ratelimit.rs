@@ -458,9 +458,10 @@ async fn shadow_layer_records_would_limit_and_passes_everything() {
         [
             "\"default\";r=1;t=30",
             "\"default\";r=0;t=60",
-            "\"default\";r=0;t=60",
-            "\"default\";r=0;t=60",
-            "\"default\";r=0;t=60",
+            // What a refusal would say: the next unit in 30 s.
+            "\"default\";r=0;t=30",
+            "\"default\";r=0;t=30",
+            "\"default\";r=0;t=30",
         ]
     );
     let evs = events.events::<RateLimitEvent>();
