@@ -158,11 +158,16 @@ fn redis(c: &mut Criterion) {
     let empty = redis::Script::new("return 1");
     let before = redis::Script::new(include_str!("gcra_before.lua"));
     // Interleaved medians: on a shared, loaded machine the load drifts between criterion's
-    // groups; one PING then one decision then one old-style decision, 20,000 times, and
-    // the median of each is a steadier ratio.
+    // groups, so each round runs PING, an empty script, the script's three commands alone
+    // (TIME, GET, SET PX), the decision and the decision as it was, one after the other,
+    // 20,000 times; the medians give steadier ratios and show where the time goes.
     {
         const N: usize = 20_000;
-        let mut times = [Vec::with_capacity(N), Vec::with_capacity(N), Vec::with_capacity(N)];
+        let floor = redis::Script::new(
+            "local t = redis.call('TIME') local v = redis.call('GET', KEYS[1]) \
+             redis.call('SET', KEYS[1], '1765000000000000', 'PX', '1001') return 1",
+        );
+        let mut times: [Vec<std::time::Duration>; 5] = Default::default();
         for i in 0..N {
             let key = (i as u64 % KEYS).to_string();
             let t = std::time::Instant::now();
@@ -172,8 +177,22 @@ fn redis(c: &mut Criterion) {
             times[0].push(t.elapsed());
             black_box(pong);
             let t = std::time::Instant::now();
-            black_box(rt.block_on(backend.check(&key, &quotas)).unwrap());
+            let one: i64 = rt.block_on(empty.key("k").invoke_async(&mut conn)).unwrap();
             times[1].push(t.elapsed());
+            black_box(one);
+            let t = std::time::Instant::now();
+            let one: i64 = rt
+                .block_on(
+                    floor
+                        .key(format!("{prefix}floor:{{{key}}}"))
+                        .invoke_async(&mut conn),
+                )
+                .unwrap();
+            times[2].push(t.elapsed());
+            black_box(one);
+            let t = std::time::Instant::now();
+            black_box(rt.block_on(backend.check(&key, &quotas)).unwrap());
+            times[3].push(t.elapsed());
             let t = std::time::Instant::now();
             let mut inv = before.prepare_invoke();
             inv.arg(-1i64)
@@ -181,22 +200,26 @@ fn redis(c: &mut Criterion) {
                 .arg(1u64)
                 .arg(1_000_000u64);
             let reply: Vec<i64> = rt.block_on(inv.invoke_async(&mut conn)).unwrap();
-            times[2].push(t.elapsed());
+            times[4].push(t.elapsed());
             black_box(reply);
         }
-        let [ping, decision, old] = times.map(|mut v| {
+        let [ping, empty_script, floor, decision, old] = times.map(|mut v| {
             v.sort();
             v[v.len() / 2].as_nanos() as f64
         });
-        println!(
-            "interleaved medians over {N}: ping {:.1} us, decision {:.1} us ({:.2}x), \
-             decision as before {:.1} us ({:.2}x)",
-            ping / 1e3,
-            decision / 1e3,
-            decision / ping,
-            old / 1e3,
-            old / ping
-        );
+        let line = |name: &str, t: f64| {
+            println!(
+                "  {name:<44} {:>7.1} us  {:.2}x ping",
+                t / 1e3,
+                t / ping
+            );
+        };
+        println!("interleaved medians over {N} rounds (REDIS_URL):");
+        line("PING", ping);
+        line("EVALSHA `return 1`", empty_script);
+        line("EVALSHA TIME + GET + SET PX (the floor)", floor);
+        line("decision (RedisBackend::check)", decision);
+        line("decision as before (old script, redis::Script)", old);
     }
     let mut g = c.benchmark_group("ratelimit_redis");
     g.throughput(Throughput::Elements(1));

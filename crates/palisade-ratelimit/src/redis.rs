@@ -1,16 +1,17 @@
 //! Limits shared across instances through Redis.
 //!
 //! One Lua script ([`SCRIPT`]) does the whole GCRA decision over all of a route's quotas
-//! in one round trip (`EVALSHA`, loaded on first use by `redis::Script`), with Redis's
-//! `TIME` as the only clock, so instances with skewed clocks still agree. Each key and
-//! quota is one string holding the TAT in microseconds, with a TTL of the time until the
-//! quota is full again (an expired key equals a fresh one), named
+//! in one round trip, with Redis's `TIME` as the only clock, so instances with skewed
+//! clocks still agree. Each key and quota is one string holding the TAT in microseconds,
+//! with a TTL of the time until the quota is full again (an expired key equals a fresh
+//! one), named
 //!
 //! ```text
 //! <prefix><layer>:{<key>}:<policy>        e.g.  palisade:rl:checkout:{k-42}:per-second
 //! ```
 //!
-//! - `<prefix>`: [`RedisBackend::prefix`], written as configured (default `palisade:rl:`);
+//! - `<prefix>`: [`RedisBackend::prefix`], written as configured (default `palisade:rl:`),
+//!   except `{` and `}` (as `%7B`, `%7D`);
 //! - `<layer>`: the layer's name, given to [`RateLimitLayer::redis`](crate::RateLimitLayer::redis)
 //!   (one per route or layer), so that two routes whose quotas have the same policy name
 //!   never share a bucket (as two in-memory limiters do not);
@@ -19,8 +20,34 @@
 //!   letters, digits, `-`, `.`, `~` as `%XX`, so a key holding `}` or `:` cannot reach
 //!   another key's bucket; an IP key is its canonical text). Never a `Debug` string.
 //!
-//! The `{…}` hash tag keeps all quotas of one key in one Redis Cluster slot, which the script
-//! requires.
+//! # Redis Cluster
+//!
+//! The `{…}` hash tag is the first brace pair of every key (the prefix and the layer name
+//! cannot hold braces), so all quotas of one key live in one Redis Cluster slot and every
+//! decision touches one slot. With feature `redis-cluster`,
+//! [`RedisBackend::connect_cluster`] (or [`RedisBackend::cluster`]) decides over a cluster
+//! connection; `tests/cluster.rs` runs against a 3-primary cluster it starts.
+//!
+//! # Cost of a decision
+//!
+//! One round trip: `EVALSHA` of the script, built directly as one command (no `GET` or
+//! `TIME` round trip; `SCRIPT LOAD` and a retry only when a server answers `NOSCRIPT`,
+//! i.e. once per server), on the backend's multiplexed connection. The script is kept to
+//! `TIME`, one `GET` per quota and one `SET … PX` per committed quota, and answers one
+//! integer per quota (how far its TAT is ahead of now) plus one for the verdict: the
+//! remaining units, resets and waits follow client-side from each quota's interval and
+//! tolerance. Server-side work is what a decision costs over a `PING`: each `redis.call`
+//! inside a script costs about a microsecond or more (argument objects, the command, its
+//! reply converted back to Lua), and an empty `EVALSHA` already costs a few. The
+//! breakdown, measured by the `ratelimit_redis` bench, is in the crate README.
+//!
+//! # Token leases
+//!
+//! [`RedisBackend::lease`] trades accuracy for round trips: one round trip takes up to
+//! `units` units of a key's quotas, spent locally until the lease ends; unused units go
+//! back to Redis with the key's next round trip or [`RedisBackend::return_leases`].
+//!
+//! # Failures
 //!
 //! Every call is bounded by [`RedisBackend::timeout`] (default 50 ms). On an error or
 //! timeout the [`FailAction`] decides: admit (default), refuse with `StoreUnavailable`
