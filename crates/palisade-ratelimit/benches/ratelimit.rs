@@ -208,11 +208,7 @@ fn redis(c: &mut Criterion) {
             v[v.len() / 2].as_nanos() as f64
         });
         let line = |name: &str, t: f64| {
-            println!(
-                "  {name:<44} {:>7.1} us  {:.2}x ping",
-                t / 1e3,
-                t / ping
-            );
+            println!("  {name:<44} {:>7.1} us  {:.2}x ping", t / 1e3, t / ping);
         };
         println!("interleaved medians over {N} rounds (REDIS_URL):");
         line("PING", ping);
@@ -241,9 +237,7 @@ fn redis(c: &mut Criterion) {
     });
     g.bench_function("script_return_1", |b| {
         b.iter(|| {
-            let one: i64 = rt
-                .block_on(empty.key("k").invoke_async(&mut conn))
-                .unwrap();
+            let one: i64 = rt.block_on(empty.key("k").invoke_async(&mut conn)).unwrap();
             black_box(one)
         });
     });

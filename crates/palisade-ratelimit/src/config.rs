@@ -296,7 +296,8 @@ impl RateLimitConfig {
             layer = layer.redis(&r.layer_name, backend);
         }
         for (i, tier) in self.tiers.iter().enumerate() {
-            let set = build_set(&tier.quotas, self.shadow).map_err(|e| e.within(&format!("tiers.{i}")))?;
+            let set = build_set(&tier.quotas, self.shadow)
+                .map_err(|e| e.within(&format!("tiers.{i}")))?;
             for k in &tier.keys {
                 let key = if ip_keys {
                     let ip = k.parse().map_err(|_| {

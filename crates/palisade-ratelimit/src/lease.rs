@@ -151,9 +151,6 @@ impl Leases {
     /// Units held now (expired leases included, until given back).
     pub(crate) fn held(&self) -> u64 {
         let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        map.values()
-            .flatten()
-            .map(|l| u64::from(l.left))
-            .sum()
+        map.values().flatten().map(|l| u64::from(l.left)).sum()
     }
 }

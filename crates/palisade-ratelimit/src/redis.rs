@@ -320,9 +320,7 @@ impl RedisBackend {
         key: &K,
         quotas: &QuotaSet,
     ) -> Result<RateLimitDecision, palisade_core::BoxError> {
-        Ok(self
-            .decide(&storage_key::encode(key), quotas, None)
-            .await?)
+        Ok(self.decide(&storage_key::encode(key), quotas, None).await?)
     }
 
     /// The `EVALSHA` command of one decision.
@@ -426,7 +424,12 @@ impl RedisBackend {
 }
 
 /// Runs a script command, loading the script once if the server lacks it, within `timeout`.
-async fn run(conn: &mut Conn, cmd: &Cmd, script: &Script, timeout: Duration) -> Result<Value, String> {
+async fn run(
+    conn: &mut Conn,
+    cmd: &Cmd,
+    script: &Script,
+    timeout: Duration,
+) -> Result<Value, String> {
     let run = async {
         match conn.query(cmd).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
@@ -516,7 +519,11 @@ fn decision_from(allowed: bool, mask: u8, aheads: &[u64], quotas: &[Quota]) -> R
             (ahead + em).saturating_sub(tol)
         };
         if !q.is_shadow() {
-            let w = if allowed { ahead.saturating_sub(tol) } else { own_wait };
+            let w = if allowed {
+                ahead.saturating_sub(tol)
+            } else {
+                own_wait
+            };
             wait = wait.max(w);
         }
         states[i] = QuotaState {
@@ -565,7 +572,9 @@ mod tests {
     fn rebuilt_decisions_match_the_in_memory_ones() {
         let quotas = [
             Quota::per_second("a", 10).unwrap().burst(3),
-            Quota::new("b", 5, Duration::from_secs(2)).unwrap().shadow(true),
+            Quota::new("b", 5, Duration::from_secs(2))
+                .unwrap()
+                .shadow(true),
             Quota::per_second("c", 8).unwrap(),
         ];
         for max_wait in [None, Some(250_000_000u64)] {

@@ -10,17 +10,16 @@ use palisade_core::key::HeaderKey;
 use palisade_core::{BoxError, RateLimited};
 use palisade_ratelimit::redis::RedisBackend;
 use palisade_ratelimit::{FailAction, Quota, QuotaSet, RateLimitLayer};
-use palisade_test::redis_cluster::RedisCluster;
 use palisade_test::ScriptedService;
+use palisade_test::redis_cluster::RedisCluster;
 use palisade_test::scripted::ScriptedResponse;
 use tower::{Layer, Service, ServiceExt};
 
 /// `upstream`, as a service of `Request<()>` only.
 fn app(
     upstream: &ScriptedService,
-) -> impl Service<Request<()>, Response = ScriptedResponse, Error = BoxError, Future: Send>
-+ Clone
-+ use<> {
+) -> impl Service<Request<()>, Response = ScriptedResponse, Error = BoxError, Future: Send> + Clone + use<>
+{
     upstream.clone()
 }
 

@@ -23,9 +23,8 @@ use tower::{Layer, Service, ServiceExt};
 /// `upstream`, as a service of `Request<()>` only.
 fn app(
     upstream: &ScriptedService,
-) -> impl Service<Request<()>, Response = ScriptedResponse, Error = BoxError, Future: Send>
-+ Clone
-+ use<> {
+) -> impl Service<Request<()>, Response = ScriptedResponse, Error = BoxError, Future: Send> + Clone + use<>
+{
     upstream.clone()
 }
 
@@ -85,7 +84,9 @@ struct Report {
 
 fn parse_report(stdout: &str) -> Option<Report> {
     // The libtest harness may print `test … ` on the same line first.
-    let line = stdout.lines().find_map(|l| Some(&l[l.find("rl-child ")?..]))?;
+    let line = stdout
+        .lines()
+        .find_map(|l| Some(&l[l.find("rl-child ")?..]))?;
     let field = |name: &str| -> Option<u64> {
         line.split_whitespace()
             .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))?
@@ -171,7 +172,11 @@ fn four_processes(lease: u32, tolerance_pct: u64) {
     if std::env::var_os(CHILD_PREFIX).is_some() || !redis_reachable(&redis_url()) {
         return;
     }
-    let test = if lease == 0 { "processes" } else { "processes-lease" };
+    let test = if lease == 0 {
+        "processes"
+    } else {
+        "processes-lease"
+    };
     let (reports, prefix) = run_children(test, lease);
     remove_keys(&prefix);
     eprintln!("{reports:?}");
@@ -184,7 +189,10 @@ fn four_processes(lease: u32, tolerance_pct: u64) {
          limit of {limit} ({:+.2} %), store failures {failed}",
         (admitted as f64 / limit as f64 - 1.0) * 100.0
     );
-    assert_eq!(failed, 0, "store failures refuse (fail closed) and would skew the count");
+    assert_eq!(
+        failed, 0,
+        "store failures refuse (fail closed) and would skew the count"
+    );
     // Each process really offered about ten times the limit (a loaded machine may lose a
     // few ticks).
     for r in &reports {

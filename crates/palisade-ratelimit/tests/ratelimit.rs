@@ -487,7 +487,12 @@ async fn shadow_layer_records_would_limit_and_passes_everything() {
     );
     // Refusals consumed nothing: 30 s later one more unit conforms.
     advance(Duration::from_secs(30)).await;
-    svc.ready().await.unwrap().call(Request::new(())).await.unwrap();
+    svc.ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
     assert_eq!(events.events::<RateLimitEvent>().len(), 6);
     assert!(matches!(
         events.events::<RateLimitEvent>()[5],

@@ -92,7 +92,12 @@ impl RedisCluster {
             std::fs::create_dir_all(&node_dir).map_err(|e| e.to_string())?;
             let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ])
                 .args(["--cluster-node-timeout", "5000"])
                 .args(["--save", "", "--appendonly", "no"])
                 .arg("--dir")
@@ -124,9 +129,11 @@ impl RedisCluster {
             ));
         }
         for &p in &cluster.ports {
-            wait_for(&format!("cluster state on {p}"), Duration::from_secs(20), || {
-                ask(p, "CLUSTER INFO").is_some_and(|r| r.contains("cluster_state:ok"))
-            })?;
+            wait_for(
+                &format!("cluster state on {p}"),
+                Duration::from_secs(20),
+                || ask(p, "CLUSTER INFO").is_some_and(|r| r.contains("cluster_state:ok")),
+            )?;
         }
         Ok(cluster)
     }
