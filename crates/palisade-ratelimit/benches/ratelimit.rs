@@ -167,7 +167,8 @@ fn redis(c: &mut Criterion) {
             "local t = redis.call('TIME') local v = redis.call('GET', KEYS[1]) \
              redis.call('SET', KEYS[1], '1765000000000000', 'PX', '1001') return 1",
         );
-        let mut times: [Vec<std::time::Duration>; 5] = Default::default();
+        let script = redis::Script::new(palisade_ratelimit::redis::SCRIPT);
+        let mut times: [Vec<std::time::Duration>; 6] = Default::default();
         for i in 0..N {
             let key = (i as u64 % KEYS).to_string();
             let t = std::time::Instant::now();
@@ -202,8 +203,18 @@ fn redis(c: &mut Criterion) {
             let reply: Vec<i64> = rt.block_on(inv.invoke_async(&mut conn)).unwrap();
             times[4].push(t.elapsed());
             black_box(reply);
+            let t = std::time::Instant::now();
+            let mut inv = script.prepare_invoke();
+            inv.key(format!("{prefix}script:{{{key}}}:default"))
+                .arg(-1i64)
+                .arg("")
+                .arg(1u64)
+                .arg(1_000_000u64);
+            let reply: redis::Value = rt.block_on(inv.invoke_async(&mut conn)).unwrap();
+            times[5].push(t.elapsed());
+            black_box(reply);
         }
-        let [ping, empty_script, floor, decision, old] = times.map(|mut v| {
+        let [ping, empty_script, floor, decision, old, direct] = times.map(|mut v| {
             v.sort();
             v[v.len() / 2].as_nanos() as f64
         });
@@ -214,6 +225,7 @@ fn redis(c: &mut Criterion) {
         line("PING", ping);
         line("EVALSHA `return 1`", empty_script);
         line("EVALSHA TIME + GET + SET PX (the floor)", floor);
+        line("the decision's script alone (redis::Script)", direct);
         line("decision (RedisBackend::check)", decision);
         line("decision as before (old script, redis::Script)", old);
     }

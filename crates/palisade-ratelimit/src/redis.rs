@@ -479,25 +479,28 @@ fn int(v: &Value) -> Option<i64> {
     }
 }
 
-/// Reads the script's reply `{allowed + 2 * shadow mask, ahead of each quota (us)}`; the
-/// remaining units and the waits follow from the quotas' intervals and tolerances, as
-/// in [`gcra`](crate::gcra).
+/// Reads the script's reply `{allowed + 2 * shadow mask, ahead of each quota (us)}`, or
+/// for one quota the integer `ahead * 32 + (allowed + 2 * mask)`; the remaining units and
+/// the waits follow from the quotas' intervals and tolerances, as in [`gcra`](crate::gcra).
 fn parse_reply(reply: &Value, quotas: &[Quota]) -> Result<RateLimitDecision, String> {
     let n = quotas.len();
     let bad = || format!("unexpected script reply {reply:?}");
-    let Value::Array(items) = reply else {
-        return Err(bad());
+    let mut aheads = [0u64; MAX_QUOTAS];
+    let head = match reply {
+        Value::Int(v) if n == 1 && *v >= 0 => {
+            aheads[0] = (*v >> 5) as u64;
+            *v & 31
+        }
+        Value::Array(items) if items.len() == 1 + n && n <= MAX_QUOTAS => {
+            for (a, v) in aheads.iter_mut().zip(&items[1..]) {
+                *a = int(v).ok_or_else(bad)?.max(0) as u64;
+            }
+            int(&items[0]).ok_or_else(bad)?
+        }
+        _ => return Err(bad()),
     };
-    if items.len() != 1 + n || n > MAX_QUOTAS {
-        return Err(bad());
-    }
-    let head = int(&items[0]).ok_or_else(bad)?;
     let allowed = head & 1 == 1;
     let mask = ((head >> 1) & 0xF) as u8;
-    let mut aheads = [0u64; MAX_QUOTAS];
-    for (a, v) in aheads.iter_mut().zip(&items[1..]) {
-        *a = int(v).ok_or_else(bad)?.max(0) as u64;
-    }
     Ok(decision_from(allowed, mask, &aheads[..n], quotas))
 }
 
@@ -551,18 +554,27 @@ mod tests {
     fn reply_parsing() {
         // 100 per minute: em 600 ms, tol 60 s. Refused with the bucket empty.
         let q = [Quota::per_minute("m", 100).unwrap()];
-        let d = parse_reply(&reply(&[0, 60_000_000]), &q).unwrap();
+        let d = parse_reply(&Value::Int(60_000_000 * 32), &q).unwrap();
         assert!(!d.is_allowed());
         assert_eq!(d.wait(), Duration::from_millis(600));
         assert_eq!(d.states()[0].reset, Duration::from_secs(60));
         assert_eq!(d.states()[0].remaining, 0);
         // Admitted, 3 units spent: 97 left, no wait.
-        let d = parse_reply(&reply(&[1, 1_800_000]), &q).unwrap();
+        let d = parse_reply(&Value::Int(1_800_000 * 32 + 1), &q).unwrap();
         assert!(d.is_allowed());
         assert_eq!(d.wait(), Duration::ZERO);
         assert_eq!(d.states()[0].remaining, 97);
         assert!(parse_reply(&reply(&[1]), &q).is_err());
-        assert!(parse_reply(&Value::Int(1), &q).is_err());
+        assert!(parse_reply(&Value::Int(-1), &q).is_err());
+        // Two quotas: an array, shadow bits from bit 1.
+        let two = [
+            Quota::per_minute("m", 100).unwrap(),
+            Quota::per_second("s", 10).unwrap().shadow(true),
+        ];
+        let d = parse_reply(&reply(&[1 + 4, 600_000, 1_000_000]), &two).unwrap();
+        assert!(d.is_allowed() && !d.would_limit_quota(0) && d.would_limit_quota(1));
+        assert_eq!(d.states()[1].wait, Duration::from_millis(100));
+        assert!(parse_reply(&Value::Int(1), &two).is_err());
     }
 
     /// The reply rebuilt client-side equals the in-memory decision, for random arrivals
