@@ -61,7 +61,7 @@ fn redis_reachable(url: &str) -> bool {
     let ok = rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(3), RedisBackend::connect(url))
             .await
-            .map_or(false, |r| r.is_ok())
+            .is_ok_and(|r| r.is_ok())
     });
     if !ok {
         assert!(
@@ -288,7 +288,7 @@ fn child_offers_ten_times_the_limit() {
         let mut max_instant = 0;
         let mut lo = 0;
         for hi in 0..times.len() {
-            while times[hi] - times[lo] >= Duration::from_millis(1) {
+            while times[hi].saturating_sub(times[lo]) >= Duration::from_millis(1) {
                 lo += 1;
             }
             max_instant = max_instant.max(hi - lo + 1);

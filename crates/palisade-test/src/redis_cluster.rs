@@ -82,7 +82,8 @@ impl RedisCluster {
             dir,
         };
         // Ports in 20000..30000 so that the bus ports (+10000) stay valid; spread by pid.
-        let mut port = 20_000 + ((std::process::id() as u64 * 7 + u64::from(nanos)) % 9_000) as u16;
+        let mut port =
+            20_000 + ((u64::from(std::process::id()) * 7 + u64::from(nanos)) % 9_000) as u16;
         while cluster.ports.len() < primaries {
             port = if port >= 29_990 { 20_000 } else { port + 1 };
             if !free(port) {
