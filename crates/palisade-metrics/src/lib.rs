@@ -52,7 +52,7 @@
 //! | [`palisade_bulkhead_in_flight_at_admission`](BULKHEAD_IN_FLIGHT_AT_ADMISSION) | histogram: calls inside at each admission | `bulkhead` | `BulkheadEvent::Admitted` |
 //! | [`palisade_bulkhead_queue_depth_at_enqueue`](BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE) | histogram: queue length at each enqueue | `bulkhead` | `BulkheadEvent::Queued` |
 //! | [`palisade_bulkhead_rejections_total`](BULKHEAD_REJECTIONS_TOTAL) | counter | `bulkhead`, `reason`: `full`, `queue_timeout`, `too_many_keys` | `BulkheadEvent::Rejected` |
-//! | [`palisade_ratelimit_decisions_total`](RATELIMIT_DECISIONS_TOTAL) | counter | `ratelimit`, `decision`: `allowed`, `limited` | `RateLimitEvent` |
+//! | [`palisade_ratelimit_decisions_total`](RATELIMIT_DECISIONS_TOTAL) | counter | `ratelimit`, `decision`: `allowed`, `limited`, `would_limit` (shadow mode: refused if enforced, but passed) | `RateLimitEvent` |
 //! | [`palisade_canary_weight_percent`](CANARY_WEIGHT_PERCENT) | gauge | `traffic`, `arm` | `TrafficEvent::{Advanced, Promoted, RolledBack}` (`Advanced` from the controller's start on); sampled by [`watch_canary`] |
 //! | [`palisade_store_bytes`](STORE_BYTES) | gauge: bytes held now | `layer`, `instance` | sampled by [`watch_usage`] (a cache's store) |
 //! | [`palisade_store_capacity_bytes`](STORE_CAPACITY_BYTES) | gauge: the byte bound | `layer`, `instance` | sampled by [`watch_usage`] |

@@ -40,7 +40,7 @@ pub const BULKHEAD_QUEUE_DEPTH_AT_ENQUEUE: &str = "palisade_bulkhead_queue_depth
 /// `queue_timeout`, `too_many_keys`).
 pub const BULKHEAD_REJECTIONS_TOTAL: &str = "palisade_bulkhead_rejections_total";
 /// Counter of rate-limit decisions, labels `ratelimit` (the instance) and `decision`
-/// (`allowed`, `limited`).
+/// (`allowed`, `limited`, `would_limit`: a refusal that shadow mode let pass).
 pub const RATELIMIT_DECISIONS_TOTAL: &str = "palisade_ratelimit_decisions_total";
 /// Gauge of a canary's share of traffic in percent, labels `traffic` (the split) and `arm`.
 pub const CANARY_WEIGHT_PERCENT: &str = "palisade_canary_weight_percent";

@@ -85,6 +85,7 @@ struct BulkheadHandles {
 struct RateLimitHandles {
     allowed: Counter,
     limited: Counter,
+    would_limit: Counter,
 }
 
 /// Breaker state gauge and the transition counters, indexed `from * 6 + to`, registered
@@ -126,13 +127,14 @@ impl LayerMetrics {
     }
 
     fn ratelimit(&self, event: &dyn Event) {
-        let limited = match event.name() {
-            "allowed" => false,
-            "limited" => true,
+        let decision = match event.name() {
+            "allowed" => 0,
+            "limited" => 1,
+            "would_limit" => 2,
             _ => return,
         };
         let make = |instance: SharedString| {
-            let [allowed, limited] = ["allowed", "limited"].map(|d| {
+            let [allowed, limited, would_limit] = ["allowed", "limited", "would_limit"].map(|d| {
                 counter(
                     RATELIMIT_DECISIONS_TOTAL,
                     vec![
@@ -141,16 +143,18 @@ impl LayerMetrics {
                     ],
                 )
             });
-            RateLimitHandles { allowed, limited }
+            RateLimitHandles {
+                allowed,
+                limited,
+                would_limit,
+            }
         };
         // One series entry for both decisions: keyed by layer only.
         self.ratelimit
-            .with("ratelimit", "", instance(event), make, |h| {
-                if limited {
-                    h.limited.increment(1);
-                } else {
-                    h.allowed.increment(1);
-                }
+            .with("ratelimit", "", instance(event), make, |h| match decision {
+                0 => h.allowed.increment(1),
+                1 => h.limited.increment(1),
+                _ => h.would_limit.increment(1),
             });
     }
 

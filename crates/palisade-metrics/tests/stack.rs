@@ -206,3 +206,36 @@ async fn idempotent_replays_have_their_own_outcome() {
     assert_eq!(snap.requests("charges", "idempotent_replay"), 3);
     assert_eq!(snap.requests("charges", "failure"), 1);
 }
+
+/// A rate limit in shadow mode lets every request through and counts the refusals it
+/// would have made as `decision="would_limit"`.
+#[tokio::test(start_paused = true)]
+async fn shadow_rate_limit_counts_would_limit() {
+    use palisade_core::key::GlobalKey;
+    use palisade_ratelimit::{Quota, RateLimitLayer};
+
+    let recorder = Recording::start();
+    let events = EventMetrics::new();
+    let stack = ServiceBuilder::new()
+        .layer(HandleRejectionsLayer::new())
+        .layer(MetricsLayer::with_route("shadow"))
+        .layer(
+            RateLimitLayer::new(GlobalKey, Quota::per_minute("new-limit", 2).unwrap())
+                .name("rollout")
+                .shadow(true)
+                .on_event(events.callback()),
+        )
+        .service(service_fn(handler));
+    assert_eq!(statuses(&stack, &[("/ok", 5)]).await, vec![200; 5]);
+    let snap = recorder.snap();
+    let decisions = |decision| {
+        snap.counter(
+            "palisade_ratelimit_decisions_total",
+            &[("ratelimit", "rollout"), ("decision", decision)],
+        )
+    };
+    assert_eq!(decisions("allowed"), 2);
+    assert_eq!(decisions("would_limit"), 3);
+    assert_eq!(decisions("limited"), 0);
+    assert_eq!(snap.requests("shadow", "success"), 5);
+}

@@ -1,5 +1,7 @@
 //! Keyed in-memory decision over 10,000 keys: palisade vs governor's keyed limiter, plus
 //! the whole service path. Run: `cargo bench -p palisade-ratelimit -- --warm-up-time 1 --measurement-time 3`.
+//! With `--features redis`, the Redis decision against PING on the same connection
+//! (`REDIS_URL`, default 127.0.0.1:6379): `cargo bench -p palisade-ratelimit --features redis -- ratelimit_redis`.
 
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -147,6 +149,86 @@ fn redis(c: &mut Criterion) {
             .unwrap()
     });
     let quotas = QuotaSet::from(Quota::per_second("default", RATE).unwrap());
+    let prefix = format!("palisade-bench:{}:", std::process::id());
+    // Where the time of a decision goes, each on the same multiplexed connection:
+    // `ping` is the round trip alone; `script_return_1` adds EVALSHA of an empty script;
+    // `script_before` is the previous script (pcall(replicate_commands), five-integer
+    // reply per quota) through `redis::Script` (keys and args buffered twice, reply into a
+    // `Vec<i64>`), i.e. the decision as it was; `decision` is `RedisBackend::check`.
+    let empty = redis::Script::new("return 1");
+    let before = redis::Script::new(include_str!("gcra_before.lua"));
+    // Interleaved medians: on a shared, loaded machine the load drifts between criterion's
+    // groups, so each round runs PING, an empty script, the script's three commands alone
+    // (TIME, GET, SET PX), the decision and the decision as it was, one after the other,
+    // 20,000 times; the medians give steadier ratios and show where the time goes.
+    {
+        const N: usize = 20_000;
+        let floor = redis::Script::new(
+            "local t = redis.call('TIME') local v = redis.call('GET', KEYS[1]) \
+             redis.call('SET', KEYS[1], '1765000000000000', 'PX', '1001') return 1",
+        );
+        let script = redis::Script::new(palisade_ratelimit::redis::SCRIPT);
+        let mut times: [Vec<std::time::Duration>; 6] = Default::default();
+        for i in 0..N {
+            let key = (i as u64 % KEYS).to_string();
+            let t = std::time::Instant::now();
+            let pong: String = rt
+                .block_on(redis::cmd("PING").query_async(&mut conn))
+                .unwrap();
+            times[0].push(t.elapsed());
+            black_box(pong);
+            let t = std::time::Instant::now();
+            let one: i64 = rt.block_on(empty.key("k").invoke_async(&mut conn)).unwrap();
+            times[1].push(t.elapsed());
+            black_box(one);
+            let t = std::time::Instant::now();
+            let one: i64 = rt
+                .block_on(
+                    floor
+                        .key(format!("{prefix}floor:{{{key}}}"))
+                        .invoke_async(&mut conn),
+                )
+                .unwrap();
+            times[2].push(t.elapsed());
+            black_box(one);
+            let t = std::time::Instant::now();
+            black_box(rt.block_on(backend.check(&key, &quotas)).unwrap());
+            times[3].push(t.elapsed());
+            let t = std::time::Instant::now();
+            let mut inv = before.prepare_invoke();
+            inv.arg(-1i64)
+                .key(format!("{prefix}before:{{{key}}}:default"))
+                .arg(1u64)
+                .arg(1_000_000u64);
+            let reply: Vec<i64> = rt.block_on(inv.invoke_async(&mut conn)).unwrap();
+            times[4].push(t.elapsed());
+            black_box(reply);
+            let t = std::time::Instant::now();
+            let mut inv = script.prepare_invoke();
+            inv.key(format!("{prefix}script:{{{key}}}:default"))
+                .arg(-1i64)
+                .arg("")
+                .arg(1u64)
+                .arg(1_000_000u64);
+            let reply: redis::Value = rt.block_on(inv.invoke_async(&mut conn)).unwrap();
+            times[5].push(t.elapsed());
+            black_box(reply);
+        }
+        let [ping, empty_script, floor, decision, old, direct] = times.map(|mut v| {
+            v.sort();
+            v[v.len() / 2].as_nanos() as f64
+        });
+        let line = |name: &str, t: f64| {
+            println!("  {name:<44} {:>7.1} us  {:.2}x ping", t / 1e3, t / ping);
+        };
+        println!("interleaved medians over {N} rounds (REDIS_URL):");
+        line("PING", ping);
+        line("EVALSHA `return 1`", empty_script);
+        line("EVALSHA TIME + GET + SET PX (the floor)", floor);
+        line("the decision's script alone (redis::Script)", direct);
+        line("decision (RedisBackend::check)", decision);
+        line("decision as before (old script, redis::Script)", old);
+    }
     let mut g = c.benchmark_group("ratelimit_redis");
     g.throughput(Throughput::Elements(1));
     let mut i = 0u64;
@@ -163,6 +245,24 @@ fn redis(c: &mut Criterion) {
                 .block_on(redis::cmd("PING").query_async(&mut conn))
                 .unwrap();
             black_box(pong)
+        });
+    });
+    g.bench_function("script_return_1", |b| {
+        b.iter(|| {
+            let one: i64 = rt.block_on(empty.key("k").invoke_async(&mut conn)).unwrap();
+            black_box(one)
+        });
+    });
+    g.bench_function("script_before", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            let mut inv = before.prepare_invoke();
+            inv.arg(-1i64)
+                .key(format!("{prefix}before:{{{i}}}:default"))
+                .arg(1u64)
+                .arg(1_000_000u64);
+            let reply: Vec<i64> = rt.block_on(inv.invoke_async(&mut conn)).unwrap();
+            black_box(reply)
         });
     });
     g.finish();

@@ -31,6 +31,10 @@ pub struct QuotaConfig {
     /// [`MAX_WINDOW`](crate::quota::MAX_WINDOW) (31 days: `burst × window / limit`).
     /// Default: `limit`.
     pub burst: Option<u32>,
+    /// Shadow (dry-run) quota: checked and recorded (`would_limit`), never refusing
+    /// ([`Quota::shadow`]). At least one quota of a set must be enforced unless the whole
+    /// layer is in [`shadow`](RateLimitConfig::shadow) mode. Default `false`.
+    pub shadow: bool,
 }
 
 impl Default for QuotaConfig {
@@ -40,6 +44,7 @@ impl Default for QuotaConfig {
             limit: 100,
             window: Duration::from_secs(60),
             burst: None,
+            shadow: false,
         }
     }
 }
@@ -52,6 +57,7 @@ impl QuotaConfig {
             limit,
             window,
             burst: None,
+            shadow: false,
         }
     }
 
@@ -59,7 +65,7 @@ impl QuotaConfig {
         if self.burst == Some(0) {
             return Err(ConfigError::new("burst", "must be at least 1"));
         }
-        let q = Quota::new(&self.name, self.limit, self.window)?;
+        let q = Quota::new(&self.name, self.limit, self.window)?.shadow(self.shadow);
         match self.burst {
             Some(b) => q.try_burst(b),
             None => Ok(q),
@@ -67,10 +73,19 @@ impl QuotaConfig {
     }
 }
 
-fn build_set(quotas: &[QuotaConfig]) -> Result<QuotaSet, ConfigError> {
+fn build_set(quotas: &[QuotaConfig], layer_shadow: bool) -> Result<QuotaSet, ConfigError> {
     let mut out = Vec::with_capacity(quotas.len());
     for (i, q) in quotas.iter().enumerate() {
         out.push(q.build().map_err(|e| e.within(&format!("quotas.{i}")))?);
+    }
+    // Quotas that are all in shadow enforce nothing: that is the layer's shadow mode, to
+    // be asked for as such (a typo in one flag must not silently lift every limit).
+    if !layer_shadow && !quotas.is_empty() && quotas.iter().all(|q| q.shadow) {
+        return Err(ConfigError::new(
+            "quotas",
+            "at least one quota must be enforced (`shadow = false`); to enforce none, set \
+             the layer's `shadow = true`",
+        ));
     }
     QuotaSet::new(out)
 }
@@ -137,6 +152,10 @@ pub struct RateLimitConfig {
     pub response_headers: bool,
     /// Legacy `X-RateLimit-*` fields. Default `false`.
     pub legacy_headers: bool,
+    /// Shadow (dry-run) mode for the whole layer ([`RateLimitLayer::shadow`]): decisions
+    /// are computed and recorded (`would_limit`) but no request is refused. Reject mode
+    /// only (a client-side limiter in shadow mode would hold nothing). Default `false`.
+    pub shadow: bool,
     /// Most tracked keys, 1 to 100,000,000. Default 100,000.
     pub max_keys: usize,
     /// Interval between idle sweeps, 1 s to 1 h. Default 60 s.
@@ -201,6 +220,7 @@ impl Default for RateLimitConfig {
             max_wait: None,
             response_headers: true,
             legacy_headers: false,
+            shadow: false,
             max_keys: crate::memory::DEFAULT_MAX_KEYS,
             idle_sweep: crate::memory::DEFAULT_IDLE_SWEEP,
             #[cfg(feature = "redis")]
@@ -223,9 +243,17 @@ impl RateLimitConfig {
             Duration::from_secs(1),
             Duration::from_secs(3600),
         )?;
+        if self.shadow && self.mode == RateLimitMode::Wait {
+            return Err(ConfigError::new(
+                "shadow",
+                "applies to `mode = \"reject\"` only: in wait mode a shadow limiter would hold \
+                 nothing back, so it would measure nothing useful",
+            ));
+        }
         let ip_keys = self.key.is_ip();
-        let mut layer = RateLimitLayer::new(key, build_set(&self.quotas)?)
+        let mut layer = RateLimitLayer::new(key, build_set(&self.quotas, self.shadow)?)
             .mode(self.mode)
+            .shadow(self.shadow)
             .response_headers(self.response_headers)
             .legacy_headers(self.legacy_headers)
             .max_keys(self.max_keys)
@@ -268,7 +296,8 @@ impl RateLimitConfig {
             layer = layer.redis(&r.layer_name, backend);
         }
         for (i, tier) in self.tiers.iter().enumerate() {
-            let set = build_set(&tier.quotas).map_err(|e| e.within(&format!("tiers.{i}")))?;
+            let set = build_set(&tier.quotas, self.shadow)
+                .map_err(|e| e.within(&format!("tiers.{i}")))?;
             for k in &tier.keys {
                 let key = if ip_keys {
                     let ip = k.parse().map_err(|_| {
@@ -373,6 +402,28 @@ mod tests {
         assert!(err.problem().contains("31 days"), "{err}");
         c.quotas[0].burst = Some(1);
         assert!(c.build().is_ok());
+        // Shadow: reject mode only, and never every quota by accident.
+        let c = RateLimitConfig {
+            shadow: true,
+            mode: RateLimitMode::Wait,
+            ..RateLimitConfig::default()
+        };
+        assert_eq!(c.build().unwrap_err().field(), "shadow");
+        let mut c = RateLimitConfig::default();
+        c.quotas[0].shadow = true;
+        assert_eq!(c.clone().build().unwrap_err().field(), "quotas");
+        c.tiers.push(TierConfig {
+            keys: vec!["a".into()],
+            quotas: vec![QuotaConfig {
+                shadow: true,
+                ..QuotaConfig::default()
+            }],
+        });
+        c.shadow = true;
+        assert!(c.clone().build().is_ok());
+        c.shadow = false;
+        c.quotas[0].shadow = false;
+        assert_eq!(c.build().unwrap_err().field(), "tiers.0.quotas");
     }
 
     #[tokio::test]

@@ -29,6 +29,20 @@ pub enum RateLimitEvent {
         /// Names of the refusing policies.
         violated_policies: Vec<String>,
     },
+    /// Shadow (dry-run) mode: the request would have been refused, but passed. Emitted
+    /// instead of `Allowed` when the layer is in [shadow mode](crate::RateLimitLayer::shadow)
+    /// and its quotas refuse, or when a [shadow quota](crate::Quota::shadow) would refuse
+    /// while the enforced ones admit.
+    WouldLimit {
+        /// The limiter's name.
+        instance: InstanceName,
+        /// Hash of the key.
+        key_hash: u64,
+        /// The `Retry-After` a refusal would have given.
+        retry_after: Duration,
+        /// Names of the policies that would have refused.
+        policies: Vec<String>,
+    },
     /// The shared store (Redis) failed or timed out; `action` says what was done instead.
     StoreFailed {
         /// The limiter's name.
@@ -78,6 +92,7 @@ impl Event for RateLimitEvent {
         match self {
             Self::Allowed { .. } => "allowed",
             Self::Limited { .. } => "limited",
+            Self::WouldLimit { .. } => "would_limit",
             Self::StoreFailed { .. } => "store_failed",
         }
     }
@@ -85,13 +100,17 @@ impl Event for RateLimitEvent {
         match self {
             Self::Allowed { instance, .. }
             | Self::Limited { instance, .. }
+            | Self::WouldLimit { instance, .. }
             | Self::StoreFailed { instance, .. } => instance,
         }
     }
-    /// The wait of an admission, the `Retry-After` of a refusal.
+    /// The wait of an admission, the `Retry-After` of a refusal (or of a refusal that
+    /// shadow mode let pass).
     fn duration(&self) -> Option<Duration> {
         match self {
-            Self::Allowed { waited: d, .. } | Self::Limited { retry_after: d, .. } => Some(*d),
+            Self::Allowed { waited: d, .. }
+            | Self::Limited { retry_after: d, .. }
+            | Self::WouldLimit { retry_after: d, .. } => Some(*d),
             Self::StoreFailed { .. } => None,
         }
     }

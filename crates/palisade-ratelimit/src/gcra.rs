@@ -7,6 +7,13 @@
 //! (or, in wait mode, within the allowed wait). Only then is every TAT advanced, so a
 //! request refused by one quota consumes nothing from the others (check, then commit,
 //! under one lock of the key's entry). The Redis script does exactly the same in Lua.
+//!
+//! A [shadow](crate::Quota::shadow) quota is checked but never refuses: the wait and the
+//! admission come from the enforced quotas only. A shadow quota that would have refused
+//! (its own wait is longer than the enforced one) is reported in
+//! [`RateLimitDecision::would_limit`] and consumes nothing, as if it had refused the
+//! request; otherwise it is committed with the others. Its counts therefore follow what
+//! the limit would do if enforced.
 
 use std::time::Duration;
 
@@ -27,6 +34,8 @@ pub struct QuotaState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimitDecision {
     allowed: bool,
+    /// Bit `i`: shadow quota `i` would have refused this request.
+    would_limit: u8,
     wait: Duration,
     len: u8,
     states: [QuotaState; MAX_QUOTAS],
@@ -42,6 +51,15 @@ impl RateLimitDecision {
     pub fn wait(&self) -> Duration {
         self.wait
     }
+    /// Whether a [shadow](crate::Quota::shadow) quota would have refused this request (it
+    /// was decided by the enforced quotas alone).
+    pub fn would_limit(&self) -> bool {
+        self.would_limit != 0
+    }
+    /// Whether shadow quota `i` (in the order of the quota set) would have refused it.
+    pub fn would_limit_quota(&self, i: usize) -> bool {
+        i < MAX_QUOTAS && self.would_limit & (1 << i) != 0
+    }
     /// The per-quota states, in the order of the quota set.
     pub fn states(&self) -> &[QuotaState] {
         &self.states[..usize::from(self.len)]
@@ -56,10 +74,27 @@ impl RateLimitDecision {
         s[..states.len()].copy_from_slice(states);
         Self {
             allowed,
+            would_limit: 0,
             wait,
             len: states.len() as u8,
             states: s,
         }
+    }
+
+    /// The same decision with `extra` more units remaining in every quota (units this
+    /// instance holds on lease).
+    #[cfg(feature = "redis")]
+    pub(crate) fn with_extra_remaining(mut self, extra: u64) -> Self {
+        for s in &mut self.states[..usize::from(self.len)] {
+            s.remaining = s.remaining.saturating_add(extra);
+        }
+        self
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn with_would_limit(mut self, mask: u8) -> Self {
+        self.would_limit = mask;
+        self
     }
 
     #[cfg(test)]
@@ -88,12 +123,20 @@ pub(crate) fn decide(
             .saturating_add(q.emission_ns())
             .saturating_sub(q.tolerance_ns().saturating_add(now));
         waits[i] = w;
-        wait = wait.max(w);
+        if !q.is_shadow() {
+            wait = wait.max(w);
+        }
     }
     let allowed = wait == 0 || max_wait.is_some_and(|m| wait <= m);
+    let mut would_limit = 0u8;
     let mut states = [QuotaState::default(); MAX_QUOTAS];
     for (i, q) in quotas.iter().enumerate() {
-        if allowed {
+        // A shadow quota whose own wait exceeds the enforced one would have refused.
+        let shadow_refuses = q.is_shadow() && waits[i] > wait;
+        if shadow_refuses {
+            would_limit |= 1 << i;
+        }
+        if allowed && !shadow_refuses {
             let arrival = now.saturating_add(wait);
             tats[i] = tats[i].max(arrival).saturating_add(q.emission_ns());
         }
@@ -101,7 +144,7 @@ pub(crate) fn decide(
         states[i] = QuotaState {
             remaining: q.tolerance_ns().saturating_sub(ahead) / q.emission_ns(),
             reset: Duration::from_nanos(ahead),
-            wait: if allowed {
+            wait: if allowed && !shadow_refuses {
                 Duration::ZERO
             } else {
                 Duration::from_nanos(waits[i])
@@ -111,6 +154,7 @@ pub(crate) fn decide(
     // Built in place: copying the states into a second array costs a `memcpy` per call.
     RateLimitDecision {
         allowed,
+        would_limit,
         wait: Duration::from_nanos(wait),
         len: n as u8,
         states,

@@ -43,6 +43,7 @@ pub(crate) struct Shared {
     pub(crate) mode: RateLimitMode,
     pub(crate) max_wait: Option<Duration>,
     pub(crate) response_headers: bool,
+    pub(crate) shadow: bool,
     pub(crate) legacy_headers: bool,
     pub(crate) listeners: Listeners<RateLimitEvent>,
     pub(crate) max_keys: usize,
@@ -137,6 +138,7 @@ impl<X, M> RateLimitLayer<X, M> {
                 mode: RateLimitMode::Reject,
                 max_wait: None,
                 response_headers,
+                shadow: false,
                 legacy_headers: false,
                 listeners: Listeners::new().named("ratelimit"),
                 max_keys: DEFAULT_MAX_KEYS,
@@ -173,6 +175,21 @@ impl<X, M> RateLimitLayer<X, M> {
     #[must_use]
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.shared_mut().max_wait = Some(max_wait);
+        self
+    }
+
+    /// Shadow (dry-run) mode for the whole layer (default `false`): every decision is
+    /// computed and consumes units as usual, and recorded (a
+    /// [`RateLimitEvent::WouldLimit`] instead of `Limited`, hence the metric
+    /// `palisade_ratelimit_decisions_total{decision="would_limit"}`), but no request is
+    /// refused or held back. Successful responses carry the `RateLimit` fields of the
+    /// decision if [`response_headers`](RateLimitLayer::response_headers) is on (`r=0` where the
+    /// limit would bite); turn it off so that clients do not back off from a limit that is
+    /// not enforced yet. Use it to roll out a new limit, then turn it off. For one quota
+    /// of a set only, see [`Quota::shadow`](crate::Quota::shadow).
+    #[must_use]
+    pub fn shadow(mut self, yes: bool) -> Self {
+        self.shared_mut().shadow = yes;
         self
     }
 

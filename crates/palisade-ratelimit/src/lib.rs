@@ -22,7 +22,13 @@
 //!   bytes per tracked key whatever the key type (keys are stored as hashes), about 108
 //!   measured at peak with 1,000,000 distinct keys.
 //! - **Redis** (feature `redis`): the same algorithm in one Lua script, one round trip,
-//!   with Redis's clock, fail-open / fail-closed / local fallback on errors.
+//!   with Redis's clock, fail-open / fail-closed / local fallback on errors; Redis Cluster
+//!   with feature `redis-cluster` (one slot per decision); optional
+//!   [token leases](redis::RedisBackend::lease) (one round trip for several requests).
+//! - **Shadow (dry-run) mode**, for a whole layer ([`RateLimitLayer::shadow`]) or one quota
+//!   ([`Quota::shadow`]): the decision is computed and recorded
+//!   ([`RateLimitEvent::WouldLimit`], metric `decision="would_limit"`) but the request
+//!   passes, to roll out a new limit safely.
 //! - [`parse`] reads an upstream's `RateLimit` / `RateLimit-Policy` fields.
 //!
 //! # Any request type
@@ -132,6 +138,8 @@ pub mod future;
 pub mod gcra;
 pub mod headers;
 mod layer;
+#[cfg(feature = "redis")]
+mod lease;
 mod memory;
 pub mod parse;
 pub mod quota;

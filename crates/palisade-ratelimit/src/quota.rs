@@ -30,6 +30,7 @@ pub struct Quota {
     burst: u32,
     emission_ns: u64,
     tolerance_ns: u64,
+    shadow: bool,
 }
 
 impl fmt::Debug for Quota {
@@ -39,6 +40,7 @@ impl fmt::Debug for Quota {
             .field("limit", &self.limit)
             .field("window", &self.window)
             .field("burst", &self.burst)
+            .field("shadow", &self.shadow)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +79,7 @@ impl Quota {
             burst: limit,
             emission_ns,
             tolerance_ns: emission_ns.saturating_mul(u64::from(limit)),
+            shadow: false,
         })
     }
 
@@ -129,6 +132,25 @@ impl Quota {
     fn max_burst(&self) -> u32 {
         let max = MAX_WINDOW.as_nanos() / u128::from(self.emission_ns);
         u32::try_from(max).unwrap_or(u32::MAX).max(1)
+    }
+
+    /// Shadow (dry-run) mode for this quota: it is checked and its verdict recorded
+    /// ([`RateLimitDecision::would_limit`](crate::RateLimitDecision::would_limit), a
+    /// [`RateLimitEvent::WouldLimit`](crate::RateLimitEvent::WouldLimit) event, the metric
+    /// `decision="would_limit"`), but it never refuses nor holds a request: the other
+    /// quotas of the set decide. Use it to roll out a new limit safely next to enforced
+    /// ones. A shadow quota that would refuse consumes nothing (as a refusal would not), so
+    /// its counts follow what it would do if enforced. It still appears in the
+    /// `RateLimit-Policy` / `RateLimit` fields. Default `false`.
+    #[must_use]
+    pub fn shadow(mut self, yes: bool) -> Self {
+        self.shadow = yes;
+        self
+    }
+
+    /// Whether this quota is in [shadow](Self::shadow) mode.
+    pub fn is_shadow(&self) -> bool {
+        self.shadow
     }
 
     /// The policy name.

@@ -1,16 +1,17 @@
 //! Limits shared across instances through Redis.
 //!
 //! One Lua script ([`SCRIPT`]) does the whole GCRA decision over all of a route's quotas
-//! in one round trip (`EVALSHA`, loaded on first use by `redis::Script`), with Redis's
-//! `TIME` as the only clock, so instances with skewed clocks still agree. Each key and
-//! quota is one string holding the TAT in microseconds, with a TTL of the time until the
-//! quota is full again (an expired key equals a fresh one), named
+//! in one round trip, with Redis's `TIME` as the only clock, so instances with skewed
+//! clocks still agree. Each key and quota is one string holding the TAT in microseconds,
+//! with a TTL of the time until the quota is full again (an expired key equals a fresh
+//! one), named
 //!
 //! ```text
 //! <prefix><layer>:{<key>}:<policy>        e.g.  palisade:rl:checkout:{k-42}:per-second
 //! ```
 //!
-//! - `<prefix>`: [`RedisBackend::prefix`], written as configured (default `palisade:rl:`);
+//! - `<prefix>`: [`RedisBackend::prefix`], written as configured (default `palisade:rl:`),
+//!   except `{` and `}` (as `%7B`, `%7D`);
 //! - `<layer>`: the layer's name, given to [`RateLimitLayer::redis`](crate::RateLimitLayer::redis)
 //!   (one per route or layer), so that two routes whose quotas have the same policy name
 //!   never share a bucket (as two in-memory limiters do not);
@@ -19,8 +20,34 @@
 //!   letters, digits, `-`, `.`, `~` as `%XX`, so a key holding `}` or `:` cannot reach
 //!   another key's bucket; an IP key is its canonical text). Never a `Debug` string.
 //!
-//! The `{…}` hash tag keeps all quotas of one key in one Redis Cluster slot, which the script
-//! requires.
+//! # Redis Cluster
+//!
+//! The `{…}` hash tag is the first brace pair of every key (the prefix and the layer name
+//! cannot hold braces), so all quotas of one key live in one Redis Cluster slot and every
+//! decision touches one slot. With feature `redis-cluster`,
+//! [`RedisBackend::connect_cluster`] (or [`RedisBackend::cluster`]) decides over a cluster
+//! connection; `tests/cluster.rs` runs against a 3-primary cluster it starts.
+//!
+//! # Cost of a decision
+//!
+//! One round trip: `EVALSHA` of the script, built directly as one command (no `GET` or
+//! `TIME` round trip; `SCRIPT LOAD` and a retry only when a server answers `NOSCRIPT`,
+//! i.e. once per server), on the backend's multiplexed connection. The script is kept to
+//! `TIME`, one `GET` per quota and one `SET … PX` per committed quota, and answers one
+//! integer per quota (how far its TAT is ahead of now) plus one for the verdict: the
+//! remaining units, resets and waits follow client-side from each quota's interval and
+//! tolerance. Server-side work is what a decision costs over a `PING`: each `redis.call`
+//! inside a script costs about a microsecond or more (argument objects, the command, its
+//! reply converted back to Lua), and an empty `EVALSHA` already costs a few. The
+//! breakdown, measured by the `ratelimit_redis` bench, is in the crate README.
+//!
+//! # Token leases
+//!
+//! [`RedisBackend::lease`] trades accuracy for round trips: one round trip takes up to
+//! `units` units of a key's quotas, spent locally until the lease ends; unused units go
+//! back to Redis with the key's next round trip or [`RedisBackend::return_leases`].
+//!
+//! # Failures
 //!
 //! Every call is bounded by [`RedisBackend::timeout`] (default 50 ms). On an error or
 //! timeout the [`FailAction`] decides: admit (default), refuse with `StoreUnavailable`
@@ -35,26 +62,70 @@ use std::time::Duration;
 
 use palisade_core::storage_key::{self, StorageKey};
 use redis::aio::ConnectionManager;
+use redis::{Cmd, ErrorKind, RedisResult, ServerErrorKind, Value};
 
 use crate::events::FailAction;
 use crate::future::DecideFuture;
 use crate::gcra::{QuotaState, RateLimitDecision};
-use crate::quota::{MAX_QUOTAS, QuotaSet};
+use crate::lease::{Leases, Take};
+use crate::quota::{MAX_QUOTAS, Quota, QuotaSet};
 
 /// The GCRA Lua script.
 pub const SCRIPT: &str = include_str!("gcra.lua");
+/// The token-lease Lua script ([`RedisBackend::lease`]).
+pub const LEASE_SCRIPT: &str = include_str!("lease.lua");
 
 /// Default prefix of the Redis keys.
 pub const DEFAULT_PREFIX: &str = "palisade:rl:";
 /// Default bound on one Redis decision.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 
+/// The connection: one multiplexed connection (reconnecting), or a Redis Cluster.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    #[cfg(feature = "redis-cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Conn {
+    async fn query(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+        match self {
+            Self::Single(c) => cmd.query_async(c).await,
+            #[cfg(feature = "redis-cluster")]
+            Self::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+}
+
+/// A script's SHA-1 and text.
+struct Script {
+    sha: String,
+    text: &'static str,
+}
+
+impl Script {
+    fn new(text: &'static str) -> Self {
+        Self {
+            sha: redis::Script::new(text).get_hash().to_owned(),
+            text,
+        }
+    }
+}
+
+/// The scripts, shared by every clone.
+struct Scripts {
+    gcra: Script,
+    lease: Script,
+}
+
 /// A Redis store for [`RateLimitLayer::redis`](crate::RateLimitLayer::redis). Cheap to
 /// clone (the connection manager multiplexes one connection).
 #[derive(Clone)]
 pub struct RedisBackend {
-    conn: ConnectionManager,
-    script: Arc<redis::Script>,
+    conn: Conn,
+    scripts: Arc<Scripts>,
+    leases: Option<Arc<Leases>>,
     prefix: Arc<str>,
     /// The layer's name, escaped (`_` until one is given).
     layer: Arc<str>,
@@ -69,6 +140,7 @@ impl std::fmt::Debug for RedisBackend {
             .field("layer", &self.layer)
             .field("timeout", &self.timeout)
             .field("fail", &self.fail)
+            .field("lease", &self.leases.as_ref().map(|l| l.units))
             .finish_non_exhaustive()
     }
 }
@@ -76,9 +148,17 @@ impl std::fmt::Debug for RedisBackend {
 impl RedisBackend {
     /// Uses an existing connection manager.
     pub fn new(conn: ConnectionManager) -> Self {
+        Self::with_conn(Conn::Single(conn))
+    }
+
+    fn with_conn(conn: Conn) -> Self {
         Self {
             conn,
-            script: Arc::new(redis::Script::new(SCRIPT)),
+            scripts: Arc::new(Scripts {
+                gcra: Script::new(SCRIPT),
+                lease: Script::new(LEASE_SCRIPT),
+            }),
+            leases: None,
             prefix: DEFAULT_PREFIX.into(),
             layer: "_".into(),
             timeout: DEFAULT_TIMEOUT,
@@ -101,10 +181,28 @@ impl RedisBackend {
         )?))
     }
 
+    /// Uses a Redis Cluster connection: each decision touches the keys of one key, which
+    /// share a hash tag and so one slot (see the [module docs](self)).
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub fn cluster(conn: redis::cluster_async::ClusterConnection) -> Self {
+        Self::with_conn(Conn::Cluster(conn))
+    }
+
+    /// Connects to the Redis Cluster whose nodes include `urls`.
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub async fn connect_cluster(urls: &[&str]) -> redis::RedisResult<Self> {
+        let client = redis::cluster::ClusterClient::new(urls.iter().copied())?;
+        Ok(Self::cluster(client.get_async_connection().await?))
+    }
+
     /// Prefix of every Redis key (default `palisade:rl:`); use one per application/route.
+    /// `{` and `}` are written `%7B` and `%7D`, so that the prefix cannot move the hash tag
+    /// that keeps one key's quotas in one Redis Cluster slot.
     #[must_use]
     pub fn prefix(mut self, prefix: &str) -> Self {
-        self.prefix = prefix.into();
+        self.prefix = prefix.replace('{', "%7B").replace('}', "%7D").into();
         self
     }
 
@@ -131,6 +229,54 @@ impl RedisBackend {
     pub fn on_failure(mut self, action: FailAction) -> Self {
         self.fail = action;
         self
+    }
+
+    /// Token-lease mode: a round trip takes up to `units` units of the key's quotas (as
+    /// many as conform, at least one) and this instance spends the rest locally for up to
+    /// `hold`, without a round trip; units still unused when the lease ends go back to
+    /// Redis with the key's next round trip (or [`return_leases`](Self::return_leases)).
+    ///
+    /// Fewer round trips (about one per `units` admitted requests of a busy key) for
+    /// accuracy: the instances together never admit more than the quotas allow, but units
+    /// held by one instance are unavailable to the others until spent or given back, so
+    /// a key shared by many instances sees somewhat fewer admissions than its limit while
+    /// leases are outstanding, and locally decided requests carry the `RateLimit` fields of
+    /// the lease's round trip. `tests/processes.rs` measures it (see the crate README).
+    /// Keep `units` well under the burst and `hold` short (say 100 ms).
+    ///
+    /// Applies to reject-mode decisions of quota sets without [shadow](crate::Quota::shadow)
+    /// quotas; wait mode and sets with shadow quotas keep one round trip per request.
+    /// `units` below 2 turns leasing off. At most 10,000 keys hold a lease at once.
+    #[must_use]
+    pub fn lease(mut self, units: u32, hold: Duration) -> Self {
+        self.leases = (units >= 2).then(|| Arc::new(Leases::new(units, hold)));
+        self
+    }
+
+    /// Gives every unit held on lease back to Redis now (e.g. before shutdown); returns how
+    /// many units went back. Units of a lease that ended are otherwise given back with its
+    /// key's next round trip only.
+    pub async fn return_leases(&self) -> Result<u64, palisade_core::BoxError> {
+        let Some(leases) = &self.leases else {
+            return Ok(0);
+        };
+        let mut returned = 0;
+        for (layer, key, set, units) in leases.drain() {
+            let backend = Self {
+                layer,
+                ..self.clone()
+            };
+            let cmd = backend.lease_command(&key, &set, 0, units);
+            let mut conn = self.conn.clone();
+            run(&mut conn, &cmd, &self.scripts.lease, self.timeout).await?;
+            returned += u64::from(units);
+        }
+        Ok(returned)
+    }
+
+    /// Units this instance holds on lease now.
+    pub fn leased_units(&self) -> u64 {
+        self.leases.as_ref().map_or(0, |l| l.held())
     }
 
     pub(crate) fn fail_action(&self) -> FailAction {
@@ -174,98 +320,353 @@ impl RedisBackend {
         key: &K,
         quotas: &QuotaSet,
     ) -> Result<RateLimitDecision, palisade_core::BoxError> {
-        Ok(self
-            .decide(storage_key::encode(key), quotas.clone(), None)
-            .await?)
+        Ok(self.decide(&storage_key::encode(key), quotas, None).await?)
     }
 
     /// Like [`check`](Self::check), but the request spends `hits` units of every quota
     /// (0 counts as 1): admitted only if all of them conform now. A request of more units
-    /// than a quota's burst is never admitted. Envoy's `hits_addend` maps here.
+    /// than a quota's burst is never admitted. Envoy's `hits_addend` maps here. Never
+    /// served from a [lease](Self::lease).
     pub async fn check_hits<K: StorageKey + ?Sized>(
         &self,
         key: &K,
         quotas: &QuotaSet,
         hits: u32,
     ) -> Result<RateLimitDecision, palisade_core::BoxError> {
-        Ok(self
-            .decide_hits(storage_key::encode(key), quotas.clone(), None, hits.max(1))
-            .await?)
+        let hits = hits.max(1);
+        if hits == 1 {
+            return self.check(key, quotas).await;
+        }
+        // `hits` units are one request whose emission interval is `hits` times the quota's:
+        // the script's arithmetic is unchanged, and the reply (how far each TAT is ahead)
+        // reads the same.
+        let cmd = self.command_hits(&storage_key::encode(key), quotas, None, u64::from(hits));
+        let mut conn = self.conn.clone();
+        let reply = run(&mut conn, &cmd, &self.scripts.gcra, self.timeout).await?;
+        Ok(parse_reply_hits(&reply, quotas.quotas(), u64::from(hits))?)
     }
 
-    /// Decides one request for `key` (already in the storage-key encoding).
+    /// The `EVALSHA` command of one decision.
+    fn command(&self, key: &str, set: &QuotaSet, max_wait: Option<Duration>) -> Cmd {
+        self.command_hits(key, set, max_wait, 1)
+    }
+
+    /// [`command`](Self::command) for a request of `hits` units.
+    fn command_hits(
+        &self,
+        key: &str,
+        set: &QuotaSet,
+        max_wait: Option<Duration>,
+        hits: u64,
+    ) -> Cmd {
+        let quotas = set.quotas();
+        let mut cmd = Cmd::with_capacity(5 + 3 * quotas.len(), 160);
+        cmd.arg("EVALSHA")
+            .arg(self.scripts.gcra.sha.as_str())
+            .arg(quotas.len());
+        for q in quotas {
+            cmd.arg(self.key_of(key, q.name()));
+        }
+        let max_wait_us: i64 = max_wait.map_or(-1, |d| d.as_micros().min(1 << 52) as i64);
+        cmd.arg(max_wait_us);
+        let mut flags = [b'0'; MAX_QUOTAS];
+        let mut any_shadow = false;
+        for (f, q) in flags.iter_mut().zip(quotas) {
+            if q.is_shadow() {
+                *f = b'1';
+                any_shadow = true;
+            }
+        }
+        cmd.arg(if any_shadow {
+            &flags[..quotas.len()]
+        } else {
+            &[][..]
+        });
+        for q in quotas {
+            let (em, tol) = micros(q);
+            cmd.arg(em.saturating_mul(hits)).arg(tol);
+        }
+        cmd
+    }
+
+    /// The `EVALSHA` command of a lease: take up to `want` units after giving `back`.
+    fn lease_command(&self, key: &str, set: &QuotaSet, want: u32, back: u32) -> Cmd {
+        let quotas = set.quotas();
+        let mut cmd = Cmd::with_capacity(5 + 3 * quotas.len(), 160);
+        cmd.arg("EVALSHA")
+            .arg(self.scripts.lease.sha.as_str())
+            .arg(quotas.len());
+        for q in quotas {
+            cmd.arg(self.key_of(key, q.name()));
+        }
+        cmd.arg(want).arg(back);
+        for q in quotas {
+            let (em, tol) = micros(q);
+            cmd.arg(em).arg(tol);
+        }
+        cmd
+    }
+
+    /// Decides one request for `key` (already in the storage-key encoding): one `EVALSHA`
+    /// round trip (plus a `SCRIPT LOAD` and a retry the first time a server lacks the
+    /// script), or none when a leased unit is at hand.
     pub(crate) fn decide(
         &self,
-        key: String,
-        set: QuotaSet,
+        key: &str,
+        set: &QuotaSet,
         max_wait: Option<Duration>,
     ) -> DecideFuture {
-        self.decide_hits(key, set, max_wait, 1)
+        if let Some(leases) = &self.leases
+            && max_wait.is_none()
+            && !set.quotas().iter().any(Quota::is_shadow)
+        {
+            return self.decide_leased(leases, key, set);
+        }
+        // Built before the future, which holds only the command, the connection, the
+        // scripts and the set.
+        let cmd = self.command(key, set, max_wait);
+        let mut conn = self.conn.clone();
+        let scripts = self.scripts.clone();
+        let timeout = self.timeout;
+        let set = set.clone();
+        Box::pin(async move {
+            let reply = run(&mut conn, &cmd, &scripts.gcra, timeout).await?;
+            parse_reply(&reply, set.quotas())
+        })
     }
 
-    /// Decides one request of `hits` units for `key` (already in the storage-key encoding).
-    fn decide_hits(
-        &self,
-        key: String,
-        set: QuotaSet,
-        max_wait: Option<Duration>,
-        hits: u32,
-    ) -> DecideFuture {
-        let this = self.clone();
+    fn decide_leased(&self, leases: &Arc<Leases>, key: &str, set: &QuotaSet) -> DecideFuture {
+        let give_back = match leases.take(&self.layer, key, set) {
+            Take::Local(d) => return Box::pin(std::future::ready(Ok(d))),
+            Take::Remote { give_back } => give_back,
+        };
+        let cmd = self.lease_command(key, set, leases.units, give_back);
+        let mut conn = self.conn.clone();
+        let scripts = self.scripts.clone();
+        let timeout = self.timeout;
+        let set = set.clone();
+        let leases = leases.clone();
+        let layer = self.layer.clone();
+        let key = key.to_owned();
         Box::pin(async move {
-            let mut inv = this.script.prepare_invoke();
-            let max_wait_us: i64 = max_wait.map_or(-1, |d| d.as_micros().min(1 << 52) as i64);
-            inv.arg(max_wait_us).arg(hits);
-            for q in set.quotas() {
-                inv.key(this.key_of(&key, q.name()));
-                let em = (q.emission_ns() / 1000).max(1);
-                inv.arg(em)
-                    .arg(em.saturating_mul(u64::from(q.burst_size())));
-            }
-            let mut conn = this.conn.clone();
-            let reply: Vec<i64> = tokio::time::timeout(this.timeout, inv.invoke_async(&mut conn))
-                .await
-                .map_err(|_| format!("redis did not answer within {:?}", this.timeout))?
-                .map_err(|e| e.to_string())?;
-            parse_reply(&reply, set.quotas().len())
+            let reply = run(&mut conn, &cmd, &scripts.lease, timeout).await?;
+            let (taken, d) = parse_lease_reply(&reply, set.quotas())?;
+            leases.keep(layer, key, &set, taken, d);
+            Ok(d.with_extra_remaining(u64::from(taken.saturating_sub(1))))
         })
     }
 }
 
-fn us(v: i64) -> Duration {
-    Duration::from_micros(v.max(0) as u64)
+/// Runs a script command, loading the script once if the server lacks it, within `timeout`.
+async fn run(
+    conn: &mut Conn,
+    cmd: &Cmd,
+    script: &Script,
+    timeout: Duration,
+) -> Result<Value, String> {
+    let run = async {
+        match conn.query(cmd).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                // Routed to every primary of a cluster.
+                let mut load = redis::cmd("SCRIPT");
+                load.arg("LOAD").arg(script.text);
+                conn.query(&load).await?;
+                conn.query(cmd).await
+            }
+            other => other,
+        }
+    };
+    tokio::time::timeout(timeout, run)
+        .await
+        .map_err(|_| format!("redis did not answer within {timeout:?}"))?
+        .map_err(|e| e.to_string())
 }
 
-fn parse_reply(reply: &[i64], n: usize) -> Result<RateLimitDecision, String> {
-    if reply.len() != 2 + 3 * n || n > MAX_QUOTAS {
-        return Err(format!("unexpected script reply {reply:?}"));
+/// Reads the lease script's reply `{units taken, ahead of each quota (us)}`.
+fn parse_lease_reply(reply: &Value, quotas: &[Quota]) -> Result<(u32, RateLimitDecision), String> {
+    let n = quotas.len();
+    let bad = || format!("unexpected lease script reply {reply:?}");
+    let Value::Array(items) = reply else {
+        return Err(bad());
+    };
+    if items.len() != 1 + n || n > MAX_QUOTAS {
+        return Err(bad());
     }
+    let taken = u32::try_from(int(&items[0]).ok_or_else(bad)?.max(0)).map_err(|_| bad())?;
+    let mut aheads = [0u64; MAX_QUOTAS];
+    for (a, v) in aheads.iter_mut().zip(&items[1..]) {
+        *a = int(v).ok_or_else(bad)?.max(0) as u64;
+    }
+    Ok((taken, decision_from(taken > 0, 0, &aheads[..n], quotas)))
+}
+
+/// A quota's emission interval and tolerance in microseconds (the script's unit).
+fn micros(q: &Quota) -> (u64, u64) {
+    let em = (q.emission_ns() / 1000).max(1);
+    (em, em.saturating_mul(u64::from(q.burst_size())))
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        _ => None,
+    }
+}
+
+/// Reads the script's reply `{allowed + 2 * shadow mask, ahead of each quota (us)}`, or
+/// for one quota the integer `ahead * 32 + (allowed + 2 * mask)`; the remaining units and
+/// the waits follow from the quotas' intervals and tolerances, as in [`gcra`](crate::gcra).
+fn parse_reply(reply: &Value, quotas: &[Quota]) -> Result<RateLimitDecision, String> {
+    parse_reply_hits(reply, quotas, 1)
+}
+
+/// [`parse_reply`] for a request of `hits` units.
+fn parse_reply_hits(
+    reply: &Value,
+    quotas: &[Quota],
+    hits: u64,
+) -> Result<RateLimitDecision, String> {
+    let n = quotas.len();
+    let bad = || format!("unexpected script reply {reply:?}");
+    let mut aheads = [0u64; MAX_QUOTAS];
+    let head = match reply {
+        Value::Int(v) if n == 1 && *v >= 0 => {
+            aheads[0] = (*v >> 5) as u64;
+            *v & 31
+        }
+        Value::Array(items) if items.len() == 1 + n && n <= MAX_QUOTAS => {
+            for (a, v) in aheads.iter_mut().zip(&items[1..]) {
+                *a = int(v).ok_or_else(bad)?.max(0) as u64;
+            }
+            int(&items[0]).ok_or_else(bad)?
+        }
+        _ => return Err(bad()),
+    };
+    let allowed = head & 1 == 1;
+    let mask = ((head >> 1) & 0xF) as u8;
+    Ok(decision_from_hits(
+        allowed,
+        mask,
+        &aheads[..n],
+        quotas,
+        hits,
+    ))
+}
+
+/// Rebuilds a decision from how far ahead of now each quota's TAT is after the script.
+///
+/// Refused: nothing was committed, so quota `i`'s wait is `ahead + em − tol` (at least 0).
+/// Admitted: every enforced quota was committed at `max(tat, now + wait) + em`, so the
+/// wait is the largest `ahead − tol` of the enforced quotas (see `gcra::decide`); a shadow
+/// quota that would have refused was not committed and keeps its own wait.
+fn decision_from(allowed: bool, mask: u8, aheads: &[u64], quotas: &[Quota]) -> RateLimitDecision {
+    decision_from_hits(allowed, mask, aheads, quotas, 1)
+}
+
+/// [`decision_from`] for a request of `hits` units (a refused one waits for all of them).
+fn decision_from_hits(
+    allowed: bool,
+    mask: u8,
+    aheads: &[u64],
+    quotas: &[Quota],
+    hits: u64,
+) -> RateLimitDecision {
     let mut states = [QuotaState::default(); MAX_QUOTAS];
-    for (i, s) in states.iter_mut().take(n).enumerate() {
-        let r = &reply[2 + 3 * i..5 + 3 * i];
-        *s = QuotaState {
-            remaining: r[0].max(0) as u64,
-            reset: us(r[1]),
-            wait: us(r[2]),
+    let mut wait = 0u64;
+    for (i, (q, &ahead)) in quotas.iter().zip(aheads).enumerate() {
+        let (em, tol) = micros(q);
+        let skipped = mask & (1 << i) != 0;
+        let own_wait = if allowed && !skipped {
+            0
+        } else {
+            (ahead + em.saturating_mul(hits)).saturating_sub(tol)
+        };
+        if !q.is_shadow() {
+            let w = if allowed {
+                ahead.saturating_sub(tol)
+            } else {
+                own_wait
+            };
+            wait = wait.max(w);
+        }
+        states[i] = QuotaState {
+            remaining: tol.saturating_sub(ahead) / em,
+            reset: us(ahead),
+            wait: us(own_wait),
         };
     }
-    Ok(RateLimitDecision::new(
-        reply[0] == 1,
-        us(reply[1]),
-        &states[..n],
-    ))
+    RateLimitDecision::new(allowed, us(wait), &states[..quotas.len()]).with_would_limit(mask)
+}
+
+fn us(v: u64) -> Duration {
+    Duration::from_micros(v)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn reply(items: &[i64]) -> Value {
+        Value::Array(items.iter().map(|&i| Value::Int(i)).collect())
+    }
+
     #[test]
     fn reply_parsing() {
-        let d = parse_reply(&[0, 600_000, 0, 60_000_000, 600_000], 1).unwrap();
+        // 100 per minute: em 600 ms, tol 60 s. Refused with the bucket empty.
+        let q = [Quota::per_minute("m", 100).unwrap()];
+        let d = parse_reply(&Value::Int(60_000_000 * 32), &q).unwrap();
         assert!(!d.is_allowed());
         assert_eq!(d.wait(), Duration::from_millis(600));
         assert_eq!(d.states()[0].reset, Duration::from_secs(60));
-        assert!(parse_reply(&[1, 0], 1).is_err());
+        assert_eq!(d.states()[0].remaining, 0);
+        // Admitted, 3 units spent: 97 left, no wait.
+        let d = parse_reply(&Value::Int(1_800_000 * 32 + 1), &q).unwrap();
+        assert!(d.is_allowed());
+        assert_eq!(d.wait(), Duration::ZERO);
+        assert_eq!(d.states()[0].remaining, 97);
+        assert!(parse_reply(&reply(&[1]), &q).is_err());
+        assert!(parse_reply(&Value::Int(-1), &q).is_err());
+        // Two quotas: an array, shadow bits from bit 1.
+        let two = [
+            Quota::per_minute("m", 100).unwrap(),
+            Quota::per_second("s", 10).unwrap().shadow(true),
+        ];
+        let d = parse_reply(&reply(&[1 + 4, 600_000, 1_000_000]), &two).unwrap();
+        assert!(d.is_allowed() && !d.would_limit_quota(0) && d.would_limit_quota(1));
+        assert_eq!(d.states()[1].wait, Duration::from_millis(100));
+        assert!(parse_reply(&Value::Int(1), &two).is_err());
+    }
+
+    /// The reply rebuilt client-side equals the in-memory decision, for random arrivals
+    /// over three quotas, one of them in shadow, in reject and wait mode (intervals in
+    /// whole microseconds, the script's unit).
+    #[test]
+    fn rebuilt_decisions_match_the_in_memory_ones() {
+        let quotas = [
+            Quota::per_second("a", 10).unwrap().burst(3),
+            Quota::new("b", 5, Duration::from_secs(2))
+                .unwrap()
+                .shadow(true),
+            Quota::per_second("c", 8).unwrap(),
+        ];
+        for max_wait in [None, Some(250_000_000u64)] {
+            let mut tats = [0u64; MAX_QUOTAS];
+            let mut now = 1_000_000_000u64;
+            let mut seed = 7u64;
+            for _ in 0..2_000 {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                now += (seed >> 33) % 150 * 1_000_000;
+                let d = crate::gcra::decide(&mut tats, &quotas, now, max_wait);
+                let mut aheads = [0u64; MAX_QUOTAS];
+                for (a, t) in aheads.iter_mut().zip(&tats) {
+                    *a = t.saturating_sub(now) / 1000;
+                }
+                let mask = (0..quotas.len())
+                    .filter(|&i| d.would_limit_quota(i))
+                    .fold(0u8, |m, i| m | 1 << i);
+                let r = decision_from(d.is_allowed(), mask, &aheads[..quotas.len()], &quotas);
+                assert_eq!(r, d, "at {now}");
+            }
+        }
     }
 }

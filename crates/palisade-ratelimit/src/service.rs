@@ -71,32 +71,69 @@ fn rate_headers(shared: &Shared, set: &QuotaSet, d: &RateLimitDecision) -> Heade
     h
 }
 
+/// The names of the policies of `set` refusing in `d`: the enforced ones with a wait, or
+/// the shadow ones that would have refused.
+fn policies(set: &QuotaSet, d: &RateLimitDecision, shadow: bool) -> Vec<String> {
+    d.states()
+        .iter()
+        .zip(set.quotas())
+        .zip(&set.inner.names)
+        .enumerate()
+        .filter(|(i, ((s, q), _))| {
+            if q.is_shadow() {
+                shadow && d.would_limit_quota(*i)
+            } else {
+                !s.wait.is_zero()
+            }
+        })
+        .map(|(_, (_, n))| n.clone())
+        .collect()
+}
+
 /// Turns a decision into the next step, emitting its event.
 pub(crate) fn step(shared: &Shared, set: &QuotaSet, hash: u64, d: &RateLimitDecision) -> Step {
-    if d.is_allowed() {
-        shared
-            .listeners
-            .emit_named(|instance| RateLimitEvent::Allowed {
-                instance,
-                key_hash: hash,
-                waited: d.wait(),
-            });
+    if d.is_allowed() || shared.shadow {
+        let would_limit = !d.is_allowed() || d.would_limit();
+        if would_limit {
+            let retry_after = if d.is_allowed() {
+                // The longest wait among the shadow quotas that would have refused.
+                (0..d.states().len())
+                    .filter(|&i| d.would_limit_quota(i))
+                    .map(|i| d.state(i).wait)
+                    .max()
+                    .unwrap_or_default()
+            } else {
+                d.wait()
+            };
+            let policies = policies(set, d, true);
+            shared
+                .listeners
+                .emit_named(|instance| RateLimitEvent::WouldLimit {
+                    instance,
+                    key_hash: hash,
+                    retry_after,
+                    policies,
+                });
+        } else {
+            shared
+                .listeners
+                .emit_named(|instance| RateLimitEvent::Allowed {
+                    instance,
+                    key_hash: hash,
+                    waited: d.wait(),
+                });
+        }
         // Client mode never writes the fields into upstream responses.
         let headers = (shared.response_headers && shared.mode == RateLimitMode::Reject)
             .then(|| ResponseFields::new(set, d, shared.legacy_headers));
-        if d.wait().is_zero() {
+        // A layer in shadow mode never holds a request back either.
+        if d.wait().is_zero() || shared.shadow {
             Step::Call(headers)
         } else {
             Step::Wait(d.wait(), headers)
         }
     } else {
-        let violated: Vec<String> = d
-            .states()
-            .iter()
-            .zip(&set.inner.names)
-            .filter(|(s, _)| !s.wait.is_zero())
-            .map(|(_, n)| n.clone())
-            .collect();
+        let violated = policies(set, d, false);
         shared
             .listeners
             .emit_named(|instance| RateLimitEvent::Limited {
@@ -162,7 +199,7 @@ where
         let max_wait = max_wait::<M, _>(shared, &req);
         #[cfg(feature = "redis")]
         if let Some(redis) = &shared.redis {
-            let fut = redis.decide(storage_key::encode(&key), set.clone(), max_wait);
+            let fut = redis.decide(&storage_key::encode(&key), set, max_wait);
             let inner = take_ready(&mut self.inner);
             return ResponseFuture::deciding(
                 fut,

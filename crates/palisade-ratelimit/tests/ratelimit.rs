@@ -431,3 +431,136 @@ async fn grpc_callers_get_resource_exhausted() {
     assert_eq!(res.headers()["grpc-retry-pushback-ms"], "1000");
     assert_eq!(upstream.calls(), 1);
 }
+
+/// The `RateLimit` field of a response.
+fn limit_field(res: &Res) -> String {
+    res.headers()["ratelimit"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn shadow_layer_records_would_limit_and_passes_everything() {
+    let upstream = ScriptedService::new();
+    let events = EventRecorder::new();
+    let layer = RateLimitLayer::new(GlobalKey, Quota::per_minute("default", 2).unwrap())
+        .shadow(true)
+        .on_event(events.on());
+    let mut svc = ServiceBuilder::new()
+        .layer(layer)
+        .service(unit_requests(&upstream));
+    let mut fields = Vec::new();
+    for _ in 0..5 {
+        let res = svc.ready().await.unwrap().call(Request::new(())).await;
+        fields.push(limit_field(&res.unwrap()));
+    }
+    assert_eq!(upstream.calls(), 5);
+    assert_eq!(
+        fields,
+        [
+            "\"default\";r=1;t=30",
+            "\"default\";r=0;t=60",
+            // What a refusal would say: the next unit in 30 s.
+            "\"default\";r=0;t=30",
+            "\"default\";r=0;t=30",
+            "\"default\";r=0;t=30",
+        ]
+    );
+    let evs = events.events::<RateLimitEvent>();
+    let allowed = evs
+        .iter()
+        .filter(|e| matches!(e, RateLimitEvent::Allowed { .. }))
+        .count();
+    let would: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match e {
+            RateLimitEvent::WouldLimit {
+                retry_after,
+                policies,
+                ..
+            } => Some((*retry_after, policies.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(allowed, 2);
+    assert_eq!(
+        would,
+        vec![(Duration::from_secs(30), vec!["default".to_owned()]); 3]
+    );
+    // Refusals consumed nothing: 30 s later one more unit conforms.
+    advance(Duration::from_secs(30)).await;
+    svc.ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
+    assert_eq!(events.events::<RateLimitEvent>().len(), 6);
+    assert!(matches!(
+        events.events::<RateLimitEvent>()[5],
+        RateLimitEvent::Allowed { .. }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shadow_quota_never_refuses_and_counts_as_if_enforced() {
+    let upstream = ScriptedService::new();
+    let events = EventRecorder::new();
+    let set = QuotaSet::new([
+        Quota::per_minute("old", 3).unwrap(),
+        Quota::per_minute("new", 1).unwrap().shadow(true),
+    ])
+    .unwrap();
+    let layer = RateLimitLayer::new(GlobalKey, set).on_event(events.on());
+    let mut svc = ServiceBuilder::new()
+        .layer(layer)
+        .service(unit_requests(&upstream));
+    let mut fields = Vec::new();
+    for _ in 0..3 {
+        let res = svc.ready().await.unwrap().call(Request::new(())).await;
+        fields.push(limit_field(&res.unwrap()));
+    }
+    // The shadow quota took its one unit only: its refusals consumed nothing.
+    assert_eq!(
+        fields,
+        [
+            "\"old\";r=2;t=20, \"new\";r=0;t=60",
+            "\"old\";r=1;t=40, \"new\";r=0;t=60",
+            "\"old\";r=0;t=60, \"new\";r=0;t=60",
+        ]
+    );
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap_err();
+    let limited = err.downcast_ref::<RateLimited>().unwrap();
+    assert_eq!(limited.retry_after, Duration::from_secs(20));
+    assert_eq!(limited.violated_policies, ["old"]);
+    assert_eq!(upstream.calls(), 3);
+    let names: Vec<_> = events
+        .events::<RateLimitEvent>()
+        .iter()
+        .map(|e| match e {
+            RateLimitEvent::Allowed { .. } => "allowed".to_owned(),
+            RateLimitEvent::WouldLimit {
+                policies,
+                retry_after,
+                ..
+            } => format!("would_limit {policies:?} {retry_after:?}"),
+            RateLimitEvent::Limited {
+                violated_policies, ..
+            } => format!("limited {violated_policies:?}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "allowed",
+            "would_limit [\"new\"] 60s",
+            "would_limit [\"new\"] 60s",
+            "limited [\"old\"]",
+        ]
+    );
+}

@@ -419,3 +419,130 @@ async fn check_hits_spends_several_units_at_once() {
         .await
         .unwrap();
 }
+
+/// Admitted requests out of `n` for `key`.
+async fn admitted<S>(svc: &S, key: &str, n: usize) -> usize
+where
+    S: Service<Request<()>, Response = Res, Error = BoxError> + Clone,
+{
+    let mut ok = 0;
+    for _ in 0..n {
+        match svc.clone().oneshot(req(key)).await {
+            Ok(_) => ok += 1,
+            Err(e) => assert!(e.is::<RateLimited>(), "unexpected error: {e}"),
+        }
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_leases_hold_units_and_give_back_the_unused_ones() {
+    let url = redis_url();
+    let (Some(a), Some(b)) = (connect(&url).await, connect(&url).await) else {
+        return;
+    };
+    let prefix = unique_prefix("lease");
+    // 20 per minute: no unit refills during the test (one per 3 s).
+    let quota = Quota::per_minute("m", 20).unwrap();
+    let instance = |backend: RedisBackend, upstream: &ScriptedService| {
+        let backend = backend
+            .prefix(&prefix)
+            .timeout(Duration::from_secs(5))
+            .on_failure(FailAction::Closed)
+            .lease(10, Duration::from_millis(300));
+        let layer = RateLimitLayer::new(api_key(), quota.clone()).redis("lease", backend.clone());
+        (backend, layer.layer(app(upstream)))
+    };
+    let upstream = ScriptedService::new();
+    let (lease_a, one) = instance(a, &upstream);
+    let (lease_b, two) = instance(b, &upstream);
+
+    // `one` takes 10 units in one round trip and holds 9.
+    assert_eq!(admitted(&one, "k", 1).await, 1);
+    assert_eq!(lease_a.leased_units(), 9);
+    // `two` gets the other 10 only: the units `one` holds are the accuracy cost.
+    assert_eq!(admitted(&two, "k", 15).await, 10);
+    assert_eq!(lease_b.leased_units(), 0);
+    // `one` spends its 9 without a round trip, then is refused: 20 in all, never more.
+    assert_eq!(admitted(&one, "k", 12).await, 9);
+    assert_eq!(upstream.calls(), 20);
+
+    // Unused units go back: `one` leases 10 of a fresh key and uses 1.
+    assert_eq!(admitted(&one, "g", 1).await, 1);
+    assert_eq!(lease_a.leased_units(), 9);
+    assert_eq!(admitted(&two, "g", 20).await, 10);
+    // Given back (e.g. at shutdown), the 9 are `two`'s to spend.
+    assert_eq!(lease_a.return_leases().await.unwrap(), 9);
+    assert_eq!(lease_a.leased_units(), 0);
+    assert_eq!(admitted(&two, "g", 20).await, 9);
+
+    // An ended lease gives its units back with the key's next round trip.
+    assert_eq!(admitted(&one, "e", 1).await, 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(lease_a.leased_units(), 9, "held until the next round trip");
+    assert_eq!(admitted(&two, "e", 20).await, 10);
+    // `one`'s next request gives 9 back and takes them again (9 conform, 1 used).
+    assert_eq!(admitted(&one, "e", 1).await, 1);
+    assert_eq!(lease_a.leased_units(), 8);
+    assert_eq!(admitted(&one, "e", 20).await, 8);
+    assert_eq!(admitted(&two, "e", 1).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_quota_through_redis_never_refuses() {
+    let Some(backend) = connect(&redis_url()).await else {
+        return;
+    };
+    let set = palisade_ratelimit::QuotaSet::new([
+        Quota::per_minute("old", 3).unwrap(),
+        Quota::per_minute("new", 1).unwrap().shadow(true),
+    ])
+    .unwrap();
+    let events = EventRecorder::new();
+    let layer = RateLimitLayer::new(api_key(), set)
+        .on_event(events.on())
+        .redis(
+            "shadow",
+            backend
+                .prefix(&unique_prefix("shadow"))
+                .timeout(Duration::from_secs(5))
+                .on_failure(FailAction::Closed),
+        );
+    let upstream = ScriptedService::new();
+    let svc = layer.layer(app(&upstream));
+    let mut fields = Vec::new();
+    for _ in 0..3 {
+        let res = svc.clone().oneshot(req("s")).await.unwrap();
+        fields.push(res.headers()["ratelimit"].to_str().unwrap().to_owned());
+    }
+    // As in memory: the shadow quota took one unit; its refusals consumed nothing.
+    assert_eq!(
+        fields,
+        [
+            "\"old\";r=2;t=20, \"new\";r=0;t=60",
+            "\"old\";r=1;t=40, \"new\";r=0;t=60",
+            "\"old\";r=0;t=60, \"new\";r=0;t=60",
+        ]
+    );
+    let err = svc.clone().oneshot(req("s")).await.unwrap_err();
+    assert!(err.is::<RateLimited>(), "{err}");
+    let kinds: Vec<&str> = events
+        .events::<RateLimitEvent>()
+        .iter()
+        .map(|e| match e {
+            RateLimitEvent::Allowed { .. } => "allowed",
+            RateLimitEvent::WouldLimit { policies, .. } => {
+                assert_eq!(policies, &["new"]);
+                "would_limit"
+            }
+            RateLimitEvent::Limited {
+                violated_policies, ..
+            } => {
+                assert_eq!(violated_policies, &["old"]);
+                "limited"
+            }
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["allowed", "would_limit", "would_limit", "limited"]);
+}

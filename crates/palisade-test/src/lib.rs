@@ -9,6 +9,8 @@
 //!   [`settle`](time::settle)).
 //! - [`events`]: [`EventRecorder`], which collects the events of every Palisade layer, and
 //!   [`assert_events!`].
+//! - [`redis_cluster`]: [`RedisCluster`](redis_cluster::RedisCluster), a private
+//!   3-primary Redis Cluster started from `redis-server` for a test and stopped on drop.
 //! - [`scenario`]: [`Scenario`], which sends requests at given instants through a stack and
 //!   returns the outcome table (status or rejection per request).
 //!
@@ -77,6 +79,7 @@ pub struct ReadmeDoctests;
 
 pub mod bodies;
 pub mod events;
+pub mod redis_cluster;
 pub mod scenario;
 pub mod scripted;
 pub mod time;
