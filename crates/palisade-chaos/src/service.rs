@@ -202,32 +202,26 @@ where
         // The no-fault path: a layer with nothing that can fire, or switched off, costs one
         // plain load and one relaxed atomic load before the inner call. The request is not
         // borrowed on this path, so it moves straight into the inner call without a copy.
-        if !self.settings.armed || !self.state.enabled.load(Ordering::Relaxed) {
-            return ResponseFuture::passthrough(self.inner.call(req));
+        if self.settings.armed && self.state.enabled.load(Ordering::Relaxed) {
+            let (plan, from) = self.plan_cold(&req);
+            if !plan.is_empty() {
+                return self.faulted(plan, from, req);
+            }
         }
-        self.armed_call(req)
+        ResponseFuture::passthrough(self.inner.call(req))
     }
 }
 
 impl<S> Fault<S> {
-    /// An armed layer: draws the plan, then passes through or injects. Out of line so that
-    /// the unarmed path in `call` stays a load, a branch and the inner call.
+    /// An armed layer's plan, out of line: the request is only borrowed, so on the path
+    /// where nothing fires it moves once, straight into the inner call.
     #[inline(never)]
-    fn armed_call<ReqB>(
-        &mut self,
-        req: Request<ReqB>,
-    ) -> ResponseFuture<S::Future, S, Request<ReqB>>
-    where
-        S: Service<Request<ReqB>> + Clone,
-    {
-        let (plan, from) = self.plan(&req);
-        if plan.is_empty() {
-            return ResponseFuture::passthrough(self.inner.call(req));
-        }
-        self.faulted(plan, from, req)
+    fn plan_cold<B>(&self, req: &Request<B>) -> (Plan, FromHeaders) {
+        self.plan(req)
     }
 
     /// The faulted path, kept out of `call` so the no-fault path stays small.
+    #[inline(never)]
     fn faulted<ReqB>(
         &mut self,
         plan: Plan,
