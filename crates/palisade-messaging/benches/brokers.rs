@@ -5,7 +5,9 @@
 //! cargo bench -p palisade-messaging --all-features --bench brokers
 //! ```
 //!
-//! Prints, per producer: sequential publishes (one at a time, confirm awaited) with p50/p99
+//! Prints, per producer, bare and behind the default policy (timeout → retry → breaker →
+//! bulkhead → rate limit, each in its any-request mode), twice each, alternately:
+//! sequential publishes (one at a time, confirm awaited) with p50/p99
 //! latency, and messages/s with 64 publishes in flight; the stream processor's messages/s
 //! (no-op handler, ack per message); then outbox relay rows/s with 1 and 2 relays publishing
 //! to JetStream. Uses its own stream, queue and schemas, deleted after.
@@ -13,12 +15,20 @@
 use async_nats::jetstream::{self, consumer::pull, stream};
 use lapin::options::{QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions};
 use lapin::types::FieldTable;
+use palisade_breaker::CircuitBreakerLayer;
+use palisade_bulkhead::BulkheadLayer;
+use palisade_core::BoxError;
+use palisade_core::classify::{DefaultClassifier, Outcome, classify_fn};
+use palisade_core::key::{KeyError, key_fn};
 use palisade_messaging::consumer::{Delivery, ProcessorConfig, StreamProcessor};
 use palisade_messaging::outbox::{Outbox, OutboxMessage, OutboxRelay};
 use palisade_messaging::producer::{AmqpPublisher, JetStreamPublisher};
 use palisade_messaging::{PublishError, PublishReceipt, PublishRequest};
+use palisade_ratelimit::{Quota, RateLimitLayer};
+use palisade_retry::{Decision, RetryLayer, RetryReason, predicate_fn};
+use palisade_timeout::TimeoutLayer;
 use std::time::{Duration, Instant};
-use tower::{Service, ServiceExt, service_fn};
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
 const SEQUENTIAL: usize = 2_000;
 const CONCURRENT: usize = 20_000;
@@ -35,17 +45,19 @@ fn suffix() -> String {
 
 async fn measure<P>(name: &str, publisher: P, subject: &str)
 where
-    P: Service<PublishRequest, Response = PublishReceipt, Error = PublishError>
-        + Clone
-        + Send
-        + 'static,
+    P: Service<PublishRequest, Response = PublishReceipt> + Clone + Send + 'static,
+    P::Error: std::fmt::Debug,
     P::Future: Send,
 {
+    // Unique ids per run: JetStream would answer a repeated id as a duplicate, unstored.
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let payload = bytes::Bytes::from(vec![b'x'; 256]);
     let mut lat = Vec::with_capacity(SEQUENTIAL);
     let start = Instant::now();
     for i in 0..SEQUENTIAL {
-        let req = PublishRequest::new(subject, payload.clone()).with_message_id(format!("s-{i}"));
+        let req =
+            PublishRequest::new(subject, payload.clone()).with_message_id(format!("r{run}-s-{i}"));
         let t = Instant::now();
         publisher.clone().oneshot(req).await.unwrap();
         lat.push(t.elapsed());
@@ -71,7 +83,7 @@ where
             let mut lat = Vec::new();
             for i in (t..CONCURRENT).step_by(IN_FLIGHT) {
                 let req = PublishRequest::new(subject.clone(), payload.clone())
-                    .with_message_id(format!("c-{i}"));
+                    .with_message_id(format!("r{run}-c-{i}"));
                 let s = Instant::now();
                 publisher.clone().oneshot(req).await.unwrap();
                 lat.push(s.elapsed());
@@ -92,6 +104,93 @@ where
         p(0.50),
         p(0.99)
     );
+}
+
+/// The default policy around a producer, each layer in its any-request mode: timeout
+/// (1 s) → retry (3 attempts, retryable publish errors) → breaker (errors are failures) →
+/// bulkhead (256 at once) → rate limit (one key, far above the offered rate).
+fn with_policy<P>(
+    producer: P,
+) -> impl Service<PublishRequest, Response = PublishReceipt, Error = BoxError, Future: Send>
++ Clone
++ Send
++ 'static
+where
+    P: Service<PublishRequest, Response = PublishReceipt, Error = PublishError>
+        + Clone
+        + Send
+        + 'static,
+    P::Future: Send + 'static,
+{
+    let retry = RetryLayer::any_request()
+        .max_attempts(3)
+        .predicate(predicate_fn(
+            |r: Result<&PublishReceipt, &BoxError>| match r {
+                Ok(_) => Decision::Success,
+                Err(e)
+                    if e.downcast_ref::<PublishError>()
+                        .is_some_and(PublishError::is_retryable) =>
+                {
+                    Decision::Retry {
+                        reason: RetryReason::Error,
+                        after: None,
+                    }
+                }
+                Err(_) => Decision::Return,
+            },
+        ));
+    let breaker = CircuitBreakerLayer::builder()
+        .classifier(classify_fn(
+            |r: Result<&PublishReceipt, &BoxError>| match r {
+                Ok(_) => Outcome::Success,
+                Err(e) => DefaultClassifier::new().classify_error(e),
+            },
+        ))
+        .build()
+        .unwrap();
+    let bulkhead = BulkheadLayer::builder()
+        .max_concurrent(256)
+        .max_queue(0)
+        .release_on_response()
+        .build()
+        .unwrap();
+    let limit = RateLimitLayer::any_request(
+        key_fn(|_req: &PublishRequest| Ok::<_, KeyError>("all".to_owned())),
+        Quota::per_second("publish", 1_000_000).unwrap(),
+    );
+    ServiceBuilder::new()
+        .layer(TimeoutLayer::any_request(Duration::from_secs(1)))
+        .layer(retry)
+        .layer(breaker)
+        .layer(bulkhead)
+        .layer(limit)
+        .service(producer)
+}
+
+/// The policy's own cost per publish, on an in-memory producer that confirms at once
+/// (no broker noise): bare vs behind the policy, ns per publish.
+async fn policy_overhead() {
+    const N: u32 = 200_000;
+    let producer = service_fn(|_req: PublishRequest| async {
+        Ok::<_, PublishError>(PublishReceipt::default())
+    });
+    let run =
+        |name: &'static str, ns: f64| println!("{name:<10} in-memory producer: {ns:.0} ns/publish");
+    for _ in 0..2 {
+        let start = Instant::now();
+        for i in 0..N {
+            let req = PublishRequest::new("bench.mem", "x").with_message_id(i.to_string());
+            producer.oneshot(req).await.unwrap();
+        }
+        run("bare", start.elapsed().as_nanos() as f64 / f64::from(N));
+        let policy = with_policy(producer);
+        let start = Instant::now();
+        for i in 0..N {
+            let req = PublishRequest::new("bench.mem", "x").with_message_id(i.to_string());
+            policy.clone().oneshot(req).await.unwrap();
+        }
+        run("policy", start.elapsed().as_nanos() as f64 / f64::from(N));
+    }
 }
 
 const CONSUMED: usize = 20_000;
@@ -277,12 +376,22 @@ async fn main() {
     })
     .await
     .unwrap();
-    measure(
-        "jetstream",
-        JetStreamPublisher::from_context(js.clone()),
-        &format!("{name}.events"),
-    )
-    .await;
+    policy_overhead().await;
+    // Bare and behind the default policy, alternately (twice each), on one subject.
+    for _ in 0..2 {
+        measure(
+            "jetstream",
+            JetStreamPublisher::from_context(js.clone()),
+            &format!("{name}.events"),
+        )
+        .await;
+        measure(
+            "js+policy",
+            with_policy(JetStreamPublisher::from_context(js.clone())),
+            &format!("{name}.events"),
+        )
+        .await;
+    }
 
     let conn = lapin::Connection::connect(
         &env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
@@ -302,7 +411,19 @@ async fn main() {
     let amqp = AmqpPublisher::new(conn.create_channel().await.unwrap(), "")
         .await
         .unwrap();
-    measure("rabbitmq", amqp.clone(), &name).await;
+    // The queue is purged between runs: a growing queue slows RabbitMQ down.
+    let purge = || async {
+        channel
+            .queue_purge(name.as_str().into(), QueuePurgeOptions::default())
+            .await
+            .unwrap();
+    };
+    for _ in 0..2 {
+        measure("rabbitmq", amqp.clone(), &name).await;
+        purge().await;
+        measure("mq+policy", with_policy(amqp.clone()), &name).await;
+        purge().await;
+    }
     channel
         .queue_purge(name.as_str().into(), QueuePurgeOptions::default())
         .await
