@@ -105,8 +105,23 @@ async fn two_instances_share_jobs_and_the_cap() {
     );
     let (status, _, _) = get(&b, &format!("{}/result", locations[0])).await;
     assert_eq!(status, StatusCode::ACCEPTED, "not done yet");
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(b.state(id).await.unwrap(), Some(JobState::Succeeded));
+    // Real time: the jobs run on this runtime and their TTLs are Redis's (PEXPIRE), so
+    // tokio's paused clock cannot stand in. Polled, with a deadline, not a fixed sleep.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while b.state(id).await.unwrap() != Some(JobState::Succeeded) {
+        assert!(tokio::time::Instant::now() < deadline, "job never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for l in &locations[1..] {
+        let id = l.rsplit('/').next().unwrap();
+        while !matches!(
+            a.state(id).await.unwrap(),
+            Some(JobState::Succeeded | JobState::Failed)
+        ) {
+            assert!(tokio::time::Instant::now() < deadline, "job never finished");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let (status, body, ct) = get(&b, &format!("{}/result", locations[0])).await;
     assert_eq!((status, body.as_str()), (StatusCode::CREATED, "r1"));
     assert_eq!(ct.as_deref(), Some("text/csv"));

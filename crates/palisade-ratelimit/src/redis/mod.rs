@@ -292,8 +292,9 @@ impl RedisBackend {
 
     /// Like [`check`](Self::check), but the request spends `hits` units of every quota
     /// (0 counts as 1): admitted only if all of them conform now. A request of more units
-    /// than a quota's burst is never admitted. Envoy's `hits_addend` maps here. Never
-    /// served from a [lease](Self::lease).
+    /// than a quota's burst is never admitted. Envoy's `hits_addend` maps here. A request
+    /// of more than one unit is never served from a [lease](Self::lease); one unit is
+    /// [`check`](Self::check).
     pub async fn check_hits<K: StorageKey + ?Sized>(
         &self,
         key: &K,
